@@ -1,0 +1,42 @@
+//! Access keys and SigV4 verification of incoming requests.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use berth_model::{ApiError, ErrorCode};
+use berth_sigv4::{verify, Identity, Request};
+
+/// The access keys berth accepts, mapped to their secrets.
+#[derive(Debug, Clone, Default)]
+pub struct KeyRing {
+    keys: HashMap<String, String>,
+}
+
+impl KeyRing {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_key(mut self, access_key_id: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.keys.insert(access_key_id.into(), secret.into());
+        self
+    }
+
+    /// Verifies a request's signature, and that it was signed for `service`.
+    pub(crate) fn authenticate(
+        &self,
+        req: &Request<'_>,
+        service: &str,
+        now: SystemTime,
+    ) -> Result<Identity, ApiError> {
+        let id = verify(req, now, |akid| self.keys.get(akid).cloned())
+            .map_err(|e| ApiError::new(ErrorCode::from_auth_code(e.code()), e.to_string()))?;
+        if id.service != service {
+            return Err(ApiError::new(
+                ErrorCode::InvalidSignatureException,
+                format!("Credential should be scoped to correct service: '{service}'."),
+            ));
+        }
+        Ok(id)
+    }
+}

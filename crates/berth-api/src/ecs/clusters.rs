@@ -1,0 +1,309 @@
+//! CreateCluster, DescribeClusters, ListClusters, UpdateCluster, UpdateClusterSettings,
+//! DeleteCluster.
+
+use berth_model::{
+    keys, validate_cluster_name, validate_tags, ApiError, Arn, Cluster, ClusterCounts,
+    ClusterField, ClusterSetting, ClusterStatus, ErrorCode, ResourceKind, Tag,
+};
+use berth_store::{StoreExt, Txn, TxnResult};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::paging::paginate;
+use crate::state::{store_err, to_bytes, Ctx};
+
+/// The cluster ECS uses when a request names none.
+pub(crate) const DEFAULT_CLUSTER: &str = "default";
+
+/// Turns a cluster name or ARN into the name.
+pub(crate) fn cluster_name(ident: Option<&str>) -> Result<String, ApiError> {
+    let ident = ident.unwrap_or(DEFAULT_CLUSTER);
+    if Arn::looks_like_arn(ident) {
+        return match Arn::parse(ident) {
+            Some(a) if a.kind == ResourceKind::Cluster => {
+                validate_cluster_name(&a.resource)?;
+                Ok(a.resource)
+            }
+            _ => Err(ApiError::invalid(format!("Invalid cluster ARN: {ident}"))),
+        };
+    }
+    validate_cluster_name(ident)?;
+    Ok(ident.to_owned())
+}
+
+/// Loads an ACTIVE cluster with its mod revision, or ClusterNotFoundException.
+pub(crate) async fn load_active(ctx: &Ctx, name: &str) -> Result<(Cluster, u64), ApiError> {
+    match ctx
+        .store()
+        .get_json::<Cluster>(&keys::cluster(name))
+        .await
+        .map_err(store_err)?
+    {
+        Some((c, rev)) if c.status == ClusterStatus::Active => Ok((c, rev)),
+        _ => Err(ApiError::cluster_not_found()),
+    }
+}
+
+async fn counts(ctx: &Ctx, name: &str) -> Result<ClusterCounts, ApiError> {
+    let n = |prefix: String| async move {
+        ctx.store()
+            .list(&prefix)
+            .await
+            .map(|(kvs, _)| kvs.len() as u64)
+            .map_err(store_err)
+    };
+    Ok(ClusterCounts {
+        registered_container_instances: n(keys::instances_of(name)).await?,
+        active_services: n(keys::services_of(name)).await?,
+        running_tasks: 0,
+        pending_tasks: 0,
+    })
+}
+
+fn wire(ctx: &Ctx, c: &Cluster, include: Option<&[ClusterField]>, counts: ClusterCounts) -> Value {
+    c.to_wire(
+        &ctx.arn(ResourceKind::Cluster, &c.cluster_name),
+        include,
+        counts,
+    )
+}
+
+/// Writes `c` if the cluster key is still at `rev` (0 = absent); a lost race is reported as
+/// a retryable conflict.
+async fn put_cluster(ctx: &Ctx, c: &Cluster, rev: u64) -> Result<(), ApiError> {
+    let key = keys::cluster(&c.cluster_name);
+    let txn = Txn::new()
+        .when_mod_revision(key.clone(), rev)
+        .put(key, to_bytes(c)?);
+    match ctx.store().txn(txn).await.map_err(store_err)? {
+        TxnResult::Committed { .. } => Ok(()),
+        TxnResult::Conflict { .. } => Err(ApiError::new(
+            ErrorCode::ClientException,
+            "The cluster was modified concurrently; retry the request.",
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CreateClusterRequest {
+    cluster_name: Option<String>,
+    #[serde(default)]
+    tags: Vec<Tag>,
+    #[serde(default)]
+    settings: Vec<ClusterSetting>,
+    configuration: Option<Value>,
+    #[serde(default)]
+    capacity_providers: Vec<String>,
+    #[serde(default)]
+    default_capacity_provider_strategy: Vec<Value>,
+    service_connect_defaults: Option<Value>,
+}
+
+pub(crate) async fn create(ctx: &Ctx, req: CreateClusterRequest) -> Result<Value, ApiError> {
+    let name = req
+        .cluster_name
+        .unwrap_or_else(|| DEFAULT_CLUSTER.to_owned());
+    validate_cluster_name(&name)?;
+    validate_tags(&req.tags)?;
+    ClusterSetting::validate_all(&req.settings)?;
+    let existing = ctx
+        .store()
+        .get_json::<Cluster>(&keys::cluster(&name))
+        .await
+        .map_err(store_err)?;
+    // CreateCluster is idempotent in ECS: an ACTIVE cluster of that name is returned as is.
+    if let Some((c, _)) = existing
+        .as_ref()
+        .filter(|(c, _)| c.status == ClusterStatus::Active)
+    {
+        let counts = counts(ctx, &name).await?;
+        return Ok(json!({ "cluster": wire(ctx, c, None, counts) }));
+    }
+    let mut c = Cluster::new(name, ctx.now());
+    c.apply_settings(&req.settings);
+    c.tags = req.tags;
+    c.configuration = req.configuration;
+    c.capacity_providers = req.capacity_providers;
+    c.default_capacity_provider_strategy = req.default_capacity_provider_strategy;
+    c.service_connect_defaults = req.service_connect_defaults;
+    put_cluster(ctx, &c, existing.map_or(0, |(_, rev)| rev)).await?;
+    Ok(json!({ "cluster": wire(ctx, &c, None, ClusterCounts::default()) }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DescribeClustersRequest {
+    clusters: Option<Vec<String>>,
+    #[serde(default)]
+    include: Vec<String>,
+}
+
+pub(crate) async fn describe(ctx: &Ctx, req: DescribeClustersRequest) -> Result<Value, ApiError> {
+    let include = req
+        .include
+        .iter()
+        .map(|s| ClusterField::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let idents = req
+        .clusters
+        .unwrap_or_else(|| vec![DEFAULT_CLUSTER.to_owned()]);
+    if idents.len() > 100 {
+        return Err(ApiError::invalid(
+            "DescribeClusters accepts at most 100 clusters.",
+        ));
+    }
+    let (mut clusters, mut failures) = (Vec::new(), Vec::new());
+    for ident in &idents {
+        let name = cluster_name(Some(ident))?;
+        match ctx
+            .store()
+            .get_json::<Cluster>(&keys::cluster(&name))
+            .await
+            .map_err(store_err)?
+        {
+            Some((c, _)) => {
+                let counts = if c.status == ClusterStatus::Active {
+                    counts(ctx, &name).await?
+                } else {
+                    ClusterCounts::default()
+                };
+                clusters.push(wire(ctx, &c, Some(&include), counts));
+            }
+            None => failures.push(json!({
+                "arn": ctx.arn(ResourceKind::Cluster, &name),
+                "reason": "MISSING",
+            })),
+        }
+    }
+    Ok(json!({ "clusters": clusters, "failures": failures }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ListClustersRequest {
+    next_token: Option<String>,
+    max_results: Option<i64>,
+}
+
+pub(crate) async fn list(ctx: &Ctx, req: ListClustersRequest) -> Result<Value, ApiError> {
+    let all = ctx
+        .store()
+        .list_json::<Cluster>(keys::CLUSTERS)
+        .await
+        .map_err(store_err)?;
+    let active = all
+        .into_iter()
+        .filter(|(_, c, _)| c.status == ClusterStatus::Active)
+        .map(|(k, c, _)| (k, ctx.arn(ResourceKind::Cluster, &c.cluster_name)))
+        .collect();
+    let (arns, next) = paginate(active, req.max_results, req.next_token.as_deref(), false)?;
+    Ok(json!({ "clusterArns": arns, "nextToken": next }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UpdateClusterRequest {
+    cluster: String,
+    settings: Option<Vec<ClusterSetting>>,
+    configuration: Option<Value>,
+    service_connect_defaults: Option<Value>,
+}
+
+pub(crate) async fn update(ctx: &Ctx, req: UpdateClusterRequest) -> Result<Value, ApiError> {
+    let name = cluster_name(Some(&req.cluster))?;
+    if let Some(s) = &req.settings {
+        ClusterSetting::validate_all(s)?;
+    }
+    let (mut c, rev) = load_active(ctx, &name).await?;
+    if let Some(s) = &req.settings {
+        c.apply_settings(s);
+    }
+    if let Some(conf) = req.configuration {
+        c.configuration = Some(conf);
+    }
+    if let Some(scd) = req.service_connect_defaults {
+        c.service_connect_defaults = Some(scd);
+    }
+    put_cluster(ctx, &c, rev).await?;
+    let counts = counts(ctx, &name).await?;
+    Ok(json!({ "cluster": wire(ctx, &c, None, counts) }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UpdateClusterSettingsRequest {
+    cluster: String,
+    settings: Vec<ClusterSetting>,
+}
+
+pub(crate) async fn update_settings(
+    ctx: &Ctx,
+    req: UpdateClusterSettingsRequest,
+) -> Result<Value, ApiError> {
+    update(
+        ctx,
+        UpdateClusterRequest {
+            cluster: req.cluster,
+            settings: Some(req.settings),
+            configuration: None,
+            service_connect_defaults: None,
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DeleteClusterRequest {
+    cluster: String,
+}
+
+pub(crate) async fn delete(ctx: &Ctx, req: DeleteClusterRequest) -> Result<Value, ApiError> {
+    let name = cluster_name(Some(&req.cluster))?;
+    let (mut c, rev) = load_active(ctx, &name).await?;
+    let counts = counts(ctx, &name).await?;
+    if counts.active_services > 0 {
+        return Err(ApiError::new(
+            ErrorCode::ClusterContainsServicesException,
+            "The Cluster cannot be deleted while Services are active.",
+        ));
+    }
+    if counts.registered_container_instances > 0 {
+        return Err(ApiError::new(
+            ErrorCode::ClusterContainsContainerInstancesException,
+            "The Cluster cannot be deleted while Container Instances are active or draining.",
+        ));
+    }
+    let (tasks, _) = ctx
+        .store()
+        .list(&keys::tasks_of(&name))
+        .await
+        .map_err(store_err)?;
+    if !tasks.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::ClusterContainsTasksException,
+            "The Cluster cannot be deleted while Tasks are active.",
+        ));
+    }
+    c.status = ClusterStatus::Inactive;
+    put_cluster(ctx, &c, rev).await?;
+    Ok(json!({ "cluster": wire(ctx, &c, None, ClusterCounts::default()) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_arns_resolve() {
+        assert_eq!(cluster_name(None).unwrap(), "default");
+        assert_eq!(cluster_name(Some("web")).unwrap(), "web");
+        assert_eq!(
+            cluster_name(Some("arn:aws:ecs:us-east-1:000000000000:cluster/web")).unwrap(),
+            "web"
+        );
+        assert!(cluster_name(Some("arn:aws:ecs:us-east-1:0:service/web/x")).is_err());
+        assert!(cluster_name(Some("bad name")).is_err());
+    }
+}

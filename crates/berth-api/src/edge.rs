@@ -1,0 +1,134 @@
+//! The HTTP edge: one route for every AWS API, body cap, SigV4, dispatch by protocol, and the
+//! rendering of results and errors as AWS JSON 1.1.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use berth_model::{ApiError, ErrorCode};
+use serde_json::{json, Value};
+
+use crate::state::Ctx;
+use crate::ApiState;
+
+/// Requests larger than this are refused before they are parsed.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+const ECS_TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
+const JSON_11: &str = "application/x-amz-json-1.1";
+
+/// The API server's routes: `POST /` for the AWS APIs, `GET /ping` for liveness probes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/", post(aws_api))
+        .route("/ping", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+async fn aws_api(State(state): State<ApiState>, req: Request) -> Response {
+    let rid = request_id();
+    let (parts, body) = req.into_parts();
+    let result = async {
+        let body = read_body(body, &parts.headers).await?;
+        let target = header(&parts.headers, "x-amz-target").unwrap_or_default();
+        let headers: Vec<(String, String)> = parts
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let sreq = berth_sigv4::Request {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            headers: &headers,
+            body: &body,
+        };
+        let now = UNIX_EPOCH + Duration::from_secs_f64(state.clock.now().max(0.0));
+        let Some(action) = target.strip_prefix(ECS_TARGET_PREFIX) else {
+            // Authenticate first, as AWS does, so an unsigned probe learns nothing.
+            state.keys.authenticate(&sreq, "ecs", now)?;
+            return Err(ApiError::new(
+                ErrorCode::UnknownOperationException,
+                format!("Unknown operation: X-Amz-Target {target:?}"),
+            ));
+        };
+        let id = state.keys.authenticate(&sreq, "ecs", now)?;
+        let ctx = Ctx {
+            state: state.clone(),
+            region: id.region,
+        };
+        let action = action.to_owned();
+        tracing::debug!(%action, request_id = %rid, "ecs request");
+        crate::ecs::dispatch(&ctx, &action, &body).await
+    }
+    .await;
+    render(result, &rid)
+}
+
+fn header(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name)?.to_str().ok().map(str::to_owned)
+}
+
+async fn read_body(body: Body, headers: &HeaderMap) -> Result<Vec<u8>, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::RequestEntityTooLarge,
+            format!("Request body is larger than {MAX_BODY_BYTES} bytes."),
+        )
+    };
+    if header(headers, "content-length")
+        .and_then(|l| l.parse::<usize>().ok())
+        .is_some_and(|l| l > MAX_BODY_BYTES)
+    {
+        return Err(too_large());
+    }
+    to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|_| too_large())
+}
+
+fn render(result: Result<Value, ApiError>, rid: &str) -> Response {
+    let (status, body) = match result {
+        Ok(v) => (StatusCode::OK, v),
+        Err(e) => {
+            if e.code == ErrorCode::ServerException {
+                tracing::error!(request_id = %rid, message = %e.message, "server error");
+            }
+            (
+                StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                json!({"__type": e.code.as_str(), "message": e.message}),
+            )
+        }
+    };
+    let mut resp = (status, body.to_string()).into_response();
+    let h = resp.headers_mut();
+    h.insert("content-type", HeaderValue::from_static(JSON_11));
+    if let Ok(v) = HeaderValue::from_str(rid) {
+        h.insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+/// Parses an action's JSON body into its typed request. An empty body is `{}`.
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::SerializationException,
+            format!("Could not parse request body: {e}"),
+        )
+    })
+}

@@ -1,0 +1,81 @@
+//! What every handler can reach: the store, the clock, the keys, and the configuration.
+
+use std::sync::Arc;
+
+use berth_model::{ApiError, Arn, Clock, ResourceKind, DEFAULT_ACCOUNT_ID};
+use berth_store::{Store, StoreError};
+
+use crate::KeyRing;
+
+/// Settings of the API edge.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The account id shown in ARNs.
+    pub account_id: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            account_id: DEFAULT_ACCOUNT_ID.to_owned(),
+        }
+    }
+}
+
+/// Shared state of the API server; cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) keys: Arc<KeyRing>,
+    pub(crate) config: Arc<ApiConfig>,
+}
+
+impl ApiState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        keys: KeyRing,
+        config: ApiConfig,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            keys: Arc::new(keys),
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// One authenticated request's view: the state plus who asked and for which region.
+pub(crate) struct Ctx {
+    pub state: ApiState,
+    pub region: String,
+}
+
+impl Ctx {
+    pub fn store(&self) -> &dyn Store {
+        &*self.state.store
+    }
+    pub fn now(&self) -> f64 {
+        self.state.clock.now()
+    }
+    pub fn arn(&self, kind: ResourceKind, resource: impl Into<String>) -> String {
+        Arn::new(&self.region, &self.state.config.account_id, kind, resource).to_string()
+    }
+    /// The principal ECS shows as `registeredBy`.
+    pub fn principal_arn(&self) -> String {
+        format!("arn:aws:iam::{}:root", self.state.config.account_id)
+    }
+}
+
+/// A store failure is our fault, never the client's.
+pub(crate) fn store_err(e: StoreError) -> ApiError {
+    tracing::error!(error = %e, "store failure");
+    ApiError::server(format!("internal store error: {e}"))
+}
+
+/// Encodes a record for the store.
+pub(crate) fn to_bytes<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(v).map_err(|e| ApiError::server(format!("encoding record: {e}")))
+}

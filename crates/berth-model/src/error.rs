@@ -1,0 +1,146 @@
+//! Every error a client of the ECS API can see, and its wire code and HTTP status.
+//!
+//! This is the one place where our failures meet ECS's error codes: handlers build an
+//! [`ApiError`] with a code from [`ErrorCode`], the API edge renders it as
+//! `{"__type": code, "message": ...}` with [`ErrorCode::status`].
+
+use std::fmt;
+
+/// The error codes of the ECS (and, later, ELBv2 / Application Auto Scaling) APIs that berth uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The client's request is invalid in a way ECS reports as a generic client error.
+    ClientException,
+    InvalidParameterException,
+    ClusterNotFoundException,
+    ClusterContainsServicesException,
+    ClusterContainsTasksException,
+    ClusterContainsContainerInstancesException,
+    ResourceNotFoundException,
+    LimitExceededException,
+    ResourceInUseException,
+    /// An action the target prefix names that berth does not know.
+    UnknownOperationException,
+    /// A body that is not JSON, or not the JSON the action expects.
+    SerializationException,
+    /// The request was too large.
+    RequestEntityTooLarge,
+    /// Authentication failures (403).
+    MissingAuthenticationTokenException,
+    IncompleteSignatureException,
+    UnrecognizedClientException,
+    InvalidSignatureException,
+    AccessDeniedException,
+    /// Our own fault (500).
+    ServerException,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientException => "ClientException",
+            Self::InvalidParameterException => "InvalidParameterException",
+            Self::ClusterNotFoundException => "ClusterNotFoundException",
+            Self::ClusterContainsServicesException => "ClusterContainsServicesException",
+            Self::ClusterContainsTasksException => "ClusterContainsTasksException",
+            Self::ClusterContainsContainerInstancesException => {
+                "ClusterContainsContainerInstancesException"
+            }
+            Self::ResourceNotFoundException => "ResourceNotFoundException",
+            Self::LimitExceededException => "LimitExceededException",
+            Self::ResourceInUseException => "ResourceInUseException",
+            Self::UnknownOperationException => "UnknownOperationException",
+            Self::SerializationException => "SerializationException",
+            Self::RequestEntityTooLarge => "RequestEntityTooLargeException",
+            Self::MissingAuthenticationTokenException => "MissingAuthenticationTokenException",
+            Self::IncompleteSignatureException => "IncompleteSignatureException",
+            Self::UnrecognizedClientException => "UnrecognizedClientException",
+            Self::InvalidSignatureException => "InvalidSignatureException",
+            Self::AccessDeniedException => "AccessDeniedException",
+            Self::ServerException => "ServerException",
+        }
+    }
+
+    /// The HTTP status AWS JSON services answer this code with.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::ServerException => 500,
+            Self::RequestEntityTooLarge => 413,
+            Self::MissingAuthenticationTokenException
+            | Self::IncompleteSignatureException
+            | Self::UnrecognizedClientException
+            | Self::InvalidSignatureException => 403,
+            _ => 400,
+        }
+    }
+
+    /// The code for an authentication failure named by the SigV4 verifier.
+    pub fn from_auth_code(code: &str) -> Self {
+        match code {
+            "MissingAuthenticationTokenException" => Self::MissingAuthenticationTokenException,
+            "IncompleteSignatureException" => Self::IncompleteSignatureException,
+            "UnrecognizedClientException" => Self::UnrecognizedClientException,
+            _ => Self::InvalidSignatureException,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error as the client will see it: a code and a human message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn client(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ClientException, message)
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidParameterException, message)
+    }
+    pub fn cluster_not_found() -> Self {
+        Self::new(ErrorCode::ClusterNotFoundException, "Cluster not found.")
+    }
+    pub fn server(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ServerException, message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_are_400_and_ours_500() {
+        assert_eq!(ErrorCode::ClientException.status(), 400);
+        assert_eq!(ErrorCode::ClusterNotFoundException.status(), 400);
+        assert_eq!(ErrorCode::InvalidSignatureException.status(), 403);
+        assert_eq!(ErrorCode::ServerException.status(), 500);
+    }
+
+    #[test]
+    fn auth_codes_round_trip() {
+        for c in [
+            ErrorCode::MissingAuthenticationTokenException,
+            ErrorCode::IncompleteSignatureException,
+            ErrorCode::UnrecognizedClientException,
+            ErrorCode::InvalidSignatureException,
+        ] {
+            assert_eq!(ErrorCode::from_auth_code(c.as_str()), c);
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Where each record lives in the store. One function per record kind, so the layout is
+//! written down once; revisions are zero-padded so that keys sort in revision order.
+
+pub fn cluster(name: &str) -> String {
+    format!("clusters/{name}")
+}
+pub const CLUSTERS: &str = "clusters/";
+
+/// The family record holds the last revision ever issued, so numbers are never reused.
+pub fn family(family: &str) -> String {
+    format!("families/{family}")
+}
+
+pub fn taskdef(family: &str, revision: u32) -> String {
+    format!("taskdefs/{family}/{revision:010}")
+}
+pub fn taskdefs_of(family: &str) -> String {
+    format!("taskdefs/{family}/")
+}
+pub const TASKDEFS: &str = "taskdefs/";
+
+/// Splits a `taskdefs/FAMILY/REV` key.
+pub fn parse_taskdef(key: &str) -> Option<(&str, u32)> {
+    let rest = key.strip_prefix(TASKDEFS)?;
+    let (family, rev) = rest.split_once('/')?;
+    Some((family, rev.parse().ok()?))
+}
+
+pub fn services_of(cluster: &str) -> String {
+    format!("services/{cluster}/")
+}
+pub fn instances_of(cluster: &str) -> String {
+    format!("instances/{cluster}/")
+}
+pub fn tasks_of(cluster: &str) -> String {
+    format!("tasks/{cluster}/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taskdef_keys_sort_by_revision_and_parse_back() {
+        let (a, b) = (taskdef("web", 9), taskdef("web", 10));
+        assert!(a < b);
+        assert_eq!(parse_taskdef(&b), Some(("web", 10)));
+        assert!(a.starts_with(&taskdefs_of("web")));
+        assert!(!taskdef("web2", 1).starts_with(&taskdefs_of("web")));
+    }
+}

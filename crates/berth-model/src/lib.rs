@@ -1,0 +1,30 @@
+//! berth's domain: the records the control plane stores and the ECS wire shapes it answers with.
+//!
+//! Everything here is pure data and pure validation: no I/O, no clocks, no HTTP. The API edge
+//! deserialises a request into one of these types, calls its `validate`, and stores it; the
+//! records are serialised with ECS's own field names (camelCase), so what we store is what
+//! `DescribeX` returns and what an SDK parses with botocore's models.
+//!
+//! Start with [`ApiError`] (every error a client can see, mapped to its ECS code in one place),
+//! [`Arn`] (the ECS resource names), [`Cluster`] and [`TaskDefinition`].
+
+mod arn;
+mod clock;
+mod cluster;
+mod error;
+pub mod keys;
+mod names;
+mod tag;
+mod taskdef;
+
+pub use arn::{Arn, ResourceKind, DEFAULT_ACCOUNT_ID};
+pub use clock::{Clock, SystemClock};
+pub use cluster::{Cluster, ClusterCounts, ClusterField, ClusterSetting, ClusterStatus};
+pub use error::{ApiError, ErrorCode};
+pub use names::{validate_cluster_name, validate_family, validate_name, NAME_MAX};
+pub use tag::{merge_tags, remove_tags, validate_tag_keys, validate_tags, Tag, MAX_TAGS};
+pub use taskdef::{
+    parse_task_cpu, parse_task_memory, ContainerDefinition, ContainerDependency, HealthCheck,
+    KeyValuePair, PortMapping, TaskDefRef, TaskDefinition, TaskDefinitionStatus, MAX_CONTAINERS,
+    MAX_TASKDEF_BYTES,
+};

@@ -1,0 +1,762 @@
+//! Task definitions: the versioned recipe for a task (containers, cpu, memory, ports, health).
+//!
+//! A client's RegisterTaskDefinition body deserialises straight into [`TaskDefinition`];
+//! [`TaskDefinition::validate_and_normalize`] applies ECS's rules and fills the defaults ECS
+//! shows on describe (essential, protocol, health check timings, cpu in units). Fields berth
+//! does not interpret are kept verbatim (`extra`), so describe returns what was registered.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{validate_family, validate_name, validate_tags, ApiError, Arn, ResourceKind, Tag};
+
+/// ECS allows at most 10 containers in a task definition.
+pub const MAX_CONTAINERS: usize = 10;
+/// ECS caps a task definition's JSON at 64 KiB.
+pub const MAX_TASKDEF_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskDefinitionStatus {
+    #[default]
+    Active,
+    Inactive,
+    DeleteInProgress,
+}
+
+impl TaskDefinitionStatus {
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        Ok(match s {
+            "ACTIVE" => Self::Active,
+            "INACTIVE" => Self::Inactive,
+            "DELETE_IN_PROGRESS" => Self::DeleteInProgress,
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "Invalid status {s:?}; valid: ACTIVE, INACTIVE, DELETE_IN_PROGRESS"
+                )))
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyValuePair {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PortMapping {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_port: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheck {
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_period: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerDependency {
+    pub container_name: String,
+    pub condition: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerDefinition {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub image: String,
+    #[serde(default)]
+    pub cpu: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_reservation: Option<i64>,
+    #[serde(default)]
+    pub port_mappings: Vec<PortMapping>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub essential: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_point: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default)]
+    pub environment: Vec<KeyValuePair>,
+    #[serde(default)]
+    pub mount_points: Vec<Value>,
+    #[serde(default)]
+    pub volumes_from: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depends_on: Option<Vec<ContainerDependency>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_timeout: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_labels: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_configuration: Option<Value>,
+    /// Every other ContainerDefinition field, kept as registered.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl ContainerDefinition {
+    /// Whether the task stops when this container exits (ECS: true unless said otherwise).
+    pub fn is_essential(&self) -> bool {
+        self.essential.unwrap_or(true)
+    }
+}
+
+/// A task definition as stored and (minus `tags`) as described.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskDefinition {
+    #[serde(default)]
+    pub family: String,
+    #[serde(default)]
+    pub revision: u32,
+    #[serde(default)]
+    pub status: TaskDefinitionStatus,
+    #[serde(default)]
+    pub container_definitions: Vec<ContainerDefinition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
+    #[serde(default)]
+    pub volumes: Vec<Value>,
+    #[serde(default)]
+    pub placement_constraints: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires_compatibilities: Option<Vec<String>>,
+    #[serde(default)]
+    pub compatibilities: Vec<String>,
+    #[serde(default)]
+    pub requires_attributes: Vec<Value>,
+    /// Task-level cpu in units, as a string (ECS's wire type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// Task-level memory in MiB, as a string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipc_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_at: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deregistered_at: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_requested_at: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_by: Option<String>,
+    /// Tags travel beside the task definition on the wire, not inside it.
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    /// Every other TaskDefinition field (proxyConfiguration, runtimePlatform, ...), verbatim.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// How a client names a task definition: `family`, `family:revision`, or a full ARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDefRef {
+    pub family: String,
+    /// `None` means "the latest ACTIVE revision".
+    pub revision: Option<u32>,
+}
+
+impl TaskDefRef {
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        let body = if Arn::looks_like_arn(s) {
+            match Arn::parse(s) {
+                Some(arn) if arn.kind == ResourceKind::TaskDefinition => arn.resource,
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "Invalid task definition ARN: {s}"
+                    )))
+                }
+            }
+        } else {
+            s.to_owned()
+        };
+        let (family, revision) = match body.split_once(':') {
+            Some((f, r)) => {
+                let rev: u32 = r.parse().ok().filter(|r| *r > 0).ok_or_else(|| {
+                    ApiError::invalid(format!("Invalid revision number. Number: {r}"))
+                })?;
+                (f.to_owned(), Some(rev))
+            }
+            None => (body, None),
+        };
+        validate_family(&family)?;
+        Ok(Self { family, revision })
+    }
+}
+
+/// Parses a task-level cpu value: units ("1024") or vCPUs ("1 vCPU", "0.25 vcpu").
+pub fn parse_task_cpu(s: &str) -> Result<u32, ApiError> {
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    let units = if let Some(v) = lower.strip_suffix("vcpu") {
+        v.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .map(|v| (v * 1024.0).round() as u64)
+    } else {
+        t.parse::<u64>().ok()
+    };
+    match units {
+        Some(u) if (128..=196_608).contains(&u) => Ok(u as u32),
+        _ => Err(ApiError::client(format!(
+            "Invalid 'cpu' setting for task. Value {s:?} must be between 128 and 196608 CPU units (or 0.125 to 192 vCPU)."
+        ))),
+    }
+}
+
+/// Parses a task-level memory value: MiB ("2048") or GB ("2 GB", "0.5GB").
+pub fn parse_task_memory(s: &str) -> Result<u32, ApiError> {
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    let mib = if let Some(v) = lower.strip_suffix("gb") {
+        v.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .map(|v| (v * 1024.0).round() as u64)
+    } else {
+        t.parse::<u64>().ok()
+    };
+    match mib {
+        Some(m) if (6..=1_048_576).contains(&m) => Ok(m as u32),
+        _ => Err(ApiError::client(format!(
+            "Invalid 'memory' setting for task. Value {s:?} must be a number of MiB (at least 6) or GB (e.g. '2 GB')."
+        ))),
+    }
+}
+
+/// The cpu/memory pairs Fargate accepts (cpu units, memory MiB range and step).
+fn fargate_memory_ok(cpu: u32, mem: u32) -> bool {
+    let (lo, hi, step) = match cpu {
+        256 => return matches!(mem, 512 | 1024 | 2048),
+        512 => (1024, 4096, 1024),
+        1024 => (2048, 8192, 1024),
+        2048 => (4096, 16384, 1024),
+        4096 => (8192, 30720, 1024),
+        8192 => (16384, 61440, 4096),
+        16384 => (32768, 122_880, 8192),
+        _ => return false,
+    };
+    (lo..=hi).contains(&mem) && (mem - lo).is_multiple_of(step)
+}
+
+fn in_range(what: &str, v: Option<i64>, lo: i64, hi: i64) -> Result<(), ApiError> {
+    match v {
+        Some(v) if !(lo..=hi).contains(&v) => Err(ApiError::client(format!(
+            "{what} must be between {lo} and {hi}; got {v}."
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn one_of(what: &str, v: Option<&str>, allowed: &[&str]) -> Result<(), ApiError> {
+    match v {
+        Some(v) if !allowed.contains(&v) => Err(ApiError::invalid(format!(
+            "Invalid {what} {v:?}; valid: {}",
+            allowed.join(", ")
+        ))),
+        _ => Ok(()),
+    }
+}
+
+impl TaskDefinition {
+    /// Applies ECS's registration rules and fills the defaults ECS shows. Revision, status,
+    /// timestamps and `registeredBy` are the caller's to set.
+    pub fn validate_and_normalize(&mut self) -> Result<(), ApiError> {
+        validate_family(&self.family)?;
+        validate_tags(&self.tags)?;
+        one_of(
+            "networkMode",
+            self.network_mode.as_deref(),
+            &["bridge", "host", "awsvpc", "none"],
+        )?;
+        one_of("pidMode", self.pid_mode.as_deref(), &["host", "task"])?;
+        one_of(
+            "ipcMode",
+            self.ipc_mode.as_deref(),
+            &["host", "task", "none"],
+        )?;
+        let requires = self.requires_compatibilities.clone().unwrap_or_default();
+        for c in &requires {
+            one_of(
+                "requiresCompatibilities value",
+                Some(c),
+                &["EC2", "FARGATE", "EXTERNAL", "MANAGED_INSTANCES"],
+            )?;
+        }
+        let fargate = requires.iter().any(|c| c == "FARGATE");
+
+        let task_cpu = self.cpu.as_deref().map(parse_task_cpu).transpose()?;
+        let task_mem = self.memory.as_deref().map(parse_task_memory).transpose()?;
+        self.cpu = task_cpu.map(|c| c.to_string());
+        self.memory = task_mem.map(|m| m.to_string());
+        if fargate {
+            if self.network_mode.as_deref() != Some("awsvpc") {
+                return Err(ApiError::client(
+                    "Fargate only supports network mode 'awsvpc'.",
+                ));
+            }
+            match (task_cpu, task_mem) {
+                (Some(c), Some(m)) if fargate_memory_ok(c, m) => {}
+                (Some(_), Some(_)) => {
+                    return Err(ApiError::client(
+                        "No Fargate configuration exists for given values: the task cpu and memory combination is not supported.",
+                    ))
+                }
+                _ => {
+                    return Err(ApiError::client(
+                        "Fargate requires task definition to have execution role ARN to support log driver awslogs or cpu and memory set at the task level.",
+                    ))
+                }
+            }
+        }
+
+        let containers = &mut self.container_definitions;
+        if containers.is_empty() {
+            return Err(ApiError::client("Container list cannot be empty."));
+        }
+        if containers.len() > MAX_CONTAINERS {
+            return Err(ApiError::client(format!(
+                "Too many containers: a task definition can have at most {MAX_CONTAINERS}."
+            )));
+        }
+        let names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
+        let mut seen = HashSet::new();
+        for n in &names {
+            validate_name("Container name", n)?;
+            if !seen.insert(n.as_str()) {
+                return Err(ApiError::client(format!("Duplicate container name: {n}")));
+            }
+        }
+        let with_health: HashSet<String> = containers
+            .iter()
+            .filter(|c| c.health_check.is_some())
+            .map(|c| c.name.clone())
+            .collect();
+        let fixed_host_ports = matches!(self.network_mode.as_deref(), Some("awsvpc" | "host"));
+        let mut host_ports = HashSet::new();
+        let (mut cpu_sum, mut mem_sum) = (0i64, 0i64);
+        for c in containers.iter_mut() {
+            let n = c.name.clone();
+            if c.image.trim().is_empty() {
+                return Err(ApiError::client(format!(
+                    "Container.image should not be null or empty (container {n})."
+                )));
+            }
+            if c.image.len() > 255 {
+                return Err(ApiError::client(format!(
+                    "Container.image is longer than 255 characters (container {n})."
+                )));
+            }
+            if c.cpu < 0 {
+                return Err(ApiError::client(format!(
+                    "Invalid 'cpu' setting for container '{n}'."
+                )));
+            }
+            in_range(&format!("Container '{n}' memory"), c.memory, 6, 1_048_576)?;
+            in_range(
+                &format!("Container '{n}' memoryReservation"),
+                c.memory_reservation,
+                6,
+                1_048_576,
+            )?;
+            if let (Some(m), Some(r)) = (c.memory, c.memory_reservation) {
+                if r > m {
+                    return Err(ApiError::client(format!(
+                        "Invalid setting for container '{n}'. 'memoryReservation' must be less than or equal to 'memory'."
+                    )));
+                }
+            }
+            if task_mem.is_none() && c.memory.is_none() && c.memory_reservation.is_none() {
+                return Err(ApiError::client(format!(
+                    "Invalid setting for container '{n}'. At least one of 'memory' or 'memoryReservation' must be specified."
+                )));
+            }
+            cpu_sum += c.cpu;
+            mem_sum += c.memory.or(c.memory_reservation).unwrap_or(0);
+            for p in c.port_mappings.iter_mut() {
+                let has_range = p.extra.contains_key("containerPortRange");
+                match p.container_port {
+                    None if has_range => {}
+                    None => {
+                        return Err(ApiError::client(format!(
+                            "Container '{n}': portMappings need a containerPort."
+                        )))
+                    }
+                    Some(cp) => in_range(
+                        &format!("Container '{n}' containerPort"),
+                        Some(cp),
+                        1,
+                        65535,
+                    )?,
+                }
+                in_range(&format!("Container '{n}' hostPort"), p.host_port, 0, 65535)?;
+                let proto = p.protocol.get_or_insert_with(|| "tcp".into()).clone();
+                one_of("protocol", Some(&proto), &["tcp", "udp"])?;
+                if fixed_host_ports {
+                    match (p.container_port, p.host_port) {
+                        (Some(cp), Some(hp)) if hp != cp => {
+                            return Err(ApiError::client(format!(
+                                "Container '{n}': when networkMode=awsvpc or host, host ports must either be undefined or equal to the container port (container port {cp}, host port {hp})."
+                            )))
+                        }
+                        (Some(cp), None) => p.host_port = Some(cp),
+                        _ => {}
+                    }
+                } else if p.container_port.is_some() && p.host_port.is_none() {
+                    p.host_port = Some(0);
+                }
+                if let Some(hp) = p.host_port.filter(|hp| *hp != 0) {
+                    if !host_ports.insert((hp, proto.clone())) {
+                        return Err(ApiError::client(format!(
+                            "Host port {hp}/{proto} is used by more than one port mapping."
+                        )));
+                    }
+                }
+            }
+            if let Some(deps) = &c.depends_on {
+                for d in deps {
+                    if d.container_name == n || !names.contains(&d.container_name) {
+                        return Err(ApiError::client(format!(
+                            "Container '{n}' depends on unknown container '{}'.",
+                            d.container_name
+                        )));
+                    }
+                    one_of(
+                        "dependsOn condition",
+                        Some(&d.condition),
+                        &["START", "COMPLETE", "SUCCESS", "HEALTHY"],
+                    )?;
+                    if d.condition == "HEALTHY" && !with_health.contains(&d.container_name) {
+                        return Err(ApiError::client(format!(
+                            "Container '{n}' waits for '{}' to be HEALTHY, but it has no healthCheck.",
+                            d.container_name
+                        )));
+                    }
+                }
+            }
+            if let Some(h) = c.health_check.as_mut() {
+                if h.command.is_empty() {
+                    return Err(ApiError::client(format!(
+                        "Container '{n}': healthCheck.command must not be empty."
+                    )));
+                }
+                in_range("healthCheck.interval", h.interval, 5, 300)?;
+                in_range("healthCheck.timeout", h.timeout, 2, 120)?;
+                in_range("healthCheck.retries", h.retries, 1, 10)?;
+                in_range("healthCheck.startPeriod", h.start_period, 0, 300)?;
+                h.interval.get_or_insert(30);
+                h.timeout.get_or_insert(5);
+                h.retries.get_or_insert(3);
+            }
+            in_range(
+                &format!("Container '{n}' stopTimeout"),
+                c.stop_timeout,
+                2,
+                120,
+            )?;
+            in_range(
+                &format!("Container '{n}' startTimeout"),
+                c.start_timeout,
+                2,
+                600,
+            )?;
+            if c.environment.iter().any(|e| e.name.is_empty()) {
+                return Err(ApiError::client(format!(
+                    "Container '{n}': environment variables need a name."
+                )));
+            }
+            c.essential.get_or_insert(true);
+        }
+        if !containers.iter().any(ContainerDefinition::is_essential) {
+            return Err(ApiError::client(
+                "Invalid setting for container: at least one container must be marked essential.",
+            ));
+        }
+        if let Some(tc) = task_cpu {
+            if cpu_sum > i64::from(tc) {
+                return Err(ApiError::client(format!(
+                    "Invalid 'cpu' setting: the containers' cpu ({cpu_sum}) exceeds the task's ({tc})."
+                )));
+            }
+        }
+        if let Some(tm) = task_mem {
+            if mem_sum > i64::from(tm) {
+                return Err(ApiError::client(format!(
+                    "Invalid 'memory' setting: the containers' memory ({mem_sum} MiB) exceeds the task's ({tm} MiB)."
+                )));
+            }
+        }
+
+        let mut compat = vec!["EC2".to_owned()];
+        if fargate
+            || (self.network_mode.as_deref() == Some("awsvpc")
+                && task_cpu
+                    .zip(task_mem)
+                    .is_some_and(|(c, m)| fargate_memory_ok(c, m)))
+        {
+            compat.push("FARGATE".to_owned());
+        }
+        self.compatibilities = compat;
+        Ok(())
+    }
+
+    /// Task-level memory in MiB, or the containers' sum when the task sets none.
+    pub fn memory_mib(&self) -> u64 {
+        self.memory
+            .as_deref()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or_else(|| {
+                self.container_definitions
+                    .iter()
+                    .map(|c| c.memory.or(c.memory_reservation).unwrap_or(0).max(0) as u64)
+                    .sum()
+            })
+    }
+
+    /// Task-level cpu units, or the containers' sum when the task sets none.
+    pub fn cpu_units(&self) -> u64 {
+        self.cpu
+            .as_deref()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| {
+                self.container_definitions
+                    .iter()
+                    .map(|c| c.cpu.max(0) as u64)
+                    .sum()
+            })
+    }
+
+    /// The ECS `TaskDefinition` wire shape (tags are answered beside it).
+    pub fn to_wire(&self, arn: &str) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut v {
+            m.remove("tags");
+            m.insert("taskDefinitionArn".into(), Value::String(arn.to_owned()));
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn td(v: Value) -> Result<TaskDefinition, ApiError> {
+        let mut t: TaskDefinition = serde_json::from_value(v).expect("shape");
+        t.validate_and_normalize()?;
+        Ok(t)
+    }
+
+    fn web() -> Value {
+        json!({"family": "web", "containerDefinitions": [
+            {"name": "app", "image": "busybox", "memory": 64,
+             "portMappings": [{"containerPort": 80}],
+             "healthCheck": {"command": ["CMD-SHELL", "true"]},
+             "linuxParameters": {"initProcessEnabled": true}}]})
+    }
+
+    #[test]
+    fn fills_ecs_defaults_and_keeps_unknown_fields() {
+        let t = td(web()).unwrap();
+        let c = &t.container_definitions[0];
+        assert_eq!(c.essential, Some(true));
+        assert_eq!(c.port_mappings[0].protocol.as_deref(), Some("tcp"));
+        assert_eq!(c.port_mappings[0].host_port, Some(0));
+        let h = c.health_check.as_ref().unwrap();
+        assert_eq!(
+            (h.interval, h.timeout, h.retries),
+            (Some(30), Some(5), Some(3))
+        );
+        let wire = t.to_wire("arn:x");
+        assert_eq!(
+            wire["containerDefinitions"][0]["linuxParameters"]["initProcessEnabled"],
+            true
+        );
+        assert_eq!(wire["taskDefinitionArn"], "arn:x");
+        assert_eq!(wire["compatibilities"], json!(["EC2"]));
+        assert!(wire.get("tags").is_none());
+    }
+
+    #[test]
+    fn cpu_and_memory_strings() {
+        assert_eq!(parse_task_cpu("1 vCPU").unwrap(), 1024);
+        assert_eq!(parse_task_cpu("0.25 vcpu").unwrap(), 256);
+        assert_eq!(parse_task_cpu("512").unwrap(), 512);
+        assert!(parse_task_cpu("64").is_err());
+        assert!(parse_task_cpu("lots").is_err());
+        assert_eq!(parse_task_memory("2 GB").unwrap(), 2048);
+        assert_eq!(parse_task_memory("0.5GB").unwrap(), 512);
+        assert!(parse_task_memory("-1").is_err());
+    }
+
+    #[test]
+    fn fargate_rules() {
+        let ok = json!({"family": "f", "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc",
+            "cpu": "256", "memory": "512", "containerDefinitions": [{"name": "a", "image": "i",
+            "portMappings": [{"containerPort": 8080}]}]});
+        let t = td(ok.clone()).unwrap();
+        assert_eq!(t.compatibilities, vec!["EC2", "FARGATE"]);
+        assert_eq!(
+            t.container_definitions[0].port_mappings[0].host_port,
+            Some(8080)
+        );
+        let mut bad = ok.clone();
+        bad["memory"] = json!("4096");
+        assert!(td(bad).is_err());
+        let mut bad = ok;
+        bad["networkMode"] = json!("bridge");
+        assert!(td(bad).is_err());
+    }
+
+    #[test]
+    fn rejects_what_ecs_rejects() {
+        let cases: Vec<(&str, Value)> = vec![
+            (
+                "no containers",
+                json!({"family": "a", "containerDefinitions": []}),
+            ),
+            (
+                "bad family",
+                json!({"family": "a b", "containerDefinitions": [{"name": "c", "image": "i", "memory": 8}]}),
+            ),
+            (
+                "no image",
+                json!({"family": "a", "containerDefinitions": [{"name": "c", "memory": 8}]}),
+            ),
+            (
+                "no memory",
+                json!({"family": "a", "containerDefinitions": [{"name": "c", "image": "i"}]}),
+            ),
+            (
+                "dup name",
+                json!({"family": "a", "containerDefinitions": [{"name": "c", "image": "i", "memory": 8}, {"name": "c", "image": "i", "memory": 8}]}),
+            ),
+            (
+                "reservation > memory",
+                json!({"family": "a", "containerDefinitions": [{"name": "c", "image": "i", "memory": 8, "memoryReservation": 16}]}),
+            ),
+            (
+                "port range",
+                json!({"family": "a", "containerDefinitions": [{"name": "c", "image": "i", "memory": 8, "portMappings": [{"containerPort": 70000}]}]}),
+            ),
+            (
+                "host port dup",
+                json!({"family": "a", "containerDefinitions": [{"name": "c", "image": "i", "memory": 8, "portMappings": [{"containerPort": 1, "hostPort": 80}, {"containerPort": 2, "hostPort": 80}]}]}),
+            ),
+            (
+                "awsvpc host port",
+                json!({"family": "a", "networkMode": "awsvpc", "containerDefinitions": [{"name": "c", "image": "i", "memory": 8, "portMappings": [{"containerPort": 1, "hostPort": 80}]}]}),
+            ),
+            (
+                "no essential",
+                json!({"family": "a", "containerDefinitions": [{"name": "c", "image": "i", "memory": 8, "essential": false}]}),
+            ),
+            (
+                "bad dep",
+                json!({"family": "a", "containerDefinitions": [{"name": "c", "image": "i", "memory": 8, "dependsOn": [{"containerName": "x", "condition": "START"}]}]}),
+            ),
+            (
+                "healthy dep without check",
+                json!({"family": "a", "containerDefinitions": [{"name": "c", "image": "i", "memory": 8}, {"name": "d", "image": "i", "memory": 8, "dependsOn": [{"containerName": "c", "condition": "HEALTHY"}]}]}),
+            ),
+            (
+                "health interval",
+                json!({"family": "a", "containerDefinitions": [{"name": "c", "image": "i", "memory": 8, "healthCheck": {"command": ["CMD", "x"], "interval": 1}}]}),
+            ),
+            (
+                "bad network mode",
+                json!({"family": "a", "networkMode": "nat", "containerDefinitions": [{"name": "c", "image": "i", "memory": 8}]}),
+            ),
+            (
+                "containers exceed task memory",
+                json!({"family": "a", "memory": "64", "containerDefinitions": [{"name": "c", "image": "i", "memory": 128}]}),
+            ),
+            (
+                "aws tag",
+                json!({"family": "a", "tags": [{"key": "aws:x", "value": "y"}], "containerDefinitions": [{"name": "c", "image": "i", "memory": 8}]}),
+            ),
+        ];
+        for (what, v) in cases {
+            assert!(td(v).is_err(), "{what} should be rejected");
+        }
+        let eleven: Vec<Value> = (0..11)
+            .map(|i| json!({"name": format!("c{i}"), "image": "i", "memory": 8}))
+            .collect();
+        assert!(td(json!({"family": "a", "containerDefinitions": eleven})).is_err());
+    }
+
+    #[test]
+    fn references() {
+        assert_eq!(
+            TaskDefRef::parse("web:3").unwrap(),
+            TaskDefRef {
+                family: "web".into(),
+                revision: Some(3)
+            }
+        );
+        assert_eq!(TaskDefRef::parse("web").unwrap().revision, None);
+        let arn = "arn:aws:ecs:us-east-1:000000000000:task-definition/web:7";
+        assert_eq!(TaskDefRef::parse(arn).unwrap().revision, Some(7));
+        for bad in [
+            "web:0",
+            "web:x",
+            "web:",
+            "arn:aws:ecs:r:a:cluster/web",
+            "a b",
+        ] {
+            assert!(TaskDefRef::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn derived_resources() {
+        let t = td(web()).unwrap();
+        assert_eq!(t.memory_mib(), 64);
+        assert_eq!(t.cpu_units(), 0);
+    }
+}

@@ -1,0 +1,42 @@
+//! The store's error type.
+
+use crate::types::Revision;
+
+/// Everything a [`Store`](crate::Store) operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A watch asked for history that is no longer retained. `requested` is
+    /// the exclusive start revision asked for; `oldest` is the oldest revision
+    /// still retained, so `watch(prefix, oldest - 1)` is the earliest watch
+    /// that can succeed. Re-`list` and watch from the listed revision instead.
+    #[error("revision {requested} has been compacted; oldest available is {oldest}")]
+    Compacted {
+        requested: Revision,
+        oldest: Revision,
+    },
+    /// A stored value is not the JSON the caller asked for.
+    #[error("decoding the value of {key}: {source}")]
+    Decode {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The storage backend failed (I/O, corruption, ...). When a `txn` fails
+    /// this way its outcome is unknown, as with any database commit error.
+    #[error("store backend: {0}")]
+    Backend(String),
+    /// The store has been shut down.
+    #[error("store is closed")]
+    Closed,
+}
+
+/// `.or_backend()?`: turns any backend error into [`StoreError::Backend`].
+pub(crate) trait OrBackend<T> {
+    fn or_backend(self) -> Result<T, StoreError>;
+}
+
+impl<T, E: std::fmt::Display> OrBackend<T> for Result<T, E> {
+    fn or_backend(self) -> Result<T, StoreError> {
+        self.map_err(|e| StoreError::Backend(e.to_string()))
+    }
+}

@@ -1,0 +1,84 @@
+//! The root key pair: from the environment when set, otherwise generated on first start and
+//! kept (mode 0600) in the data directory, so restarts keep working credentials.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::env;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RootKey {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join("credentials.json")
+}
+
+fn random(n: usize, alphabet: &[u8]) -> String {
+    let mut rng = rand::thread_rng();
+    (0..n)
+        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+        .collect()
+}
+
+fn generate() -> RootKey {
+    RootKey {
+        access_key_id: format!("AKIA{}", random(16, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")),
+        secret_access_key: random(
+            40,
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+        ),
+    }
+}
+
+/// Reads the key kept in `data_dir`, if any.
+pub fn stored(data_dir: &Path) -> Option<RootKey> {
+    let bytes = std::fs::read(path(data_dir)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The server's root key: environment first, then the data dir, else a new one saved there.
+pub fn load_or_create(data_dir: &Path) -> Result<RootKey> {
+    if let (Ok(id), Ok(secret)) = (
+        std::env::var(env::ROOT_ACCESS_KEY_ID),
+        std::env::var(env::ROOT_SECRET_ACCESS_KEY),
+    ) {
+        return Ok(RootKey {
+            access_key_id: id,
+            secret_access_key: secret,
+        });
+    }
+    if let Some(k) = stored(data_dir) {
+        return Ok(k);
+    }
+    let key = generate();
+    let p = path(data_dir);
+    let tmp = p.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&key)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    }
+    std::fs::rename(&tmp, &p).with_context(|| format!("writing {}", p.display()))?;
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_look_like_aws_keys() {
+        let k = generate();
+        assert!(k.access_key_id.starts_with("AKIA") && k.access_key_id.len() == 20);
+        assert_eq!(k.secret_access_key.len(), 40);
+        assert_ne!(k, generate());
+    }
+}

@@ -1,0 +1,25 @@
+//! Every environment variable berth reads, named once.
+
+/// Root access key id for the API (generated and kept in the data dir when unset).
+pub const ROOT_ACCESS_KEY_ID: &str = "BERTH_ROOT_ACCESS_KEY_ID";
+/// Root secret access key for the API.
+pub const ROOT_SECRET_ACCESS_KEY: &str = "BERTH_ROOT_SECRET_ACCESS_KEY";
+/// Data directory of the server (`--data-dir`).
+pub const DATA_DIR: &str = "BERTH_DATA_DIR";
+/// Listen address of the server (`--listen`).
+pub const LISTEN: &str = "BERTH_LISTEN";
+/// Account id shown in ARNs (`--account-id`).
+pub const ACCOUNT_ID: &str = "BERTH_ACCOUNT_ID";
+
+/// The standard AWS variables the CLI client reads, like every SDK.
+pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
+pub const AWS_REGION: &str = "AWS_REGION";
+pub const AWS_ENDPOINT_URL_ECS: &str = "AWS_ENDPOINT_URL_ECS";
+pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+
+/// The default API address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9400";
+/// The region berth names when the client does not choose one.
+pub const DEFAULT_REGION: &str = "us-east-1";

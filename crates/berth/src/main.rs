@@ -1,0 +1,57 @@
+//! The berth binary: `berth up` (all-in-one), `berth server` (control plane) and the CLI
+//! client (`berth cluster ...`, `berth taskdef ...`).
+
+mod cli;
+mod client;
+mod creds;
+mod env;
+mod server;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "A self-hosted container orchestrator that speaks the ECS API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start berth on this machine (API + embedded store) with a `default` cluster, and print
+    /// the environment for the aws CLI.
+    Up(server::ServerOpts),
+    /// Start the control plane only.
+    Server(server::ServerOpts),
+    /// Clusters: ls, create, rm.
+    Cluster(cli::cluster::Args),
+    /// Task definitions: register, ls, show, rm.
+    Taskdef(cli::taskdef::Args),
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Up(o) => server::run(o, true).await,
+            Command::Server(o) => server::run(o, false).await,
+            Command::Cluster(a) => cli::cluster::run(a).await,
+            Command::Taskdef(a) => cli::taskdef::run(a).await,
+        }
+    })
+}

@@ -11,9 +11,19 @@ import tempfile
 import time
 import urllib.request
 
+import functools
+import http.client
+import itertools
+import urllib.parse
+from unittest import mock
+
 import boto3
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
 
 BERTH_BIN = os.environ.get("BERTH_BIN", os.path.join(os.path.dirname(__file__), "../../target/debug/berth"))
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
@@ -25,6 +35,13 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@functools.lru_cache(maxsize=None)
+def supports_flag(command, flag):
+    """Whether this berth binary's `command` takes `flag` (the CLI grows between issues)."""
+    p = subprocess.run([BERTH_BIN, command, "--help"], capture_output=True, text=True, timeout=30)
+    return flag in p.stdout
 
 
 def wait_for(cond, timeout=20.0, interval=0.05, what="condition"):
@@ -44,8 +61,12 @@ def wait_for(cond, timeout=20.0, interval=0.05, what="condition"):
 class Berth:
     """One berth server process on its own data dir and port."""
 
-    def __init__(self, data_dir, port=None, env=None, keys=True):
+    def __init__(self, data_dir, port=None, env=None, keys=True, args=(), agent=True):
         self.data_dir = data_dir
+        self.args = list(args)
+        if not agent and supports_flag("up", "--no-agent"):
+            # API-only tests: no local agent, whose long-poll would hold up a clean stop.
+            self.args.append("--no-agent")
         self.port = port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.env = dict(os.environ)
@@ -58,7 +79,7 @@ class Berth:
     def start(self, command="up"):
         self.log = open(os.path.join(self.data_dir, "berth.log"), "ab")
         self.proc = subprocess.Popen(
-            [BERTH_BIN, command, "--data-dir", self.data_dir, "--listen", f"127.0.0.1:{self.port}"],
+            [BERTH_BIN, command, "--data-dir", self.data_dir, "--listen", f"127.0.0.1:{self.port}", *self.args],
             stdout=subprocess.PIPE,
             stderr=self.log,
             env=self.env,
@@ -100,8 +121,8 @@ class Berth:
     def kill9(self):
         return self.stop(signal.SIGKILL)
 
-    def client(self, service="ecs", region=REGION, **kw):
-        return boto3.client(
+    def client(self, service="ecs", region=REGION, strict=True, **kw):
+        c = boto3.client(
             service,
             endpoint_url=self.endpoint,
             region_name=region,
@@ -110,6 +131,9 @@ class Berth:
             config=Config(retries={"max_attempts": 1}),
             **kw,
         )
+        if strict and service == "ecs":
+            strict_responses(c)
+        return c
 
     def aws(self, *args, check=True):
         """Runs the real aws CLI (from PyPI) against this server; returns parsed JSON or the process."""
@@ -149,10 +173,182 @@ class Berth:
         return p
 
 
+# ---------------------------------------------------------------------------------------------
+# Strict wire checks: every response berth sends to boto3 must match botocore's ECS model
+# exactly (no unknown fields, no nulls, right JSON types, enum values in range), and every error
+# must be an AWS JSON 1.1 error (`__type` + `message`) with a request id. botocore itself is
+# lenient (it drops what it does not know); this is what other SDKs would trip over.
+
+class WireMismatch(AssertionError):
+    pass
+
+
+# Error codes AWS JSON services send for any action (protocol and authentication level).
+COMMON_ERRORS = {
+    "UnknownOperationException", "SerializationException", "RequestEntityTooLargeException",
+    "MissingAuthenticationTokenException", "IncompleteSignatureException",
+    "UnrecognizedClientException", "InvalidSignatureException", "AccessDeniedException",
+    "ThrottlingException", "ValidationException",
+}
+
+
+def check_shape(shape, value, path="$", errors=None):
+    """Compares a decoded JSON value with a botocore shape; returns a list of mismatches."""
+    errors = [] if errors is None else errors
+    t = shape.type_name
+    if value is None:
+        errors.append(f"{path}: null (AWS omits absent members)")
+    elif t == "structure":
+        if not isinstance(value, dict):
+            errors.append(f"{path}: expected object for {shape.name}, got {type(value).__name__}")
+            return errors
+        for k, v in value.items():
+            if k not in shape.members:
+                errors.append(f"{path}.{k}: not a member of {shape.name}")
+            else:
+                check_shape(shape.members[k], v, f"{path}.{k}", errors)
+    elif t == "list":
+        if not isinstance(value, list):
+            errors.append(f"{path}: expected array, got {type(value).__name__}")
+            return errors
+        for i, v in enumerate(value):
+            check_shape(shape.member, v, f"{path}[{i}]", errors)
+    elif t == "map":
+        if not isinstance(value, dict):
+            errors.append(f"{path}: expected object (map), got {type(value).__name__}")
+            return errors
+        for k, v in value.items():
+            check_shape(shape.value, v, f"{path}[{k!r}]", errors)
+    elif t == "string":
+        if not isinstance(value, str):
+            errors.append(f"{path}: expected string, got {value!r}")
+        elif shape.enum and value not in shape.enum:
+            errors.append(f"{path}: {value!r} not in enum {shape.name} {shape.enum}")
+    elif t in ("integer", "long"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            errors.append(f"{path}: expected {t}, got {value!r}")
+    elif t in ("double", "float", "timestamp"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            errors.append(f"{path}: expected number ({t}), got {value!r}")
+    elif t == "boolean":
+        if not isinstance(value, bool):
+            errors.append(f"{path}: expected boolean, got {value!r}")
+    return errors
+
+
+def check_response(operation_model, status, headers, body):
+    """Raises WireMismatch when a raw ECS response does not match the model."""
+    rid = {k.lower(): v for k, v in headers.items()}.get("x-amzn-requestid")
+    problems = [] if rid else ["no x-amzn-RequestId header"]
+    try:
+        doc = json.loads(body or b"{}")
+    except ValueError:
+        raise WireMismatch(f"{operation_model.name}: body is not JSON: {body[:200]!r}")
+    if status < 300:
+        if operation_model.output_shape is not None:
+            check_shape(operation_model.output_shape, doc, "$", problems)
+    else:
+        code = doc.get("__type", "") if isinstance(doc, dict) else ""
+        code = code.split("#")[-1]
+        modeled = {e.name for e in operation_model.error_shapes}
+        if not code:
+            problems.append(f"error without __type: {doc!r}")
+        elif code not in modeled | COMMON_ERRORS | {"ServerException", "ClusterNotFoundException", "ResourceNotFoundException"}:
+            problems.append(f"error code {code} is not an ECS error of {operation_model.name}")
+        if not isinstance(doc.get("message"), str):
+            problems.append(f"error without message: {doc!r}")
+        if status >= 500:
+            problems.append(f"HTTP {status} for {operation_model.name}: {doc!r}")
+    if problems:
+        raise WireMismatch(f"{operation_model.name} (HTTP {status}): " + "; ".join(problems))
+
+
+def strict_responses(client):
+    def before_parse(operation_model, response_dict, **_):
+        check_response(operation_model, response_dict["status_code"], response_dict["headers"], response_dict["body"])
+
+    client.meta.events.register("before-parse.ecs.*", before_parse)
+    return client
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers shared by the test modules.
+
+_seq = itertools.count()
+
+
+def uniq(prefix="t"):
+    """A name no other test in this run uses (modules share one server)."""
+    return f"{prefix}-{os.getpid()}-{next(_seq)}"
+
+
+def container(name="app", image="busybox", memory=64, **kw):
+    return {"name": name, "image": image, "memory": memory, **kw}
+
+
+def register(ecs, family, containers=None, **kw):
+    return ecs.register_task_definition(family=family, containerDefinitions=containers or [container()], **kw)
+
+
+def expect_error(code, fn, *args, status=400, **kwargs):
+    """Calls fn and asserts it fails with ECS error `code` and HTTP `status`; returns the error."""
+    with pytest.raises(ClientError) as ei:
+        fn(*args, **kwargs)
+    r = ei.value.response
+    assert r["Error"]["Code"] == code, r
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == status, r
+    return ei.value
+
+
+def raw_call(endpoint, action=None, body=b"{}", *, access_key=ACCESS_KEY, secret_key=SECRET_KEY,
+             region=REGION, service="ecs", target=None, sign=True, when=None, headers=None,
+             mutate=None, timeout=30):
+    """Sends one hand-made JSON 1.1 request, SigV4-signed with botocore's own signer.
+
+    `when` signs at another time (a datetime); `mutate(headers)` edits headers after signing.
+    Returns (status, headers, decoded JSON body or raw bytes).
+    """
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+    u = urllib.parse.urlsplit(endpoint)
+    hdrs = {
+        "Content-Type": "application/x-amz-json-1.1",
+        "X-Amz-Target": target if target is not None else f"AmazonEC2ContainerServiceV20141113.{action}",
+        "Host": u.netloc,
+    }
+    hdrs.update(headers or {})
+    if sign:
+        req = AWSRequest(method="POST", url=endpoint + "/", data=body, headers=hdrs)
+        signer = SigV4Auth(Credentials(access_key, secret_key), service, region)
+        if when is not None:
+            with mock.patch("botocore.auth.get_current_datetime", return_value=when):
+                signer.add_auth(req)
+        else:
+            signer.add_auth(req)
+        hdrs = dict(req.headers.items())
+    if mutate:
+        mutate(hdrs)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    try:
+        conn.request("POST", "/", body=body, headers=hdrs)
+        resp = conn.getresponse()
+        data = resp.read()
+        rh = dict(resp.getheaders())
+    finally:
+        conn.close()
+    try:
+        doc = json.loads(data) if data else {}
+    except ValueError:
+        doc = data
+    return resp.status, rh, doc
+
+
 @pytest.fixture(scope="module")
-def berth():
+def berth(request):
+    # A test module that needs no local agent says so with `BERTH_AGENT = False`.
+    agent = getattr(request.module, "BERTH_AGENT", True)
     with tempfile.TemporaryDirectory() as d:
-        b = Berth(d).start()
+        b = Berth(d, agent=agent).start()
         yield b
         b.stop()
 

@@ -19,6 +19,8 @@ use crate::ApiState;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 const ECS_TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
+/// berth's own actions (not ECS's), on the same protocol and signing as ECS.
+const BERTH_TARGET_PREFIX: &str = "BerthV1.";
 const JSON_11: &str = "application/x-amz-json-1.1";
 
 /// The API server's routes: `POST /` for the AWS APIs, `GET /ping` for liveness probes.
@@ -26,6 +28,9 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/", post(aws_api))
         .route("/ping", get(|| async { "ok" }))
+        .route("/agent/v1/register", post(crate::agent::register))
+        .route("/agent/v1/poll", get(crate::agent::poll))
+        .route("/agent/v1/status", post(crate::agent::status))
         .with_state(state)
 }
 
@@ -52,6 +57,14 @@ async fn aws_api(State(state): State<ApiState>, req: Request) -> Response {
             body: &body,
         };
         let now = UNIX_EPOCH + Duration::from_secs_f64(state.clock.now().max(0.0));
+        if let Some(action) = target.strip_prefix(BERTH_TARGET_PREFIX) {
+            let id = state.keys.authenticate(&sreq, "ecs", now)?;
+            let ctx = Ctx {
+                state: state.clone(),
+                region: id.region,
+            };
+            return crate::ecs::berth_action(&ctx, action, &body).await;
+        }
         let Some(action) = target.strip_prefix(ECS_TARGET_PREFIX) else {
             // Authenticate first, as AWS does, so an unsigned probe learns nothing.
             state.keys.authenticate(&sreq, "ecs", now)?;

@@ -9,12 +9,14 @@
 //!
 //! Start with [`router`] and [`ApiState`].
 
+mod agent;
 mod auth;
 mod ecs;
 mod edge;
 mod paging;
 mod state;
 
+pub use agent::join_token;
 pub use auth::KeyRing;
 pub use edge::{router, MAX_BODY_BYTES};
 pub use state::{ApiConfig, ApiState};

@@ -6,6 +6,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use berth_model::ApiError;
+use serde_json::{json, Value};
 
 /// ECS's page size when `maxResults` is not given, and its upper bound.
 pub(crate) const MAX_PAGE: usize = 100;
@@ -57,6 +58,20 @@ pub(crate) fn paginate<T>(
     Ok((rest.into_iter().map(|(_, v)| v).collect(), next))
 }
 
+/// A list answer: `{field: items, "nextToken": ...}`, with `nextToken` left out on the last
+/// page (AWS never sends `null` members; strict SDKs reject them).
+pub(crate) fn page_json<T: serde::Serialize>(
+    field: &str,
+    items: Vec<T>,
+    next: Option<String>,
+) -> Value {
+    let mut out = json!({ field: items });
+    if let Some(t) = next {
+        out["nextToken"] = json!(t);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +100,15 @@ mod tests {
             let want: Vec<usize> = all.iter().map(|(_, v)| *v).collect();
             assert_eq!(seen, want);
         }
+    }
+
+    #[test]
+    fn last_page_has_no_token() {
+        assert_eq!(page_json("a", vec![1], None), json!({"a": [1]}));
+        assert_eq!(
+            page_json("a", Vec::<u8>::new(), Some("t".into())),
+            json!({"a": [], "nextToken": "t"})
+        );
     }
 
     #[test]

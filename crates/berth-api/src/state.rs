@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+use berth_control::Launcher;
 use berth_model::{ApiError, Arn, Clock, ResourceKind, DEFAULT_ACCOUNT_ID};
-use berth_store::{Store, StoreError};
+use berth_store::Store;
 
 use crate::KeyRing;
 
@@ -12,12 +13,21 @@ use crate::KeyRing;
 pub struct ApiConfig {
     /// The account id shown in ARNs.
     pub account_id: String,
+    /// An agent that has not polled for this long shows `agentConnected: false`.
+    pub agent_timeout_secs: f64,
+    /// The longest an agent's poll is held open waiting for a change.
+    pub max_poll_wait_secs: f64,
+    /// The secret that join tokens are derived from (one token per cluster).
+    pub join_secret: String,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             account_id: DEFAULT_ACCOUNT_ID.to_owned(),
+            agent_timeout_secs: 30.0,
+            max_poll_wait_secs: 10.0,
+            join_secret: String::new(),
         }
     }
 }
@@ -29,6 +39,7 @@ pub struct ApiState {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) keys: Arc<KeyRing>,
     pub(crate) config: Arc<ApiConfig>,
+    pub(crate) launcher: Arc<Launcher>,
 }
 
 impl ApiState {
@@ -38,11 +49,13 @@ impl ApiState {
         keys: KeyRing,
         config: ApiConfig,
     ) -> Self {
+        let launcher = Arc::new(Launcher::new(store.clone(), config.agent_timeout_secs));
         Self {
             store,
             clock,
             keys: Arc::new(keys),
             config: Arc::new(config),
+            launcher,
         }
     }
 }
@@ -69,11 +82,7 @@ impl Ctx {
     }
 }
 
-/// A store failure is our fault, never the client's.
-pub(crate) fn store_err(e: StoreError) -> ApiError {
-    tracing::error!(error = %e, "store failure");
-    ApiError::server(format!("internal store error: {e}"))
-}
+pub(crate) use berth_control::store_err;
 
 /// Encodes a record for the store.
 pub(crate) fn to_bytes<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {

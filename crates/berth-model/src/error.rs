@@ -19,6 +19,8 @@ pub enum ErrorCode {
     ResourceNotFoundException,
     LimitExceededException,
     ResourceInUseException,
+    AttributeLimitExceededException,
+    TargetNotFoundException,
     /// An action the target prefix names that berth does not know.
     UnknownOperationException,
     /// A body that is not JSON, or not the JSON the action expects.
@@ -49,6 +51,8 @@ impl ErrorCode {
             Self::ResourceNotFoundException => "ResourceNotFoundException",
             Self::LimitExceededException => "LimitExceededException",
             Self::ResourceInUseException => "ResourceInUseException",
+            Self::AttributeLimitExceededException => "AttributeLimitExceededException",
+            Self::TargetNotFoundException => "TargetNotFoundException",
             Self::UnknownOperationException => "UnknownOperationException",
             Self::SerializationException => "SerializationException",
             Self::RequestEntityTooLarge => "RequestEntityTooLargeException",

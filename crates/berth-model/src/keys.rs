@@ -26,6 +26,29 @@ pub fn parse_taskdef(key: &str) -> Option<(&str, u32)> {
     Some((family, rev.parse().ok()?))
 }
 
+pub fn instance(cluster: &str, id: &str) -> String {
+    format!("instances/{cluster}/{id}")
+}
+
+pub fn task(cluster: &str, id: &str) -> String {
+    format!("tasks/{cluster}/{id}")
+}
+
+/// The assignment index: one key per task placed on an instance, written in the same
+/// transaction as the task, so an agent's poll reads only its own tasks.
+pub fn assignment(instance_id: &str, task_id: &str) -> String {
+    format!("assign/{instance_id}/{task_id}")
+}
+pub fn assignments_of(instance_id: &str) -> String {
+    format!("assign/{instance_id}/")
+}
+pub const ASSIGNMENTS: &str = "assign/";
+
+/// RunTask's idempotency tokens.
+pub fn client_token(cluster: &str, token: &str) -> String {
+    format!("tokens/{cluster}/{token}")
+}
+
 pub fn services_of(cluster: &str) -> String {
     format!("services/{cluster}/")
 }

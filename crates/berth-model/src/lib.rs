@@ -8,21 +8,31 @@
 //! Start with [`ApiError`] (every error a client can see, mapped to its ECS code in one place),
 //! [`Arn`] (the ECS resource names), [`Cluster`] and [`TaskDefinition`].
 
+pub mod agent;
 mod arn;
 mod clock;
 mod cluster;
 mod error;
+mod instance;
 pub mod keys;
 mod names;
 mod tag;
+mod task;
 mod taskdef;
 
 pub use arn::{Arn, ResourceKind, DEFAULT_ACCOUNT_ID};
 pub use clock::{Clock, SystemClock};
 pub use cluster::{Cluster, ClusterCounts, ClusterField, ClusterSetting, ClusterStatus};
 pub use error::{ApiError, ErrorCode};
+pub use instance::{
+    Attribute, ContainerInstance, HostResources, InstanceStatus, InstanceUsage, MAX_ATTRIBUTES,
+};
 pub use names::{validate_cluster_name, validate_family, validate_name, NAME_MAX};
 pub use tag::{merge_tags, remove_tags, validate_tag_keys, validate_tags, Tag, MAX_TAGS};
+pub use task::{
+    Container, ContainerOverride, DesiredStatus, HealthStatus, NetworkBinding, StopCode, Task,
+    TaskOverride, TaskStats, TaskStatus,
+};
 pub use taskdef::{
     parse_task_cpu, parse_task_memory, ContainerDefinition, ContainerDependency, HealthCheck,
     KeyValuePair, PortMapping, TaskDefRef, TaskDefinition, TaskDefinitionStatus, MAX_CONTAINERS,

@@ -283,6 +283,12 @@ fn fargate_memory_ok(cpu: u32, mem: u32) -> bool {
     (lo..=hi).contains(&mem) && (mem - lo).is_multiple_of(step)
 }
 
+/// RegisterTaskDefinition reports a bad family or container name as a ClientException
+/// ("Family contains invalid characters."), where other actions say InvalidParameterException.
+fn registration_name(what: &str, name: &str) -> Result<(), ApiError> {
+    validate_name(what, name).map_err(|e| ApiError::client(e.message))
+}
+
 fn in_range(what: &str, v: Option<i64>, lo: i64, hi: i64) -> Result<(), ApiError> {
     match v {
         Some(v) if !(lo..=hi).contains(&v) => Err(ApiError::client(format!(
@@ -306,7 +312,7 @@ impl TaskDefinition {
     /// Applies ECS's registration rules and fills the defaults ECS shows. Revision, status,
     /// timestamps and `registeredBy` are the caller's to set.
     pub fn validate_and_normalize(&mut self) -> Result<(), ApiError> {
-        validate_family(&self.family)?;
+        registration_name("Family", &self.family)?;
         validate_tags(&self.tags)?;
         one_of(
             "networkMode",
@@ -366,7 +372,7 @@ impl TaskDefinition {
         let names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
         let mut seen = HashSet::new();
         for n in &names {
-            validate_name("Container name", n)?;
+            registration_name("Container name", n)?;
             if !seen.insert(n.as_str()) {
                 return Err(ApiError::client(format!("Duplicate container name: {n}")));
             }
@@ -723,6 +729,13 @@ mod tests {
         ];
         for (what, v) in cases {
             assert!(td(v).is_err(), "{what} should be rejected");
+        }
+        for bad in [
+            json!({"family": "a b", "containerDefinitions": [{"name": "c", "image": "i", "memory": 8}]}),
+            json!({"family": "a", "containerDefinitions": [{"name": "c d", "image": "i", "memory": 8}]}),
+        ] {
+            let e = td(bad).unwrap_err();
+            assert_eq!(e.code, crate::ErrorCode::ClientException, "{}", e.message);
         }
         let eleven: Vec<Value> = (0..11)
             .map(|i| json!({"name": format!("c{i}"), "image": "i", "memory": 8}))

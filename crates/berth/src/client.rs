@@ -86,6 +86,19 @@ impl Client {
 
     /// Calls one ECS action and returns its JSON answer, or the ECS error as an error.
     pub async fn ecs(&self, action: &str, body: &Value) -> Result<Value> {
+        self.call(
+            &format!("AmazonEC2ContainerServiceV20141113.{action}"),
+            body,
+        )
+        .await
+    }
+
+    /// Calls one of berth's own actions (`BerthV1.*`).
+    pub async fn berth(&self, action: &str, body: &Value) -> Result<Value> {
+        self.call(&format!("BerthV1.{action}"), body).await
+    }
+
+    async fn call(&self, target: &str, body: &Value) -> Result<Value> {
         let body = serde_json::to_vec(body)?;
         let url: reqwest::Url = format!("{}/", self.endpoint)
             .parse()
@@ -95,7 +108,7 @@ impl Client {
             (Some(h), None) => h.to_owned(),
             _ => bail!("endpoint {} has no host", self.endpoint),
         };
-        let target = format!("AmazonEC2ContainerServiceV20141113.{action}");
+        let target = target.to_owned();
         let headers = vec![
             ("host".to_owned(), host),
             (

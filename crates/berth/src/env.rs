@@ -23,3 +23,9 @@ pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9400";
 /// The region berth names when the client does not choose one.
 pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// `berth agent` settings.
+pub const AGENT_SERVER: &str = "BERTH_SERVER";
+pub const AGENT_CLUSTER: &str = "BERTH_CLUSTER";
+pub const JOIN_TOKEN: &str = "BERTH_JOIN_TOKEN";
+pub const AGENT_STATE_DIR: &str = "BERTH_AGENT_STATE_DIR";

@@ -1,6 +1,7 @@
 //! The berth binary: `berth up` (all-in-one), `berth server` (control plane) and the CLI
 //! client (`berth cluster ...`, `berth taskdef ...`).
 
+mod agent;
 mod cli;
 mod client;
 mod creds;
@@ -29,6 +30,14 @@ enum Command {
     Up(server::ServerOpts),
     /// Start the control plane only.
     Server(server::ServerOpts),
+    /// Run this host's agent: join a cluster and run the tasks placed on it.
+    Agent(agent::AgentOpts),
+    /// Print the join token agents of a cluster use.
+    JoinToken(cli::misc::JoinTokenArgs),
+    /// Tasks: run, ls, show, stop.
+    Task(cli::task::Args),
+    /// Container instances: ls, show, drain, activate, rm.
+    Instance(cli::instance::Args),
     /// Clusters: ls, create, rm.
     Cluster(cli::cluster::Args),
     /// Task definitions: register, ls, show, rm.
@@ -50,6 +59,10 @@ fn main() -> Result<()> {
         match cli.command {
             Command::Up(o) => server::run(o, true).await,
             Command::Server(o) => server::run(o, false).await,
+            Command::Agent(o) => agent::run(o).await,
+            Command::JoinToken(a) => cli::misc::join_token(a).await,
+            Command::Task(a) => cli::task::run(a).await,
+            Command::Instance(a) => cli::instance::run(a).await,
             Command::Cluster(a) => cli::cluster::run(a).await,
             Command::Taskdef(a) => cli::taskdef::run(a).await,
         }

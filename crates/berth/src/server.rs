@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use berth_api::{router, ApiConfig, ApiState, KeyRing};
+use std::time::Duration;
+
+use berth_agent::{Agent, AgentConfig};
+use berth_api::{join_token, router, ApiConfig, ApiState, KeyRing};
+use berth_control::Reaper;
 use berth_model::{SystemClock, DEFAULT_ACCOUNT_ID};
 use berth_store::RedbStore;
 use serde_json::json;
@@ -23,6 +27,18 @@ pub struct ServerOpts {
     /// Account id shown in ARNs.
     #[arg(long, env = env::ACCOUNT_ID, default_value = DEFAULT_ACCOUNT_ID)]
     pub account_id: String,
+    /// Seconds without a poll after which an agent shows `agentConnected: false`.
+    #[arg(long, default_value_t = 30.0)]
+    pub agent_timeout: f64,
+    /// Seconds a STOPPED task stays describable (ECS keeps them about an hour).
+    #[arg(long, default_value_t = 3600.0)]
+    pub task_retention: f64,
+    /// `berth up` only: the local agent's driver.
+    #[arg(long, value_enum, default_value_t = crate::agent::DriverKind::Auto)]
+    pub driver: crate::agent::DriverKind,
+    /// `berth up` only: do not run a local agent.
+    #[arg(long)]
+    pub no_agent: bool,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -40,14 +56,24 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     let key = creds::load_or_create(&data_dir)?;
     let db = data_dir.join("berth.redb");
     let store = RedbStore::open(&db).with_context(|| format!("opening store {}", db.display()))?;
+    let store: Arc<dyn berth_store::Store> = Arc::new(store);
+    let clock: Arc<dyn berth_model::Clock> = Arc::new(SystemClock);
+    let agent_timeout = opts.agent_timeout.max(1.0);
     let state = ApiState::new(
-        Arc::new(store),
-        Arc::new(SystemClock),
+        store.clone(),
+        clock.clone(),
         KeyRing::new().with_key(&key.access_key_id, &key.secret_access_key),
         ApiConfig {
             account_id: opts.account_id.clone(),
+            agent_timeout_secs: agent_timeout,
+            max_poll_wait_secs: (agent_timeout / 3.0).clamp(0.5, 20.0),
+            join_secret: key.secret_access_key.clone(),
         },
     );
+    let reaper = Reaper::new(store.clone(), clock.clone(), opts.task_retention.max(0.0));
+    tokio::spawn(reaper.run(Duration::from_secs_f64(
+        (opts.task_retention / 10.0).clamp(1.0, 60.0),
+    )));
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("binding {}", opts.listen))?;
@@ -57,11 +83,34 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     let server = tokio::spawn(async move { serve.await });
 
     let endpoint = format!("http://{addr}");
+    let token = join_token(&key.secret_access_key, "default");
     if up {
         let c = client::Client::with_key(&endpoint, env::DEFAULT_REGION, &key);
         c.ecs("CreateCluster", &json!({"clusterName": "default"}))
             .await
             .context("creating the default cluster")?;
+        if !opts.no_agent {
+            let agent_dir = data_dir.join("agent");
+            std::fs::create_dir_all(&agent_dir)?;
+            let driver = crate::agent::driver(opts.driver, &agent_dir).await?;
+            let cfg = AgentConfig {
+                server: endpoint.clone(),
+                cluster: "default".into(),
+                join_token: token.clone(),
+                state_dir: agent_dir,
+                attributes: vec![("berth.managed".into(), Some("true".into()))],
+                poll_wait: Duration::from_secs_f64((agent_timeout / 4.0).clamp(0.5, 20.0)),
+                cleanup_after: Duration::from_secs(600),
+                cpu_units: None,
+                memory_mib: None,
+            };
+            tracing::info!(driver = driver.name(), "starting the local agent");
+            tokio::spawn(async move {
+                if let Err(e) = Agent::new(cfg, driver).run(std::future::pending()).await {
+                    tracing::error!(error = %e, "local agent stopped");
+                }
+            });
+        }
     }
     println!(
         "berth is up: API at {endpoint}, state in {}",
@@ -72,6 +121,8 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     println!("export AWS_SECRET_ACCESS_KEY={}", key.secret_access_key);
     println!("export AWS_DEFAULT_REGION={}", env::DEFAULT_REGION);
     println!("export AWS_ENDPOINT_URL_ECS={endpoint}");
+    println!("# agents on other hosts join the default cluster with:");
+    println!("#   berth agent --server {endpoint} --cluster default --token {token}");
     println!("# then: aws ecs list-clusters");
 
     server.await?.context("API server failed")?;
@@ -79,7 +130,7 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

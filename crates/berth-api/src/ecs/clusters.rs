@@ -9,7 +9,7 @@ use berth_store::{StoreExt, Txn, TxnResult};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::paging::paginate;
+use crate::paging::{page_json, paginate};
 use crate::state::{store_err, to_bytes, Ctx};
 
 /// The cluster ECS uses when a request names none.
@@ -68,20 +68,24 @@ fn wire(ctx: &Ctx, c: &Cluster, include: Option<&[ClusterField]>, counts: Cluste
     )
 }
 
-/// Writes `c` if the cluster key is still at `rev` (0 = absent); a lost race is reported as
-/// a retryable conflict.
-async fn put_cluster(ctx: &Ctx, c: &Cluster, rev: u64) -> Result<(), ApiError> {
+/// How often a cluster write re-reads and retries after losing a race with another writer.
+const RETRIES: usize = 32;
+
+/// Writes `c` if the cluster key is still at `rev` (0 = absent). `false` means another writer
+/// got there first: the caller re-reads and decides again.
+async fn put_cluster(ctx: &Ctx, c: &Cluster, rev: u64) -> Result<bool, ApiError> {
     let key = keys::cluster(&c.cluster_name);
     let txn = Txn::new()
         .when_mod_revision(key.clone(), rev)
         .put(key, to_bytes(c)?);
-    match ctx.store().txn(txn).await.map_err(store_err)? {
-        TxnResult::Committed { .. } => Ok(()),
-        TxnResult::Conflict { .. } => Err(ApiError::new(
-            ErrorCode::ClientException,
-            "The cluster was modified concurrently; retry the request.",
-        )),
-    }
+    Ok(matches!(
+        ctx.store().txn(txn).await.map_err(store_err)?,
+        TxnResult::Committed { .. }
+    ))
+}
+
+fn too_contended() -> ApiError {
+    ApiError::server("The cluster is being modified by too many requests at once; retry.")
 }
 
 #[derive(Deserialize)]
@@ -107,28 +111,33 @@ pub(crate) async fn create(ctx: &Ctx, req: CreateClusterRequest) -> Result<Value
     validate_cluster_name(&name)?;
     validate_tags(&req.tags)?;
     ClusterSetting::validate_all(&req.settings)?;
-    let existing = ctx
-        .store()
-        .get_json::<Cluster>(&keys::cluster(&name))
-        .await
-        .map_err(store_err)?;
-    // CreateCluster is idempotent in ECS: an ACTIVE cluster of that name is returned as is.
-    if let Some((c, _)) = existing
-        .as_ref()
-        .filter(|(c, _)| c.status == ClusterStatus::Active)
-    {
-        let counts = counts(ctx, &name).await?;
-        return Ok(json!({ "cluster": wire(ctx, c, None, counts) }));
-    }
-    let mut c = Cluster::new(name, ctx.now());
+    let mut c = Cluster::new(name.clone(), ctx.now());
     c.apply_settings(&req.settings);
     c.tags = req.tags;
     c.configuration = req.configuration;
     c.capacity_providers = req.capacity_providers;
     c.default_capacity_provider_strategy = req.default_capacity_provider_strategy;
     c.service_connect_defaults = req.service_connect_defaults;
-    put_cluster(ctx, &c, existing.map_or(0, |(_, rev)| rev)).await?;
-    Ok(json!({ "cluster": wire(ctx, &c, None, ClusterCounts::default()) }))
+    for _ in 0..RETRIES {
+        let existing = ctx
+            .store()
+            .get_json::<Cluster>(&keys::cluster(&name))
+            .await
+            .map_err(store_err)?;
+        // CreateCluster is idempotent in ECS: an ACTIVE cluster of that name is returned as
+        // is, also to the losers of a race to create it.
+        if let Some((c, _)) = existing
+            .as_ref()
+            .filter(|(c, _)| c.status == ClusterStatus::Active)
+        {
+            let counts = counts(ctx, &name).await?;
+            return Ok(json!({ "cluster": wire(ctx, c, None, counts) }));
+        }
+        if put_cluster(ctx, &c, existing.map_or(0, |(_, rev)| rev)).await? {
+            return Ok(json!({ "cluster": wire(ctx, &c, None, ClusterCounts::default()) }));
+        }
+    }
+    Err(too_contended())
 }
 
 #[derive(Deserialize)]
@@ -198,7 +207,7 @@ pub(crate) async fn list(ctx: &Ctx, req: ListClustersRequest) -> Result<Value, A
         .map(|(k, c, _)| (k, ctx.arn(ResourceKind::Cluster, &c.cluster_name)))
         .collect();
     let (arns, next) = paginate(active, req.max_results, req.next_token.as_deref(), false)?;
-    Ok(json!({ "clusterArns": arns, "nextToken": next }))
+    Ok(page_json("clusterArns", arns, next))
 }
 
 #[derive(Deserialize)]
@@ -215,19 +224,23 @@ pub(crate) async fn update(ctx: &Ctx, req: UpdateClusterRequest) -> Result<Value
     if let Some(s) = &req.settings {
         ClusterSetting::validate_all(s)?;
     }
-    let (mut c, rev) = load_active(ctx, &name).await?;
-    if let Some(s) = &req.settings {
-        c.apply_settings(s);
+    for _ in 0..RETRIES {
+        let (mut c, rev) = load_active(ctx, &name).await?;
+        if let Some(s) = &req.settings {
+            c.apply_settings(s);
+        }
+        if let Some(conf) = &req.configuration {
+            c.configuration = Some(conf.clone());
+        }
+        if let Some(scd) = &req.service_connect_defaults {
+            c.service_connect_defaults = Some(scd.clone());
+        }
+        if put_cluster(ctx, &c, rev).await? {
+            let counts = counts(ctx, &name).await?;
+            return Ok(json!({ "cluster": wire(ctx, &c, None, counts) }));
+        }
     }
-    if let Some(conf) = req.configuration {
-        c.configuration = Some(conf);
-    }
-    if let Some(scd) = req.service_connect_defaults {
-        c.service_connect_defaults = Some(scd);
-    }
-    put_cluster(ctx, &c, rev).await?;
-    let counts = counts(ctx, &name).await?;
-    Ok(json!({ "cluster": wire(ctx, &c, None, counts) }))
+    Err(too_contended())
 }
 
 #[derive(Deserialize)]
@@ -261,8 +274,18 @@ pub(crate) struct DeleteClusterRequest {
 
 pub(crate) async fn delete(ctx: &Ctx, req: DeleteClusterRequest) -> Result<Value, ApiError> {
     let name = cluster_name(Some(&req.cluster))?;
-    let (mut c, rev) = load_active(ctx, &name).await?;
-    let counts = counts(ctx, &name).await?;
+    for _ in 0..RETRIES {
+        if let Some(done) = try_delete(ctx, &name).await? {
+            return Ok(done);
+        }
+    }
+    Err(too_contended())
+}
+
+/// One attempt at DeleteCluster: `None` when another writer changed the cluster meanwhile.
+async fn try_delete(ctx: &Ctx, name: &str) -> Result<Option<Value>, ApiError> {
+    let (mut c, rev) = load_active(ctx, name).await?;
+    let counts = counts(ctx, name).await?;
     if counts.active_services > 0 {
         return Err(ApiError::new(
             ErrorCode::ClusterContainsServicesException,
@@ -277,7 +300,7 @@ pub(crate) async fn delete(ctx: &Ctx, req: DeleteClusterRequest) -> Result<Value
     }
     let (tasks, _) = ctx
         .store()
-        .list(&keys::tasks_of(&name))
+        .list(&keys::tasks_of(name))
         .await
         .map_err(store_err)?;
     if !tasks.is_empty() {
@@ -287,8 +310,12 @@ pub(crate) async fn delete(ctx: &Ctx, req: DeleteClusterRequest) -> Result<Value
         ));
     }
     c.status = ClusterStatus::Inactive;
-    put_cluster(ctx, &c, rev).await?;
-    Ok(json!({ "cluster": wire(ctx, &c, None, ClusterCounts::default()) }))
+    if !put_cluster(ctx, &c, rev).await? {
+        return Ok(None);
+    }
+    Ok(Some(
+        json!({ "cluster": wire(ctx, &c, None, ClusterCounts::default()) }),
+    ))
 }
 
 #[cfg(test)]

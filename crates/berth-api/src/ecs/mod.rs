@@ -1,8 +1,13 @@
 //! The ECS actions: one module per resource, each action a typed request and a handler.
 
 mod clusters;
+mod instances;
 mod tags;
 mod taskdefs;
+mod tasks;
+
+pub(crate) use instances::{instance_arn as instance_arn_of, register_instance, Registration};
+pub(crate) use tasks::task_arn as task_arn_of;
 
 use berth_model::{ApiError, ErrorCode};
 use serde_json::Value;
@@ -25,12 +30,49 @@ pub(crate) async fn dispatch(ctx: &Ctx, action: &str, body: &[u8]) -> Result<Val
         "ListTaskDefinitionFamilies" => taskdefs::list_families(ctx, parse_body(body)?).await,
         "DeregisterTaskDefinition" => taskdefs::deregister(ctx, parse_body(body)?).await,
         "DeleteTaskDefinitions" => taskdefs::delete(ctx, parse_body(body)?).await,
+        "RegisterContainerInstance" => instances::register(ctx, parse_body(body)?).await,
+        "DeregisterContainerInstance" => instances::deregister(ctx, parse_body(body)?).await,
+        "DescribeContainerInstances" => instances::describe(ctx, parse_body(body)?).await,
+        "ListContainerInstances" => instances::list(ctx, parse_body(body)?).await,
+        "UpdateContainerInstancesState" => instances::update_state(ctx, parse_body(body)?).await,
+        "PutAttributes" => instances::put_attributes(ctx, parse_body(body)?).await,
+        "DeleteAttributes" => instances::delete_attributes(ctx, parse_body(body)?).await,
+        "ListAttributes" => instances::list_attributes(ctx, parse_body(body)?).await,
+        "RunTask" => tasks::run(ctx, parse_body(body)?).await,
+        "StartTask" => tasks::start(ctx, parse_body(body)?).await,
+        "StopTask" => tasks::stop(ctx, parse_body(body)?).await,
+        "DescribeTasks" => tasks::describe(ctx, parse_body(body)?).await,
+        "ListTasks" => tasks::list(ctx, parse_body(body)?).await,
         "TagResource" => tags::tag(ctx, parse_body(body)?).await,
         "UntagResource" => tags::untag(ctx, parse_body(body)?).await,
         "ListTagsForResource" => tags::list(ctx, parse_body(body)?).await,
         _ => Err(ApiError::new(
             ErrorCode::UnknownOperationException,
             format!("berth does not implement the ECS action {action:?}."),
+        )),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct JoinTokenRequest {
+    cluster: Option<String>,
+}
+
+/// berth's own actions, beside ECS's: `GetJoinToken` gives the token agents of a cluster use.
+pub(crate) async fn berth_action(ctx: &Ctx, action: &str, body: &[u8]) -> Result<Value, ApiError> {
+    match action {
+        "GetJoinToken" => {
+            let req: JoinTokenRequest = parse_body(body)?;
+            let cluster = clusters::cluster_name(req.cluster.as_deref())?;
+            clusters::load_active(ctx, &cluster).await?;
+            Ok(serde_json::json!({
+                "cluster": cluster,
+                "token": crate::agent::join_token(&ctx.state.config.join_secret, &cluster),
+            }))
+        }
+        _ => Err(ApiError::new(
+            ErrorCode::UnknownOperationException,
+            format!("Unknown berth action {action:?}."),
         )),
     }
 }

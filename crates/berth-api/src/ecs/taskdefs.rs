@@ -4,8 +4,12 @@
 //! Revisions: each family has a record holding the last revision ever issued. Registering
 //! reads it and writes revision+1 and the record in one compare-and-swap transaction, so two
 //! concurrent registrations never get the same number and a deleted revision is never reused.
+//! Within one server, registrations of a family also queue on an in-process lock, so a burst
+//! of concurrent writers does not exhaust its compare-and-swap retries racing itself; the
+//! compare-and-swap still guards against other API replicas.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 
 use berth_model::{
     keys, ApiError, ErrorCode, ResourceKind, TaskDefRef, TaskDefinition, TaskDefinitionStatus,
@@ -16,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::edge::parse_body;
-use crate::paging::paginate;
+use crate::paging::{page_json, paginate};
 use crate::state::{store_err, to_bytes, Ctx};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -28,6 +32,23 @@ struct FamilyRecord {
 
 /// How often a registration retries when another writer took the same family revision.
 const REGISTER_RETRIES: usize = 32;
+
+type FamilyLocks = Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>;
+
+/// One lock per family with a registration in flight (entries die with their last holder).
+static FAMILY_LOCKS: LazyLock<FamilyLocks> = LazyLock::new(Default::default);
+
+/// The in-process lock that orders registrations of `family`.
+fn family_lock(family: &str) -> Arc<tokio::sync::Mutex<()>> {
+    let mut locks = FAMILY_LOCKS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(lock) = locks.get(family).and_then(Weak::upgrade) {
+        return lock;
+    }
+    locks.retain(|_, l| l.strong_count() > 0);
+    let lock = Arc::new(tokio::sync::Mutex::new(()));
+    locks.insert(family.to_owned(), Arc::downgrade(&lock));
+    lock
+}
 
 fn arn(ctx: &Ctx, td: &TaskDefinition) -> String {
     ctx.arn(
@@ -50,6 +71,8 @@ pub(crate) async fn register(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> 
     td.delete_requested_at = None;
     td.requires_attributes = Vec::new();
     let fkey = keys::family(&td.family);
+    let lock = family_lock(&td.family);
+    let _queued = lock.lock().await;
     for _ in 0..REGISTER_RETRIES {
         let (fam, frev) = ctx
             .store()
@@ -171,13 +194,21 @@ pub(crate) async fn list(ctx: &Ctx, req: ListTaskDefinitionsRequest) -> Result<V
     let mut items: Vec<(String, String)> = all
         .into_iter()
         .filter(|(_, td, _)| td.status == status)
-        .map(|(k, td, _)| (k, arn(ctx, &td)))
+        .map(|(_, td, _)| (list_sort_key(&td), arn(ctx, &td)))
         .collect();
+    items.sort();
     if desc {
         items.reverse();
     }
     let (arns, next) = paginate(items, req.max_results, req.next_token.as_deref(), desc)?;
-    Ok(json!({ "taskDefinitionArns": arns, "nextToken": next }))
+    Ok(page_json("taskDefinitionArns", arns, next))
+}
+
+/// The order ECS lists task definitions in: by family name, then by revision number. Store
+/// keys (`taskdefs/FAMILY/REV`) do not sort that way: `web/` sorts after `web-2/`. A space
+/// cannot occur in a family name and sorts before every character that can.
+fn list_sort_key(td: &TaskDefinition) -> String {
+    format!("{} {:010}", td.family, td.revision)
 }
 
 #[derive(Deserialize)]
@@ -223,7 +254,7 @@ pub(crate) async fn list_families(ctx: &Ctx, req: ListFamiliesRequest) -> Result
         .map(|(f, _)| (f.clone(), f))
         .collect();
     let (families, next) = paginate(items, req.max_results, req.next_token.as_deref(), false)?;
-    Ok(json!({ "families": families, "nextToken": next }))
+    Ok(page_json("families", families, next))
 }
 
 /// A reference that names one revision exactly, as deregistration and deletion require.
@@ -344,4 +375,42 @@ pub(crate) async fn store_if_unchanged(
     rev: u64,
 ) -> Result<bool, ApiError> {
     save(ctx, td, rev).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_lock_per_live_family() {
+        let a = family_lock("lock-test-a");
+        assert!(Arc::ptr_eq(&a, &family_lock("lock-test-a")));
+        assert!(!Arc::ptr_eq(&a, &family_lock("lock-test-b")));
+        drop(a);
+        let again = family_lock("lock-test-a");
+        assert_eq!(
+            Arc::strong_count(&again),
+            1,
+            "a dropped lock is not kept alive"
+        );
+    }
+
+    #[test]
+    fn list_order_is_family_then_revision() {
+        let td = |family: &str, revision| TaskDefinition {
+            family: family.into(),
+            revision,
+            ..TaskDefinition::default()
+        };
+        let mut keys: Vec<String> = [td("web-2", 1), td("web", 10), td("web", 9), td("web_3", 1)]
+            .iter()
+            .map(list_sort_key)
+            .collect();
+        keys.sort();
+        let want: Vec<String> = [td("web", 9), td("web", 10), td("web-2", 1), td("web_3", 1)]
+            .iter()
+            .map(list_sort_key)
+            .collect();
+        assert_eq!(keys, want);
+    }
 }

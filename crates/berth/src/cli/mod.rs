@@ -1,6 +1,9 @@
 //! The CLI client: tables for people, `--output json` for scripts.
 
 pub mod cluster;
+pub mod instance;
+pub mod misc;
+pub mod task;
 pub mod taskdef;
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};

@@ -1,0 +1,57 @@
+//! The `Driver` seam between the agent loop and a container runtime.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::error::DriverError;
+use crate::spec::{ContainerId, ContainerSpec, ContainerStatus, LogLine, OwnedContainer, Stats};
+
+/// A boxed, sendable future (what the object-safe [`Driver`] methods return).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A boxed, sendable stream.
+pub type BoxStream<'a, T> = Pin<Box<dyn futures::Stream<Item = T> + Send + 'a>>;
+
+/// A container runtime as the agent sees it. Object-safe: the agent holds `Arc<dyn Driver>`.
+///
+/// Every container a driver starts is marked as berth's (task id, task ARN, cluster and
+/// container name), so [`Driver::list_owned`] finds it again after an agent restart; the agent
+/// adopts what it finds instead of starting duplicates.
+pub trait Driver: Send + Sync + 'static {
+    /// `"docker"`, `"process"` or `"fake"`.
+    fn name(&self) -> &'static str;
+
+    /// Creates and starts a container. Never pulls: a missing image is
+    /// [`DriverError::ImageNotFound`] at once.
+    fn start(&self, spec: &ContainerSpec) -> BoxFuture<'_, Result<ContainerId, DriverError>>;
+
+    /// Current state, health, port bindings and times.
+    fn inspect(&self, id: &ContainerId) -> BoxFuture<'_, Result<ContainerStatus, DriverError>>;
+
+    /// SIGTERM, then SIGKILL once `timeout` has passed; returns when the container has exited.
+    /// Stopping an exited container is a no-op; an unknown id is [`DriverError::NotFound`].
+    fn stop(&self, id: &ContainerId, timeout: Duration) -> BoxFuture<'_, Result<(), DriverError>>;
+
+    /// Removes the container (killing it if it still runs) and what the driver kept for it.
+    /// Removing an unknown id succeeds.
+    fn remove(&self, id: &ContainerId) -> BoxFuture<'_, Result<(), DriverError>>;
+
+    /// Every container this driver (or an earlier instance on the same runtime or state
+    /// directory) started and that has not been removed, running or exited.
+    fn list_owned(&self) -> BoxFuture<'_, Result<Vec<OwnedContainer>, DriverError>>;
+
+    /// One resource-usage sample (zeros for a container that is not running).
+    fn stats(&self, id: &ContainerId) -> BoxFuture<'_, Result<Stats, DriverError>>;
+
+    /// The container's output so far, then, with `follow`, new lines until it exits.
+    /// The stream owns what it needs and may outlive the borrow of the driver.
+    fn logs(
+        &self,
+        id: &ContainerId,
+        follow: bool,
+    ) -> BoxStream<'static, Result<LogLine, DriverError>>;
+
+    /// Resolves with the exit code once the container has exited (at once if it already has).
+    fn wait_exit(&self, id: &ContainerId) -> BoxFuture<'_, Result<i64, DriverError>>;
+}

@@ -1,0 +1,1042 @@
+//! The process driver: containers as plain child processes, for hosts without Docker.
+//!
+//! # What runs
+//! The image is ignored, except that an image which is an absolute path to an existing file
+//! (`/usr/bin/python3`) stands in for a missing `entryPoint`. The command is `entryPoint ++
+//! command`, executed directly (no shell: write `["sh", "-c", "..."]` for one); it must name
+//! an executable (searched on the container's `PATH`), else `start` fails. The process gets a
+//! fresh environment: `PATH` (the agent's, or a standard one) plus the spec's variables. It
+//! runs in the spec's working directory, or in its own state directory when none is given,
+//! as the spec's user when one is given (`uid[:gid]` or a name from `/etc/passwd`; needs
+//! root).
+//!
+//! # The supervisor and exit codes
+//! Each container is started as `/bin/sh -c SUPERVISOR`, in a new process group whose id is
+//! the supervisor's pid. The supervisor runs the command as its child, waits for it and
+//! writes its exit status to the `exit` file in the container's state directory; it ignores
+//! the SIGTERM that a stop sends to the whole group, so it lives to record the command's code
+//! (143 for a command killed by SIGTERM, 0 for one that handled it and exited cleanly). Exit
+//! codes therefore survive agent restarts. When the supervisor itself dies without writing
+//! one (the SIGKILL of a stop timeout), the driver records 137 if it sent that SIGKILL, the
+//! code from the wait status if it is the supervisor's parent, and -1 ("unknown") otherwise.
+//!
+//! # State and adoption
+//! Everything lives in `STATE_DIR/containers/ID/` (see `record.rs`): a JSON record (pid and
+//! the process start time from `/proc/PID/stat`, so a reused pid is never mistaken for the
+//! container; the spec with its labels; log paths; the kill flag), the logs and the exit file.
+//! A new `ProcessDriver` on the same state directory finds every container through
+//! `list_owned`, running or exited, and can inspect, stop, wait for, log and remove it.
+//!
+//! # Ports, resources, logs
+//! Processes bind their ports directly on the host: each port mapping is reported with
+//! host port = container port (a requested different or dynamic host port cannot be
+//! honoured), none in `none` network mode. cpu and memory limits are not enforced (no cgroups);
+//! stats are summed over the process group from `/proc` (utime + stime + reaped children's
+//! times; VmRSS). stdout and stderr go to files that are never rotated; log lines carry no
+//! recorded time: lines already in the files are stamped with the file's modification time,
+//! lines read while following with the time they were read, and the history gives all stdout
+//! lines before all stderr lines.
+//!
+//! # Health checks
+//! Run by the driver as Docker runs them: the first probe one interval after the start,
+//! `CMD-SHELL` through `/bin/sh -c`, `CMD` executed directly, with the container's
+//! environment, directory and user, killed after the timeout; a success makes the container
+//! healthy; after the start period, `retries` consecutive failures make it unhealthy. Zero
+//! interval or timeout take Docker's 30 s defaults. After an agent restart, probing resumes
+//! when the new driver first sees the container (`list_owned` or `inspect`), from `Unknown`.
+
+mod procfs;
+mod record;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::driver::{BoxFuture, BoxStream, Driver};
+use crate::error::DriverError;
+use crate::spec::{
+    now_epoch, system_time_epoch, ContainerId, ContainerSpec, ContainerStatus, Health,
+    HealthCheckSpec, HealthCommand, LineSplitter, LogLine, NetworkBinding, NetworkMode,
+    OwnedContainer, RunState, Stats, Stream as LogStream,
+};
+use record::{read_exit, write_exit_if_absent, ContainerDir, Record, RECORD_VERSION};
+
+/// The supervisor run as `/bin/sh -c SUPERVISOR berth-supervisor EXIT_FILE CMD ARGS...`.
+///
+/// It traps (and so survives) TERM, INT and HUP; the command, started in the background,
+/// gets the default TERM disposition back. `wait` returns early when a trapped signal
+/// arrives; `kill -0` tells whether the command still exists (a zombie does), in which case
+/// it waits again. The code is written with a single `echo`, newline-terminated, so a reader
+/// never takes a partial write for a code.
+const SUPERVISOR: &str = r#"exitfile=$1
+shift
+trap ':' TERM INT HUP
+"$@" &
+child=$!
+while :; do
+  wait "$child"
+  code=$?
+  if ! kill -0 "$child" 2>/dev/null; then
+    break
+  fi
+done
+echo "$code" > "$exitfile"
+"#;
+
+/// `PATH` given to processes when the agent has none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Docker's default health-check interval and timeout, used for zero durations.
+const DEFAULT_HEALTH_PERIOD: Duration = Duration::from_secs(30);
+
+/// How often waiters look at `/proc` and the exit file.
+const POLL: Duration = Duration::from_millis(20);
+
+/// How often `logs(follow)` looks for new output.
+const LOG_POLL: Duration = Duration::from_millis(100);
+
+/// Most bytes one log read takes from a file.
+const LOG_CHUNK: u64 = 1 << 20;
+
+/// Runs containers as local processes (see the module documentation for the rules).
+#[derive(Debug, Clone)]
+pub struct ProcessDriver {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// `STATE_DIR/containers`.
+    containers: PathBuf,
+    /// Supervisors this driver instance spawned: `true` once reaped and the code recorded.
+    children: Mutex<HashMap<String, watch::Receiver<bool>>>,
+    /// Health-check state of the containers this instance probes.
+    health: Mutex<HashMap<String, HealthEntry>>,
+    next_id: AtomicU64,
+}
+
+#[derive(Debug)]
+struct HealthEntry {
+    health: Health,
+    failing_streak: u32,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for entry in lock(&self.health).values() {
+            entry.task.abort();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn io_err(what: impl std::fmt::Display, e: std::io::Error) -> DriverError {
+    DriverError::Runtime(format!("{what}: {e}"))
+}
+
+impl ProcessDriver {
+    /// A driver keeping its state under `state_dir` (created if missing). A new driver on the
+    /// directory of an earlier one adopts that one's containers.
+    pub fn new(state_dir: PathBuf) -> Result<Self, DriverError> {
+        let containers = state_dir.join("containers");
+        std::fs::create_dir_all(&containers)
+            .map_err(|e| io_err(format_args!("create {}", containers.display()), e))?;
+        // The supervisor runs in another working directory: give it absolute paths.
+        let containers = containers
+            .canonicalize()
+            .map_err(|e| io_err(format_args!("resolve {}", containers.display()), e))?;
+        Ok(ProcessDriver {
+            inner: Arc::new(Inner {
+                containers,
+                children: Mutex::new(HashMap::new()),
+                health: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The directory holding one container's files, for an id that came from this driver.
+    fn dir(&self, id: &str) -> Result<ContainerDir, DriverError> {
+        self.inner.dir(id)
+    }
+
+    fn load(&self, id: &ContainerId) -> Result<(ContainerDir, Record), DriverError> {
+        let dir = self.dir(&id.0)?;
+        let record = Record::load(&dir, &id.0)?;
+        Ok((dir, record))
+    }
+
+    async fn do_start(&self, spec: &ContainerSpec) -> Result<ContainerId, DriverError> {
+        let argv = command_line(spec)?;
+        let mut env = base_env();
+        for (k, v) in &spec.environment {
+            env.retain(|(key, _)| key != k);
+            env.push((k.clone(), v.clone()));
+        }
+        let user = spec.user.as_deref().map(resolve_user).transpose()?;
+        let (id, dir) = self.inner.create_dir(&spec.container_name)?;
+        let result = self.spawn(spec, &id, &dir, argv, env, user).await;
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&dir.dir);
+        }
+        result
+    }
+
+    async fn spawn(
+        &self,
+        spec: &ContainerSpec,
+        id: &str,
+        dir: &ContainerDir,
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        user: Option<(u32, u32)>,
+    ) -> Result<ContainerId, DriverError> {
+        let working_dir = match &spec.working_directory {
+            Some(wd) => PathBuf::from(wd),
+            None => dir.dir.clone(),
+        };
+        if !working_dir.is_dir() {
+            return Err(DriverError::InvalidSpec(format!(
+                "working directory {} does not exist",
+                working_dir.display()
+            )));
+        }
+        let path_var = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| DEFAULT_PATH.to_string());
+        if !is_executable(&argv[0], &path_var, &working_dir) {
+            return Err(DriverError::Runtime(format!(
+                "executable file not found in $PATH: {}",
+                argv[0]
+            )));
+        }
+        let stdout = open_log(&dir.stdout())?;
+        let stderr = open_log(&dir.stderr())?;
+        if let Some((uid, gid)) = user {
+            for p in [dir.dir.clone(), dir.stdout(), dir.stderr()] {
+                std::os::unix::fs::chown(&p, Some(uid), Some(gid))
+                    .map_err(|e| io_err(format_args!("chown {}", p.display()), e))?;
+            }
+        }
+        let mut cmd = tokio::process::Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(SUPERVISOR)
+            .arg("berth-supervisor")
+            .arg(dir.exit())
+            .args(&argv)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&working_dir)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .process_group(0);
+        if let Some((uid, gid)) = user {
+            cmd.uid(uid).gid(gid);
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| io_err(format_args!("spawn {}", argv[0]), e))?;
+        let started_at = now_epoch();
+        let pid = child
+            .id()
+            .and_then(|p| i32::try_from(p).ok())
+            .ok_or_else(|| DriverError::Runtime("spawned process has no pid".into()))?;
+        // Not reaped yet (only the task below waits), so /proc/PID exists even if it exited.
+        let start_ticks = procfs::stat(pid).map(|s| s.start_ticks).unwrap_or(0);
+        let record = Record {
+            version: RECORD_VERSION,
+            id: id.to_string(),
+            spec: spec.clone(),
+            argv,
+            env,
+            working_dir,
+            user,
+            pid,
+            start_ticks,
+            started_at,
+            stdout_path: dir.stdout(),
+            stderr_path: dir.stderr(),
+            exit_path: dir.exit(),
+            kill_sent: false,
+            exit_reason: None,
+        };
+        if let Err(e) = record.save(dir) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = child.wait().await;
+            return Err(e);
+        }
+        // Reap the supervisor; if it died without recording a code, record its wait status.
+        let (tx, rx) = watch::channel(false);
+        lock(&self.inner.children).insert(id.to_string(), rx);
+        let exit_path = dir.exit();
+        tokio::spawn(async move {
+            match child.wait().await {
+                Ok(status) => {
+                    if let Err(e) = write_exit_if_absent(&exit_path, status_code(status)) {
+                        tracing::warn!("process driver: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!("process driver: wait for supervisor {pid}: {e}"),
+            }
+            let _ = tx.send(true);
+        });
+        self.inner.ensure_health_monitor(&record);
+        Ok(ContainerId(id.to_string()))
+    }
+
+    async fn do_stop(&self, id: &ContainerId, timeout: Duration) -> Result<(), DriverError> {
+        let (dir, mut record) = self.load(id)?;
+        if self.inner.exit_of(&dir, &record).is_some() {
+            return Ok(());
+        }
+        signal_group(&record, Signal::SIGTERM);
+        if self.inner.wait_exited(&dir, &record, timeout).await {
+            return Ok(());
+        }
+        record.kill_sent = true;
+        record.exit_reason = Some(format!(
+            "killed with SIGKILL after the {}s stop timeout",
+            timeout.as_secs_f64()
+        ));
+        record.save(&dir)?;
+        signal_group(&record, Signal::SIGKILL);
+        if self
+            .inner
+            .wait_exited(&dir, &record, Duration::from_secs(10))
+            .await
+        {
+            Ok(())
+        } else {
+            Err(DriverError::Runtime(format!(
+                "process group {} survived SIGKILL",
+                record.pid
+            )))
+        }
+    }
+
+    async fn do_remove(&self, id: &ContainerId) -> Result<(), DriverError> {
+        let (dir, mut record) = match self.load(id) {
+            Ok(found) => found,
+            Err(DriverError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if self.inner.exit_of(&dir, &record).is_none() {
+            record.kill_sent = true;
+            record.exit_reason = Some("killed with SIGKILL by remove".into());
+            record.save(&dir)?;
+            signal_group(&record, Signal::SIGKILL);
+            if !self
+                .inner
+                .wait_exited(&dir, &record, Duration::from_secs(10))
+                .await
+            {
+                return Err(DriverError::Runtime(format!(
+                    "process group {} survived SIGKILL",
+                    record.pid
+                )));
+            }
+        }
+        if let Some(entry) = lock(&self.inner.health).remove(&id.0) {
+            entry.task.abort();
+        }
+        lock(&self.inner.children).remove(&id.0);
+        match tokio::fs::remove_dir_all(&dir.dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(format_args!("remove {}", dir.dir.display()), e)),
+        }
+    }
+
+    fn do_list(&self) -> Result<Vec<OwnedContainer>, DriverError> {
+        let entries = std::fs::read_dir(&self.inner.containers)
+            .map_err(|e| io_err(format_args!("read {}", self.inner.containers.display()), e))?;
+        let mut owned = Vec::new();
+        for entry in entries.flatten() {
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let dir = ContainerDir::new(entry.path());
+            let record = match Record::load(&dir, &name) {
+                Ok(r) => r,
+                // A directory whose start never completed.
+                Err(DriverError::NotFound(_)) => continue,
+                Err(e) => {
+                    tracing::warn!("process driver: skipping {name}: {e}");
+                    continue;
+                }
+            };
+            let status = self.inner.status(&dir, &record);
+            if status.state == RunState::Running {
+                self.inner.ensure_health_monitor(&record);
+            }
+            owned.push(OwnedContainer {
+                id: ContainerId(name),
+                task_id: record.spec.task_id.clone(),
+                container_name: record.spec.container_name.clone(),
+                status,
+            });
+        }
+        owned.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(owned)
+    }
+
+    fn do_inspect(&self, id: &ContainerId) -> Result<ContainerStatus, DriverError> {
+        let (dir, record) = self.load(id)?;
+        let status = self.inner.status(&dir, &record);
+        if status.state == RunState::Running {
+            self.inner.ensure_health_monitor(&record);
+        }
+        Ok(status)
+    }
+
+    fn do_stats(&self, id: &ContainerId) -> Result<Stats, DriverError> {
+        let (dir, record) = self.load(id)?;
+        let at = now_epoch();
+        if self.inner.exit_of(&dir, &record).is_some() {
+            return Ok(Stats {
+                cpu_total_ns: 0,
+                memory_bytes: 0,
+                at,
+            });
+        }
+        let (cpu_total_ns, memory_bytes) = procfs::group_usage(record.pid);
+        Ok(Stats {
+            cpu_total_ns,
+            memory_bytes,
+            at,
+        })
+    }
+
+    async fn do_wait(&self, id: &ContainerId) -> Result<i64, DriverError> {
+        let (dir, record) = self.load(id)?;
+        loop {
+            if let Some((code, _)) = self.inner.exit_of(&dir, &record) {
+                return Ok(code);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+impl Inner {
+    fn dir(&self, id: &str) -> Result<ContainerDir, DriverError> {
+        let valid = !id.is_empty()
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && !id.starts_with('.');
+        if !valid {
+            return Err(DriverError::NotFound(id.to_string()));
+        }
+        Ok(ContainerDir::new(self.containers.join(id)))
+    }
+
+    /// Makes a fresh container directory: `NAME-TIMEHEX-N`.
+    fn create_dir(&self, container_name: &str) -> Result<(String, ContainerDir), DriverError> {
+        let mut name: String = container_name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .take(40)
+            .collect();
+        if name.is_empty() {
+            name.push('c');
+        }
+        loop {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let id = format!("{name}-{nanos:x}-{n}");
+            let dir = self.dir(&id)?;
+            match std::fs::create_dir(&dir.dir) {
+                Ok(()) => return Ok((id, dir)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_err(format_args!("create {}", dir.dir.display()), e)),
+            }
+        }
+    }
+
+    /// The exit code and time, once the container has exited; `None` while it runs.
+    fn exit_of(&self, dir: &ContainerDir, record: &Record) -> Option<(i64, f64)> {
+        let reaped = lock(&self.children).get(&record.id).map(|rx| *rx.borrow());
+        match reaped {
+            // Our own child: its reaper records the code before flagging it.
+            Some(false) => return None,
+            Some(true) => {}
+            None => {
+                if procfs::is_alive(record.pid, record.start_ticks) {
+                    return None;
+                }
+            }
+        }
+        // The supervisor is gone, so its code, if it wrote one, is complete.
+        if let Some(exit) = read_exit(&dir.exit()) {
+            return Some(exit);
+        }
+        // It died without writing one (not our child, killed): 137 if we killed it.
+        let code = if record.kill_sent { 137 } else { -1 };
+        if let Err(e) = write_exit_if_absent(&dir.exit(), code) {
+            tracing::warn!("process driver: {e}");
+        }
+        Some(read_exit(&dir.exit()).unwrap_or((code, now_epoch())))
+    }
+
+    /// Waits up to `timeout` for the container to exit; whether it did.
+    async fn wait_exited(&self, dir: &ContainerDir, record: &Record, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.exit_of(dir, record).is_some() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
+        }
+    }
+
+    fn status(&self, dir: &ContainerDir, record: &Record) -> ContainerStatus {
+        let exit = self.exit_of(dir, record);
+        let health = if record.spec.health_check.is_some() {
+            lock(&self.health)
+                .get(&record.id)
+                .map_or(Health::Unknown, |h| h.health)
+        } else {
+            Health::Unknown
+        };
+        let bindings = if record.spec.network_mode == NetworkMode::None {
+            Vec::new()
+        } else {
+            record
+                .spec
+                .port_mappings
+                .iter()
+                .map(|p| NetworkBinding {
+                    container_port: p.container_port,
+                    host_port: p.container_port,
+                    protocol: p.protocol,
+                    bind_ip: "0.0.0.0".into(),
+                })
+                .collect()
+        };
+        let (state, finished_at, reason) = match exit {
+            None => (RunState::Running, None, None),
+            Some((code, at)) => (
+                RunState::Exited { code },
+                Some(at),
+                match (code, &record.exit_reason) {
+                    (_, Some(r)) if record.kill_sent && code == 137 => Some(r.clone()),
+                    (-1, _) => Some("exit code unknown: the supervisor ended without one".into()),
+                    _ => None,
+                },
+            ),
+        };
+        ContainerStatus {
+            state,
+            health,
+            bindings,
+            started_at: Some(record.started_at),
+            finished_at,
+            reason,
+        }
+    }
+
+    /// Starts probing the container's health check unless this instance already does.
+    fn ensure_health_monitor(self: &Arc<Self>, record: &Record) {
+        let Some(check) = record.spec.health_check.clone() else {
+            return;
+        };
+        let command = HealthCommand::parse(&check.command);
+        if command == HealthCommand::Disabled {
+            return;
+        }
+        let mut health = lock(&self.health);
+        if health
+            .get(&record.id)
+            .is_some_and(|h| !h.task.is_finished())
+        {
+            return;
+        }
+        let previous = health.remove(&record.id);
+        let task = tokio::spawn(health_loop(
+            Arc::downgrade(self),
+            record.clone(),
+            check,
+            command,
+        ));
+        health.insert(
+            record.id.clone(),
+            HealthEntry {
+                health: previous.as_ref().map_or(Health::Unknown, |p| p.health),
+                failing_streak: previous.map_or(0, |p| p.failing_streak),
+                task,
+            },
+        );
+    }
+}
+
+/// Probes a container's health until it exits or the driver is dropped.
+async fn health_loop(
+    inner: Weak<Inner>,
+    record: Record,
+    check: HealthCheckSpec,
+    command: HealthCommand,
+) {
+    let or_default = |d: Duration| {
+        if d.is_zero() {
+            DEFAULT_HEALTH_PERIOD
+        } else {
+            d
+        }
+    };
+    let interval = or_default(check.interval);
+    let timeout = or_default(check.timeout);
+    let retries = check.retries.max(1);
+    let dir = match inner.upgrade() {
+        Some(i) => match i.dir(&record.id) {
+            Ok(d) => d,
+            Err(_) => return,
+        },
+        None => return,
+    };
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(driver) = inner.upgrade() else {
+            return;
+        };
+        if driver.exit_of(&dir, &record).is_some() {
+            return;
+        }
+        let ok = probe(&command, &record, timeout).await;
+        let in_start_period = now_epoch() - record.started_at < check.start_period.as_secs_f64();
+        let mut health = lock(&driver.health);
+        let Some(entry) = health.get_mut(&record.id) else {
+            return;
+        };
+        if ok {
+            entry.health = Health::Healthy;
+            entry.failing_streak = 0;
+        } else if !in_start_period {
+            entry.failing_streak += 1;
+            if entry.failing_streak >= retries {
+                entry.health = Health::Unhealthy;
+            }
+        }
+    }
+}
+
+/// Runs one health probe; whether it succeeded within the timeout.
+async fn probe(command: &HealthCommand, record: &Record, timeout: Duration) -> bool {
+    let mut cmd = match command {
+        HealthCommand::Shell(line) => {
+            let mut c = tokio::process::Command::new("/bin/sh");
+            c.arg("-c").arg(line);
+            c
+        }
+        HealthCommand::Exec(argv) => {
+            let mut c = tokio::process::Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
+        HealthCommand::Disabled => return true,
+    };
+    cmd.env_clear()
+        .envs(record.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&record.working_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some((uid, gid)) = record.user {
+        cmd.uid(uid).gid(gid);
+    }
+    let Ok(mut child) = cmd.spawn() else {
+        return false;
+    };
+    let pid = child.id().and_then(|p| i32::try_from(p).ok());
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) => status.success(),
+        Ok(Err(_)) => false,
+        Err(_) => {
+            if let Some(pid) = pid {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            let _ = child.wait().await;
+            false
+        }
+    }
+}
+
+/// Sends `signal` to the container's process group if its supervisor is still the process
+/// recorded (never to a reused pid).
+fn signal_group(record: &Record, signal: Signal) {
+    // A zombie supervisor still matches; a reused pid does not.
+    if procfs::stat(record.pid).is_some_and(|s| s.start_ticks == record.start_ticks) {
+        if let Err(e) = killpg(Pid::from_raw(record.pid), signal) {
+            if e != nix::errno::Errno::ESRCH {
+                tracing::warn!("process driver: {signal} to group {}: {e}", record.pid);
+            }
+        }
+    }
+}
+
+/// Exit code from a wait status: the code, or 128 + the signal.
+fn status_code(status: ExitStatus) -> i64 {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => i64::from(code),
+        (None, Some(sig)) => 128 + i64::from(sig),
+        (None, None) => -1,
+    }
+}
+
+/// The command a spec runs (see the module documentation).
+fn command_line(spec: &ContainerSpec) -> Result<Vec<String>, DriverError> {
+    let mut argv = match &spec.entry_point {
+        Some(ep) => ep.clone(),
+        None if spec.image.starts_with('/') && Path::new(&spec.image).is_file() => {
+            vec![spec.image.clone()]
+        }
+        None => Vec::new(),
+    };
+    argv.extend(spec.command.iter().flatten().cloned());
+    if argv.first().is_none_or(|a| a.is_empty()) {
+        return Err(DriverError::InvalidSpec(
+            "the process driver needs an entryPoint or a command".into(),
+        ));
+    }
+    Ok(argv)
+}
+
+/// The environment every process starts from.
+fn base_env() -> Vec<(String, String)> {
+    let path = std::env::var_os("PATH")
+        .and_then(|p: OsString| p.into_string().ok())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| DEFAULT_PATH.to_string());
+    vec![("PATH".into(), path)]
+}
+
+/// Whether `program` names an executable file, as `execvp` would find it.
+fn is_executable(program: &str, path_var: &str, working_dir: &Path) -> bool {
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return executable(&working_dir.join(program));
+    }
+    path_var
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .any(|d| executable(&Path::new(d).join(program)))
+}
+
+/// Resolves `uid[:gid]` or `name[:group]` through `/etc/passwd` and `/etc/group`.
+fn resolve_user(user: &str) -> Result<(u32, u32), DriverError> {
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let lookup = |table: &str, name: &str, gid_field: Option<usize>| {
+        table.lines().find_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            if f.first() == Some(&name) {
+                let id = f.get(2)?.parse::<u32>().ok()?;
+                let gid = gid_field.and_then(|i| f.get(i)?.parse::<u32>().ok());
+                Some((id, gid))
+            } else {
+                None
+            }
+        })
+    };
+    let bad = || DriverError::InvalidSpec(format!("unknown user {user:?}"));
+    let (uid, primary_gid) = match u.parse::<u32>() {
+        Ok(uid) => {
+            let gid = passwd.lines().find_map(|line| {
+                let f: Vec<&str> = line.split(':').collect();
+                (f.get(2)?.parse::<u32>().ok()? == uid).then(|| f.get(3)?.parse().ok())?
+            });
+            (uid, gid)
+        }
+        Err(_) => lookup(&passwd, u, Some(3)).ok_or_else(bad)?,
+    };
+    let gid = match g {
+        None => primary_gid.unwrap_or(uid),
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => {
+                let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+                lookup(&groups, g, None).ok_or_else(bad)?.0
+            }
+        },
+    };
+    Ok((uid, gid))
+}
+
+fn open_log(path: &Path) -> Result<std::fs::File, DriverError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| io_err(format_args!("open {}", path.display()), e))
+}
+
+/// Reads what was appended to `path` since `offset` (at most [`LOG_CHUNK`] bytes).
+async fn read_from(path: &Path, offset: u64) -> Result<Vec<u8>, DriverError> {
+    let mut f = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(format_args!("open {}", path.display()), e)),
+    };
+    f.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(|e| io_err(format_args!("seek {}", path.display()), e))?;
+    let mut buf = Vec::new();
+    f.take(LOG_CHUNK)
+        .read_to_end(&mut buf)
+        .await
+        .map_err(|e| io_err(format_args!("read {}", path.display()), e))?;
+    Ok(buf)
+}
+
+fn mtime(path: &Path) -> Option<f64> {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .map(system_time_epoch)
+}
+
+/// State of a log stream.
+struct LogReader {
+    driver: ProcessDriver,
+    dir: ContainerDir,
+    record: Record,
+    follow: bool,
+    /// Per stream: path, offset, splitter.
+    files: [(LogStream, PathBuf, u64, LineSplitter); 2],
+    ready: std::collections::VecDeque<Result<LogLine, DriverError>>,
+    /// First pass (history) done.
+    caught_up: bool,
+    done: bool,
+}
+
+impl LogReader {
+    /// Reads everything new from both files into `ready`; whether anything was read.
+    async fn pump(&mut self, history: bool) -> Result<bool, DriverError> {
+        let mut any = false;
+        for (stream, path, offset, splitter) in &mut self.files {
+            loop {
+                let bytes = read_from(path, *offset).await?;
+                if bytes.is_empty() {
+                    break;
+                }
+                any = true;
+                *offset += bytes.len() as u64;
+                let at = if history {
+                    mtime(path).unwrap_or_else(now_epoch)
+                } else {
+                    now_epoch()
+                };
+                for line in splitter.push(&bytes) {
+                    self.ready.push_back(Ok(LogLine {
+                        stream: *stream,
+                        line,
+                        at,
+                    }));
+                }
+                if (bytes.len() as u64) < LOG_CHUNK {
+                    break;
+                }
+            }
+        }
+        Ok(any)
+    }
+
+    fn flush_partial(&mut self) {
+        for (stream, path, _, splitter) in &mut self.files {
+            if let Some(line) = splitter.finish() {
+                self.ready.push_back(Ok(LogLine {
+                    stream: *stream,
+                    line,
+                    at: mtime(path).unwrap_or_else(now_epoch),
+                }));
+            }
+        }
+    }
+
+    async fn next(mut self) -> Option<(Result<LogLine, DriverError>, Self)> {
+        loop {
+            if let Some(item) = self.ready.pop_front() {
+                return Some((item, self));
+            }
+            if self.done {
+                return None;
+            }
+            if !self.caught_up {
+                self.caught_up = true;
+                if let Err(e) = self.pump(true).await {
+                    self.ready.push_back(Err(e));
+                    self.done = true;
+                }
+                if !self.follow {
+                    self.flush_partial();
+                    self.done = true;
+                }
+                continue;
+            }
+            // Following: check for exit first so the last read sees everything written.
+            let exited = self.driver.inner.exit_of(&self.dir, &self.record).is_some();
+            match self.pump(false).await {
+                Err(e) => {
+                    self.ready.push_back(Err(e));
+                    self.done = true;
+                }
+                Ok(true) => {}
+                Ok(false) if exited => {
+                    self.flush_partial();
+                    self.done = true;
+                }
+                Ok(false) => tokio::time::sleep(LOG_POLL).await,
+            }
+        }
+    }
+}
+
+impl Driver for ProcessDriver {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    fn start(&self, spec: &ContainerSpec) -> BoxFuture<'_, Result<ContainerId, DriverError>> {
+        let spec = spec.clone();
+        Box::pin(async move { self.do_start(&spec).await })
+    }
+
+    fn inspect(&self, id: &ContainerId) -> BoxFuture<'_, Result<ContainerStatus, DriverError>> {
+        let result = self.do_inspect(id);
+        Box::pin(async move { result })
+    }
+
+    fn stop(&self, id: &ContainerId, timeout: Duration) -> BoxFuture<'_, Result<(), DriverError>> {
+        let id = id.clone();
+        Box::pin(async move { self.do_stop(&id, timeout).await })
+    }
+
+    fn remove(&self, id: &ContainerId) -> BoxFuture<'_, Result<(), DriverError>> {
+        let id = id.clone();
+        Box::pin(async move { self.do_remove(&id).await })
+    }
+
+    fn list_owned(&self) -> BoxFuture<'_, Result<Vec<OwnedContainer>, DriverError>> {
+        let result = self.do_list();
+        Box::pin(async move { result })
+    }
+
+    fn stats(&self, id: &ContainerId) -> BoxFuture<'_, Result<Stats, DriverError>> {
+        let result = self.do_stats(id);
+        Box::pin(async move { result })
+    }
+
+    fn logs(
+        &self,
+        id: &ContainerId,
+        follow: bool,
+    ) -> BoxStream<'static, Result<LogLine, DriverError>> {
+        let (dir, record) = match self.load(id) {
+            Ok(found) => found,
+            Err(e) => return futures::stream::once(async move { Err(e) }).boxed(),
+        };
+        let reader = LogReader {
+            driver: self.clone(),
+            files: [
+                (
+                    LogStream::Stdout,
+                    record.stdout_path.clone(),
+                    0,
+                    LineSplitter::default(),
+                ),
+                (
+                    LogStream::Stderr,
+                    record.stderr_path.clone(),
+                    0,
+                    LineSplitter::default(),
+                ),
+            ],
+            dir,
+            record,
+            follow,
+            ready: std::collections::VecDeque::new(),
+            caught_up: false,
+            done: false,
+        };
+        futures::stream::unfold(reader, LogReader::next).boxed()
+    }
+
+    fn wait_exit(&self, id: &ContainerId) -> BoxFuture<'_, Result<i64, DriverError>> {
+        let id = id.clone();
+        Box::pin(async move { self.do_wait(&id).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_rules() {
+        let mut spec = ContainerSpec::new("t", "c", "busybox");
+        assert!(matches!(
+            command_line(&spec),
+            Err(DriverError::InvalidSpec(_))
+        ));
+        spec.command = Some(vec!["echo".into(), "hi".into()]);
+        assert_eq!(command_line(&spec).unwrap(), vec!["echo", "hi"]);
+        spec.entry_point = Some(vec!["sh".into(), "-c".into()]);
+        spec.command = Some(vec!["echo hi".into()]);
+        assert_eq!(command_line(&spec).unwrap(), vec!["sh", "-c", "echo hi"]);
+        let mut spec = ContainerSpec::new("t", "c", "/bin/sh");
+        spec.command = Some(vec!["-c".into(), "true".into()]);
+        assert_eq!(command_line(&spec).unwrap(), vec!["/bin/sh", "-c", "true"]);
+    }
+
+    #[test]
+    fn users_resolve() {
+        assert_eq!(resolve_user("0").unwrap(), (0, 0));
+        assert_eq!(resolve_user("root").unwrap(), (0, 0));
+        assert_eq!(resolve_user("1234:55").unwrap(), (1234, 55));
+        assert!(resolve_user("no-such-user-here").is_err());
+    }
+
+    #[test]
+    fn executables_are_found_on_path() {
+        let wd = Path::new("/");
+        assert!(is_executable("sh", DEFAULT_PATH, wd));
+        assert!(is_executable("/bin/sh", DEFAULT_PATH, wd));
+        assert!(!is_executable("no-such-program-xyz", DEFAULT_PATH, wd));
+        assert!(!is_executable("sh", "", wd));
+    }
+}

@@ -1,0 +1,98 @@
+//! The agent's side of the agent protocol: register, poll, report.
+
+use std::time::Duration;
+
+use berth_model::agent::{
+    AgentRegistered, AgentRegistration, DesiredSet, StatusReport, JOIN_TOKEN_HEADER,
+};
+use serde::de::DeserializeOwned;
+
+/// Why a call to the server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the server: {0}")]
+    Transport(#[from] reqwest::Error),
+    #[error("server refused: {status}: {body}")]
+    Refused { status: u16, body: String },
+}
+
+#[derive(Clone)]
+pub(crate) struct ServerClient {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl ServerClient {
+    pub(crate) fn new(base: &str, token: &str) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(Duration::from_secs(30))
+                .build()
+                .unwrap_or_default(),
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+        }
+    }
+
+    async fn answer<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ClientError> {
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(ClientError::Refused {
+                status: status.as_u16(),
+                body: resp.text().await.unwrap_or_default(),
+            });
+        }
+        Ok(resp.json().await?)
+    }
+
+    pub(crate) async fn register(
+        &self,
+        reg: &AgentRegistration,
+    ) -> Result<AgentRegistered, ClientError> {
+        let resp = self
+            .http
+            .post(format!("{}/agent/v1/register", self.base))
+            .header(JOIN_TOKEN_HEADER, &self.token)
+            .timeout(Duration::from_secs(10))
+            .json(reg)
+            .send()
+            .await?;
+        Self::answer(resp).await
+    }
+
+    pub(crate) async fn poll(
+        &self,
+        cluster: &str,
+        instance: &str,
+        since: &str,
+        wait: Duration,
+    ) -> Result<DesiredSet, ClientError> {
+        let resp = self
+            .http
+            .get(format!("{}/agent/v1/poll", self.base))
+            .header(JOIN_TOKEN_HEADER, &self.token)
+            .query(&[
+                ("cluster", cluster),
+                ("instance", instance),
+                ("since", since),
+                ("wait", &wait.as_secs_f64().to_string()),
+            ])
+            .timeout(wait + Duration::from_secs(10))
+            .send()
+            .await?;
+        Self::answer(resp).await
+    }
+
+    pub(crate) async fn report(&self, report: &StatusReport) -> Result<(), ClientError> {
+        let resp = self
+            .http
+            .post(format!("{}/agent/v1/status", self.base))
+            .header(JOIN_TOKEN_HEADER, &self.token)
+            .timeout(Duration::from_secs(10))
+            .json(report)
+            .send()
+            .await?;
+        Self::answer::<serde_json::Value>(resp).await.map(|_| ())
+    }
+}

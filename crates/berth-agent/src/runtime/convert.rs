@@ -1,0 +1,119 @@
+//! From the control plane's task (a task definition with overrides applied) to what a driver
+//! runs: one `ContainerSpec` per container definition.
+
+use std::time::Duration;
+
+use berth_model::agent::AgentTask;
+use berth_model::ContainerDefinition;
+
+use crate::spec::{ContainerSpec, HealthCheckSpec, NetworkMode, PortSpec, Protocol};
+
+fn secs(v: Option<i64>, default: u64) -> Duration {
+    Duration::from_secs(v.and_then(|v| u64::try_from(v).ok()).unwrap_or(default))
+}
+
+pub(crate) fn network_mode(mode: Option<&str>) -> NetworkMode {
+    match mode {
+        Some("host") => NetworkMode::Host,
+        Some("none") => NetworkMode::None,
+        Some("awsvpc") => NetworkMode::Awsvpc,
+        _ => NetworkMode::Bridge,
+    }
+}
+
+/// The spec of one container of `task`.
+pub(crate) fn container_spec(
+    task: &AgentTask,
+    cluster: &str,
+    c: &ContainerDefinition,
+) -> ContainerSpec {
+    let mut spec = ContainerSpec::new(&task.task_id, &c.name, &c.image);
+    spec.task_arn = task.task_arn.clone();
+    spec.cluster = cluster.to_owned();
+    spec.entry_point = c.entry_point.clone();
+    spec.command = c.command.clone();
+    spec.environment = c
+        .environment
+        .iter()
+        .map(|kv| (kv.name.clone(), kv.value.clone()))
+        .collect();
+    spec.port_mappings = c
+        .port_mappings
+        .iter()
+        .filter_map(|p| {
+            let container_port = u16::try_from(p.container_port?).ok()?;
+            Some(PortSpec {
+                container_port,
+                host_port: p.host_port.and_then(|h| u16::try_from(h).ok()).unwrap_or(0),
+                protocol: if p.protocol.as_deref() == Some("udp") {
+                    Protocol::Udp
+                } else {
+                    Protocol::Tcp
+                },
+            })
+        })
+        .collect();
+    spec.cpu_shares = u64::try_from(c.cpu).unwrap_or(0);
+    spec.memory_mib = c.memory.and_then(|m| u64::try_from(m).ok());
+    spec.memory_reservation_mib = c.memory_reservation.and_then(|m| u64::try_from(m).ok());
+    spec.health_check = c.health_check.as_ref().map(|h| HealthCheckSpec {
+        command: h.command.clone(),
+        interval: secs(h.interval, 30),
+        timeout: secs(h.timeout, 5),
+        retries: h.retries.and_then(|r| u32::try_from(r).ok()).unwrap_or(3),
+        start_period: secs(h.start_period, 0),
+    });
+    spec.stop_timeout = secs(c.stop_timeout, 30);
+    spec.network_mode = network_mode(task.network_mode.as_deref());
+    spec.labels = c.docker_labels.clone().unwrap_or_default();
+    spec.working_directory = c
+        .extra
+        .get("workingDirectory")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    spec.user = c
+        .extra
+        .get("user")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_model::{DesiredStatus, TaskStatus};
+    use serde_json::json;
+
+    #[test]
+    fn maps_the_fields_a_driver_needs() {
+        let c: ContainerDefinition = serde_json::from_value(json!({
+            "name": "web", "image": "img", "cpu": 256, "memory": 64, "command": ["httpd", "-f"],
+            "environment": [{"name": "A", "value": "1"}],
+            "portMappings": [{"containerPort": 80, "hostPort": 0, "protocol": "tcp"}],
+            "healthCheck": {"command": ["CMD-SHELL", "true"], "interval": 5, "retries": 2},
+            "stopTimeout": 3, "workingDirectory": "/srv"
+        }))
+        .unwrap();
+        let t = AgentTask {
+            task_id: "t1".into(),
+            task_arn: "arn".into(),
+            family: "f".into(),
+            revision: 1,
+            desired_status: DesiredStatus::Running,
+            last_status: TaskStatus::Provisioning,
+            network_mode: Some("bridge".into()),
+            containers: vec![c.clone()],
+        };
+        let s = container_spec(&t, "default", &c);
+        assert_eq!(s.command, Some(vec!["httpd".into(), "-f".into()]));
+        assert_eq!(s.environment, vec![("A".into(), "1".into())]);
+        assert_eq!(s.port_mappings[0].container_port, 80);
+        assert_eq!(s.cpu_shares, 256);
+        assert_eq!(s.memory_mib, Some(64));
+        let h = s.health_check.unwrap();
+        assert_eq!((h.interval, h.retries), (Duration::from_secs(5), 2));
+        assert_eq!(s.stop_timeout, Duration::from_secs(3));
+        assert_eq!(s.working_directory.as_deref(), Some("/srv"));
+    }
+}

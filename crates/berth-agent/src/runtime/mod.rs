@@ -1,0 +1,388 @@
+//! The node agent: registers the host, long-polls the control plane for the full set of tasks
+//! assigned to it, and reconciles its containers to that set (level-triggered).
+//!
+//! - Identity is kept in `state_dir/agent.json`, so a restarted agent re-registers as the same
+//!   container instance, and adopts the containers its driver already runs (no duplicates).
+//! - Each task gets a [`task::Runner`]; runners send reports to one reporter, which coalesces
+//!   them per task and retries until the server has them, so the last state is never lost.
+//! - When the control plane is unreachable, tasks keep running; reconciliation resumes with
+//!   the next successful poll. Nothing is stopped for lack of an answer.
+
+mod client;
+mod convert;
+mod host;
+mod task;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_model::agent::{AgentRegistration, StatusReport, TaskReport};
+use berth_model::{Attribute, DesiredStatus, TaskStatus};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+
+pub use client::ClientError;
+use client::ServerClient;
+
+use crate::spec::OwnedContainer;
+use crate::Driver;
+
+/// How the agent is set up (flags of `berth agent`).
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The control plane's URL, e.g. `http://127.0.0.1:9400`.
+    pub server: String,
+    pub cluster: String,
+    pub join_token: String,
+    /// Where the agent keeps its identity.
+    pub state_dir: PathBuf,
+    /// Extra attributes (`--attribute k=v`).
+    pub attributes: Vec<(String, Option<String>)>,
+    /// How long a poll waits for a change before it returns anyway (the heartbeat period).
+    pub poll_wait: Duration,
+    /// Exited containers of tasks the server has forgotten are removed after this long.
+    pub cleanup_after: Duration,
+    /// Override the detected resources (tests simulating hosts of a given size).
+    pub cpu_units: Option<u64>,
+    pub memory_mib: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Identity {
+    cluster: String,
+    instance_id: String,
+}
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("agent state dir: {0}")]
+    State(#[from] std::io::Error),
+    #[error("the container instance was deregistered from the cluster")]
+    Deregistered,
+}
+
+struct Managed {
+    desired: watch::Sender<DesiredStatus>,
+    handle: tokio::task::JoinHandle<TaskReport>,
+}
+
+pub struct Agent {
+    cfg: AgentConfig,
+    driver: Arc<dyn Driver>,
+    client: ServerClient,
+}
+
+impl Agent {
+    pub fn new(cfg: AgentConfig, driver: Arc<dyn Driver>) -> Self {
+        let client = ServerClient::new(&cfg.server, &cfg.join_token);
+        Self {
+            cfg,
+            driver,
+            client,
+        }
+    }
+
+    fn identity_path(&self) -> PathBuf {
+        self.cfg.state_dir.join("agent.json")
+    }
+
+    fn load_identity(&self) -> Option<String> {
+        let bytes = std::fs::read(self.identity_path()).ok()?;
+        let id: Identity = serde_json::from_slice(&bytes).ok()?;
+        (id.cluster == self.cfg.cluster).then_some(id.instance_id)
+    }
+
+    fn save_identity(&self, instance_id: &str) -> Result<(), AgentError> {
+        std::fs::create_dir_all(&self.cfg.state_dir)?;
+        let tmp = self.identity_path().with_extension("tmp");
+        let body = serde_json::to_vec(&Identity {
+            cluster: self.cfg.cluster.clone(),
+            instance_id: instance_id.to_owned(),
+        })
+        .unwrap_or_default();
+        std::fs::write(&tmp, body)?;
+        std::fs::rename(&tmp, self.identity_path())?;
+        Ok(())
+    }
+
+    fn registration(&self, instance_id: Option<String>) -> AgentRegistration {
+        let (cpu, mem) = host::resources();
+        let mut attributes = vec![
+            attr("ecs.os-type", Some("linux")),
+            attr("ecs.cpu-architecture", Some(host::arch())),
+            attr("berth.driver", Some(self.driver.name())),
+            attr("ecs.capability.container-health-check", None),
+            attr("ecs.capability.container-ordering", None),
+        ];
+        for (k, v) in &self.cfg.attributes {
+            attributes.push(attr(k, v.as_deref()));
+        }
+        AgentRegistration {
+            cluster: self.cfg.cluster.clone(),
+            instance_id,
+            hostname: host::hostname(),
+            resources: berth_model::HostResources {
+                cpu: self.cfg.cpu_units.unwrap_or(cpu),
+                memory: self.cfg.memory_mib.unwrap_or(mem),
+                ports: vec![22],
+                ports_udp: vec![],
+            },
+            attributes,
+            version_info: serde_json::json!({
+                "agentVersion": env!("CARGO_PKG_VERSION"),
+                "agentHash": "berth",
+                "dockerVersion": self.driver.name(),
+            }),
+            endpoint: None,
+        }
+    }
+
+    /// Registers (or re-registers) until the server answers.
+    async fn register(&self) -> Result<String, AgentError> {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self
+                .client
+                .register(&self.registration(self.load_identity()))
+                .await
+            {
+                Ok(r) => {
+                    self.save_identity(&r.instance_id)?;
+                    tracing::info!(instance = %r.instance_id, cluster = %self.cfg.cluster, "registered");
+                    return Ok(r.instance_id);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "registration failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Runs until `shutdown` resolves (tasks keep running: an agent restart adopts them) or
+    /// the instance is deregistered (then its tasks are stopped).
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), AgentError> {
+        let instance_id = self.register().await?;
+        let (tx, rx) = mpsc::unbounded_channel::<TaskReport>();
+        let reporter = tokio::spawn(reporter(
+            self.client.clone(),
+            self.cfg.cluster.clone(),
+            instance_id.clone(),
+            rx,
+        ));
+        let mut adoptable: HashMap<String, Vec<OwnedContainer>> = HashMap::new();
+        match self.driver.list_owned().await {
+            Ok(list) => {
+                for c in list {
+                    adoptable.entry(c.task_id.clone()).or_default().push(c);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list existing containers"),
+        }
+        let mut managed: HashMap<String, Managed> = HashMap::new();
+        let mut finished: HashMap<String, TaskReport> = HashMap::new();
+        let mut forgotten: HashMap<String, tokio::time::Instant> = HashMap::new();
+        let mut since = String::new();
+        let mut backoff = Duration::from_millis(200);
+        tokio::pin!(shutdown);
+        let result = loop {
+            let poll =
+                self.client
+                    .poll(&self.cfg.cluster, &instance_id, &since, self.cfg.poll_wait);
+            let set = tokio::select! {
+                _ = &mut shutdown => break Ok(()),
+                r = poll => r,
+            };
+            let set = match set {
+                Ok(s) => {
+                    backoff = Duration::from_millis(200);
+                    s
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "poll failed; tasks keep running");
+                    tokio::select! {
+                        _ = &mut shutdown => break Ok(()),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            if !set.registered {
+                for m in managed.values() {
+                    let _ = m.desired.send(DesiredStatus::Stopped);
+                }
+                break Err(AgentError::Deregistered);
+            }
+            since = set.fingerprint.clone();
+
+            // Reap runners that finished.
+            let done: Vec<String> = managed
+                .iter()
+                .filter(|(_, m)| m.handle.is_finished())
+                .map(|(k, _)| k.clone())
+                .collect();
+            for id in done {
+                if let Some(m) = managed.remove(&id) {
+                    if let Ok(r) = m.handle.await {
+                        finished.insert(id, r);
+                    }
+                }
+            }
+
+            let wanted: HashSet<&str> = set.tasks.iter().map(|t| t.task_id.as_str()).collect();
+            for t in &set.tasks {
+                if let Some(m) = managed.get(&t.task_id) {
+                    m.desired.send_if_modified(|d| {
+                        let changed = *d != t.desired_status;
+                        *d = t.desired_status;
+                        changed
+                    });
+                    continue;
+                }
+                if let Some(r) = finished.get(&t.task_id) {
+                    // The server has not seen the end yet: say it again.
+                    if t.last_status != TaskStatus::Stopped {
+                        let _ = tx.send(r.clone());
+                    }
+                    continue;
+                }
+                let (dtx, drx) = watch::channel(t.desired_status);
+                let runner = task::Runner {
+                    driver: self.driver.clone(),
+                    cluster: self.cfg.cluster.clone(),
+                    task: t.clone(),
+                    desired: drx,
+                    reports: tx.clone(),
+                    adopted: adoptable.remove(&t.task_id).unwrap_or_default(),
+                };
+                managed.insert(
+                    t.task_id.clone(),
+                    Managed {
+                        desired: dtx,
+                        handle: tokio::spawn(runner.run()),
+                    },
+                );
+            }
+            // Runners of tasks the server no longer lists: stop them.
+            for (id, m) in &managed {
+                if !wanted.contains(id.as_str()) {
+                    let _ = m.desired.send(DesiredStatus::Stopped);
+                }
+            }
+            finished.retain(|id, _| {
+                wanted.contains(id.as_str()) || {
+                    forgotten
+                        .entry(id.clone())
+                        .or_insert_with(tokio::time::Instant::now);
+                    false
+                }
+            });
+            // Containers nobody claims: stop the running ones now, remove exited ones later.
+            for (task_id, containers) in adoptable.iter() {
+                if wanted.contains(task_id.as_str()) {
+                    continue;
+                }
+                forgotten
+                    .entry(task_id.clone())
+                    .or_insert_with(tokio::time::Instant::now);
+                for c in containers {
+                    if matches!(c.status.state, crate::spec::RunState::Running) {
+                        tracing::info!(task = %task_id, container = %c.container_name, "stopping orphan container");
+                        let _ = self.driver.stop(&c.id, Duration::from_secs(10)).await;
+                    }
+                }
+            }
+            adoptable.retain(|id, _| wanted.contains(id.as_str()));
+            self.cleanup(&mut forgotten, &managed).await;
+        };
+        reporter.abort();
+        result
+    }
+
+    /// Removes the containers of tasks the server forgot, once `cleanup_after` has passed.
+    async fn cleanup(
+        &self,
+        forgotten: &mut HashMap<String, tokio::time::Instant>,
+        managed: &HashMap<String, Managed>,
+    ) {
+        let due: Vec<String> = forgotten
+            .iter()
+            .filter(|(id, at)| at.elapsed() >= self.cfg.cleanup_after && !managed.contains_key(*id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        if let Ok(list) = self.driver.list_owned().await {
+            for c in list.iter().filter(|c| due.contains(&c.task_id)) {
+                let _ = self.driver.remove(&c.id).await;
+            }
+        }
+        for id in due {
+            forgotten.remove(&id);
+        }
+    }
+}
+
+fn attr(name: &str, value: Option<&str>) -> Attribute {
+    Attribute {
+        name: name.to_owned(),
+        value: value.map(str::to_owned),
+        target_type: None,
+        target_id: None,
+    }
+}
+
+/// Sends reports to the server: the newest per task, batched, retried until accepted.
+async fn reporter(
+    client: ServerClient,
+    cluster: String,
+    instance_id: String,
+    mut rx: mpsc::UnboundedReceiver<TaskReport>,
+) {
+    let mut pending: HashMap<String, TaskReport> = HashMap::new();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if pending.is_empty() {
+            match rx.recv().await {
+                Some(r) => {
+                    pending.insert(r.task_id.clone(), r);
+                }
+                None => return,
+            }
+        }
+        while let Ok(r) = rx.try_recv() {
+            pending.insert(r.task_id.clone(), r);
+        }
+        let batch = StatusReport {
+            cluster: cluster.clone(),
+            instance_id: instance_id.clone(),
+            tasks: pending.values().cloned().collect(),
+        };
+        match client.report(&batch).await {
+            Ok(()) => {
+                // Keep what arrived meanwhile; drop what was delivered unchanged.
+                for r in batch.tasks {
+                    if pending.get(&r.task_id) == Some(&r) {
+                        pending.remove(&r.task_id);
+                    }
+                }
+                backoff = Duration::from_millis(100);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "status report failed; will retry");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

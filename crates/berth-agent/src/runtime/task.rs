@@ -1,0 +1,465 @@
+//! One task on this host: start its containers in dependency order, watch them, stop them.
+//!
+//! A runner owns its task from the first poll that names it until the task is STOPPED. It
+//! reports every change at once (through the reporter, which never loses the last state), and
+//! it reacts to a container's exit through the driver's `wait_exit`, so an essential
+//! container's death stops the task in well under a second.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_model::agent::{AgentTask, ContainerReport, TaskReport};
+use berth_model::{
+    ContainerDefinition, DesiredStatus, HealthStatus, NetworkBinding, StopCode, TaskStats,
+    TaskStatus,
+};
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use tokio::sync::{mpsc, watch};
+
+use super::convert::container_spec;
+use crate::error::DriverError;
+use crate::spec::{ContainerId, ContainerStatus, Health, OwnedContainer, RunState};
+use crate::Driver;
+
+/// How often health and stats are looked at while a task runs.
+const TICK: Duration = Duration::from_millis(1000);
+/// How often a start waits before looking at its dependencies again.
+const DEP_POLL: Duration = Duration::from_millis(200);
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+struct Slot {
+    def: ContainerDefinition,
+    id: Option<ContainerId>,
+    status: Option<ContainerStatus>,
+    /// Set once the container has exited (or failed to start).
+    exit: Option<i64>,
+    reason: Option<String>,
+    start_failed: bool,
+}
+
+impl Slot {
+    fn running(&self) -> bool {
+        self.id.is_some() && self.exit.is_none()
+    }
+    fn health(&self) -> HealthStatus {
+        match self.status.as_ref().map(|s| s.health) {
+            Some(Health::Healthy) => HealthStatus::Healthy,
+            Some(Health::Unhealthy) => HealthStatus::Unhealthy,
+            _ => HealthStatus::Unknown,
+        }
+    }
+    fn report(&self, task_status: TaskStatus) -> ContainerReport {
+        let last_status = if self.exit.is_some() {
+            TaskStatus::Stopped
+        } else if self.id.is_some() {
+            TaskStatus::Running
+        } else {
+            task_status.min(TaskStatus::Pending)
+        };
+        ContainerReport {
+            name: self.def.name.clone(),
+            last_status,
+            exit_code: self.exit.filter(|_| !self.start_failed),
+            reason: self.reason.clone(),
+            network_bindings: self
+                .status
+                .as_ref()
+                .map(|s| {
+                    s.bindings
+                        .iter()
+                        .map(|b| NetworkBinding {
+                            bind_ip: b.bind_ip.clone(),
+                            container_port: b.container_port,
+                            host_port: b.host_port,
+                            protocol: b.protocol.as_str().to_owned(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            health_status: self.health(),
+            runtime_id: self.id.as_ref().map(|i| i.0.clone()),
+        }
+    }
+}
+
+pub(crate) struct Runner {
+    pub driver: Arc<dyn Driver>,
+    pub cluster: String,
+    pub task: AgentTask,
+    pub desired: watch::Receiver<DesiredStatus>,
+    pub reports: mpsc::UnboundedSender<TaskReport>,
+    pub adopted: Vec<OwnedContainer>,
+}
+
+/// What decided that the task ends.
+struct Ending {
+    code: Option<StopCode>,
+    reason: Option<String>,
+}
+
+struct State {
+    slots: Vec<Slot>,
+    report: TaskReport,
+    last_stats: Option<(u64, f64)>,
+}
+
+impl State {
+    fn task_health(&self) -> HealthStatus {
+        let checked: Vec<HealthStatus> = self
+            .slots
+            .iter()
+            .filter(|s| s.def.is_essential() && s.def.health_check.is_some())
+            .map(Slot::health)
+            .collect();
+        if checked.contains(&HealthStatus::Unhealthy) {
+            HealthStatus::Unhealthy
+        } else if !checked.is_empty() && checked.iter().all(|h| *h == HealthStatus::Healthy) {
+            HealthStatus::Healthy
+        } else {
+            HealthStatus::Unknown
+        }
+    }
+
+    fn snapshot(&mut self) -> TaskReport {
+        let status = self.report.last_status;
+        self.report.containers = self.slots.iter().map(|s| s.report(status)).collect();
+        self.report.health_status = self.task_health();
+        self.report.clone()
+    }
+}
+
+impl Runner {
+    fn send(&self, st: &mut State) {
+        let _ = self.reports.send(st.snapshot());
+    }
+
+    async fn refresh(&self, slot: &mut Slot) {
+        if let Some(id) = &slot.id {
+            match self.driver.inspect(id).await {
+                Ok(s) => {
+                    if let RunState::Exited { code } = s.state {
+                        slot.exit.get_or_insert(code);
+                        if slot.reason.is_none() {
+                            slot.reason.clone_from(&s.reason);
+                        }
+                    }
+                    slot.status = Some(s);
+                }
+                Err(DriverError::NotFound(_)) => {
+                    slot.exit.get_or_insert(-1);
+                    slot.reason
+                        .get_or_insert_with(|| "Container disappeared from the host".into());
+                }
+                Err(e) => tracing::warn!(task = %self.task.task_id, error = %e, "inspect failed"),
+            }
+        }
+    }
+
+    /// Whether `slot`'s dependencies allow it to start: Some(true) yes, Some(false) not yet,
+    /// None never (a dependency can no longer satisfy its condition).
+    fn deps_ready(slots: &[Slot], def: &ContainerDefinition) -> Option<bool> {
+        let mut ready = true;
+        for d in def.depends_on.iter().flatten() {
+            let dep = slots.iter().find(|s| s.def.name == d.container_name)?;
+            let ok = match d.condition.as_str() {
+                "START" => dep.id.is_some() || dep.exit.is_some() && !dep.start_failed,
+                "COMPLETE" => dep.exit.is_some() && !dep.start_failed,
+                "SUCCESS" => match dep.exit {
+                    Some(0) if !dep.start_failed => true,
+                    Some(_) => return None,
+                    None => false,
+                },
+                "HEALTHY" => match dep.health() {
+                    HealthStatus::Healthy => true,
+                    _ if dep.exit.is_some() => return None,
+                    HealthStatus::Unhealthy => return None,
+                    HealthStatus::Unknown => false,
+                },
+                _ => true,
+            };
+            if dep.start_failed {
+                return None;
+            }
+            ready &= ok;
+        }
+        Some(ready)
+    }
+
+    /// Starts every container, honouring `dependsOn`. Returns the ending if the task cannot
+    /// start or is asked to stop meanwhile.
+    async fn start_all(&mut self, st: &mut State) -> Option<Ending> {
+        loop {
+            if *self.desired.borrow() == DesiredStatus::Stopped {
+                return Some(Ending {
+                    code: None,
+                    reason: None,
+                });
+            }
+            let mut waiting = false;
+            for i in 0..st.slots.len() {
+                if st.slots[i].id.is_some() || st.slots[i].exit.is_some() {
+                    continue;
+                }
+                match Self::deps_ready(&st.slots, &st.slots[i].def) {
+                    None => {
+                        let name = st.slots[i].def.name.clone();
+                        st.slots[i].exit = Some(-1);
+                        st.slots[i].start_failed = true;
+                        st.slots[i].reason =
+                            Some("DependencyNotSatisfied: a container it depends on did not meet its condition".into());
+                        return Some(Ending {
+                            code: Some(StopCode::TaskFailedToStart),
+                            reason: Some(format!(
+                                "Container {name} could not start: a dependency condition can never be met"
+                            )),
+                        });
+                    }
+                    Some(false) => waiting = true,
+                    Some(true) => {
+                        let spec = container_spec(&self.task, &self.cluster, &st.slots[i].def);
+                        match self.driver.start(&spec).await {
+                            Ok(id) => {
+                                st.slots[i].id = Some(id);
+                                self.refresh(&mut st.slots[i]).await;
+                            }
+                            Err(e) => {
+                                let reason = match &e {
+                                    DriverError::ImageNotFound(img) => format!(
+                                        "CannotPullContainerError: pull image manifest: {img}: not found (berth never pulls; load the image on the host)"
+                                    ),
+                                    other => format!("CannotStartContainerError: {other}"),
+                                };
+                                st.slots[i].exit = Some(-1);
+                                st.slots[i].start_failed = true;
+                                st.slots[i].reason = Some(reason.clone());
+                                return Some(Ending {
+                                    code: Some(StopCode::TaskFailedToStart),
+                                    reason: Some(reason),
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            if !waiting {
+                return None;
+            }
+            for i in 0..st.slots.len() {
+                if st.slots[i].running() {
+                    self.refresh(&mut st.slots[i]).await;
+                }
+            }
+            tokio::select! {
+                _ = self.desired.changed() => {}
+                _ = tokio::time::sleep(DEP_POLL) => {}
+            }
+        }
+    }
+
+    async fn sample_stats(&self, st: &mut State) {
+        let (mut cpu, mut mem) = (0u64, 0u64);
+        for s in st.slots.iter().filter(|s| s.running()) {
+            if let Some(id) = &s.id {
+                if let Ok(x) = self.driver.stats(id).await {
+                    cpu += x.cpu_total_ns;
+                    mem += x.memory_bytes;
+                }
+            }
+        }
+        let t = now();
+        if let Some((prev_cpu, prev_t)) = st.last_stats {
+            let dt = (t - prev_t).max(1e-3);
+            let used = cpu.saturating_sub(prev_cpu) as f64 / 1e9;
+            st.report.stats = Some(TaskStats {
+                cpu_units: used / dt * 1024.0,
+                memory_mib: mem as f64 / (1024.0 * 1024.0),
+                at: t,
+            });
+        }
+        st.last_stats = Some((cpu, t));
+    }
+
+    /// Watches running containers until the task must end.
+    async fn monitor(&mut self, st: &mut State) -> Ending {
+        let mut exits = FuturesUnordered::new();
+        for (i, s) in st.slots.iter().enumerate() {
+            if let (Some(id), None) = (&s.id, s.exit) {
+                let (d, id) = (self.driver.clone(), id.clone());
+                exits.push(Box::pin(async move { (i, d.wait_exit(&id).await) }));
+            }
+        }
+        let mut tick = tokio::time::interval(TICK);
+        let mut ticks: u64 = 0;
+        loop {
+            tokio::select! {
+                r = self.desired.changed() => {
+                    if r.is_err() || *self.desired.borrow() == DesiredStatus::Stopped {
+                        return Ending { code: None, reason: None };
+                    }
+                }
+                Some((i, code)) = exits.next(), if !exits.is_empty() => {
+                    let slot = &mut st.slots[i];
+                    self.refresh(slot).await;
+                    if let Ok(code) = code {
+                        slot.exit.get_or_insert(code);
+                    }
+                    let essential = slot.def.is_essential();
+                    self.send(st);
+                    if essential {
+                        return Ending {
+                            code: Some(StopCode::EssentialContainerExited),
+                            reason: Some("Essential container in task exited".into()),
+                        };
+                    }
+                }
+                _ = tick.tick() => {
+                    ticks += 1;
+                    let before: Vec<(HealthStatus, Option<i64>)> =
+                        st.slots.iter().map(|s| (s.health(), s.exit)).collect();
+                    for i in 0..st.slots.len() {
+                        if st.slots[i].running() {
+                            self.refresh(&mut st.slots[i]).await;
+                        }
+                    }
+                    let after: Vec<(HealthStatus, Option<i64>)> =
+                        st.slots.iter().map(|s| (s.health(), s.exit)).collect();
+                    let stats_due = ticks % 10 == 1;
+                    if stats_due {
+                        self.sample_stats(st).await;
+                    }
+                    if before != after || stats_due {
+                        self.send(st);
+                    }
+                    if st.slots.iter().any(|s| s.exit.is_some() && s.def.is_essential()) {
+                        return Ending {
+                            code: Some(StopCode::EssentialContainerExited),
+                            reason: Some("Essential container in task exited".into()),
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops whatever still runs, in reverse order of definition, and reports STOPPED.
+    async fn stop_all(&mut self, st: &mut State, ending: Ending) -> TaskReport {
+        st.report.stop_code = ending.code;
+        st.report.stopped_reason = ending.reason;
+        if st.slots.iter().any(Slot::running) {
+            st.report.last_status = TaskStatus::Deprovisioning;
+            self.send(st);
+        }
+        for i in (0..st.slots.len()).rev() {
+            if let (Some(id), true) = (st.slots[i].id.clone(), st.slots[i].running()) {
+                let timeout =
+                    container_spec(&self.task, &self.cluster, &st.slots[i].def).stop_timeout;
+                if let Err(e) = self.driver.stop(&id, timeout).await {
+                    tracing::warn!(task = %self.task.task_id, error = %e, "stop failed");
+                }
+                self.refresh(&mut st.slots[i]).await;
+            }
+        }
+        for s in &mut st.slots {
+            if s.exit.is_none() && s.id.is_none() {
+                s.reason
+                    .get_or_insert_with(|| "Task stopped before the container started".into());
+            }
+        }
+        st.report.last_status = TaskStatus::Stopped;
+        st.report.stopped_at = Some(now());
+        let last = st.snapshot();
+        let _ = self.reports.send(last.clone());
+        last
+    }
+
+    /// Runs the task to its end and returns the final report.
+    pub(crate) async fn run(mut self) -> TaskReport {
+        let mut by_name: HashMap<String, OwnedContainer> = self
+            .adopted
+            .drain(..)
+            .map(|o| (o.container_name.clone(), o))
+            .collect();
+        let slots = self
+            .task
+            .containers
+            .iter()
+            .map(|def| {
+                let owned = by_name.remove(&def.name);
+                let exit = owned.as_ref().and_then(|o| match o.status.state {
+                    RunState::Exited { code } => Some(code),
+                    _ => None,
+                });
+                Slot {
+                    def: def.clone(),
+                    id: owned.as_ref().map(|o| o.id.clone()),
+                    reason: owned.as_ref().and_then(|o| o.status.reason.clone()),
+                    status: owned.map(|o| o.status),
+                    exit,
+                    start_failed: false,
+                }
+            })
+            .collect::<Vec<_>>();
+        let adopted = slots.iter().any(|s| s.id.is_some());
+        let mut st = State {
+            slots,
+            report: TaskReport {
+                task_id: self.task.task_id.clone(),
+                last_status: TaskStatus::Pending,
+                containers: Vec::new(),
+                health_status: HealthStatus::Unknown,
+                started_at: None,
+                stopped_at: None,
+                pull_started_at: None,
+                pull_stopped_at: None,
+                stop_code: None,
+                stopped_reason: None,
+                stats: None,
+            },
+            last_stats: None,
+        };
+        if !adopted {
+            if *self.desired.borrow() == DesiredStatus::Stopped {
+                return self
+                    .stop_all(
+                        &mut st,
+                        Ending {
+                            code: None,
+                            reason: None,
+                        },
+                    )
+                    .await;
+            }
+            st.report.pull_started_at = Some(now());
+            self.send(&mut st);
+        }
+        if let Some(ending) = self.start_all(&mut st).await {
+            return self.stop_all(&mut st, ending).await;
+        }
+        st.report.pull_stopped_at.get_or_insert_with(now);
+        st.report.last_status = TaskStatus::Running;
+        st.report.started_at = Some(now());
+        self.send(&mut st);
+        // An essential container that had already exited (e.g. while the agent was down).
+        let ending = if st
+            .slots
+            .iter()
+            .any(|s| s.exit.is_some() && s.def.is_essential())
+        {
+            Ending {
+                code: Some(StopCode::EssentialContainerExited),
+                reason: Some("Essential container in task exited".into()),
+            }
+        } else {
+            self.monitor(&mut st).await
+        };
+        self.stop_all(&mut st, ending).await
+    }
+}

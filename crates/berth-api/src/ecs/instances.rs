@@ -1,0 +1,588 @@
+//! RegisterContainerInstance, DeregisterContainerInstance, DescribeContainerInstances,
+//! ListContainerInstances, UpdateContainerInstancesState, PutAttributes, DeleteAttributes,
+//! ListAttributes.
+
+use berth_control::{instance_views, is_connected, lifecycle, usage_of, ClusterSnapshot};
+use berth_model::{
+    keys, validate_tags, ApiError, Arn, Attribute, ContainerInstance, ErrorCode, HostResources,
+    InstanceStatus, InstanceUsage, ResourceKind, StopCode, Tag, Task, MAX_ATTRIBUTES,
+};
+use berth_store::{StoreExt, Txn, TxnResult};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::clusters::{cluster_name, load_active};
+use crate::paging::paginate;
+use crate::state::{store_err, to_bytes, Ctx};
+
+const RETRIES: usize = 16;
+
+/// A container instance id from an id or an ARN (`container-instance/CLUSTER/ID` or the old
+/// `container-instance/ID`).
+pub(crate) fn instance_id(ident: &str) -> Result<String, ApiError> {
+    if Arn::looks_like_arn(ident) {
+        return match Arn::parse(ident) {
+            Some(a) if a.kind == ResourceKind::ContainerInstance => {
+                Ok(a.resource.rsplit('/').next().unwrap_or_default().to_owned())
+            }
+            _ => Err(ApiError::invalid(format!(
+                "Invalid container instance ARN: {ident}"
+            ))),
+        };
+    }
+    if ident.is_empty()
+        || ident.len() > 64
+        || !ident
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(ApiError::invalid(format!(
+            "Invalid container instance identifier: {ident:?}"
+        )));
+    }
+    Ok(ident.to_owned())
+}
+
+pub(crate) fn instance_arn(ctx: &Ctx, cluster: &str, id: &str) -> String {
+    ctx.arn(ResourceKind::ContainerInstance, format!("{cluster}/{id}"))
+}
+
+fn wire(ctx: &Ctx, i: &ContainerInstance, usage: &InstanceUsage, with_tags: bool) -> Value {
+    let connected = is_connected(i, ctx.now(), ctx.state.config.agent_timeout_secs);
+    i.to_wire(
+        &instance_arn(ctx, &i.cluster, &i.id),
+        connected,
+        usage,
+        with_tags,
+    )
+}
+
+async fn load(
+    ctx: &Ctx,
+    cluster: &str,
+    id: &str,
+) -> Result<Option<(ContainerInstance, u64)>, ApiError> {
+    ctx.store()
+        .get_json::<ContainerInstance>(&keys::instance(cluster, id))
+        .await
+        .map_err(store_err)
+}
+
+async fn save(ctx: &Ctx, i: &ContainerInstance, rev: u64) -> Result<bool, ApiError> {
+    let key = keys::instance(&i.cluster, &i.id);
+    let txn = Txn::new()
+        .when_mod_revision(key.clone(), rev)
+        .put(key, to_bytes(i)?);
+    Ok(matches!(
+        ctx.store().txn(txn).await.map_err(store_err)?,
+        TxnResult::Committed { .. }
+    ))
+}
+
+/// What a host brings when it registers (from RegisterContainerInstance or berth's agent).
+pub(crate) struct Registration {
+    pub cluster: String,
+    pub instance_id: Option<String>,
+    pub ec2_instance_id: Option<String>,
+    pub resources: HostResources,
+    pub attributes: Vec<Attribute>,
+    pub version_info: Value,
+    pub tags: Vec<Tag>,
+    pub endpoint: Option<String>,
+}
+
+/// Registers a host, or re-registers a known one (same id; resources and attributes renewed).
+pub(crate) async fn register_instance(
+    ctx: &Ctx,
+    reg: Registration,
+) -> Result<ContainerInstance, ApiError> {
+    load_active(ctx, &reg.cluster).await?;
+    validate_tags(&reg.tags)?;
+    for a in &reg.attributes {
+        a.validate()?;
+    }
+    let now = ctx.now();
+    for _ in 0..RETRIES {
+        let existing = match &reg.instance_id {
+            Some(id) => load(ctx, &reg.cluster, id).await?,
+            None => None,
+        };
+        let (inst, rev) = match existing {
+            Some((mut i, rev)) => {
+                i.registered = reg.resources.clone();
+                for a in &reg.attributes {
+                    i.put_attribute(a.clone());
+                }
+                i.version_info = reg.version_info.clone();
+                i.last_seen = now;
+                if reg.endpoint.is_some() {
+                    i.agent_endpoint = reg.endpoint.clone();
+                }
+                if i.status == InstanceStatus::Inactive {
+                    i.status = InstanceStatus::Active;
+                }
+                i.version += 1;
+                (i, rev)
+            }
+            None => {
+                let id = reg
+                    .instance_id
+                    .clone()
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+                let ec2 = reg
+                    .ec2_instance_id
+                    .clone()
+                    .unwrap_or_else(|| format!("i-{}", &id[..17.min(id.len())]));
+                let mut i = ContainerInstance {
+                    id,
+                    cluster: reg.cluster.clone(),
+                    ec2_instance_id: ec2,
+                    status: InstanceStatus::Active,
+                    status_reason: None,
+                    registered: reg.resources.clone(),
+                    attributes: Vec::new(),
+                    tags: reg.tags.clone(),
+                    version_info: reg.version_info.clone(),
+                    registered_at: now,
+                    last_seen: now,
+                    version: 1,
+                    agent_endpoint: reg.endpoint.clone(),
+                };
+                for a in &reg.attributes {
+                    i.put_attribute(a.clone());
+                }
+                (i, 0)
+            }
+        };
+        if save(ctx, &inst, rev).await? {
+            return Ok(inst);
+        }
+    }
+    Err(ApiError::server(
+        "Container instance changed concurrently; retry.",
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RegisterRequest {
+    cluster: Option<String>,
+    #[serde(default)]
+    total_resources: Vec<Value>,
+    #[serde(default)]
+    version_info: Option<Value>,
+    container_instance_arn: Option<String>,
+    #[serde(default)]
+    attributes: Vec<Attribute>,
+    #[serde(default)]
+    tags: Vec<Tag>,
+    instance_identity_document: Option<String>,
+}
+
+pub(crate) async fn register(ctx: &Ctx, req: RegisterRequest) -> Result<Value, ApiError> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    let ec2 = req
+        .instance_identity_document
+        .as_deref()
+        .and_then(|d| serde_json::from_str::<Value>(d).ok())
+        .and_then(|d| d["instanceId"].as_str().map(str::to_owned));
+    let inst = register_instance(
+        ctx,
+        Registration {
+            cluster: cluster.clone(),
+            instance_id: req
+                .container_instance_arn
+                .as_deref()
+                .map(instance_id)
+                .transpose()?,
+            ec2_instance_id: ec2,
+            resources: HostResources::from_wire(&req.total_resources)?,
+            attributes: req.attributes,
+            version_info: req.version_info.unwrap_or_else(|| json!({})),
+            tags: req.tags,
+            endpoint: None,
+        },
+    )
+    .await?;
+    let snap = ClusterSnapshot::load(ctx.store(), &cluster)
+        .await
+        .map_err(store_err)?;
+    let usage = usage_of(&inst, snap.tasks.iter().map(|(t, _)| t));
+    Ok(json!({ "containerInstance": wire(ctx, &inst, &usage, true) }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DeregisterRequest {
+    cluster: Option<String>,
+    container_instance: String,
+    #[serde(default)]
+    force: Option<bool>,
+}
+
+pub(crate) async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Value, ApiError> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    load_active(ctx, &cluster).await?;
+    let id = instance_id(&req.container_instance)?;
+    for _ in 0..RETRIES {
+        let (mut inst, rev) = load(ctx, &cluster, &id)
+            .await?
+            .filter(|(i, _)| i.status != InstanceStatus::Inactive)
+            .ok_or_else(|| ApiError::invalid("The referenced container instance was not found."))?;
+        let snap = ClusterSnapshot::load(ctx.store(), &cluster)
+            .await
+            .map_err(store_err)?;
+        let live: Vec<&Task> = snap
+            .tasks
+            .iter()
+            .map(|(t, _)| t)
+            .filter(|t| {
+                t.container_instance_id.as_deref() == Some(id.as_str()) && t.holds_resources()
+            })
+            .collect();
+        if !live.is_empty() && !req.force.unwrap_or(false) {
+            return Err(ApiError::client(
+                "Found running tasks on the instance. Use force to deregister it, or stop the tasks first.",
+            ));
+        }
+        inst.status = InstanceStatus::Inactive;
+        inst.version += 1;
+        if !save(ctx, &inst, rev).await? {
+            continue;
+        }
+        // Its tasks lose their host: they are stopped here, since no agent will report them.
+        let now = ctx.now();
+        for t in live {
+            lifecycle::update_task(&ctx.state.store, &cluster, &t.id, |t| {
+                if t.holds_resources() {
+                    lifecycle::force_stopped(
+                        t,
+                        StopCode::TaskFailedToStart,
+                        "Container instance deregistered",
+                        now,
+                    );
+                    true
+                } else {
+                    false
+                }
+            })
+            .await?;
+        }
+        let usage = usage_of(&inst, std::iter::empty());
+        return Ok(json!({ "containerInstance": wire(ctx, &inst, &usage, false) }));
+    }
+    Err(ApiError::server(
+        "Container instance changed concurrently; retry.",
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DescribeRequest {
+    cluster: Option<String>,
+    container_instances: Vec<String>,
+    #[serde(default)]
+    include: Vec<String>,
+}
+
+pub(crate) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    load_active(ctx, &cluster).await?;
+    if req.container_instances.is_empty() || req.container_instances.len() > 100 {
+        return Err(ApiError::invalid(
+            "containerInstances must name between 1 and 100 instances.",
+        ));
+    }
+    let with_tags = req.include.iter().any(|i| i == "TAGS");
+    let snap = ClusterSnapshot::load(ctx.store(), &cluster)
+        .await
+        .map_err(store_err)?;
+    let usages = snap.usages();
+    let (mut out, mut failures) = (Vec::new(), Vec::new());
+    for ident in &req.container_instances {
+        let id = instance_id(ident)?;
+        match snap.instances.iter().find(|(i, _)| i.id == id) {
+            Some((i, _)) => {
+                let u = usages.get(&i.id).cloned().unwrap_or_default();
+                out.push(wire(ctx, i, &u, with_tags));
+            }
+            None => failures.push(json!({
+                "arn": instance_arn(ctx, &cluster, &id), "reason": "MISSING"})),
+        }
+    }
+    Ok(json!({ "containerInstances": out, "failures": failures }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ListRequest {
+    cluster: Option<String>,
+    filter: Option<String>,
+    status: Option<String>,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+}
+
+pub(crate) async fn list(ctx: &Ctx, req: ListRequest) -> Result<Value, ApiError> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    load_active(ctx, &cluster).await?;
+    let status = req
+        .status
+        .as_deref()
+        .map(InstanceStatus::parse)
+        .transpose()?;
+    let expr = match req.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+        Some(f) => Some(berth_sched::Expr::parse(f).map_err(|e| ApiError::invalid(e.to_string()))?),
+        None => None,
+    };
+    let snap = ClusterSnapshot::load(ctx.store(), &cluster)
+        .await
+        .map_err(store_err)?;
+    let arn_of = |id: &str| instance_arn(ctx, &cluster, id);
+    let views = instance_views(
+        &snap,
+        ctx.now(),
+        ctx.state.config.agent_timeout_secs,
+        &arn_of,
+    );
+    let items = snap
+        .instances
+        .iter()
+        .filter(|(i, _)| match status {
+            Some(s) => i.status == s,
+            None => i.status != InstanceStatus::Inactive,
+        })
+        .filter(|(i, _)| match &expr {
+            Some(e) => views
+                .iter()
+                .find(|v| v.id == i.id)
+                .is_some_and(|v| e.matches(v)),
+            None => true,
+        })
+        .map(|(i, _)| (i.id.clone(), instance_arn(ctx, &cluster, &i.id)))
+        .collect();
+    let (arns, next) = paginate(items, req.max_results, req.next_token.as_deref(), false)?;
+    Ok(json!({ "containerInstanceArns": arns, "nextToken": next }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UpdateStateRequest {
+    cluster: Option<String>,
+    container_instances: Vec<String>,
+    status: String,
+}
+
+pub(crate) async fn update_state(ctx: &Ctx, req: UpdateStateRequest) -> Result<Value, ApiError> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    load_active(ctx, &cluster).await?;
+    let status = match InstanceStatus::parse(&req.status)? {
+        InstanceStatus::Inactive => {
+            return Err(ApiError::invalid(
+                "Container instances can only be set to ACTIVE or DRAINING.",
+            ))
+        }
+        s => s,
+    };
+    if req.container_instances.is_empty() || req.container_instances.len() > 10 {
+        return Err(ApiError::invalid(
+            "containerInstances must name between 1 and 10 instances.",
+        ));
+    }
+    let (mut changed, mut failures) = (Vec::new(), Vec::new());
+    for ident in &req.container_instances {
+        let id = instance_id(ident)?;
+        let mut done = None;
+        for _ in 0..RETRIES {
+            let Some((mut i, rev)) = load(ctx, &cluster, &id)
+                .await?
+                .filter(|(i, _)| i.status != InstanceStatus::Inactive)
+            else {
+                break;
+            };
+            if i.status != status {
+                i.status = status;
+                i.version += 1;
+                if !save(ctx, &i, rev).await? {
+                    continue;
+                }
+            }
+            done = Some(i);
+            break;
+        }
+        match done {
+            Some(i) => changed.push(i),
+            None => failures.push(json!({
+                "arn": instance_arn(ctx, &cluster, &id), "reason": "MISSING"})),
+        }
+    }
+    let snap = ClusterSnapshot::load(ctx.store(), &cluster)
+        .await
+        .map_err(store_err)?;
+    let usages = snap.usages();
+    let out: Vec<Value> = changed
+        .iter()
+        .map(|i| {
+            wire(
+                ctx,
+                i,
+                &usages.get(&i.id).cloned().unwrap_or_default(),
+                false,
+            )
+        })
+        .collect();
+    Ok(json!({ "containerInstances": out, "failures": failures }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AttributesRequest {
+    cluster: Option<String>,
+    attributes: Vec<Attribute>,
+}
+
+fn target_of(a: &Attribute) -> Result<String, ApiError> {
+    if let Some(t) = &a.target_type {
+        if t != "container-instance" {
+            return Err(ApiError::invalid(format!(
+                "Invalid targetType {t:?}; valid: container-instance"
+            )));
+        }
+    }
+    let id = a
+        .target_id
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid(format!("Attribute {} needs a targetId.", a.name)))?;
+    instance_id(id)
+}
+
+/// Applies `change` to each attribute's target instance.
+async fn change_attributes(
+    ctx: &Ctx,
+    req: AttributesRequest,
+    put: bool,
+) -> Result<Value, ApiError> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    load_active(ctx, &cluster).await?;
+    if req.attributes.is_empty() || req.attributes.len() > 10 {
+        return Err(ApiError::invalid(
+            "attributes must hold between 1 and 10 attributes.",
+        ));
+    }
+    for a in &req.attributes {
+        if put {
+            a.validate()?;
+        }
+        let id = target_of(a)?;
+        let mut ok = false;
+        for _ in 0..RETRIES {
+            let Some((mut i, rev)) = load(ctx, &cluster, &id)
+                .await?
+                .filter(|(i, _)| i.status != InstanceStatus::Inactive)
+            else {
+                return Err(ApiError::new(
+                    ErrorCode::TargetNotFoundException,
+                    format!(
+                        "Could not find {}.",
+                        a.target_id.as_deref().unwrap_or_default()
+                    ),
+                ));
+            };
+            if put {
+                i.put_attribute(a.clone());
+                let custom = i
+                    .attributes
+                    .iter()
+                    .filter(|a| !a.name.starts_with("ecs."))
+                    .count();
+                if custom > MAX_ATTRIBUTES {
+                    return Err(ApiError::new(
+                        ErrorCode::AttributeLimitExceededException,
+                        format!(
+                            "You can apply up to {MAX_ATTRIBUTES} custom attributes per resource."
+                        ),
+                    ));
+                }
+            } else {
+                i.attributes.retain(|e| e.name != a.name);
+            }
+            i.version += 1;
+            if save(ctx, &i, rev).await? {
+                ok = true;
+                break;
+            }
+        }
+        if !ok {
+            return Err(ApiError::server(
+                "Container instance changed concurrently; retry.",
+            ));
+        }
+    }
+    Ok(json!({ "attributes": req.attributes }))
+}
+
+pub(crate) async fn put_attributes(ctx: &Ctx, req: AttributesRequest) -> Result<Value, ApiError> {
+    change_attributes(ctx, req, true).await
+}
+
+pub(crate) async fn delete_attributes(
+    ctx: &Ctx,
+    req: AttributesRequest,
+) -> Result<Value, ApiError> {
+    change_attributes(ctx, req, false).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ListAttributesRequest {
+    cluster: Option<String>,
+    target_type: String,
+    attribute_name: Option<String>,
+    attribute_value: Option<String>,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+}
+
+pub(crate) async fn list_attributes(
+    ctx: &Ctx,
+    req: ListAttributesRequest,
+) -> Result<Value, ApiError> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    load_active(ctx, &cluster).await?;
+    if req.target_type != "container-instance" {
+        return Err(ApiError::invalid(
+            "Invalid targetType; valid: container-instance",
+        ));
+    }
+    if req.attribute_value.is_some() && req.attribute_name.is_none() {
+        return Err(ApiError::invalid(
+            "attributeValue can only be given with attributeName.",
+        ));
+    }
+    let snap = ClusterSnapshot::load(ctx.store(), &cluster)
+        .await
+        .map_err(store_err)?;
+    let mut items = Vec::new();
+    for (i, _) in snap
+        .instances
+        .iter()
+        .filter(|(i, _)| i.status != InstanceStatus::Inactive)
+    {
+        for a in &i.attributes {
+            if req.attribute_name.as_ref().is_some_and(|n| *n != a.name)
+                || req
+                    .attribute_value
+                    .as_ref()
+                    .is_some_and(|v| a.value.as_ref() != Some(v))
+            {
+                continue;
+            }
+            let mut out = a.clone();
+            out.target_type = Some("container-instance".into());
+            out.target_id = Some(instance_arn(ctx, &cluster, &i.id));
+            items.push((format!("{}/{}", i.id, a.name), out));
+        }
+    }
+    let (attrs, next) = paginate(items, req.max_results, req.next_token.as_deref(), false)?;
+    Ok(json!({ "attributes": attrs, "nextToken": next }))
+}

@@ -1,0 +1,378 @@
+//! RunTask, StartTask, StopTask, DescribeTasks, ListTasks.
+
+use berth_control::{lifecycle, LaunchSpec};
+use berth_model::{
+    keys, validate_tags, ApiError, Arn, DesiredStatus, ResourceKind, StopCode, Tag, Task,
+    TaskDefRef, TaskDefinition, TaskDefinitionStatus, TaskOverride,
+};
+use berth_sched::{Constraint, Strategy};
+use berth_store::StoreExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::clusters::{cluster_name, load_active};
+use super::instances::{instance_arn, instance_id};
+use crate::paging::paginate;
+use crate::state::{store_err, Ctx};
+
+pub(crate) fn task_arn(ctx: &Ctx, t: &Task) -> String {
+    ctx.arn(ResourceKind::Task, format!("{}/{}", t.cluster, t.id))
+}
+
+pub(crate) fn task_wire(ctx: &Ctx, t: &Task, with_tags: bool) -> Value {
+    let instance = t
+        .container_instance_id
+        .as_deref()
+        .map(|i| instance_arn(ctx, &t.cluster, i));
+    t.to_wire(
+        &task_arn(ctx, t),
+        &ctx.arn(ResourceKind::Cluster, &t.cluster),
+        &ctx.arn(
+            ResourceKind::TaskDefinition,
+            format!("{}:{}", t.family, t.revision),
+        ),
+        instance.as_deref(),
+        with_tags,
+    )
+}
+
+/// A task id from an id or an ARN (`task/CLUSTER/ID` or the old `task/ID`).
+fn task_id(ident: &str) -> Result<String, ApiError> {
+    let id = if Arn::looks_like_arn(ident) {
+        match Arn::parse(ident) {
+            Some(a) if a.kind == ResourceKind::Task => {
+                a.resource.rsplit('/').next().unwrap_or_default().to_owned()
+            }
+            _ => return Err(ApiError::invalid(format!("Invalid task ARN: {ident}"))),
+        }
+    } else {
+        ident.to_owned()
+    };
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(ApiError::invalid(format!(
+            "Invalid task identifier: {ident:?}"
+        )));
+    }
+    Ok(id)
+}
+
+/// The task definition a RunTask/StartTask names; it must be ACTIVE.
+async fn runnable_taskdef(ctx: &Ctx, ident: &str) -> Result<TaskDefinition, ApiError> {
+    let r = TaskDefRef::parse(ident)?;
+    let found = match r.revision {
+        Some(rev) => ctx
+            .store()
+            .get_json::<TaskDefinition>(&keys::taskdef(&r.family, rev))
+            .await
+            .map_err(store_err)?
+            .map(|(td, _)| td),
+        None => ctx
+            .store()
+            .list_json::<TaskDefinition>(&keys::taskdefs_of(&r.family))
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .rev()
+            .map(|(_, td, _)| td)
+            .find(|td| td.status == TaskDefinitionStatus::Active),
+    };
+    match found {
+        Some(td) if td.status == TaskDefinitionStatus::Active => Ok(td),
+        Some(_) => Err(ApiError::client("TaskDefinition is inactive")),
+        None => Err(ApiError::client("Unable to find task definition.")),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct WirePlacement {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    field: Option<String>,
+    expression: Option<String>,
+}
+
+fn strategies(list: &[WirePlacement]) -> Result<Vec<Strategy>, ApiError> {
+    if list.len() > 5 {
+        return Err(ApiError::invalid(
+            "At most 5 placement strategies are allowed.",
+        ));
+    }
+    list.iter()
+        .map(|p| {
+            Strategy::from_wire(p.kind.as_deref().unwrap_or_default(), p.field.as_deref())
+                .map_err(|e| ApiError::invalid(e.to_string()))
+        })
+        .collect()
+}
+
+fn constraints(list: &[WirePlacement]) -> Result<Vec<Constraint>, ApiError> {
+    if list.len() > 10 {
+        return Err(ApiError::invalid(
+            "At most 10 placement constraints are allowed.",
+        ));
+    }
+    list.iter()
+        .map(|p| {
+            Constraint::from_wire(
+                p.kind.as_deref().unwrap_or_default(),
+                p.expression.as_deref(),
+            )
+            .map_err(|e| ApiError::invalid(e.to_string()))
+        })
+        .collect()
+}
+
+fn check_len(what: &str, v: &Option<String>, max: usize) -> Result<(), ApiError> {
+    match v {
+        Some(s) if s.is_empty() || s.chars().count() > max => Err(ApiError::invalid(format!(
+            "{what} must be between 1 and {max} characters."
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn launch_type(lt: Option<&str>, td: &TaskDefinition) -> Result<String, ApiError> {
+    let lt = lt.unwrap_or("EC2");
+    match lt {
+        "EC2" | "EXTERNAL" => Ok(lt.to_owned()),
+        "FARGATE" if td.compatibilities.iter().any(|c| c == "FARGATE") => Ok(lt.to_owned()),
+        "FARGATE" => Err(ApiError::invalid(
+            "Task definition does not support launch_type FARGATE.",
+        )),
+        other => Err(ApiError::invalid(format!(
+            "Invalid launchType {other:?}; valid: EC2, FARGATE, EXTERNAL"
+        ))),
+    }
+}
+
+fn launch_answer(ctx: &Ctx, out: berth_control::LaunchOutcome) -> Value {
+    let tasks: Vec<Value> = out.tasks.iter().map(|t| task_wire(ctx, t, true)).collect();
+    let failures: Vec<Value> = out
+        .failures
+        .iter()
+        .map(|f| {
+            let mut v = json!({ "reason": f.reason });
+            if let Some(a) = &f.arn {
+                v["arn"] = json!(a);
+            }
+            if let Some(d) = &f.detail {
+                v["detail"] = json!(d);
+            }
+            v
+        })
+        .collect();
+    json!({ "tasks": tasks, "failures": failures })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RunTaskRequest {
+    cluster: Option<String>,
+    task_definition: String,
+    count: Option<i64>,
+    group: Option<String>,
+    started_by: Option<String>,
+    #[serde(default)]
+    overrides: TaskOverride,
+    #[serde(default)]
+    placement_strategy: Vec<WirePlacement>,
+    #[serde(default)]
+    placement_constraints: Vec<WirePlacement>,
+    launch_type: Option<String>,
+    #[serde(default)]
+    tags: Vec<Tag>,
+    client_token: Option<String>,
+}
+
+pub(crate) async fn run(ctx: &Ctx, req: RunTaskRequest) -> Result<Value, ApiError> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    let count = req.count.unwrap_or(1);
+    if !(1..=10).contains(&count) {
+        return Err(ApiError::invalid("count must be between 1 and 10."));
+    }
+    check_len("group", &req.group, 255)?;
+    check_len("startedBy", &req.started_by, 128)?;
+    check_len("clientToken", &req.client_token, 64)?;
+    validate_tags(&req.tags)?;
+    let strategies = strategies(&req.placement_strategy)?;
+    let constraints = constraints(&req.placement_constraints)?;
+    load_active(ctx, &cluster).await?;
+    let td = runnable_taskdef(ctx, &req.task_definition).await?;
+    let spec = LaunchSpec {
+        cluster: cluster.clone(),
+        launch_type: launch_type(req.launch_type.as_deref(), &td)?,
+        group: Some(req.group.unwrap_or_else(|| format!("family:{}", td.family))),
+        taskdef: td,
+        overrides: req.overrides,
+        count: count as usize,
+        started_by: req.started_by,
+        tags: req.tags,
+        strategies,
+        constraints,
+        on_instances: None,
+        client_token: req.client_token,
+    };
+    let arn_of = |id: &str| instance_arn(ctx, &cluster, id);
+    let out = ctx.state.launcher.launch(&spec, ctx.now(), &arn_of).await?;
+    Ok(launch_answer(ctx, out))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StartTaskRequest {
+    cluster: Option<String>,
+    task_definition: String,
+    container_instances: Vec<String>,
+    group: Option<String>,
+    started_by: Option<String>,
+    #[serde(default)]
+    overrides: TaskOverride,
+    #[serde(default)]
+    tags: Vec<Tag>,
+}
+
+pub(crate) async fn start(ctx: &Ctx, req: StartTaskRequest) -> Result<Value, ApiError> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    if req.container_instances.is_empty() || req.container_instances.len() > 10 {
+        return Err(ApiError::invalid(
+            "containerInstances must name between 1 and 10 instances.",
+        ));
+    }
+    check_len("group", &req.group, 255)?;
+    check_len("startedBy", &req.started_by, 128)?;
+    validate_tags(&req.tags)?;
+    let ids = req
+        .container_instances
+        .iter()
+        .map(|i| instance_id(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    load_active(ctx, &cluster).await?;
+    let td = runnable_taskdef(ctx, &req.task_definition).await?;
+    let spec = LaunchSpec {
+        cluster: cluster.clone(),
+        launch_type: "EC2".into(),
+        group: Some(req.group.unwrap_or_else(|| format!("family:{}", td.family))),
+        taskdef: td,
+        overrides: req.overrides,
+        count: ids.len(),
+        started_by: req.started_by,
+        tags: req.tags,
+        strategies: Vec::new(),
+        constraints: Vec::new(),
+        on_instances: Some(ids),
+        client_token: None,
+    };
+    let arn_of = |id: &str| instance_arn(ctx, &cluster, id);
+    let out = ctx.state.launcher.launch(&spec, ctx.now(), &arn_of).await?;
+    Ok(launch_answer(ctx, out))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StopTaskRequest {
+    cluster: Option<String>,
+    task: String,
+    reason: Option<String>,
+}
+
+pub(crate) async fn stop(ctx: &Ctx, req: StopTaskRequest) -> Result<Value, ApiError> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    let id = task_id(&req.task)?;
+    if req.reason.as_ref().is_some_and(|r| r.chars().count() > 255) {
+        return Err(ApiError::invalid("reason can be at most 255 characters."));
+    }
+    load_active(ctx, &cluster).await?;
+    let reason = req
+        .reason
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "Task stopped by user".to_owned());
+    let now = ctx.now();
+    let t = lifecycle::update_task(&ctx.state.store, &cluster, &id, |t| {
+        lifecycle::request_stop(t, StopCode::UserInitiated, &reason, now)
+    })
+    .await?
+    .ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;
+    Ok(json!({ "task": task_wire(ctx, &t, false) }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DescribeTasksRequest {
+    cluster: Option<String>,
+    tasks: Vec<String>,
+    #[serde(default)]
+    include: Vec<String>,
+}
+
+pub(crate) async fn describe(ctx: &Ctx, req: DescribeTasksRequest) -> Result<Value, ApiError> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    if req.tasks.is_empty() || req.tasks.len() > 100 {
+        return Err(ApiError::invalid(
+            "tasks must name between 1 and 100 tasks.",
+        ));
+    }
+    load_active(ctx, &cluster).await?;
+    let with_tags = req.include.iter().any(|i| i == "TAGS");
+    let (mut out, mut failures) = (Vec::new(), Vec::new());
+    for ident in &req.tasks {
+        let id = task_id(ident)?;
+        match ctx
+            .store()
+            .get_json::<Task>(&keys::task(&cluster, &id))
+            .await
+            .map_err(store_err)?
+        {
+            Some((t, _)) => out.push(task_wire(ctx, &t, with_tags)),
+            None => failures.push(json!({
+                "arn": ctx.arn(ResourceKind::Task, format!("{cluster}/{id}")),
+                "reason": "MISSING",
+            })),
+        }
+    }
+    Ok(json!({ "tasks": out, "failures": failures }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ListTasksRequest {
+    cluster: Option<String>,
+    container_instance: Option<String>,
+    family: Option<String>,
+    started_by: Option<String>,
+    service_name: Option<String>,
+    desired_status: Option<String>,
+    launch_type: Option<String>,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+}
+
+pub(crate) async fn list(ctx: &Ctx, req: ListTasksRequest) -> Result<Value, ApiError> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    load_active(ctx, &cluster).await?;
+    let desired = DesiredStatus::parse_filter(req.desired_status.as_deref().unwrap_or("RUNNING"))?;
+    let instance = req
+        .container_instance
+        .as_deref()
+        .map(instance_id)
+        .transpose()?;
+    let group = req.service_name.as_ref().map(|s| format!("service:{s}"));
+    let tasks = ctx
+        .store()
+        .list_json::<Task>(&keys::tasks_of(&cluster))
+        .await
+        .map_err(store_err)?;
+    let items = tasks
+        .into_iter()
+        .filter(|(_, t, _)| t.desired_status == desired)
+        .filter(|(_, t, _)| instance.is_none() || t.container_instance_id == instance)
+        .filter(|(_, t, _)| req.family.as_ref().is_none_or(|f| *f == t.family))
+        .filter(|(_, t, _)| req.started_by.is_none() || t.started_by == req.started_by)
+        .filter(|(_, t, _)| group.is_none() || t.group == group)
+        .filter(|(_, t, _)| req.launch_type.as_ref().is_none_or(|l| *l == t.launch_type))
+        .map(|(k, t, _)| (k, task_arn(ctx, &t)))
+        .collect();
+    let (arns, next) = paginate(items, req.max_results, req.next_token.as_deref(), false)?;
+    Ok(json!({ "taskArns": arns, "nextToken": next }))
+}

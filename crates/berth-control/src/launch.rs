@@ -1,0 +1,450 @@
+//! Placing and creating tasks: RunTask, StartTask and the service controller all come here.
+//!
+//! A launch reads the cluster (instances, tasks), asks the scheduler where the tasks fit, and
+//! writes the tasks with their assignment-index keys in one transaction. Launches in one
+//! cluster are serialised by an in-process lock, and every launch also bumps the cluster's
+//! `placement/` key under compare-and-swap, so two servers placing into the same cluster
+//! cannot both spend the same capacity: the loser re-reads and places again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use berth_model::{
+    keys, ApiError, Container, ContainerInstance, DesiredStatus, HealthStatus, InstanceStatus, Tag,
+    Task, TaskDefinition, TaskOverride, TaskStatus,
+};
+use berth_sched::{Constraint, InstanceView, Protocol, Resources, Strategy, TaskAsk};
+use berth_store::{Store, StoreExt, Txn, TxnResult};
+use serde::{Deserialize, Serialize};
+
+use crate::snapshot::{is_connected, ClusterSnapshot};
+use crate::store_err;
+
+/// What to launch.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    pub cluster: String,
+    /// The registered definition; `overrides` are applied on top.
+    pub taskdef: TaskDefinition,
+    pub overrides: TaskOverride,
+    pub count: usize,
+    pub group: Option<String>,
+    pub started_by: Option<String>,
+    pub tags: Vec<Tag>,
+    pub launch_type: String,
+    pub strategies: Vec<Strategy>,
+    pub constraints: Vec<Constraint>,
+    /// StartTask: place one task on each of these instance ids, and nowhere else.
+    pub on_instances: Option<Vec<String>>,
+    pub client_token: Option<String>,
+}
+
+/// A task that could not be placed, as RunTask's `failures` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacementFailure {
+    pub arn: Option<String>,
+    pub reason: String,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LaunchOutcome {
+    pub tasks: Vec<Task>,
+    pub failures: Vec<PlacementFailure>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TokenRecord {
+    task_ids: Vec<String>,
+}
+
+/// Places and creates tasks. One per server; cheap to share.
+pub struct Launcher {
+    store: Arc<dyn Store>,
+    agent_timeout_secs: f64,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for Launcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Launcher").finish_non_exhaustive()
+    }
+}
+
+/// How often a launch re-places after losing a race with another writer.
+const RETRIES: usize = 16;
+
+/// Builds the scheduler's view of one instance.
+fn view(
+    inst: &ContainerInstance,
+    usage: &berth_model::InstanceUsage,
+    tasks: &[&Task],
+    arn: String,
+    now: f64,
+    timeout: f64,
+) -> InstanceView {
+    let mut attributes: BTreeMap<String, Option<String>> = inst
+        .attributes
+        .iter()
+        .map(|a| (a.name.clone(), a.value.clone()))
+        .collect();
+    attributes
+        .entry("ecs.instance-id".into())
+        .or_insert_with(|| Some(inst.ec2_instance_id.clone()));
+    let mut ports_in_use = BTreeSet::new();
+    for p in &usage.remaining.ports {
+        ports_in_use.insert((*p, Protocol::Tcp));
+    }
+    for p in &usage.remaining.ports_udp {
+        ports_in_use.insert((*p, Protocol::Udp));
+    }
+    let mut task_groups: BTreeMap<String, u32> = BTreeMap::new();
+    for t in tasks.iter().filter(|t| t.holds_resources()) {
+        if let Some(g) = &t.group {
+            *task_groups.entry(g.clone()).or_default() += 1;
+        }
+    }
+    InstanceView {
+        id: inst.id.clone(),
+        arn,
+        active: inst.status == InstanceStatus::Active,
+        connected: is_connected(inst, now, timeout),
+        remaining: Resources {
+            cpu: usage.remaining.cpu,
+            memory: usage.remaining.memory,
+        },
+        ports_in_use,
+        attributes,
+        task_groups,
+        registered_at: inst.registered_at,
+        running_tasks: usage.running_tasks as u32,
+        pending_tasks: usage.pending_tasks as u32,
+        agent_version: inst.version_info["agentVersion"]
+            .as_str()
+            .map(str::to_owned),
+    }
+}
+
+/// The scheduler's view of every non-INACTIVE instance of a snapshot (also what
+/// ListContainerInstances' `filter` expressions are evaluated against).
+pub fn instance_views(
+    snap: &ClusterSnapshot,
+    now: f64,
+    timeout: f64,
+    arn_of: &(dyn Fn(&str) -> String + Sync),
+) -> Vec<InstanceView> {
+    let usages = snap.usages();
+    let mut by_instance: HashMap<&str, Vec<&Task>> = HashMap::new();
+    for (t, _) in &snap.tasks {
+        if let Some(i) = &t.container_instance_id {
+            by_instance.entry(i.as_str()).or_default().push(t);
+        }
+    }
+    snap.instances
+        .iter()
+        .filter(|(i, _)| i.status != InstanceStatus::Inactive)
+        .map(|(i, _)| {
+            let usage = usages.get(&i.id).cloned().unwrap_or_default();
+            let tasks = by_instance.get(i.id.as_str()).cloned().unwrap_or_default();
+            view(i, &usage, &tasks, arn_of(&i.id), now, timeout)
+        })
+        .collect()
+}
+
+/// The fixed host ports a task reserves on its instance.
+pub(crate) fn fixed_host_ports(td: &TaskDefinition) -> Vec<(u16, String)> {
+    let host_mode = td.network_mode.as_deref() == Some("host");
+    let awsvpc = td.network_mode.as_deref() == Some("awsvpc");
+    let mut out = Vec::new();
+    if awsvpc {
+        return out;
+    }
+    for c in &td.container_definitions {
+        for p in &c.port_mappings {
+            let port = if host_mode {
+                p.container_port
+            } else {
+                p.host_port.filter(|h| *h != 0)
+            };
+            if let Some(port) = port.and_then(|p| u16::try_from(p).ok()) {
+                out.push((port, p.protocol.clone().unwrap_or_else(|| "tcp".into())));
+            }
+        }
+    }
+    out
+}
+
+fn new_task(spec: &LaunchSpec, td: &TaskDefinition, instance_id: &str, now: f64) -> Task {
+    let containers = td
+        .container_definitions
+        .iter()
+        .map(|c| Container {
+            name: c.name.clone(),
+            image: c.image.clone(),
+            last_status: TaskStatus::Pending,
+            exit_code: None,
+            reason: None,
+            network_bindings: Vec::new(),
+            health_status: HealthStatus::Unknown,
+            runtime_id: None,
+            cpu: c.cpu,
+            memory: c.memory,
+            memory_reservation: c.memory_reservation,
+            essential: c.is_essential(),
+        })
+        .collect();
+    Task {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        cluster: spec.cluster.clone(),
+        family: td.family.clone(),
+        revision: td.revision,
+        container_instance_id: Some(instance_id.to_owned()),
+        last_status: TaskStatus::Provisioning,
+        desired_status: DesiredStatus::Running,
+        launch_type: spec.launch_type.clone(),
+        cpu: td.cpu_units(),
+        memory: td.memory_mib(),
+        host_ports: fixed_host_ports(td),
+        containers,
+        overrides: spec.overrides.clone(),
+        group: spec.group.clone(),
+        started_by: spec.started_by.clone(),
+        tags: spec.tags.clone(),
+        created_at: now,
+        started_at: None,
+        stopping_at: None,
+        stopped_at: None,
+        execution_stopped_at: None,
+        pull_started_at: None,
+        pull_stopped_at: None,
+        stop_code: None,
+        stopped_reason: None,
+        health_status: HealthStatus::Unknown,
+        version: 1,
+        stats: None,
+    }
+}
+
+/// The value kept under an assignment key: what the agent should do with the task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Assignment {
+    pub desired_status: DesiredStatus,
+}
+
+pub(crate) fn assignment_bytes(desired: DesiredStatus) -> Vec<u8> {
+    serde_json::to_vec(&Assignment {
+        desired_status: desired,
+    })
+    .unwrap_or_default()
+}
+
+impl Launcher {
+    pub fn new(store: Arc<dyn Store>, agent_timeout_secs: f64) -> Self {
+        Self {
+            store,
+            agent_timeout_secs,
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock_for(&self, cluster: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(cluster.to_owned()).or_default().clone()
+    }
+
+    /// Places and creates the tasks of `spec`; `arn_of` names instances in failures.
+    pub async fn launch(
+        &self,
+        spec: &LaunchSpec,
+        now: f64,
+        arn_of: &(dyn Fn(&str) -> String + Sync),
+    ) -> Result<LaunchOutcome, ApiError> {
+        let td = spec.overrides.apply(&spec.taskdef)?;
+        let lock = self.lock_for(&spec.cluster);
+        let _guard = lock.lock().await;
+
+        if let Some(token) = &spec.client_token {
+            if let Some(done) = self.replay_token(&spec.cluster, token).await? {
+                return Ok(done);
+            }
+        }
+
+        for _ in 0..RETRIES {
+            let pkey = format!("placement/{}", spec.cluster);
+            let prev = self.store.get(&pkey).await.map_err(store_err)?;
+            let prev_rev = prev.as_ref().map_or(0, |kv| kv.mod_revision);
+            let snap = ClusterSnapshot::load(&*self.store, &spec.cluster)
+                .await
+                .map_err(store_err)?;
+            let views: Vec<InstanceView> =
+                instance_views(&snap, now, self.agent_timeout_secs, arn_of)
+                    .into_iter()
+                    .filter(|v| {
+                        spec.on_instances
+                            .as_ref()
+                            .is_none_or(|only| only.contains(&v.id))
+                    })
+                    .collect();
+            if views.is_empty() {
+                return Err(ApiError::invalid(
+                    "No Container Instances were found in your cluster.",
+                ));
+            }
+            let ask = TaskAsk {
+                resources: Resources {
+                    cpu: td.cpu_units(),
+                    memory: td.memory_mib(),
+                },
+                host_ports: fixed_host_ports(&td)
+                    .into_iter()
+                    .map(|(p, proto)| {
+                        (
+                            p,
+                            if proto == "udp" {
+                                Protocol::Udp
+                            } else {
+                                Protocol::Tcp
+                            },
+                        )
+                    })
+                    .collect(),
+                group: spec
+                    .group
+                    .clone()
+                    .unwrap_or_else(|| format!("family:{}", td.family)),
+                required_attributes: Default::default(),
+            };
+            let failure = |f: berth_sched::Failure| PlacementFailure {
+                arn: f.instance_arn,
+                reason: f.reason.as_str().to_owned(),
+                detail: (!f.detail.is_empty()).then_some(f.detail),
+            };
+            let results: Vec<Result<String, PlacementFailure>> = match &spec.on_instances {
+                // StartTask: exactly one task on each named instance.
+                Some(only) => only
+                    .iter()
+                    .map(|id| {
+                        let one: Vec<InstanceView> =
+                            views.iter().filter(|v| &v.id == id).cloned().collect();
+                        if one.is_empty() {
+                            return Ok(Err(PlacementFailure {
+                                arn: Some(arn_of(id)),
+                                reason: "MISSING".into(),
+                                detail: Some("The container instance does not exist.".into()),
+                            }));
+                        }
+                        let placed = berth_sched::place(&one, &ask, 1, &[], &[], 0)
+                            .map_err(|e| ApiError::invalid(e.to_string()))?;
+                        Ok(match placed.into_iter().next() {
+                            Some(Ok(p)) => Ok(p.instance_id),
+                            Some(Err(f)) => Err(failure(f)),
+                            None => Err(PlacementFailure {
+                                arn: Some(arn_of(id)),
+                                reason: "RESOURCE".into(),
+                                detail: None,
+                            }),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, ApiError>>()?,
+                None => berth_sched::place(
+                    &views,
+                    &ask,
+                    spec.count,
+                    &spec.strategies,
+                    &spec.constraints,
+                    now.to_bits(),
+                )
+                .map_err(|e| ApiError::invalid(e.to_string()))?
+                .into_iter()
+                .map(|r| r.map(|p| p.instance_id).map_err(failure))
+                .collect(),
+            };
+            let mut out = LaunchOutcome::default();
+            let mut txn = Txn::new()
+                .when_mod_revision(pkey.clone(), prev_rev)
+                .put(pkey.clone(), now.to_string().into_bytes());
+            for r in results {
+                match r {
+                    Ok(instance_id) => {
+                        let t = new_task(spec, &td, &instance_id, now);
+                        let bytes = serde_json::to_vec(&t)
+                            .map_err(|e| ApiError::server(format!("encoding task: {e}")))?;
+                        txn = txn.put(keys::task(&spec.cluster, &t.id), bytes).put(
+                            keys::assignment(&instance_id, &t.id),
+                            assignment_bytes(DesiredStatus::Running),
+                        );
+                        out.tasks.push(t);
+                    }
+                    Err(f) => out.failures.push(f),
+                }
+            }
+            if let Some(token) = &spec.client_token {
+                let rec = TokenRecord {
+                    task_ids: out.tasks.iter().map(|t| t.id.clone()).collect(),
+                };
+                txn = txn.put(
+                    keys::client_token(&spec.cluster, token),
+                    serde_json::to_vec(&rec).unwrap_or_default(),
+                );
+            }
+            match self.store.txn(txn).await.map_err(store_err)? {
+                TxnResult::Committed { .. } => return Ok(out),
+                TxnResult::Conflict { .. } => continue,
+            }
+        }
+        Err(ApiError::server(
+            "Too many concurrent placements in this cluster; retry.",
+        ))
+    }
+
+    async fn replay_token(
+        &self,
+        cluster: &str,
+        token: &str,
+    ) -> Result<Option<LaunchOutcome>, ApiError> {
+        let Some((rec, _)) = self
+            .store
+            .get_json::<TokenRecord>(&keys::client_token(cluster, token))
+            .await
+            .map_err(store_err)?
+        else {
+            return Ok(None);
+        };
+        let mut out = LaunchOutcome::default();
+        for id in rec.task_ids {
+            if let Some((t, _)) = self
+                .store
+                .get_json::<Task>(&keys::task(cluster, &id))
+                .await
+                .map_err(store_err)?
+            {
+                out.tasks.push(t);
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn host_ports_by_network_mode() {
+        let td = |mode: &str| -> TaskDefinition {
+            let mut t: TaskDefinition = serde_json::from_value(json!({"family": "f", "networkMode": mode,
+                "containerDefinitions": [{"name": "a", "image": "i", "memory": 8,
+                  "portMappings": [{"containerPort": 80}, {"containerPort": 81, "hostPort": 8081}]}]}))
+            .unwrap();
+            t.validate_and_normalize().ok();
+            t
+        };
+        assert_eq!(
+            fixed_host_ports(&td("bridge")),
+            vec![(8081, "tcp".to_owned())]
+        );
+        assert!(fixed_host_ports(&td("awsvpc")).is_empty());
+    }
+}

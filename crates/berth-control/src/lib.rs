@@ -1,0 +1,30 @@
+//! berth's control logic, apart from HTTP: everything here reads and writes the store and
+//! decides, and the API edge only calls in.
+//!
+//! - [`Launcher`]: places tasks with the scheduler and creates them (RunTask, StartTask, and
+//!   later the service controller), serialised per cluster and guarded by compare-and-swap.
+//! - [`lifecycle`]: the task state machine: agent reports merged into tasks, stop requests.
+//! - [`ClusterSnapshot`]: a consistent read of a cluster's instances and tasks, with the
+//!   derived usage (remaining resources, task counts) of each instance.
+//! - [`Reaper`]: removes STOPPED tasks once ECS would have forgotten them.
+//!
+//! Decisions are pure functions over plain data (tested as such); the async functions around
+//! them load, decide, and write in one transaction, retrying on conflict.
+
+mod launch;
+pub mod lifecycle;
+mod reaper;
+mod snapshot;
+
+pub use launch::{instance_views, LaunchOutcome, LaunchSpec, Launcher, PlacementFailure};
+pub use reaper::Reaper;
+pub use snapshot::{host, is_connected, usage_of, ClusterSnapshot};
+
+use berth_model::ApiError;
+use berth_store::StoreError;
+
+/// A store failure is the server's fault, never the client's.
+pub fn store_err(e: StoreError) -> ApiError {
+    tracing::error!(error = %e, "store failure");
+    ApiError::server(format!("internal store error: {e}"))
+}

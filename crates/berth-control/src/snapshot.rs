@@ -1,0 +1,185 @@
+//! A cluster's instances and tasks read together, and what each instance has left.
+
+use std::collections::HashMap;
+
+use berth_model::{keys, ContainerInstance, HostResources, InstanceUsage, Task, TaskStatus};
+use berth_store::{Revision, Store, StoreError, StoreExt};
+
+/// Whether an agent that last polled at `last_seen` counts as connected at `now`.
+pub fn is_connected(inst: &ContainerInstance, now: f64, timeout_secs: f64) -> bool {
+    now - inst.last_seen <= timeout_secs
+}
+
+/// Remaining resources and task counts of `inst`, from the tasks placed on it.
+pub fn usage_of<'a>(
+    inst: &ContainerInstance,
+    tasks: impl Iterator<Item = &'a Task>,
+) -> InstanceUsage {
+    let mut u = InstanceUsage {
+        remaining: inst.registered.clone(),
+        running_tasks: 0,
+        pending_tasks: 0,
+    };
+    for t in tasks.filter(|t| t.container_instance_id.as_deref() == Some(inst.id.as_str())) {
+        if !t.holds_resources() {
+            continue;
+        }
+        u.remaining.cpu = u.remaining.cpu.saturating_sub(t.cpu);
+        u.remaining.memory = u.remaining.memory.saturating_sub(t.memory);
+        for (port, proto) in &t.host_ports {
+            let list = if proto == "udp" {
+                &mut u.remaining.ports_udp
+            } else {
+                &mut u.remaining.ports
+            };
+            if !list.contains(port) {
+                list.push(*port);
+            }
+        }
+        if t.last_status == TaskStatus::Running {
+            u.running_tasks += 1;
+        } else if t.is_pending() {
+            u.pending_tasks += 1;
+        }
+    }
+    u.remaining.ports.sort_unstable();
+    u.remaining.ports_udp.sort_unstable();
+    u
+}
+
+/// Every instance and task of one cluster, as of one moment.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterSnapshot {
+    pub instances: Vec<(ContainerInstance, Revision)>,
+    pub tasks: Vec<(Task, Revision)>,
+}
+
+impl ClusterSnapshot {
+    pub async fn load(store: &dyn Store, cluster: &str) -> Result<Self, StoreError> {
+        let instances = store
+            .list_json::<ContainerInstance>(&keys::instances_of(cluster))
+            .await?
+            .into_iter()
+            .map(|(_, i, r)| (i, r))
+            .collect();
+        let tasks = store
+            .list_json::<Task>(&keys::tasks_of(cluster))
+            .await?
+            .into_iter()
+            .map(|(_, t, r)| (t, r))
+            .collect();
+        Ok(Self { instances, tasks })
+    }
+
+    /// Usage of every instance, computed in one pass over the tasks.
+    pub fn usages(&self) -> HashMap<String, InstanceUsage> {
+        let mut by_instance: HashMap<&str, Vec<&Task>> = HashMap::new();
+        for (t, _) in &self.tasks {
+            if let Some(i) = &t.container_instance_id {
+                by_instance.entry(i.as_str()).or_default().push(t);
+            }
+        }
+        self.instances
+            .iter()
+            .map(|(i, _)| {
+                let tasks = by_instance
+                    .get(i.id.as_str())
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                (i.id.clone(), usage_of(i, tasks.iter().copied()))
+            })
+            .collect()
+    }
+}
+
+/// Resources of a host as registered, for tests and callers that build instances.
+pub fn host(cpu: u64, memory: u64) -> HostResources {
+    HostResources {
+        cpu,
+        memory,
+        ports: Vec::new(),
+        ports_udp: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_model::{DesiredStatus, InstanceStatus};
+
+    fn inst() -> ContainerInstance {
+        ContainerInstance {
+            id: "i1".into(),
+            cluster: "c".into(),
+            ec2_instance_id: "h".into(),
+            status: InstanceStatus::Active,
+            status_reason: None,
+            registered: HostResources {
+                cpu: 1024,
+                memory: 1000,
+                ports: vec![22],
+                ports_udp: vec![],
+            },
+            attributes: vec![],
+            tags: vec![],
+            version_info: serde_json::Value::Null,
+            registered_at: 0.0,
+            last_seen: 100.0,
+            version: 1,
+            agent_endpoint: None,
+        }
+    }
+
+    fn task(status: TaskStatus, cpu: u64, mem: u64, ports: &[u16]) -> Task {
+        Task {
+            id: format!("t{cpu}{mem}"),
+            cluster: "c".into(),
+            family: "f".into(),
+            revision: 1,
+            container_instance_id: Some("i1".into()),
+            last_status: status,
+            desired_status: DesiredStatus::Running,
+            launch_type: "EC2".into(),
+            cpu,
+            memory: mem,
+            host_ports: ports.iter().map(|p| (*p, "tcp".to_owned())).collect(),
+            containers: vec![],
+            overrides: Default::default(),
+            group: None,
+            started_by: None,
+            tags: vec![],
+            created_at: 0.0,
+            started_at: None,
+            stopping_at: None,
+            stopped_at: None,
+            execution_stopped_at: None,
+            pull_started_at: None,
+            pull_stopped_at: None,
+            stop_code: None,
+            stopped_reason: None,
+            health_status: Default::default(),
+            version: 1,
+            stats: None,
+        }
+    }
+
+    #[test]
+    fn usage_subtracts_live_tasks_only() {
+        let tasks = [
+            task(TaskStatus::Running, 256, 100, &[80]),
+            task(TaskStatus::Pending, 128, 50, &[]),
+            task(TaskStatus::Stopped, 512, 500, &[81]),
+        ];
+        let u = usage_of(&inst(), tasks.iter());
+        assert_eq!(u.remaining.cpu, 1024 - 256 - 128);
+        assert_eq!(u.remaining.memory, 1000 - 150);
+        assert_eq!(u.remaining.ports, vec![22, 80]);
+        assert_eq!((u.running_tasks, u.pending_tasks), (1, 1));
+    }
+
+    #[test]
+    fn connection_is_a_matter_of_last_seen() {
+        assert!(is_connected(&inst(), 120.0, 30.0));
+        assert!(!is_connected(&inst(), 131.0, 30.0));
+    }
+}

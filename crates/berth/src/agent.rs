@@ -1,0 +1,114 @@
+//! `berth agent`: run this host's agent for a cluster, with the docker or process driver.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use berth_agent::{Agent, AgentConfig, DockerDriver, Driver, ProcessDriver};
+
+use crate::env;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DriverKind {
+    /// Docker if the engine answers, else process.
+    Auto,
+    Docker,
+    Process,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AgentOpts {
+    /// The berth server's URL.
+    #[arg(long, env = env::AGENT_SERVER, default_value = "http://127.0.0.1:9400")]
+    pub server: String,
+    /// The cluster to join.
+    #[arg(long, env = env::AGENT_CLUSTER, default_value = "default")]
+    pub cluster: String,
+    /// The cluster's join token (`berth join-token CLUSTER` prints it).
+    #[arg(long, env = env::JOIN_TOKEN)]
+    pub token: String,
+    /// Where the agent keeps its identity and the process driver its state.
+    #[arg(long, env = env::AGENT_STATE_DIR)]
+    pub state_dir: Option<PathBuf>,
+    /// The container runtime.
+    #[arg(long, value_enum, default_value_t = DriverKind::Auto)]
+    pub driver: DriverKind,
+    /// Extra attributes for placement constraints (`k=v` or `k`), repeatable.
+    #[arg(long = "attribute")]
+    pub attributes: Vec<String>,
+    /// Seconds a poll waits for news (the heartbeat period).
+    #[arg(long, default_value_t = 5.0)]
+    pub poll_wait: f64,
+    /// Override the detected cpu units (1024 per core).
+    #[arg(long)]
+    pub cpu: Option<u64>,
+    /// Override the detected memory (MiB).
+    #[arg(long)]
+    pub memory: Option<u64>,
+}
+
+/// Picks and connects the driver.
+pub async fn driver(kind: DriverKind, state_dir: &std::path::Path) -> Result<Arc<dyn Driver>> {
+    let process = || -> Result<Arc<dyn Driver>> {
+        Ok(Arc::new(
+            ProcessDriver::new(state_dir.join("process")).context("process driver")?,
+        ))
+    };
+    match kind {
+        DriverKind::Process => process(),
+        DriverKind::Docker => Ok(Arc::new(
+            DockerDriver::connect().await.context("docker driver")?,
+        )),
+        DriverKind::Auto => match DockerDriver::connect().await {
+            Ok(d) => Ok(Arc::new(d)),
+            Err(e) => {
+                tracing::info!(error = %e, "docker not available; using the process driver");
+                process()
+            }
+        },
+    }
+}
+
+pub fn parse_attributes(list: &[String]) -> Result<Vec<(String, Option<String>)>> {
+    list.iter()
+        .map(|a| {
+            let (k, v) = match a.split_once('=') {
+                Some((k, v)) => (k, Some(v.to_owned())),
+                None => (a.as_str(), None),
+            };
+            if k.is_empty() {
+                bail!("bad --attribute {a:?}: expected k=v or k");
+            }
+            Ok((k.to_owned(), v))
+        })
+        .collect()
+}
+
+pub fn config(o: &AgentOpts, state_dir: PathBuf) -> Result<AgentConfig> {
+    Ok(AgentConfig {
+        server: o.server.clone(),
+        cluster: o.cluster.clone(),
+        join_token: o.token.clone(),
+        state_dir,
+        attributes: parse_attributes(&o.attributes)?,
+        poll_wait: Duration::from_secs_f64(o.poll_wait.clamp(0.5, 60.0)),
+        cleanup_after: Duration::from_secs(600),
+        cpu_units: o.cpu,
+        memory_mib: o.memory,
+    })
+}
+
+pub async fn run(o: AgentOpts) -> Result<()> {
+    let state_dir = o
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| crate::server::default_data_dir().join("agent"));
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("creating {}", state_dir.display()))?;
+    let driver = driver(o.driver, &state_dir).await?;
+    tracing::info!(driver = driver.name(), server = %o.server, cluster = %o.cluster, "agent starting");
+    let agent = Agent::new(config(&o, state_dir)?, driver);
+    agent.run(crate::server::shutdown_signal()).await?;
+    Ok(())
+}

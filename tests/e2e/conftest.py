@@ -253,7 +253,7 @@ def check_response(operation_model, status, headers, body):
         modeled = {e.name for e in operation_model.error_shapes}
         if not code:
             problems.append(f"error without __type: {doc!r}")
-        elif code not in modeled | COMMON_ERRORS | {"ServerException", "ClusterNotFoundException", "ResourceNotFoundException"}:
+        elif code not in modeled | COMMON_ERRORS | {"ServerException"}:
             problems.append(f"error code {code} is not an ECS error of {operation_model.name}")
         if not isinstance(doc.get("message"), str):
             problems.append(f"error without message: {doc!r}")
@@ -330,7 +330,10 @@ def raw_call(endpoint, action=None, body=b"{}", *, access_key=ACCESS_KEY, secret
         mutate(hdrs)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
     try:
-        conn.request("POST", "/", body=body, headers=hdrs)
+        try:
+            conn.request("POST", "/", body=body, headers=hdrs)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered early (e.g. 413) and stopped reading: read that answer
         resp = conn.getresponse()
         data = resp.read()
         rh = dict(resp.getheaders())
@@ -362,3 +365,147 @@ def fresh_dir():
 @pytest.fixture(scope="module")
 def ecs(berth):
     return berth.client()
+
+
+# ---------------------------------------------------------------------------------------------
+# Agents: `berth agent` processes joining a server, for multi-host clusters on one machine.
+
+def join_token(b, cluster="default"):
+    """The cluster's join token, as `berth join-token CLUSTER` prints it."""
+    return b.cli("join-token", cluster).stdout.strip()
+
+
+class Agent:
+    """One `berth agent` process with its own state dir (its own "host")."""
+
+    def __init__(self, b, state_dir, token, cluster="default", driver="process", attributes=(),
+                 cpu=None, memory=None, poll_wait=1, scope=None, args=()):
+        self.berth = b
+        self.state_dir = state_dir
+        self.token = token
+        self.cluster = cluster
+        self.driver = driver
+        self.attributes = list(attributes)
+        self.cpu = cpu
+        self.memory = memory
+        self.poll_wait = poll_wait
+        self.scope = scope
+        self.args = list(args)
+        self.proc = None
+        os.makedirs(state_dir, exist_ok=True)
+        self.log_path = os.path.join(state_dir, "agent.log")
+
+    def command(self):
+        cmd = [BERTH_BIN, "agent", "--server", self.berth.endpoint, "--cluster", self.cluster,
+               "--token", self.token, "--state-dir", self.state_dir, "--driver", self.driver,
+               "--poll-wait", str(self.poll_wait)]
+        for a in self.attributes:
+            cmd += ["--attribute", a]
+        if self.cpu is not None:
+            cmd += ["--cpu", str(self.cpu)]
+        if self.memory is not None:
+            cmd += ["--memory", str(self.memory)]
+        if self.scope is not None:
+            cmd += ["--scope", self.scope]
+        if supports_flag("agent", "--logs-listen"):
+            cmd += ["--logs-listen", "127.0.0.1:0"]
+        return cmd + self.args
+
+    def start(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log, env=env)
+        return self
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def identity(self):
+        """The container instance id the agent saved, or None before it registered."""
+        try:
+            with open(os.path.join(self.state_dir, "agent.json")) as f:
+                return json.load(f)["instanceId"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def wait_registered(self, ecs, timeout=20):
+        """Waits until the agent registered and shows connected; returns its instance ARN."""
+        def connected():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"agent exited with {self.proc.returncode}: {self.log()[-2000:]}")
+            iid = self.identity()
+            if not iid:
+                return None
+            d = ecs.describe_container_instances(cluster=self.cluster, containerInstances=[iid])
+            ci = d["containerInstances"]
+            return ci and ci[0]["agentConnected"] and ci[0]["containerInstanceArn"]
+        self.arn = wait_for(connected, timeout, what="agent registration")
+        return self.arn
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def kill9(self):
+        return self.stop(signal.SIGKILL)
+
+
+def processes_with_argv(argv):
+    """Pids of live processes whose command line is exactly `argv` (zombies excluded)."""
+    want = [a.encode() for a in argv]
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().split(b"\0")[:-1]
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if cmdline == want and state not in (b"Z", b"X"):
+            pids.append(int(entry))
+    return pids
+
+
+def describe_task(ecs, arn, cluster="default"):
+    d = ecs.describe_tasks(cluster=cluster, tasks=[arn])
+    assert not d["failures"], d["failures"]
+    return d["tasks"][0]
+
+
+def wait_task(ecs, arn, status, cluster="default", timeout=20):
+    """Waits until the task's lastStatus is `status`; returns the described task."""
+    def reached():
+        t = describe_task(ecs, arn, cluster)
+        if t["lastStatus"] == "STOPPED" and status != "STOPPED":
+            raise AssertionError(f"task stopped: {t.get('stopCode')} {t.get('stoppedReason')} {t['containers']}")
+        return t if t["lastStatus"] == status else None
+    return wait_for(reached, timeout, interval=0.1, what=f"task {arn} to be {status}")
+
+
+def run_one(ecs, td_arn, cluster="default", **kw):
+    """RunTask with count 1 that must place; returns the task."""
+    r = ecs.run_task(cluster=cluster, taskDefinition=td_arn, **kw)
+    assert not r["failures"], r["failures"]
+    assert len(r["tasks"]) == 1
+    return r["tasks"][0]
+
+
+def resources(ci, which="remainingResources"):
+    """An instance's resources as {"CPU": int, "MEMORY": int, "PORTS": set}."""
+    out = {}
+    for r in ci[which]:
+        if r["type"] == "INTEGER":
+            out[r["name"]] = r["integerValue"]
+        elif r["type"] == "STRINGSET":
+            out[r["name"]] = set(r.get("stringSetValue", []))
+    return out

@@ -241,7 +241,7 @@ def test_arns_use_the_region_the_client_signed_for(berth):
     ap = berth.client(region="ap-southeast-2")
     assert us.create_cluster(clusterName=name)["cluster"]["clusterArn"] == arn(name, "us-east-1")
     assert ap.describe_clusters(clusters=[name])["clusters"][0]["clusterArn"] == arn(name, "ap-southeast-2")
-    assert arn(name, "ap-southeast-2") in ap.list_clusters(maxResults=100)["clusterArns"] + list_all(ap)[0]
+    assert arn(name, "ap-southeast-2") in list_all(ap)[0]
     missing = uniq("missing")
     assert ap.describe_clusters(clusters=[missing])["failures"][0]["arn"] == arn(missing, "ap-southeast-2")
 

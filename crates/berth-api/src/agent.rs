@@ -247,11 +247,14 @@ pub(crate) async fn poll(
                 .state
                 .store
                 .watch(&keys::assignments_of(&q.instance), rev);
-            if tokio::time::timeout_at(deadline, changes.next())
-                .await
-                .is_err()
-            {
-                return Ok(set);
+            let mut closing = ctx.state.closing.clone();
+            tokio::select! {
+                r = tokio::time::timeout_at(deadline, changes.next()) => {
+                    if r.is_err() {
+                        return Ok(set);
+                    }
+                }
+                _ = closing.wait_for(|c| *c) => return Ok(set),
             }
         }
     }

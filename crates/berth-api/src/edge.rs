@@ -3,13 +3,14 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use berth_model::{ApiError, ErrorCode};
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 use crate::state::Ctx;
@@ -28,6 +29,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/", post(aws_api))
         .route("/ping", get(|| async { "ok" }))
+        .route("/metrics", get(crate::metrics::metrics))
         .route("/agent/v1/register", post(crate::agent::register))
         .route("/agent/v1/poll", get(crate::agent::poll))
         .route("/agent/v1/status", post(crate::agent::status))
@@ -90,23 +92,38 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name)?.to_str().ok().map(str::to_owned)
 }
 
+/// How much of a refused (too large) body is still read and dropped before answering 413, so
+/// a client that is still sending sees the answer instead of a reset connection.
+const DRAIN_BYTES: usize = 4 * MAX_BODY_BYTES;
+
 async fn read_body(body: Body, headers: &HeaderMap) -> Result<Vec<u8>, ApiError> {
-    let too_large = || {
-        ApiError::new(
+    let declared = header(headers, "content-length").and_then(|l| l.parse::<usize>().ok());
+    let mut refused = declared.is_some_and(|l| l > MAX_BODY_BYTES);
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(MAX_BODY_BYTES));
+    let mut seen = 0usize;
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                ErrorCode::SerializationException,
+                format!("Could not read the request body: {e}"),
+            )
+        })?;
+        seen = seen.saturating_add(chunk.len());
+        refused |= seen > MAX_BODY_BYTES;
+        if !refused {
+            buf.extend_from_slice(&chunk);
+        } else if seen > MAX_BODY_BYTES + DRAIN_BYTES {
+            break;
+        }
+    }
+    if refused {
+        return Err(ApiError::new(
             ErrorCode::RequestEntityTooLarge,
             format!("Request body is larger than {MAX_BODY_BYTES} bytes."),
-        )
-    };
-    if header(headers, "content-length")
-        .and_then(|l| l.parse::<usize>().ok())
-        .is_some_and(|l| l > MAX_BODY_BYTES)
-    {
-        return Err(too_large());
+        ));
     }
-    to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map(|b| b.to_vec())
-        .map_err(|_| too_large())
+    Ok(buf)
 }
 
 fn render(result: Result<Value, ApiError>, rid: &str) -> Response {

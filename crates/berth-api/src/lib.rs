@@ -13,6 +13,7 @@ mod agent;
 mod auth;
 mod ecs;
 mod edge;
+mod metrics;
 mod paging;
 mod state;
 

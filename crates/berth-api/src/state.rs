@@ -40,6 +40,9 @@ pub struct ApiState {
     pub(crate) keys: Arc<KeyRing>,
     pub(crate) config: Arc<ApiConfig>,
     pub(crate) launcher: Arc<Launcher>,
+    /// Flips to true when the server begins to shut down: held polls return at once.
+    pub(crate) closing: tokio::sync::watch::Receiver<bool>,
+    closing_tx: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl ApiState {
@@ -50,13 +53,23 @@ impl ApiState {
         config: ApiConfig,
     ) -> Self {
         let launcher = Arc::new(Launcher::new(store.clone(), config.agent_timeout_secs));
+        let (closing_tx, closing) = tokio::sync::watch::channel(false);
         Self {
+            closing,
+            closing_tx: Arc::new(closing_tx),
             store,
             clock,
             keys: Arc::new(keys),
             config: Arc::new(config),
             launcher,
         }
+    }
+}
+
+impl ApiState {
+    /// Releases held long-polls so a graceful shutdown does not wait for them.
+    pub fn begin_shutdown(&self) {
+        let _ = self.closing_tx.send(true);
     }
 }
 

@@ -46,10 +46,47 @@ pub struct AgentOpts {
     /// Override the detected memory (MiB).
     #[arg(long)]
     pub memory: Option<u64>,
+    /// Where to serve container logs for `berth logs` (port 0 = any free port).
+    #[arg(long, default_value = "0.0.0.0:0")]
+    pub logs_listen: std::net::SocketAddr,
+    /// The name or address others reach this host by (default: its host name).
+    #[arg(long)]
+    pub advertise: Option<String>,
+    /// Docker driver: only containers labelled with this scope are this agent's (default: the
+    /// absolute path of the state dir), so agents sharing one Docker daemon never adopt or
+    /// stop each other's containers.
+    #[arg(long)]
+    pub scope: Option<String>,
 }
 
-/// Picks and connects the driver.
+/// The docker scope of an agent keeping its state in `state_dir`: the directory's absolute
+/// path, unique per agent on a host and stable across restarts (adoption needs both).
+pub fn default_scope(state_dir: &std::path::Path) -> String {
+    state_dir
+        .canonicalize()
+        .unwrap_or_else(|_| state_dir.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// Picks and connects the driver; a docker driver gets the state dir's default scope.
 pub async fn driver(kind: DriverKind, state_dir: &std::path::Path) -> Result<Arc<dyn Driver>> {
+    driver_with_scope(kind, state_dir, None).await
+}
+
+/// Picks and connects the driver; a docker driver only owns containers of `scope` (default:
+/// [`default_scope`]).
+pub async fn driver_with_scope(
+    kind: DriverKind,
+    state_dir: &std::path::Path,
+    scope: Option<&str>,
+) -> Result<Arc<dyn Driver>> {
+    let scope = scope.map_or_else(|| default_scope(state_dir), str::to_owned);
+    let docker = || async {
+        DockerDriver::connect()
+            .await
+            .map(|d| d.with_scope(scope.clone()))
+    };
     let process = || -> Result<Arc<dyn Driver>> {
         Ok(Arc::new(
             ProcessDriver::new(state_dir.join("process")).context("process driver")?,
@@ -57,10 +94,8 @@ pub async fn driver(kind: DriverKind, state_dir: &std::path::Path) -> Result<Arc
     };
     match kind {
         DriverKind::Process => process(),
-        DriverKind::Docker => Ok(Arc::new(
-            DockerDriver::connect().await.context("docker driver")?,
-        )),
-        DriverKind::Auto => match DockerDriver::connect().await {
+        DriverKind::Docker => Ok(Arc::new(docker().await.context("docker driver")?)),
+        DriverKind::Auto => match docker().await {
             Ok(d) => Ok(Arc::new(d)),
             Err(e) => {
                 tracing::info!(error = %e, "docker not available; using the process driver");
@@ -96,6 +131,8 @@ pub fn config(o: &AgentOpts, state_dir: PathBuf) -> Result<AgentConfig> {
         cleanup_after: Duration::from_secs(600),
         cpu_units: o.cpu,
         memory_mib: o.memory,
+        logs_listen: Some(o.logs_listen),
+        advertise: o.advertise.clone(),
     })
 }
 
@@ -106,7 +143,7 @@ pub async fn run(o: AgentOpts) -> Result<()> {
         .unwrap_or_else(|| crate::server::default_data_dir().join("agent"));
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("creating {}", state_dir.display()))?;
-    let driver = driver(o.driver, &state_dir).await?;
+    let driver = driver_with_scope(o.driver, &state_dir, o.scope.as_deref()).await?;
     tracing::info!(driver = driver.name(), server = %o.server, cluster = %o.cluster, "agent starting");
     let agent = Agent::new(config(&o, state_dir)?, driver);
     agent.run(crate::server::shutdown_signal()).await?;

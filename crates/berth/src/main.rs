@@ -36,6 +36,8 @@ enum Command {
     JoinToken(cli::misc::JoinTokenArgs),
     /// Tasks: run, ls, show, stop.
     Task(cli::task::Args),
+    /// Print a task's container output (`--follow` to keep reading).
+    Logs(cli::logs::Args),
     /// Container instances: ls, show, drain, activate, rm.
     Instance(cli::instance::Args),
     /// Clusters: ls, create, rm.
@@ -63,6 +65,7 @@ fn main() -> Result<()> {
             Command::JoinToken(a) => cli::misc::join_token(a).await,
             Command::Task(a) => cli::task::run(a).await,
             Command::Instance(a) => cli::instance::run(a).await,
+            Command::Logs(a) => cli::logs::run(a).await,
             Command::Cluster(a) => cli::cluster::run(a).await,
             Command::Taskdef(a) => cli::taskdef::run(a).await,
         }

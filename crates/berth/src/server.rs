@@ -79,7 +79,11 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
         .with_context(|| format!("binding {}", opts.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %data_dir.display(), "berth API listening");
-    let serve = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal());
+    let closing = state.clone();
+    let serve = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        closing.begin_shutdown();
+    });
     let server = tokio::spawn(async move { serve.await });
 
     let endpoint = format!("http://{addr}");
@@ -103,6 +107,8 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
                 cleanup_after: Duration::from_secs(600),
                 cpu_units: None,
                 memory_mib: None,
+                logs_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+                advertise: None,
             };
             tracing::info!(driver = driver.name(), "starting the local agent");
             tokio::spawn(async move {

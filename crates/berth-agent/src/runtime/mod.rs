@@ -11,6 +11,7 @@
 mod client;
 mod convert;
 mod host;
+mod logs;
 mod task;
 
 use std::collections::{HashMap, HashSet};
@@ -47,6 +48,11 @@ pub struct AgentConfig {
     /// Override the detected resources (tests simulating hosts of a given size).
     pub cpu_units: Option<u64>,
     pub memory_mib: Option<u64>,
+    /// Where to serve container logs (`None`: no log endpoint).
+    pub logs_listen: Option<std::net::SocketAddr>,
+    /// The host name or address the server and CLI reach this agent by (default: the
+    /// listen address when it is specific, else this host's name).
+    pub advertise: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -109,7 +115,11 @@ impl Agent {
         Ok(())
     }
 
-    fn registration(&self, instance_id: Option<String>) -> AgentRegistration {
+    fn registration(
+        &self,
+        instance_id: Option<String>,
+        endpoint: Option<String>,
+    ) -> AgentRegistration {
         let (cpu, mem) = host::resources();
         let mut attributes = vec![
             attr("ecs.os-type", Some("linux")),
@@ -137,19 +147,16 @@ impl Agent {
                 "agentHash": "berth",
                 "dockerVersion": self.driver.name(),
             }),
-            endpoint: None,
+            endpoint,
         }
     }
 
     /// Registers (or re-registers) until the server answers.
-    async fn register(&self) -> Result<String, AgentError> {
+    async fn register(&self, endpoint: Option<String>) -> Result<String, AgentError> {
         let mut backoff = Duration::from_millis(200);
         loop {
-            match self
-                .client
-                .register(&self.registration(self.load_identity()))
-                .await
-            {
+            let reg = self.registration(self.load_identity(), endpoint.clone());
+            match self.client.register(&reg).await {
                 Ok(r) => {
                     self.save_identity(&r.instance_id)?;
                     tracing::info!(instance = %r.instance_id, cluster = %self.cfg.cluster, "registered");
@@ -170,7 +177,8 @@ impl Agent {
         self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), AgentError> {
-        let instance_id = self.register().await?;
+        let endpoint = self.serve_logs().await?;
+        let instance_id = self.register(endpoint).await?;
         let (tx, rx) = mpsc::unbounded_channel::<TaskReport>();
         let reporter = tokio::spawn(reporter(
             self.client.clone(),
@@ -306,6 +314,28 @@ impl Agent {
         };
         reporter.abort();
         result
+    }
+
+    /// Starts the log endpoint, if configured; returns the address to advertise.
+    async fn serve_logs(&self) -> Result<Option<String>, AgentError> {
+        let Some(addr) = self.cfg.logs_listen else {
+            return Ok(None);
+        };
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        let app = logs::router(self.driver.clone(), self.cfg.join_token.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::warn!(error = %e, "log endpoint stopped");
+            }
+        });
+        let host = match &self.cfg.advertise {
+            Some(h) => h.clone(),
+            None if !bound.ip().is_unspecified() => bound.ip().to_string(),
+            None => host::hostname(),
+        };
+        tracing::info!(%bound, "serving container logs");
+        Ok(Some(format!("{host}:{}", bound.port())))
     }
 
     /// Removes the containers of tasks the server forgot, once `cleanup_after` has passed.

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::clusters::{cluster_name, load_active};
-use crate::paging::paginate;
+use crate::paging::{page_json, paginate};
 use crate::state::{store_err, to_bytes, Ctx};
 
 const RETRIES: usize = 16;
@@ -362,7 +362,7 @@ pub(crate) async fn list(ctx: &Ctx, req: ListRequest) -> Result<Value, ApiError>
         .map(|(i, _)| (i.id.clone(), instance_arn(ctx, &cluster, &i.id)))
         .collect();
     let (arns, next) = paginate(items, req.max_results, req.next_token.as_deref(), false)?;
-    Ok(json!({ "containerInstanceArns": arns, "nextToken": next }))
+    Ok(page_json("containerInstanceArns", arns, next))
 }
 
 #[derive(Deserialize)]
@@ -584,5 +584,5 @@ pub(crate) async fn list_attributes(
         }
     }
     let (attrs, next) = paginate(items, req.max_results, req.next_token.as_deref(), false)?;
-    Ok(json!({ "attributes": attrs, "nextToken": next }))
+    Ok(page_json("attributes", attrs, next))
 }

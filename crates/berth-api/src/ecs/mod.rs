@@ -70,6 +70,7 @@ pub(crate) async fn berth_action(ctx: &Ctx, action: &str, body: &[u8]) -> Result
                 "token": crate::agent::join_token(&ctx.state.config.join_secret, &cluster),
             }))
         }
+        "GetTaskLogsEndpoint" => tasks::logs_endpoint(ctx, parse_body(body)?).await,
         _ => Err(ApiError::new(
             ErrorCode::UnknownOperationException,
             format!("Unknown berth action {action:?}."),

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::clusters::{cluster_name, load_active};
 use super::instances::{instance_arn, instance_id};
-use crate::paging::paginate;
+use crate::paging::{page_json, paginate};
 use crate::state::{store_err, Ctx};
 
 pub(crate) fn task_arn(ctx: &Ctx, t: &Task) -> String {
@@ -374,5 +374,43 @@ pub(crate) async fn list(ctx: &Ctx, req: ListTasksRequest) -> Result<Value, ApiE
         .map(|(k, t, _)| (k, task_arn(ctx, &t)))
         .collect();
     let (arns, next) = paginate(items, req.max_results, req.next_token.as_deref(), false)?;
-    Ok(json!({ "taskArns": arns, "nextToken": next }))
+    Ok(page_json("taskArns", arns, next))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LogsEndpointRequest {
+    cluster: Option<String>,
+    task: String,
+}
+
+/// Where a task's logs can be read: its agent's log endpoint and the token it accepts.
+pub(crate) async fn logs_endpoint(ctx: &Ctx, req: LogsEndpointRequest) -> Result<Value, ApiError> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    let id = task_id(&req.task)?;
+    load_active(ctx, &cluster).await?;
+    let (t, _) = ctx
+        .store()
+        .get_json::<Task>(&keys::task(&cluster, &id))
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;
+    let instance = match &t.container_instance_id {
+        Some(i) => ctx
+            .store()
+            .get_json::<berth_model::ContainerInstance>(&keys::instance(&cluster, i))
+            .await
+            .map_err(store_err)?
+            .map(|(i, _)| i),
+        None => None,
+    };
+    let endpoint = instance
+        .and_then(|i| i.agent_endpoint)
+        .ok_or_else(|| ApiError::client("The task's host does not serve logs."))?;
+    Ok(json!({
+        "endpoint": endpoint,
+        "token": crate::agent::join_token(&ctx.state.config.join_secret, &cluster),
+        "taskId": t.id,
+        "containers": t.containers.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+    }))
 }

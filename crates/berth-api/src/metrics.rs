@@ -1,0 +1,123 @@
+//! `GET /metrics`: Prometheus text exposition of what the control plane knows: tasks by
+//! status, instances by status and connection, and each running task's last cpu and memory
+//! sample (the autoscaler reads the same samples). Rendered from the store on each scrape;
+//! hand-written because the format is a few lines of text and the values already exist.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use berth_control::is_connected;
+use berth_model::{ContainerInstance, Task, TaskStatus};
+use berth_store::StoreExt;
+
+use crate::ApiState;
+
+/// A per-task gauge: name, help text, and how to read its value off a task.
+type Series = (&'static str, &'static str, fn(&Task) -> Option<f64>);
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+pub(crate) async fn metrics(State(st): State<ApiState>) -> Response {
+    let tasks = st.store.list_json::<Task>("tasks/").await;
+    let instances = st.store.list_json::<ContainerInstance>("instances/").await;
+    let (tasks, instances) = match (tasks, instances) {
+        (Ok(t), Ok(i)) => (t, i),
+        _ => return (StatusCode::INTERNAL_SERVER_ERROR, "store unavailable\n").into_response(),
+    };
+    let now = st.clock.now();
+    let mut out = String::new();
+    let mut by_status: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
+    for (_, t, _) in &tasks {
+        *by_status
+            .entry((t.cluster.clone(), t.last_status.as_str()))
+            .or_default() += 1;
+    }
+    let _ = writeln!(
+        out,
+        "# HELP berth_tasks Tasks known to the control plane, by last status."
+    );
+    let _ = writeln!(out, "# TYPE berth_tasks gauge");
+    for ((cluster, status), n) in &by_status {
+        let _ = writeln!(
+            out,
+            "berth_tasks{{cluster=\"{}\",status=\"{status}\"}} {n}",
+            esc(cluster)
+        );
+    }
+    let mut inst: BTreeMap<(String, &'static str, bool), u64> = BTreeMap::new();
+    for (_, i, _) in &instances {
+        let c = is_connected(i, now, st.config.agent_timeout_secs);
+        *inst
+            .entry((i.cluster.clone(), i.status.as_str(), c))
+            .or_default() += 1;
+    }
+    let _ = writeln!(
+        out,
+        "# HELP berth_container_instances Container instances, by status and agent connection."
+    );
+    let _ = writeln!(out, "# TYPE berth_container_instances gauge");
+    for ((cluster, status, connected), n) in &inst {
+        let _ = writeln!(
+            out,
+            "berth_container_instances{{cluster=\"{}\",status=\"{status}\",connected=\"{connected}\"}} {n}",
+            esc(cluster)
+        );
+    }
+    let series: [Series; 4] = [
+        (
+            "berth_task_cpu_units",
+            "CPU a task used at its last sample, in cpu units (1024 = one core).",
+            |t| t.stats.map(|s| s.cpu_units),
+        ),
+        (
+            "berth_task_memory_mib",
+            "Memory a task used at its last sample, MiB.",
+            |t| t.stats.map(|s| s.memory_mib),
+        ),
+        (
+            "berth_task_cpu_utilization_percent",
+            "CPU used as a percentage of the task's reserved cpu (ECS CPUUtilization).",
+            |t| {
+                t.stats
+                    .filter(|_| t.cpu > 0)
+                    .map(|s| 100.0 * s.cpu_units / t.cpu as f64)
+            },
+        ),
+        (
+            "berth_task_memory_utilization_percent",
+            "Memory used as a percentage of the task's reserved memory (ECS MemoryUtilization).",
+            |t| {
+                t.stats
+                    .filter(|_| t.memory > 0)
+                    .map(|s| 100.0 * s.memory_mib / t.memory as f64)
+            },
+        ),
+    ];
+    for (name, help, value) in series {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for (_, t, _) in tasks
+            .iter()
+            .filter(|(_, t, _)| t.last_status == TaskStatus::Running)
+        {
+            if let Some(v) = value(t) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{cluster=\"{}\",task=\"{}\",family=\"{}\",group=\"{}\"}} {v}",
+                    esc(&t.cluster),
+                    esc(&t.id),
+                    esc(&t.family),
+                    esc(t.group.as_deref().unwrap_or(""))
+                );
+            }
+        }
+    }
+    ([("content-type", "text/plain; version=0.0.4")], out).into_response()
+}

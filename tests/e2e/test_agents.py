@@ -1,0 +1,459 @@
+"""Agents end to end: `berth up --no-agent` plus `berth agent` processes (process driver), each
+with its own state dir standing in for a host. Registration (resources and attributes),
+exact remaining resources, placement (failures with ECS's reasons, spread, binpack,
+distinctInstance, memberOf), instance state and attributes, and what happens when agents and
+the server die: disconnection, adoption after a restart, reconciliation, join-token checks and
+deregistration.
+
+Agents poll every second and the server declares them disconnected after 3 s, so failures
+are seen fast; every wait polls a condition with a deadline.
+"""
+import collections
+import os
+import re
+import tempfile
+
+import pytest
+
+from conftest import (
+    Agent, Berth, describe_task, expect_error, join_token, processes_with_argv, register,
+    resources, run_one, uniq, wait_for, wait_task,
+)
+
+ACCOUNT = "000000000000"
+REGION = "eu-west-1"
+TIMEOUT = 3  # --agent-timeout
+CPU, MEM = 2048, 1024
+
+
+@pytest.fixture(scope="module")
+def base():
+    with tempfile.TemporaryDirectory() as d:
+        yield d
+
+
+@pytest.fixture(scope="module")
+def berth(base):
+    b = Berth(os.path.join(base, "server"), agent=False, args=["--agent-timeout", str(TIMEOUT)])
+    os.makedirs(b.data_dir)
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="module")
+def ecs(berth):
+    return berth.client()
+
+
+@pytest.fixture(scope="module")
+def token(berth):
+    return join_token(berth)
+
+
+@pytest.fixture(scope="module")
+def agents(berth, ecs, token, base):
+    """Three hosts in the default cluster, in zones a, b and c; host a is also `stack=prod`."""
+    started = []
+    attrs = [["zone=a", "stack=prod"], ["zone=b"], ["zone=c", "gpu"]]
+    for i, extra in enumerate(attrs):
+        a = Agent(berth, os.path.join(base, f"host{i}"), token, attributes=extra, cpu=CPU, memory=MEM)
+        started.append(a.start())
+    for a in started:
+        a.wait_registered(ecs)
+    yield started
+    _stop_all(ecs, "default")
+    for a in started:
+        a.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean_default(request):
+    """Each test leaves the default cluster with no running task and every instance ACTIVE."""
+    yield
+    if "agents" not in request.fixturenames:
+        return
+    ecs = request.getfixturevalue("ecs")
+    _stop_all(ecs, "default")
+    arns = ecs.list_container_instances(cluster="default", status="DRAINING")["containerInstanceArns"]
+    if arns:
+        ecs.update_container_instances_state(cluster="default", containerInstances=arns, status="ACTIVE")
+
+
+def _stop_all(ecs, cluster):
+    arns = ecs.list_tasks(cluster=cluster)["taskArns"]
+    for a in arns:
+        ecs.stop_task(cluster=cluster, task=a, reason="test cleanup")
+    for a in arns:
+        wait_task(ecs, a, "STOPPED", cluster=cluster)
+
+
+def sh(script, name="app", memory=16, **kw):
+    return {"name": name, "image": "busybox", "memory": memory, "entryPoint": ["sh", "-c"],
+            "command": [script], **kw}
+
+
+def sleeper(ecs, memory=16, cpu=0, ports=(), argv=("sleep", "600"), **kw):
+    c = {"name": "app", "image": "busybox", "memory": memory, "cpu": cpu, "command": list(argv)}
+    if ports:
+        c["portMappings"] = [{"containerPort": p, "hostPort": p} for p in ports]
+    return register(ecs, uniq("ag"), [c], **kw)["taskDefinition"]["taskDefinitionArn"]
+
+
+def instance(ecs, arn, cluster="default"):
+    return ecs.describe_container_instances(cluster=cluster, containerInstances=[arn])["containerInstances"][0]
+
+
+def placed_on(ecs, tasks):
+    return collections.Counter(t["containerInstanceArn"] for t in tasks)
+
+
+def new_cluster(ecs):
+    name = uniq("cl")
+    ecs.create_cluster(clusterName=name)
+    return name
+
+
+# ---------------------------------------------------------------------------------------------
+# Registration and resources
+
+def test_agents_register_with_resources_and_attributes(ecs, agents):
+    arns = ecs.list_container_instances(cluster="default")["containerInstanceArns"]
+    assert sorted(arns) == sorted(a.arn for a in agents)
+    for arn in arns:
+        assert re.fullmatch(rf"arn:aws:ecs:{REGION}:{ACCOUNT}:container-instance/default/[0-9a-f]{{32}}", arn)
+    cis = ecs.describe_container_instances(cluster="default", containerInstances=arns)["containerInstances"]
+    assert len(cis) == 3
+    zone_of = {a.arn: z for a, z in zip(agents, "abc")}
+    for ci in cis:
+        zone = zone_of[ci["containerInstanceArn"]]
+        assert ci["status"] == "ACTIVE" and ci["agentConnected"] is True
+        reg = resources(ci, "registeredResources")
+        assert reg["CPU"] == CPU and reg["MEMORY"] == MEM
+        assert resources(ci) == reg  # nothing runs yet
+        assert ci["runningTasksCount"] == 0 and ci["pendingTasksCount"] == 0
+        attrs = {a["name"]: a.get("value") for a in ci["attributes"]}
+        assert attrs["ecs.os-type"] == "linux"
+        assert attrs["ecs.cpu-architecture"] == os.uname().machine
+        assert attrs["berth.driver"] == "process"
+        assert attrs["zone"] == zone
+        assert ci["versionInfo"]["agentVersion"]
+        assert ci["ec2InstanceId"]
+    by_zone = {next(a["value"] for a in ci["attributes"] if a["name"] == "zone"): ci for ci in cis}
+    assert {"name": "stack", "value": "prod"} in by_zone["a"]["attributes"]
+    assert {"name": "gpu"} in by_zone["c"]["attributes"]  # a value-less attribute
+
+
+def test_remaining_resources_are_exact(ecs, agents):
+    host = agents[0].arn
+    port = 20000 + os.getpid() % 10000
+    td = sleeper(ecs, memory=100, cpu=256, ports=[port])
+    r = ecs.start_task(cluster="default", taskDefinition=td, containerInstances=[host])
+    assert not r["failures"]
+    t = r["tasks"][0]
+    # Resources are held from the moment the task is placed, before it runs.
+    rem = resources(instance(ecs, host))
+    assert rem["CPU"] == CPU - 256 and rem["MEMORY"] == MEM - 100
+    assert str(port) in rem["PORTS"] and "22" in rem["PORTS"]
+    t = wait_task(ecs, t["taskArn"], "RUNNING")
+    b = t["containers"][0]["networkBindings"]
+    assert b == [{"bindIP": "0.0.0.0", "containerPort": port, "hostPort": port, "protocol": "tcp"}]
+    ci = instance(ecs, host)
+    assert ci["runningTasksCount"] == 1 and ci["pendingTasksCount"] == 0
+    # A second one on the same host: exact sums.
+    td2 = sleeper(ecs, memory=50, cpu=128)
+    t2 = ecs.start_task(cluster="default", taskDefinition=td2, containerInstances=[host])["tasks"][0]
+    rem = resources(instance(ecs, host))
+    assert rem["CPU"] == CPU - 256 - 128 and rem["MEMORY"] == MEM - 150
+    # Other hosts are untouched.
+    for other in agents[1:]:
+        assert resources(instance(ecs, other.arn)) == resources(instance(ecs, other.arn), "registeredResources")
+    ecs.stop_task(cluster="default", task=t["taskArn"])
+    wait_task(ecs, t["taskArn"], "STOPPED")
+    rem = resources(instance(ecs, host))
+    assert rem["CPU"] == CPU - 128 and rem["MEMORY"] == MEM - 50 and str(port) not in rem["PORTS"]
+    ecs.stop_task(cluster="default", task=t2["taskArn"])
+    wait_task(ecs, t2["taskArn"], "STOPPED")
+    ci = instance(ecs, host)
+    assert resources(ci) == resources(ci, "registeredResources")
+    assert ci["runningTasksCount"] == 0
+
+
+def test_unplaceable_tasks_come_back_as_failures(ecs, agents):
+    arns = {a.arn for a in agents}
+    r = ecs.run_task(cluster="default", taskDefinition=sleeper(ecs, memory=MEM + 1))
+    assert r["tasks"] == [] and r["failures"]
+    assert {f["reason"] for f in r["failures"]} == {"RESOURCE:MEMORY"}
+    assert all(f["arn"] in arns for f in r["failures"])
+
+    r = ecs.run_task(cluster="default", taskDefinition=sleeper(ecs, cpu=CPU + 1))
+    assert r["tasks"] == [] and {f["reason"] for f in r["failures"]} == {"RESOURCE:CPU"}
+
+    port = 21000 + os.getpid() % 10000
+    r = ecs.run_task(cluster="default", taskDefinition=sleeper(ecs, ports=[port]), count=4)
+    assert len(r["tasks"]) == 3
+    assert placed_on(ecs, r["tasks"]) == {a.arn: 1 for a in agents}
+    assert [f["reason"] for f in r["failures"]] == ["RESOURCE:PORTS"]
+    # The port stays taken while they run: one more cannot be placed anywhere.
+    r2 = ecs.run_task(cluster="default", taskDefinition=sleeper(ecs, ports=[port]))
+    assert r2["tasks"] == [] and {f["reason"] for f in r2["failures"]} == {"RESOURCE:PORTS"}
+
+    # A memory request that fits one host but not two at once.
+    big = sleeper(ecs, memory=MEM - 100)
+    r3 = ecs.run_task(cluster="default", taskDefinition=big, count=4)
+    assert len(r3["tasks"]) == 3 and [f["reason"] for f in r3["failures"]] == ["RESOURCE:MEMORY"]
+
+
+def test_spread_by_instance_id(ecs, agents):
+    td = sleeper(ecs)
+    r = ecs.run_task(cluster="default", taskDefinition=td, count=6,
+                     placementStrategy=[{"type": "spread", "field": "instanceId"}])
+    assert not r["failures"]
+    assert sorted(placed_on(ecs, r["tasks"]).values()) == [2, 2, 2]
+    for t in r["tasks"]:
+        wait_task(ecs, t["taskArn"], "RUNNING")
+
+
+def test_spread_by_attribute(ecs, agents):
+    td = sleeper(ecs)
+    r = ecs.run_task(cluster="default", taskDefinition=td, count=3,
+                     placementStrategy=[{"type": "spread", "field": "attribute:zone"}])
+    assert sorted(placed_on(ecs, r["tasks"]).values()) == [1, 1, 1]
+
+
+def test_binpack_by_memory(ecs, agents):
+    # Host b already holds 200 MiB: binpack(memory) fills it first.
+    host = agents[1].arn
+    ecs.start_task(cluster="default", taskDefinition=sleeper(ecs, memory=200), containerInstances=[host])
+    td = sleeper(ecs, memory=300)
+    r = ecs.run_task(cluster="default", taskDefinition=td, count=2,
+                     placementStrategy=[{"type": "binpack", "field": "memory"}])
+    assert placed_on(ecs, r["tasks"]) == {host: 2}
+    # 824 - 600 = 224 left there: the next 300 MiB task goes to the fullest host that fits.
+    r = ecs.run_task(cluster="default", taskDefinition=td, count=1,
+                     placementStrategy=[{"type": "binpack", "field": "memory"}])
+    assert r["tasks"][0]["containerInstanceArn"] != host
+    assert resources(instance(ecs, host))["MEMORY"] == MEM - 800
+
+
+def test_distinct_instance(ecs, agents):
+    td = sleeper(ecs)
+    r = ecs.run_task(cluster="default", taskDefinition=td, count=4,
+                     placementConstraints=[{"type": "distinctInstance"}])
+    assert len(r["tasks"]) == 3
+    assert placed_on(ecs, r["tasks"]) == {a.arn: 1 for a in agents}
+    assert [f["reason"] for f in r["failures"]] == ["DistinctInstance placement constraint unsatisfied."]
+
+
+def test_member_of_custom_attribute(ecs, agents):
+    td = sleeper(ecs)
+    r = ecs.run_task(cluster="default", taskDefinition=td, count=3,
+                     placementConstraints=[{"type": "memberOf", "expression": "attribute:zone == b"}])
+    assert placed_on(ecs, r["tasks"]) == {agents[1].arn: 3}
+    r = ecs.run_task(cluster="default", taskDefinition=td, count=4,
+                     placementConstraints=[{"type": "memberOf", "expression": "attribute:zone in [a, c]"}])
+    assert set(placed_on(ecs, r["tasks"])) == {agents[0].arn, agents[2].arn}
+    r = ecs.run_task(cluster="default", taskDefinition=td,
+                     placementConstraints=[{"type": "memberOf", "expression": "attribute:stack == prod and attribute:zone != a"}])
+    assert r["tasks"] == []
+    assert {f["reason"] for f in r["failures"]} == {"MemberOf placement constraint unsatisfied."}
+    expect_error("InvalidParameterException", ecs.run_task, cluster="default", taskDefinition=td,
+                 placementConstraints=[{"type": "memberOf", "expression": "attribute:zone =="}])
+
+
+def test_list_container_instances_filters(ecs, agents):
+    a, b, c = (x.arn for x in agents)
+    ls = lambda **kw: sorted(ecs.list_container_instances(cluster="default", **kw)["containerInstanceArns"])  # noqa: E731
+    assert ls(filter="attribute:zone == a") == [a]
+    assert ls(filter="attribute:zone in [a, c]") == sorted([a, c])
+    assert ls(filter="attribute:gpu exists") == [c]
+    assert ls(filter="attribute:ecs.os-type == linux") == sorted([a, b, c])
+    assert ls(filter="attribute:zone == z") == []
+    assert ls(status="ACTIVE") == sorted([a, b, c])
+    assert ls(status="DRAINING") == []
+    # Task groups: where tasks of a group run.
+    grp = uniq("grp")
+    ecs.start_task(cluster="default", taskDefinition=sleeper(ecs), containerInstances=[b], group=grp)
+    assert ls(filter=f"task:group == {grp}") == [b]
+    # Pages.
+    first = ecs.list_container_instances(cluster="default", maxResults=2)
+    assert len(first["containerInstanceArns"]) == 2 and first["nextToken"]
+    rest = ecs.list_container_instances(cluster="default", maxResults=2, nextToken=first["nextToken"])
+    assert "nextToken" not in rest
+    assert sorted(first["containerInstanceArns"] + rest["containerInstanceArns"]) == sorted([a, b, c])
+    expect_error("InvalidParameterException", ecs.list_container_instances, cluster="default", filter="attribute:zone ==")
+
+
+def test_draining_instances_get_no_new_tasks(ecs, agents):
+    a, b, c = (x.arn for x in agents)
+    running = ecs.start_task(cluster="default", taskDefinition=sleeper(ecs), containerInstances=[a])["tasks"][0]
+    r = ecs.update_container_instances_state(cluster="default", containerInstances=[a, b], status="DRAINING")
+    assert sorted(ci["containerInstanceArn"] for ci in r["containerInstances"]) == sorted([a, b])
+    assert all(ci["status"] == "DRAINING" for ci in r["containerInstances"])
+    assert sorted(ecs.list_container_instances(cluster="default", status="DRAINING")["containerInstanceArns"]) == sorted([a, b])
+    r = ecs.run_task(cluster="default", taskDefinition=sleeper(ecs), count=5)
+    assert placed_on(ecs, r["tasks"]) == {c: 5}
+    # A standalone task already on a draining host keeps running.
+    assert describe_task(ecs, running["taskArn"])["desiredStatus"] == "RUNNING"
+    expect_error("InvalidParameterException", lambda: ecs.update_container_instances_state(
+        cluster="default", containerInstances=[a], status="INACTIVE"))
+    ecs.update_container_instances_state(cluster="default", containerInstances=[a, b], status="ACTIVE")
+    r = ecs.run_task(cluster="default", taskDefinition=sleeper(ecs), count=3,
+                     placementStrategy=[{"type": "spread", "field": "instanceId"}])
+    assert a in placed_on(ecs, r["tasks"]) and b in placed_on(ecs, r["tasks"])
+
+
+def test_put_delete_list_attributes(ecs, agents):
+    a, b = agents[0].arn, agents[1].arn
+    r = ecs.put_attributes(cluster="default", attributes=[
+        {"name": "color", "value": "blue", "targetType": "container-instance", "targetId": a},
+        {"name": "color", "value": "red", "targetId": b.rsplit("/", 1)[1]},
+    ])
+    assert len(r["attributes"]) == 2
+    got = ecs.list_attributes(cluster="default", targetType="container-instance", attributeName="color")["attributes"]
+    assert sorted((x["targetId"], x["value"]) for x in got) == sorted([(a, "blue"), (b, "red")])
+    assert all(x["targetType"] == "container-instance" for x in got)
+    blue = ecs.list_attributes(cluster="default", targetType="container-instance", attributeName="color",
+                               attributeValue="blue")["attributes"]
+    assert [x["targetId"] for x in blue] == [a]
+    # Placement sees it at once.
+    r = ecs.run_task(cluster="default", taskDefinition=sleeper(ecs), count=2,
+                     placementConstraints=[{"type": "memberOf", "expression": "attribute:color == red"}])
+    assert placed_on(ecs, r["tasks"]) == {b: 2}
+    ecs.delete_attributes(cluster="default", attributes=[{"name": "color", "targetId": a}])
+    got = ecs.list_attributes(cluster="default", targetType="container-instance", attributeName="color")["attributes"]
+    assert [(x["targetId"], x["value"]) for x in got] == [(b, "red")]
+    ecs.delete_attributes(cluster="default", attributes=[{"name": "color", "targetId": b}])
+    assert ecs.list_attributes(cluster="default", targetType="container-instance", attributeName="color")["attributes"] == []
+    expect_error("TargetNotFoundException", ecs.put_attributes, cluster="default",
+                 attributes=[{"name": "x", "value": "y", "targetId": "0" * 32}])
+    # Every instance lists the agent's attributes.
+    os_types = ecs.list_attributes(cluster="default", targetType="container-instance", attributeName="ecs.os-type")
+    assert len(os_types["attributes"]) == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Agents and servers that die
+
+def test_killed_agent_disconnects_and_restart_adopts_its_tasks(berth, ecs, base):
+    cluster = new_cluster(ecs)
+    agent = Agent(berth, os.path.join(base, uniq("adopt")), join_token(berth, cluster), cluster=cluster)
+    arn = agent.start().wait_registered(ecs)
+    keep_argv = ["sleep", "1001.5"]
+    stop_argv = ["sleep", "1002.5"]
+    keep = run_one(ecs, sleeper(ecs, argv=keep_argv), cluster=cluster)["taskArn"]
+    gone = run_one(ecs, sleeper(ecs, argv=stop_argv), cluster=cluster)["taskArn"]
+    keep_id = wait_task(ecs, keep, "RUNNING", cluster)["containers"][0]["runtimeId"]
+    wait_task(ecs, gone, "RUNNING", cluster)
+    assert len(processes_with_argv(keep_argv)) == 1
+
+    agent.kill9()
+    wait_for(lambda: instance(ecs, arn, cluster)["agentConnected"] is False, TIMEOUT + 3,
+             what="agentConnected to turn false")
+    # The host's tasks keep running, and nothing new goes to a disconnected host.
+    assert len(processes_with_argv(keep_argv)) == 1
+    assert describe_task(ecs, keep, cluster)["lastStatus"] == "RUNNING"
+    r = ecs.run_task(cluster=cluster, taskDefinition=sleeper(ecs))
+    assert r["tasks"] == [] and {f["reason"] for f in r["failures"]} == {"AGENT"}
+    # A stop asked while the agent is away is carried out when it is back.
+    ecs.stop_task(cluster=cluster, task=gone, reason="while away")
+
+    agent.start()
+    assert agent.wait_registered(ecs) == arn
+    assert ecs.list_container_instances(cluster=cluster)["containerInstanceArns"] == [arn]
+    t = wait_task(ecs, gone, "STOPPED", cluster)
+    assert t["stopCode"] == "UserInitiated" and t["stoppedReason"] == "while away"
+    assert t["containers"][0]["exitCode"] == 143
+    assert processes_with_argv(stop_argv) == []
+    t = describe_task(ecs, keep, cluster)
+    assert t["lastStatus"] == "RUNNING"
+    assert t["containers"][0]["runtimeId"] == keep_id
+    assert len(processes_with_argv(keep_argv)) == 1  # adopted, not started again
+    ci = instance(ecs, arn, cluster)
+    assert ci["agentConnected"] is True and ci["runningTasksCount"] == 1
+
+    ecs.stop_task(cluster=cluster, task=keep)
+    wait_task(ecs, keep, "STOPPED", cluster)
+    assert processes_with_argv(keep_argv) == []
+    agent.stop()
+
+
+def test_bad_join_token_is_refused(berth, ecs, base):
+    cluster = new_cluster(ecs)
+    other = new_cluster(ecs)
+    for bad in ("bjt1." + "0" * 40, join_token(berth, other)):
+        agent = Agent(berth, os.path.join(base, uniq("bad")), bad, cluster=cluster).start()
+        try:
+            wait_for(lambda: "registration failed" in agent.log(), 15, what="the agent to be refused")
+            assert "join token is not valid" in agent.log()
+            assert agent.identity() is None
+            assert ecs.list_container_instances(cluster=cluster)["containerInstanceArns"] == []
+        finally:
+            agent.kill9()
+
+
+def test_deregister_busy_instance_needs_force(berth, ecs, base):
+    cluster = new_cluster(ecs)
+    agent = Agent(berth, os.path.join(base, uniq("dereg")), join_token(berth, cluster), cluster=cluster)
+    arn = agent.start().wait_registered(ecs)
+    argv = ["sleep", "1003.5"]
+    task = run_one(ecs, sleeper(ecs, argv=argv), cluster=cluster)["taskArn"]
+    wait_task(ecs, task, "RUNNING", cluster)
+    expect_error("ClientException", ecs.deregister_container_instance, cluster=cluster, containerInstance=arn)
+    assert instance(ecs, arn, cluster)["status"] == "ACTIVE"
+
+    r = ecs.deregister_container_instance(cluster=cluster, containerInstance=arn, force=True)
+    assert r["containerInstance"]["status"] == "INACTIVE"
+    t = wait_task(ecs, task, "STOPPED", cluster)
+    assert t["desiredStatus"] == "STOPPED" and t["stoppedReason"]
+    assert ecs.list_container_instances(cluster=cluster)["containerInstanceArns"] == []
+    assert ecs.list_container_instances(cluster=cluster, status="INACTIVE")["containerInstanceArns"] == [arn]
+    # Its processes do not outlive the deregistration.
+    wait_for(lambda: processes_with_argv(argv) == [], 15, what="the task's process to end")
+    # An idle instance deregisters without force.
+    agent.kill9()
+    cluster2 = new_cluster(ecs)
+    idle = Agent(berth, os.path.join(base, uniq("idle")), join_token(berth, cluster2), cluster=cluster2)
+    arn2 = idle.start().wait_registered(ecs)
+    assert ecs.deregister_container_instance(cluster=cluster2, containerInstance=arn2)["containerInstance"]["status"] == "INACTIVE"
+    idle.kill9()
+
+
+def test_server_killed_tasks_keep_running_and_reconcile(base):
+    d = os.path.join(base, uniq("srv"))
+    os.makedirs(d)
+    b = Berth(d, agent=False, args=["--agent-timeout", str(TIMEOUT)]).start()
+    agent = None
+    try:
+        ecs = b.client()
+        agent = Agent(b, os.path.join(d, "host"), join_token(b)).start()
+        arn = agent.wait_registered(ecs)
+        flag = os.path.join(d, "flag")
+        keep_argv = ["sleep", "1004.5"]
+        keep = run_one(ecs, sleeper(ecs, argv=keep_argv))["taskArn"]
+        ends = run_one(ecs, register(ecs, uniq("ag"), [sh(f"while [ ! -f {flag} ]; do sleep 0.1; done; exit 4")])
+                       ["taskDefinition"]["taskDefinitionArn"])["taskArn"]
+        keep_id = wait_task(ecs, keep, "RUNNING")["containers"][0]["runtimeId"]
+        wait_task(ecs, ends, "RUNNING")
+
+        b.kill9()
+        # Without a control plane, the host goes on: the task runs, the other one exits.
+        assert len(processes_with_argv(keep_argv)) == 1
+        open(flag, "w").close()
+        wait_for(lambda: "poll failed" in agent.log(), 15, what="the agent to notice the server is gone")
+        assert len(processes_with_argv(keep_argv)) == 1
+
+        b.start()
+        t = wait_task(ecs, ends, "STOPPED", timeout=20)
+        assert t["stopCode"] == "EssentialContainerExited" and t["containers"][0]["exitCode"] == 4
+        wait_for(lambda: instance(ecs, arn)["agentConnected"], 15, what="the agent to reconnect")
+        t = describe_task(ecs, keep)
+        assert t["lastStatus"] == "RUNNING" and t["containers"][0]["runtimeId"] == keep_id
+        assert len(processes_with_argv(keep_argv)) == 1
+        ecs.stop_task(cluster="default", task=keep)
+        wait_task(ecs, keep, "STOPPED")
+        assert processes_with_argv(keep_argv) == []
+    finally:
+        if agent:
+            agent.stop()
+        b.stop()

@@ -1,10 +1,12 @@
 """berth's own CLI client: `berth cluster ls|create|rm`, `berth taskdef register|ls|show|rm`,
 tables for people, `--output json` for scripts, ECS errors on stderr with a non-zero exit."""
 import json
+import os
+import subprocess
 
 import pytest
 
-from conftest import uniq
+from conftest import BERTH_BIN, free_port, uniq
 
 BERTH_AGENT = False  # API-level tests: no local agent needed
 
@@ -115,11 +117,6 @@ def test_taskdef_errors(berth, tmp_path, td_file):
 
 
 def test_cli_needs_a_reachable_server(berth):
-    import os
-    import subprocess
-
-    from conftest import BERTH_BIN, free_port
-
     env = dict(os.environ, AWS_ACCESS_KEY_ID="a", AWS_SECRET_ACCESS_KEY="b",
                AWS_ENDPOINT_URL_ECS=f"http://127.0.0.1:{free_port()}")
     p = subprocess.run([BERTH_BIN, "cluster", "ls"], capture_output=True, text=True, env=env, timeout=30)
@@ -127,11 +124,6 @@ def test_cli_needs_a_reachable_server(berth):
 
 
 def test_cli_with_wrong_credentials(berth):
-    import os
-    import subprocess
-
-    from conftest import BERTH_BIN
-
     env = dict(os.environ, AWS_ACCESS_KEY_ID="AKIANOTAKEY000000000", AWS_SECRET_ACCESS_KEY="b",
                AWS_ENDPOINT_URL_ECS=berth.endpoint)
     p = subprocess.run([BERTH_BIN, "cluster", "ls"], capture_output=True, text=True, env=env, timeout=30)

@@ -1,4 +1,6 @@
 """Clusters through boto3 and the aws CLI: Create/Describe/List/Update/UpdateSettings/Delete."""
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from conftest import REGION, Berth, expect_error, raw_call, uniq
@@ -278,8 +280,6 @@ def test_aws_cli_cluster_lifecycle(berth):
 
 
 def test_concurrent_creates_of_one_cluster_all_succeed(berth):
-    from concurrent.futures import ThreadPoolExecutor
-
     clients = [berth.client() for _ in range(12)]
     for round_ in range(3):
         name = uniq("race")
@@ -290,8 +290,6 @@ def test_concurrent_creates_of_one_cluster_all_succeed(berth):
 
 
 def test_concurrent_updates_all_succeed(berth):
-    from concurrent.futures import ThreadPoolExecutor
-
     name = uniq("race-upd")
     clients = [berth.client() for _ in range(12)]
     clients[0].create_cluster(clusterName=name)

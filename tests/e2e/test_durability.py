@@ -6,7 +6,6 @@ import threading
 import time
 
 import pytest
-from botocore.exceptions import ClientError
 
 from conftest import Berth, container, wait_for
 
@@ -53,12 +52,6 @@ def test_sigterm_exits_zero_promptly_and_state_survives(fresh_dir):
         assert b.stop() == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="berth's graceful shutdown waits without bound for open connections (a stalled "
-    "request, the local agent's long-poll); crates/berth/src/server.rs needs a deadline after the "
-    "signal. Remove this marker once fixed.",
-)
 def test_sigterm_is_prompt_even_with_a_stalled_connection(fresh_dir):
     b = Berth(fresh_dir).start()  # with the local agent of `berth up`, as a user runs it
     b.client().create_cluster(clusterName="x")
@@ -111,7 +104,7 @@ def test_every_acknowledged_write_survives_kill_9(fresh_dir):
                     )["taskDefinition"]
                     with lock:
                         acked_tds.append((fam, td["revision"], f"{w}-{i}"))
-            except (ClientError, OSError, Exception):  # noqa: BLE001 - the server dies under us
+            except Exception:  # noqa: BLE001 - the server dies under us: stop writing
                 return
 
     def killer():

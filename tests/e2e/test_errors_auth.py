@@ -2,9 +2,14 @@
 and SigV4 authentication failures. Never a 500 for the client's mistakes, and the server keeps
 answering afterwards."""
 import datetime
+import http.client
 import json
+import os
+import subprocess
+import urllib.parse
 
 import pytest
+from botocore.exceptions import ClientError
 
 from conftest import ACCESS_KEY, SECRET_KEY, container, expect_error, raw_call, register, uniq
 
@@ -31,6 +36,8 @@ BAD_TASKDEFS = {
     "task-memory-words": dict(memory="much"),
     "container-memory-tiny": dict(containerDefinitions=[container(memory=2)]),
     "container-cpu-negative": dict(containerDefinitions=[container(cpu=-1)]),
+    "container-cpu-beyond-int32": dict(containerDefinitions=[container(cpu=2**31)]),
+    "container-cpu-sum-overflows": dict(containerDefinitions=[container(cpu=2**63 - 1), container("b", cpu=2**63 - 1)]),
     "reservation-above-memory": dict(containerDefinitions=[container(memory=64, memoryReservation=128)]),
     "no-memory-anywhere": dict(containerDefinitions=[{"name": "a", "image": "busybox"}]),
     "no-image": dict(containerDefinitions=[{"name": "a", "memory": 32}]),
@@ -58,21 +65,19 @@ def test_invalid_task_definitions_are_client_exceptions(ecs, kw):
     assert err.response["Error"]["Message"]
 
 
+def expect_error_any(fn, **kw):
+    with pytest.raises(ClientError) as ei:
+        fn(**kw)
+    assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    return ei.value.response["Error"]["Code"]
+
+
 def test_invalid_enum_values_are_rejected(ecs):
     for kw in (dict(networkMode="nat"), dict(requiresCompatibilities=["MAINFRAME"]),
                dict(containerDefinitions=[container(portMappings=[{"containerPort": 80, "protocol": "sctp"}])])):
         kw = {"family": uniq("enum"), "containerDefinitions": [container()], **kw}
         err = expect_error_any(ecs.register_task_definition, **kw)
         assert err in ("ClientException", "InvalidParameterException")
-
-
-def expect_error_any(fn, **kw):
-    from botocore.exceptions import ClientError
-
-    with pytest.raises(ClientError) as ei:
-        fn(**kw)
-    assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-    return ei.value.response["Error"]["Code"]
 
 
 def test_task_definition_over_64_kib(ecs):
@@ -155,9 +160,6 @@ def test_boto3_client_keeps_working_after_a_413(ecs):
 
 def test_body_over_1_mib_without_content_length_is_413(berth):
     # Chunked upload: the cap must hold without a Content-Length to trust.
-    import http.client
-    import urllib.parse
-
     u = urllib.parse.urlsplit(berth.endpoint)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
     try:
@@ -232,9 +234,6 @@ def test_tampered_body_fails_the_signature(berth):
         signed.update(h)
 
     raw_call(berth.endpoint, "ListClusters", b"{}", mutate=capture)
-    import http.client
-    import urllib.parse
-
     u = urllib.parse.urlsplit(berth.endpoint)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
     conn.request("POST", "/", body=b'{"maxResults": 1}', headers=signed)
@@ -264,9 +263,6 @@ def test_signed_for_another_service(berth):
 
 
 def test_aws_cli_with_wrong_secret(berth):
-    import os
-    import subprocess
-
     env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY + "x",
                AWS_DEFAULT_REGION="eu-west-1", AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
                AWS_MAX_ATTEMPTS="1")

@@ -1,4 +1,6 @@
 """TagResource / UntagResource / ListTagsForResource on clusters and task definitions."""
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from conftest import REGION, expect_error, register, uniq
@@ -136,8 +138,6 @@ def test_aws_cli_tags(berth, ecs):
 
 
 def test_concurrent_tagging_loses_nothing(berth, resource):
-    from concurrent.futures import ThreadPoolExecutor
-
     clients = [berth.client() for _ in range(8)]
 
     def tag(i):

@@ -3,6 +3,7 @@ Deregister/Delete, revision numbering and the fields ECS fills in."""
 import datetime
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -337,8 +338,6 @@ def test_aws_cli_register_describe_list(berth, tmp_path):
 
 
 def test_concurrent_registrations_get_distinct_dense_revisions(berth):
-    from concurrent.futures import ThreadPoolExecutor
-
     fam = uniq("burst")
     clients = [berth.client() for _ in range(16)]
 

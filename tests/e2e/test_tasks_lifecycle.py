@@ -111,6 +111,7 @@ def test_run_to_running_then_stop_by_user(berth, ecs, instance_arn, work):
     assert t["clusterArn"] == f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/default"
     assert t["taskDefinitionArn"] == td
     assert t["startedBy"] == "lifecycle-test" and t["launchType"] == "EC2"
+    assert t["group"] == "family:" + td.rsplit("/", 1)[1].split(":")[0]
     assert t["containers"][0]["lastStatus"] == "PENDING"
 
     t = wait_task(ecs, arn, "RUNNING")
@@ -151,6 +152,9 @@ def test_stop_timeout_ends_with_sigkill(ecs):
     arn = run_one(ecs, td)["taskArn"]
     wait_task(ecs, arn, "RUNNING")
     ecs.stop_task(cluster="default", task=arn)
+    # While the agent waits out the stop timeout, the task is DEPROVISIONING.
+    t = wait_task(ecs, arn, "DEPROVISIONING")
+    assert t["desiredStatus"] == "STOPPED" and t["containers"][0]["lastStatus"] == "RUNNING"
     t = wait_task(ecs, arn, "STOPPED", timeout=15)
     assert t["containers"][0]["exitCode"] == 137
     assert t["stopCode"] == "UserInitiated"
@@ -215,6 +219,13 @@ def test_dependencies_and_health_checks(ecs, work):
     ])
     healthy = td_of(ecs, [sh("exec sleep 300", healthCheck=hc("true"))])
     unhealthy = td_of(ecs, [sh("exec sleep 300", healthCheck=hc("false"))])
+    # An essential container that dies while another waits for its dependency ends the task
+    # without waiting for the dependency.
+    early = td_of(ecs, [
+        sh("exec sleep 300", name="db", healthCheck=hc("true")),
+        sh("sleep 0.3; exit 9", name="crash"),
+        sh("exec sleep 300", name="app", dependsOn=[{"containerName": "db", "condition": "HEALTHY"}]),
+    ])
     broken = td_of(ecs, [
         sh("exit 2", name="init", essential=False),
         sh("exec sleep 300", name="app", dependsOn=[{"containerName": "init", "condition": "SUCCESS"}]),
@@ -223,6 +234,7 @@ def test_dependencies_and_health_checks(ecs, work):
     a_ok = run_one(ecs, healthy)["taskArn"]
     a_bad = run_one(ecs, unhealthy)["taskArn"]
     a_broken = run_one(ecs, broken)["taskArn"]
+    a_early = run_one(ecs, early)["taskArn"]
 
     # A SUCCESS dependency that fails: the dependent never starts and the task stops.
     t = wait_task(ecs, a_broken, "STOPPED")
@@ -231,10 +243,19 @@ def test_dependencies_and_health_checks(ecs, work):
     assert "runtimeId" not in app and "exitCode" not in app
     assert t["stopCode"] == "TaskFailedToStart", t
 
-    # Before the first probe, the health is UNKNOWN; app waits for db to be HEALTHY.
-    t = describe_task(ecs, a_deps)
-    assert container_of(t, "app")["lastStatus"] == "PENDING"
-    assert t["healthStatus"] == "UNKNOWN"
+    t = wait_task(ecs, a_early, "STOPPED")
+    assert t["stopCode"] == "EssentialContainerExited"
+    assert container_of(t, "crash")["exitCode"] == 9
+    assert "runtimeId" not in container_of(t, "app")
+    assert container_of(t, "db")["healthStatus"] == "UNKNOWN"  # ended before the first probe
+    assert container_of(t, "db")["exitCode"] == 143
+
+    # Before the first probe, the health is UNKNOWN; app waits for db to be HEALTHY, and the
+    # task is PENDING meanwhile (reported as soon as the agent works on it).
+    t = wait_task(ecs, a_deps, "PENDING")
+    assert container_of(t, "app")["lastStatus"] == "PENDING" and "runtimeId" not in container_of(t, "app")
+    assert container_of(t, "db")["lastStatus"] == "RUNNING"
+    assert t["healthStatus"] == "UNKNOWN" and "startedAt" not in t
 
     t = wait_task(ecs, a_deps, "RUNNING", timeout=20)
     assert container_of(t, "db")["healthStatus"] == "HEALTHY"
@@ -258,6 +279,29 @@ def test_dependencies_and_health_checks(ecs, work):
         ecs.stop_task(cluster="default", task=a)
     for a in (a_deps, a_ok, a_bad):
         wait_task(ecs, a, "STOPPED")
+
+
+def test_a_container_that_cannot_start_fails_the_task(ecs):
+    td = td_of(ecs, [{"name": "app", "image": "busybox", "memory": 16, "command": ["no-such-program-xyz"]}])
+    arn = run_one(ecs, td)["taskArn"]
+    t = wait_task(ecs, arn, "STOPPED")
+    assert t["stopCode"] == "TaskFailedToStart"
+    assert t["stoppedReason"].startswith("CannotStartContainerError"), t["stoppedReason"]
+    c = t["containers"][0]
+    assert c["reason"].startswith("CannotStartContainerError") and "exitCode" not in c
+    assert "startedAt" not in t
+
+
+def test_stop_before_start_and_tags(ecs):
+    td = td_of(ecs, [sh("exec sleep 300")])
+    t = run_one(ecs, td, tags=[{"key": "team", "value": "core"}])
+    assert t["tags"] == [{"key": "team", "value": "core"}]
+    ecs.stop_task(cluster="default", task=t["taskArn"], reason="changed my mind")
+    t = wait_task(ecs, t["taskArn"], "STOPPED")
+    assert t["stopCode"] == "UserInitiated" and t["stoppedReason"] == "changed my mind"
+    assert "tags" not in t
+    tagged = ecs.describe_tasks(cluster="default", tasks=[t["taskArn"]], include=["TAGS"])["tasks"][0]
+    assert tagged["tags"] == [{"key": "team", "value": "core"}]
 
 
 def test_overrides_change_what_runs(ecs, work):

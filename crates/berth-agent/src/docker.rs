@@ -89,6 +89,18 @@ impl DockerDriver {
         self
     }
 
+    /// The daemon's version as it reports it (`docker version`'s Server Version, e.g.
+    /// `20.10.24+dfsg1`).
+    pub async fn server_version(&self) -> Result<String, DriverError> {
+        let v = self
+            .docker
+            .version()
+            .await
+            .map_err(|e| map_err(e, "docker version"))?;
+        v.version
+            .ok_or_else(|| DriverError::Runtime("docker version: no version in the answer".into()))
+    }
+
     /// The negotiated API version as (major, minor), e.g. (1, 41).
     pub fn api_version(&self) -> (usize, usize) {
         let v = self.docker.client_version();
@@ -545,6 +557,14 @@ fn bindings_from_inspect(resp: &ContainerInspectResponse) -> Vec<NetworkBinding>
             }
         }
     }
+    // Docker publishes a dynamic port twice, on IPv4 and IPv6, sometimes with different host
+    // ports (seen with Docker 20.10). The IPv4 one is the binding ECS reports.
+    let v4: Vec<(u16, Protocol)> = out
+        .iter()
+        .filter(|b| !b.bind_ip.contains(':'))
+        .map(|b| (b.container_port, b.protocol))
+        .collect();
+    out.retain(|b| !b.bind_ip.contains(':') || !v4.contains(&(b.container_port, b.protocol)));
     out.sort_by_key(|b| (b.container_port, b.protocol.as_str(), b.host_port));
     out
 }

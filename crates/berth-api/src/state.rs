@@ -67,6 +67,12 @@ impl ApiState {
 }
 
 impl ApiState {
+    /// The launcher the API uses; controllers in the same process share it, so placements
+    /// in one cluster are serialised between them.
+    pub fn launcher(&self) -> Arc<Launcher> {
+        self.launcher.clone()
+    }
+
     /// Releases held long-polls so a graceful shutdown does not wait for them.
     pub fn begin_shutdown(&self) {
         let _ = self.closing_tx.send(true);

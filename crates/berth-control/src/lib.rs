@@ -6,6 +6,8 @@
 //! - [`lifecycle`]: the task state machine: agent reports merged into tasks, stop requests.
 //! - [`ClusterSnapshot`]: a consistent read of a cluster's instances and tasks, with the
 //!   derived usage (remaining resources, task counts) of each instance.
+//! - [`ServiceController`]: keeps services at their desired count, rolls out deployments
+//!   (with the circuit breaker and rollback), replaces tasks of lost hosts.
 //! - [`Reaper`]: removes STOPPED tasks once ECS would have forgotten them.
 //!
 //! Decisions are pure functions over plain data (tested as such); the async functions around
@@ -14,10 +16,12 @@
 mod launch;
 pub mod lifecycle;
 mod reaper;
+pub mod service;
 mod snapshot;
 
 pub use launch::{instance_views, LaunchOutcome, LaunchSpec, Launcher, PlacementFailure};
 pub use reaper::Reaper;
+pub use service::{deployment_id, ControllerConfig, ServiceController};
 pub use snapshot::{host, is_connected, usage_of, ClusterSnapshot};
 
 use berth_model::ApiError;

@@ -109,6 +109,13 @@ pub fn force_stopped(task: &mut Task, code: StopCode, reason: &str, now: f64) {
 
 const RETRIES: usize = 16;
 
+/// Adds to `txn` the write of a changed task (guarded by the revision it was read at) and
+/// keeps its assignment entry in step, so callers can change a task together with other
+/// records in one transaction.
+pub fn write_task(txn: Txn, t: &Task, rev: u64) -> Result<Txn, ApiError> {
+    write(txn, t, rev)
+}
+
 /// Writes a changed task and keeps its assignment entry in step.
 fn write(txn: Txn, t: &Task, rev: u64) -> Result<Txn, ApiError> {
     let key = keys::task(&t.cluster, &t.id);

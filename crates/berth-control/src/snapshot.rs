@@ -2,12 +2,15 @@
 
 use std::collections::HashMap;
 
-use berth_model::{keys, ContainerInstance, HostResources, InstanceUsage, Task, TaskStatus};
+use berth_model::{
+    keys, ContainerInstance, HostResources, InstanceStatus, InstanceUsage, Task, TaskStatus,
+};
 use berth_store::{Revision, Store, StoreError, StoreExt};
 
-/// Whether an agent that last polled at `last_seen` counts as connected at `now`.
+/// Whether an agent that last polled at `last_seen` counts as connected at `now`. A
+/// deregistered (INACTIVE) instance has no agent any more.
 pub fn is_connected(inst: &ContainerInstance, now: f64, timeout_secs: f64) -> bool {
-    now - inst.last_seen <= timeout_secs
+    inst.status != InstanceStatus::Inactive && now - inst.last_seen <= timeout_secs
 }
 
 /// Remaining resources and task counts of `inst`, from the tasks placed on it.
@@ -105,7 +108,7 @@ pub fn host(cpu: u64, memory: u64) -> HostResources {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_model::{DesiredStatus, InstanceStatus};
+    use berth_model::DesiredStatus;
 
     fn inst() -> ContainerInstance {
         ContainerInstance {
@@ -181,5 +184,8 @@ mod tests {
     fn connection_is_a_matter_of_last_seen() {
         assert!(is_connected(&inst(), 120.0, 30.0));
         assert!(!is_connected(&inst(), 131.0, 30.0));
+        let mut gone = inst();
+        gone.status = InstanceStatus::Inactive;
+        assert!(!is_connected(&gone, 120.0, 30.0));
     }
 }

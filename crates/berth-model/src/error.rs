@@ -20,6 +20,8 @@ pub enum ErrorCode {
     LimitExceededException,
     ResourceInUseException,
     AttributeLimitExceededException,
+    ServiceNotFoundException,
+    ServiceNotActiveException,
     TargetNotFoundException,
     /// An action the target prefix names that berth does not know.
     UnknownOperationException,
@@ -52,6 +54,8 @@ impl ErrorCode {
             Self::LimitExceededException => "LimitExceededException",
             Self::ResourceInUseException => "ResourceInUseException",
             Self::AttributeLimitExceededException => "AttributeLimitExceededException",
+            Self::ServiceNotFoundException => "ServiceNotFoundException",
+            Self::ServiceNotActiveException => "ServiceNotActiveException",
             Self::TargetNotFoundException => "TargetNotFoundException",
             Self::UnknownOperationException => "UnknownOperationException",
             Self::SerializationException => "SerializationException",

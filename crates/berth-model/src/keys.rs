@@ -49,6 +49,11 @@ pub fn client_token(cluster: &str, token: &str) -> String {
     format!("tokens/{cluster}/{token}")
 }
 
+pub fn service(cluster: &str, name: &str) -> String {
+    format!("services/{cluster}/{name}")
+}
+pub const SERVICES: &str = "services/";
+
 pub fn services_of(cluster: &str) -> String {
     format!("services/{cluster}/")
 }

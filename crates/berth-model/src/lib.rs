@@ -16,6 +16,7 @@ mod error;
 mod instance;
 pub mod keys;
 mod names;
+mod service;
 mod tag;
 mod task;
 mod taskdef;
@@ -28,6 +29,10 @@ pub use instance::{
     Attribute, ContainerInstance, HostResources, InstanceStatus, InstanceUsage, MAX_ATTRIBUTES,
 };
 pub use names::{validate_cluster_name, validate_family, validate_name, NAME_MAX};
+pub use service::{
+    CircuitBreaker, Deployment, DeploymentConfiguration, DeploymentCounts, DeploymentStatus,
+    RolloutState, SchedulingStrategy, Service, ServiceEvent, ServiceStatus, MAX_EVENTS,
+};
 pub use tag::{merge_tags, remove_tags, validate_tag_keys, validate_tags, Tag, MAX_TAGS};
 pub use task::{
     Container, ContainerOverride, DesiredStatus, HealthStatus, NetworkBinding, StopCode, Task,

@@ -69,6 +69,8 @@ pub enum StopCode {
     EssentialContainerExited,
     UserInitiated,
     ServiceSchedulerInitiated,
+    /// The host was lost (its agent stopped answering) or removed.
+    InfrastructureHealth,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]

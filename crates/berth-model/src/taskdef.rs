@@ -397,7 +397,8 @@ impl TaskDefinition {
                     "Container.image is longer than 255 characters (container {n})."
                 )));
             }
-            if c.cpu < 0 {
+            // ECS's Integer is 32-bit; bounding it also keeps the sum below from overflowing.
+            if !(0..=i64::from(i32::MAX)).contains(&c.cpu) {
                 return Err(ApiError::client(format!(
                     "Invalid 'cpu' setting for container '{n}'."
                 )));
@@ -737,6 +738,13 @@ mod tests {
             let e = td(bad).unwrap_err();
             assert_eq!(e.code, crate::ErrorCode::ClientException, "{}", e.message);
         }
+        let huge = json!({"family": "a", "containerDefinitions": [
+            {"name": "c", "image": "i", "memory": 8, "cpu": i64::MAX},
+            {"name": "d", "image": "i", "memory": 8, "cpu": i64::MAX}]});
+        assert!(
+            td(huge).is_err(),
+            "cpu beyond a 32-bit integer is refused, not summed"
+        );
         let eleven: Vec<Value> = (0..11)
             .map(|i| json!({"name": format!("c{i}"), "image": "i", "memory": 8}))
             .collect();

@@ -71,38 +71,77 @@ pub fn default_scope(state_dir: &std::path::Path) -> String {
 
 /// Picks and connects the driver; a docker driver gets the state dir's default scope.
 pub async fn driver(kind: DriverKind, state_dir: &std::path::Path) -> Result<Arc<dyn Driver>> {
-    driver_with_scope(kind, state_dir, None).await
+    Ok(connect(kind, state_dir, None).await?.0)
 }
 
+/// A connected driver and the attributes it adds to the host's registration.
+pub type Connected = (Arc<dyn Driver>, Vec<(String, Option<String>)>);
+
 /// Picks and connects the driver; a docker driver only owns containers of `scope` (default:
-/// [`default_scope`]).
-pub async fn driver_with_scope(
+/// [`default_scope`]). Also returns the attributes the driver adds to the host's
+/// registration (for docker: its version and the negotiated remote API version).
+pub async fn connect(
     kind: DriverKind,
     state_dir: &std::path::Path,
     scope: Option<&str>,
-) -> Result<Arc<dyn Driver>> {
+) -> Result<Connected> {
     let scope = scope.map_or_else(|| default_scope(state_dir), str::to_owned);
     let docker = || async {
-        DockerDriver::connect()
-            .await
-            .map(|d| d.with_scope(scope.clone()))
+        let d = DockerDriver::connect().await?.with_scope(scope.clone());
+        let attrs = docker_attributes(&d).await;
+        Ok::<_, berth_agent::DriverError>((Arc::new(d) as Arc<dyn Driver>, attrs))
     };
-    let process = || -> Result<Arc<dyn Driver>> {
-        Ok(Arc::new(
-            ProcessDriver::new(state_dir.join("process")).context("process driver")?,
+    let process = || -> Result<Connected> {
+        Ok((
+            Arc::new(ProcessDriver::new(state_dir.join("process")).context("process driver")?),
+            Vec::new(),
         ))
     };
     match kind {
         DriverKind::Process => process(),
-        DriverKind::Docker => Ok(Arc::new(docker().await.context("docker driver")?)),
+        DriverKind::Docker => Ok(docker().await.context("docker driver")?),
         DriverKind::Auto => match docker().await {
-            Ok(d) => Ok(Arc::new(d)),
+            Ok(d) => Ok(d),
             Err(e) => {
                 tracing::info!(error = %e, "docker not available; using the process driver");
                 process()
             }
         },
     }
+}
+
+/// `berth.docker-version` (the daemon's version, without build metadata, in the characters
+/// ECS allows in attribute values) and `com.amazonaws.ecs.capability.docker-remote-api.X.Y`
+/// for the API version the driver speaks, as the ECS agent advertises them.
+async fn docker_attributes(d: &DockerDriver) -> Vec<(String, Option<String>)> {
+    let (major, minor) = d.api_version();
+    let mut attrs = vec![(
+        format!("com.amazonaws.ecs.capability.docker-remote-api.{major}.{minor}"),
+        None,
+    )];
+    match d.server_version().await {
+        Ok(v) => {
+            let v: String = v
+                .split('+')
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .take(128)
+                .collect();
+            if !v.is_empty() {
+                attrs.push(("berth.docker-version".into(), Some(v)));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the docker version"),
+    }
+    attrs
 }
 
 pub fn parse_attributes(list: &[String]) -> Result<Vec<(String, Option<String>)>> {
@@ -114,6 +153,16 @@ pub fn parse_attributes(list: &[String]) -> Result<Vec<(String, Option<String>)>
             };
             if k.is_empty() {
                 bail!("bad --attribute {a:?}: expected k=v or k");
+            }
+            // Refuse now what the server would refuse at every registration attempt.
+            let attr = berth_model::Attribute {
+                name: k.to_owned(),
+                value: v.clone(),
+                target_type: None,
+                target_id: None,
+            };
+            if let Err(e) = attr.validate() {
+                bail!("bad --attribute {a:?}: {}", e.message);
             }
             Ok((k.to_owned(), v))
         })
@@ -143,9 +192,16 @@ pub async fn run(o: AgentOpts) -> Result<()> {
         .unwrap_or_else(|| crate::server::default_data_dir().join("agent"));
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("creating {}", state_dir.display()))?;
-    let driver = driver_with_scope(o.driver, &state_dir, o.scope.as_deref()).await?;
+    let (driver, driver_attributes) = connect(o.driver, &state_dir, o.scope.as_deref()).await?;
     tracing::info!(driver = driver.name(), server = %o.server, cluster = %o.cluster, "agent starting");
-    let agent = Agent::new(config(&o, state_dir)?, driver);
+    let mut cfg = config(&o, state_dir)?;
+    // The user's --attribute wins over what the driver says.
+    for (k, v) in driver_attributes {
+        if !cfg.attributes.iter().any(|(name, _)| *name == k) {
+            cfg.attributes.push((k, v));
+        }
+    }
+    let agent = Agent::new(cfg, driver);
     agent.run(crate::server::shutdown_signal()).await?;
     Ok(())
 }

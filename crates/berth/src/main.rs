@@ -34,6 +34,8 @@ enum Command {
     Agent(agent::AgentOpts),
     /// Print the join token agents of a cluster use.
     JoinToken(cli::misc::JoinTokenArgs),
+    /// Services: create, ls, show, scale, deploy [--wait], rm.
+    Service(cli::service::Args),
     /// Tasks: run, ls, show, stop.
     Task(cli::task::Args),
     /// Print a task's container output (`--follow` to keep reading).
@@ -46,7 +48,17 @@ enum Command {
     Taskdef(cli::taskdef::Args),
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    match real_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -63,6 +75,7 @@ fn main() -> Result<()> {
             Command::Server(o) => server::run(o, false).await,
             Command::Agent(o) => agent::run(o).await,
             Command::JoinToken(a) => cli::misc::join_token(a).await,
+            Command::Service(a) => cli::service::run(a).await,
             Command::Task(a) => cli::task::run(a).await,
             Command::Instance(a) => cli::instance::run(a).await,
             Command::Logs(a) => cli::logs::run(a).await,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use berth_agent::{Agent, AgentConfig};
 use berth_api::{join_token, router, ApiConfig, ApiState, KeyRing};
-use berth_control::Reaper;
+use berth_control::{ControllerConfig, Reaper, ServiceController};
 use berth_model::{SystemClock, DEFAULT_ACCOUNT_ID};
 use berth_store::RedbStore;
 use serde_json::json;
@@ -33,6 +33,10 @@ pub struct ServerOpts {
     /// Seconds a STOPPED task stays describable (ECS keeps them about an hour).
     #[arg(long, default_value_t = 3600.0)]
     pub task_retention: f64,
+    /// Seconds without a poll after which a host's tasks are given up and replaced
+    /// (default: twice the agent timeout).
+    #[arg(long)]
+    pub host_lost_timeout: Option<f64>,
     /// `berth up` only: the local agent's driver.
     #[arg(long, value_enum, default_value_t = crate::agent::DriverKind::Auto)]
     pub driver: crate::agent::DriverKind,
@@ -40,6 +44,9 @@ pub struct ServerOpts {
     #[arg(long)]
     pub no_agent: bool,
 }
+
+/// How long in-flight requests may run on after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 pub fn default_data_dir() -> PathBuf {
     dirs::data_dir()
@@ -70,6 +77,21 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
             join_secret: key.secret_access_key.clone(),
         },
     );
+    let controller = ServiceController::new(
+        store.clone(),
+        clock.clone(),
+        state.launcher(),
+        ControllerConfig {
+            region: env::DEFAULT_REGION.to_owned(),
+            account_id: opts.account_id.clone(),
+            agent_timeout_secs: agent_timeout,
+            host_lost_secs: opts
+                .host_lost_timeout
+                .unwrap_or(agent_timeout * 2.0)
+                .max(agent_timeout),
+        },
+    );
+    tokio::spawn(controller.run());
     let reaper = Reaper::new(store.clone(), clock.clone(), opts.task_retention.max(0.0));
     tokio::spawn(reaper.run(Duration::from_secs_f64(
         (opts.task_retention / 10.0).clamp(1.0, 60.0),
@@ -80,9 +102,11 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %data_dir.display(), "berth API listening");
     let closing = state.clone();
+    let (signalled_tx, mut signalled) = tokio::sync::watch::channel(false);
     let serve = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
         shutdown_signal().await;
         closing.begin_shutdown();
+        let _ = signalled_tx.send(true);
     });
     let server = tokio::spawn(async move { serve.await });
 
@@ -131,7 +155,16 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     println!("#   berth agent --server {endpoint} --cluster default --token {token}");
     println!("# then: aws ecs list-clusters");
 
-    server.await?.context("API server failed")?;
+    // In-flight requests get a few seconds to finish after SIGTERM; a stalled client cannot
+    // hold the server up for longer.
+    let mut server = server;
+    tokio::select! {
+        r = &mut server => r?.context("API server failed")?,
+        _ = async {
+            let _ = signalled.wait_for(|s| *s).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => tracing::warn!("requests still open after {SHUTDOWN_GRACE:?}; exiting anyway"),
+    }
     tracing::info!("berth stopped");
     Ok(())
 }

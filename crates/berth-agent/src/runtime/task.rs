@@ -229,6 +229,9 @@ impl Runner {
                             Ok(id) => {
                                 st.slots[i].id = Some(id);
                                 self.refresh(&mut st.slots[i]).await;
+                                // Every container start is a state change the server sees
+                                // at once, even while others still wait for dependencies.
+                                self.send(st);
                             }
                             Err(e) => {
                                 let reason = match &e {
@@ -252,10 +255,28 @@ impl Runner {
             if !waiting {
                 return None;
             }
+            let before: Vec<(HealthStatus, Option<i64>)> =
+                st.slots.iter().map(|s| (s.health(), s.exit)).collect();
             for i in 0..st.slots.len() {
                 if st.slots[i].running() {
                     self.refresh(&mut st.slots[i]).await;
                 }
+            }
+            // Dependencies that exit or change health while others wait are reported too.
+            if st.slots.iter().map(|s| (s.health(), s.exit)).ne(before) {
+                self.send(st);
+            }
+            // An essential container that ends while others wait ends the task, as it would
+            // once all had started.
+            if st
+                .slots
+                .iter()
+                .any(|s| s.exit.is_some() && !s.start_failed && s.def.is_essential())
+            {
+                return Some(Ending {
+                    code: Some(StopCode::EssentialContainerExited),
+                    reason: Some("Essential container in task exited".into()),
+                });
             }
             tokio::select! {
                 _ = self.desired.changed() => {}
@@ -461,5 +482,131 @@ impl Runner {
             self.monitor(&mut st).await
         };
         self.stop_all(&mut st, ending).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FakeDriver;
+    use serde_json::json;
+
+    fn task(containers: serde_json::Value) -> AgentTask {
+        AgentTask {
+            task_id: "t1".into(),
+            task_arn: "arn:aws:ecs:us-east-1:000000000000:task/c/t1".into(),
+            family: "f".into(),
+            revision: 1,
+            desired_status: DesiredStatus::Running,
+            last_status: TaskStatus::Provisioning,
+            network_mode: None,
+            containers: serde_json::from_value(containers).unwrap_or_default(),
+        }
+    }
+
+    fn runner(
+        fake: &FakeDriver,
+        t: AgentTask,
+    ) -> (
+        Runner,
+        watch::Sender<DesiredStatus>,
+        mpsc::UnboundedReceiver<TaskReport>,
+    ) {
+        let (dtx, drx) = watch::channel(DesiredStatus::Running);
+        let (rtx, rrx) = mpsc::unbounded_channel();
+        let r = Runner {
+            driver: Arc::new(fake.clone()),
+            cluster: "c".into(),
+            task: t,
+            desired: drx,
+            reports: rtx,
+            adopted: Vec::new(),
+        };
+        (r, dtx, rrx)
+    }
+
+    fn container<'a>(r: &'a TaskReport, name: &str) -> &'a ContainerReport {
+        r.containers
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no container {name} in {r:?}"))
+    }
+
+    /// Waits for the first report that satisfies `f`.
+    async fn report_where(
+        rx: &mut mpsc::UnboundedReceiver<TaskReport>,
+        f: impl Fn(&TaskReport) -> bool,
+    ) -> TaskReport {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let r = rx.recv().await.expect("reports end");
+                if f(&r) {
+                    return r;
+                }
+            }
+        })
+        .await
+        .expect("no such report in time")
+    }
+
+    #[tokio::test]
+    async fn starts_are_reported_while_others_wait_for_dependencies() {
+        let fake = FakeDriver::new();
+        let t = task(json!([
+            {"name": "db", "image": "i", "healthCheck": {"command": ["CMD", "true"]}},
+            {"name": "app", "image": "i",
+             "dependsOn": [{"containerName": "db", "condition": "HEALTHY"}]}
+        ]));
+        let (r, _dtx, mut rx) = runner(&fake, t);
+        let run = tokio::spawn(r.run());
+        // db runs, app waits: the server hears of db at once, with the task still PENDING.
+        let rep = report_where(&mut rx, |r| {
+            container(r, "db").last_status == TaskStatus::Running
+        })
+        .await;
+        assert_eq!(rep.last_status, TaskStatus::Pending);
+        assert_eq!(container(&rep, "app").last_status, TaskStatus::Pending);
+        assert_eq!(fake.start_count(), 1);
+        let db = ContainerId(container(&rep, "db").runtime_id.clone().unwrap_or_default());
+        fake.set_health(&db, Health::Healthy).unwrap();
+        let rep = report_where(&mut rx, |r| r.last_status == TaskStatus::Running).await;
+        assert_eq!(container(&rep, "app").last_status, TaskStatus::Running);
+        assert_eq!(container(&rep, "db").health_status, HealthStatus::Healthy);
+        run.abort();
+    }
+
+    #[tokio::test]
+    async fn an_essential_exit_while_waiting_ends_the_task() {
+        let fake = FakeDriver::new();
+        let t = task(json!([
+            {"name": "db", "image": "i", "healthCheck": {"command": ["CMD", "true"]}},
+            {"name": "crash", "image": "i"},
+            {"name": "app", "image": "i",
+             "dependsOn": [{"containerName": "db", "condition": "HEALTHY"}]}
+        ]));
+        let (r, _dtx, mut rx) = runner(&fake, t);
+        let run = tokio::spawn(r.run());
+        let rep = report_where(&mut rx, |r| {
+            container(r, "crash").last_status == TaskStatus::Running
+        })
+        .await;
+        let crash = ContainerId(
+            container(&rep, "crash")
+                .runtime_id
+                .clone()
+                .unwrap_or_default(),
+        );
+        fake.exit(&crash, 9).unwrap();
+        let last = tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .expect("the task must end")
+            .expect("runner");
+        assert_eq!(last.last_status, TaskStatus::Stopped);
+        assert_eq!(last.stop_code, Some(StopCode::EssentialContainerExited));
+        assert_eq!(container(&last, "crash").exit_code, Some(9));
+        assert_eq!(container(&last, "app").runtime_id, None);
+        // db was stopped, app never started.
+        assert_eq!(fake.start_count(), 2);
+        assert!(fake.running().is_empty());
     }
 }

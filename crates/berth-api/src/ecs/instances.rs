@@ -103,8 +103,12 @@ pub(crate) async fn register_instance(
     }
     let now = ctx.now();
     for _ in 0..RETRIES {
+        // Deregistration is final, as in ECS: a host whose instance was deregistered comes
+        // back as a new container instance (its old containers are orphans its agent stops).
         let existing = match &reg.instance_id {
-            Some(id) => load(ctx, &reg.cluster, id).await?,
+            Some(id) => load(ctx, &reg.cluster, id)
+                .await?
+                .filter(|(i, _)| i.status != InstanceStatus::Inactive),
             None => None,
         };
         let (inst, rev) = match existing {
@@ -118,17 +122,16 @@ pub(crate) async fn register_instance(
                 if reg.endpoint.is_some() {
                     i.agent_endpoint = reg.endpoint.clone();
                 }
-                if i.status == InstanceStatus::Inactive {
-                    i.status = InstanceStatus::Active;
-                }
                 i.version += 1;
                 (i, rev)
             }
             None => {
-                let id = reg
-                    .instance_id
-                    .clone()
-                    .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+                // A fresh id unless the caller names an instance never seen here (an agent
+                // whose identity survived a wiped store keeps it).
+                let id = match &reg.instance_id {
+                    Some(id) if load(ctx, &reg.cluster, id).await?.is_none() => id.clone(),
+                    _ => uuid::Uuid::new_v4().simple().to_string(),
+                };
                 let ec2 = reg
                     .ec2_instance_id
                     .clone()
@@ -232,11 +235,10 @@ pub(crate) async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Valu
         let snap = ClusterSnapshot::load(ctx.store(), &cluster)
             .await
             .map_err(store_err)?;
-        let live: Vec<&Task> = snap
+        let live: Vec<(Task, u64)> = snap
             .tasks
-            .iter()
-            .map(|(t, _)| t)
-            .filter(|t| {
+            .into_iter()
+            .filter(|(t, _)| {
                 t.container_instance_id.as_deref() == Some(id.as_str()) && t.holds_resources()
             })
             .collect();
@@ -247,26 +249,26 @@ pub(crate) async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Valu
         }
         inst.status = InstanceStatus::Inactive;
         inst.version += 1;
-        if !save(ctx, &inst, rev).await? {
-            continue;
-        }
-        // Its tasks lose their host: they are stopped here, since no agent will report them.
+        // Its tasks lose their host: they are stopped with it, in the same transaction (so no
+        // live task is ever left on an INACTIVE instance), since no agent will report them;
+        // the agent, told the instance is gone, stops their containers. The user asked for
+        // it, so the stop is theirs, whatever state the task was in.
+        let key = keys::instance(&inst.cluster, &inst.id);
+        let mut txn = Txn::new()
+            .when_mod_revision(key.clone(), rev)
+            .put(key, to_bytes(&inst)?);
         let now = ctx.now();
-        for t in live {
-            lifecycle::update_task(&ctx.state.store, &cluster, &t.id, |t| {
-                if t.holds_resources() {
-                    lifecycle::force_stopped(
-                        t,
-                        StopCode::TaskFailedToStart,
-                        "Container instance deregistered",
-                        now,
-                    );
-                    true
-                } else {
-                    false
-                }
-            })
-            .await?;
+        for (mut t, trev) in live {
+            lifecycle::force_stopped(
+                &mut t,
+                StopCode::UserInitiated,
+                "Container instance deregistered",
+                now,
+            );
+            txn = lifecycle::write_task(txn, &t, trev)?;
+        }
+        if let TxnResult::Conflict { .. } = ctx.store().txn(txn).await.map_err(store_err)? {
+            continue;
         }
         let usage = usage_of(&inst, std::iter::empty());
         return Ok(json!({ "containerInstance": wire(ctx, &inst, &usage, false) }));

@@ -2,6 +2,7 @@
 
 mod clusters;
 mod instances;
+mod services;
 mod tags;
 mod taskdefs;
 mod tasks;
@@ -38,6 +39,11 @@ pub(crate) async fn dispatch(ctx: &Ctx, action: &str, body: &[u8]) -> Result<Val
         "PutAttributes" => instances::put_attributes(ctx, parse_body(body)?).await,
         "DeleteAttributes" => instances::delete_attributes(ctx, parse_body(body)?).await,
         "ListAttributes" => instances::list_attributes(ctx, parse_body(body)?).await,
+        "CreateService" => services::create(ctx, parse_body(body)?).await,
+        "UpdateService" => services::update(ctx, parse_body(body)?).await,
+        "DeleteService" => services::delete(ctx, parse_body(body)?).await,
+        "DescribeServices" => services::describe(ctx, parse_body(body)?).await,
+        "ListServices" => services::list(ctx, parse_body(body)?).await,
         "RunTask" => tasks::run(ctx, parse_body(body)?).await,
         "StartTask" => tasks::start(ctx, parse_body(body)?).await,
         "StopTask" => tasks::stop(ctx, parse_body(body)?).await,

@@ -4,6 +4,7 @@ pub mod cluster;
 pub mod instance;
 pub mod logs;
 pub mod misc;
+pub mod service;
 pub mod task;
 pub mod taskdef;
 

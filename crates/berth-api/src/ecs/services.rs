@@ -1,0 +1,559 @@
+//! CreateService, UpdateService, DeleteService, DescribeServices, ListServices.
+//!
+//! These actions only write the service's desired state (desired count, a new PRIMARY
+//! deployment, DRAINING); the service controller in `berth-control` does the rest.
+
+use berth_control::{deployment_id, service::counts};
+use berth_model::{
+    keys, validate_name, validate_tags, ApiError, Arn, CircuitBreaker, Deployment,
+    DeploymentConfiguration, DeploymentCounts, DeploymentStatus, ErrorCode, ResourceKind,
+    RolloutState, SchedulingStrategy, Service, ServiceStatus, Tag, Task, TaskDefRef,
+    TaskDefinition, TaskDefinitionStatus,
+};
+use berth_sched::{Constraint, Strategy};
+use berth_store::{StoreExt, Txn, TxnResult};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::clusters::{cluster_name, load_active};
+use crate::paging::{page_json, paginate};
+use crate::state::{store_err, to_bytes, Ctx};
+
+const RETRIES: usize = 16;
+
+/// A service name from a name or an ARN (`service/CLUSTER/NAME` or the old `service/NAME`).
+fn service_name(ident: &str) -> Result<String, ApiError> {
+    let name = if Arn::looks_like_arn(ident) {
+        match Arn::parse(ident) {
+            Some(a) if a.kind == ResourceKind::Service => {
+                a.resource.rsplit('/').next().unwrap_or_default().to_owned()
+            }
+            _ => return Err(ApiError::invalid(format!("Invalid service ARN: {ident}"))),
+        }
+    } else {
+        ident.to_owned()
+    };
+    validate_name("Service name", &name)?;
+    Ok(name)
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::ServiceNotFoundException, "Service not found.")
+}
+
+fn not_active() -> ApiError {
+    ApiError::new(
+        ErrorCode::ServiceNotActiveException,
+        "Service was not ACTIVE.",
+    )
+}
+
+async fn taskdef(ctx: &Ctx, ident: &str) -> Result<TaskDefinition, ApiError> {
+    let r = TaskDefRef::parse(ident)?;
+    let found = match r.revision {
+        Some(rev) => ctx
+            .store()
+            .get_json::<TaskDefinition>(&keys::taskdef(&r.family, rev))
+            .await
+            .map_err(store_err)?
+            .map(|(td, _)| td),
+        None => ctx
+            .store()
+            .list_json::<TaskDefinition>(&keys::taskdefs_of(&r.family))
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .rev()
+            .map(|(_, td, _)| td)
+            .find(|td| td.status == TaskDefinitionStatus::Active),
+    };
+    match found {
+        Some(td) if td.status == TaskDefinitionStatus::Active => Ok(td),
+        Some(_) => Err(ApiError::client("TaskDefinition is inactive")),
+        None => Err(ApiError::client("TaskDefinition not found.")),
+    }
+}
+
+fn new_deployment(td: &TaskDefinition, now: f64) -> Deployment {
+    Deployment {
+        id: deployment_id(),
+        status: DeploymentStatus::Primary,
+        family: td.family.clone(),
+        revision: td.revision,
+        created_at: now,
+        updated_at: now,
+        rollout_state: RolloutState::InProgress,
+        rollout_state_reason: Some("ECS deployment is in progress.".into()),
+        rollback_of: None,
+    }
+}
+
+fn check_placement(strategy: &[Value], constraints: &[Value]) -> Result<(), ApiError> {
+    if strategy.len() > 5 || constraints.len() > 10 {
+        return Err(ApiError::invalid(
+            "At most 5 placement strategies and 10 placement constraints are allowed.",
+        ));
+    }
+    for s in strategy {
+        Strategy::from_wire(s["type"].as_str().unwrap_or_default(), s["field"].as_str())
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+    }
+    for c in constraints {
+        Constraint::from_wire(
+            c["type"].as_str().unwrap_or_default(),
+            c["expression"].as_str(),
+        )
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    }
+    Ok(())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireDeploymentConfiguration {
+    deployment_circuit_breaker: Option<CircuitBreaker>,
+    maximum_percent: Option<i64>,
+    minimum_healthy_percent: Option<i64>,
+}
+
+fn configuration(
+    base: DeploymentConfiguration,
+    w: Option<WireDeploymentConfiguration>,
+    strategy: SchedulingStrategy,
+) -> Result<DeploymentConfiguration, ApiError> {
+    let Some(w) = w else { return Ok(base) };
+    let pct = |v: Option<i64>, d: u32| -> Result<u32, ApiError> {
+        match v {
+            None => Ok(d),
+            Some(v) => u32::try_from(v)
+                .map_err(|_| ApiError::invalid("deployment percentages must be non-negative.")),
+        }
+    };
+    let c = DeploymentConfiguration {
+        deployment_circuit_breaker: w
+            .deployment_circuit_breaker
+            .unwrap_or(base.deployment_circuit_breaker),
+        maximum_percent: pct(w.maximum_percent, base.maximum_percent)?,
+        minimum_healthy_percent: pct(w.minimum_healthy_percent, base.minimum_healthy_percent)?,
+    };
+    c.validate(strategy)?;
+    Ok(c)
+}
+
+/// The ECS wire shape of a service, with live counts from its tasks.
+pub(crate) async fn service_wire(
+    ctx: &Ctx,
+    svc: &Service,
+    with_tags: bool,
+) -> Result<Value, ApiError> {
+    let group = svc.group();
+    let tasks = ctx
+        .store()
+        .list_json::<Task>(&keys::tasks_of(&svc.cluster))
+        .await
+        .map_err(store_err)?;
+    let mine: Vec<&Task> = tasks
+        .iter()
+        .map(|(_, t, _)| t)
+        .filter(|t| t.group.as_deref() == Some(group.as_str()))
+        .collect();
+    let c = counts(&mine);
+    let get = |id: &str| c.get(id).copied().unwrap_or_default();
+    let primary_id = svc.primary().map(|d| d.id.clone());
+    let daemon_desired = if svc.scheduling_strategy == SchedulingStrategy::Daemon {
+        Some(svc.desired_count)
+    } else {
+        None
+    };
+    let desired = |d: &Deployment| -> u32 {
+        if Some(&d.id) == primary_id.as_ref() {
+            daemon_desired.unwrap_or(svc.desired_count)
+        } else {
+            let c: DeploymentCounts = get(&d.id);
+            c.running + c.pending
+        }
+    };
+    Ok(svc.to_wire(
+        &ctx.arn(
+            ResourceKind::Service,
+            format!("{}/{}", svc.cluster, svc.name),
+        ),
+        &ctx.arn(ResourceKind::Cluster, &svc.cluster),
+        &|f, r| ctx.arn(ResourceKind::TaskDefinition, format!("{f}:{r}")),
+        &get,
+        &desired,
+        with_tags,
+    ))
+}
+
+async fn load(ctx: &Ctx, cluster: &str, name: &str) -> Result<Option<(Service, u64)>, ApiError> {
+    ctx.store()
+        .get_json::<Service>(&keys::service(cluster, name))
+        .await
+        .map_err(store_err)
+}
+
+async fn save(ctx: &Ctx, svc: &Service, rev: u64) -> Result<bool, ApiError> {
+    let key = keys::service(&svc.cluster, &svc.name);
+    Ok(matches!(
+        ctx.store()
+            .txn(
+                Txn::new()
+                    .when_mod_revision(key.clone(), rev)
+                    .put(key, to_bytes(svc)?)
+            )
+            .await
+            .map_err(store_err)?,
+        TxnResult::Committed { .. }
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CreateServiceRequest {
+    cluster: Option<String>,
+    service_name: String,
+    task_definition: Option<String>,
+    desired_count: Option<i64>,
+    launch_type: Option<String>,
+    deployment_configuration: Option<WireDeploymentConfiguration>,
+    #[serde(default)]
+    placement_constraints: Vec<Value>,
+    #[serde(default)]
+    placement_strategy: Vec<Value>,
+    #[serde(default)]
+    load_balancers: Vec<Value>,
+    network_configuration: Option<Value>,
+    health_check_grace_period_seconds: Option<i64>,
+    scheduling_strategy: Option<SchedulingStrategy>,
+    #[serde(default)]
+    tags: Vec<Tag>,
+    propagate_tags: Option<String>,
+    #[serde(default)]
+    enable_ecs_managed_tags: bool,
+}
+
+fn grace(v: Option<i64>) -> Result<Option<u32>, ApiError> {
+    match v {
+        None => Ok(None),
+        Some(g) if (0..=2_147_483_647).contains(&g) => Ok(Some(g as u32)),
+        Some(_) => Err(ApiError::invalid(
+            "healthCheckGracePeriodSeconds must be between 0 and 2147483647.",
+        )),
+    }
+}
+
+pub(crate) async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiError> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    validate_name("Service name", &req.service_name)?;
+    validate_tags(&req.tags)?;
+    let strategy = req.scheduling_strategy.unwrap_or_default();
+    let desired = match (strategy, req.desired_count) {
+        (SchedulingStrategy::Daemon, Some(_)) => {
+            return Err(ApiError::invalid(
+                "The daemon scheduling strategy does not support a desired count for services.",
+            ))
+        }
+        (SchedulingStrategy::Daemon, None) => 0,
+        (_, Some(n)) if (0..=10_000).contains(&n) => n as u32,
+        (_, Some(_)) => {
+            return Err(ApiError::invalid(
+                "desiredCount must be between 0 and 10000.",
+            ))
+        }
+        (_, None) => {
+            return Err(ApiError::invalid(
+                "desiredCount is required for the REPLICA scheduling strategy.",
+            ))
+        }
+    };
+    if strategy == SchedulingStrategy::Daemon && !req.placement_strategy.is_empty() {
+        return Err(ApiError::invalid(
+            "Placement strategies are not supported with the DAEMON scheduling strategy.",
+        ));
+    }
+    check_placement(&req.placement_strategy, &req.placement_constraints)?;
+    let config = configuration(
+        DeploymentConfiguration::default_for(strategy),
+        req.deployment_configuration,
+        strategy,
+    )?;
+    let launch_type = req.launch_type.unwrap_or_else(|| "EC2".into());
+    if !matches!(launch_type.as_str(), "EC2" | "FARGATE" | "EXTERNAL") {
+        return Err(ApiError::invalid(format!(
+            "Invalid launchType {launch_type:?}"
+        )));
+    }
+    if let Some(p) = &req.propagate_tags {
+        if !matches!(p.as_str(), "TASK_DEFINITION" | "SERVICE" | "NONE") {
+            return Err(ApiError::invalid(
+                "propagateTags must be TASK_DEFINITION, SERVICE or NONE.",
+            ));
+        }
+    }
+    let grace = grace(req.health_check_grace_period_seconds)?;
+    load_active(ctx, &cluster).await?;
+    let td_ident = req
+        .task_definition
+        .ok_or_else(|| ApiError::invalid("taskDefinition is required."))?;
+    let td = taskdef(ctx, &td_ident).await?;
+    let now = ctx.now();
+    let svc = Service {
+        name: req.service_name.clone(),
+        cluster: cluster.clone(),
+        status: ServiceStatus::Active,
+        desired_count: desired,
+        scheduling_strategy: strategy,
+        launch_type,
+        deployment_configuration: config,
+        deployments: vec![new_deployment(&td, now)],
+        events: Vec::new(),
+        placement_constraints: req.placement_constraints,
+        placement_strategy: req.placement_strategy,
+        load_balancers: req.load_balancers,
+        network_configuration: req.network_configuration,
+        health_check_grace_period_seconds: grace,
+        tags: req.tags,
+        propagate_tags: req.propagate_tags,
+        enable_ecs_managed_tags: req.enable_ecs_managed_tags,
+        created_at: now,
+        created_by: ctx.principal_arn(),
+        steady: false,
+        version: 1,
+    };
+    let existing = load(ctx, &cluster, &req.service_name).await?;
+    let rev = match existing {
+        Some((s, _)) if s.status != ServiceStatus::Inactive => {
+            return Err(ApiError::invalid("Creation of service was not idempotent."))
+        }
+        Some((_, rev)) => rev,
+        None => 0,
+    };
+    if !save(ctx, &svc, rev).await? {
+        return Err(ApiError::invalid("Creation of service was not idempotent."));
+    }
+    Ok(json!({ "service": service_wire(ctx, &svc, true).await? }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UpdateServiceRequest {
+    cluster: Option<String>,
+    service: String,
+    desired_count: Option<i64>,
+    task_definition: Option<String>,
+    deployment_configuration: Option<WireDeploymentConfiguration>,
+    placement_constraints: Option<Vec<Value>>,
+    placement_strategy: Option<Vec<Value>>,
+    #[serde(default)]
+    force_new_deployment: bool,
+    health_check_grace_period_seconds: Option<i64>,
+    load_balancers: Option<Vec<Value>>,
+    network_configuration: Option<Value>,
+}
+
+pub(crate) async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value, ApiError> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    let name = service_name(&req.service)?;
+    if let (Some(s), Some(c)) = (&req.placement_strategy, &req.placement_constraints) {
+        check_placement(s, c)?;
+    } else {
+        check_placement(
+            req.placement_strategy.as_deref().unwrap_or(&[]),
+            req.placement_constraints.as_deref().unwrap_or(&[]),
+        )?;
+    }
+    let grace = grace(req.health_check_grace_period_seconds)?;
+    load_active(ctx, &cluster).await?;
+    let td = match &req.task_definition {
+        Some(t) => Some(taskdef(ctx, t).await?),
+        None => None,
+    };
+    let mut wire_cfg = req.deployment_configuration;
+    for _ in 0..RETRIES {
+        let (mut svc, rev) = load(ctx, &cluster, &name).await?.ok_or_else(not_found)?;
+        if svc.status != ServiceStatus::Active {
+            return Err(not_active());
+        }
+        if let Some(n) = req.desired_count {
+            if svc.scheduling_strategy == SchedulingStrategy::Daemon {
+                return Err(ApiError::invalid(
+                    "The daemon scheduling strategy does not support a desired count for services.",
+                ));
+            }
+            if !(0..=10_000).contains(&n) {
+                return Err(ApiError::invalid(
+                    "desiredCount must be between 0 and 10000.",
+                ));
+            }
+            svc.desired_count = n as u32;
+        }
+        svc.deployment_configuration = configuration(
+            svc.deployment_configuration,
+            wire_cfg.take(),
+            svc.scheduling_strategy,
+        )?;
+        let mut redeploy = req.force_new_deployment;
+        if let Some(s) = &req.placement_strategy {
+            redeploy |= *s != svc.placement_strategy;
+            svc.placement_strategy = s.clone();
+        }
+        if let Some(c) = &req.placement_constraints {
+            redeploy |= *c != svc.placement_constraints;
+            svc.placement_constraints = c.clone();
+        }
+        if let Some(lb) = &req.load_balancers {
+            redeploy |= *lb != svc.load_balancers;
+            svc.load_balancers = lb.clone();
+        }
+        if let Some(n) = &req.network_configuration {
+            svc.network_configuration = Some(n.clone());
+        }
+        if grace.is_some() {
+            svc.health_check_grace_period_seconds = grace;
+        }
+        let current = svc.primary().map(|d| (d.family.clone(), d.revision));
+        let target = td
+            .as_ref()
+            .map(|t| (t.family.clone(), t.revision))
+            .or(current.clone());
+        if target != current {
+            redeploy = true;
+        }
+        if redeploy {
+            if let Some((family, revision)) = target {
+                let now = ctx.now();
+                for d in &mut svc.deployments {
+                    if d.status == DeploymentStatus::Primary {
+                        d.status = DeploymentStatus::Active;
+                        d.updated_at = now;
+                    }
+                }
+                let mut d = new_deployment(
+                    &TaskDefinition {
+                        family,
+                        revision,
+                        ..Default::default()
+                    },
+                    now,
+                );
+                d.created_at = now;
+                svc.deployments.insert(0, d);
+                svc.steady = false;
+            }
+        }
+        svc.version += 1;
+        if save(ctx, &svc, rev).await? {
+            return Ok(json!({ "service": service_wire(ctx, &svc, false).await? }));
+        }
+    }
+    Err(ApiError::server("Service changed concurrently; retry."))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DeleteServiceRequest {
+    cluster: Option<String>,
+    service: String,
+    force: Option<bool>,
+}
+
+pub(crate) async fn delete(ctx: &Ctx, req: DeleteServiceRequest) -> Result<Value, ApiError> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    let name = service_name(&req.service)?;
+    load_active(ctx, &cluster).await?;
+    for _ in 0..RETRIES {
+        let (mut svc, rev) = load(ctx, &cluster, &name).await?.ok_or_else(not_found)?;
+        if svc.status == ServiceStatus::Inactive {
+            return Err(not_found());
+        }
+        if svc.status == ServiceStatus::Active {
+            if svc.desired_count > 0
+                && svc.scheduling_strategy == SchedulingStrategy::Replica
+                && !req.force.unwrap_or(false)
+            {
+                return Err(ApiError::invalid(
+                    "The service cannot be stopped while it is scaled above 0.",
+                ));
+            }
+            svc.desired_count = 0;
+            svc.status = ServiceStatus::Draining;
+            svc.steady = false;
+            svc.version += 1;
+            if !save(ctx, &svc, rev).await? {
+                continue;
+            }
+        }
+        return Ok(json!({ "service": service_wire(ctx, &svc, false).await? }));
+    }
+    Err(ApiError::server("Service changed concurrently; retry."))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DescribeServicesRequest {
+    cluster: Option<String>,
+    services: Vec<String>,
+    #[serde(default)]
+    include: Vec<String>,
+}
+
+pub(crate) async fn describe(ctx: &Ctx, req: DescribeServicesRequest) -> Result<Value, ApiError> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    if req.services.is_empty() || req.services.len() > 10 {
+        return Err(ApiError::invalid(
+            "services must name between 1 and 10 services.",
+        ));
+    }
+    load_active(ctx, &cluster).await?;
+    let with_tags = req.include.iter().any(|i| i == "TAGS");
+    let (mut out, mut failures) = (Vec::new(), Vec::new());
+    for ident in &req.services {
+        let name = service_name(ident)?;
+        match load(ctx, &cluster, &name).await? {
+            Some((svc, _)) => out.push(service_wire(ctx, &svc, with_tags).await?),
+            None => failures.push(json!({
+                "arn": ctx.arn(ResourceKind::Service, format!("{cluster}/{name}")),
+                "reason": "MISSING",
+            })),
+        }
+    }
+    Ok(json!({ "services": out, "failures": failures }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ListServicesRequest {
+    cluster: Option<String>,
+    launch_type: Option<String>,
+    scheduling_strategy: Option<SchedulingStrategy>,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+}
+
+pub(crate) async fn list(ctx: &Ctx, req: ListServicesRequest) -> Result<Value, ApiError> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    load_active(ctx, &cluster).await?;
+    let all = ctx
+        .store()
+        .list_json::<Service>(&keys::services_of(&cluster))
+        .await
+        .map_err(store_err)?;
+    let items = all
+        .into_iter()
+        .filter(|(_, s, _)| s.status != ServiceStatus::Inactive)
+        .filter(|(_, s, _)| req.launch_type.as_ref().is_none_or(|l| *l == s.launch_type))
+        .filter(|(_, s, _)| {
+            req.scheduling_strategy
+                .is_none_or(|st| st == s.scheduling_strategy)
+        })
+        .map(|(k, s, _)| {
+            (
+                k,
+                ctx.arn(ResourceKind::Service, format!("{}/{}", s.cluster, s.name)),
+            )
+        })
+        .collect();
+    let (arns, next) = paginate(items, req.max_results, req.next_token.as_deref(), false)?;
+    Ok(page_json("serviceArns", arns, next))
+}

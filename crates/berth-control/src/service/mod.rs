@@ -1,0 +1,402 @@
+//! The service controller: a level-triggered loop that keeps every service's tasks where
+//! [`decide`] says they should be, and gives up on hosts whose agent is gone.
+//!
+//! Each pass reads every cluster that has services or instances, decides per service, and
+//! applies: stops first, then launches, then the service record (compare-and-swap; a lost
+//! race just means the next pass decides again). A pass runs on every store change (after a
+//! few milliseconds of debounce, so a burst of agent reports costs one pass) and at least
+//! once a second, which covers backoff timers, grace periods and host-loss timeouts.
+
+mod decide;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_model::{
+    keys, Clock, ContainerInstance, Deployment, InstanceStatus, Service, StopCode, Task,
+    TaskDefinition,
+};
+use berth_sched::{Constraint, Strategy};
+use berth_store::{Store, StoreExt, Txn, TxnResult};
+use futures::StreamExt;
+
+pub use decide::{counts, decide, failed, failure_threshold, Input, Launch, Plan};
+
+use crate::launch::{instance_views, LaunchSpec, Launcher};
+use crate::snapshot::ClusterSnapshot;
+use crate::{is_connected, lifecycle};
+
+/// Settings of the controller.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// The region named in ARNs the controller writes into events and failures.
+    pub region: String,
+    pub account_id: String,
+    /// Seconds without a poll after which an agent counts as disconnected.
+    pub agent_timeout_secs: f64,
+    /// Seconds without a poll after which a host's tasks are given up and replaced.
+    pub host_lost_secs: f64,
+}
+
+pub struct ServiceController {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    launcher: Arc<Launcher>,
+    cfg: ControllerConfig,
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A deployment id as ECS writes them: `ecs-svc/` and 19 digits.
+pub fn deployment_id() -> String {
+    let n = uuid::Uuid::new_v4().as_u128() % 10u128.pow(19);
+    format!("ecs-svc/{n:019}")
+}
+
+/// The placement a service asks for: its strategies, or spread over instances.
+fn placement(svc: &Service) -> (Vec<Strategy>, Vec<Constraint>) {
+    let mut strategies: Vec<Strategy> = svc
+        .placement_strategy
+        .iter()
+        .filter_map(|v| {
+            Strategy::from_wire(v["type"].as_str().unwrap_or_default(), v["field"].as_str()).ok()
+        })
+        .collect();
+    if strategies.is_empty() {
+        strategies = Strategy::from_wire("spread", Some("instanceId"))
+            .into_iter()
+            .collect();
+    }
+    let constraints = svc
+        .placement_constraints
+        .iter()
+        .filter_map(|v| {
+            Constraint::from_wire(
+                v["type"].as_str().unwrap_or_default(),
+                v["expression"].as_str(),
+            )
+            .ok()
+        })
+        .collect();
+    (strategies, constraints)
+}
+
+impl ServiceController {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        launcher: Arc<Launcher>,
+        cfg: ControllerConfig,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            launcher,
+            cfg,
+        }
+    }
+
+    fn instance_arn(&self, cluster: &str, id: &str) -> String {
+        format!(
+            "arn:aws:ecs:{}:{}:container-instance/{cluster}/{id}",
+            self.cfg.region, self.cfg.account_id
+        )
+    }
+
+    /// Runs passes until the task is dropped.
+    pub async fn run(self) {
+        let mut changes = self
+            .store
+            .watch("", self.store.revision().await.unwrap_or(0));
+        loop {
+            let wait = match self.pass().await {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!(error = %e, "service controller pass failed");
+                    1.0
+                }
+            };
+            let tick = tokio::time::sleep(Duration::from_secs_f64(wait.clamp(0.05, 1.0)));
+            tokio::select! {
+                ev = changes.next() => {
+                    if ev.is_none() || matches!(ev, Some(Err(_))) {
+                        // Resubscribe from now; the pass below rereads everything anyway.
+                        let rev = self.store.revision().await.unwrap_or(0);
+                        changes = self.store.watch("", rev);
+                    }
+                    // Debounce: let a burst of writes land before the next pass.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    while let Some(Some(_)) = futures::FutureExt::now_or_never(changes.next()) {}
+                }
+                _ = tick => {}
+            }
+        }
+    }
+
+    /// One pass over every cluster. Returns how soon the next pass is needed at the latest.
+    pub async fn pass(&self) -> Result<f64, berth_model::ApiError> {
+        let services = self
+            .store
+            .list_json::<Service>(keys::SERVICES)
+            .await
+            .map_err(crate::store_err)?;
+        let instances = self
+            .store
+            .list_json::<ContainerInstance>("instances/")
+            .await
+            .map_err(crate::store_err)?;
+        let mut clusters: BTreeSet<String> = services
+            .iter()
+            .filter(|(_, s, _)| s.status != berth_model::ServiceStatus::Inactive)
+            .map(|(_, s, _)| s.cluster.clone())
+            .collect();
+        clusters.extend(instances.iter().map(|(_, i, _)| i.cluster.clone()));
+        let mut next: f64 = 1.0;
+        for cluster in clusters {
+            let snap = ClusterSnapshot::load(&*self.store, &cluster)
+                .await
+                .map_err(crate::store_err)?;
+            self.give_up_lost_hosts(&snap).await?;
+            let mut taskdefs: HashMap<(String, u32), Option<TaskDefinition>> = HashMap::new();
+            for (_, svc, rev) in services.iter().filter(|(_, s, _)| s.cluster == cluster) {
+                if let Some(w) = self.reconcile(svc, *rev, &snap, &mut taskdefs).await? {
+                    next = next.min(w);
+                }
+            }
+        }
+        Ok(next)
+    }
+
+    /// Tasks on hosts whose agent has been silent too long are stopped, so services replace
+    /// them. When the host returns, its agent no longer finds them assigned and stops them.
+    async fn give_up_lost_hosts(
+        &self,
+        snap: &ClusterSnapshot,
+    ) -> Result<(), berth_model::ApiError> {
+        let now = self.clock.now();
+        for (inst, _) in &snap.instances {
+            if inst.status == InstanceStatus::Inactive
+                || is_connected(inst, now, self.cfg.host_lost_secs)
+            {
+                continue;
+            }
+            let silent = now - inst.last_seen;
+            for (t, _) in snap.tasks.iter().filter(|(t, _)| {
+                t.container_instance_id.as_deref() == Some(inst.id.as_str()) && t.holds_resources()
+            }) {
+                let reason = format!(
+                    "Host lost: the agent of container instance {} has not been heard from for {silent:.0} s",
+                    inst.id
+                );
+                lifecycle::update_task(&self.store, &t.cluster, &t.id, |t| {
+                    if t.holds_resources() {
+                        lifecycle::force_stopped(t, StopCode::InfrastructureHealth, &reason, now);
+                        true
+                    } else {
+                        false
+                    }
+                })
+                .await?;
+                tracing::warn!(task = %t.id, instance = %inst.id, "host lost; task stopped");
+            }
+        }
+        Ok(())
+    }
+
+    async fn taskdef(
+        &self,
+        cache: &mut HashMap<(String, u32), Option<TaskDefinition>>,
+        family: &str,
+        revision: u32,
+    ) -> Result<Option<TaskDefinition>, berth_model::ApiError> {
+        let key = (family.to_owned(), revision);
+        if !cache.contains_key(&key) {
+            let td = self
+                .store
+                .get_json::<TaskDefinition>(&keys::taskdef(family, revision))
+                .await
+                .map_err(crate::store_err)?
+                .map(|(td, _)| td);
+            cache.insert(key.clone(), td);
+        }
+        Ok(cache.get(&key).cloned().flatten())
+    }
+
+    async fn reconcile(
+        &self,
+        svc: &Service,
+        rev: u64,
+        snap: &ClusterSnapshot,
+        taskdefs: &mut HashMap<(String, u32), Option<TaskDefinition>>,
+    ) -> Result<Option<f64>, berth_model::ApiError> {
+        if svc.status == berth_model::ServiceStatus::Inactive {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        let group = svc.group();
+        let tasks: Vec<&Task> = snap
+            .tasks
+            .iter()
+            .map(|(t, _)| t)
+            .filter(|t| t.group.as_deref() == Some(group.as_str()))
+            .collect();
+        let instances: Vec<ContainerInstance> =
+            snap.instances.iter().map(|(i, _)| i.clone()).collect();
+        let (strategies, constraints) = placement(svc);
+        let daemon_instances = if svc.scheduling_strategy == berth_model::SchedulingStrategy::Daemon
+        {
+            let arn_of = |id: &str| self.instance_arn(&svc.cluster, id);
+            instance_views(snap, now, self.cfg.agent_timeout_secs, &arn_of)
+                .into_iter()
+                .filter(|v| v.active)
+                .filter(|v| {
+                    constraints.iter().all(|c| match c {
+                        Constraint::MemberOf(e) => e.matches(v),
+                        _ => true,
+                    })
+                })
+                .map(|v| v.id)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut checked: HashMap<String, bool> = HashMap::new();
+        for d in &svc.deployments {
+            let td = self.taskdef(taskdefs, &d.family, d.revision).await?;
+            checked.insert(
+                d.id.clone(),
+                td.is_some_and(|td| {
+                    td.container_definitions
+                        .iter()
+                        .any(|c| c.is_essential() && c.health_check.is_some())
+                }),
+            );
+        }
+        let health_checked = |d: &Deployment| checked.get(&d.id).copied().unwrap_or(false);
+        let mut ids = new_id;
+        let mut deployment_ids = deployment_id;
+        let plan = decide(Input {
+            new_deployment_id: &mut deployment_ids,
+            service: svc,
+            tasks,
+            instances: &instances,
+            daemon_instances,
+            health_checked: &health_checked,
+            now,
+            new_id: &mut ids,
+        });
+        let mut svc_after = plan.service.clone().unwrap_or_else(|| svc.clone());
+        let mut events: Vec<String> = Vec::new();
+
+        for (id, reason) in &plan.stop {
+            lifecycle::update_task(&self.store, &svc.cluster, id, |t| {
+                lifecycle::request_stop(t, StopCode::ServiceSchedulerInitiated, reason, now)
+            })
+            .await?;
+        }
+        for l in &plan.launch {
+            let Some(d) = svc_after
+                .deployments
+                .iter()
+                .find(|d| d.id == l.deployment_id)
+                .cloned()
+            else {
+                continue;
+            };
+            let Some(td) = self.taskdef(taskdefs, &d.family, d.revision).await? else {
+                events.push(format!(
+                    "(service {}) was unable to start tasks: task definition {}:{} is missing.",
+                    svc.name, d.family, d.revision
+                ));
+                continue;
+            };
+            let spec = LaunchSpec {
+                cluster: svc.cluster.clone(),
+                taskdef: td,
+                overrides: Default::default(),
+                count: l.count,
+                group: Some(group.clone()),
+                started_by: Some(d.id.clone()),
+                tags: if svc.propagate_tags.as_deref() == Some("SERVICE") {
+                    svc.tags.clone()
+                } else {
+                    Vec::new()
+                },
+                launch_type: svc.launch_type.clone(),
+                strategies: strategies.clone(),
+                constraints: constraints.clone(),
+                on_instances: l.on_instances.clone(),
+                client_token: None,
+            };
+            let arn_of = |id: &str| self.instance_arn(&svc.cluster, id);
+            match self.launcher.launch(&spec, now, &arn_of).await {
+                Ok(out) => {
+                    if !out.tasks.is_empty() {
+                        let ids: Vec<String> =
+                            out.tasks.iter().map(|t| format!("(task {})", t.id)).collect();
+                        events.push(format!(
+                            "(service {}) has started {} tasks: {}.",
+                            svc.name,
+                            out.tasks.len(),
+                            ids.join(" ")
+                        ));
+                    }
+                    if let Some(f) = out.failures.first() {
+                        let closest = f
+                            .arn
+                            .as_deref()
+                            .and_then(|a| a.rsplit('/').next())
+                            .map(|i| format!(" The closest matching (container-instance {i})"))
+                            .unwrap_or_default();
+                        events.push(format!(
+                            "(service {}) was unable to place a task because no container instance met all of its requirements.{closest} failed: {}. {}",
+                            svc.name,
+                            f.reason,
+                            f.detail.clone().unwrap_or_default()
+                        ));
+                    }
+                }
+                Err(e) => events.push(format!(
+                    "(service {}) was unable to place a task because no container instance met all of its requirements. Reason: {}",
+                    svc.name, e.message
+                )),
+            }
+        }
+        if !events.is_empty() || plan.service.is_some() {
+            for m in events {
+                let dup =
+                    svc_after.events.iter().take(10).any(|e| {
+                        e.message == m && now - e.created_at < 300.0 && m.contains("unable")
+                    });
+                if !dup {
+                    svc_after.push_event(new_id(), now, m);
+                }
+            }
+            self.save(&svc_after, rev).await?;
+        }
+        Ok(plan.requeue_after)
+    }
+
+    async fn save(&self, svc: &Service, rev: u64) -> Result<(), berth_model::ApiError> {
+        let key = keys::service(&svc.cluster, &svc.name);
+        let bytes = serde_json::to_vec(svc)
+            .map_err(|e| berth_model::ApiError::server(format!("encoding service: {e}")))?;
+        match self
+            .store
+            .txn(
+                Txn::new()
+                    .when_mod_revision(key.clone(), rev)
+                    .put(key, bytes),
+            )
+            .await
+            .map_err(crate::store_err)?
+        {
+            TxnResult::Committed { .. } => Ok(()),
+            // Someone (UpdateService) changed it meanwhile: the next pass decides again.
+            TxnResult::Conflict { .. } => Ok(()),
+        }
+    }
+}

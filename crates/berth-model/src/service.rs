@@ -1,0 +1,360 @@
+//! Services: keep N copies of a task definition running, roll out new revisions.
+//!
+//! A service holds its deployments, newest first: the PRIMARY one (what the service should
+//! run) and ACTIVE ones that are being drained. Tasks belong to a deployment through
+//! `startedBy` (the deployment id) and to the service through `group` (`service:NAME`).
+//! Running and pending counts are derived from the tasks whenever the service is shown.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::{ApiError, Tag};
+
+/// Events kept per service (ECS shows the latest 100).
+pub const MAX_EVENTS: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ServiceStatus {
+    Active,
+    Draining,
+    Inactive,
+}
+
+impl ServiceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::Draining => "DRAINING",
+            Self::Inactive => "INACTIVE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SchedulingStrategy {
+    #[default]
+    Replica,
+    Daemon,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CircuitBreaker {
+    pub enable: bool,
+    pub rollback: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentConfiguration {
+    #[serde(default)]
+    pub deployment_circuit_breaker: CircuitBreaker,
+    pub maximum_percent: u32,
+    pub minimum_healthy_percent: u32,
+}
+
+impl DeploymentConfiguration {
+    /// ECS's defaults: 200/100 for REPLICA, 100/0 for DAEMON.
+    pub fn default_for(strategy: SchedulingStrategy) -> Self {
+        match strategy {
+            SchedulingStrategy::Replica => Self {
+                deployment_circuit_breaker: CircuitBreaker::default(),
+                maximum_percent: 200,
+                minimum_healthy_percent: 100,
+            },
+            SchedulingStrategy::Daemon => Self {
+                deployment_circuit_breaker: CircuitBreaker::default(),
+                maximum_percent: 100,
+                minimum_healthy_percent: 0,
+            },
+        }
+    }
+
+    /// ECS's rules: maximumPercent 100..=2000 (REPLICA), minimumHealthyPercent 0..=100, and
+    /// they must leave room to move (not 100/100).
+    pub fn validate(&self, strategy: SchedulingStrategy) -> Result<(), ApiError> {
+        if self.minimum_healthy_percent > 100 {
+            return Err(ApiError::invalid(
+                "minimumHealthyPercent must be between 0 and 100.",
+            ));
+        }
+        if strategy == SchedulingStrategy::Replica && !(100..=2000).contains(&self.maximum_percent)
+        {
+            return Err(ApiError::invalid(
+                "maximumPercent must be between 100 and 2000.",
+            ));
+        }
+        if self.maximum_percent == 100 && self.minimum_healthy_percent == 100 {
+            return Err(ApiError::invalid(
+                "maximumPercent must be greater than minimumHealthyPercent to allow a deployment to progress.",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The most tasks (RUNNING or PENDING) a deployment may have: floor(desired × max%).
+    pub fn max_tasks(&self, desired: u32) -> u32 {
+        (u64::from(desired) * u64::from(self.maximum_percent) / 100) as u32
+    }
+
+    /// The fewest healthy RUNNING tasks a deployment must keep: ceil(desired × min%).
+    pub fn min_healthy(&self, desired: u32) -> u32 {
+        (u64::from(desired) * u64::from(self.minimum_healthy_percent)).div_ceil(100) as u32
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeploymentStatus {
+    Primary,
+    Active,
+    Inactive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RolloutState {
+    InProgress,
+    Completed,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    pub id: String,
+    pub status: DeploymentStatus,
+    pub family: String,
+    pub revision: u32,
+    pub created_at: f64,
+    pub updated_at: f64,
+    pub rollout_state: RolloutState,
+    #[serde(default)]
+    pub rollout_state_reason: Option<String>,
+    /// Set when this deployment is a rollback: the failed deployment it replaces.
+    #[serde(default)]
+    pub rollback_of: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceEvent {
+    pub id: String,
+    pub created_at: f64,
+    pub message: String,
+}
+
+/// A service as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Service {
+    pub name: String,
+    pub cluster: String,
+    pub status: ServiceStatus,
+    pub desired_count: u32,
+    #[serde(default)]
+    pub scheduling_strategy: SchedulingStrategy,
+    pub launch_type: String,
+    pub deployment_configuration: DeploymentConfiguration,
+    /// Newest first; the first is PRIMARY.
+    pub deployments: Vec<Deployment>,
+    #[serde(default)]
+    pub events: Vec<ServiceEvent>,
+    /// ECS wire values, kept as given.
+    #[serde(default)]
+    pub placement_constraints: Vec<Value>,
+    #[serde(default)]
+    pub placement_strategy: Vec<Value>,
+    #[serde(default)]
+    pub load_balancers: Vec<Value>,
+    #[serde(default)]
+    pub network_configuration: Option<Value>,
+    #[serde(default)]
+    pub health_check_grace_period_seconds: Option<u32>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    #[serde(default)]
+    pub propagate_tags: Option<String>,
+    #[serde(default)]
+    pub enable_ecs_managed_tags: bool,
+    pub created_at: f64,
+    pub created_by: String,
+    /// Whether the last reconcile found the service converged (for the steady-state event).
+    #[serde(default)]
+    pub steady: bool,
+    /// Bumped on every change.
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// Live counts of one deployment, derived from its tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeploymentCounts {
+    pub running: u32,
+    pub pending: u32,
+    pub failed: u32,
+}
+
+impl Service {
+    pub fn primary(&self) -> Option<&Deployment> {
+        self.deployments
+            .iter()
+            .find(|d| d.status == DeploymentStatus::Primary)
+    }
+
+    /// The task group of this service's tasks.
+    pub fn group(&self) -> String {
+        format!("service:{}", self.name)
+    }
+
+    /// Adds an event, newest first, keeping the latest [`MAX_EVENTS`].
+    pub fn push_event(&mut self, id: String, now: f64, message: String) {
+        self.events.insert(
+            0,
+            ServiceEvent {
+                id,
+                created_at: now,
+                message,
+            },
+        );
+        self.events.truncate(MAX_EVENTS);
+    }
+
+    /// The ECS `Service` wire shape. `counts` gives each deployment's live counts by id, and
+    /// `desired` the desired count of each deployment (derived by the controller's rules).
+    #[allow(clippy::too_many_arguments)]
+    pub fn to_wire(
+        &self,
+        service_arn: &str,
+        cluster_arn: &str,
+        taskdef_arn: &dyn Fn(&str, u32) -> String,
+        counts: &dyn Fn(&str) -> DeploymentCounts,
+        desired: &dyn Fn(&Deployment) -> u32,
+        with_tags: bool,
+    ) -> Value {
+        let deployments: Vec<Value> = self
+            .deployments
+            .iter()
+            .filter(|d| d.status != DeploymentStatus::Inactive)
+            .map(|d| {
+                let c = counts(&d.id);
+                let mut v = json!({
+                    "id": d.id,
+                    "status": d.status,
+                    "taskDefinition": taskdef_arn(&d.family, d.revision),
+                    "desiredCount": desired(d),
+                    "pendingCount": c.pending,
+                    "runningCount": c.running,
+                    "failedTasks": c.failed,
+                    "createdAt": d.created_at,
+                    "updatedAt": d.updated_at,
+                    "launchType": self.launch_type,
+                    "rolloutState": d.rollout_state,
+                });
+                if let Some(r) = &d.rollout_state_reason {
+                    v["rolloutStateReason"] = json!(r);
+                }
+                if let Some(n) = &self.network_configuration {
+                    v["networkConfiguration"] = n.clone();
+                }
+                v
+            })
+            .collect();
+        let (running, pending) = self
+            .deployments
+            .iter()
+            .map(|d| counts(&d.id))
+            .fold((0, 0), |(r, p), c| (r + c.running, p + c.pending));
+        let primary = self
+            .primary()
+            .map(|d| taskdef_arn(&d.family, d.revision))
+            .unwrap_or_default();
+        let mut v = json!({
+            "serviceArn": service_arn,
+            "serviceName": self.name,
+            "clusterArn": cluster_arn,
+            "loadBalancers": self.load_balancers,
+            "serviceRegistries": [],
+            "status": self.status.as_str(),
+            "desiredCount": self.desired_count,
+            "runningCount": running,
+            "pendingCount": pending,
+            "launchType": self.launch_type,
+            "taskDefinition": primary,
+            "deploymentConfiguration": self.deployment_configuration,
+            "deployments": deployments,
+            "events": self.events,
+            "createdAt": self.created_at,
+            "placementConstraints": self.placement_constraints,
+            "placementStrategy": self.placement_strategy,
+            "schedulingStrategy": self.scheduling_strategy,
+            "deploymentController": {"type": "ECS"},
+            "createdBy": self.created_by,
+            "enableECSManagedTags": self.enable_ecs_managed_tags,
+            "propagateTags": self.propagate_tags.as_deref().unwrap_or("NONE"),
+            "enableExecuteCommand": false,
+        });
+        if let Some(g) = self.health_check_grace_period_seconds {
+            v["healthCheckGracePeriodSeconds"] = json!(g);
+        }
+        if let Some(n) = &self.network_configuration {
+            v["networkConfiguration"] = n.clone();
+        }
+        if let Some(d) = self.primary() {
+            v["currentServiceDeployment"] = json!(d.id);
+        }
+        if with_tags {
+            v["tags"] = json!(self.tags);
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_limits_round_as_ecs_does() {
+        let c = DeploymentConfiguration {
+            deployment_circuit_breaker: CircuitBreaker::default(),
+            maximum_percent: 150,
+            minimum_healthy_percent: 50,
+        };
+        // desired 3: max floor(4.5) = 4, min ceil(1.5) = 2
+        assert_eq!(c.max_tasks(3), 4);
+        assert_eq!(c.min_healthy(3), 2);
+        assert_eq!(c.min_healthy(0), 0);
+        let d = DeploymentConfiguration::default_for(SchedulingStrategy::Replica);
+        assert_eq!((d.max_tasks(5), d.min_healthy(5)), (10, 5));
+    }
+
+    #[test]
+    fn configuration_rules() {
+        let mk = |max, min| DeploymentConfiguration {
+            deployment_circuit_breaker: CircuitBreaker::default(),
+            maximum_percent: max,
+            minimum_healthy_percent: min,
+        };
+        assert!(mk(200, 100).validate(SchedulingStrategy::Replica).is_ok());
+        assert!(mk(100, 0).validate(SchedulingStrategy::Replica).is_ok());
+        assert!(mk(100, 100).validate(SchedulingStrategy::Replica).is_err());
+        assert!(mk(50, 0).validate(SchedulingStrategy::Replica).is_err());
+        assert!(mk(200, 101).validate(SchedulingStrategy::Replica).is_err());
+    }
+
+    #[test]
+    fn events_are_newest_first_and_capped() {
+        let mut s: Service = serde_json::from_value(json!({
+            "name": "web", "cluster": "c", "status": "ACTIVE", "desiredCount": 1,
+            "launchType": "EC2", "deploymentConfiguration": {"maximumPercent": 200, "minimumHealthyPercent": 100},
+            "deployments": [], "createdAt": 0.0, "createdBy": "me"}))
+        .unwrap();
+        for i in 0..150 {
+            s.push_event(i.to_string(), f64::from(i), format!("m{i}"));
+        }
+        assert_eq!(s.events.len(), MAX_EVENTS);
+        assert_eq!(s.events[0].message, "m149");
+    }
+}

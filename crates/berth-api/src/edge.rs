@@ -126,9 +126,25 @@ async fn read_body(body: Body, headers: &HeaderMap) -> Result<Vec<u8>, ApiError>
     Ok(buf)
 }
 
+/// AWS JSON services omit absent members rather than sending `null`; handlers may build
+/// answers with optional fields, and this is the one place that drops them.
+fn strip_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
 fn render(result: Result<Value, ApiError>, rid: &str) -> Response {
     let (status, body) = match result {
-        Ok(v) => (StatusCode::OK, v),
+        Ok(mut v) => {
+            strip_nulls(&mut v);
+            (StatusCode::OK, v)
+        }
         Err(e) => {
             if e.code == ErrorCode::ServerException {
                 tracing::error!(request_id = %rid, message = %e.message, "server error");

@@ -457,6 +457,31 @@ def test_killed_agent_disconnects_and_restart_adopts_its_tasks(berth, ecs, base)
     agent.stop()
 
 
+def test_agent_stopped_gracefully_leaves_its_tasks_running(berth, ecs, base):
+    cluster = new_cluster(ecs)
+    agent = Agent(berth, os.path.join(base, uniq("term")), join_token(berth, cluster), cluster=cluster)
+    arn = agent.start().wait_registered(ecs)
+    argv = ["sleep", "1006.5"]
+    r = ecs.run_task(cluster=cluster, taskDefinition=sleeper(ecs, argv=argv), count=5)
+    ids = {t["taskArn"]: wait_task(ecs, t["taskArn"], "RUNNING", cluster)["containers"][0]["runtimeId"]
+           for t in r["tasks"]}
+    pids = sorted(processes_with_argv(argv))
+    assert len(pids) == 5
+    assert agent.stop() == 0  # SIGTERM: the agent goes, its tasks stay
+    assert sorted(processes_with_argv(argv)) == pids
+    agent.start()
+    assert agent.wait_registered(ecs) == arn
+    later = run_one(ecs, sleeper(ecs), cluster=cluster)["taskArn"]  # the agent is past adoption
+    wait_task(ecs, later, "RUNNING", cluster)
+    assert sorted(processes_with_argv(argv)) == pids
+    for arn_, rid in ids.items():
+        t = describe_task(ecs, arn_, cluster)
+        assert t["lastStatus"] == "RUNNING" and t["containers"][0]["runtimeId"] == rid
+    _stop_all(ecs, cluster)
+    assert processes_with_argv(argv) == []
+    agent.stop()
+
+
 def test_bad_join_token_is_refused(berth, ecs, base):
     cluster = new_cluster(ecs)
     other = new_cluster(ecs)

@@ -8,6 +8,7 @@ The process driver runs entryPoint + command as host processes, so containers of
 the file system: the tests coordinate containers (and check what they did) through files in a
 per-module temporary directory.
 """
+import concurrent.futures
 import datetime
 import os
 import re
@@ -197,7 +198,7 @@ def test_non_essential_exit_keeps_the_task_running(ecs):
     assert container_of(t, "main")["exitCode"] == 143
 
 
-def test_dependencies_and_health_checks(ecs, work):
+def test_dependencies_and_health_checks(berth, ecs, work):
     """dependsOn SUCCESS / COMPLETE / START / HEALTHY in one task, plus health verdicts, all
     started together so the health-check interval (at least 5 s) is paid once."""
     log = os.path.join(work, "order.log")
@@ -235,6 +236,9 @@ def test_dependencies_and_health_checks(ecs, work):
     a_bad = run_one(ecs, unhealthy)["taskArn"]
     a_broken = run_one(ecs, broken)["taskArn"]
     a_early = run_one(ecs, early)["taskArn"]
+    # The aws CLI waiter, started now, has to poll through PROVISIONING and PENDING.
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    waiter = pool.submit(aws_wait, berth, "tasks-running", [a_deps])
 
     # A SUCCESS dependency that fails: the dependent never starts and the task stops.
     t = wait_task(ecs, a_broken, "STOPPED")
@@ -266,6 +270,8 @@ def test_dependencies_and_health_checks(ecs, work):
     assert container_of(t, "app")["lastStatus"] == "RUNNING"
     with open(log) as f:
         assert sorted(f.read().split()) == ["app", "fail", "init"]
+    waiter.result(timeout=30)  # the waiter saw RUNNING too (it raises if the CLI failed)
+    pool.shutdown()
 
     t = wait_for(lambda: (lambda t: t if t["healthStatus"] == "HEALTHY" else None)(describe_task(ecs, a_ok)), 15,
                  what="HEALTHY")
@@ -426,6 +432,36 @@ def test_run_task_validation(ecs, instance_arn):
     assert [t["taskArn"] for t in d["tasks"]] == [arn]
     assert d["failures"] == [{"arn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/default/{missing}", "reason": "MISSING"}]
     expect_error("InvalidParameterException", ecs.stop_task, cluster="default", task=missing)
+
+
+def test_berth_up_restart_adopts_the_local_agents_tasks(fresh_dir):
+    """SIGTERM stops berth, not its tasks; `berth up` again adopts them (the same process)."""
+    b = Berth(fresh_dir, args=["--driver", "process", "--agent-timeout", "3"]).start()
+    try:
+        ecs = b.client()
+        inst = wait_for(lambda: ecs.list_container_instances(cluster="default")["containerInstanceArns"], 20)
+        argv = ["sleep", "777.5"]
+        td = register(ecs, uniq("up"), [{"name": "app", "image": "busybox", "memory": 16, "command": argv}])
+        td = td["taskDefinition"]["taskDefinitionArn"]
+        arn = run_one(ecs, td)["taskArn"]
+        rid = wait_task(ecs, arn, "RUNNING")["containers"][0]["runtimeId"]
+        assert b.stop() == 0
+        assert len(processes_with_argv(argv)) == 1
+        b.start()
+        ecs = b.client()
+        # A task started after the restart proves the local agent went through its adoption.
+        later = run_one(ecs, register(ecs, uniq("up"), [sh("exec sleep 300")])["taskDefinition"]["taskDefinitionArn"])
+        wait_task(ecs, later["taskArn"], "RUNNING")
+        assert ecs.list_container_instances(cluster="default")["containerInstanceArns"] == inst
+        t = describe_task(ecs, arn)
+        assert t["lastStatus"] == "RUNNING" and t["containers"][0]["runtimeId"] == rid
+        assert len(processes_with_argv(argv)) == 1
+        ecs.stop_task(cluster="default", task=arn)
+        wait_task(ecs, arn, "STOPPED")
+        assert processes_with_argv(argv) == []
+    finally:
+        _stop_everything(b)
+        b.stop()
 
 
 def test_stopped_tasks_are_forgotten_after_retention(fresh_dir):

@@ -164,6 +164,34 @@ pub async fn record_reports(
     reports: &[TaskReport],
     now: f64,
 ) -> Result<(), ApiError> {
+    // One transaction for the whole batch (one fsync however many tasks changed); if another
+    // writer touched one of the tasks meanwhile, re-read and try again, and as a last resort
+    // fall back to one transaction per task.
+    for _ in 0..4 {
+        let mut txn = Txn::new();
+        let mut writes = 0;
+        for r in reports {
+            let Some((mut t, rev)) = store
+                .get_json::<Task>(&keys::task(cluster, &r.task_id))
+                .await
+                .map_err(store_err)?
+            else {
+                continue;
+            };
+            if t.container_instance_id.as_deref() == Some(instance_id)
+                && apply_report(&mut t, r, now)
+            {
+                txn = write(txn, &t, rev)?;
+                writes += 1;
+            }
+        }
+        if writes == 0 {
+            return Ok(());
+        }
+        if let TxnResult::Committed { .. } = store.txn(txn).await.map_err(store_err)? {
+            return Ok(());
+        }
+    }
     for r in reports {
         update_task(store, cluster, &r.task_id, |t| {
             t.container_instance_id.as_deref() == Some(instance_id) && apply_report(t, r, now)

@@ -81,10 +81,20 @@ use record::{read_exit, write_exit_if_absent, ContainerDir, Record, RECORD_VERSI
 /// arrives; `kill -0` tells whether the command still exists (a zombie does), in which case
 /// it waits again. The code is written with a single `echo`, newline-terminated, so a reader
 /// never takes a partial write for a code.
+///
+/// A stop creates the `stopping` file next to the exit file before it signals the group. A
+/// SIGTERM that lands before the command runs (the supervisor has not forked it yet, or the
+/// fork still has the supervisor's trap) would be lost; the fork therefore looks for that
+/// file once its traps are back to the defaults, and exits as a terminated command would
+/// instead of starting one that would never hear of the stop.
 const SUPERVISOR: &str = r#"exitfile=$1
 shift
 trap ':' TERM INT HUP
-"$@" &
+(
+  trap - TERM INT HUP
+  if [ -e "${exitfile%/*}/stopping" ]; then exit 143; fi
+  exec "$@"
+) &
 child=$!
 while :; do
   wait "$child"
@@ -309,6 +319,10 @@ impl ProcessDriver {
         let (dir, mut record) = self.load(id)?;
         if self.inner.exit_of(&dir, &record).is_some() {
             return Ok(());
+        }
+        // Mark the stop first: a command not started yet when the SIGTERM lands sees it.
+        if let Err(e) = std::fs::write(dir.stopping(), b"") {
+            tracing::warn!("process driver: mark {} stopping: {e}", record.id);
         }
         signal_group(&record, Signal::SIGTERM);
         if self.inner.wait_exited(&dir, &record, timeout).await {
@@ -1021,6 +1035,36 @@ mod tests {
         let mut spec = ContainerSpec::new("t", "c", "/bin/sh");
         spec.command = Some(vec!["-c".into(), "true".into()]);
         assert_eq!(command_line(&spec).unwrap(), vec!["/bin/sh", "-c", "true"]);
+    }
+
+    /// A stop right after the start must not lose its SIGTERM (the supervisor may not have
+    /// forked the command yet, or the fork may still carry the supervisor's trap): every
+    /// command ends at once with 143, never with the SIGKILL of the stop timeout.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn an_immediate_stop_is_never_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = ProcessDriver::new(dir.path().to_path_buf()).unwrap();
+        for round in 0..8 {
+            let mut stops = Vec::new();
+            for i in 0..8 {
+                let driver = driver.clone();
+                stops.push(tokio::spawn(async move {
+                    let mut spec = ContainerSpec::new(format!("t{round}-{i}"), "app", "x");
+                    spec.entry_point = Some(vec!["sh".into(), "-c".into()]);
+                    spec.command = Some(vec!["sleep 300".into()]);
+                    let id = driver.start(&spec).await.unwrap();
+                    driver.stop(&id, Duration::from_secs(20)).await.unwrap();
+                    driver.wait_exit(&id).await.unwrap()
+                }));
+            }
+            for s in stops {
+                let code = tokio::time::timeout(Duration::from_secs(10), s)
+                    .await
+                    .expect("a stop waited for the SIGKILL: its SIGTERM was lost")
+                    .unwrap();
+                assert_eq!(code, 143);
+            }
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! STATE_DIR/containers/ID/stdout.log    the process's standard output
 //! STATE_DIR/containers/ID/stderr.log    its standard error
 //! STATE_DIR/containers/ID/exit          "CODE\n", written once the process has exited
+//! STATE_DIR/containers/ID/stopping      empty, created when a stop begins
 //! ```
 
 use std::fs;
@@ -75,6 +76,10 @@ impl ContainerDir {
     }
     pub(crate) fn exit(&self) -> PathBuf {
         self.dir.join("exit")
+    }
+    /// Created by a stop before it signals (see the supervisor).
+    pub(crate) fn stopping(&self) -> PathBuf {
+        self.dir.join("stopping")
     }
 }
 

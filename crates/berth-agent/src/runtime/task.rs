@@ -103,6 +103,35 @@ pub(crate) struct Runner {
 struct Ending {
     code: Option<StopCode>,
     reason: Option<String>,
+    /// The agent is going away (it dropped the runner's desired-status channel): leave the
+    /// containers as they are, so the next agent on this host adopts them. Only an explicit
+    /// desired STOPPED stops anything.
+    abandon: bool,
+}
+
+impl Ending {
+    fn stop(code: Option<StopCode>, reason: Option<String>) -> Self {
+        Ending {
+            code,
+            reason,
+            abandon: false,
+        }
+    }
+
+    fn essential_exit() -> Self {
+        Ending::stop(
+            Some(StopCode::EssentialContainerExited),
+            Some("Essential container in task exited".into()),
+        )
+    }
+
+    fn abandon() -> Self {
+        Ending {
+            code: None,
+            reason: None,
+            abandon: true,
+        }
+    }
 }
 
 struct State {
@@ -198,10 +227,7 @@ impl Runner {
     async fn start_all(&mut self, st: &mut State) -> Option<Ending> {
         loop {
             if *self.desired.borrow() == DesiredStatus::Stopped {
-                return Some(Ending {
-                    code: None,
-                    reason: None,
-                });
+                return Some(Ending::stop(None, None));
             }
             let mut waiting = false;
             for i in 0..st.slots.len() {
@@ -215,12 +241,13 @@ impl Runner {
                         st.slots[i].start_failed = true;
                         st.slots[i].reason =
                             Some("DependencyNotSatisfied: a container it depends on did not meet its condition".into());
-                        return Some(Ending {
-                            code: Some(StopCode::TaskFailedToStart),
-                            reason: Some(format!(
-                                "Container {name} could not start: a dependency condition can never be met"
-                            )),
-                        });
+                        let reason = format!(
+                            "Container {name} could not start: a dependency condition can never be met"
+                        );
+                        return Some(Ending::stop(
+                            Some(StopCode::TaskFailedToStart),
+                            Some(reason),
+                        ));
                     }
                     Some(false) => waiting = true,
                     Some(true) => {
@@ -243,10 +270,10 @@ impl Runner {
                                 st.slots[i].exit = Some(-1);
                                 st.slots[i].start_failed = true;
                                 st.slots[i].reason = Some(reason.clone());
-                                return Some(Ending {
-                                    code: Some(StopCode::TaskFailedToStart),
-                                    reason: Some(reason),
-                                });
+                                return Some(Ending::stop(
+                                    Some(StopCode::TaskFailedToStart),
+                                    Some(reason),
+                                ));
                             }
                         }
                     }
@@ -273,13 +300,14 @@ impl Runner {
                 .iter()
                 .any(|s| s.exit.is_some() && !s.start_failed && s.def.is_essential())
             {
-                return Some(Ending {
-                    code: Some(StopCode::EssentialContainerExited),
-                    reason: Some("Essential container in task exited".into()),
-                });
+                return Some(Ending::essential_exit());
             }
             tokio::select! {
-                _ = self.desired.changed() => {}
+                r = self.desired.changed() => {
+                    if r.is_err() {
+                        return Some(Ending::abandon());
+                    }
+                }
                 _ = tokio::time::sleep(DEP_POLL) => {}
             }
         }
@@ -322,8 +350,11 @@ impl Runner {
         loop {
             tokio::select! {
                 r = self.desired.changed() => {
-                    if r.is_err() || *self.desired.borrow() == DesiredStatus::Stopped {
-                        return Ending { code: None, reason: None };
+                    if r.is_err() {
+                        return Ending::abandon();
+                    }
+                    if *self.desired.borrow() == DesiredStatus::Stopped {
+                        return Ending::stop(None, None);
                     }
                 }
                 Some((i, code)) = exits.next(), if !exits.is_empty() => {
@@ -335,10 +366,7 @@ impl Runner {
                     let essential = slot.def.is_essential();
                     self.send(st);
                     if essential {
-                        return Ending {
-                            code: Some(StopCode::EssentialContainerExited),
-                            reason: Some("Essential container in task exited".into()),
-                        };
+                        return Ending::essential_exit();
                     }
                 }
                 _ = tick.tick() => {
@@ -360,18 +388,20 @@ impl Runner {
                         self.send(st);
                     }
                     if st.slots.iter().any(|s| s.exit.is_some() && s.def.is_essential()) {
-                        return Ending {
-                            code: Some(StopCode::EssentialContainerExited),
-                            reason: Some("Essential container in task exited".into()),
-                        };
+                        return Ending::essential_exit();
                     }
                 }
             }
         }
     }
 
-    /// Stops whatever still runs, in reverse order of definition, and reports STOPPED.
+    /// Stops whatever still runs, in reverse order of definition, and reports STOPPED (or,
+    /// when the agent is going away, leaves everything running and reports nothing).
     async fn stop_all(&mut self, st: &mut State, ending: Ending) -> TaskReport {
+        if ending.abandon {
+            tracing::debug!(task = %self.task.task_id, "agent going away; containers left running");
+            return st.snapshot();
+        }
         st.report.stop_code = ending.code;
         st.report.stopped_reason = ending.reason;
         if st.slots.iter().any(Slot::running) {
@@ -448,15 +478,7 @@ impl Runner {
         };
         if !adopted {
             if *self.desired.borrow() == DesiredStatus::Stopped {
-                return self
-                    .stop_all(
-                        &mut st,
-                        Ending {
-                            code: None,
-                            reason: None,
-                        },
-                    )
-                    .await;
+                return self.stop_all(&mut st, Ending::stop(None, None)).await;
             }
             st.report.pull_started_at = Some(now());
             self.send(&mut st);
@@ -474,10 +496,7 @@ impl Runner {
             .iter()
             .any(|s| s.exit.is_some() && s.def.is_essential())
         {
-            Ending {
-                code: Some(StopCode::EssentialContainerExited),
-                reason: Some("Essential container in task exited".into()),
-            }
+            Ending::essential_exit()
         } else {
             self.monitor(&mut st).await
         };
@@ -607,6 +626,79 @@ mod tests {
         assert_eq!(container(&last, "app").runtime_id, None);
         // db was stopped, app never started.
         assert_eq!(fake.start_count(), 2);
+        assert!(fake.running().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod shutdown_tests {
+    use super::*;
+    use crate::FakeDriver;
+    use serde_json::json;
+
+    fn runner(fake: &FakeDriver) -> (Runner, watch::Sender<DesiredStatus>) {
+        let (dtx, drx) = watch::channel(DesiredStatus::Running);
+        let (rtx, _rrx) = mpsc::unbounded_channel();
+        let t = AgentTask {
+            task_id: "t1".into(),
+            task_arn: "arn".into(),
+            family: "f".into(),
+            revision: 1,
+            desired_status: DesiredStatus::Running,
+            last_status: TaskStatus::Provisioning,
+            network_mode: None,
+            containers: serde_json::from_value(json!([{"name": "app", "image": "i"}]))
+                .unwrap_or_default(),
+        };
+        let r = Runner {
+            driver: Arc::new(fake.clone()),
+            cluster: "c".into(),
+            task: t,
+            desired: drx,
+            reports: rtx,
+            adopted: Vec::new(),
+        };
+        (r, dtx)
+    }
+
+    async fn until_running(fake: &FakeDriver) {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while fake.running().is_empty() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the container never started");
+    }
+
+    #[tokio::test]
+    async fn an_agent_going_away_leaves_its_containers_running() {
+        let fake = FakeDriver::new();
+        let (r, dtx) = runner(&fake);
+        let run = tokio::spawn(r.run());
+        until_running(&fake).await;
+        drop(dtx); // what the agent loop does when it shuts down
+        let last = tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .expect("the runner must end")
+            .expect("runner");
+        assert_eq!(last.last_status, TaskStatus::Running);
+        assert_eq!(fake.running().len(), 1, "adoption needs it running");
+    }
+
+    #[tokio::test]
+    async fn a_stop_sent_before_going_away_still_stops() {
+        let fake = FakeDriver::new();
+        let (r, dtx) = runner(&fake);
+        let run = tokio::spawn(r.run());
+        until_running(&fake).await;
+        let _ = dtx.send(DesiredStatus::Stopped);
+        drop(dtx); // deregistration: stop everything, then the loop ends
+        let last = tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .expect("the runner must end")
+            .expect("runner");
+        assert_eq!(last.last_status, TaskStatus::Stopped);
         assert!(fake.running().is_empty());
     }
 }

@@ -1,9 +1,11 @@
 //! CreateCluster, DescribeClusters, ListClusters, UpdateCluster, UpdateClusterSettings,
 //! DeleteCluster.
 
+use berth_control::ClusterSnapshot;
 use berth_model::{
     keys, validate_cluster_name, validate_tags, ApiError, Arn, Cluster, ClusterCounts,
-    ClusterField, ClusterSetting, ClusterStatus, ErrorCode, ResourceKind, Tag,
+    ClusterField, ClusterSetting, ClusterStatus, ErrorCode, InstanceStatus, ResourceKind, Service,
+    ServiceStatus, Tag, TaskStatus,
 };
 use berth_store::{StoreExt, Txn, TxnResult};
 use serde::Deserialize;
@@ -45,18 +47,30 @@ pub(crate) async fn load_active(ctx: &Ctx, name: &str) -> Result<(Cluster, u64),
 }
 
 async fn counts(ctx: &Ctx, name: &str) -> Result<ClusterCounts, ApiError> {
-    let n = |prefix: String| async move {
-        ctx.store()
-            .list(&prefix)
-            .await
-            .map(|(kvs, _)| kvs.len() as u64)
-            .map_err(store_err)
-    };
+    let snap = ClusterSnapshot::load(ctx.store(), name)
+        .await
+        .map_err(store_err)?;
+    let services = ctx
+        .store()
+        .list_json::<Service>(&keys::services_of(name))
+        .await
+        .map_err(store_err)?;
+    let tasks = snap.tasks.iter().map(|(t, _)| t);
     Ok(ClusterCounts {
-        registered_container_instances: n(keys::instances_of(name)).await?,
-        active_services: n(keys::services_of(name)).await?,
-        running_tasks: 0,
-        pending_tasks: 0,
+        registered_container_instances: snap
+            .instances
+            .iter()
+            .filter(|(i, _)| i.status != InstanceStatus::Inactive)
+            .count() as u64,
+        active_services: services
+            .iter()
+            .filter(|(_, s, _)| s.status == ServiceStatus::Active)
+            .count() as u64,
+        running_tasks: tasks
+            .clone()
+            .filter(|t| t.last_status == TaskStatus::Running)
+            .count() as u64,
+        pending_tasks: tasks.filter(|t| t.is_pending()).count() as u64,
     })
 }
 
@@ -298,12 +312,20 @@ async fn try_delete(ctx: &Ctx, name: &str) -> Result<Option<Value>, ApiError> {
             "The Cluster cannot be deleted while Container Instances are active or draining.",
         ));
     }
-    let (tasks, _) = ctx
+    let draining = ctx
         .store()
-        .list(&keys::tasks_of(name))
+        .list_json::<Service>(&keys::services_of(name))
         .await
-        .map_err(store_err)?;
-    if !tasks.is_empty() {
+        .map_err(store_err)?
+        .iter()
+        .any(|(_, s, _)| s.status == ServiceStatus::Draining);
+    if draining {
+        return Err(ApiError::new(
+            ErrorCode::ClusterContainsServicesException,
+            "The Cluster cannot be deleted while Services are active.",
+        ));
+    }
+    if counts.running_tasks + counts.pending_tasks > 0 {
         return Err(ApiError::new(
             ErrorCode::ClusterContainsTasksException,
             "The Cluster cannot be deleted while Tasks are active.",

@@ -323,6 +323,11 @@ pub(crate) async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value
     };
     let existing = load(ctx, &cluster, &req.service_name).await?;
     let rev = match existing {
+        Some((s, _)) if s.status == ServiceStatus::Draining => {
+            return Err(ApiError::invalid(
+                "Unable to Start a service that is still Draining.",
+            ))
+        }
         Some((s, _)) if s.status != ServiceStatus::Inactive => {
             return Err(ApiError::invalid("Creation of service was not idempotent."))
         }
@@ -464,9 +469,8 @@ pub(crate) async fn delete(ctx: &Ctx, req: DeleteServiceRequest) -> Result<Value
     load_active(ctx, &cluster).await?;
     for _ in 0..RETRIES {
         let (mut svc, rev) = load(ctx, &cluster, &name).await?.ok_or_else(not_found)?;
-        if svc.status == ServiceStatus::Inactive {
-            return Err(not_found());
-        }
+        // A service already deleted (DRAINING, or INACTIVE and not yet forgotten) is answered
+        // as it is, as ECS does.
         if svc.status == ServiceStatus::Active {
             if svc.desired_count > 0
                 && svc.scheduling_strategy == SchedulingStrategy::Replica
@@ -541,7 +545,8 @@ pub(crate) async fn list(ctx: &Ctx, req: ListServicesRequest) -> Result<Value, A
         .map_err(store_err)?;
     let items = all
         .into_iter()
-        .filter(|(_, s, _)| s.status != ServiceStatus::Inactive)
+        // A deleted service leaves the list at once, while it still drains.
+        .filter(|(_, s, _)| s.status == ServiceStatus::Active)
         .filter(|(_, s, _)| req.launch_type.as_ref().is_none_or(|l| *l == s.launch_type))
         .filter(|(_, s, _)| {
             req.scheduling_strategy
@@ -556,4 +561,46 @@ pub(crate) async fn list(ctx: &Ctx, req: ListServicesRequest) -> Result<Value, A
         .collect();
     let (arns, next) = paginate(items, req.max_results, req.next_token.as_deref(), false)?;
     Ok(page_json("serviceArns", arns, next))
+}
+
+/// The cluster and name of a service ARN's resource (`CLUSTER/NAME`; the old `NAME` form
+/// means the default cluster).
+fn split_resource(resource: &str) -> Result<(String, String), ApiError> {
+    let (cluster, name) = resource.split_once('/').unwrap_or(("default", resource));
+    validate_name("Service name", name)?;
+    Ok((cluster.to_owned(), name.to_owned()))
+}
+
+/// The tags of the service named by an ARN's resource part, for ListTagsForResource
+/// (`crate::ecs::tags` dispatches `ResourceKind::Service` here).
+#[allow(dead_code)]
+pub(crate) async fn tags_of(ctx: &Ctx, resource: &str) -> Result<Vec<Tag>, ApiError> {
+    let (cluster, name) = split_resource(resource)?;
+    match load(ctx, &cluster, &name).await? {
+        Some((svc, _)) if svc.status != ServiceStatus::Inactive => Ok(svc.tags),
+        _ => Err(not_found()),
+    }
+}
+
+/// Changes the tags of the service named by an ARN's resource part, for TagResource and
+/// UntagResource, with compare-and-swap.
+#[allow(dead_code)]
+pub(crate) async fn modify_tags(
+    ctx: &Ctx,
+    resource: &str,
+    change: impl Fn(&mut Vec<Tag>) -> Result<(), ApiError>,
+) -> Result<(), ApiError> {
+    let (cluster, name) = split_resource(resource)?;
+    for _ in 0..RETRIES {
+        let (mut svc, rev) = match load(ctx, &cluster, &name).await? {
+            Some((svc, rev)) if svc.status != ServiceStatus::Inactive => (svc, rev),
+            _ => return Err(not_found()),
+        };
+        change(&mut svc.tags)?;
+        svc.version += 1;
+        if save(ctx, &svc, rev).await? {
+            return Ok(());
+        }
+    }
+    Err(ApiError::server("Service changed concurrently; retry."))
 }

@@ -19,16 +19,20 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use berth_model::{
     ContainerInstance, Deployment, DeploymentCounts, DeploymentStatus, DesiredStatus, HealthStatus,
-    InstanceStatus, RolloutState, SchedulingStrategy, Service, ServiceStatus, StopCode, Task,
-    TaskStatus,
+    InstanceStatus, RolloutState, SchedulingStrategy, Service, ServiceEvent, ServiceStatus,
+    StopCode, Task, TaskStatus,
 };
 
 /// Failures in a row after which launches back off.
 const BACKOFF_AFTER: usize = 3;
 /// The longest pause between launches of a crashing service.
 const MAX_BACKOFF_SECS: f64 = 30.0;
-/// A repeated event is written again only after this long.
-const EVENT_REPEAT_SECS: f64 = 300.0;
+/// How long a task without health checks must have been RUNNING to count as healthy.
+pub const SETTLE_SECS: f64 = 1.0;
+/// A problem told in an event is told again after this long if it lasts (ECS: six hours).
+const EVENT_REPEAT_SECS: f64 = 6.0 * 3600.0;
+/// The end of the steady-state event.
+const STEADY_EVENT: &str = "has reached a steady state.";
 
 /// What the runner must do for one service.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -71,16 +75,27 @@ fn live(t: &Task) -> bool {
     t.desired_status == DesiredStatus::Running && t.last_status != TaskStatus::Stopped
 }
 
-/// Whether a stopped task counts as a failure of its deployment (circuit breaker, backoff).
+/// Whether a stopped task counts as a failure of its deployment (`failedTasks`, the circuit
+/// breaker, the launch backoff). As ECS counts them: a task that failed to start (never
+/// RUNNING, or exited within [`SETTLE_SECS`] of its start) or that failed its health checks
+/// and was stopped. A task that ran and then died or was killed is replaced, not counted.
 pub fn failed(t: &Task) -> bool {
-    t.last_status == TaskStatus::Stopped
-        && (matches!(
-            t.stop_code,
-            Some(StopCode::TaskFailedToStart) | Some(StopCode::EssentialContainerExited)
-        ) || t
-            .stopped_reason
-            .as_deref()
-            .is_some_and(|r| r.starts_with("Task failed")))
+    if t.last_status != TaskStatus::Stopped {
+        return false;
+    }
+    let health = t
+        .stopped_reason
+        .as_deref()
+        .is_some_and(|r| r.starts_with("Task failed"));
+    let exited = matches!(
+        t.stop_code,
+        Some(StopCode::TaskFailedToStart) | Some(StopCode::EssentialContainerExited)
+    );
+    let short_lived = match (t.started_at, t.stopped_at) {
+        (Some(start), Some(stop)) => stop - start < SETTLE_SECS,
+        _ => true,
+    };
+    health || (exited && short_lived)
 }
 
 /// The circuit breaker's threshold for a desired count.
@@ -107,6 +122,44 @@ pub fn counts(tasks: &[&Task]) -> HashMap<String, DeploymentCounts> {
     out
 }
 
+/// The event ECS writes when a service's task cannot be placed: `reason` is the placement
+/// failure's reason (`RESOURCE:MEMORY`, `AGENT` ...) and `closest` the id of the closest
+/// matching instance.
+pub fn placement_event(service: &str, reason: &str, closest: Option<&str>) -> String {
+    let head = format!(
+        "(service {service}) was unable to place a task because no container instance met all of its requirements."
+    );
+    let Some(id) = closest else {
+        return format!("{head} Reason: {reason}");
+    };
+    let why = match reason {
+        "RESOURCE:MEMORY" => "has insufficient memory available.".to_owned(),
+        "RESOURCE:CPU" => "has insufficient CPU units available.".to_owned(),
+        "RESOURCE:PORTS" => "is already using a port required by your task.".to_owned(),
+        "ATTRIBUTE" | "MemberOf placement constraint unsatisfied." => {
+            "is missing an attribute required by your task.".to_owned()
+        }
+        "DistinctInstance placement constraint unsatisfied." => {
+            "is already running a task of this group.".to_owned()
+        }
+        other => format!("encountered error \"{other}\"."),
+    };
+    format!(
+        "{head} The closest matching (container-instance {id}) {why} For more information, see the Troubleshooting section of the Amazon ECS Developer Guide."
+    )
+}
+
+/// How long the agent of `inst` has been silent, counting from `since` at the earliest (when
+/// the controller started: a control plane that was itself away has not heard from anyone,
+/// and that is no reason to give up on hosts), if that is longer than `timeout`.
+pub fn host_lost(inst: &ContainerInstance, now: f64, since: f64, timeout: f64) -> Option<f64> {
+    if inst.status == InstanceStatus::Inactive {
+        return None;
+    }
+    let silent = now - inst.last_seen.max(since);
+    (silent > timeout).then_some(silent)
+}
+
 struct Ctx<'a, 'b> {
     input: &'b mut Input<'a>,
     svc: Service,
@@ -114,21 +167,44 @@ struct Ctx<'a, 'b> {
 }
 
 impl Ctx<'_, '_> {
+    /// Records an event (each is written once: they tell of changes).
     fn event(&mut self, message: String) {
-        let now = self.input.now;
-        if self
-            .svc
-            .events
-            .iter()
-            .take(10)
-            .any(|e| e.message == message && now - e.created_at < EVENT_REPEAT_SECS)
-        {
-            return;
-        }
         let id = (self.input.new_id)();
-        self.svc.push_event(id, now, message);
+        self.svc.push_event(id, self.input.now, message);
         self.changed = true;
     }
+
+    /// Records an event about a problem, unless it was already told and still lasts.
+    fn problem(&mut self, message: String) {
+        if !is_repeat(&self.svc.events, &message, self.input.now) {
+            self.event(message);
+        }
+    }
+}
+
+/// What identifies a problem event: a placement failure is the same problem whichever
+/// instance came closest.
+fn problem_key(message: &str) -> &str {
+    message
+        .split(" The closest matching")
+        .next()
+        .unwrap_or(message)
+}
+
+/// Whether `message`, an event about a problem, was already told since the service was last
+/// steady and within ECS's repeat period: duplicates are left out until the cause is resolved
+/// or six hours pass.
+pub fn is_repeat(events: &[ServiceEvent], message: &str, now: f64) -> bool {
+    let key = problem_key(message);
+    for e in events {
+        if now - e.created_at >= EVENT_REPEAT_SECS || e.message.ends_with(STEADY_EVENT) {
+            return false;
+        }
+        if problem_key(&e.message) == key {
+            return true;
+        }
+    }
+    false
 }
 
 pub fn decide(mut input: Input<'_>) -> Plan {
@@ -159,21 +235,38 @@ pub fn decide(mut input: Input<'_>) -> Plan {
         .iter()
         .map(|d| (d.id.clone(), (cx.input.health_checked)(d)))
         .collect();
+    let is_checked = |t: &Task| -> bool {
+        t.started_by
+            .as_ref()
+            .and_then(|d| checked.get(d))
+            .copied()
+            .unwrap_or(false)
+    };
+    // Without a health check, a task of the PRIMARY deployment counts as healthy once it has
+    // kept running for SETTLE_SECS: a container that exits at once never completes a
+    // deployment nor lets the tasks it should replace go. (Tasks being replaced count as
+    // healthy as soon as they run, as in ECS.)
+    let settled = |t: &Task| {
+        t.started_by.as_deref() != Some(primary.id.as_str())
+            || t.started_at.is_some_and(|s| now - s >= SETTLE_SECS)
+    };
     let healthy = |t: &Task| -> bool {
         t.last_status == TaskStatus::Running
             && match t.health_status {
                 HealthStatus::Unhealthy => false,
                 HealthStatus::Healthy => true,
-                HealthStatus::Unknown => !t
-                    .started_by
-                    .as_ref()
-                    .and_then(|d| checked.get(d))
-                    .copied()
-                    .unwrap_or(false),
+                HealthStatus::Unknown => !is_checked(t) && settled(t),
             }
     };
     let tasks: Vec<&Task> = cx.input.tasks.clone();
     let live_tasks: Vec<&Task> = tasks.iter().copied().filter(|t| live(t)).collect();
+    // Look again when the next running task settles.
+    plan.requeue_after = live_tasks
+        .iter()
+        .filter(|t| t.last_status == TaskStatus::Running && !is_checked(t) && !settled(t))
+        .filter_map(|t| t.started_at)
+        .map(|s| (s + SETTLE_SECS - now).max(0.05))
+        .reduce(f64::min);
 
     // Unhealthy tasks past their grace period are replaced.
     let mut stopping: HashSet<String> = HashSet::new();
@@ -191,7 +284,8 @@ pub fn decide(mut input: Input<'_>) -> Plan {
                 t.id
             ));
         } else if t.health_status == HealthStatus::Unhealthy && !past_grace {
-            plan.requeue_after = Some(grace.max(1.0));
+            let left = t.started_at.map_or(grace, |s| s + grace - now).max(0.05);
+            plan.requeue_after = Some(plan.requeue_after.map_or(left, |r| r.min(left)));
         }
     }
     let remaining: Vec<&Task> = live_tasks
@@ -240,21 +334,35 @@ pub fn decide(mut input: Input<'_>) -> Plan {
     let max_total = cfg.max_tasks(desired).max(if daemon { 0 } else { desired });
     let min_healthy = cfg.min_healthy(desired);
 
-    // Scale in: too many primary tasks; pending ones go first, then the newest.
-    if !daemon && keep.len() > desired as usize {
-        keep.sort_by(|a, b| {
-            (a.last_status == TaskStatus::Running)
-                .cmp(&(b.last_status == TaskStatus::Running))
-                .then(b.created_at.total_cmp(&a.created_at))
-        });
-        let extra = keep.len() - desired as usize;
-        for t in keep.drain(..extra) {
-            plan.stop.push((
-                t.id.clone(),
-                format!("Scaling activity initiated by (deployment {})", primary.id),
-            ));
-            stopping.insert(t.id.clone());
+    // Scale in: too many primary tasks. As ECS does, keep them balanced: each goes from the
+    // instance running the most of them; there, pending ones first, then the newest. (A DAEMON
+    // service has more only when it is deleted: at most one per instance is kept above.)
+    while keep.len() > desired as usize {
+        let mut per_instance: HashMap<&str, usize> = HashMap::new();
+        for t in &keep {
+            *per_instance
+                .entry(t.container_instance_id.as_deref().unwrap_or(""))
+                .or_default() += 1;
         }
+        let load = |t: &Task| per_instance[t.container_instance_id.as_deref().unwrap_or("")];
+        let Some((i, _)) = keep.iter().enumerate().max_by(|(_, a), (_, b)| {
+            load(a)
+                .cmp(&load(b))
+                .then(
+                    (a.last_status != TaskStatus::Running)
+                        .cmp(&(b.last_status != TaskStatus::Running)),
+                )
+                .then(a.created_at.total_cmp(&b.created_at))
+                .then(a.id.cmp(&b.id))
+        }) else {
+            break;
+        };
+        let t = keep.remove(i);
+        plan.stop.push((
+            t.id.clone(),
+            format!("Scaling activity initiated by (deployment {})", primary.id),
+        ));
+        stopping.insert(t.id.clone());
     }
 
     let mut healthy_total =
@@ -264,7 +372,6 @@ pub fn decide(mut input: Input<'_>) -> Plan {
     // Retire: unhealthy/pending retired tasks go at once; healthy ones as min healthy allows.
     // With DAEMON, a retired task on an instance that should run the new one goes first.
     retire.sort_by_key(|t| healthy(t));
-    let mut stopped_retired = 0;
     for t in &retire {
         let h = healthy(t);
         if h && healthy_total <= min_healthy as usize {
@@ -285,11 +392,17 @@ pub fn decide(mut input: Input<'_>) -> Plan {
             healthy_total -= 1;
         }
         live_total -= 1;
-        stopped_retired += 1;
     }
-    if stopped_retired > 0 {
+    if !plan.stop.is_empty() {
+        let ids: Vec<String> = plan
+            .stop
+            .iter()
+            .map(|(id, _)| format!("(task {id})"))
+            .collect();
         cx.event(format!(
-            "(service {name}) has stopped {stopped_retired} running tasks."
+            "(service {name}) has stopped {} running tasks: {}.",
+            ids.len(),
+            ids.join(" ")
         ));
     }
 
@@ -310,6 +423,8 @@ pub fn decide(mut input: Input<'_>) -> Plan {
         .filter(|s| *s > last_good)
         .collect();
     let mut launch_ok = true;
+    // Failures since a task of the deployment last ran healthy count, for the backoff and the
+    // circuit breaker alike (ECS resets the failure count when a task turns healthy).
     if recent.len() >= BACKOFF_AFTER {
         let delay = 2f64
             .powi((recent.len() - BACKOFF_AFTER) as i32)
@@ -317,15 +432,20 @@ pub fn decide(mut input: Input<'_>) -> Plan {
         let last = recent.iter().copied().fold(f64::MIN, f64::max);
         if now < last + delay {
             launch_ok = false;
-            plan.requeue_after = Some((last + delay - now).max(0.05));
+            let left = (last + delay - now).max(0.05);
+            plan.requeue_after = Some(plan.requeue_after.map_or(left, |r| r.min(left)));
         }
-        cx.event(format!(
-            "(service {name}) is unable to consistently start tasks successfully."
+        cx.problem(format!(
+            "(service {name}) is unable to consistently start tasks successfully. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide."
         ));
     }
 
-    // Start what the primary lacks, within maximumPercent.
-    if launch_ok && cx.svc.status == ServiceStatus::Active {
+    // Start what the primary lacks, within maximumPercent. A deployment the circuit breaker
+    // failed launches nothing more (ECS: it "stops launching new tasks").
+    if launch_ok
+        && cx.svc.status == ServiceStatus::Active
+        && primary.rollout_state != RolloutState::Failed
+    {
         if daemon {
             let have: HashSet<&str> = keep
                 .iter()
@@ -402,9 +522,7 @@ pub fn decide(mut input: Input<'_>) -> Plan {
             cx.event(format!(
                 "(service {name}) (deployment {id}) deployment completed."
             ));
-        } else if cfg.deployment_circuit_breaker.enable
-            && primary_failures.len() as u32 >= threshold
-        {
+        } else if cfg.deployment_circuit_breaker.enable && recent.len() as u32 >= threshold {
             p.rollout_state = RolloutState::Failed;
             p.rollout_state_reason =
                 Some("ECS deployment circuit breaker: tasks failed to start.".into());
@@ -414,7 +532,10 @@ pub fn decide(mut input: Input<'_>) -> Plan {
             cx.event(format!(
                 "(service {name}) (deployment {failed_id}) deployment failed: tasks failed to start."
             ));
-            if cfg.deployment_circuit_breaker.rollback {
+            // No more launches for it; with rollback, the last COMPLETED deployment comes
+            // back (a failed rollback is not rolled back again).
+            plan.launch.clear();
+            if cfg.deployment_circuit_breaker.rollback && deployments[0].rollback_of.is_none() {
                 let target = deployments
                     .iter()
                     .skip(1)
@@ -444,8 +565,6 @@ pub fn decide(mut input: Input<'_>) -> Plan {
                         "(service {name}) (deployment {new_id}) rolling back to deployment {}.",
                         target.id
                     ));
-                    // Launch nothing for the failed deployment this round.
-                    plan.launch.clear();
                 }
             }
         }
@@ -482,7 +601,7 @@ pub fn decide(mut input: Input<'_>) -> Plan {
     if steady && !cx.svc.steady {
         cx.svc.steady = true;
         cx.changed = true;
-        cx.event(format!("(service {name}) has reached a steady state."));
+        cx.event(format!("(service {name}) {STEADY_EVENT}"));
     } else if !steady && cx.svc.steady {
         cx.svc.steady = false;
         cx.changed = true;
@@ -909,6 +1028,420 @@ mod tests {
         let p = run(&svc, &[t], &inst, 40.0);
         assert_eq!(p.stop.len(), 1);
         assert_eq!(launched(&p), 1);
+    }
+
+    #[test]
+    fn a_task_that_exits_at_once_neither_completes_a_deployment_nor_retires_old_tasks() {
+        let svc = service(
+            2,
+            200,
+            100,
+            vec![
+                dep(
+                    "new",
+                    DeploymentStatus::Primary,
+                    RolloutState::InProgress,
+                    2,
+                ),
+                dep("old", DeploymentStatus::Active, RolloutState::Completed, 1),
+            ],
+        );
+        let inst = [instance("i1", InstanceStatus::Active)];
+        let mut tasks: Vec<Task> = (0..2)
+            .map(|i| task(&format!("o{i}"), "old", TaskStatus::Running, "i1"))
+            .collect();
+        // The new tasks were seen RUNNING, a moment after they started (they are about to
+        // crash): nothing old may go yet, and the deployment is not complete.
+        for i in 0..2 {
+            let mut t = task(&format!("n{i}"), "new", TaskStatus::Running, "i1");
+            t.started_at = Some(9.9);
+            tasks.push(t);
+        }
+        let p = run(&svc, &tasks, &inst, 10.0);
+        assert!(p.stop.is_empty(), "{:?}", p.stop);
+        assert!(p
+            .service
+            .as_ref()
+            .is_none_or(|s| s.deployments[0].rollout_state == RolloutState::InProgress));
+        let r = p.requeue_after.expect("a look once they settle");
+        assert!((r - (SETTLE_SECS - 0.1)).abs() < 1e-9, "{r}");
+        // Still running a second later: healthy; the old ones go.
+        let p = run(&svc, &tasks, &inst, 11.0);
+        assert_eq!(p.stop.len(), 2);
+    }
+
+    #[test]
+    fn every_deployment_ends_with_a_steady_state_event() {
+        let mut svc = service(
+            1,
+            200,
+            100,
+            vec![
+                dep(
+                    "new",
+                    DeploymentStatus::Primary,
+                    RolloutState::InProgress,
+                    2,
+                ),
+                dep(
+                    "old",
+                    DeploymentStatus::Inactive,
+                    RolloutState::Completed,
+                    1,
+                ),
+            ],
+        );
+        // The first deployment reached its steady state a minute ago.
+        svc.push_event(
+            "e1".into(),
+            9.0,
+            "(service web) has reached a steady state.".into(),
+        );
+        let tasks = [task("n", "new", TaskStatus::Running, "i1")];
+        let p = run(
+            &svc,
+            &tasks,
+            &[instance("i1", InstanceStatus::Active)],
+            70.0,
+        );
+        let s = p.service.expect("changes");
+        assert_eq!(
+            s.events[0].message,
+            "(service web) has reached a steady state."
+        );
+        assert_eq!(s.events.len(), 3, "{:?}", s.events);
+    }
+
+    #[test]
+    fn problems_are_told_once_until_resolved() {
+        let ev = |at: f64, m: &str| ServiceEvent {
+            id: "x".into(),
+            created_at: at,
+            message: m.into(),
+        };
+        let place = |i: &str| placement_event("web", "RESOURCE:MEMORY", Some(i));
+        let events = vec![
+            ev(5.0, "(service web) has started 1 tasks: (task a)."),
+            ev(4.0, &place("i1")),
+        ];
+        assert!(
+            is_repeat(&events, &place("i2"), 10.0),
+            "another closest instance, same problem"
+        );
+        assert!(
+            !is_repeat(&events, &place("i1"), 4.0 + 6.0 * 3600.0),
+            "six hours later"
+        );
+        let resolved = vec![
+            ev(6.0, "(service web) has reached a steady state."),
+            ev(4.0, &place("i1")),
+        ];
+        assert!(
+            !is_repeat(&resolved, &place("i1"), 10.0),
+            "resolved meanwhile"
+        );
+    }
+
+    #[test]
+    fn a_deleted_daemon_service_stops_its_tasks() {
+        let mut svc = service(
+            2,
+            100,
+            0,
+            vec![dep(
+                "d",
+                DeploymentStatus::Primary,
+                RolloutState::Completed,
+                1,
+            )],
+        );
+        svc.scheduling_strategy = SchedulingStrategy::Daemon;
+        svc.status = ServiceStatus::Draining;
+        let tasks = [
+            task("a", "d", TaskStatus::Running, "i1"),
+            task("b", "d", TaskStatus::Running, "i2"),
+        ];
+        let inst = [
+            instance("i1", InstanceStatus::Active),
+            instance("i2", InstanceStatus::Active),
+        ];
+        let mut n = 0;
+        let mut ids = move || {
+            n += 1;
+            format!("id{n}")
+        };
+        let mut dids = || "ecs-svc/9".to_owned();
+        let p = decide(Input {
+            service: &svc,
+            tasks: tasks.iter().collect(),
+            instances: &inst,
+            daemon_instances: vec!["i1".into(), "i2".into()],
+            health_checked: &|_| false,
+            now: 10.0,
+            new_id: &mut ids,
+            new_deployment_id: &mut dids,
+        });
+        assert_eq!(p.stop.len(), 2);
+        assert!(p.launch.is_empty());
+    }
+
+    #[test]
+    fn tasks_that_ran_and_died_are_replaced_at_once_and_not_counted_as_failures() {
+        let svc = service(
+            3,
+            200,
+            100,
+            vec![dep(
+                "d",
+                DeploymentStatus::Primary,
+                RolloutState::Completed,
+                1,
+            )],
+        );
+        // Three tasks that ran for minutes were killed one after another.
+        let mut tasks: Vec<Task> = (0..3)
+            .map(|i| {
+                let mut t = task(&format!("k{i}"), "d", TaskStatus::Stopped, "i1");
+                t.started_at = Some(1.0);
+                t.stopped_at = Some(300.0 + f64::from(i));
+                t
+            })
+            .collect();
+        tasks.push(task("ok", "d", TaskStatus::Running, "i1"));
+        let p = run(
+            &svc,
+            &tasks,
+            &[instance("i1", InstanceStatus::Active)],
+            302.1,
+        );
+        assert_eq!(
+            launched(&p),
+            2,
+            "no backoff for tasks that had been running"
+        );
+        assert!(tasks.iter().all(|t| !failed(t)));
+        // One that exits at once is a failure; one stopped for its health checks too.
+        let mut quick = task("q", "d", TaskStatus::Stopped, "i1");
+        quick.started_at = Some(5.0);
+        quick.stopped_at = Some(5.2);
+        assert!(failed(&quick));
+        let mut sick = task("s", "d", TaskStatus::Stopped, "i1");
+        sick.started_at = Some(1.0);
+        sick.stopped_at = Some(100.0);
+        sick.stop_code = Some(StopCode::ServiceSchedulerInitiated);
+        sick.stopped_reason = Some("Task failed container health checks".into());
+        assert!(failed(&sick));
+    }
+
+    #[test]
+    fn the_circuit_breaker_count_resets_when_a_task_runs_healthy() {
+        let svc = service(
+            2,
+            200,
+            100,
+            vec![
+                dep(
+                    "new",
+                    DeploymentStatus::Primary,
+                    RolloutState::InProgress,
+                    2,
+                ),
+                dep("old", DeploymentStatus::Active, RolloutState::Completed, 1),
+            ],
+        );
+        // Three early failures, then a new task started and runs healthy.
+        let mut tasks: Vec<Task> = (0..3)
+            .map(|i| task(&format!("b{i}"), "new", TaskStatus::Stopped, "i1"))
+            .collect();
+        let mut good = task("n0", "new", TaskStatus::Running, "i1");
+        good.started_at = Some(6.0);
+        tasks.push(good);
+        tasks.push(task("o0", "old", TaskStatus::Running, "i1"));
+        tasks.push(task("o1", "old", TaskStatus::Running, "i1"));
+        let p = run(
+            &svc,
+            &tasks,
+            &[instance("i1", InstanceStatus::Active)],
+            10.0,
+        );
+        assert!(p
+            .service
+            .as_ref()
+            .is_none_or(|s| s.deployments[0].rollout_state == RolloutState::InProgress));
+        assert_eq!(launched(&p), 1);
+    }
+
+    #[test]
+    fn a_failed_deployment_launches_no_more_and_a_failed_rollback_is_not_rolled_back() {
+        let mut svc = service(
+            2,
+            200,
+            100,
+            vec![
+                dep("rb", DeploymentStatus::Primary, RolloutState::InProgress, 1),
+                dep("bad", DeploymentStatus::Active, RolloutState::Failed, 2),
+                dep(
+                    "good",
+                    DeploymentStatus::Inactive,
+                    RolloutState::Completed,
+                    1,
+                ),
+            ],
+        );
+        svc.deployments[0].rollback_of = Some("bad".into());
+        let tasks: Vec<Task> = (0..3)
+            .map(|i| task(&format!("x{i}"), "rb", TaskStatus::Stopped, "i1"))
+            .collect();
+        let inst = [instance("i1", InstanceStatus::Active)];
+        let p = run(&svc, &tasks, &inst, 30.0);
+        let s = p.service.expect("the rollback fails");
+        assert_eq!(s.deployments[0].id, "rb");
+        assert_eq!(s.deployments[0].rollout_state, RolloutState::Failed);
+        assert_eq!(s.deployments[0].status, DeploymentStatus::Primary);
+        assert!(p.launch.is_empty());
+        // And later passes launch nothing for it either.
+        let p = run(&s, &tasks, &inst, 300.0);
+        assert!(p.launch.is_empty(), "{:?}", p.launch);
+    }
+
+    #[test]
+    fn scale_in_keeps_the_tasks_balanced_over_instances() {
+        let svc = service(
+            3,
+            200,
+            100,
+            vec![dep(
+                "d",
+                DeploymentStatus::Primary,
+                RolloutState::Completed,
+                1,
+            )],
+        );
+        // 2/2/2, all started together; the newest ones happen to be on i1.
+        let mut tasks = Vec::new();
+        for (n, inst) in ["i1", "i1", "i2", "i2", "i3", "i3"].iter().enumerate() {
+            let mut t = task(&format!("t{n}"), "d", TaskStatus::Running, inst);
+            t.created_at = if *inst == "i1" { 2.0 } else { 1.0 };
+            tasks.push(t);
+        }
+        let inst = [
+            instance("i1", InstanceStatus::Active),
+            instance("i2", InstanceStatus::Active),
+            instance("i3", InstanceStatus::Active),
+        ];
+        let p = run(&svc, &tasks, &inst, 10.0);
+        assert_eq!(p.stop.len(), 3);
+        let mut left: HashMap<&str, usize> = HashMap::new();
+        for t in &tasks {
+            if !p.stop.iter().any(|(id, _)| *id == t.id) {
+                *left
+                    .entry(t.container_instance_id.as_deref().unwrap())
+                    .or_default() += 1;
+            }
+        }
+        assert_eq!(left, HashMap::from([("i1", 1), ("i2", 1), ("i3", 1)]));
+    }
+
+    #[test]
+    fn tasks_being_replaced_count_as_healthy_as_soon_as_they_run() {
+        // Deployed right after the first one came up: its tasks run, just started.
+        let svc = service(
+            4,
+            100,
+            50,
+            vec![
+                dep(
+                    "new",
+                    DeploymentStatus::Primary,
+                    RolloutState::InProgress,
+                    2,
+                ),
+                dep("old", DeploymentStatus::Active, RolloutState::Completed, 1),
+            ],
+        );
+        let tasks: Vec<Task> = (0..4)
+            .map(|i| {
+                let mut t = task(&format!("o{i}"), "old", TaskStatus::Running, "i1");
+                t.started_at = Some(9.8);
+                t
+            })
+            .collect();
+        let p = run(
+            &svc,
+            &tasks,
+            &[instance("i1", InstanceStatus::Active)],
+            10.0,
+        );
+        assert_eq!(p.stop.len(), 2, "min 50%: two of the four keep serving");
+        assert_eq!(launched(&p), 2);
+    }
+
+    #[test]
+    fn placement_events_read_as_ecs_writes_them() {
+        assert_eq!(
+            placement_event("web", "RESOURCE:MEMORY", Some("abc")),
+            "(service web) was unable to place a task because no container instance met all of its requirements. The closest matching (container-instance abc) has insufficient memory available. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide."
+        );
+        assert!(placement_event("web", "RESOURCE:CPU", Some("abc"))
+            .contains("(container-instance abc) has insufficient CPU units available."));
+        assert!(placement_event("web", "RESOURCE:PORTS", Some("abc"))
+            .contains("is already using a port required by your task."));
+        assert_eq!(
+            placement_event("web", "No Container Instances were found in your cluster.", None),
+            "(service web) was unable to place a task because no container instance met all of its requirements. Reason: No Container Instances were found in your cluster."
+        );
+    }
+
+    #[test]
+    fn hosts_are_not_lost_while_the_controller_itself_was_away() {
+        let mut i = instance("i1", InstanceStatus::Active);
+        i.last_seen = 100.0;
+        // Silent for 20 s, with a 6 s timeout: lost.
+        assert_eq!(host_lost(&i, 120.0, 0.0, 6.0), Some(20.0));
+        // But the controller started at 118: it has waited only 2 s for the agent.
+        assert_eq!(host_lost(&i, 120.0, 118.0, 6.0), None);
+        assert_eq!(host_lost(&i, 125.0, 118.0, 6.0), Some(7.0));
+        i.status = InstanceStatus::Inactive;
+        assert_eq!(host_lost(&i, 200.0, 0.0, 6.0), None);
+    }
+
+    #[test]
+    fn stop_events_name_the_tasks() {
+        let svc = service(
+            1,
+            200,
+            100,
+            vec![dep(
+                "d",
+                DeploymentStatus::Primary,
+                RolloutState::Completed,
+                1,
+            )],
+        );
+        let tasks = vec![
+            task("a", "d", TaskStatus::Running, "i1"),
+            task("b", "d", TaskStatus::Running, "i1"),
+            task("c", "d", TaskStatus::Running, "i1"),
+        ];
+        let p = run(
+            &svc,
+            &tasks,
+            &[instance("i1", InstanceStatus::Active)],
+            10.0,
+        );
+        assert_eq!(p.stop.len(), 2);
+        let s = p.service.expect("an event");
+        assert!(
+            s.events[0]
+                .message
+                .starts_with("(service web) has stopped 2 running tasks: (task "),
+            "{:?}",
+            s.events
+        );
+        assert!(p
+            .stop
+            .iter()
+            .all(|(id, _)| s.events[0].message.contains(&format!("(task {id})"))));
     }
 
     #[test]

@@ -14,18 +14,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_model::{
-    keys, Clock, ContainerInstance, Deployment, InstanceStatus, Service, StopCode, Task,
-    TaskDefinition,
+    keys, Clock, ContainerInstance, Deployment, Service, StopCode, Task, TaskDefinition,
 };
 use berth_sched::{Constraint, Strategy};
 use berth_store::{Store, StoreExt, Txn, TxnResult};
 use futures::StreamExt;
 
-pub use decide::{counts, decide, failed, failure_threshold, Input, Launch, Plan};
+pub use decide::{
+    counts, decide, failed, failure_threshold, host_lost, is_repeat, placement_event, Input,
+    Launch, Plan,
+};
 
 use crate::launch::{instance_views, LaunchSpec, Launcher};
+use crate::lifecycle;
 use crate::snapshot::ClusterSnapshot;
-use crate::{is_connected, lifecycle};
 
 /// Settings of the controller.
 #[derive(Debug, Clone)]
@@ -44,7 +46,16 @@ pub struct ServiceController {
     clock: Arc<dyn Clock>,
     launcher: Arc<Launcher>,
     cfg: ControllerConfig,
+    /// When this controller started: agents get the host-lost timeout from here at least.
+    started_at: f64,
+    /// Services whose last launch placed nothing, and when to try again. A failed placement
+    /// still writes the cluster's placement key, which wakes this loop: without the pause a
+    /// service that cannot be placed would spin it. (In memory: a restart just tries again.)
+    placement_hold: std::sync::Mutex<HashMap<String, f64>>,
 }
+
+/// How long a service whose tasks could not be placed waits before trying again (any pass).
+const PLACEMENT_RETRY_SECS: f64 = 1.0;
 
 fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -91,11 +102,14 @@ impl ServiceController {
         launcher: Arc<Launcher>,
         cfg: ControllerConfig,
     ) -> Self {
+        let started_at = clock.now();
         Self {
             store,
             clock,
             launcher,
             cfg,
+            started_at,
+            placement_hold: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -178,12 +192,10 @@ impl ServiceController {
     ) -> Result<(), berth_model::ApiError> {
         let now = self.clock.now();
         for (inst, _) in &snap.instances {
-            if inst.status == InstanceStatus::Inactive
-                || is_connected(inst, now, self.cfg.host_lost_secs)
-            {
+            let Some(silent) = host_lost(inst, now, self.started_at, self.cfg.host_lost_secs)
+            else {
                 continue;
-            }
-            let silent = now - inst.last_seen;
+            };
             for (t, _) in snap.tasks.iter().filter(|(t, _)| {
                 t.container_instance_id.as_deref() == Some(inst.id.as_str()) && t.holds_resources()
             }) {
@@ -289,6 +301,7 @@ impl ServiceController {
             new_id: &mut ids,
         });
         let mut svc_after = plan.service.clone().unwrap_or_else(|| svc.clone());
+        let mut changed = plan.service.is_some();
         let mut events: Vec<String> = Vec::new();
 
         for (id, reason) in &plan.stop {
@@ -297,7 +310,24 @@ impl ServiceController {
             })
             .await?;
         }
-        for l in &plan.launch {
+        let hold_key = keys::service(&svc.cluster, &svc.name);
+        let held_until = self
+            .placement_hold
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&hold_key)
+            .copied()
+            .filter(|until| now < *until);
+        let mut requeue = plan.requeue_after;
+        if let (Some(until), false) = (held_until, plan.launch.is_empty()) {
+            requeue = Some(requeue.map_or(until - now, |r| r.min(until - now)));
+        }
+        let launches: &[Launch] = if held_until.is_some() {
+            &[]
+        } else {
+            &plan.launch
+        };
+        for l in launches {
             let Some(d) = svc_after
                 .deployments
                 .iter()
@@ -334,9 +364,15 @@ impl ServiceController {
             let arn_of = |id: &str| self.instance_arn(&svc.cluster, id);
             match self.launcher.launch(&spec, now, &arn_of).await {
                 Ok(out) => {
+                    if out.tasks.is_empty() {
+                        self.hold_placement(&hold_key, now);
+                    }
                     if !out.tasks.is_empty() {
-                        let ids: Vec<String> =
-                            out.tasks.iter().map(|t| format!("(task {})", t.id)).collect();
+                        let ids: Vec<String> = out
+                            .tasks
+                            .iter()
+                            .map(|t| format!("(task {})", t.id))
+                            .collect();
                         events.push(format!(
                             "(service {}) has started {} tasks: {}.",
                             svc.name,
@@ -345,39 +381,37 @@ impl ServiceController {
                         ));
                     }
                     if let Some(f) = out.failures.first() {
-                        let closest = f
-                            .arn
-                            .as_deref()
-                            .and_then(|a| a.rsplit('/').next())
-                            .map(|i| format!(" The closest matching (container-instance {i})"))
-                            .unwrap_or_default();
-                        events.push(format!(
-                            "(service {}) was unable to place a task because no container instance met all of its requirements.{closest} failed: {}. {}",
-                            svc.name,
-                            f.reason,
-                            f.detail.clone().unwrap_or_default()
-                        ));
+                        let closest = f.arn.as_deref().and_then(|a| a.rsplit('/').next());
+                        events.push(placement_event(&svc.name, &f.reason, closest));
                     }
                 }
-                Err(e) => events.push(format!(
-                    "(service {}) was unable to place a task because no container instance met all of its requirements. Reason: {}",
-                    svc.name, e.message
-                )),
-            }
-        }
-        if !events.is_empty() || plan.service.is_some() {
-            for m in events {
-                let dup =
-                    svc_after.events.iter().take(10).any(|e| {
-                        e.message == m && now - e.created_at < 300.0 && m.contains("unable")
-                    });
-                if !dup {
-                    svc_after.push_event(new_id(), now, m);
+                Err(e) => {
+                    self.hold_placement(&hold_key, now);
+                    events.push(placement_event(&svc.name, &e.message, None));
                 }
             }
+        }
+        for m in events {
+            // A placement problem is told once while it lasts.
+            if !(m.contains("unable") && is_repeat(&svc_after.events, &m, now)) {
+                svc_after.push_event(new_id(), now, m);
+                changed = true;
+            }
+        }
+        // Only real changes are written: every write wakes the controllers again.
+        if changed {
             self.save(&svc_after, rev).await?;
         }
-        Ok(plan.requeue_after)
+        Ok(requeue)
+    }
+
+    fn hold_placement(&self, key: &str, now: f64) {
+        let mut holds = self
+            .placement_hold
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        holds.retain(|_, until| *until > now);
+        holds.insert(key.to_owned(), now + PLACEMENT_RETRY_SECS);
     }
 
     async fn save(&self, svc: &Service, rev: u64) -> Result<(), berth_model::ApiError> {

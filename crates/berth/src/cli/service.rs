@@ -144,43 +144,41 @@ fn show_detail(svc: &Value, events: usize) {
     }
 }
 
-/// Follows a deployment until it completes (Ok) or fails (Err), printing each change.
+/// Follows a deployment until it completes (Ok) or fails (Err), printing each change: the
+/// deployments' counts when they move, and the service's events from `since` on.
 async fn follow(
     c: &Client,
     cluster: &str,
     name: &str,
     deployment: &str,
+    since: f64,
     timeout: Duration,
 ) -> Result<()> {
     let start = Instant::now();
     let mut last = String::new();
     let mut seen_events = std::collections::HashSet::new();
-    let mut first = true;
     loop {
         let svc = describe(c, cluster, name).await?;
-        // Events from before this deployment are context, not progress: show only new ones.
-        let fresh = |e: &Value| {
-            first
-                && e["message"]
-                    .as_str()
-                    .is_some_and(|m| !m.contains(deployment))
-        };
-        for e in svc["events"].as_array().into_iter().flatten().rev() {
-            if seen_events.insert(s(&e["id"])) && !fresh(e) {
+        let events = svc["events"].as_array().cloned().unwrap_or_default();
+        for e in events.iter().rev() {
+            if e["createdAt"].as_f64().unwrap_or(0.0) >= since && seen_events.insert(s(&e["id"])) {
                 println!("  event: {}", s(&e["message"]));
             }
         }
-        first = false;
         let deps = svc["deployments"].as_array().cloned().unwrap_or_default();
         let line = deps
             .iter()
             .map(|d| {
                 format!(
-                    "{} {} {}/{} running",
+                    "{} {} {}/{} running{}",
                     s(&d["status"]),
                     short(&d["taskDefinition"]),
                     s(&d["runningCount"]),
-                    s(&d["desiredCount"])
+                    s(&d["desiredCount"]),
+                    match d["pendingCount"].as_u64() {
+                        Some(p) if p > 0 => format!(", {p} pending"),
+                        _ => String::new(),
+                    }
                 )
             })
             .collect::<Vec<_>>()
@@ -203,11 +201,28 @@ async fn follow(
                         .unwrap_or_default())
                 );
             }
-            None if deps
-                .iter()
-                .any(|d| s(&d["status"]) == "PRIMARY" && d["id"] != deployment) =>
-            {
-                bail!("deployment {deployment} was replaced (rolled back?)");
+            None => {
+                // Gone: replaced by a rollback (the circuit breaker) or by another deployment.
+                let failed = events.iter().find_map(|e| {
+                    let m = s(&e["message"]);
+                    m.contains(&format!("(deployment {deployment}) deployment failed"))
+                        .then(|| {
+                            m.rsplit("deployment failed: ")
+                                .next()
+                                .unwrap_or("")
+                                .to_owned()
+                        })
+                });
+                let primary = deps.iter().find(|d| s(&d["status"]) == "PRIMARY");
+                let now = primary
+                    .map(|d| format!("{} ({})", s(&d["id"]), short(&d["taskDefinition"])))
+                    .unwrap_or_else(|| "nothing".into());
+                match failed {
+                    Some(why) => bail!(
+                        "deployment {deployment} failed: {why} The service rolled back to {now}."
+                    ),
+                    None => bail!("deployment {deployment} was replaced by {now}"),
+                }
             }
             _ => {}
         }
@@ -302,9 +317,20 @@ pub async fn run(a: Args) -> Result<()> {
             }
             let r = c.ecs("UpdateService", &body).await?;
             let dep = s(&r["service"]["deployments"][0]["id"]);
+            let since = r["service"]["deployments"][0]["createdAt"]
+                .as_f64()
+                .unwrap_or(0.0);
             print(out, &r, HEADER, rows(&json!([r["service"]])));
             if wait {
-                follow(&c, &cluster, &name, &dep, Duration::from_secs(timeout)).await?;
+                follow(
+                    &c,
+                    &cluster,
+                    &name,
+                    &dep,
+                    since,
+                    Duration::from_secs(timeout),
+                )
+                .await?;
             }
         }
         Cmd::Rm { name, force } => {

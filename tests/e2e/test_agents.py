@@ -572,8 +572,6 @@ def test_host_deregistered_while_its_agent_is_away_leaves_no_orphans(berth, ecs,
     agent.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="the agent exits on deregistration without waiting for its "
-                   "tasks' stops (runtime/mod.rs): a container that outlasts SIGTERM is orphaned")
 def test_force_deregistration_stops_stubborn_containers_too(berth, ecs, base):
     cluster = new_cluster(ecs)
     agent = Agent(berth, os.path.join(base, uniq("stubborn")), join_token(berth, cluster), cluster=cluster)

@@ -217,8 +217,10 @@ async fn reports_the_exit_code() {
     assert_eq!(status.state, RunState::Exited { code: 3 });
     assert_eq!(status.reason, None);
     let (started, finished) = (status.started_at.unwrap(), status.finished_at.unwrap());
+    // Docker takes the two times from different events; for a container that exits at once
+    // FinishedAt can precede StartedAt by a few milliseconds (seen on Docker 20.10).
     assert!(
-        started > 1.0e9 && finished >= started,
+        started > 1.0e9 && finished >= started - 1.0,
         "{started} {finished}"
     );
     // Stopping an exited container is a no-op; removing twice is fine.

@@ -22,7 +22,7 @@ use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::ecs::{instance_arn_of, register_instance, task_arn_of, Registration};
 use crate::state::{store_err, to_bytes, Ctx};
@@ -148,27 +148,34 @@ async fn touch(ctx: &Ctx, inst: &ContainerInstance, rev: u64) -> Result<(), ApiE
     Ok(())
 }
 
-/// The fingerprint of an assignment list: changes whenever an entry is added, changed or
-/// removed (every such write has a new revision, or the count drops).
+/// The fingerprint of an assignment list: a digest of its entries (key, creation revision,
+/// value = the desired status), so it changes whenever an entry is added, removed or given
+/// another value, and only then. Every recorded task report rewrites its task's entry
+/// unchanged; those writes no longer wake the agent's poll to send it the same set again.
 fn fingerprint(kvs: &[berth_store::KeyValue]) -> String {
-    let max = kvs.iter().map(|kv| kv.mod_revision).max().unwrap_or(0);
-    format!("{}:{}", kvs.len(), max)
+    let mut sorted: Vec<&berth_store::KeyValue> = kvs.iter().collect();
+    sorted.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    let mut h = Sha256::new();
+    for kv in sorted {
+        h.update((kv.key.len() as u64).to_be_bytes());
+        h.update(kv.key.as_bytes());
+        h.update(kv.create_revision.to_be_bytes());
+        h.update((kv.value.len() as u64).to_be_bytes());
+        h.update(&kv.value);
+    }
+    format!("{}:{}", kvs.len(), hex::encode(&h.finalize()[..12]))
 }
 
+/// The desired set for the assignment entries `kvs` of one instance.
 async fn desired_set(
     ctx: &Ctx,
     cluster: &str,
-    instance: &str,
-) -> Result<(DesiredSet, u64), ApiError> {
-    let (kvs, rev) = ctx
-        .store()
-        .list(&keys::assignments_of(instance))
-        .await
-        .map_err(store_err)?;
-    let fp = fingerprint(&kvs);
+    kvs: &[berth_store::KeyValue],
+    fp: String,
+) -> Result<DesiredSet, ApiError> {
     let mut taskdefs: HashMap<(String, u32), Option<TaskDefinition>> = HashMap::new();
     let mut tasks = Vec::new();
-    for kv in &kvs {
+    for kv in kvs {
         let Some(id) = kv.key.rsplit('/').next() else {
             continue;
         };
@@ -205,14 +212,11 @@ async fn desired_set(
             containers: td.container_definitions,
         });
     }
-    Ok((
-        DesiredSet {
-            fingerprint: fp,
-            tasks,
-            registered: true,
-        },
-        rev,
-    ))
+    Ok(DesiredSet {
+        fingerprint: fp,
+        tasks,
+        registered: true,
+    })
 }
 
 pub(crate) async fn poll(
@@ -238,25 +242,27 @@ pub(crate) async fn poll(
         touch(&ctx, &inst, irev).await?;
         let wait = q.wait.clamp(0.0, state.config.max_poll_wait_secs);
         let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(wait);
-        loop {
-            let (set, rev) = desired_set(&ctx, &q.cluster, &q.instance).await?;
-            if set.fingerprint != q.since || tokio::time::Instant::now() >= deadline {
-                return Ok(set);
+        let prefix = keys::assignments_of(&q.instance);
+        // Only the assignment list is read while waiting; the tasks and their definitions
+        // are loaded once, for the answer.
+        let (kvs, fp) = loop {
+            let (kvs, rev) = ctx.store().list(&prefix).await.map_err(store_err)?;
+            let fp = fingerprint(&kvs);
+            if fp != q.since || tokio::time::Instant::now() >= deadline {
+                break (kvs, fp);
             }
-            let mut changes = ctx
-                .state
-                .store
-                .watch(&keys::assignments_of(&q.instance), rev);
+            let mut changes = ctx.state.store.watch(&prefix, rev);
             let mut closing = ctx.state.closing.clone();
             tokio::select! {
                 r = tokio::time::timeout_at(deadline, changes.next()) => {
                     if r.is_err() {
-                        return Ok(set);
+                        break (kvs, fp);
                     }
                 }
-                _ = closing.wait_for(|c| *c) => return Ok(set),
+                _ = closing.wait_for(|c| *c) => break (kvs, fp),
             }
-        }
+        };
+        desired_set(&ctx, &q.cluster, &kvs, fp).await
     }
     .await;
     match result {
@@ -292,6 +298,38 @@ pub(crate) async fn status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn kv(key: &str, value: &[u8], create: u64, modified: u64) -> berth_store::KeyValue {
+        berth_store::KeyValue {
+            key: key.to_owned(),
+            value: value.to_vec(),
+            create_revision: create,
+            mod_revision: modified,
+        }
+    }
+
+    #[test]
+    fn fingerprints_change_with_the_set_only() {
+        let set = [kv("a/t1", b"RUNNING", 3, 3), kv("a/t2", b"RUNNING", 5, 5)];
+        let fp = fingerprint(&set);
+        // A report rewrote t1's entry unchanged: same set, same fingerprint (in any order).
+        let rewritten = [kv("a/t2", b"RUNNING", 5, 5), kv("a/t1", b"RUNNING", 3, 9)];
+        assert_eq!(fingerprint(&rewritten), fp);
+        // A new desired status, an entry more or less, or one recreated: another fingerprint.
+        let stopping = [kv("a/t1", b"STOPPED", 3, 9), kv("a/t2", b"RUNNING", 5, 5)];
+        assert_ne!(fingerprint(&stopping), fp);
+        assert_ne!(fingerprint(&set[..1]), fp);
+        let more = [set[0].clone(), set[1].clone(), kv("a/t3", b"RUNNING", 7, 7)];
+        assert_ne!(fingerprint(&more), fp);
+        let recreated = [kv("a/t1", b"RUNNING", 8, 8), kv("a/t2", b"RUNNING", 5, 5)];
+        assert_ne!(fingerprint(&recreated), fp);
+        assert_ne!(fingerprint(&[]), fp);
+        assert_ne!(
+            fingerprint(&[]),
+            "",
+            "an agent's first poll (since = \"\") always answers"
+        );
+    }
 
     #[test]
     fn tokens_differ_per_cluster_and_secret() {

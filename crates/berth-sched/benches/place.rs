@@ -3,7 +3,10 @@
 //! of the cluster (check every instance, score it, keep the best) measured in the same run:
 //! the ratio shows how placement cost grows with the cluster relative to scanning it.
 //!
-//! `cargo bench -p berth-sched` prints the table first, then criterion's own figures.
+//! `cargo bench -p berth-sched` prints the table first, then criterion's own figures. The
+//! large runs (10,000 tasks on 1,000 instances, 100,000 on 10,000) are an example, since
+//! criterion's repetitions of them would take minutes:
+//! `cargo run --release -p berth-sched --example scale`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hint::black_box;
@@ -118,13 +121,26 @@ fn median(runs: usize, mut f: impl FnMut()) -> Duration {
     times[times.len() / 2]
 }
 
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
 fn summary() {
     let ask = ask();
     let strategies = strategies();
     println!(
-        "berth-sched: {TASKS} tasks, spread(instanceId) + binpack(memory); median of runs\n\
-         {:>9} {:>7} {:>15} {:>16} {:>7}",
-        "instances", "sample", "per placement", "naive full scan", "ratio"
+        "berth-sched: {TASKS} tasks, spread(instanceId) + binpack(memory); median of runs \
+         (load average {})\n\
+         {:>9} {:>7} {:>15} {:>13} {:>16} {:>7}",
+        loadavg(),
+        "instances",
+        "sample",
+        "per placement",
+        "placements/s",
+        "naive full scan",
+        "ratio"
     );
     for n in SIZES {
         let instances = cluster(n);
@@ -144,14 +160,19 @@ fn summary() {
         }) / scans;
         let per = call / TASKS as u32;
         println!(
-            "{n:>9} {:>7} {:>12.2} µs {:>13.2} µs {:>7.3}   ({placed} placed)",
+            "{n:>9} {:>7} {:>12.2} µs {:>13.0} {:>13.2} µs {:>7.3}   ({placed} placed)",
             sample_size(n),
             per.as_secs_f64() * 1e6,
+            1.0 / per.as_secs_f64(),
             scan.as_secs_f64() * 1e6,
             per.as_secs_f64() / scan.as_secs_f64(),
         );
     }
-    println!("ratio = one placement / one naive full scan of all instances\n");
+    println!(
+        "ratio = one placement / one naive full scan of all instances\n\
+         10,000 tasks on 1,000 and 100,000 on 10,000 instances: \
+         cargo run --release -p berth-sched --example scale\n"
+    );
 }
 
 fn benches(c: &mut Criterion) {

@@ -17,6 +17,9 @@ pub(crate) struct Node<'a> {
     pub existing: u32,
     /// Tasks placed on it by this call.
     pub placed: u32,
+    /// The first 8 bytes of the id, big-endian, zero-padded: ordering by it orders by id
+    /// wherever it differs, without following the id to the heap (see [`Node::id_cmp`]).
+    pub id_prefix: u64,
 }
 
 impl<'a> Node<'a> {
@@ -33,7 +36,16 @@ impl<'a> Node<'a> {
             memory: inst.remaining.memory,
             existing,
             placed: 0,
+            id_prefix: id_prefix(&inst.id),
         }
+    }
+
+    /// Orders by instance id, as `str` does (bytewise), reading the ids only when their
+    /// first 8 bytes are equal.
+    pub(crate) fn id_cmp(&self, other: &Node<'_>) -> std::cmp::Ordering {
+        self.id_prefix
+            .cmp(&other.id_prefix)
+            .then_with(|| self.inst.id.cmp(&other.inst.id))
     }
 
     /// Tasks of the group on the instance, counting this call's placements.
@@ -46,6 +58,15 @@ impl<'a> Node<'a> {
         self.memory = self.memory.saturating_sub(ask.memory);
         self.placed = self.placed.saturating_add(1);
     }
+}
+
+/// Zero padding keeps the order: a shorter id that is a prefix of a longer one sorts first
+/// either way, and equal prefixes fall back to the full ids.
+fn id_prefix(id: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = id.len().min(8);
+    bytes[..n].copy_from_slice(&id.as_bytes()[..n]);
+    u64::from_be_bytes(bytes)
 }
 
 /// Expressions see the instance as it will be: with the tasks placed by this call in its
@@ -112,5 +133,37 @@ mod tests {
         node.take(Resources::new(20, 5));
         assert_eq!((node.cpu, node.memory, node.placed), (0, 5, 1));
         assert_eq!(node.group_count(), 1);
+    }
+
+    #[test]
+    fn id_order_matches_str_order() {
+        let ids = [
+            "",
+            "a",
+            "a\0",
+            "a\0b",
+            "ab",
+            "abcdefgh",
+            "abcdefgh0",
+            "abcdefgi",
+            "b",
+            "\u{e9}t\u{e9}",
+            "0000abcd-1",
+            "0000abcd-2",
+            "ffffffff",
+        ];
+        let insts: Vec<InstanceView> = ids
+            .iter()
+            .map(|id| InstanceView {
+                id: (*id).to_string(),
+                ..InstanceView::default()
+            })
+            .collect();
+        for a in &insts {
+            for b in &insts {
+                let (na, nb) = (Node::new(a, ""), Node::new(b, ""));
+                assert_eq!(na.id_cmp(&nb), a.id.cmp(&b.id), "{:?} vs {:?}", a.id, b.id);
+            }
+        }
     }
 }

@@ -71,23 +71,30 @@ impl Ranker {
         rng: &mut SplitMix64,
         out: &mut [u64],
     ) -> usize {
-        let parts: [u64; 2] = match self {
-            Ranker::Binpack(BinpackField::Memory) => [node.memory, node.cpu],
-            Ranker::Binpack(BinpackField::Cpu) => [node.cpu, node.memory],
-            Ranker::SpreadInstance => [node.group_count(), 0],
+        // Element by element: a slice copy of a variable length would call memcpy, and
+        // this runs for every candidate of every placement.
+        let (first, second) = match self {
+            Ranker::Binpack(BinpackField::Memory) => (node.memory, Some(node.cpu)),
+            Ranker::Binpack(BinpackField::Cpu) => (node.cpu, Some(node.memory)),
+            Ranker::SpreadInstance => (node.group_count(), None),
             Ranker::SpreadValue { value_of, tasks } => {
                 let value = value_of.get(i).copied().unwrap_or(0) as usize;
-                [tasks.get(value).copied().unwrap_or(0), 0]
+                (tasks.get(value).copied().unwrap_or(0), None)
             }
-            Ranker::Random => [rng.next_u64(), 0],
+            Ranker::Random => (rng.next_u64(), None),
         };
-        let n = match self {
-            Ranker::Binpack(_) => 2,
-            _ => 1,
-        };
-        let n = n.min(out.len());
-        out[..n].copy_from_slice(&parts[..n]);
-        n
+        match (out, second) {
+            ([a, b, ..], Some(second)) => {
+                *a = first;
+                *b = second;
+                2
+            }
+            ([a, ..], _) => {
+                *a = first;
+                1
+            }
+            ([], _) => 0,
+        }
     }
 
     /// Records a placement on instance `i`.

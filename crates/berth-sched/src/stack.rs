@@ -11,6 +11,7 @@
 //! instance itself, and only the chosen instance changes, so a rejection cannot be undone.
 //! The cost of a placement thus grows with the sample, not with the cluster.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -252,8 +253,9 @@ impl<'a> Stack<'a> {
             let better = match &best {
                 None => true,
                 Some((bk, bi)) => {
-                    (k, self.nodes[i].inst.id.as_str(), i)
-                        < (*bk, self.nodes[*bi].inst.id.as_str(), *bi)
+                    k.cmp(bk)
+                        .then_with(|| self.nodes[i].id_cmp(&self.nodes[*bi]).then(i.cmp(bi)))
+                        == Ordering::Less
                 }
             };
             if better {

@@ -225,8 +225,19 @@ impl Agent {
                 }
             };
             if !set.registered {
+                // Deregistration is final: stop everything this host runs, and wait for it.
                 for m in managed.values() {
                     let _ = m.desired.send(DesiredStatus::Stopped);
+                }
+                for c in adoptable.values().flatten() {
+                    let _ = self.driver.stop(&c.id, Duration::from_secs(30)).await;
+                }
+                let runners = futures::future::join_all(managed.drain().map(|(_, m)| m.handle));
+                if tokio::time::timeout(Duration::from_secs(150), runners)
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("some tasks did not stop in time after deregistration");
                 }
                 break Err(AgentError::Deregistered);
             }
@@ -312,6 +323,13 @@ impl Agent {
             adoptable.retain(|id, _| wanted.contains(id.as_str()));
             self.cleanup(&mut forgotten, &managed).await;
         };
+        // After a deregistration the runners are done: let the reporter deliver what they said
+        // last, briefly. On a plain shutdown tasks keep running and there is nothing to wait for.
+        drop(tx);
+        let mut reporter = reporter;
+        if result.is_err() {
+            let _ = tokio::time::timeout(Duration::from_secs(3), &mut reporter).await;
+        }
         reporter.abort();
         result
     }

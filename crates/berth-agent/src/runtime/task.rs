@@ -258,7 +258,14 @@ impl Runner {
                                 self.refresh(&mut st.slots[i]).await;
                                 // Every container start is a state change the server sees
                                 // at once, even while others still wait for dependencies.
-                                self.send(st);
+                                // After the last one the task's RUNNING report follows at
+                                // once and says it all: a report of its own here would only
+                                // hold RUNNING up behind one more round trip to the server.
+                                let all_started =
+                                    st.slots.iter().all(|s| s.id.is_some() || s.exit.is_some());
+                                if !all_started {
+                                    self.send(st);
+                                }
                             }
                             Err(e) => {
                                 let reason = match &e {
@@ -591,6 +598,43 @@ mod tests {
         let rep = report_where(&mut rx, |r| r.last_status == TaskStatus::Running).await;
         assert_eq!(container(&rep, "app").last_status, TaskStatus::Running);
         assert_eq!(container(&rep, "db").health_status, HealthStatus::Healthy);
+        run.abort();
+    }
+
+    #[tokio::test]
+    async fn the_last_start_goes_straight_to_running() {
+        let fake = FakeDriver::new();
+        let t = task(json!([{"name": "a", "image": "i"}, {"name": "b", "image": "i"}]));
+        let (r, _dtx, mut rx) = runner(&fake, t);
+        let run = tokio::spawn(r.run());
+        let mut seen = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let r = rx.recv().await.expect("reports end");
+                let running = r.last_status == TaskStatus::Running;
+                seen.push((
+                    r.last_status,
+                    container(&r, "a").last_status,
+                    container(&r, "b").last_status,
+                ));
+                if running {
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("RUNNING in time");
+        use TaskStatus::{Pending, Running};
+        // PENDING, then a's start (b still to come), then RUNNING: no report in between
+        // that would delay RUNNING by a round trip.
+        assert_eq!(
+            seen,
+            [
+                (Pending, Pending, Pending),
+                (Pending, Running, Pending),
+                (Running, Running, Running)
+            ]
+        );
         run.abort();
     }
 

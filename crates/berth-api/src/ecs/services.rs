@@ -108,7 +108,7 @@ fn check_placement(strategy: &[Value], constraints: &[Value]) -> Result<(), ApiE
     Ok(())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct WireDeploymentConfiguration {
     deployment_circuit_breaker: Option<CircuitBreaker>,
@@ -357,6 +357,85 @@ pub(crate) struct UpdateServiceRequest {
     network_configuration: Option<Value>,
 }
 
+/// Applies an UpdateService request to a service (pure: the caller loads and saves).
+fn apply_update(
+    svc: &mut Service,
+    req: &UpdateServiceRequest,
+    td: Option<&TaskDefinition>,
+    grace: Option<u32>,
+    now: f64,
+) -> Result<(), ApiError> {
+    if svc.status != ServiceStatus::Active {
+        return Err(not_active());
+    }
+    if let Some(n) = req.desired_count {
+        if svc.scheduling_strategy == SchedulingStrategy::Daemon {
+            return Err(ApiError::invalid(
+                "The daemon scheduling strategy does not support a desired count for services.",
+            ));
+        }
+        if !(0..=10_000).contains(&n) {
+            return Err(ApiError::invalid(
+                "desiredCount must be between 0 and 10000.",
+            ));
+        }
+        svc.desired_count = n as u32;
+    }
+    svc.deployment_configuration = configuration(
+        svc.deployment_configuration,
+        req.deployment_configuration.clone(),
+        svc.scheduling_strategy,
+    )?;
+    let mut redeploy = req.force_new_deployment;
+    if let Some(s) = &req.placement_strategy {
+        redeploy |= *s != svc.placement_strategy;
+        svc.placement_strategy = s.clone();
+    }
+    if let Some(c) = &req.placement_constraints {
+        redeploy |= *c != svc.placement_constraints;
+        svc.placement_constraints = c.clone();
+    }
+    if let Some(lb) = &req.load_balancers {
+        redeploy |= *lb != svc.load_balancers;
+        svc.load_balancers = lb.clone();
+    }
+    if let Some(n) = &req.network_configuration {
+        svc.network_configuration = Some(n.clone());
+    }
+    if grace.is_some() {
+        svc.health_check_grace_period_seconds = grace;
+    }
+    let current = svc.primary().map(|d| (d.family.clone(), d.revision));
+    let target = td
+        .map(|t| (t.family.clone(), t.revision))
+        .or(current.clone());
+    if target != current {
+        redeploy = true;
+    }
+    if redeploy {
+        if let Some((family, revision)) = target {
+            for d in &mut svc.deployments {
+                if d.status == DeploymentStatus::Primary {
+                    d.status = DeploymentStatus::Active;
+                    d.updated_at = now;
+                }
+            }
+            let d = new_deployment(
+                &TaskDefinition {
+                    family,
+                    revision,
+                    ..Default::default()
+                },
+                now,
+            );
+            svc.deployments.insert(0, d);
+            svc.steady = false;
+        }
+    }
+    svc.version += 1;
+    Ok(())
+}
+
 pub(crate) async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     let name = service_name(&req.service)?;
@@ -374,80 +453,11 @@ pub(crate) async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value
         Some(t) => Some(taskdef(ctx, t).await?),
         None => None,
     };
-    let mut wire_cfg = req.deployment_configuration;
+    // Each try applies the whole request afresh to the service as it then is: a try that lost
+    // a race (with the controller, which writes the service all the time) starts over.
     for _ in 0..RETRIES {
         let (mut svc, rev) = load(ctx, &cluster, &name).await?.ok_or_else(not_found)?;
-        if svc.status != ServiceStatus::Active {
-            return Err(not_active());
-        }
-        if let Some(n) = req.desired_count {
-            if svc.scheduling_strategy == SchedulingStrategy::Daemon {
-                return Err(ApiError::invalid(
-                    "The daemon scheduling strategy does not support a desired count for services.",
-                ));
-            }
-            if !(0..=10_000).contains(&n) {
-                return Err(ApiError::invalid(
-                    "desiredCount must be between 0 and 10000.",
-                ));
-            }
-            svc.desired_count = n as u32;
-        }
-        svc.deployment_configuration = configuration(
-            svc.deployment_configuration,
-            wire_cfg.take(),
-            svc.scheduling_strategy,
-        )?;
-        let mut redeploy = req.force_new_deployment;
-        if let Some(s) = &req.placement_strategy {
-            redeploy |= *s != svc.placement_strategy;
-            svc.placement_strategy = s.clone();
-        }
-        if let Some(c) = &req.placement_constraints {
-            redeploy |= *c != svc.placement_constraints;
-            svc.placement_constraints = c.clone();
-        }
-        if let Some(lb) = &req.load_balancers {
-            redeploy |= *lb != svc.load_balancers;
-            svc.load_balancers = lb.clone();
-        }
-        if let Some(n) = &req.network_configuration {
-            svc.network_configuration = Some(n.clone());
-        }
-        if grace.is_some() {
-            svc.health_check_grace_period_seconds = grace;
-        }
-        let current = svc.primary().map(|d| (d.family.clone(), d.revision));
-        let target = td
-            .as_ref()
-            .map(|t| (t.family.clone(), t.revision))
-            .or(current.clone());
-        if target != current {
-            redeploy = true;
-        }
-        if redeploy {
-            if let Some((family, revision)) = target {
-                let now = ctx.now();
-                for d in &mut svc.deployments {
-                    if d.status == DeploymentStatus::Primary {
-                        d.status = DeploymentStatus::Active;
-                        d.updated_at = now;
-                    }
-                }
-                let mut d = new_deployment(
-                    &TaskDefinition {
-                        family,
-                        revision,
-                        ..Default::default()
-                    },
-                    now,
-                );
-                d.created_at = now;
-                svc.deployments.insert(0, d);
-                svc.steady = false;
-            }
-        }
-        svc.version += 1;
+        apply_update(&mut svc, &req, td.as_ref(), grace, ctx.now())?;
         if save(ctx, &svc, rev).await? {
             return Ok(json!({ "service": service_wire(ctx, &svc, false).await? }));
         }
@@ -603,4 +613,66 @@ pub(crate) async fn modify_tags(
         }
     }
     Err(ApiError::server("Service changed concurrently; retry."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc() -> Service {
+        serde_json::from_value(json!({
+            "name": "web", "cluster": "default", "status": "ACTIVE", "desiredCount": 2,
+            "launchType": "EC2",
+            "deploymentConfiguration": {"maximumPercent": 200, "minimumHealthyPercent": 100},
+            "deployments": [{"id": "ecs-svc/1", "status": "PRIMARY", "family": "web", "revision": 1,
+                "createdAt": 0.0, "updatedAt": 0.0, "rolloutState": "COMPLETED"}],
+            "createdAt": 0.0, "createdBy": "me"}))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_update_retried_after_a_lost_race_applies_the_whole_request_again() {
+        let req: UpdateServiceRequest = serde_json::from_value(json!({
+            "service": "web", "desiredCount": 3,
+            "deploymentConfiguration": {"minimumHealthyPercent": 50},
+        }))
+        .unwrap();
+        // The first try's write lost a race; the second try starts from the stored service.
+        let mut first = svc();
+        apply_update(&mut first, &req, None, Some(12), 1.0).unwrap();
+        let mut second = svc();
+        apply_update(&mut second, &req, None, Some(12), 2.0).unwrap();
+        for s in [&first, &second] {
+            assert_eq!(s.desired_count, 3);
+            assert_eq!(s.deployment_configuration.minimum_healthy_percent, 50);
+            assert_eq!(s.deployment_configuration.maximum_percent, 200);
+            assert_eq!(s.health_check_grace_period_seconds, Some(12));
+            assert_eq!(s.deployments.len(), 1, "no new deployment for these fields");
+        }
+    }
+
+    #[test]
+    fn a_new_revision_or_force_starts_a_primary_deployment() {
+        let td = TaskDefinition {
+            family: "web".into(),
+            revision: 2,
+            ..Default::default()
+        };
+        let req: UpdateServiceRequest =
+            serde_json::from_value(json!({"service": "web", "taskDefinition": "web:2"})).unwrap();
+        let mut s = svc();
+        apply_update(&mut s, &req, Some(&td), None, 1.0).unwrap();
+        assert_eq!(s.deployments.len(), 2);
+        assert_eq!(s.deployments[0].status, DeploymentStatus::Primary);
+        assert_eq!(s.deployments[0].revision, 2);
+        assert_eq!(s.deployments[1].status, DeploymentStatus::Active);
+        let force: UpdateServiceRequest =
+            serde_json::from_value(json!({"service": "web", "forceNewDeployment": true})).unwrap();
+        apply_update(&mut s, &force, None, None, 2.0).unwrap();
+        assert_eq!(s.deployments.len(), 3);
+        assert_eq!(s.deployments[0].revision, 2);
+        let mut gone = svc();
+        gone.status = ServiceStatus::Draining;
+        assert!(apply_update(&mut gone, &force, None, None, 3.0).is_err());
+    }
 }

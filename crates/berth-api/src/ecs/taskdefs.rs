@@ -2,22 +2,26 @@
 //! ListTaskDefinitionFamilies, DeregisterTaskDefinition, DeleteTaskDefinitions.
 //!
 //! Revisions: each family has a record holding the last revision ever issued. Registering
-//! reads it and writes revision+1 and the record in one compare-and-swap transaction, so two
-//! concurrent registrations never get the same number and a deleted revision is never reused.
-//! Within one server, registrations of a family also queue on an in-process lock, so a burst
-//! of concurrent writers does not exhaust its compare-and-swap retries racing itself; the
+//! reads it and writes the new revisions and the record in one compare-and-swap transaction,
+//! so two concurrent registrations never get the same number and a deleted revision is never
+//! reused. Within one server, registrations of a family queue for their family's committer:
+//! one task per family with registrations waiting takes every queued registration, numbers
+//! them consecutively and writes them in one transaction (a batch commit), then the next
+//! batch. A burst of writers to one family thus shares one durable commit instead of queueing
+//! behind one fsync each, and does not exhaust its compare-and-swap retries racing itself; the
 //! compare-and-swap still guards against other API replicas.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use berth_model::{
-    keys, ApiError, ErrorCode, ResourceKind, TaskDefRef, TaskDefinition, TaskDefinitionStatus,
-    MAX_TASKDEF_BYTES,
+    keys, ApiError, Clock, ErrorCode, ResourceKind, TaskDefRef, TaskDefinition,
+    TaskDefinitionStatus, MAX_TASKDEF_BYTES,
 };
-use berth_store::{StoreExt, Txn, TxnResult};
+use berth_store::{Store, StoreExt, Txn, TxnResult};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tokio::sync::oneshot;
 
 use crate::edge::parse_body;
 use crate::paging::{page_json, paginate};
@@ -33,21 +37,134 @@ struct FamilyRecord {
 /// How often a registration retries when another writer took the same family revision.
 const REGISTER_RETRIES: usize = 32;
 
-type FamilyLocks = Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>;
+/// The most registrations of one family written in one transaction (each is at most
+/// [`MAX_TASKDEF_BYTES`]).
+const MAX_REGISTER_BATCH: usize = 64;
 
-/// One lock per family with a registration in flight (entries die with their last holder).
-static FAMILY_LOCKS: LazyLock<FamilyLocks> = LazyLock::new(Default::default);
+/// A validated registration waiting for its family's committer.
+struct Pending {
+    td: TaskDefinition,
+    reply: oneshot::Sender<Result<TaskDefinition, ApiError>>,
+}
 
-/// The in-process lock that orders registrations of `family`.
-fn family_lock(family: &str) -> Arc<tokio::sync::Mutex<()>> {
-    let mut locks = FAMILY_LOCKS.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(lock) = locks.get(family).and_then(Weak::upgrade) {
-        return lock;
+/// Identifies a family's queue: the store it is registered in (by address: a queue only
+/// exists while its committer holds the store) and the family name.
+type QueueKey = (usize, String);
+
+/// The registrations queued per family; an entry exists exactly while its committer runs.
+static QUEUES: LazyLock<Mutex<HashMap<QueueKey, Vec<Pending>>>> = LazyLock::new(Default::default);
+
+fn queues() -> std::sync::MutexGuard<'static, HashMap<QueueKey, Vec<Pending>>> {
+    QUEUES.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Queues a registration; starts the family's committer if none runs. The answer is the
+/// task definition as registered (revision and time filled in), once it is durable.
+async fn enqueue(ctx: &Ctx, td: TaskDefinition) -> Result<TaskDefinition, ApiError> {
+    let store = Arc::clone(&ctx.state.store);
+    let key: QueueKey = (Arc::as_ptr(&store).cast::<()>() as usize, td.family.clone());
+    let (reply, answer) = oneshot::channel();
+    let start = {
+        let mut queues = queues();
+        let queue = queues.entry(key.clone());
+        let start = matches!(queue, std::collections::hash_map::Entry::Vacant(_));
+        queue.or_default().push(Pending { td, reply });
+        start
+    };
+    if start {
+        // A task of its own, so a client that hangs up does not strand the others' batch.
+        tokio::spawn(commit_family(store, Arc::clone(&ctx.state.clock), key));
     }
-    locks.retain(|_, l| l.strong_count() > 0);
-    let lock = Arc::new(tokio::sync::Mutex::new(()));
-    locks.insert(family.to_owned(), Arc::downgrade(&lock));
-    lock
+    answer
+        .await
+        .map_err(|_| ApiError::server("The registration was abandoned; retry."))?
+}
+
+/// Removes a family's queue if its committer ends without emptying it (a panic, a runtime
+/// shutting down): the waiting callers then get an error instead of waiting forever.
+struct QueueGuard {
+    key: Option<QueueKey>,
+}
+
+impl Drop for QueueGuard {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            queues().remove(&key);
+        }
+    }
+}
+
+/// A family's committer: commits queued registrations batch by batch until none is left.
+async fn commit_family(store: Arc<dyn Store>, clock: Arc<dyn Clock>, key: QueueKey) {
+    let mut guard = QueueGuard {
+        key: Some(key.clone()),
+    };
+    loop {
+        let batch: Vec<Pending> = {
+            let mut queues = queues();
+            let Some(queue) = queues.get_mut(&key) else {
+                break;
+            };
+            if queue.is_empty() {
+                queues.remove(&key);
+                break;
+            }
+            let n = queue.len().min(MAX_REGISTER_BATCH);
+            queue.drain(..n).collect()
+        };
+        let (mut tds, replies): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|p| (p.td, p.reply)).unzip();
+        let result = commit_batch(&*store, &*clock, &key.1, &mut tds).await;
+        for (td, reply) in tds.into_iter().zip(replies) {
+            // Err only means the caller stopped waiting.
+            let _ = reply.send(result.clone().map(|()| td));
+        }
+    }
+    guard.key = None;
+}
+
+/// Numbers `tds` (all of `family`) after the family's last revision and writes them and the
+/// family record in one compare-and-swap transaction.
+async fn commit_batch(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    family: &str,
+    tds: &mut [TaskDefinition],
+) -> Result<(), ApiError> {
+    let fkey = keys::family(family);
+    let count = u32::try_from(tds.len()).unwrap_or(u32::MAX);
+    for _ in 0..REGISTER_RETRIES {
+        let (fam, frev) = store
+            .get_json::<FamilyRecord>(&fkey)
+            .await
+            .map_err(store_err)?
+            .unwrap_or_default();
+        let last = fam.last_revision.checked_add(count).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::LimitExceededException,
+                "This family has used every revision number.",
+            )
+        })?;
+        let fam = FamilyRecord {
+            family: family.to_owned(),
+            last_revision: last,
+        };
+        let mut txn = Txn::new()
+            .when_mod_revision(fkey.clone(), frev)
+            .put(fkey.clone(), to_bytes(&fam)?);
+        let now = clock.now();
+        for (revision, td) in (last - count + 1..).zip(tds.iter_mut()) {
+            td.revision = revision;
+            td.registered_at = Some(now);
+            txn = txn.put(keys::taskdef(family, revision), to_bytes(&*td)?);
+        }
+        if let TxnResult::Committed { .. } = store.txn(txn).await.map_err(store_err)? {
+            return Ok(());
+        }
+    }
+    Err(ApiError::server(
+        "Too many concurrent registrations for this family; retry.",
+    ))
 }
 
 fn arn(ctx: &Ctx, td: &TaskDefinition) -> String {
@@ -70,39 +187,8 @@ pub(crate) async fn register(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> 
     td.deregistered_at = None;
     td.delete_requested_at = None;
     td.requires_attributes = Vec::new();
-    let fkey = keys::family(&td.family);
-    let lock = family_lock(&td.family);
-    let _queued = lock.lock().await;
-    for _ in 0..REGISTER_RETRIES {
-        let (fam, frev) = ctx
-            .store()
-            .get_json::<FamilyRecord>(&fkey)
-            .await
-            .map_err(store_err)?
-            .unwrap_or_default();
-        let revision = fam.last_revision.checked_add(1).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::LimitExceededException,
-                "This family has used every revision number.",
-            )
-        })?;
-        td.revision = revision;
-        td.registered_at = Some(ctx.now());
-        let fam = FamilyRecord {
-            family: td.family.clone(),
-            last_revision: revision,
-        };
-        let txn = Txn::new()
-            .when_mod_revision(fkey.clone(), frev)
-            .put(fkey.clone(), to_bytes(&fam)?)
-            .put(keys::taskdef(&td.family, revision), to_bytes(&td)?);
-        if let TxnResult::Committed { .. } = ctx.store().txn(txn).await.map_err(store_err)? {
-            return Ok(json!({ "taskDefinition": td.to_wire(&arn(ctx, &td)), "tags": td.tags }));
-        }
-    }
-    Err(ApiError::server(
-        "Too many concurrent registrations for this family; retry.",
-    ))
+    let td = enqueue(ctx, td).await?;
+    Ok(json!({ "taskDefinition": td.to_wire(&arn(ctx, &td)), "tags": td.tags }))
 }
 
 /// Finds the task definition a reference names: a given revision in any status, or the latest
@@ -115,6 +201,26 @@ async fn resolve(ctx: &Ctx, r: &TaskDefRef) -> Result<Option<(TaskDefinition, u6
             .await
             .map_err(store_err),
         None => {
+            // The family record names the last revision issued, which is nearly always the
+            // latest ACTIVE one: two point reads instead of decoding every revision.
+            let fam = ctx
+                .store()
+                .get_json::<FamilyRecord>(&keys::family(&r.family))
+                .await
+                .map_err(store_err)?;
+            if let Some((fam, _)) = fam {
+                let last = ctx
+                    .store()
+                    .get_json::<TaskDefinition>(&keys::taskdef(&r.family, fam.last_revision))
+                    .await
+                    .map_err(store_err)?;
+                if let Some(found) =
+                    last.filter(|(td, _)| td.status == TaskDefinitionStatus::Active)
+                {
+                    return Ok(Some(found));
+                }
+            }
+            // The last revision was deregistered or deleted: scan the family, newest first.
             let all = ctx
                 .store()
                 .list_json::<TaskDefinition>(&keys::taskdefs_of(&r.family))
@@ -381,18 +487,97 @@ pub(crate) async fn store_if_unchanged(
 mod tests {
     use super::*;
 
-    #[test]
-    fn one_lock_per_live_family() {
-        let a = family_lock("lock-test-a");
-        assert!(Arc::ptr_eq(&a, &family_lock("lock-test-a")));
-        assert!(!Arc::ptr_eq(&a, &family_lock("lock-test-b")));
-        drop(a);
-        let again = family_lock("lock-test-a");
-        assert_eq!(
-            Arc::strong_count(&again),
-            1,
-            "a dropped lock is not kept alive"
-        );
+    fn ctx() -> Ctx {
+        let store = berth_store::RedbStore::in_memory().expect("in-memory store");
+        Ctx {
+            state: crate::ApiState::new(
+                Arc::new(store),
+                Arc::new(berth_model::SystemClock),
+                crate::KeyRing::new(),
+                crate::ApiConfig::default(),
+            ),
+            region: "us-east-1".into(),
+        }
+    }
+
+    fn body(family: &str) -> Vec<u8> {
+        json!({
+            "family": family,
+            "containerDefinitions": [{"name": "app", "image": "busybox", "memory": 64}],
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_registrations_get_consecutive_revisions() {
+        let ctx = Arc::new(ctx());
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                let ctx = Arc::clone(&ctx);
+                tokio::spawn(async move {
+                    let family = ["batch-a", "batch-b"][i % 2];
+                    let out = register(&ctx, &body(family)).await.expect("registers");
+                    (family, out["taskDefinition"]["revision"].as_u64())
+                })
+            })
+            .collect();
+        let mut revisions: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+        for t in tasks {
+            let (family, rev) = t.await.expect("task");
+            revisions
+                .entry(family)
+                .or_default()
+                .push(rev.expect("revision"));
+        }
+        for (family, mut revs) in revisions {
+            revs.sort_unstable();
+            assert_eq!(revs, (1..=50).collect::<Vec<u64>>(), "{family}");
+            let stored = ctx
+                .store()
+                .list(&keys::taskdefs_of(family))
+                .await
+                .expect("list")
+                .0;
+            assert_eq!(stored.len(), 50, "{family}");
+            let (fam, _) = ctx
+                .store()
+                .get_json::<FamilyRecord>(&keys::family(family))
+                .await
+                .expect("get")
+                .expect("family record");
+            assert_eq!(fam.last_revision, 50);
+        }
+        // Registering after a burst still continues the numbering (a fresh committer).
+        let out = register(&ctx, &body("batch-a")).await.expect("registers");
+        assert_eq!(out["taskDefinition"]["revision"], 51);
+    }
+
+    async fn latest(ctx: &Ctx, family: &str) -> Option<u32> {
+        let r = TaskDefRef::parse(family).expect("parses");
+        resolve(ctx, &r)
+            .await
+            .expect("resolves")
+            .map(|(td, _)| td.revision)
+    }
+
+    #[tokio::test]
+    async fn describe_of_a_family_skips_an_inactive_last_revision() {
+        let ctx = ctx();
+        for _ in 0..3 {
+            register(&ctx, &body("web")).await.expect("registers");
+        }
+        assert_eq!(latest(&ctx, "web").await, Some(3));
+        deregister(
+            &ctx,
+            DeregisterRequest {
+                task_definition: "web:3".into(),
+            },
+        )
+        .await
+        .expect("deregisters");
+        assert_eq!(latest(&ctx, "web").await, Some(2));
+        assert_eq!(latest(&ctx, "nothing").await, None);
     }
 
     #[test]

@@ -242,13 +242,16 @@ pub fn decide(mut input: Input<'_>) -> Plan {
             .copied()
             .unwrap_or(false)
     };
-    // Without a health check, a task of the PRIMARY deployment counts as healthy once it has
-    // kept running for SETTLE_SECS: a container that exits at once never completes a
-    // deployment nor lets the tasks it should replace go. (Tasks being replaced count as
-    // healthy as soon as they run, as in ECS.)
-    let settled = |t: &Task| {
-        t.started_by.as_deref() != Some(primary.id.as_str())
-            || t.started_at.is_some_and(|s| now - s >= SETTLE_SECS)
+    // Without a health check, a task counts as healthy once it has kept running for
+    // SETTLE_SECS: a container that exits at once never completes a deployment nor lets
+    // other tasks go. Until then it is "young": neither counted as healthy nor stopped as an
+    // unhealthy one would be.
+    let settled = |t: &Task| t.started_at.is_some_and(|s| now - s >= SETTLE_SECS);
+    let young = |t: &Task| {
+        t.last_status == TaskStatus::Running
+            && t.health_status == HealthStatus::Unknown
+            && !is_checked(t)
+            && !settled(t)
     };
     let healthy = |t: &Task| -> bool {
         t.last_status == TaskStatus::Running
@@ -369,12 +372,12 @@ pub fn decide(mut input: Input<'_>) -> Plan {
         keep.iter().filter(|t| healthy(t)).count() + retire.iter().filter(|t| healthy(t)).count();
     let mut live_total = keep.len() + retire.len();
 
-    // Retire: unhealthy/pending retired tasks go at once; healthy ones as min healthy allows.
-    // With DAEMON, a retired task on an instance that should run the new one goes first.
+    // Retire: unhealthy/pending retired tasks go at once; healthy ones as min healthy allows;
+    // young ones wait until they are one or the other.
     retire.sort_by_key(|t| healthy(t));
     for t in &retire {
         let h = healthy(t);
-        if h && healthy_total <= min_healthy as usize {
+        if young(t) || (h && healthy_total <= min_healthy as usize) {
             continue;
         }
         let why = if t
@@ -384,7 +387,7 @@ pub fn decide(mut input: Input<'_>) -> Plan {
         {
             "Container instance is draining".to_owned()
         } else {
-            format!("Deployment {} replaces this task", primary.id)
+            format!("Scaling activity initiated by (deployment {})", primary.id)
         };
         plan.stop.push((t.id.clone(), why));
         stopping.insert(t.id.clone());
@@ -606,7 +609,12 @@ pub fn decide(mut input: Input<'_>) -> Plan {
         cx.svc.steady = false;
         cx.changed = true;
     }
-    if cx.svc.status == ServiceStatus::Draining && live_total == 0 && plan.stop.is_empty() {
+    // A deleted service is INACTIVE once its last task has stopped (not merely been asked to).
+    if cx.svc.status == ServiceStatus::Draining
+        && live_total == 0
+        && plan.stop.is_empty()
+        && tasks.iter().all(|t| t.last_status == TaskStatus::Stopped)
+    {
         cx.svc.status = ServiceStatus::Inactive;
         cx.changed = true;
     }
@@ -1343,7 +1351,7 @@ mod tests {
     }
 
     #[test]
-    fn tasks_being_replaced_count_as_healthy_as_soon_as_they_run() {
+    fn young_tasks_being_replaced_are_neither_stopped_at_once_nor_counted() {
         // Deployed right after the first one came up: its tasks run, just started.
         let svc = service(
             4,
@@ -1366,14 +1374,83 @@ mod tests {
                 t
             })
             .collect();
+        let inst = [instance("i1", InstanceStatus::Active)];
+        let p = run(&svc, &tasks, &inst, 10.0);
+        assert!(
+            p.stop.is_empty(),
+            "not healthy yet, but not unhealthy either"
+        );
+        assert_eq!(launched(&p), 0, "max 100%: no room");
+        let p = run(&svc, &tasks, &inst, 11.0);
+        assert_eq!(p.stop.len(), 2, "min 50%: two of the four keep serving");
+        assert_eq!(launched(&p), 2);
+    }
+
+    #[test]
+    fn tasks_of_a_failing_deployment_that_run_a_moment_do_not_let_healthy_ones_go() {
+        // The circuit breaker rolled back: the rollback has no task yet; the first deployment's
+        // three run; three tasks of the failed one were just seen RUNNING (they will crash).
+        let svc = service(
+            3,
+            200,
+            100,
+            vec![
+                dep("rb", DeploymentStatus::Primary, RolloutState::InProgress, 1),
+                dep("bad", DeploymentStatus::Active, RolloutState::Failed, 2),
+                dep("good", DeploymentStatus::Active, RolloutState::Completed, 1),
+            ],
+        );
+        let mut tasks: Vec<Task> = (0..3)
+            .map(|i| task(&format!("g{i}"), "good", TaskStatus::Running, "i1"))
+            .collect();
+        for i in 0..3 {
+            let mut t = task(&format!("b{i}"), "bad", TaskStatus::Running, "i1");
+            t.started_at = Some(9.95);
+            tasks.push(t);
+        }
         let p = run(
             &svc,
             &tasks,
             &[instance("i1", InstanceStatus::Active)],
             10.0,
         );
-        assert_eq!(p.stop.len(), 2, "min 50%: two of the four keep serving");
-        assert_eq!(launched(&p), 2);
+        assert!(
+            p.stop.iter().all(|(id, _)| !id.starts_with('g')),
+            "{:?}",
+            p.stop
+        );
+    }
+
+    #[test]
+    fn a_deleted_service_is_inactive_once_its_tasks_have_stopped() {
+        let mut svc = service(
+            0,
+            200,
+            100,
+            vec![dep(
+                "d",
+                DeploymentStatus::Primary,
+                RolloutState::Completed,
+                1,
+            )],
+        );
+        svc.status = ServiceStatus::Draining;
+        let inst = [instance("i1", InstanceStatus::Active)];
+        // Asked to stop, still shutting down: DRAINING.
+        let mut t = task("a", "d", TaskStatus::Deprovisioning, "i1");
+        t.desired_status = DesiredStatus::Stopped;
+        let p = run(&svc, &[t], &inst, 10.0);
+        assert!(p
+            .service
+            .as_ref()
+            .is_none_or(|s| s.status == ServiceStatus::Draining));
+        let p = run(
+            &svc,
+            &[task("a", "d", TaskStatus::Stopped, "i1")],
+            &inst,
+            10.0,
+        );
+        assert_eq!(p.service.expect("changes").status, ServiceStatus::Inactive);
     }
 
     #[test]

@@ -188,43 +188,40 @@ async fn follow(
             last = line;
         }
         let mine = deps.iter().find(|d| s(&d["id"]) == deployment);
-        match mine.map(|d| s(&d["rolloutState"])) {
-            Some(st) if st == "COMPLETED" && deps.len() == 1 => {
-                println!("deployment {deployment} completed");
-                return Ok(());
-            }
-            Some(st) if st == "FAILED" => {
-                bail!(
-                    "deployment {deployment} failed: {}",
-                    s(&mine
-                        .map(|d| d["rolloutStateReason"].clone())
-                        .unwrap_or_default())
-                );
-            }
-            None => {
-                // Gone: replaced by a rollback (the circuit breaker) or by another deployment.
-                let failed = events.iter().find_map(|e| {
-                    let m = s(&e["message"]);
-                    m.contains(&format!("(deployment {deployment}) deployment failed"))
-                        .then(|| {
-                            m.rsplit("deployment failed: ")
-                                .next()
-                                .unwrap_or("")
-                                .to_owned()
-                        })
+        let state = mine.map(|d| s(&d["rolloutState"]));
+        if state.as_deref() == Some("COMPLETED") && deps.len() == 1 {
+            println!("deployment {deployment} completed");
+            return Ok(());
+        }
+        if mine.is_none() || state.as_deref() == Some("FAILED") {
+            // Failed (the circuit breaker), perhaps rolled back; or replaced by another one.
+            let reason = mine
+                .map(|d| s(&d["rolloutStateReason"]))
+                .filter(|r| !r.is_empty())
+                .or_else(|| {
+                    events.iter().find_map(|e| {
+                        let m = s(&e["message"]);
+                        m.contains(&format!("(deployment {deployment}) deployment failed: "))
+                            .then(|| {
+                                m.rsplit("deployment failed: ")
+                                    .next()
+                                    .unwrap_or("")
+                                    .to_owned()
+                            })
+                    })
                 });
-                let primary = deps.iter().find(|d| s(&d["status"]) == "PRIMARY");
-                let now = primary
-                    .map(|d| format!("{} ({})", s(&d["id"]), short(&d["taskDefinition"])))
-                    .unwrap_or_else(|| "nothing".into());
-                match failed {
-                    Some(why) => bail!(
-                        "deployment {deployment} failed: {why} The service rolled back to {now}."
-                    ),
-                    None => bail!("deployment {deployment} was replaced by {now}"),
+            let other = deps
+                .iter()
+                .find(|d| s(&d["status"]) == "PRIMARY" && s(&d["id"]) != deployment)
+                .map(|d| format!("{} ({})", s(&d["id"]), short(&d["taskDefinition"])));
+            match (reason, other) {
+                (Some(why), Some(now)) => {
+                    bail!("deployment {deployment} failed: {why} The service rolled back to {now}.")
                 }
+                (Some(why), None) => bail!("deployment {deployment} failed: {why}"),
+                (None, Some(now)) => bail!("deployment {deployment} was replaced by {now}"),
+                (None, None) => bail!("deployment {deployment} is gone"),
             }
-            _ => {}
         }
         if start.elapsed() > timeout {
             bail!("timed out waiting for deployment {deployment}");

@@ -343,9 +343,9 @@ async fn client(
             }
             Ok((status, body)) => {
                 stats.errors += 1;
-                stats.first_error.get_or_insert_with(|| {
-                    format!("{status}: {}", String::from_utf8_lossy(&body))
-                });
+                stats
+                    .first_error
+                    .get_or_insert_with(|| format!("{status}: {}", String::from_utf8_lossy(&body)));
             }
             Err(e) => {
                 stats.errors += 1;
@@ -475,8 +475,8 @@ async fn call(addr: SocketAddr, target: &str, body: Vec<u8>) -> Result<(), Error
 
 fn header() {
     println!(
-        "{:<24} {:>9} {:>8} {:>8} {:>7} {:>8}   {}",
-        "action", "req/s", "p50 ms", "p99 ms", "errors", "vs ping", "per round (min..max)"
+        "{:<24} {:>9} {:>8} {:>8} {:>7} {:>8}   per round (min..max)",
+        "action", "req/s", "p50 ms", "p99 ms", "errors", "vs ping"
     );
 }
 
@@ -536,7 +536,9 @@ fn sigv4_costs() -> (f64, f64) {
     // The best of three runs: the least disturbed by whatever else the machine is doing.
     (0..3)
         .map(|_| sigv4_cost_once())
-        .fold((f64::MAX, f64::MAX), |(s, v), (s1, v1)| (s.min(s1), v.min(v1)))
+        .fold((f64::MAX, f64::MAX), |(s, v), (s1, v1)| {
+            (s.min(s1), v.min(v1))
+        })
 }
 
 fn sigv4_cost_once() -> (f64, f64) {

@@ -429,7 +429,7 @@ async fn reporter(
             Err(e) => {
                 tracing::warn!(error = %e, "status report failed; will retry");
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
     }

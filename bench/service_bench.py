@@ -125,7 +125,13 @@ def replacement_bench(driver, kills):
         for _ in range(kills):
             tasks = c.ecs.describe_tasks(cluster="default", tasks=c.ecs.list_tasks(
                 cluster="default", serviceName="victims")["taskArns"])["tasks"]
-            victim = next(t for t in tasks if t["lastStatus"] == "RUNNING")
+            # The oldest running task, once it has run past the controller's settle time (1 s):
+            # a task killed sooner counts as failing to start, and repeated such kills rightly
+            # trigger the crash-loop backoff, which is not what this measures.
+            victim = min((t for t in tasks if t["lastStatus"] == "RUNNING"), key=lambda t: t["startedAt"])
+            settle = 1.5 - (time.time() - victim["startedAt"].timestamp())
+            if settle > 0:
+                time.sleep(settle)
             before = {t["taskArn"] for t in tasks}
             rid = victim["containers"][0]["runtimeId"]
             t0 = time.monotonic()

@@ -378,8 +378,6 @@ def test_create_and_describe_every_field(ecs, agents):
     assert d["failures"] == [{"arn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/default/{missing}", "reason": "MISSING"}]
 
 
-@pytest.mark.xfail(strict=True, reason="TagResource / UntagResource / ListTagsForResource do not know "
-                   "service ARNs yet (crates/berth-api/src/ecs/tags.rs)")
 def test_service_tags_through_the_tagging_api(ecs, agents):
     name = uniq("tag")
     arn = ecs.create_service(cluster="default", serviceName=name, taskDefinition=taskdef(ecs), desiredCount=0,
@@ -389,6 +387,61 @@ def test_service_tags_through_the_tagging_api(ecs, agents):
     ecs.untag_resource(resourceArn=arn, tagKeys=["team"])
     got = ecs.describe_services(cluster="default", services=[name], include=["TAGS"])["services"][0]["tags"]
     assert got == [{"key": "env", "value": "prod"}]
+    missing = arn.replace(name, name + "-gone")
+    expect_error("InvalidParameterException", ecs.list_tags_for_resource, resourceArn=missing)
+
+
+def test_task_and_instance_tags_through_the_tagging_api(ecs, agents):
+    td = taskdef(ecs)
+    task = ecs.run_task(cluster="default", taskDefinition=td, tags=[{"key": "a", "value": "1"}])["tasks"][0]
+    arn = task["taskArn"]
+    assert ecs.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "a", "value": "1"}]
+    ecs.tag_resource(resourceArn=arn, tags=[{"key": "b", "value": "2"}])
+    ecs.untag_resource(resourceArn=arn, tagKeys=["a"])
+    got = ecs.describe_tasks(cluster="default", tasks=[arn], include=["TAGS"])["tasks"][0]["tags"]
+    assert got == [{"key": "b", "value": "2"}]
+    ecs.stop_task(cluster="default", task=arn)
+    inst = ecs.list_container_instances(cluster="default")["containerInstanceArns"][0]
+    ecs.tag_resource(resourceArn=inst, tags=[{"key": "rack", "value": "r1"}])
+    assert {"key": "rack", "value": "r1"} in ecs.list_tags_for_resource(resourceArn=inst)["tags"]
+    ecs.untag_resource(resourceArn=inst, tagKeys=["rack"])
+    assert {"key": "rack", "value": "r1"} not in ecs.list_tags_for_resource(resourceArn=inst)["tags"]
+    gone = arn.rsplit("/", 1)[0] + "/0123456789abcdef0123456789abcdef"
+    expect_error("InvalidParameterException", ecs.list_tags_for_resource, resourceArn=gone)
+
+
+def test_list_and_describe_service_deployments(ecs, agents):
+    name = uniq("dep")
+    family = uniq("depfam")
+    first_td = taskdef(ecs, family=family)
+    svc_arn = ecs.create_service(cluster="default", serviceName=name, taskDefinition=first_td,
+                                 desiredCount=2)["service"]["serviceArn"]
+    wait_stable(ecs, name, count=2)
+    second_td = taskdef(ecs, family=family)
+    ecs.update_service(cluster="default", service=name, taskDefinition=second_td)
+    wait_stable(ecs, name, count=2)
+    listed = ecs.list_service_deployments(cluster="default", service=name)["serviceDeployments"]
+    assert [d["status"] for d in listed] == ["SUCCESSFUL", "SUCCESSFUL"], listed
+    newest, oldest = listed
+    assert newest["createdAt"] >= oldest["createdAt"] and newest["finishedAt"]
+    assert newest["serviceArn"] == svc_arn
+    assert newest["serviceDeploymentArn"].startswith(f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/default/{name}/")
+    assert ecs.list_service_deployments(cluster="default", service=name, status=["IN_PROGRESS"])["serviceDeployments"] == []
+    page = ecs.list_service_deployments(cluster="default", service=name, maxResults=1)
+    assert page["serviceDeployments"] == [newest] and page["nextToken"]
+    rest = ecs.list_service_deployments(cluster="default", service=name, nextToken=page["nextToken"])
+    assert rest["serviceDeployments"] == [oldest]
+    missing = newest["serviceDeploymentArn"].rsplit("/", 1)[0] + "/999"
+    got = ecs.describe_service_deployments(serviceDeploymentArns=[newest["serviceDeploymentArn"], missing])
+    [d] = got["serviceDeployments"]
+    assert got["failures"] == [{"arn": missing, "reason": "MISSING"}]
+    assert d["status"] == "SUCCESSFUL"
+    assert d["targetServiceRevision"]["requestedTaskCount"] == 2
+    assert d["targetServiceRevision"]["runningTaskCount"] == 2
+    assert [s["arn"] for s in d["sourceServiceRevisions"]] == [oldest["targetServiceRevisionArn"]]
+    assert d["deploymentCircuitBreaker"]["status"] == "DISABLED"
+    expect_error("ServiceNotFoundException", ecs.list_service_deployments, cluster="default", service=name + "x")
+    expect_error("InvalidParameterException", ecs.describe_service_deployments, serviceDeploymentArns=["nope"])
 
 
 def test_list_services_filters_and_pages(ecs, agents):
@@ -764,6 +817,14 @@ def test_circuit_breaker_rolls_back(berth, ecs, agents):
     assert {t["taskDefinitionArn"] for t in running(ecs, name)} == {good}
     wait_for(lambda: len(processes_with_argv(argv)) == 3, 10, what="three good processes")
     assert p.stdout.count("\n") >= 2  # progress lines were printed
+    # ListServiceDeployments folds the rollback into the deployment it undid, as ECS does.
+    listed = ecs.list_service_deployments(cluster="default", service=name)["serviceDeployments"]
+    assert [d["status"] for d in listed] == ["ROLLBACK_SUCCESSFUL", "SUCCESSFUL"], listed
+    [failed_dep] = ecs.describe_service_deployments(
+        serviceDeploymentArns=[listed[0]["serviceDeploymentArn"]])["serviceDeployments"]
+    assert failed_dep["serviceDeploymentArn"].endswith("/" + bad_id.split("/")[-1])
+    assert failed_dep["rollback"]["serviceRevisionArn"].endswith("/" + d["id"].split("/")[-1])
+    assert failed_dep["deploymentCircuitBreaker"]["status"] == "TRIGGERED"
 
 
 def test_circuit_breaker_rolls_back_tasks_that_never_turn_healthy(berth, ecs, agents):

@@ -16,6 +16,10 @@ pub enum ResourceKind {
     Task,
     ContainerInstance,
     Service,
+    /// `service-deployment/CLUSTER/SERVICE/ID`: one deployment of a service.
+    ServiceDeployment,
+    /// `service-revision/CLUSTER/SERVICE/ID`: the configuration a deployment rolls out.
+    ServiceRevision,
 }
 
 impl ResourceKind {
@@ -26,6 +30,8 @@ impl ResourceKind {
             Self::Task => "task",
             Self::ContainerInstance => "container-instance",
             Self::Service => "service",
+            Self::ServiceDeployment => "service-deployment",
+            Self::ServiceRevision => "service-revision",
         }
     }
 
@@ -36,6 +42,8 @@ impl ResourceKind {
             "task" => Self::Task,
             "container-instance" => Self::ContainerInstance,
             "service" => Self::Service,
+            "service-deployment" => Self::ServiceDeployment,
+            "service-revision" => Self::ServiceRevision,
             _ => return None,
         })
     }

@@ -28,9 +28,13 @@
 //! `list_owned`, running or exited, and can inspect, stop, wait for, log and remove it.
 //!
 //! # Ports, resources, logs
-//! Processes bind their ports directly on the host: each port mapping is reported with
-//! host port = container port (a requested different or dynamic host port cannot be
-//! honoured), none in `none` network mode. cpu and memory limits are not enforced (no cgroups);
+//! Processes bind their ports directly on the host, so a process cannot be remapped: it must
+//! listen on the host port itself. A mapping with a host port is reported as given (and the
+//! process should listen on it); a mapping with host port 0 (ECS's dynamic port, the default
+//! in bridge mode) gets a free ephemeral port chosen at start, as Nomad does. Either way the
+//! process learns its ports from its environment: `PORT_<containerPort>` for each mapping and
+//! `PORT` for the first, so `sh -c 'exec httpd -p $PORT'` serves on the port berth reports.
+//! None are reported in `none` network mode. cpu and memory limits are not enforced (no cgroups);
 //! stats are summed over the process group from `/proc` (utime + stime + reaped children's
 //! times; VmRSS). stdout and stderr go to files that are never rotated; log lines carry no
 //! recorded time: lines already in the files are stamped with the file's modification time,
@@ -195,8 +199,9 @@ impl ProcessDriver {
 
     async fn do_start(&self, spec: &ContainerSpec) -> Result<ContainerId, DriverError> {
         let argv = command_line(spec)?;
+        let spec = &with_host_ports(spec)?;
         let mut env = base_env();
-        for (k, v) in &spec.environment {
+        for (k, v) in port_env(spec).iter().chain(&spec.environment) {
             env.retain(|(key, _)| key != k);
             env.push((k.clone(), v.clone()));
         }
@@ -549,7 +554,11 @@ impl Inner {
                 .iter()
                 .map(|p| NetworkBinding {
                     container_port: p.container_port,
-                    host_port: p.container_port,
+                    host_port: if p.host_port == 0 {
+                        p.container_port
+                    } else {
+                        p.host_port
+                    },
                     protocol: p.protocol,
                     bind_ip: "0.0.0.0".into(),
                 })
@@ -745,6 +754,52 @@ fn command_line(spec: &ContainerSpec) -> Result<Vec<String>, DriverError> {
 }
 
 /// The environment every process starts from.
+/// The spec with every dynamic host port (0) replaced by a free ephemeral port of its
+/// protocol, unless the task has no network.
+fn with_host_ports(spec: &ContainerSpec) -> Result<ContainerSpec, DriverError> {
+    let mut spec = spec.clone();
+    if spec.network_mode == NetworkMode::None {
+        return Ok(spec);
+    }
+    for p in spec.port_mappings.iter_mut().filter(|p| p.host_port == 0) {
+        let addr = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+        let port = match p.protocol {
+            crate::spec::Protocol::Tcp => {
+                std::net::TcpListener::bind(addr).and_then(|l| l.local_addr())
+            }
+            crate::spec::Protocol::Udp => {
+                std::net::UdpSocket::bind(addr).and_then(|l| l.local_addr())
+            }
+        };
+        p.host_port = port
+            .map_err(|e| io_err("choosing a dynamic host port", e))?
+            .port();
+    }
+    Ok(spec)
+}
+
+/// `PORT_<containerPort>` for each mapping and `PORT` for the first: where the process must
+/// listen, since nothing remaps its ports.
+fn port_env(spec: &ContainerSpec) -> Vec<(String, String)> {
+    if spec.network_mode == NetworkMode::None {
+        return Vec::new();
+    }
+    let mut env: Vec<(String, String)> = spec
+        .port_mappings
+        .iter()
+        .map(|p| {
+            (
+                format!("PORT_{}", p.container_port),
+                p.host_port.to_string(),
+            )
+        })
+        .collect();
+    if let Some(p) = spec.port_mappings.first() {
+        env.push(("PORT".into(), p.host_port.to_string()));
+    }
+    env
+}
+
 fn base_env() -> Vec<(String, String)> {
     let path = std::env::var_os("PATH")
         .and_then(|p: OsString| p.into_string().ok())
@@ -1065,6 +1120,43 @@ mod tests {
                 assert_eq!(code, 143);
             }
         }
+    }
+
+    /// A dynamic host port is a real free port, reported in the bindings and handed to the
+    /// process in `PORT` and `PORT_<containerPort>`; a fixed one is passed through.
+    #[tokio::test]
+    async fn dynamic_host_ports_reach_the_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = ProcessDriver::new(dir.path().to_path_buf()).unwrap();
+        let mut spec = ContainerSpec::new("t", "app", "x");
+        spec.entry_point = Some(vec!["sh".into(), "-c".into()]);
+        spec.command = Some(vec!["echo $PORT $PORT_80 $PORT_81".into()]);
+        spec.port_mappings = vec![
+            crate::spec::PortSpec {
+                container_port: 80,
+                host_port: 0,
+                protocol: crate::spec::Protocol::Tcp,
+            },
+            crate::spec::PortSpec {
+                container_port: 81,
+                host_port: 4567,
+                protocol: crate::spec::Protocol::Tcp,
+            },
+        ];
+        let id = driver.start(&spec).await.unwrap();
+        assert_eq!(driver.wait_exit(&id).await.unwrap(), 0);
+        let status = driver.inspect(&id).await.unwrap();
+        let dynamic = status
+            .bindings
+            .iter()
+            .find(|b| b.container_port == 80)
+            .expect("a binding for port 80")
+            .host_port;
+        assert_ne!(dynamic, 0);
+        assert_ne!(dynamic, 80);
+        let (dir, _) = driver.load(&id).unwrap();
+        let out = std::fs::read_to_string(dir.stdout()).unwrap();
+        assert_eq!(out.trim(), format!("{dynamic} {dynamic} 4567"));
     }
 
     #[test]

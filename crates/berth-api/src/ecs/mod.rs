@@ -1,6 +1,7 @@
 //! The ECS actions: one module per resource, each action a typed request and a handler.
 
 mod clusters;
+mod deployments;
 mod instances;
 mod services;
 mod tags;
@@ -44,6 +45,8 @@ pub(crate) async fn dispatch(ctx: &Ctx, action: &str, body: &[u8]) -> Result<Val
         "DeleteService" => services::delete(ctx, parse_body(body)?).await,
         "DescribeServices" => services::describe(ctx, parse_body(body)?).await,
         "ListServices" => services::list(ctx, parse_body(body)?).await,
+        "ListServiceDeployments" => deployments::list(ctx, parse_body(body)?).await,
+        "DescribeServiceDeployments" => deployments::describe(ctx, parse_body(body)?).await,
         "RunTask" => tasks::run(ctx, parse_body(body)?).await,
         "StartTask" => tasks::start(ctx, parse_body(body)?).await,
         "StopTask" => tasks::stop(ctx, parse_body(body)?).await,

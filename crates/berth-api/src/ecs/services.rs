@@ -22,7 +22,7 @@ use crate::state::{store_err, to_bytes, Ctx};
 const RETRIES: usize = 16;
 
 /// A service name from a name or an ARN (`service/CLUSTER/NAME` or the old `service/NAME`).
-fn service_name(ident: &str) -> Result<String, ApiError> {
+pub(crate) fn service_name(ident: &str) -> Result<String, ApiError> {
     let name = if Arn::looks_like_arn(ident) {
         match Arn::parse(ident) {
             Some(a) if a.kind == ResourceKind::Service => {
@@ -37,7 +37,7 @@ fn service_name(ident: &str) -> Result<String, ApiError> {
     Ok(name)
 }
 
-fn not_found() -> ApiError {
+pub(crate) fn not_found() -> ApiError {
     ApiError::new(ErrorCode::ServiceNotFoundException, "Service not found.")
 }
 
@@ -141,11 +141,11 @@ fn configuration(
 }
 
 /// The ECS wire shape of a service, with live counts from its tasks.
-pub(crate) async fn service_wire(
+/// Live counts of each of the service's deployments, by deployment id.
+pub(crate) async fn deployment_counts(
     ctx: &Ctx,
     svc: &Service,
-    with_tags: bool,
-) -> Result<Value, ApiError> {
+) -> Result<std::collections::HashMap<String, DeploymentCounts>, ApiError> {
     let group = svc.group();
     let tasks = ctx
         .store()
@@ -157,7 +157,15 @@ pub(crate) async fn service_wire(
         .map(|(_, t, _)| t)
         .filter(|t| t.group.as_deref() == Some(group.as_str()))
         .collect();
-    let c = counts(&mine);
+    Ok(counts(&mine))
+}
+
+pub(crate) async fn service_wire(
+    ctx: &Ctx,
+    svc: &Service,
+    with_tags: bool,
+) -> Result<Value, ApiError> {
+    let c = deployment_counts(ctx, svc).await?;
     let get = |id: &str| c.get(id).copied().unwrap_or_default();
     let primary_id = svc.primary().map(|d| d.id.clone());
     let daemon_desired = if svc.scheduling_strategy == SchedulingStrategy::Daemon {
@@ -186,7 +194,11 @@ pub(crate) async fn service_wire(
     ))
 }
 
-async fn load(ctx: &Ctx, cluster: &str, name: &str) -> Result<Option<(Service, u64)>, ApiError> {
+pub(crate) async fn load(
+    ctx: &Ctx,
+    cluster: &str,
+    name: &str,
+) -> Result<Option<(Service, u64)>, ApiError> {
     ctx.store()
         .get_json::<Service>(&keys::service(cluster, name))
         .await
@@ -594,7 +606,6 @@ pub(crate) async fn tags_of(ctx: &Ctx, resource: &str) -> Result<Vec<Tag>, ApiEr
 
 /// Changes the tags of the service named by an ARN's resource part, for TagResource and
 /// UntagResource, with compare-and-swap.
-#[allow(dead_code)]
 pub(crate) async fn modify_tags(
     ctx: &Ctx,
     resource: &str,

@@ -1,8 +1,9 @@
-//! TagResource, UntagResource, ListTagsForResource on clusters and task definitions.
+//! TagResource, UntagResource, ListTagsForResource on clusters, task definitions, services,
+//! tasks and container instances.
 
 use berth_model::{
     keys, merge_tags, remove_tags, validate_tag_keys, validate_tags, ApiError, Arn, Cluster,
-    ClusterStatus, ErrorCode, ResourceKind, Tag, TaskDefRef,
+    ClusterStatus, ContainerInstance, ErrorCode, ResourceKind, Tag, Task, TaskDefRef,
 };
 use berth_store::{StoreExt, Txn, TxnResult};
 use serde::Deserialize;
@@ -16,6 +17,16 @@ const RETRIES: usize = 32;
 enum Target {
     Cluster(String),
     TaskDef(String, u32),
+    /// The ARN's resource part, `cluster/name`.
+    Service(String),
+    /// A record under a store key whose tags are changed in place (tasks, instances).
+    Record(RecordKind, String),
+}
+
+#[derive(Clone, Copy)]
+enum RecordKind {
+    Task,
+    Instance,
 }
 
 fn target(arn: &str) -> Result<Target, ApiError> {
@@ -33,6 +44,19 @@ fn target(arn: &str) -> Result<Target, ApiError> {
             })?;
             Ok(Target::TaskDef(r.family, rev))
         }
+        ResourceKind::Service => Ok(Target::Service(parsed.resource)),
+        ResourceKind::Task | ResourceKind::ContainerInstance => {
+            let (cluster, id) = parsed
+                .resource
+                .split_once('/')
+                .filter(|(c, id)| !c.is_empty() && !id.is_empty() && !id.contains('/'))
+                .ok_or_else(|| ApiError::invalid(format!("Invalid resource ARN: {arn}")))?;
+            Ok(if parsed.kind == ResourceKind::Task {
+                Target::Record(RecordKind::Task, keys::task(cluster, id))
+            } else {
+                Target::Record(RecordKind::Instance, keys::instance(cluster, id))
+            })
+        }
         _ => Err(ApiError::new(
             ErrorCode::ResourceNotFoundException,
             format!("The specified resource could not be found: {arn}"),
@@ -45,6 +69,15 @@ fn not_found() -> ApiError {
         ErrorCode::ResourceNotFoundException,
         "The specified resource could not be found.",
     )
+}
+
+/// The tagging API names a missing resource with one code, whatever its kind.
+fn resource_not_found(e: ApiError) -> ApiError {
+    if e.code == ErrorCode::ServiceNotFoundException {
+        not_found()
+    } else {
+        e
+    }
 }
 
 /// Applies `change` to the resource's tags with compare-and-swap, retrying on races.
@@ -85,9 +118,54 @@ async fn modify(
                     return Ok(());
                 }
             }
+            Target::Service(resource) => {
+                return super::services::modify_tags(ctx, &resource, &change)
+                    .await
+                    .map_err(resource_not_found);
+            }
+            Target::Record(kind, key) => {
+                let Some((bytes, rev)) = record(ctx, kind, &key).await? else {
+                    return Err(not_found());
+                };
+                let mut v: Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| ApiError::server(format!("decoding {key}: {e}")))?;
+                let mut tags: Vec<Tag> =
+                    serde_json::from_value(v["tags"].take()).unwrap_or_default();
+                change(&mut tags)?;
+                v["tags"] = serde_json::to_value(&tags)
+                    .map_err(|e| ApiError::server(format!("encoding tags: {e}")))?;
+                let txn = Txn::new()
+                    .when_mod_revision(key.clone(), rev)
+                    .put(key, to_bytes(&v)?);
+                if let TxnResult::Committed { .. } =
+                    ctx.store().txn(txn).await.map_err(store_err)?
+                {
+                    return Ok(());
+                }
+            }
         }
     }
     Err(ApiError::server("Resource changed concurrently; retry."))
+}
+
+/// The raw record of a task or instance, when it exists (a stopped task counts until reaped;
+/// a deregistered instance does not).
+async fn record(
+    ctx: &Ctx,
+    kind: RecordKind,
+    key: &str,
+) -> Result<Option<(Vec<u8>, u64)>, ApiError> {
+    let Some(kv) = ctx.store().get(key).await.map_err(store_err)? else {
+        return Ok(None);
+    };
+    if let RecordKind::Instance = kind {
+        let inst: ContainerInstance = serde_json::from_slice(&kv.value)
+            .map_err(|e| ApiError::server(format!("decoding {key}: {e}")))?;
+        if inst.status == berth_model::InstanceStatus::Inactive {
+            return Ok(None);
+        }
+    }
+    Ok(Some((kv.value, kv.mod_revision)))
 }
 
 #[derive(Deserialize)]
@@ -127,7 +205,19 @@ pub(crate) struct ListTagsRequest {
 }
 
 pub(crate) async fn list(ctx: &Ctx, req: ListTagsRequest) -> Result<Value, ApiError> {
-    let tags = match target(&req.resource_arn)? {
+    // ListTagsForResource has no ResourceNotFoundException in ECS's model: a missing
+    // resource is an invalid parameter there.
+    list_tags(ctx, &req.resource_arn).await.map_err(|e| {
+        if e.code == ErrorCode::ResourceNotFoundException {
+            ApiError::invalid(e.message)
+        } else {
+            e
+        }
+    })
+}
+
+async fn list_tags(ctx: &Ctx, resource_arn: &str) -> Result<Value, ApiError> {
+    let tags = match target(resource_arn)? {
         Target::Cluster(name) => {
             match ctx
                 .store()
@@ -145,6 +235,19 @@ pub(crate) async fn list(ctx: &Ctx, req: ListTagsRequest) -> Result<Value, ApiEr
                 .ok_or_else(not_found)?
                 .0
                 .tags
+        }
+        Target::Service(resource) => super::services::tags_of(ctx, &resource)
+            .await
+            .map_err(resource_not_found)?,
+        Target::Record(kind, key) => {
+            let (bytes, _) = record(ctx, kind, &key).await?.ok_or_else(not_found)?;
+            let tags = match kind {
+                RecordKind::Task => serde_json::from_slice::<Task>(&bytes).map(|t| t.tags),
+                RecordKind::Instance => {
+                    serde_json::from_slice::<ContainerInstance>(&bytes).map(|i| i.tags)
+                }
+            };
+            tags.map_err(|e| ApiError::server(format!("decoding {key}: {e}")))?
         }
     };
     Ok(json!({ "tags": tags }))

@@ -29,6 +29,8 @@ const BACKOFF_AFTER: usize = 3;
 const MAX_BACKOFF_SECS: f64 = 30.0;
 /// How long a task without health checks must have been RUNNING to count as healthy.
 pub const SETTLE_SECS: f64 = 1.0;
+/// How many ended deployments a service keeps (for rollback and ListServiceDeployments).
+pub const DEPLOYMENT_HISTORY: usize = 20;
 /// A problem told in an event is told again after this long if it lasts (ECS: six hours).
 const EVENT_REPEAT_SECS: f64 = 6.0 * 3600.0;
 /// The end of the steady-state event.
@@ -572,12 +574,13 @@ pub fn decide(mut input: Input<'_>) -> Plan {
             }
         }
     }
-    // Keep a short history of ended deployments (rollback targets), not shown on the wire.
+    // Keep a history of ended deployments (rollback targets, ListServiceDeployments), not
+    // shown in DescribeServices.
     let mut inactive = 0;
     deployments.retain(|d| {
         if d.status == DeploymentStatus::Inactive {
             inactive += 1;
-            inactive <= 5
+            inactive <= DEPLOYMENT_HISTORY
         } else {
             true
         }

@@ -321,7 +321,9 @@ def test_member_of_custom_attribute(ecs, agents):
     r = ecs.run_task(cluster="default", taskDefinition=td, count=3,
                      placementConstraints=[{"type": "memberOf", "expression": "attribute:zone == b"}])
     assert placed_on(ecs, r["tasks"]) == {agents[1].arn: 3}
+    # Spread, so that both eligible hosts get some (RunTask's default placement is random).
     r = ecs.run_task(cluster="default", taskDefinition=td, count=4,
+                     placementStrategy=[{"type": "spread", "field": "instanceId"}],
                      placementConstraints=[{"type": "memberOf", "expression": "attribute:zone in [a, c]"}])
     assert set(placed_on(ecs, r["tasks"])) == {agents[0].arn, agents[2].arn}
     r = ecs.run_task(cluster="default", taskDefinition=td,

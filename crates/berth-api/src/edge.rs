@@ -55,6 +55,9 @@ fn request_id() -> String {
 async fn aws_api(State(state): State<ApiState>, req: Request) -> Response {
     let rid = request_id();
     let (parts, body) = req.into_parts();
+    if is_query_protocol(&parts.headers) {
+        return crate::elb::serve(state, parts, body, rid).await;
+    }
     let result = async {
         let body = read_body(body, &parts.headers).await?;
         let target = header(&parts.headers, "x-amz-target").unwrap_or_default();
@@ -100,7 +103,17 @@ async fn aws_api(State(state): State<ApiState>, req: Request) -> Response {
     render(result, &rid)
 }
 
-fn header(h: &HeaderMap, name: &str) -> Option<String> {
+/// The AWS Query protocol (ELBv2): a form-encoded body and no `X-Amz-Target`.
+fn is_query_protocol(h: &HeaderMap) -> bool {
+    h.get("x-amz-target").is_none()
+        && header(h, "content-type").is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        })
+}
+
+pub(crate) fn header(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name)?.to_str().ok().map(str::to_owned)
 }
 
@@ -108,7 +121,7 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
 /// a client that is still sending sees the answer instead of a reset connection.
 const DRAIN_BYTES: usize = 4 * MAX_BODY_BYTES;
 
-async fn read_body(body: Body, headers: &HeaderMap) -> Result<Vec<u8>, ApiError> {
+pub(crate) async fn read_body(body: Body, headers: &HeaderMap) -> Result<Vec<u8>, ApiError> {
     let declared = header(headers, "content-length").and_then(|l| l.parse::<usize>().ok());
     let mut refused = declared.is_some_and(|l| l > MAX_BODY_BYTES);
     let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(MAX_BODY_BYTES));

@@ -6,6 +6,9 @@
 //! [`KeyRing`], parses the action's body into a typed request and hands it to the action's
 //! handler in `ecs/`; handlers talk to the store, never to HTTP types. Failures become
 //! ECS-shaped errors (`__type`, `message`) through [`berth_model::ApiError`], in one place.
+//! Elastic Load Balancing (v2) is the AWS Query protocol on the same URL: a form-encoded body
+//! (`Action=CreateLoadBalancer&...`) signed for `elasticloadbalancing`, answered in XML
+//! (`elb/`).
 //!
 //! Start with [`router`] and [`ApiState`].
 
@@ -13,6 +16,7 @@ mod agent;
 mod auth;
 mod ecs;
 mod edge;
+mod elb;
 mod metrics;
 mod paging;
 mod state;
@@ -20,4 +24,4 @@ mod state;
 pub use agent::join_token;
 pub use auth::KeyRing;
 pub use edge::{router, MAX_BODY_BYTES};
-pub use state::{ApiConfig, ApiState};
+pub use state::{ApiConfig, ApiState, MetricsHook, DEFAULT_LB_HOST};

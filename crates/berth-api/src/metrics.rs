@@ -119,5 +119,8 @@ pub(crate) async fn metrics(State(st): State<ApiState>) -> Response {
             }
         }
     }
+    if let Some(hook) = &st.extra_metrics {
+        hook(&mut out);
+    }
     ([("content-type", "text/plain; version=0.0.4")], out).into_response()
 }

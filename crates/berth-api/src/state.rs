@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use berth_control::Launcher;
-use berth_model::{ApiError, Arn, Clock, ResourceKind, DEFAULT_ACCOUNT_ID};
+use berth_model::{ApiError, Arn, Clock, ResourceKind, TargetHealthSource, DEFAULT_ACCOUNT_ID};
 use berth_store::Store;
 
 use crate::KeyRing;
@@ -43,7 +43,16 @@ pub struct ApiState {
     /// Flips to true when the server begins to shut down: held polls return at once.
     pub(crate) closing: tokio::sync::watch::Receiver<bool>,
     closing_tx: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Where ELB's DescribeTargetHealth reads health from (the load balancer's data plane).
+    pub(crate) target_health: Option<Arc<dyn TargetHealthSource>>,
+    /// The host every ELB listener binds on; load balancers show it as their `DNSName`.
+    pub(crate) lb_host: Arc<str>,
+    /// Appends more series to `/metrics` (the load balancer's).
+    pub(crate) extra_metrics: Option<MetricsHook>,
 }
+
+/// Something that appends Prometheus text to `/metrics`.
+pub type MetricsHook = Arc<dyn Fn(&mut String) + Send + Sync>;
 
 impl ApiState {
     pub fn new(
@@ -62,9 +71,33 @@ impl ApiState {
             keys: Arc::new(keys),
             config: Arc::new(config),
             launcher,
+            target_health: None,
+            lb_host: Arc::from(DEFAULT_LB_HOST),
+            extra_metrics: None,
         }
     }
+
+    /// Reads ELB target health from `src` (the load balancer's data plane).
+    pub fn with_target_health(mut self, src: Arc<dyn TargetHealthSource>) -> Self {
+        self.target_health = Some(src);
+        self
+    }
+
+    /// Appends `hook`'s series to every `/metrics` scrape.
+    pub fn with_metrics(mut self, hook: MetricsHook) -> Self {
+        self.extra_metrics = Some(hook);
+        self
+    }
+
+    /// The host ELB listeners bind on, shown as every load balancer's `DNSName`.
+    pub fn with_lb_host(mut self, host: impl Into<String>) -> Self {
+        self.lb_host = Arc::from(host.into());
+        self
+    }
 }
+
+/// The host ELB listeners bind on unless told otherwise.
+pub const DEFAULT_LB_HOST: &str = "127.0.0.1";
 
 impl ApiState {
     /// The launcher the API uses; controllers in the same process share it, so placements

@@ -222,6 +222,7 @@ fn new_task(spec: &LaunchSpec, td: &TaskDefinition, instance_id: &str, now: f64)
         health_status: HealthStatus::Unknown,
         version: 1,
         stats: None,
+        stop_after_drain: None,
     }
 }
 

@@ -9,16 +9,20 @@
 //! - [`ServiceController`]: keeps services at their desired count, rolls out deployments
 //!   (with the circuit breaker and rollback), replaces tasks of lost hosts.
 //! - [`Reaper`]: removes STOPPED tasks once ECS would have forgotten them.
+//! - [`Balancing`]: keeps the load balancer's data plane configured from the ELBv2 records;
+//!   [`PlaneHealth`] reads its target health back for the API and the service controller.
 //!
 //! Decisions are pure functions over plain data (tested as such); the async functions around
 //! them load, decide, and write in one transaction, retrying on conflict.
 
+mod balancing;
 mod launch;
 pub mod lifecycle;
 mod reaper;
 pub mod service;
 mod snapshot;
 
+pub use balancing::{desired as lb_config, target_key, Balancing, LbRecords, PlaneHealth};
 pub use launch::{instance_views, LaunchOutcome, LaunchSpec, Launcher, PlacementFailure};
 pub use reaper::Reaper;
 pub use service::{deployment_id, ControllerConfig, ServiceController};

@@ -244,6 +244,7 @@ mod tests {
             stopped_reason: (status == TaskStatus::Stopped)
                 .then(|| "Essential container in task exited".to_owned()),
             stats: None,
+            stop_after_drain: None,
         }
     }
 

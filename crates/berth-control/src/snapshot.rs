@@ -163,6 +163,7 @@ mod tests {
             health_status: Default::default(),
             version: 1,
             stats: None,
+            stop_after_drain: None,
         }
     }
 

@@ -37,6 +37,29 @@ pub enum ErrorCode {
     AccessDeniedException,
     /// Our own fault (500).
     ServerException,
+    /// Elastic Load Balancing (v2) codes, as the Query protocol sends them (all 400).
+    ElbValidationError,
+    ElbInvalidAction,
+    ElbLoadBalancerNotFound,
+    ElbTargetGroupNotFound,
+    ElbListenerNotFound,
+    ElbRuleNotFound,
+    ElbDuplicateLoadBalancerName,
+    ElbDuplicateTargetGroupName,
+    ElbDuplicateListener,
+    ElbPriorityInUse,
+    ElbResourceInUse,
+    ElbInvalidTarget,
+    ElbTooManyTargets,
+    ElbTooManyTargetGroups,
+    ElbTooManyActions,
+    ElbTooManyRules,
+    ElbTooManyTags,
+    ElbDuplicateTagKeys,
+    ElbInvalidConfigurationRequest,
+    ElbInvalidLoadBalancerAction,
+    ElbUnsupportedProtocol,
+    ElbOperationNotPermitted,
 }
 
 impl ErrorCode {
@@ -66,6 +89,28 @@ impl ErrorCode {
             Self::InvalidSignatureException => "InvalidSignatureException",
             Self::AccessDeniedException => "AccessDeniedException",
             Self::ServerException => "ServerException",
+            Self::ElbValidationError => "ValidationError",
+            Self::ElbInvalidAction => "InvalidAction",
+            Self::ElbLoadBalancerNotFound => "LoadBalancerNotFound",
+            Self::ElbTargetGroupNotFound => "TargetGroupNotFound",
+            Self::ElbListenerNotFound => "ListenerNotFound",
+            Self::ElbRuleNotFound => "RuleNotFound",
+            Self::ElbDuplicateLoadBalancerName => "DuplicateLoadBalancerName",
+            Self::ElbDuplicateTargetGroupName => "DuplicateTargetGroupName",
+            Self::ElbDuplicateListener => "DuplicateListener",
+            Self::ElbPriorityInUse => "PriorityInUse",
+            Self::ElbResourceInUse => "ResourceInUse",
+            Self::ElbInvalidTarget => "InvalidTarget",
+            Self::ElbTooManyTargets => "TooManyTargets",
+            Self::ElbTooManyTargetGroups => "TooManyTargetGroups",
+            Self::ElbTooManyActions => "TooManyActions",
+            Self::ElbTooManyRules => "TooManyRules",
+            Self::ElbTooManyTags => "TooManyTags",
+            Self::ElbDuplicateTagKeys => "DuplicateTagKeys",
+            Self::ElbInvalidConfigurationRequest => "InvalidConfigurationRequest",
+            Self::ElbInvalidLoadBalancerAction => "InvalidLoadBalancerAction",
+            Self::ElbUnsupportedProtocol => "UnsupportedProtocol",
+            Self::ElbOperationNotPermitted => "OperationNotPermitted",
         }
     }
 
@@ -79,6 +124,25 @@ impl ErrorCode {
             | Self::UnrecognizedClientException
             | Self::InvalidSignatureException => 403,
             _ => 400,
+        }
+    }
+
+    /// The code as an AWS Query (XML) service names it: authentication failures and our own
+    /// faults have Query names of their own; every other code is the same on both protocols.
+    pub fn query_str(self) -> &'static str {
+        match self {
+            Self::InvalidSignatureException => "SignatureDoesNotMatch",
+            Self::UnrecognizedClientException => "InvalidClientTokenId",
+            Self::MissingAuthenticationTokenException => "MissingAuthenticationToken",
+            Self::IncompleteSignatureException => "IncompleteSignature",
+            Self::AccessDeniedException => "AccessDenied",
+            Self::ServerException => "InternalFailure",
+            Self::UnknownOperationException => "InvalidAction",
+            Self::SerializationException
+            | Self::ClientException
+            | Self::InvalidParameterException => "ValidationError",
+            Self::RequestEntityTooLarge => "RequestEntityTooLarge",
+            other => other.as_str(),
         }
     }
 
@@ -150,5 +214,20 @@ mod tests {
         ] {
             assert_eq!(ErrorCode::from_auth_code(c.as_str()), c);
         }
+    }
+
+    #[test]
+    fn elb_codes_are_400_with_query_names() {
+        assert_eq!(ErrorCode::ElbLoadBalancerNotFound.status(), 400);
+        assert_eq!(
+            ErrorCode::ElbLoadBalancerNotFound.query_str(),
+            "LoadBalancerNotFound"
+        );
+        assert_eq!(ErrorCode::ElbResourceInUse.as_str(), "ResourceInUse");
+        assert_eq!(
+            ErrorCode::InvalidSignatureException.query_str(),
+            "SignatureDoesNotMatch"
+        );
+        assert_eq!(ErrorCode::InvalidSignatureException.status(), 403);
     }
 }

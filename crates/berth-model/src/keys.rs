@@ -64,6 +64,79 @@ pub fn tasks_of(cluster: &str) -> String {
     format!("tasks/{cluster}/")
 }
 
+// ---------------------------------------------------------------------------------------------
+// Elastic Load Balancing (v2). Keys come from the ARN's resource part after its type, which
+// holds the names and ids that make it unique (`app/NAME/ID` for a load balancer, `NAME/ID` for
+// a target group), so a load balancer's listeners and a listener's rules share a key prefix.
+
+/// Everything ELB stores lives under this prefix.
+pub const ELB: &str = "elb/";
+pub const ELB_LOAD_BALANCERS: &str = "elb/lb/";
+pub const ELB_TARGET_GROUPS: &str = "elb/tg/";
+pub const ELB_LISTENERS: &str = "elb/listener/";
+pub const ELB_RULES: &str = "elb/rule/";
+pub const ELB_TARGETS: &str = "elb/target/";
+/// Name indexes (`elb/name/lb/NAME`, `elb/name/tg/NAME`) hold the ARN; they keep names unique.
+pub const ELB_NAMES: &str = "elb/name/";
+/// Port index (`elb/port/PORT`) holds the listener's ARN: every listener binds on one host.
+pub const ELB_PORTS: &str = "elb/port/";
+/// Priority index (`elb/prio/LISTENER/PRIORITY`) holds the rule's ARN.
+pub const ELB_PRIORITIES: &str = "elb/prio/";
+
+/// The part of an ELB ARN after `TYPE/` (`loadbalancer/`, `targetgroup/`, ...), or the whole
+/// string when it is not an ELB ARN of that type.
+fn elb_resource<'a>(arn: &'a str, kind: &str) -> &'a str {
+    arn.rsplit_once(':')
+        .and_then(|(_, res)| res.strip_prefix(kind)?.strip_prefix('/'))
+        .unwrap_or(arn)
+}
+
+pub fn elb_load_balancer(arn: &str) -> String {
+    format!("{ELB_LOAD_BALANCERS}{}", elb_resource(arn, "loadbalancer"))
+}
+pub fn elb_target_group(arn: &str) -> String {
+    format!("{ELB_TARGET_GROUPS}{}", elb_resource(arn, "targetgroup"))
+}
+pub fn elb_listener(arn: &str) -> String {
+    format!("{ELB_LISTENERS}{}", elb_resource(arn, "listener"))
+}
+/// The prefix of a load balancer's listeners.
+pub fn elb_listeners_of(lb_arn: &str) -> String {
+    format!("{ELB_LISTENERS}{}/", elb_resource(lb_arn, "loadbalancer"))
+}
+pub fn elb_rule(arn: &str) -> String {
+    format!("{ELB_RULES}{}", elb_resource(arn, "listener-rule"))
+}
+/// The prefix of a listener's rules (also of a load balancer's, given its ARN's resource).
+pub fn elb_rules_of(listener_arn: &str) -> String {
+    format!("{ELB_RULES}{}/", elb_resource(listener_arn, "listener"))
+}
+/// The prefix of all rules of a load balancer.
+pub fn elb_rules_of_lb(lb_arn: &str) -> String {
+    format!("{ELB_RULES}{}/", elb_resource(lb_arn, "loadbalancer"))
+}
+pub fn elb_target(tg_arn: &str, target_id: &str, port: u16) -> String {
+    format!("{}{target_id}:{port:05}", elb_targets_of(tg_arn))
+}
+pub fn elb_targets_of(tg_arn: &str) -> String {
+    format!("{ELB_TARGETS}{}/", elb_resource(tg_arn, "targetgroup"))
+}
+pub fn elb_lb_name(name: &str) -> String {
+    format!("{ELB_NAMES}lb/{name}")
+}
+pub fn elb_tg_name(name: &str) -> String {
+    format!("{ELB_NAMES}tg/{name}")
+}
+pub fn elb_port(port: u16) -> String {
+    format!("{ELB_PORTS}{port:05}")
+}
+pub fn elb_priority(listener_arn: &str, priority: u32) -> String {
+    format!(
+        "{ELB_PRIORITIES}{}/{priority:05}",
+        elb_resource(listener_arn, "listener")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +148,28 @@ mod tests {
         assert_eq!(parse_taskdef(&b), Some(("web", 10)));
         assert!(a.starts_with(&taskdefs_of("web")));
         assert!(!taskdef("web2", 1).starts_with(&taskdefs_of("web")));
+    }
+
+    #[test]
+    fn elb_keys_nest_by_arn() {
+        let lb = "arn:aws:elasticloadbalancing:eu-west-1:000000000000:loadbalancer/app/web/0123456789abcdef";
+        let l = "arn:aws:elasticloadbalancing:eu-west-1:000000000000:listener/app/web/0123456789abcdef/fedcba9876543210";
+        let r = "arn:aws:elasticloadbalancing:eu-west-1:000000000000:listener-rule/app/web/0123456789abcdef/fedcba9876543210/00112233445566aa";
+        let tg =
+            "arn:aws:elasticloadbalancing:eu-west-1:000000000000:targetgroup/api/0011223344556677";
+        assert_eq!(elb_load_balancer(lb), "elb/lb/app/web/0123456789abcdef");
+        assert!(elb_listener(l).starts_with(&elb_listeners_of(lb)));
+        assert!(elb_rule(r).starts_with(&elb_rules_of(l)));
+        assert!(elb_rule(r).starts_with(&elb_rules_of_lb(lb)));
+        assert!(elb_target(tg, "10.0.0.1", 80).starts_with(&elb_targets_of(tg)));
+        assert_eq!(elb_target_group(tg), "elb/tg/api/0011223344556677");
+        for k in [
+            elb_load_balancer(lb),
+            elb_listener(l),
+            elb_rule(r),
+            elb_target_group(tg),
+        ] {
+            assert!(k.starts_with(ELB));
+        }
     }
 }

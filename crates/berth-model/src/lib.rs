@@ -15,6 +15,7 @@ mod cluster;
 mod error;
 mod instance;
 pub mod keys;
+pub mod lb;
 mod names;
 mod service;
 mod tag;
@@ -27,6 +28,10 @@ pub use cluster::{Cluster, ClusterCounts, ClusterField, ClusterSetting, ClusterS
 pub use error::{ApiError, ErrorCode};
 pub use instance::{
     Attribute, ContainerInstance, HostResources, InstanceStatus, InstanceUsage, MAX_ATTRIBUTES,
+};
+pub use lb::{
+    ElbAction, ElbTag, LbAlgorithm, Listener, ListenerRule, LoadBalancer, RuleCondition,
+    TargetGroup, TargetHealthCheck, TargetHealthEntry, TargetHealthSource, TargetRegistration,
 };
 pub use names::{validate_cluster_name, validate_family, validate_name, NAME_MAX};
 pub use service::{

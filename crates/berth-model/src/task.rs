@@ -260,6 +260,11 @@ pub struct Task {
     /// The latest cpu (percent of the task's reservation) and memory (MiB) samples.
     #[serde(default)]
     pub stats: Option<TaskStats>,
+    /// Set when the service controller has decided to stop this task but first takes it out
+    /// of its load balancers (ECS's DEACTIVATING): the stop's reason. The agent keeps it
+    /// running, and its in-flight requests finish, until the targets have drained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_after_drain: Option<String>,
 }
 
 /// Resource use of a task as the agent last sampled it.
@@ -327,8 +332,15 @@ impl Task {
             "taskArn": task_arn,
             "clusterArn": cluster_arn,
             "taskDefinitionArn": taskdef_arn,
-            "lastStatus": self.last_status.as_str(),
-            "desiredStatus": self.desired_status.as_str(),
+            "lastStatus": match (&self.stop_after_drain, self.last_status) {
+                (Some(_), TaskStatus::Running) => "DEACTIVATING",
+                _ => self.last_status.as_str(),
+            },
+            "desiredStatus": if self.stop_after_drain.is_some() {
+                DesiredStatus::Stopped.as_str()
+            } else {
+                self.desired_status.as_str()
+            },
             "launchType": self.launch_type,
             "cpu": self.cpu.to_string(),
             "memory": self.memory.to_string(),

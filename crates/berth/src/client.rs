@@ -98,6 +98,68 @@ impl Client {
         self.call(&format!("BerthV1.{action}"), body).await
     }
 
+    /// Calls one ELBv2 action over the AWS Query protocol: `params` are the form's
+    /// `Name.member.N.Field` pairs; the XML answer's `...Result` comes back as JSON (see
+    /// [`xml_to_json`]). Errors come back as `Code: Message`.
+    pub async fn elb(&self, action: &str, params: &[(String, String)]) -> Result<Value> {
+        let mut form = format!("Action={}&Version=2015-12-01", form_encode(action));
+        for (k, v) in params {
+            form.push_str(&format!("&{}={}", form_encode(k), form_encode(v)));
+        }
+        let body = form.into_bytes();
+        let url: reqwest::Url = format!("{}/", self.endpoint)
+            .parse()
+            .with_context(|| format!("bad endpoint {}", self.endpoint))?;
+        let host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            _ => bail!("endpoint {} has no host", self.endpoint),
+        };
+        let headers = vec![
+            ("host".to_owned(), host),
+            (
+                "content-type".to_owned(),
+                "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
+            ),
+        ];
+        let req = berth_sigv4::Request {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: &body,
+        };
+        let signed = berth_sigv4::sign(
+            &req,
+            &self.creds,
+            &self.region,
+            "elasticloadbalancing",
+            SystemTime::now(),
+        );
+        let mut rb = self.http.post(url).body(body.clone());
+        for (k, v) in headers.iter().chain(signed.iter()) {
+            if k != "host" {
+                rb = rb.header(k, v);
+            }
+        }
+        let resp = rb
+            .send()
+            .await
+            .with_context(|| format!("cannot reach berth at {}", self.endpoint))?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        let doc = xml_to_json(&text).unwrap_or(Value::Null);
+        if !status.is_success() {
+            let e = &doc["Error"];
+            bail!(
+                "{}: {}",
+                super::cli::s(&e["Code"]),
+                super::cli::s(&e["Message"])
+            );
+        }
+        Ok(doc[format!("{action}Result")].clone())
+    }
+
     async fn call(&self, target: &str, body: &Value) -> Result<Value> {
         let body = serde_json::to_vec(body)?;
         let url: reqwest::Url = format!("{}/", self.endpoint)
@@ -144,5 +206,92 @@ impl Client {
             bail!("{code}: {msg}");
         }
         Ok(v)
+    }
+}
+
+/// Percent-encodes a form value (RFC 3986 unreserved characters stay as they are).
+fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Reads the XML berth's ELB API answers with into JSON: elements become objects, `<member>`
+/// children become arrays, text becomes strings; attributes and declarations are skipped.
+///
+/// Hand-written rather than a dependency: it only ever reads berth's own answers, which are
+/// plain nested elements (the server's `elb::query` writer), and needs nothing else of XML.
+pub fn xml_to_json(xml: &str) -> Option<Value> {
+    fn unescape(s: &str) -> String {
+        s.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&")
+    }
+    /// An open element: its name, its children as (name, value), and its text.
+    type Open = (String, Vec<(String, Value)>, String);
+    let mut stack: Vec<Open> = vec![(String::new(), Vec::new(), String::new())];
+    let mut rest = xml;
+    while let Some(lt) = rest.find('<') {
+        stack.last_mut()?.2.push_str(&unescape(&rest[..lt]));
+        let gt = rest[lt..].find('>')? + lt;
+        let tag = &rest[lt + 1..gt];
+        rest = &rest[gt + 1..];
+        if tag.starts_with('?') || tag.starts_with('!') {
+            continue;
+        }
+        if let Some(name) = tag.strip_prefix('/') {
+            let (open, children, text) = stack.pop()?;
+            if open != name.trim() {
+                return None;
+            }
+            let value = if children.is_empty() {
+                Value::String(text)
+            } else if children.iter().all(|(n, _)| n == "member") {
+                Value::Array(children.into_iter().map(|(_, v)| v).collect())
+            } else {
+                Value::Object(children.into_iter().collect())
+            };
+            stack.last_mut()?.1.push((open, value));
+        } else {
+            let self_closing = tag.ends_with('/');
+            let name = tag
+                .trim_end_matches('/')
+                .split_whitespace()
+                .next()?
+                .to_owned();
+            if self_closing {
+                stack
+                    .last_mut()?
+                    .1
+                    .push((name, Value::String(String::new())));
+            } else {
+                stack.push((name, Vec::new(), String::new()));
+            }
+        }
+    }
+    let (_, mut top, _) = stack.pop()?;
+    top.pop().map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_query_xml() {
+        let x = r#"<?xml version="1.0"?><R xmlns="x"><RResult><Items><member><A>1 &amp; 2</A></member><member><A>3</A></member></Items><Empty></Empty></RResult></R>"#;
+        let v = xml_to_json(x).unwrap();
+        assert_eq!(v["RResult"]["Items"][1]["A"], "3");
+        assert_eq!(v["RResult"]["Items"][0]["A"], "1 & 2");
+        assert_eq!(v["RResult"]["Empty"], "");
+        assert_eq!(form_encode("a b/c"), "a%20b%2Fc");
     }
 }

@@ -46,6 +46,8 @@ enum Command {
     Cluster(cli::cluster::Args),
     /// Task definitions: register, ls, show, rm.
     Taskdef(cli::taskdef::Args),
+    /// Load balancers (ELBv2): create, ls, rm, tg create|ls, listen, health.
+    Lb(cli::lb::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -81,6 +83,7 @@ fn real_main() -> Result<()> {
             Command::Logs(a) => cli::logs::run(a).await,
             Command::Cluster(a) => cli::cluster::run(a).await,
             Command::Taskdef(a) => cli::taskdef::run(a).await,
+            Command::Lb(a) => cli::lb::run(a).await,
         }
     })
 }

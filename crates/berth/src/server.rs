@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use berth_agent::{Agent, AgentConfig};
 use berth_api::{join_token, router, ApiConfig, ApiState, KeyRing};
-use berth_control::{ControllerConfig, Reaper, ServiceController};
+use berth_control::{Balancing, ControllerConfig, PlaneHealth, Reaper, ServiceController};
 use berth_model::{SystemClock, DEFAULT_ACCOUNT_ID};
 use berth_store::RedbStore;
 use serde_json::json;
@@ -43,6 +43,9 @@ pub struct ServerOpts {
     /// `berth up` only: do not run a local agent.
     #[arg(long)]
     pub no_agent: bool,
+    /// The address every load-balancer listener binds on (and each load balancer's DNSName).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub lb_host: std::net::IpAddr,
 }
 
 /// How long in-flight requests may run on after a shutdown signal.
@@ -77,6 +80,19 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
             join_secret: key.secret_access_key.clone(),
         },
     );
+    // The load balancer's data plane runs in this process; its configuration follows the
+    // ELBv2 records, and its target health feeds DescribeTargetHealth and the services.
+    let plane = berth_lb::DataPlane::new();
+    let health: Arc<dyn berth_model::lb::TargetHealthSource> =
+        Arc::new(PlaneHealth::new(plane.clone()));
+    let metrics_plane = plane.clone();
+    let state = state
+        .with_target_health(health.clone())
+        .with_lb_host(opts.lb_host.to_string())
+        .with_metrics(Arc::new(move |out: &mut String| {
+            metrics_plane.render_metrics(out)
+        }));
+    tokio::spawn(Balancing::new(store.clone(), plane.clone(), opts.lb_host).run());
     let controller = ServiceController::new(
         store.clone(),
         clock.clone(),
@@ -90,7 +106,8 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
                 .unwrap_or(agent_timeout * 2.0)
                 .max(agent_timeout),
         },
-    );
+    )
+    .with_target_health(health);
     tokio::spawn(controller.run());
     let reaper = Reaper::new(store.clone(), clock.clone(), opts.task_retention.max(0.0));
     tokio::spawn(reaper.run(Duration::from_secs_f64(
@@ -151,6 +168,7 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     println!("export AWS_SECRET_ACCESS_KEY={}", key.secret_access_key);
     println!("export AWS_DEFAULT_REGION={}", env::DEFAULT_REGION);
     println!("export AWS_ENDPOINT_URL_ECS={endpoint}");
+    println!("export AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2={endpoint}");
     println!("# agents on other hosts join the default cluster with:");
     println!("#   berth agent --server {endpoint} --cluster default --token {token}");
     println!("# then: aws ecs list-clusters");
@@ -164,6 +182,13 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
             let _ = signalled.wait_for(|s| *s).await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => tracing::warn!("requests still open after {SHUTDOWN_GRACE:?}; exiting anyway"),
+    }
+    // Load-balancer listeners close; their in-flight requests get the same grace.
+    if tokio::time::timeout(SHUTDOWN_GRACE, plane.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("load balancer requests still open after {SHUTDOWN_GRACE:?}; exiting anyway");
     }
     tracing::info!("berth stopped");
     Ok(())

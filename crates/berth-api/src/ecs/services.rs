@@ -88,6 +88,62 @@ fn new_deployment(td: &TaskDefinition, now: f64) -> Deployment {
     }
 }
 
+/// ECS allows this many `loadBalancers` entries per service.
+const MAX_LOAD_BALANCERS: usize = 5;
+
+/// Checks a service's `loadBalancers` as ECS does: each names an existing target group and a
+/// container of the task definition with that container port.
+async fn check_load_balancers(
+    ctx: &Ctx,
+    lbs: &[Value],
+    td: &TaskDefinition,
+) -> Result<(), ApiError> {
+    if lbs.len() > MAX_LOAD_BALANCERS {
+        return Err(ApiError::invalid(format!(
+            "A service can have at most {MAX_LOAD_BALANCERS} load balancers."
+        )));
+    }
+    for lb in lbs {
+        let Some(tg) = lb["targetGroupArn"].as_str() else {
+            return Err(ApiError::invalid(
+                "targetGroupArn is required: berth's load balancers are application load balancers.",
+            ));
+        };
+        let (Some(name), Some(port)) = (lb["containerName"].as_str(), lb["containerPort"].as_i64())
+        else {
+            return Err(ApiError::invalid(
+                "containerName and containerPort are required for a load balancer.",
+            ));
+        };
+        let exists = ctx
+            .store()
+            .get(&keys::elb_target_group(tg))
+            .await
+            .map_err(store_err)?
+            .is_some();
+        if !tg.starts_with("arn:") || !exists {
+            return Err(ApiError::invalid(format!(
+                "The target group with targetGroupArn {tg} does not exist."
+            )));
+        }
+        let Some(c) = td.container_definitions.iter().find(|c| c.name == name) else {
+            return Err(ApiError::invalid(format!(
+                "The container {name} does not exist in the task definition."
+            )));
+        };
+        if !c
+            .port_mappings
+            .iter()
+            .any(|p| p.container_port == Some(port))
+        {
+            return Err(ApiError::invalid(format!(
+                "The container {name} does not have a container port {port} defined."
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_placement(strategy: &[Value], constraints: &[Value]) -> Result<(), ApiError> {
     if strategy.len() > 5 || constraints.len() > 10 {
         return Err(ApiError::invalid(
@@ -309,6 +365,7 @@ pub(crate) async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value
         .task_definition
         .ok_or_else(|| ApiError::invalid("taskDefinition is required."))?;
     let td = taskdef(ctx, &td_ident).await?;
+    check_load_balancers(ctx, &req.load_balancers, &td).await?;
     let now = ctx.now();
     let svc = Service {
         name: req.service_name.clone(),
@@ -469,6 +526,22 @@ pub(crate) async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value
     // a race (with the controller, which writes the service all the time) starts over.
     for _ in 0..RETRIES {
         let (mut svc, rev) = load(ctx, &cluster, &name).await?.ok_or_else(not_found)?;
+        if req.load_balancers.is_some() || td.is_some() {
+            let lbs = req.load_balancers.as_ref().unwrap_or(&svc.load_balancers);
+            let current = match (&td, svc.primary()) {
+                (Some(td), _) => Some(td.clone()),
+                (None, Some(d)) => ctx
+                    .store()
+                    .get_json::<TaskDefinition>(&keys::taskdef(&d.family, d.revision))
+                    .await
+                    .map_err(store_err)?
+                    .map(|(td, _)| td),
+                (None, None) => None,
+            };
+            if let Some(current) = current {
+                check_load_balancers(ctx, lbs, &current).await?;
+            }
+        }
         apply_update(&mut svc, &req, td.as_ref(), grace, ctx.now())?;
         if save(ctx, &svc, rev).await? {
             return Ok(json!({ "service": service_wire(ctx, &svc, false).await? }));

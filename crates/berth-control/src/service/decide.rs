@@ -66,6 +66,8 @@ pub struct Input<'a> {
     pub daemon_instances: Vec<String>,
     /// Whether each deployment's task definition has container health checks.
     pub health_checked: &'a dyn Fn(&Deployment) -> bool,
+    /// How a task's load-balancer targets are doing (services with `loadBalancers`).
+    pub lb_health: &'a dyn Fn(&Task) -> LbHealth,
     pub now: f64,
     /// A new unique id (events).
     pub new_id: &'a mut dyn FnMut() -> String,
@@ -73,8 +75,25 @@ pub struct Input<'a> {
     pub new_deployment_id: &'a mut dyn FnMut() -> String,
 }
 
+/// A task's standing in its service's load balancers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LbHealth {
+    /// The service has no load balancers: container health alone decides.
+    NotBalanced,
+    /// Not registered yet, or registered and still `initial`.
+    Pending,
+    /// Healthy in every target group of the service.
+    Healthy,
+    /// Unhealthy in this target group.
+    Unhealthy(String),
+}
+
+/// Whether a task is, or is meant to be, running: not asked to stop, not stopped, and not
+/// being taken out of its load balancers before a stop.
 fn live(t: &Task) -> bool {
-    t.desired_status == DesiredStatus::Running && t.last_status != TaskStatus::Stopped
+    t.desired_status == DesiredStatus::Running
+        && t.last_status != TaskStatus::Stopped
+        && t.stop_after_drain.is_none()
 }
 
 /// Whether a stopped task counts as a failure of its deployment (`failedTasks`, the circuit
@@ -255,6 +274,9 @@ pub fn decide(mut input: Input<'_>) -> Plan {
             && !is_checked(t)
             && !settled(t)
     };
+    let lb_health = cx.input.lb_health;
+    // Behind a load balancer, a task counts as healthy only once its targets are (ECS: "the
+    // deployment counts a task healthy when it passes the ELB health checks").
     let healthy = |t: &Task| -> bool {
         t.last_status == TaskStatus::Running
             && match t.health_status {
@@ -262,6 +284,7 @@ pub fn decide(mut input: Input<'_>) -> Plan {
                 HealthStatus::Healthy => true,
                 HealthStatus::Unknown => !is_checked(t) && settled(t),
             }
+            && matches!(lb_health(t), LbHealth::NotBalanced | LbHealth::Healthy)
     };
     let tasks: Vec<&Task> = cx.input.tasks.clone();
     let live_tasks: Vec<&Task> = tasks.iter().copied().filter(|t| live(t)).collect();
@@ -286,6 +309,20 @@ pub fn decide(mut input: Input<'_>) -> Plan {
             stopping.insert(t.id.clone());
             cx.event(format!(
                 "(service {name}) (task {}) failed container health checks.",
+                t.id
+            ));
+        } else if let (LbHealth::Unhealthy(tg), true, true) = (
+            lb_health(t),
+            past_grace,
+            t.last_status == TaskStatus::Running,
+        ) {
+            plan.stop.push((
+                t.id.clone(),
+                format!("Task failed ELB health checks in (target-group {tg})"),
+            ));
+            stopping.insert(t.id.clone());
+            cx.event(format!(
+                "(service {name}) (task {}) is unhealthy in (target-group {tg}) due to (reason Health checks failed).",
                 t.id
             ));
         } else if t.health_status == HealthStatus::Unhealthy && !past_grace {
@@ -718,6 +755,7 @@ mod tests {
             health_status: HealthStatus::Unknown,
             version: 1,
             stats: None::<TaskStats>,
+            stop_after_drain: None,
         }
     }
 
@@ -752,6 +790,7 @@ mod tests {
             instances,
             daemon_instances: vec![],
             health_checked: &|_| false,
+            lb_health: &|_| LbHealth::NotBalanced,
             now,
             new_id: &mut ids,
             new_deployment_id: &mut dids,
@@ -1188,6 +1227,7 @@ mod tests {
             instances: &inst,
             daemon_instances: vec!["i1".into(), "i2".into()],
             health_checked: &|_| false,
+            lb_health: &|_| LbHealth::NotBalanced,
             now: 10.0,
             new_id: &mut ids,
             new_deployment_id: &mut dids,

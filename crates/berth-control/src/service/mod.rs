@@ -20,9 +20,11 @@ use berth_sched::{Constraint, Strategy};
 use berth_store::{Store, StoreExt, Txn, TxnResult};
 use futures::StreamExt;
 
+mod targets;
+
 pub use decide::{
     counts, decide, failed, failure_threshold, host_lost, is_repeat, placement_event, Input,
-    Launch, Plan,
+    Launch, LbHealth, Plan,
 };
 
 use crate::launch::{instance_views, LaunchSpec, Launcher};
@@ -52,7 +54,15 @@ pub struct ServiceController {
     /// still writes the cluster's placement key, which wakes this loop: without the pause a
     /// service that cannot be placed would spin it. (In memory: a restart just tries again.)
     placement_hold: std::sync::Mutex<HashMap<String, f64>>,
+    /// The load balancer's view of target health (None: no data plane in this process, so
+    /// targets are never waited for).
+    target_health: Option<Arc<dyn berth_model::lb::TargetHealthSource>>,
 }
+
+/// How often a task waiting for its load-balancer targets to drain is looked at again.
+const DRAIN_CHECK_SECS: f64 = 0.1;
+/// How often tasks whose targets are not healthy yet are looked at again.
+const HEALTH_CHECK_SECS: f64 = 0.25;
 
 /// How long a service whose tasks could not be placed waits before trying again (any pass).
 const PLACEMENT_RETRY_SECS: f64 = 1.0;
@@ -110,7 +120,19 @@ impl ServiceController {
             cfg,
             started_at,
             placement_hold: std::sync::Mutex::new(HashMap::new()),
+            target_health: None,
         }
+    }
+
+    /// Reads target health from the load balancer's data plane: tasks of services with
+    /// `loadBalancers` count as healthy only when their targets are, and are drained before
+    /// they stop.
+    pub fn with_target_health(
+        mut self,
+        source: Arc<dyn berth_model::lb::TargetHealthSource>,
+    ) -> Self {
+        self.target_health = Some(source);
+        self
     }
 
     fn instance_arn(&self, cluster: &str, id: &str) -> String {
@@ -288,6 +310,12 @@ impl ServiceController {
             );
         }
         let health_checked = |d: &Deployment| checked.get(&d.id).copied().unwrap_or(false);
+        let by_instance: HashMap<&str, &ContainerInstance> =
+            instances.iter().map(|i| (i.id.as_str(), i)).collect();
+        let lb = targets::Targets::load(&*self.store, svc, self.target_health.as_deref())
+            .await
+            .map_err(crate::store_err)?;
+        let lb_health = |t: &Task| lb.health_of(t, &by_instance);
         let mut ids = new_id;
         let mut deployment_ids = deployment_id;
         let plan = decide(Input {
@@ -297,6 +325,7 @@ impl ServiceController {
             instances: &instances,
             daemon_instances,
             health_checked: &health_checked,
+            lb_health: &lb_health,
             now,
             new_id: &mut ids,
         });
@@ -304,11 +333,72 @@ impl ServiceController {
         let mut changed = plan.service.is_some();
         let mut events: Vec<String> = Vec::new();
 
+        let group_tasks: Vec<&Task> = snap
+            .tasks
+            .iter()
+            .map(|(t, _)| t)
+            .filter(|t| t.group.as_deref() == Some(group.as_str()))
+            .collect();
+        let mut requeue_drain = None;
         for (id, reason) in &plan.stop {
+            // Behind a load balancer a running task is first taken out of it (DEACTIVATING);
+            // the stop itself waits until its targets have drained (below).
+            let drain_first = !lb.entries.is_empty()
+                && group_tasks
+                    .iter()
+                    .any(|t| t.id == *id && t.last_status == berth_model::TaskStatus::Running);
             lifecycle::update_task(&self.store, &svc.cluster, id, |t| {
-                lifecycle::request_stop(t, StopCode::ServiceSchedulerInitiated, reason, now)
+                if drain_first {
+                    if t.stop_after_drain.is_some() {
+                        return false;
+                    }
+                    t.stop_after_drain = Some(reason.clone());
+                    t.version += 1;
+                    true
+                } else {
+                    lifecycle::request_stop(t, StopCode::ServiceSchedulerInitiated, reason, now)
+                }
             })
             .await?;
+            if drain_first {
+                requeue_drain = Some(DRAIN_CHECK_SECS);
+            }
+        }
+        if !lb.entries.is_empty() {
+            // Registrations follow the tasks; tasks whose targets have drained now stop.
+            let all_ids: std::collections::HashSet<&str> =
+                snap.tasks.iter().map(|(t, _)| t.id.as_str()).collect();
+            for txn in lb.sync(&svc.cluster, &group_tasks, &all_ids, &by_instance, now) {
+                self.store.txn(txn).await.map_err(crate::store_err)?;
+            }
+            for t in &group_tasks {
+                let Some(reason) = t.stop_after_drain.clone() else {
+                    continue;
+                };
+                if t.desired_status != berth_model::DesiredStatus::Running
+                    || t.last_status == berth_model::TaskStatus::Stopped
+                {
+                    continue;
+                }
+                if lb.still_serving(t, &by_instance) && self.target_health.is_some() {
+                    requeue_drain = Some(DRAIN_CHECK_SECS);
+                    continue;
+                }
+                lifecycle::update_task(&self.store, &svc.cluster, &t.id, |t| {
+                    t.stop_after_drain = None;
+                    lifecycle::request_stop(t, StopCode::ServiceSchedulerInitiated, &reason, now);
+                    true
+                })
+                .await?;
+            }
+            // Target health lives in the data plane, which writes nothing: look again soon
+            // while tasks wait for theirs.
+            if group_tasks.iter().any(|t| {
+                t.last_status == berth_model::TaskStatus::Running
+                    && !matches!(lb.health_of(t, &by_instance), LbHealth::Healthy)
+            }) {
+                requeue_drain = Some(HEALTH_CHECK_SECS);
+            }
         }
         let hold_key = keys::service(&svc.cluster, &svc.name);
         let held_until = self
@@ -318,7 +408,10 @@ impl ServiceController {
             .get(&hold_key)
             .copied()
             .filter(|until| now < *until);
-        let mut requeue = plan.requeue_after;
+        let mut requeue = match (plan.requeue_after, requeue_drain) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if let (Some(until), false) = (held_until, plan.launch.is_empty()) {
             requeue = Some(requeue.map_or(until - now, |r| r.min(until - now)));
         }

@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod instance;
+pub mod lb;
 pub mod logs;
 pub mod misc;
 pub mod service;

@@ -1,0 +1,78 @@
+//! A stand-alone berth load balancer for benchmarks: one listener forwarding to the given
+//! backends (round robin, health checks every 5 s on `/`).
+//!
+//! `cargo run --release -p berth-lb --example lb_bench_proxy -- 127.0.0.1:18090 127.0.0.1:18081 127.0.0.1:18082`
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use berth_lb::{
+    Action, Config, DataPlane, HealthCheckConfig, ListenerConfig, TargetConfig, TargetGroupConfig,
+};
+
+fn main() -> anyhow::Result<()> {
+    // LB_THREADS=1 runs a current-thread runtime (no cross-thread wake-ups).
+    let threads: usize = std::env::var("LB_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let rt = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if threads > 1 {
+            b.worker_threads(threads);
+        }
+        b.enable_all().build()?
+    };
+    rt.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let listen: SocketAddr = args
+        .next()
+        .context("usage: lb_bench_proxy LISTEN BACKEND...")?
+        .parse()
+        .context("LISTEN must be host:port")?;
+    let targets = args
+        .map(|a| {
+            Ok(TargetConfig {
+                id: a.clone(),
+                addr: a.parse().with_context(|| format!("bad backend {a}"))?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if targets.is_empty() {
+        bail!("give at least one backend");
+    }
+    let dp = DataPlane::new();
+    let errs = dp
+        .apply(Config {
+            listeners: vec![ListenerConfig {
+                id: "bench".into(),
+                bind: listen,
+                rules: vec![],
+                default_action: Action::Forward(vec![("tg".into(), 1)]),
+            }],
+            target_groups: vec![TargetGroupConfig {
+                id: "tg".into(),
+                health: HealthCheckConfig {
+                    interval: Duration::from_secs(5),
+                    healthy_threshold: 2,
+                    ..HealthCheckConfig::default()
+                },
+                targets,
+                ..TargetGroupConfig::default()
+            }],
+        })
+        .await;
+    if !errs.is_empty() {
+        bail!("apply failed: {errs:?}");
+    }
+    eprintln!("berth-lb listening on {listen}");
+    tokio::signal::ctrl_c().await?;
+    dp.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! The declarative configuration the control plane hands to [`crate::DataPlane::apply`].
+//!
+//! The shapes mirror ELBv2 (listeners, rules, actions, target groups) so the control plane
+//! can translate `CreateRule` / `RegisterTargets` calls one to one. Defaults are ELB's.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The whole desired state of the data plane. `apply` replaces the previous one.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Config {
+    pub listeners: Vec<ListenerConfig>,
+    pub target_groups: Vec<TargetGroupConfig>,
+}
+
+/// One HTTP listener (cleartext HTTP/1.1 and prior-knowledge h2c on the same port).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerConfig {
+    /// Opaque id (a listener ARN in practice), used verbatim in errors and metric labels.
+    pub id: String,
+    pub bind: SocketAddr,
+    /// Any order; evaluated by ascending priority, first match wins.
+    pub rules: Vec<RuleConfig>,
+    /// Used when no rule matches.
+    pub default_action: Action,
+}
+
+/// A listener rule: all conditions must match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleConfig {
+    pub priority: u32,
+    pub conditions: Vec<Condition>,
+    pub action: Action,
+}
+
+/// ELB rule conditions. Every list is "any of".
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// ELB wildcards (`*` any run of characters, `?` one character); case-sensitive;
+    /// matched against the path only.
+    PathPattern(Vec<String>),
+    /// Case-insensitive, wildcards, the `:port` of the Host header is ignored.
+    HostHeader(Vec<String>),
+    /// Header name case-insensitive; values are case-insensitive wildcards.
+    HttpHeader { name: String, values: Vec<String> },
+    /// Exact, case-sensitive.
+    Method(Vec<String>),
+    /// Key/value pairs, key `None` = any key; wildcards; percent-decoded; case-insensitive.
+    QueryString(Vec<(Option<String>, String)>),
+    /// CIDRs (IPv4 and IPv6) the client address must fall in.
+    SourceIp(Vec<String>),
+}
+
+/// What a listener does with a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Weighted random pick of the target group; weight 0 is never picked.
+    Forward(Vec<(String, u32)>),
+    FixedResponse {
+        status: u16,
+        content_type: Option<String>,
+        body: Option<String>,
+    },
+    /// Fields take ELB's `#{protocol}` `#{host}` `#{port}` `#{path}` `#{query}` placeholders;
+    /// `None` keeps the original component. `status` is 301 or 302.
+    Redirect {
+        protocol: Option<String>,
+        host: Option<String>,
+        port: Option<String>,
+        path: Option<String>,
+        query: Option<String>,
+        status: u16,
+    },
+}
+
+/// How a target is chosen within a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Algorithm {
+    #[default]
+    RoundRobin,
+    LeastOutstandingRequests,
+}
+
+/// A set of targets that receive forwarded requests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetGroupConfig {
+    /// Opaque id (a target group ARN in practice).
+    pub id: String,
+    pub algorithm: Algorithm,
+    pub health: HealthCheckConfig,
+    /// How long a removed target may keep serving its in-flight requests (ELB: 300 s).
+    pub deregistration_delay: Duration,
+    pub targets: Vec<TargetConfig>,
+    /// ProtocolVersion HTTP2: speak prior-knowledge h2c to the targets.
+    pub http2_to_targets: bool,
+}
+
+impl Default for TargetGroupConfig {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            algorithm: Algorithm::RoundRobin,
+            health: HealthCheckConfig::default(),
+            deregistration_delay: Duration::from_secs(300),
+            targets: Vec::new(),
+            http2_to_targets: false,
+        }
+    }
+}
+
+/// ELB's target group health check settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheckConfig {
+    pub enabled: bool,
+    pub path: String,
+    /// `None` = the target's traffic port.
+    pub port: Option<u16>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+    /// ELB matcher syntax: `"200"`, `"200,202"`, `"200-299"`.
+    pub matcher: String,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: "/".to_owned(),
+            port: None,
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+            healthy_threshold: 5,
+            unhealthy_threshold: 2,
+            matcher: "200".to_owned(),
+        }
+    }
+}
+
+/// One registered target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetConfig {
+    /// Stable key, e.g. `"i-123:8080"`.
+    pub id: String,
+    pub addr: SocketAddr,
+}
+
+/// ELB's `TargetHealthDescription`, as `health()` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetHealth {
+    pub id: String,
+    pub addr: SocketAddr,
+    pub state: TargetState,
+    pub reason: Option<&'static str>,
+    pub description: Option<String>,
+}
+
+/// ELB's target health states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TargetState {
+    Initial,
+    Healthy,
+    Unhealthy,
+    Draining,
+    Unused,
+}
+
+impl TargetState {
+    /// ELB's wire spelling (`TargetHealth.State`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetState::Initial => "initial",
+            TargetState::Healthy => "healthy",
+            TargetState::Unhealthy => "unhealthy",
+            TargetState::Draining => "draining",
+            TargetState::Unused => "unused",
+        }
+    }
+}
+
+/// Process-level settings of the data plane that ELB does not expose per listener.
+/// Tests shrink them; production keeps the defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataPlaneOptions {
+    /// ALB's idle timeout: client keep-alive idle limit and the upstream response timeout.
+    pub idle_timeout: Duration,
+    /// Time allowed to open a connection to a target (ALB: 10 s) before answering 504.
+    pub connect_timeout: Duration,
+    /// How long an idle pooled upstream connection is kept.
+    pub upstream_pool_idle: Duration,
+    /// How long `shutdown` (or removing a listener) waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+}
+
+/// ALB's default idle timeout.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Default for DataPlaneOptions {
+    fn default() -> Self {
+        Self {
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            connect_timeout: Duration::from_secs(10),
+            upstream_pool_idle: Duration::from_secs(55),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}

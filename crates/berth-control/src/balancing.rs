@@ -23,12 +23,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_lb::{
-    Action, Algorithm, Condition, Config, DataPlane, HealthCheckConfig, ListenerConfig,
-    RuleConfig, TargetConfig, TargetGroupConfig,
+    Action, Algorithm, Condition, Config, DataPlane, HealthCheckConfig, ListenerConfig, RuleConfig,
+    TargetConfig, TargetGroupConfig,
 };
 use berth_model::lb::{
-    ConditionMatch, ElbAction, LbAlgorithm, Listener, ListenerRule, TargetGroup,
-    TargetHealthEntry, TargetHealthSource, TargetRegistration,
+    ConditionMatch, ElbAction, LbAlgorithm, Listener, ListenerRule, TargetGroup, TargetHealthEntry,
+    TargetHealthSource, TargetRegistration,
 };
 use berth_model::{keys, ContainerInstance};
 use berth_store::{Store, StoreExt};
@@ -49,8 +49,16 @@ impl LbRecords {
         Ok(Self {
             listeners: values(store.list_json::<Listener>(keys::ELB_LISTENERS).await?),
             rules: values(store.list_json::<ListenerRule>(keys::ELB_RULES).await?),
-            target_groups: values(store.list_json::<TargetGroup>(keys::ELB_TARGET_GROUPS).await?),
-            targets: values(store.list_json::<TargetRegistration>(keys::ELB_TARGETS).await?),
+            target_groups: values(
+                store
+                    .list_json::<TargetGroup>(keys::ELB_TARGET_GROUPS)
+                    .await?,
+            ),
+            targets: values(
+                store
+                    .list_json::<TargetRegistration>(keys::ELB_TARGETS)
+                    .await?,
+            ),
             instances: values(store.list_json::<ContainerInstance>("instances/").await?),
         })
     }
@@ -85,7 +93,13 @@ fn action(a: &ElbAction) -> Action {
             Action::Redirect {
                 status: c
                     .as_ref()
-                    .map(|c| if c.status_code.ends_with("301") { 301 } else { 302 })
+                    .map(|c| {
+                        if c.status_code.ends_with("301") {
+                            301
+                        } else {
+                            302
+                        }
+                    })
                     .unwrap_or(302),
                 protocol: c.as_ref().and_then(|c| c.protocol.clone()),
                 host: c.as_ref().and_then(|c| c.host.clone()),
@@ -147,7 +161,12 @@ pub fn desired(records: &LbRecords, bind_ip: IpAddr) -> Config {
             let Some(conditions) = conditions else {
                 continue;
             };
-            used.extend(r.actions.iter().flat_map(|a| a.forward_targets()).map(|(t, _)| t));
+            used.extend(
+                r.actions
+                    .iter()
+                    .flat_map(|a| a.forward_targets())
+                    .map(|(t, _)| t),
+            );
             rules.push(RuleConfig {
                 priority: r.priority,
                 conditions,

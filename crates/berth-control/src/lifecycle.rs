@@ -244,7 +244,6 @@ mod tests {
             stopped_reason: (status == TaskStatus::Stopped)
                 .then(|| "Essential container in task exited".to_owned()),
             stats: None,
-            stop_after_drain: None,
         }
     }
 

@@ -188,7 +188,9 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
         .await
         .is_err()
     {
-        tracing::warn!("load balancer requests still open after {SHUTDOWN_GRACE:?}; exiting anyway");
+        tracing::warn!(
+            "load balancer requests still open after {SHUTDOWN_GRACE:?}; exiting anyway"
+        );
     }
     tracing::info!("berth stopped");
     Ok(())

@@ -108,7 +108,11 @@ impl Targets {
     }
 
     /// How `task`'s targets are doing, for the decision.
-    pub fn health_of(&self, task: &Task, instances: &HashMap<&str, &ContainerInstance>) -> LbHealth {
+    pub fn health_of(
+        &self,
+        task: &Task,
+        instances: &HashMap<&str, &ContainerInstance>,
+    ) -> LbHealth {
         if self.entries.is_empty() {
             return LbHealth::NotBalanced;
         }
@@ -118,10 +122,19 @@ impl Targets {
                 return LbHealth::Pending;
             };
             let tg = &e.target_group_arn;
-            if !self.registered.get(tg).is_some_and(|r| r.contains_key(&target)) {
+            if !self
+                .registered
+                .get(tg)
+                .is_some_and(|r| r.contains_key(&target))
+            {
                 return LbHealth::Pending;
             }
-            match self.health.get(tg).and_then(|h| h.get(&target)).map(String::as_str) {
+            match self
+                .health
+                .get(tg)
+                .and_then(|h| h.get(&target))
+                .map(String::as_str)
+            {
                 Some("healthy") => {}
                 Some("unhealthy") => return LbHealth::Unhealthy(tg.clone()),
                 _ => out = LbHealth::Pending,
@@ -148,7 +161,9 @@ impl Targets {
                     return false;
                 };
                 let tg = &e.target_group_arn;
-                self.registered.get(tg).is_some_and(|r| r.contains_key(&target))
+                self.registered
+                    .get(tg)
+                    .is_some_and(|r| r.contains_key(&target))
                     || self
                         .health
                         .get(tg)
@@ -213,7 +228,11 @@ impl Targets {
                     None => !all_task_ids.contains(task_part),
                 };
                 if stale {
-                    out.push(Txn::new().delete(keys::elb_target(&r.target_group_arn, &r.id, r.port)));
+                    out.push(Txn::new().delete(keys::elb_target(
+                        &r.target_group_arn,
+                        &r.id,
+                        r.port,
+                    )));
                 }
             }
         }

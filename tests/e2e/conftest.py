@@ -131,7 +131,7 @@ class Berth:
             config=Config(retries={"max_attempts": 1}),
             **kw,
         )
-        if strict and service == "ecs":
+        if strict and service in ("ecs", "application-autoscaling"):
             strict_responses(c)
         return c
 
@@ -267,7 +267,8 @@ def strict_responses(client):
     def before_parse(operation_model, response_dict, **_):
         check_response(operation_model, response_dict["status_code"], response_dict["headers"], response_dict["body"])
 
-    client.meta.events.register("before-parse.ecs.*", before_parse)
+    service_id = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register(f"before-parse.{service_id}.*", before_parse)
     return client
 
 

@@ -22,6 +22,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 const ECS_TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
 /// berth's own actions (not ECS's), on the same protocol and signing as ECS.
 const BERTH_TARGET_PREFIX: &str = "BerthV1.";
+/// Application Auto Scaling, signed for `application-autoscaling`.
+const AUTOSCALING_TARGET_PREFIX: &str = "AnyScaleFrontendService.";
 const JSON_11: &str = "application/x-amz-json-1.1";
 
 /// The API server's routes: `POST /` for the AWS APIs, `GET /ping` for liveness probes.
@@ -81,6 +83,17 @@ async fn aws_api(State(state): State<ApiState>, req: Request) -> Response {
                 region: id.region,
             };
             return crate::ecs::berth_action(&ctx, action, &body).await;
+        }
+        if let Some(action) = target.strip_prefix(AUTOSCALING_TARGET_PREFIX) {
+            let id = state
+                .keys
+                .authenticate(&sreq, "application-autoscaling", now)?;
+            let ctx = Ctx {
+                state: state.clone(),
+                region: id.region,
+            };
+            tracing::debug!(%action, request_id = %rid, "application-autoscaling request");
+            return crate::autoscaling::dispatch(&ctx, action, &body).await;
         }
         let Some(action) = target.strip_prefix(ECS_TARGET_PREFIX) else {
             // Authenticate first, as AWS does, so an unsigned probe learns nothing.

@@ -14,6 +14,7 @@
 
 mod agent;
 mod auth;
+mod autoscaling;
 mod ecs;
 mod edge;
 mod elb;

@@ -49,6 +49,8 @@ pub struct ApiState {
     pub(crate) lb_host: Arc<str>,
     /// Appends more series to `/metrics` (the load balancer's).
     pub(crate) extra_metrics: Option<MetricsHook>,
+    /// The metrics time series (service CPU, memory, requests), for `GetServiceMetrics`.
+    pub(crate) metrics_hub: Option<Arc<berth_control::autoscale::MetricsHub>>,
 }
 
 /// Something that appends Prometheus text to `/metrics`.
@@ -74,12 +76,19 @@ impl ApiState {
             target_health: None,
             lb_host: Arc::from(DEFAULT_LB_HOST),
             extra_metrics: None,
+            metrics_hub: None,
         }
     }
 
     /// Reads ELB target health from `src` (the load balancer's data plane).
     pub fn with_target_health(mut self, src: Arc<dyn TargetHealthSource>) -> Self {
         self.target_health = Some(src);
+        self
+    }
+
+    /// Serves `BerthV1.GetServiceMetrics` from `hub`.
+    pub fn with_metrics_hub(mut self, hub: Arc<berth_control::autoscale::MetricsHub>) -> Self {
+        self.metrics_hub = Some(hub);
         self
     }
 

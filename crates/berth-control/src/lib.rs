@@ -9,12 +9,14 @@
 //! - [`ServiceController`]: keeps services at their desired count, rolls out deployments
 //!   (with the circuit breaker and rollback), replaces tasks of lost hosts.
 //! - [`Reaper`]: removes STOPPED tasks once ECS would have forgotten them.
+//! - [`autoscale`]: the metrics pipeline and the autoscaler (Application Auto Scaling).
 //! - [`Balancing`]: keeps the load balancer's data plane configured from the ELBv2 records;
 //!   [`PlaneHealth`] reads its target health back for the API and the service controller.
 //!
 //! Decisions are pure functions over plain data (tested as such); the async functions around
 //! them load, decide, and write in one transaction, retrying on conflict.
 
+pub mod autoscale;
 mod balancing;
 mod launch;
 pub mod lifecycle;

@@ -8,30 +8,21 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use berth_lb::{
-    Action, Config, DataPlane, HealthCheckConfig, ListenerConfig, TargetConfig, TargetGroupConfig,
+    Action, Config, DataPlane, DataPlaneOptions, HealthCheckConfig, ListenerConfig, TargetConfig,
+    TargetGroupConfig,
 };
 
-fn main() -> anyhow::Result<()> {
-    // LB_THREADS=1 runs a current-thread runtime (no cross-thread wake-ups).
-    let threads: usize = std::env::var("LB_THREADS")
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    // Serving threads: LB_WORKERS, else one per core.
+    let workers = std::env::var("LB_WORKERS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let rt = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        if threads > 1 {
-            b.worker_threads(threads);
-        }
-        b.enable_all().build()?
-    };
-    rt.block_on(run())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    run(workers).await
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run(workers: usize) -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let listen: SocketAddr = args
         .next()
@@ -49,7 +40,10 @@ async fn run() -> anyhow::Result<()> {
     if targets.is_empty() {
         bail!("give at least one backend");
     }
-    let dp = DataPlane::new();
+    let dp = DataPlane::with_options(DataPlaneOptions {
+        workers,
+        ..DataPlaneOptions::default()
+    });
     let errs = dp
         .apply(Config {
             listeners: vec![ListenerConfig {

@@ -191,6 +191,10 @@ pub struct DataPlaneOptions {
     pub upstream_pool_idle: Duration,
     /// How long `shutdown` (or removing a listener) waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// Dedicated single-threaded serving runtimes (thread-per-core, like nginx workers),
+    /// each with its own SO_REUSEPORT socket and upstream pools. 0 = serve on the runtime
+    /// that calls `apply`.
+    pub workers: usize,
 }
 
 /// ALB's default idle timeout.
@@ -203,6 +207,7 @@ impl Default for DataPlaneOptions {
             connect_timeout: Duration::from_secs(10),
             upstream_pool_idle: Duration::from_secs(55),
             shutdown_timeout: Duration::from_secs(30),
+            workers: 0,
         }
     }
 }

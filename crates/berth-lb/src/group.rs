@@ -125,11 +125,16 @@ impl Drop for InFlight {
 pub(crate) struct Routable {
     pub targets: Vec<Arc<Target>>,
     pub algorithm: Algorithm,
-    pub client: UpstreamClient,
+    /// One pool per serving worker, so a request reuses connections of its own thread.
+    pub clients: Arc<[UpstreamClient]>,
     pub http2: bool,
 }
 
 impl Routable {
+    pub fn client(&self) -> &UpstreamClient {
+        &self.clients[crate::workers::current() % self.clients.len()]
+    }
+
     /// Chooses a target by the group's algorithm. `rr` is the group's rotating counter.
     pub fn pick(&self, rr: &AtomicUsize) -> Option<&Arc<Target>> {
         let n = self.targets.len();
@@ -167,7 +172,7 @@ struct GroupCtl {
     algorithm: Algorithm,
     http2: bool,
     deregistration_delay: Duration,
-    client: UpstreamClient,
+    clients: Arc<[UpstreamClient]>,
     closed: bool,
 }
 
@@ -182,6 +187,10 @@ pub(crate) struct Group {
     ctl: Mutex<GroupCtl>,
     changes: Arc<watch::Sender<u64>>,
     opts: Arc<DataPlaneOptions>,
+}
+
+fn clients(http2: bool, opts: &DataPlaneOptions, n: usize) -> Arc<[UpstreamClient]> {
+    (0..n.max(1)).map(|_| client(http2, opts)).collect()
 }
 
 fn client(http2: bool, opts: &DataPlaneOptions) -> UpstreamClient {
@@ -206,8 +215,9 @@ impl Group {
         metrics: Arc<GroupMetrics>,
         changes: Arc<watch::Sender<u64>>,
         opts: Arc<DataPlaneOptions>,
+        pools: usize,
     ) -> Arc<Self> {
-        let c = client(cfg.http2_to_targets, &opts);
+        let c = clients(cfg.http2_to_targets, &opts, pools);
         let group = Arc::new(Self {
             id: cfg.id.clone(),
             labels: format!("target_group=\"{}\"", label(&cfg.id)),
@@ -215,7 +225,7 @@ impl Group {
             snapshot: ArcSwap::from_pointee(Routable {
                 targets: Vec::new(),
                 algorithm: cfg.algorithm,
-                client: c.clone(),
+                clients: c.clone(),
                 http2: cfg.http2_to_targets,
             }),
             rr: AtomicUsize::new(0),
@@ -225,7 +235,7 @@ impl Group {
                 algorithm: cfg.algorithm,
                 http2: cfg.http2_to_targets,
                 deregistration_delay: cfg.deregistration_delay,
-                client: c,
+                clients: c,
                 closed: false,
             }),
             changes,
@@ -241,7 +251,7 @@ impl Group {
         let mut ctl = lock(&self.ctl);
         let mut changed = false;
         if ctl.http2 != cfg.http2_to_targets {
-            ctl.client = client(cfg.http2_to_targets, &self.opts);
+            ctl.clients = clients(cfg.http2_to_targets, &self.opts, ctl.clients.len());
             ctl.http2 = cfg.http2_to_targets;
         }
         ctl.algorithm = cfg.algorithm;
@@ -394,7 +404,7 @@ impl Group {
         self.snapshot.store(Arc::new(Routable {
             targets,
             algorithm: ctl.algorithm,
-            client: ctl.client.clone(),
+            clients: ctl.clients.clone(),
             http2: ctl.http2,
         }));
     }

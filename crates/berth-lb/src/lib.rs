@@ -14,6 +14,8 @@
 //! - `group`: targets, routable snapshots, least-outstanding / round-robin, draining.
 //! - `health`: ELB's health-check state machine and probe.
 //! - `proxy`: the request path; `listener`: sockets and graceful close.
+//! - `workers`: optional thread-per-core serving ([`DataPlaneOptions::workers`]), which
+//!   keeps each request and its pooled upstream connection on one thread.
 
 mod config;
 mod group;
@@ -24,6 +26,7 @@ mod metrics;
 mod proxy;
 mod redirect;
 mod routing;
+mod workers;
 
 pub use config::{
     Action, Algorithm, Condition, Config, DataPlaneOptions, HealthCheckConfig, ListenerConfig,
@@ -57,6 +60,8 @@ pub enum ListenerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("address already in use by listener {0}")]
+    InUse(String),
     #[error(transparent)]
     Rule(#[from] RuleError),
 }
@@ -69,6 +74,8 @@ pub struct DataPlane {
 
 struct Inner {
     opts: Arc<DataPlaneOptions>,
+    /// Empty: serve on the runtime that calls `apply`.
+    workers: workers::Workers,
     /// Serialises `apply` and `shutdown` (they await binds and closes).
     apply_lock: tokio::sync::Mutex<()>,
     state: Mutex<State>,
@@ -111,6 +118,7 @@ impl DataPlane {
         let (changes, _) = watch::channel(0);
         Self {
             inner: Arc::new(Inner {
+                workers: workers::Workers::start(opts.workers),
                 opts: Arc::new(opts),
                 apply_lock: tokio::sync::Mutex::new(()),
                 state: Mutex::new(State::default()),
@@ -144,7 +152,13 @@ impl DataPlane {
                             .entry(tg.id.clone())
                             .or_default()
                             .clone();
-                        Group::new(tg, m, inner.changes.clone(), inner.opts.clone())
+                        Group::new(
+                            tg,
+                            m,
+                            inner.changes.clone(),
+                            inner.opts.clone(),
+                            inner.workers.len(),
+                        )
                     }
                 };
                 next.insert(tg.id.clone(), g);
@@ -194,18 +208,17 @@ impl DataPlane {
                 shared.routing.store(Arc::new(routing));
                 continue;
             }
-            let listener = match TcpListener::bind(lc.bind).await {
-                Ok(l) => l,
-                Err(source) => {
-                    let e = ListenerError::Bind {
-                        addr: lc.bind,
-                        source,
-                    };
+            let sockets = match self.bind(lc).await {
+                Ok(s) => s,
+                Err(e) => {
                     errors.push((lc.id.clone(), e.to_string()));
                     continue;
                 }
             };
-            let port = listener.local_addr().map_or(lc.bind.port(), |a| a.port());
+            let port = sockets
+                .first()
+                .and_then(|(l, _)| l.local_addr().ok())
+                .map_or(lc.bind.port(), |a| a.port());
             let metrics = lock(&inner.listener_metrics)
                 .entry(lc.id.clone())
                 .or_default()
@@ -217,10 +230,39 @@ impl DataPlane {
                 port_header: HeaderValue::from(port),
                 opts: inner.opts.clone(),
             });
-            let h = ListenerHandle::start(listener, lc.bind, shared);
+            let h = ListenerHandle::start(sockets, lc.bind, shared);
             lock(&inner.state).listeners.insert(lc.id.clone(), h);
         }
         errors
+    }
+
+    /// Binds a listener's socket(s): one on the caller's runtime, or one per worker sharing
+    /// the address through SO_REUSEPORT.
+    async fn bind(
+        &self,
+        lc: &ListenerConfig,
+    ) -> Result<Vec<(std::net::TcpListener, tokio::runtime::Handle)>, ListenerError> {
+        let err = |source| ListenerError::Bind {
+            addr: lc.bind,
+            source,
+        };
+        let workers = self.inner.workers.handles();
+        if workers.is_empty() {
+            let l = TcpListener::bind(lc.bind).await.map_err(err)?;
+            return Ok(vec![(
+                l.into_std().map_err(err)?,
+                tokio::runtime::Handle::current(),
+            )]);
+        }
+        // SO_REUSEPORT would let two of our own listeners share a port silently.
+        if lc.bind.port() != 0 {
+            let st = lock(&self.inner.state);
+            if let Some((other, _)) = st.listeners.iter().find(|(_, h)| h.bind == lc.bind) {
+                return Err(ListenerError::InUse(other.clone()));
+            }
+        }
+        let sockets = workers::bind_shared(lc.bind, workers.len()).map_err(err)?;
+        Ok(sockets.into_iter().zip(workers.iter().cloned()).collect())
     }
 
     /// The address a listener is bound to (resolves port 0 to the ephemeral port).
@@ -395,7 +437,7 @@ impl DataPlane {
         };
         let mut tasks = Vec::new();
         for h in listeners {
-            tasks.push(h.close().await);
+            tasks.extend(h.close().await);
         }
         let bound = self.inner.opts.shutdown_timeout + Duration::from_secs(1);
         for t in tasks {

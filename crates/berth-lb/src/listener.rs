@@ -11,42 +11,63 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::proxy::{handle, ListenerShared};
 
-/// A running listener, owned by the data plane.
+/// A running listener, owned by the data plane: one accept loop per serving runtime.
 pub(crate) struct ListenerHandle {
     pub bind: SocketAddr,
     pub shared: Arc<ListenerShared>,
     stop: watch::Sender<bool>,
-    closed: Option<oneshot::Receiver<()>>,
-    task: JoinHandle<()>,
+    closed: Vec<oneshot::Receiver<()>>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl ListenerHandle {
-    pub fn start(listener: TcpListener, bind: SocketAddr, shared: Arc<ListenerShared>) -> Self {
-        let (stop, stop_rx) = watch::channel(false);
-        let (closed_tx, closed) = oneshot::channel();
-        let task = tokio::spawn(serve(listener, shared.clone(), stop_rx, closed_tx));
+    /// Serves each socket on its runtime (all sockets share one address via SO_REUSEPORT).
+    pub fn start(
+        sockets: Vec<(std::net::TcpListener, Handle)>,
+        bind: SocketAddr,
+        shared: Arc<ListenerShared>,
+    ) -> Self {
+        let (stop, _) = watch::channel(false);
+        let mut closed = Vec::with_capacity(sockets.len());
+        let mut tasks = Vec::with_capacity(sockets.len());
+        for (socket, rt) in sockets {
+            let (closed_tx, closed_rx) = oneshot::channel();
+            let stop_rx = stop.subscribe();
+            let shared = shared.clone();
+            tasks.push(rt.spawn(async move {
+                match socket
+                    .set_nonblocking(true)
+                    .and_then(|()| TcpListener::from_std(socket))
+                {
+                    Ok(l) => serve(l, shared, stop_rx, closed_tx).await,
+                    Err(e) => tracing::error!(error = %e, "cannot register listener socket"),
+                }
+            }));
+            closed.push(closed_rx);
+        }
         Self {
             bind,
             shared,
             stop,
-            closed: Some(closed),
-            task,
+            closed,
+            tasks,
         }
     }
 
-    /// Stops accepting and waits until the socket is closed (so the port can be rebound);
-    /// open connections finish in the background. Returns the task to await for them.
-    pub async fn close(mut self) -> JoinHandle<()> {
+    /// Stops accepting and waits until the sockets are closed (so the port can be rebound);
+    /// open connections finish in the background. Returns the tasks to await for them.
+    pub async fn close(self) -> Vec<JoinHandle<()>> {
         let _ = self.stop.send(true);
-        if let Some(c) = self.closed.take() {
+        for c in self.closed {
             let _ = c.await;
         }
-        self.task
+        self.tasks
     }
 }
 

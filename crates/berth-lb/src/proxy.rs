@@ -373,7 +373,7 @@ async fn forward(
                 r
             }
         };
-        let fut = routable.client.request(req);
+        let fut = routable.client().request(req);
         drop(routable);
         let start = Instant::now();
         let res = tokio::time::timeout(l.opts.idle_timeout, fut).await;

@@ -611,3 +611,49 @@ async fn metrics_render() {
     }
     dp.shutdown().await;
 }
+
+#[tokio::test]
+async fn dedicated_workers_serve_h1_and_h2c() {
+    let (a, b) = (Backend::start("a").await, Backend::start("b").await);
+    let dp = DataPlane::with_options(DataPlaneOptions {
+        workers: 2,
+        ..fast_opts()
+    });
+    let cfg = Config {
+        listeners: vec![listener("l", forward("tg"))],
+        target_groups: vec![group("tg", &[&a, &b], no_health())],
+    };
+    let lb = start(&dp, cfg.clone()).await;
+    let mut seen = HashMap::new();
+    for c in [client(), h2_client()] {
+        for (k, v) in tally(&c, lb, 10).await {
+            *seen.entry(k).or_insert(0) += v;
+        }
+    }
+    assert_eq!(seen.values().sum::<usize>(), 20, "{seen:?}");
+    assert_eq!(seen.len(), 2, "both targets served: {seen:?}");
+
+    // A second listener on the same explicit port is refused, not silently shared.
+    let mut dup = listener("dup", forward("tg"));
+    dup.bind = lb;
+    let mut first = listener("l", forward("tg"));
+    first.bind = lb;
+    let errs = dp
+        .apply(Config {
+            listeners: vec![first, dup],
+            ..cfg
+        })
+        .await;
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].0, "dup", "{errs:?}");
+    assert_eq!(
+        get(&client(), lb, "/").await.unwrap().0,
+        200,
+        "l rebound to the explicit port"
+    );
+    dp.shutdown().await;
+    assert!(
+        tokio::net::TcpStream::connect(lb).await.is_err(),
+        "shutdown closes the port"
+    );
+}

@@ -60,6 +60,15 @@ pub enum ErrorCode {
     ElbInvalidLoadBalancerAction,
     ElbUnsupportedProtocol,
     ElbOperationNotPermitted,
+    /// Application Auto Scaling codes (AWS JSON 1.1; `LimitExceededException` and
+    /// `ResourceNotFoundException` are shared with ECS above).
+    ValidationException,
+    ObjectNotFoundException,
+    ConcurrentUpdateException,
+    FailedResourceAccessException,
+    InternalServiceException,
+    InvalidNextTokenException,
+    TooManyTagsException,
 }
 
 impl ErrorCode {
@@ -111,13 +120,20 @@ impl ErrorCode {
             Self::ElbInvalidLoadBalancerAction => "InvalidLoadBalancerAction",
             Self::ElbUnsupportedProtocol => "UnsupportedProtocol",
             Self::ElbOperationNotPermitted => "OperationNotPermitted",
+            Self::ValidationException => "ValidationException",
+            Self::ObjectNotFoundException => "ObjectNotFoundException",
+            Self::ConcurrentUpdateException => "ConcurrentUpdateException",
+            Self::FailedResourceAccessException => "FailedResourceAccessException",
+            Self::InternalServiceException => "InternalServiceException",
+            Self::InvalidNextTokenException => "InvalidNextTokenException",
+            Self::TooManyTagsException => "TooManyTagsException",
         }
     }
 
     /// The HTTP status AWS JSON services answer this code with.
     pub fn status(self) -> u16 {
         match self {
-            Self::ServerException => 500,
+            Self::ServerException | Self::InternalServiceException => 500,
             Self::RequestEntityTooLarge => 413,
             Self::MissingAuthenticationTokenException
             | Self::IncompleteSignatureException

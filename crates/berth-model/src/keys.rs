@@ -137,6 +137,58 @@ pub fn elb_priority(listener_arn: &str, priority: u32) -> String {
     )
 }
 
+// ---------------------------------------------------------------------------------------------
+// Application Auto Scaling. A resource id (`service/CLUSTER/SERVICE`) is stored with its `/`
+// replaced by `:` (ECS names never hold `:`), so one target's records are one key segment and
+// `service/c/s`'s prefix never matches `service/c/s2`'s records.
+
+/// Everything Application Auto Scaling stores lives under this prefix.
+pub const AUTOSCALING: &str = "aas/";
+pub const AAS_TARGETS: &str = "aas/target/";
+pub const AAS_POLICIES: &str = "aas/policy/";
+pub const AAS_SCHEDULED: &str = "aas/scheduled/";
+pub const AAS_ACTIVITIES: &str = "aas/activity/";
+pub const AAS_ALARMS: &str = "aas/alarm/";
+pub const AAS_TAGS: &str = "aas/tags/";
+
+/// A resource id as one key segment (see above).
+pub fn aas_resource_segment(resource_id: &str) -> String {
+    resource_id.replace('/', ":")
+}
+pub fn aas_target(resource_id: &str) -> String {
+    format!("{AAS_TARGETS}{}", aas_resource_segment(resource_id))
+}
+pub fn aas_policy(resource_id: &str, policy_name: &str) -> String {
+    format!("{}{policy_name}", aas_policies_of(resource_id))
+}
+pub fn aas_policies_of(resource_id: &str) -> String {
+    format!("{AAS_POLICIES}{}/", aas_resource_segment(resource_id))
+}
+pub fn aas_scheduled(resource_id: &str, name: &str) -> String {
+    format!("{}{name}", aas_scheduled_of(resource_id))
+}
+pub fn aas_scheduled_of(resource_id: &str) -> String {
+    format!("{AAS_SCHEDULED}{}/", aas_resource_segment(resource_id))
+}
+/// Keys sort by start time (microseconds, zero-padded), then id.
+pub fn aas_activity(resource_id: &str, start_time: f64, activity_id: &str) -> String {
+    let micros = (start_time.max(0.0) * 1e6) as u64;
+    format!(
+        "{}{micros:020}/{activity_id}",
+        aas_activities_of(resource_id)
+    )
+}
+pub fn aas_activities_of(resource_id: &str) -> String {
+    format!("{AAS_ACTIVITIES}{}/", aas_resource_segment(resource_id))
+}
+pub fn aas_alarm(name: &str) -> String {
+    format!("{AAS_ALARMS}{name}")
+}
+/// A scalable target's tags (a JSON object of key to value), beside the target record.
+pub fn aas_tags(resource_id: &str) -> String {
+    format!("{AAS_TAGS}{}", aas_resource_segment(resource_id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +222,26 @@ mod tests {
             elb_target_group(tg),
         ] {
             assert!(k.starts_with(ELB));
+        }
+    }
+
+    #[test]
+    fn aas_keys_do_not_collide_and_sort_by_time() {
+        assert!(!aas_policy("service/c/s2", "p").starts_with(&aas_policies_of("service/c/s")));
+        assert!(aas_policy("service/c/s", "a/b").starts_with(&aas_policies_of("service/c/s")));
+        let (a, b) = (
+            aas_activity("service/c/s", 9.5, "z"),
+            aas_activity("service/c/s", 10.0, "a"),
+        );
+        assert!(a < b && a.starts_with(&aas_activities_of("service/c/s")));
+        assert_eq!(aas_target("service/c/s"), "aas/target/service:c:s");
+        for k in [
+            aas_target("x"),
+            aas_scheduled("x", "n"),
+            aas_alarm("n"),
+            aas_tags("x"),
+        ] {
+            assert!(k.starts_with(AUTOSCALING));
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod agent;
 mod arn;
+pub mod autoscaling;
 mod clock;
 mod cluster;
 mod error;
@@ -23,6 +24,11 @@ mod task;
 mod taskdef;
 
 pub use arn::{Arn, ResourceKind, DEFAULT_ACCOUNT_ID};
+pub use autoscaling::{
+    AlarmRef, MetricAlarm, MetricKind, MetricRef, ScalableTarget, ScalingActivity, ScalingPolicy,
+    Schedule, ScheduledAction, StepAdjustment, StepScalingConfig, SuspendedState,
+    TargetTrackingConfig,
+};
 pub use clock::{Clock, SystemClock};
 pub use cluster::{Cluster, ClusterCounts, ClusterField, ClusterSetting, ClusterStatus};
 pub use error::{ApiError, ErrorCode};

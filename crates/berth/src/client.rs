@@ -160,7 +160,22 @@ impl Client {
         Ok(doc[format!("{action}Result")].clone())
     }
 
+    /// Calls one Application Auto Scaling action (`AnyScaleFrontendService.*`).
+    pub async fn autoscaling(&self, action: &str, body: &Value) -> Result<Value> {
+        self.call_signed(
+            &format!("AnyScaleFrontendService.{action}"),
+            "application-autoscaling",
+            body,
+        )
+        .await
+    }
+
     async fn call(&self, target: &str, body: &Value) -> Result<Value> {
+        self.call_signed(target, "ecs", body).await
+    }
+
+    /// One AWS JSON 1.1 call to `target`, signed for `service`.
+    async fn call_signed(&self, target: &str, service: &str, body: &Value) -> Result<Value> {
         let body = serde_json::to_vec(body)?;
         let url: reqwest::Url = format!("{}/", self.endpoint)
             .parse()
@@ -186,7 +201,7 @@ impl Client {
             headers: &headers,
             body: &body,
         };
-        let signed = berth_sigv4::sign(&req, &self.creds, &self.region, "ecs", SystemTime::now());
+        let signed = berth_sigv4::sign(&req, &self.creds, &self.region, service, SystemTime::now());
         let mut rb = self.http.post(url).body(body.clone());
         for (k, v) in headers.iter().chain(signed.iter()) {
             if k != "host" {

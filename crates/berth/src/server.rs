@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use berth_agent::{Agent, AgentConfig};
 use berth_api::{join_token, router, ApiConfig, ApiState, KeyRing};
+use berth_control::autoscale::{AutoscaleConfig, Autoscaler, Collector, MetricsHub};
 use berth_control::{Balancing, ControllerConfig, PlaneHealth, Reaper, ServiceController};
 use berth_model::{SystemClock, DEFAULT_ACCOUNT_ID};
 use berth_store::RedbStore;
@@ -46,6 +47,15 @@ pub struct ServerOpts {
     /// The address every load-balancer listener binds on (and each load balancer's DNSName).
     #[arg(long, default_value = "127.0.0.1")]
     pub lb_host: std::net::IpAddr,
+    /// Seconds between metric samples and autoscaling decisions.
+    #[arg(long, default_value_t = 10.0)]
+    pub autoscale_period: f64,
+    /// Consecutive ten-second datapoints above a target tracking target before a scale-out.
+    #[arg(long, default_value_t = 2)]
+    pub autoscale_out_points: usize,
+    /// Consecutive ten-second datapoints below 90% of the target before a scale-in.
+    #[arg(long, default_value_t = 15)]
+    pub autoscale_in_points: usize,
 }
 
 /// How long in-flight requests may run on after a shutdown signal.
@@ -82,16 +92,50 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     );
     // The load balancer's data plane runs in this process; its configuration follows the
     // ELBv2 records, and its target health feeds DescribeTargetHealth and the services.
-    let plane = berth_lb::DataPlane::new();
+    // One single-threaded runtime per core, each with its own SO_REUSEPORT listener and
+    // upstream pool: requests never hop between threads (see berth-lb's docs).
+    let plane = berth_lb::DataPlane::with_options(berth_lb::DataPlaneOptions {
+        workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ..Default::default()
+    });
     let health: Arc<dyn berth_model::lb::TargetHealthSource> =
         Arc::new(PlaneHealth::new(plane.clone()));
-    let metrics_plane = plane.clone();
+    // Metrics flow from agents' reports and the load balancer into the time-series hub,
+    // which the autoscaler, `/metrics` and the API read.
+    let hub = Arc::new(MetricsHub::new());
+    let (metrics_plane, metrics_hub) = (plane.clone(), hub.clone());
     let state = state
         .with_target_health(health.clone())
         .with_lb_host(opts.lb_host.to_string())
+        .with_metrics_hub(hub.clone())
         .with_metrics(Arc::new(move |out: &mut String| {
-            metrics_plane.render_metrics(out)
+            metrics_plane.render_metrics(out);
+            metrics_hub.render(out);
         }));
+    let period = opts.autoscale_period.clamp(1.0, 60.0);
+    tokio::spawn(
+        Collector::new(
+            store.clone(),
+            clock.clone(),
+            hub.clone(),
+            Some(plane.clone()),
+            period,
+        )
+        .run(),
+    );
+    tokio::spawn(
+        Autoscaler::new(
+            store.clone(),
+            clock.clone(),
+            hub,
+            AutoscaleConfig {
+                period,
+                scale_out_datapoints: opts.autoscale_out_points.max(1),
+                scale_in_datapoints: opts.autoscale_in_points.max(1),
+            },
+        )
+        .run(),
+    );
     tokio::spawn(Balancing::new(store.clone(), plane.clone(), opts.lb_host).run());
     let controller = ServiceController::new(
         store.clone(),

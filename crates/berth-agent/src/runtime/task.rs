@@ -25,6 +25,10 @@ use crate::Driver;
 
 /// How often health and stats are looked at while a task runs.
 const TICK: Duration = Duration::from_millis(1000);
+/// Stats are sampled and reported every this many ticks (5 s): often enough that the
+/// autoscaler sees a load step within one of its ten-second periods, rarely enough that a
+/// thousand tasks cost the store 200 small writes a second.
+const STATS_EVERY_TICKS: u64 = 5;
 /// How often a start waits before looking at its dependencies again.
 const DEP_POLL: Duration = Duration::from_millis(200);
 
@@ -387,7 +391,7 @@ impl Runner {
                     }
                     let after: Vec<(HealthStatus, Option<i64>)> =
                         st.slots.iter().map(|s| (s.health(), s.exit)).collect();
-                    let stats_due = ticks % 10 == 1;
+                    let stats_due = ticks % STATS_EVERY_TICKS == 1;
                     if stats_due {
                         self.sample_stats(st).await;
                     }

@@ -3,6 +3,7 @@
 mod clusters;
 mod deployments;
 mod instances;
+mod metrics;
 mod services;
 mod tags;
 mod taskdefs;
@@ -80,6 +81,17 @@ pub(crate) async fn berth_action(ctx: &Ctx, action: &str, body: &[u8]) -> Result
             }))
         }
         "GetTaskLogsEndpoint" => tasks::logs_endpoint(ctx, parse_body(body)?).await,
+        "GetServiceMetrics" => metrics::get(ctx, parse_body(body)?).await,
+        // Metric alarms, for step scaling policies (CloudWatch itself is not served).
+        "PutMetricAlarm" | "DescribeAlarms" | "DeleteAlarms" => {
+            match crate::autoscaling::alarm_action(ctx, action, body).await {
+                Some(r) => r,
+                None => Err(ApiError::new(
+                    ErrorCode::UnknownOperationException,
+                    format!("Unknown berth action {action:?}."),
+                )),
+            }
+        }
         _ => Err(ApiError::new(
             ErrorCode::UnknownOperationException,
             format!("Unknown berth action {action:?}."),

@@ -113,8 +113,9 @@ impl Backend {
     }
 }
 
-/// A backend that speaks HTTP/1.1 keep-alive (no `Connection: close`) but closes every
-/// connection right after its first response, like a server restarting under a pool.
+/// A backend that speaks HTTP/1.1 keep-alive (no `Connection: close`) but answers only the
+/// first request of each connection: it reads the second one and closes without a word, like
+/// a server that shuts an idle keep-alive connection just as a request arrives on it.
 pub async fn closing_backend(id: &'static str) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -125,19 +126,23 @@ pub async fn closing_backend(id: &'static str) -> SocketAddr {
             };
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 8192];
-                let mut got = Vec::new();
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                for answered in [true, false] {
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    if answered {
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{id}",
+                            id.len()
+                        );
+                        let _ = s.write_all(resp.as_bytes()).await;
                     }
                 }
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{id}",
-                    id.len()
-                );
-                let _ = s.write_all(resp.as_bytes()).await;
-                // Dropping `s` closes the connection the proxy just pooled.
+                // Dropping `s` closes the connection with the second request unanswered.
             });
         }
     });
@@ -203,6 +208,7 @@ pub fn fast_opts() -> DataPlaneOptions {
         connect_timeout: Duration::from_secs(2),
         upstream_pool_idle: Duration::from_secs(30),
         shutdown_timeout: Duration::from_secs(2),
+        ..DataPlaneOptions::default()
     }
 }
 

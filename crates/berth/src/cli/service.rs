@@ -1,4 +1,4 @@
-//! `berth service create|ls|show|scale|deploy|rm`, and `deploy --wait` with live progress.
+//! `berth service create|ls|show|scale|deploy|rm|autoscale`, and `deploy --wait` with live progress.
 
 use std::time::{Duration, Instant};
 
@@ -69,6 +69,216 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// Scale a service automatically between MIN and MAX tasks, tracking target metrics.
+    Autoscale(AutoscaleArgs),
+    /// Recent CPU, memory and request series of a service, as terminal sparklines.
+    Metrics {
+        name: String,
+        /// How far back, in minutes (up to 60).
+        #[arg(long, default_value_t = 15)]
+        minutes: u32,
+    },
+}
+
+/// A one-line chart of `points`' values, scaled between their min and max.
+fn sparkline(points: &[Value]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let vals: Vec<f64> = points.iter().filter_map(|p| p[1].as_f64()).collect();
+    let (lo, hi) = vals
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    vals.iter()
+        .map(|v| {
+            let i = if hi > lo {
+                ((v - lo) / (hi - lo) * 7.0).round() as usize
+            } else {
+                0
+            };
+            BARS[i.min(7)]
+        })
+        .collect()
+}
+
+async fn metrics(c: &Client, cluster: &str, name: &str, minutes: u32, out: Output) -> Result<()> {
+    let r = c
+        .berth(
+            "GetServiceMetrics",
+            &json!({"cluster": cluster, "service": name, "minutes": minutes}),
+        )
+        .await?;
+    if let Output::Json = out {
+        println!("{r}");
+        return Ok(());
+    }
+    let mut rows: Vec<(String, &Value)> = vec![
+        ("CPUUtilization %".into(), &r["CPUUtilization"]),
+        ("MemoryUtilization %".into(), &r["MemoryUtilization"]),
+    ];
+    for tg in r["targetGroups"].as_array().into_iter().flatten() {
+        let short = tg["targetGroupArn"]
+            .as_str()
+            .unwrap_or("")
+            .rsplit(':')
+            .next()
+            .unwrap_or("");
+        rows.push((
+            format!("RequestCountPerTarget {short}"),
+            &tg["RequestCountPerTarget"],
+        ));
+    }
+    println!(
+        "service {name}: last {minutes} min, one point per {} s",
+        r["resolutionSeconds"]
+    );
+    for (label, series) in rows {
+        let pts = series.as_array().cloned().unwrap_or_default();
+        let vals: Vec<f64> = pts.iter().filter_map(|p| p[1].as_f64()).collect();
+        match vals.last() {
+            None => println!("{label:<40} (no data yet)"),
+            Some(last) => {
+                let max = vals.iter().copied().fold(f64::MIN, f64::max);
+                println!(
+                    "{label:<40} {}  now {last:.1}  max {max:.1}",
+                    sparkline(&pts)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+struct AutoscaleArgs {
+    name: String,
+    /// The fewest tasks.
+    #[arg(long)]
+    min: u32,
+    /// The most tasks.
+    #[arg(long)]
+    max: u32,
+    /// Keep average CPU utilisation at this percentage.
+    #[arg(long)]
+    cpu: Option<f64>,
+    /// Keep average memory utilisation at this percentage.
+    #[arg(long)]
+    memory: Option<f64>,
+    /// Keep requests per task (per target of --target-group) at this count.
+    #[arg(long, requires = "target_group")]
+    requests: Option<f64>,
+    /// The target group (ARN) whose requests --requests counts.
+    #[arg(long, requires = "requests")]
+    target_group: Option<String>,
+    /// Seconds between scale-in steps.
+    #[arg(long)]
+    scale_in_cooldown: Option<u32>,
+    /// Seconds between scale-out steps.
+    #[arg(long)]
+    scale_out_cooldown: Option<u32>,
+}
+
+/// The ALB resource label (`app/LB/ID/targetgroup/TG/ID`) of a target group: from its load
+/// balancer, which ELB's DescribeTargetGroups names.
+async fn resource_label(c: &Client, tg_arn: &str) -> Result<String> {
+    let tg_part = tg_arn
+        .rsplit_once(':')
+        .map(|(_, r)| r)
+        .filter(|r| r.starts_with("targetgroup/"))
+        .ok_or_else(|| anyhow::anyhow!("{tg_arn} is not a target group ARN"))?;
+    let d = c
+        .elb(
+            "DescribeTargetGroups",
+            &[("TargetGroupArns.member.1".to_owned(), tg_arn.to_owned())],
+        )
+        .await?;
+    let lbs = &d["TargetGroups"][0]["LoadBalancerArns"];
+    let lb = lbs
+        .as_array()
+        .and_then(|a| a.first())
+        .map(s)
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| {
+            anyhow::anyhow!("target group {tg_arn} is not attached to a load balancer")
+        })?;
+    let lb_part = lb
+        .rsplit_once(":loadbalancer/")
+        .map(|(_, r)| r.to_owned())
+        .ok_or_else(|| anyhow::anyhow!("unexpected load balancer ARN {lb}"))?;
+    Ok(format!("{lb_part}/{tg_part}"))
+}
+
+async fn autoscale(c: &Client, cluster: &str, a: AutoscaleArgs, out: Output) -> Result<()> {
+    if a.cpu.is_none() && a.memory.is_none() && a.requests.is_none() {
+        bail!("give at least one of --cpu, --memory or --requests");
+    }
+    let resource_id = format!("service/{cluster}/{}", a.name);
+    let target = json!({
+        "ServiceNamespace": "ecs",
+        "ResourceId": resource_id,
+        "ScalableDimension": "ecs:service:DesiredCount",
+    });
+    let mut reg = target.clone();
+    reg["MinCapacity"] = json!(a.min);
+    reg["MaxCapacity"] = json!(a.max);
+    let r = c.autoscaling("RegisterScalableTarget", &reg).await?;
+    let mut metrics = Vec::new();
+    if let Some(v) = a.cpu {
+        metrics.push((
+            "cpu-target",
+            v,
+            json!({"PredefinedMetricType": "ECSServiceAverageCPUUtilization"}),
+        ));
+    }
+    if let Some(v) = a.memory {
+        metrics.push((
+            "memory-target",
+            v,
+            json!({"PredefinedMetricType": "ECSServiceAverageMemoryUtilization"}),
+        ));
+    }
+    if let (Some(v), Some(tg)) = (a.requests, &a.target_group) {
+        let label = resource_label(c, tg).await?;
+        metrics.push((
+            "requests-target",
+            v,
+            json!({"PredefinedMetricType": "ALBRequestCountPerTarget", "ResourceLabel": label}),
+        ));
+    }
+    let mut policies = Vec::new();
+    for (name, value, spec) in metrics {
+        let mut cfg = json!({"TargetValue": value, "PredefinedMetricSpecification": spec});
+        if let Some(s) = a.scale_in_cooldown {
+            cfg["ScaleInCooldown"] = json!(s);
+        }
+        if let Some(s) = a.scale_out_cooldown {
+            cfg["ScaleOutCooldown"] = json!(s);
+        }
+        let mut body = target.clone();
+        body["PolicyName"] = json!(name);
+        body["PolicyType"] = json!("TargetTrackingScaling");
+        body["TargetTrackingScalingPolicyConfiguration"] = cfg;
+        let p = c.autoscaling("PutScalingPolicy", &body).await?;
+        policies
+            .push(json!({"PolicyName": name, "TargetValue": value, "PolicyARN": p["PolicyARN"]}));
+    }
+    match out {
+        Output::Json => print(
+            out,
+            &json!({"ScalableTargetARN": r["ScalableTargetARN"], "ResourceId": resource_id,
+                "MinCapacity": a.min, "MaxCapacity": a.max, "Policies": policies}),
+            &[],
+            vec![],
+        ),
+        Output::Table => {
+            println!(
+                "{resource_id}: autoscaling between {} and {} tasks",
+                a.min, a.max
+            );
+            for p in &policies {
+                println!("  {} target {}", s(&p["PolicyName"]), s(&p["TargetValue"]));
+            }
+        }
+    }
+    Ok(())
 }
 
 const HEADER: &[&str] = &[
@@ -339,6 +549,8 @@ pub async fn run(a: Args) -> Result<()> {
                 .await?;
             print(out, &r, HEADER, rows(&json!([r["service"]])));
         }
+        Cmd::Autoscale(args) => autoscale(&c, &cluster, args, out).await?,
+        Cmd::Metrics { name, minutes } => metrics(&c, &cluster, &name, minutes, out).await?,
     }
     Ok(())
 }

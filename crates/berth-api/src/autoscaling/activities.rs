@@ -1,0 +1,57 @@
+//! DescribeScalingActivities: the activity records the autoscaler controller writes, newest
+//! first.
+
+use berth_model::{keys, ApiError, ScalingActivity};
+use berth_store::StoreExt;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{page, page_json};
+use crate::state::{store_err, Ctx};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct DescribeRequest {
+    service_namespace: String,
+    resource_id: Option<String>,
+    scalable_dimension: Option<String>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+    /// Accepted; berth records no "not scaled" activities, so there is nothing more to show.
+    #[serde(default)]
+    #[allow(dead_code)]
+    include_not_scaled_activities: Option<bool>,
+}
+
+pub(super) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
+    berth_model::autoscaling::validate_ecs_target(
+        &req.service_namespace,
+        req.resource_id.as_deref(),
+        req.scalable_dimension.as_deref(),
+    )?;
+    let prefix = match &req.resource_id {
+        Some(r) => keys::aas_activities_of(r),
+        None => keys::AAS_ACTIVITIES.to_owned(),
+    };
+    let all = ctx
+        .store()
+        .list_json::<ScalingActivity>(&prefix)
+        .await
+        .map_err(store_err)?;
+    // Sorted by start time across targets (the page key leads with it), newest first.
+    let mut items: Vec<(String, ScalingActivity)> = all
+        .into_iter()
+        .filter(|(_, a, _)| {
+            req.scalable_dimension
+                .as_ref()
+                .is_none_or(|d| *d == a.scalable_dimension)
+        })
+        .map(|(k, a, _)| {
+            let micros = (a.start_time.max(0.0) * 1e6) as u64;
+            (format!("{micros:020}/{k}"), a)
+        })
+        .collect();
+    items.sort_by(|a, b| b.0.cmp(&a.0));
+    let (items, next) = page(items, req.max_results, req.next_token.as_deref(), true)?;
+    Ok(page_json("ScalingActivities", items, next))
+}

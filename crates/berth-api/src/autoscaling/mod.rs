@@ -1,0 +1,190 @@
+//! Application Auto Scaling (`AnyScaleFrontendService.<Action>`, signed for
+//! `application-autoscaling`), for ECS services only, and berth's metric alarms (`BerthV1.`
+//! `PutMetricAlarm` / `DescribeAlarms` / `DeleteAlarms`), which trigger step scaling policies.
+//!
+//! These actions only write records (`berth_model::autoscaling`); the autoscaler controller
+//! reads them, measures, changes services' desired counts and writes scaling activities.
+
+mod activities;
+mod alarms;
+mod policies;
+mod scheduled;
+mod targets;
+
+use berth_model::autoscaling::validate_ecs_target;
+use berth_model::{keys, ApiError, ErrorCode, ScalableTarget};
+use berth_store::{Revision, StoreExt};
+use serde_json::Value;
+
+use crate::edge::parse_body;
+use crate::state::{store_err, Ctx};
+
+/// Compare-and-swap attempts before answering ConcurrentUpdateException.
+const RETRIES: usize = 16;
+/// Application Auto Scaling's page size when `MaxResults` is not given, and its upper bound.
+const MAX_PAGE: i64 = 50;
+
+/// Runs one Application Auto Scaling action.
+pub(crate) async fn dispatch(ctx: &Ctx, action: &str, body: &[u8]) -> Result<Value, ApiError> {
+    match action {
+        "RegisterScalableTarget" => targets::register(ctx, parse(body)?).await,
+        "DescribeScalableTargets" => targets::describe(ctx, parse(body)?).await,
+        "DeregisterScalableTarget" => targets::deregister(ctx, parse(body)?).await,
+        "TagResource" => targets::tag(ctx, parse(body)?).await,
+        "UntagResource" => targets::untag(ctx, parse(body)?).await,
+        "ListTagsForResource" => targets::list_tags(ctx, parse(body)?).await,
+        "PutScalingPolicy" => policies::put(ctx, parse(body)?).await,
+        "DescribeScalingPolicies" => policies::describe(ctx, parse(body)?).await,
+        "DeleteScalingPolicy" => policies::delete(ctx, parse(body)?).await,
+        "PutScheduledAction" => scheduled::put(ctx, parse(body)?).await,
+        "DescribeScheduledActions" => scheduled::describe(ctx, parse(body)?).await,
+        "DeleteScheduledAction" => scheduled::delete(ctx, parse(body)?).await,
+        "DescribeScalingActivities" => activities::describe(ctx, parse(body)?).await,
+        _ => Err(ApiError::new(
+            ErrorCode::UnknownOperationException,
+            format!("berth does not implement the Application Auto Scaling action {action:?}."),
+        )),
+    }
+}
+
+/// berth's alarm actions, if `action` is one (dispatched from `BerthV1.`).
+pub(crate) async fn alarm_action(
+    ctx: &Ctx,
+    action: &str,
+    body: &[u8],
+) -> Option<Result<Value, ApiError>> {
+    Some(match action {
+        "PutMetricAlarm" => match parse(body) {
+            Ok(r) => alarms::put(ctx, r).await,
+            Err(e) => Err(e),
+        },
+        "DescribeAlarms" => match parse(body) {
+            Ok(r) => alarms::describe(ctx, r).await,
+            Err(e) => Err(e),
+        },
+        "DeleteAlarms" => match parse(body) {
+            Ok(r) => alarms::delete(ctx, r).await,
+            Err(e) => Err(e),
+        },
+        _ => return None,
+    })
+}
+
+/// Like [`parse_body`], but a body that does not fit the action is a ValidationException (a
+/// missing required member or a wrong type), as Application Auto Scaling answers.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    parse_body(body).map_err(|e| validation(e.message))
+}
+
+pub(crate) fn validation(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::ValidationException, message)
+}
+
+fn object_not_found(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::ObjectNotFoundException, message)
+}
+
+fn concurrent() -> ApiError {
+    ApiError::new(
+        ErrorCode::ConcurrentUpdateException,
+        "Concurrent updates to the same resource; try again.",
+    )
+}
+
+/// Checks an ECS target's namespace, resource id and dimension (all given).
+fn check_target(ns: &str, rid: &str, dim: &str) -> Result<(), ApiError> {
+    validate_ecs_target(ns, Some(rid), Some(dim))
+}
+
+/// A new random id: 32 hex digits.
+fn new_hex_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn new_uuid() -> String {
+    uuid::Uuid::new_v4().hyphenated().to_string()
+}
+
+impl Ctx {
+    fn account(&self) -> &str {
+        &self.state.config.account_id
+    }
+}
+
+/// The scalable target of `resource_id`, if registered, with its revision.
+async fn find_target(
+    ctx: &Ctx,
+    resource_id: &str,
+) -> Result<Option<(ScalableTarget, Revision)>, ApiError> {
+    ctx.store()
+        .get_json::<ScalableTarget>(&keys::aas_target(resource_id))
+        .await
+        .map_err(store_err)
+}
+
+/// The scalable target of `resource_id`, or ObjectNotFoundException.
+async fn load_target(
+    ctx: &Ctx,
+    ns: &str,
+    resource_id: &str,
+    dim: &str,
+) -> Result<(ScalableTarget, Revision), ApiError> {
+    find_target(ctx, resource_id).await?.ok_or_else(|| {
+        object_not_found(format!(
+            "No scalable target registered for service namespace: {ns}, resource ID: \
+             {resource_id}, scalable dimension: {dim}"
+        ))
+    })
+}
+
+/// One page of `items` (sorted by their keys, ascending or descending) after `token`, with
+/// Application Auto Scaling's limits and error codes.
+fn page<T>(
+    items: Vec<(String, T)>,
+    max_results: Option<i64>,
+    token: Option<&str>,
+    descending: bool,
+) -> Result<(Vec<T>, Option<String>), ApiError> {
+    let size = match max_results {
+        None => MAX_PAGE,
+        Some(n) if (1..=MAX_PAGE).contains(&n) => n,
+        Some(n) => {
+            return Err(validation(format!(
+                "MaxResults must be between 1 and {MAX_PAGE}; got {n}."
+            )))
+        }
+    };
+    crate::paging::paginate(items, Some(size), token, descending).map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidNextTokenException,
+            "The NextToken is not valid.",
+        )
+    })
+}
+
+/// `{field: items, "NextToken": ...}`, without `NextToken` on the last page.
+fn page_json<T: serde::Serialize>(field: &str, items: Vec<T>, next: Option<String>) -> Value {
+    let mut out = serde_json::json!({ field: items });
+    if let Some(t) = next {
+        out["NextToken"] = Value::String(t);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paging_errors_have_autoscaling_codes() {
+        let items = |n: usize| (0..n).map(|i| (format!("k{i:03}"), i)).collect::<Vec<_>>();
+        let e = page(items(3), Some(51), None, false).unwrap_err();
+        assert_eq!(e.code, ErrorCode::ValidationException);
+        let e = page(items(3), None, Some("garbage!"), false).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidNextTokenException);
+        let (p, next) = page(items(60), None, None, false).unwrap();
+        assert_eq!(p.len(), 50);
+        assert!(next.is_some());
+        assert_eq!(page_json("X", vec![1], None), serde_json::json!({"X": [1]}));
+    }
+}

@@ -1,0 +1,382 @@
+//! RegisterScalableTarget, DescribeScalableTargets, DeregisterScalableTarget, and the tags of
+//! scalable targets (TagResource, UntagResource, ListTagsForResource).
+
+use std::collections::BTreeMap;
+
+use berth_model::autoscaling::validate_capacity;
+use berth_model::{
+    keys, ApiError, ErrorCode, ScalableTarget, Service, ServiceStatus, SuspendedState,
+};
+use berth_store::{StoreExt, Txn, TxnResult};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{
+    check_target, concurrent, find_target, load_target, new_hex_id, page, page_json, validation,
+    RETRIES,
+};
+use crate::state::{store_err, to_bytes, Ctx};
+
+/// Tags per scalable target.
+const MAX_TAGS: usize = 50;
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+pub(super) struct SuspendedStateIn {
+    dynamic_scaling_in_suspended: Option<bool>,
+    dynamic_scaling_out_suspended: Option<bool>,
+    scheduled_scaling_suspended: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct RegisterRequest {
+    service_namespace: String,
+    resource_id: String,
+    scalable_dimension: String,
+    min_capacity: Option<i64>,
+    max_capacity: Option<i64>,
+    #[serde(rename = "RoleARN")]
+    role_arn: Option<String>,
+    suspended_state: Option<SuspendedStateIn>,
+    tags: Option<BTreeMap<String, String>>,
+}
+
+fn capacity(name: &str, v: Option<i64>) -> Result<Option<u32>, ApiError> {
+    v.map(|n| {
+        u32::try_from(n)
+            .ok()
+            .filter(|n| *n <= berth_model::autoscaling::MAX_CAPACITY)
+            .ok_or_else(|| validation(format!("{name} must be between 0 and 10000; got {n}.")))
+    })
+    .transpose()
+}
+
+fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+            return Err(validation(format!(
+                "Invalid tag {k:?}: keys are 1 to 128 characters and values at most 256."
+            )));
+        }
+        if k.starts_with("aws:") {
+            return Err(validation("Tag keys beginning with 'aws:' are reserved."));
+        }
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::new(
+            ErrorCode::TooManyTagsException,
+            format!("A scalable target can have at most {MAX_TAGS} tags."),
+        ));
+    }
+    Ok(())
+}
+
+pub(super) async fn register(ctx: &Ctx, req: RegisterRequest) -> Result<Value, ApiError> {
+    check_target(
+        &req.service_namespace,
+        &req.resource_id,
+        &req.scalable_dimension,
+    )?;
+    let min = capacity("MinCapacity", req.min_capacity)?;
+    let max = capacity("MaxCapacity", req.max_capacity)?;
+    if let Some(tags) = &req.tags {
+        validate_tags(tags)?;
+    }
+    let (cluster, service) = berth_model::autoscaling::parse_service_resource_id(&req.resource_id)
+        .ok_or_else(|| validation("Invalid resource id."))?;
+    let svc = ctx
+        .store()
+        .get_json::<Service>(&keys::service(cluster, service))
+        .await
+        .map_err(store_err)?;
+    if !matches!(svc, Some((ref s, _)) if s.status == ServiceStatus::Active) {
+        return Err(validation(format!(
+            "ECS service doesn't exist: {}",
+            req.resource_id
+        )));
+    }
+    let key = keys::aas_target(&req.resource_id);
+    for _ in 0..RETRIES {
+        let existing = find_target(ctx, &req.resource_id).await?;
+        let rev = existing.as_ref().map_or(0, |(_, r)| *r);
+        let mut target = match existing {
+            Some((t, _)) => t,
+            None => {
+                let (Some(min), Some(max)) = (min, max) else {
+                    return Err(validation(
+                        "MinCapacity and MaxCapacity are required to register a new scalable \
+                         target.",
+                    ));
+                };
+                ScalableTarget {
+                    service_namespace: req.service_namespace.clone(),
+                    resource_id: req.resource_id.clone(),
+                    scalable_dimension: req.scalable_dimension.clone(),
+                    min_capacity: min,
+                    max_capacity: max,
+                    role_arn: format!(
+                        "arn:aws:iam::{}:role/aws-service-role/ecs.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_ECSService",
+                        ctx.account()
+                    ),
+                    creation_time: ctx.now(),
+                    suspended_state: SuspendedState::default(),
+                    scalable_target_arn: format!(
+                        "arn:aws:application-autoscaling:{}:{}:scalable-target/{}",
+                        ctx.region,
+                        ctx.account(),
+                        new_hex_id()
+                    ),
+                }
+            }
+        };
+        if let Some(m) = min {
+            target.min_capacity = m;
+        }
+        if let Some(m) = max {
+            target.max_capacity = m;
+        }
+        validate_capacity(target.min_capacity, target.max_capacity)?;
+        if let Some(r) = &req.role_arn {
+            if !r.starts_with("arn:") {
+                return Err(validation(format!("Invalid RoleARN {r:?}.")));
+            }
+            target.role_arn = r.clone();
+        }
+        if let Some(s) = &req.suspended_state {
+            let st = &mut target.suspended_state;
+            if let Some(v) = s.dynamic_scaling_in_suspended {
+                st.dynamic_scaling_in_suspended = v;
+            }
+            if let Some(v) = s.dynamic_scaling_out_suspended {
+                st.dynamic_scaling_out_suspended = v;
+            }
+            if let Some(v) = s.scheduled_scaling_suspended {
+                st.scheduled_scaling_suspended = v;
+            }
+        }
+        let mut txn = Txn::new()
+            .when_mod_revision(&key, rev)
+            .put(&key, to_bytes(&target)?);
+        if let Some(tags) = &req.tags {
+            if !tags.is_empty() {
+                // Tags given at registration merge into the target's tags.
+                let tkey = keys::aas_tags(&req.resource_id);
+                let (mut all, trev) = ctx
+                    .store()
+                    .get_json::<BTreeMap<String, String>>(&tkey)
+                    .await
+                    .map_err(store_err)?
+                    .unwrap_or_default();
+                all.extend(tags.clone());
+                validate_tags(&all)?;
+                txn = txn
+                    .when_mod_revision(&tkey, trev)
+                    .put(tkey, to_bytes(&all)?);
+            }
+        }
+        match ctx.store().txn(txn).await.map_err(store_err)? {
+            TxnResult::Committed { .. } => {
+                return Ok(json!({"ScalableTargetARN": target.scalable_target_arn}))
+            }
+            TxnResult::Conflict { .. } => continue,
+        }
+    }
+    Err(concurrent())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct DescribeRequest {
+    service_namespace: String,
+    #[serde(default)]
+    resource_ids: Vec<String>,
+    scalable_dimension: Option<String>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+}
+
+pub(super) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
+    berth_model::autoscaling::validate_ecs_target(
+        &req.service_namespace,
+        None,
+        req.scalable_dimension.as_deref(),
+    )?;
+    let all = ctx
+        .store()
+        .list_json::<ScalableTarget>(keys::AAS_TARGETS)
+        .await
+        .map_err(store_err)?;
+    let items = all
+        .into_iter()
+        .filter(|(_, t, _)| {
+            req.resource_ids.is_empty() || req.resource_ids.contains(&t.resource_id)
+        })
+        .filter(|(_, t, _)| {
+            req.scalable_dimension
+                .as_ref()
+                .is_none_or(|d| *d == t.scalable_dimension)
+        })
+        .map(|(k, t, _)| (k, t))
+        .collect();
+    let (items, next) = page(items, req.max_results, req.next_token.as_deref(), false)?;
+    Ok(page_json("ScalableTargets", items, next))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct DeregisterRequest {
+    service_namespace: String,
+    resource_id: String,
+    scalable_dimension: String,
+}
+
+/// Deletes the target with its scaling policies, scheduled actions and tags.
+pub(super) async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Value, ApiError> {
+    check_target(
+        &req.service_namespace,
+        &req.resource_id,
+        &req.scalable_dimension,
+    )?;
+    let rid = &req.resource_id;
+    for _ in 0..RETRIES {
+        let (_, rev) =
+            load_target(ctx, &req.service_namespace, rid, &req.scalable_dimension).await?;
+        let key = keys::aas_target(rid);
+        let mut txn = Txn::new().when_mod_revision(&key, rev).delete(&key);
+        for prefix in [keys::aas_policies_of(rid), keys::aas_scheduled_of(rid)] {
+            let (kvs, _) = ctx.store().list(&prefix).await.map_err(store_err)?;
+            for kv in kvs {
+                txn = txn.delete(kv.key);
+            }
+        }
+        txn = txn.delete(keys::aas_tags(rid));
+        match ctx.store().txn(txn).await.map_err(store_err)? {
+            TxnResult::Committed { .. } => return Ok(json!({})),
+            TxnResult::Conflict { .. } => continue,
+        }
+    }
+    Err(concurrent())
+}
+
+/// The target a scalable-target ARN names, or ResourceNotFoundException.
+async fn target_by_arn(ctx: &Ctx, arn: &str) -> Result<ScalableTarget, ApiError> {
+    let all = ctx
+        .store()
+        .list_json::<ScalableTarget>(keys::AAS_TARGETS)
+        .await
+        .map_err(store_err)?;
+    all.into_iter()
+        .map(|(_, t, _)| t)
+        .find(|t| t.scalable_target_arn == arn)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::ResourceNotFoundException,
+                format!("Scalable target not found: {arn}"),
+            )
+        })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct TagRequest {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: String,
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct UntagRequest {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: String,
+    tag_keys: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct ListTagsRequest {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: String,
+}
+
+/// Read-modify-write of a target's tags with compare-and-swap.
+async fn edit_tags(
+    ctx: &Ctx,
+    arn: &str,
+    edit: impl Fn(&mut BTreeMap<String, String>) -> Result<(), ApiError>,
+) -> Result<Value, ApiError> {
+    for _ in 0..RETRIES {
+        let target = target_by_arn(ctx, arn).await?;
+        let key = keys::aas_tags(&target.resource_id);
+        let (mut tags, rev) = ctx
+            .store()
+            .get_json::<BTreeMap<String, String>>(&key)
+            .await
+            .map_err(store_err)?
+            .unwrap_or_default();
+        edit(&mut tags)?;
+        let txn = Txn::new()
+            .when_mod_revision(&key, rev)
+            .put(&key, to_bytes(&tags)?);
+        match ctx.store().txn(txn).await.map_err(store_err)? {
+            TxnResult::Committed { .. } => return Ok(json!({})),
+            TxnResult::Conflict { .. } => continue,
+        }
+    }
+    Err(concurrent())
+}
+
+pub(super) async fn tag(ctx: &Ctx, req: TagRequest) -> Result<Value, ApiError> {
+    if req.tags.is_empty() {
+        return Err(validation("Tags must not be empty."));
+    }
+    validate_tags(&req.tags)?;
+    edit_tags(ctx, &req.resource_arn, |t| {
+        t.extend(req.tags.clone());
+        validate_tags(t)
+    })
+    .await
+}
+
+pub(super) async fn untag(ctx: &Ctx, req: UntagRequest) -> Result<Value, ApiError> {
+    edit_tags(ctx, &req.resource_arn, |t| {
+        for k in &req.tag_keys {
+            t.remove(k);
+        }
+        Ok(())
+    })
+    .await
+}
+
+pub(super) async fn list_tags(ctx: &Ctx, req: ListTagsRequest) -> Result<Value, ApiError> {
+    let target = target_by_arn(ctx, &req.resource_arn).await?;
+    let tags = ctx
+        .store()
+        .get_json::<BTreeMap<String, String>>(&keys::aas_tags(&target.resource_id))
+        .await
+        .map_err(store_err)?
+        .map(|(t, _)| t)
+        .unwrap_or_default();
+    Ok(json!({ "Tags": tags }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacities_and_tags_validate() {
+        assert_eq!(capacity("MinCapacity", Some(3)).unwrap(), Some(3));
+        assert!(capacity("MinCapacity", Some(-1)).is_err());
+        assert!(capacity("MaxCapacity", Some(10_001)).is_err());
+        let many: BTreeMap<String, String> =
+            (0..51).map(|i| (format!("k{i}"), String::new())).collect();
+        assert_eq!(
+            validate_tags(&many).unwrap_err().code,
+            ErrorCode::TooManyTagsException
+        );
+        let reserved = BTreeMap::from([("aws:x".to_owned(), String::new())]);
+        assert!(validate_tags(&reserved).is_err());
+    }
+}

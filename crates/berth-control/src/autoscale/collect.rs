@@ -1,0 +1,246 @@
+//! The metrics pipeline: what agents report and what the load balancer counts, sampled once
+//! per period into the in-memory time-series store ([`MetricsHub`]).
+//!
+//! Series, named as CloudWatch names them:
+//! - `AWS/ECS CPUUtilization` and `MemoryUtilization` per service (`ClusterName`,
+//!   `ServiceName`): the average over the service's RUNNING tasks of each task's use against
+//!   its reservation, in percent, as ECS's service metrics define them; and per task
+//!   (`TaskId`) the same two.
+//! - `AWS/ApplicationELB RequestCount` and `RequestCountPerTarget` per target group
+//!   (`TargetGroup`, the ARN's `targetgroup/NAME/ID` suffix): requests in the period, and
+//!   that divided by the group's healthy targets.
+//!
+//! The last hour of one-minute points is written to the store once a minute and read back at
+//! start, so a restart keeps the history the autoscaler's scale-in windows look at.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use berth_lb::{DataPlane, TargetState};
+use berth_metrics::{MetricStore, Resolution, SeriesKey, Stat};
+use berth_model::{Clock, Task, TaskStatus};
+use berth_store::{Store, StoreExt, Txn};
+
+/// Where the one-minute history is kept across restarts.
+pub const HISTORY_KEY: &str = "metrics/minutes";
+
+/// A task's stats older than this many periods are not counted.
+const FRESH_PERIODS: f64 = 3.0;
+
+/// Series that saw no point for this long are dropped (tasks that ended).
+const IDLE_SECS: f64 = 3600.0;
+
+/// The shared time-series store, read by the autoscaler, `/metrics` and the API.
+#[derive(Default)]
+pub struct MetricsHub {
+    store: Mutex<MetricStore>,
+}
+
+/// The series key of a service metric (`AWS/ECS`).
+pub fn service_key(metric: &str, cluster: &str, service: &str) -> SeriesKey {
+    SeriesKey::new(
+        "AWS/ECS",
+        metric,
+        &[("ClusterName", cluster), ("ServiceName", service)],
+    )
+}
+
+/// The series key of a target group metric (`AWS/ApplicationELB`); `tg` is the ARN or its
+/// `targetgroup/NAME/ID` suffix.
+pub fn target_group_key(metric: &str, tg: &str) -> SeriesKey {
+    let suffix = tg.find("targetgroup/").map_or(tg, |i| &tg[i..]);
+    SeriesKey::new("AWS/ApplicationELB", metric, &[("TargetGroup", suffix)])
+}
+
+impl MetricsHub {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, MetricStore> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Points of one series, at ten-second or one-minute resolution.
+    pub fn points(
+        &self,
+        key: &SeriesKey,
+        res: Resolution,
+        from: f64,
+        to: f64,
+        stat: Stat,
+    ) -> Vec<(f64, f64)> {
+        self.lock().points(key, res, from, to, stat)
+    }
+
+    /// Appends the latest value of every series as Prometheus gauges.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        let store = self.lock();
+        let mut lines: Vec<String> = Vec::new();
+        for key in store.keys() {
+            if let Some((_, v)) = store.latest(key, Resolution::TenSeconds, Stat::Average) {
+                lines.push(format!(
+                    "berth_metric{{series=\"{}\"}} {v}",
+                    key.0.replace('\\', "\\\\").replace('"', "\\\"")
+                ));
+            }
+        }
+        lines.sort();
+        let _ = writeln!(
+            out,
+            "# HELP berth_metric Latest ten-second average of each series in berth's metrics store."
+        );
+        let _ = writeln!(out, "# TYPE berth_metric gauge");
+        for l in lines {
+            let _ = writeln!(out, "{l}");
+        }
+    }
+}
+
+/// Samples task stats and load-balancer counts into the hub once per period.
+pub struct Collector {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    hub: Arc<MetricsHub>,
+    plane: Option<DataPlane>,
+    period: f64,
+}
+
+impl Collector {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        hub: Arc<MetricsHub>,
+        plane: Option<DataPlane>,
+        period: f64,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            hub,
+            plane,
+            period: period.max(1.0),
+        }
+    }
+
+    /// Restores the persisted history, then samples every period until dropped.
+    pub async fn run(self) {
+        if let Ok(Some(kv)) = self.store.get(HISTORY_KEY).await {
+            if let Err(e) = self.hub.lock().restore_minutes(&kv.value) {
+                tracing::warn!(error = %e, "metrics history not restored");
+            }
+        }
+        let mut last_counts: Option<HashMap<String, u64>> = None;
+        let mut last_saved = self.clock.now();
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(self.period));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = self.clock.now();
+            if let Err(e) = self.sample_tasks(now).await {
+                tracing::warn!(error = %e, "metrics: task sample failed");
+            }
+            if let Some(plane) = &self.plane {
+                let counts = plane.request_counts();
+                if let Some(prev) = &last_counts {
+                    self.sample_requests(plane, prev, &counts, now);
+                }
+                last_counts = Some(counts);
+            }
+            if now - last_saved >= 60.0 {
+                last_saved = now;
+                let bytes = {
+                    let mut m = self.hub.lock();
+                    m.remove_idle(now, IDLE_SECS);
+                    m.encode_minutes(now - 3600.0)
+                };
+                let txn = Txn::new().put(HISTORY_KEY, bytes);
+                if let Err(e) = self.store.txn(txn).await {
+                    tracing::warn!(error = %e, "metrics history not saved");
+                }
+            }
+        }
+    }
+
+    async fn sample_tasks(&self, now: f64) -> Result<(), berth_store::StoreError> {
+        let tasks = self.store.list_json::<Task>("tasks/").await?;
+        let mut per_service: HashMap<(String, String), (f64, f64, u32)> = HashMap::new();
+        let mut m = self.hub.lock();
+        for (_, t, _) in &tasks {
+            let (Some(stats), TaskStatus::Running) = (t.stats, t.last_status) else {
+                continue;
+            };
+            if now - stats.at > FRESH_PERIODS * self.period.max(10.0) {
+                continue;
+            }
+            let cpu = 100.0 * stats.cpu_units / (t.cpu.max(1) as f64);
+            let mem = 100.0 * stats.memory_mib / (t.memory.max(1) as f64);
+            let task_dims = [
+                ("ClusterName", t.cluster.as_str()),
+                ("TaskId", t.id.as_str()),
+            ];
+            m.record(
+                &SeriesKey::new("AWS/ECS", "CPUUtilization", &task_dims),
+                now,
+                cpu,
+            );
+            m.record(
+                &SeriesKey::new("AWS/ECS", "MemoryUtilization", &task_dims),
+                now,
+                mem,
+            );
+            if let Some(service) = t.group.as_deref().and_then(|g| g.strip_prefix("service:")) {
+                let e = per_service
+                    .entry((t.cluster.clone(), service.to_owned()))
+                    .or_default();
+                e.0 += cpu;
+                e.1 += mem;
+                e.2 += 1;
+            }
+        }
+        for ((cluster, service), (cpu, mem, n)) in per_service {
+            let n = f64::from(n.max(1));
+            m.record(
+                &service_key("CPUUtilization", &cluster, &service),
+                now,
+                cpu / n,
+            );
+            m.record(
+                &service_key("MemoryUtilization", &cluster, &service),
+                now,
+                mem / n,
+            );
+        }
+        Ok(())
+    }
+
+    fn sample_requests(
+        &self,
+        plane: &DataPlane,
+        prev: &HashMap<String, u64>,
+        counts: &HashMap<String, u64>,
+        now: f64,
+    ) {
+        let health = plane.health();
+        let mut m = self.hub.lock();
+        for (tg, total) in counts {
+            let delta = total.saturating_sub(prev.get(tg).copied().unwrap_or(0)) as f64;
+            let healthy = health
+                .get(tg)
+                .map(|ts| {
+                    ts.iter()
+                        .filter(|t| t.state == TargetState::Healthy)
+                        .count()
+                })
+                .unwrap_or(0);
+            m.record(&target_group_key("RequestCount", tg), now, delta);
+            m.record(
+                &target_group_key("RequestCountPerTarget", tg),
+                now,
+                delta / healthy.max(1) as f64,
+            );
+        }
+    }
+}

@@ -1,0 +1,640 @@
+//! Service auto scaling: the metrics pipeline ([`Collector`] into [`MetricsHub`]) and the
+//! autoscaler ([`Autoscaler`]) that turns Application Auto Scaling's records into desired
+//! counts.
+//!
+//! The autoscaler is level-triggered and restart-safe: every period it reads the scalable
+//! targets, their policies, scheduled actions and berth's metric alarms from the store, asks
+//! the pure decisions in `berth-autoscale` what each target's desired count should be, and
+//! writes the change to the ECS service (compare-and-swap), a scaling activity, and a
+//! service event. Cooldown clocks and which scheduled actions have run are kept in the store
+//! (`aas/state/...`), so a restarted server neither repeats a scale nor forgets a cooldown;
+//! the metric history it decides on survives in the collector's persisted minutes.
+//!
+//! It runs in the one server process (berth has no leader election yet; a second server on
+//! the same store would decide twice, and the compare-and-swap on the service would only make
+//! the second of two identical changes a no-op).
+//!
+//! Datapoints are ten-second buckets (the metrics store's finest resolution): a target
+//! tracking policy scales out after `scale_out_datapoints` consecutive breaching buckets and in
+//! after `scale_in_datapoints`, as AWS does with one-minute datapoints (3 and 15); berth's
+//! defaults (2 and 15 ten-second buckets) react within 30 s, and both are flags.
+
+mod collect;
+
+pub use collect::{service_key, target_group_key, Collector, MetricsHub, HISTORY_KEY};
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_autoscale::{
+    alarm_state, cause_text, combine, scheduled_cause_text, step, target_tracking, AdjustmentType,
+    AlarmKind, AlarmState, Comparison, PolicyState, Proposal, Settings, Step, StepPolicy, Target,
+    TargetTracking,
+};
+use berth_metrics::{Resolution, SeriesKey, Stat};
+use berth_model::autoscaling::{
+    MetricAlarm, MetricKind, MetricRef, ScalableTarget, ScalingActivity, ScalingPolicy, Schedule,
+    ScheduledAction, ALARM_ALARM, ALARM_INSUFFICIENT_DATA, ALARM_OK,
+};
+use berth_model::{keys, ApiError, Clock, Service, ServiceStatus};
+use berth_store::{Store, StoreExt, Txn, TxnResult};
+use serde::{Deserialize, Serialize};
+
+/// Settings of the autoscaler.
+#[derive(Debug, Clone)]
+pub struct AutoscaleConfig {
+    /// How often it decides (seconds).
+    pub period: f64,
+    /// Consecutive ten-second datapoints above target before a scale-out.
+    pub scale_out_datapoints: usize,
+    /// Consecutive ten-second datapoints below 90% of target before a scale-in.
+    pub scale_in_datapoints: usize,
+}
+
+impl Default for AutoscaleConfig {
+    fn default() -> Self {
+        Self {
+            period: 10.0,
+            scale_out_datapoints: 2,
+            scale_in_datapoints: 15,
+        }
+    }
+}
+
+/// The width of a datapoint: the metrics store's finest bucket.
+const DATAPOINT_SECS: f64 = 10.0;
+
+/// Per-target memory of the autoscaler, kept in the store.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct TargetMemory {
+    #[serde(default)]
+    policies: BTreeMap<String, PolicyMemory>,
+    /// When each scheduled action last ran.
+    #[serde(default)]
+    scheduled: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+struct PolicyMemory {
+    last_scale_out: Option<f64>,
+    last_scale_in: Option<f64>,
+    last_step: Option<f64>,
+    scale_out_base: Option<u32>,
+}
+
+impl From<PolicyMemory> for PolicyState {
+    fn from(m: PolicyMemory) -> Self {
+        PolicyState {
+            last_scale_out: m.last_scale_out,
+            last_scale_in: m.last_scale_in,
+            last_step: m.last_step,
+            scale_out_base: m.scale_out_base,
+        }
+    }
+}
+
+impl From<&PolicyState> for PolicyMemory {
+    fn from(s: &PolicyState) -> Self {
+        PolicyMemory {
+            last_scale_out: s.last_scale_out,
+            last_scale_in: s.last_scale_in,
+            last_step: s.last_step,
+            scale_out_base: s.scale_out_base,
+        }
+    }
+}
+
+fn memory_key(resource_id: &str) -> String {
+    format!(
+        "{}state/{}",
+        keys::AUTOSCALING,
+        keys::aas_resource_segment(resource_id)
+    )
+}
+
+/// The series a normalised metric reads, and the factor that turns a ten-second bucket's
+/// value into the metric's own unit (request counts are per minute, as CloudWatch's
+/// one-minute `RequestCountPerTarget` sums are).
+fn series_of(m: &MetricRef) -> Option<(SeriesKey, Stat, f64)> {
+    match m.kind {
+        MetricKind::CpuUtilization => Some((
+            service_key(
+                "CPUUtilization",
+                m.cluster.as_deref()?,
+                m.service.as_deref()?,
+            ),
+            Stat::Average,
+            1.0,
+        )),
+        MetricKind::MemoryUtilization => Some((
+            service_key(
+                "MemoryUtilization",
+                m.cluster.as_deref()?,
+                m.service.as_deref()?,
+            ),
+            Stat::Average,
+            1.0,
+        )),
+        MetricKind::RequestCountPerTarget => Some((
+            target_group_key(
+                "RequestCountPerTarget",
+                m.target_group_arn_suffix.as_deref()?,
+            ),
+            Stat::Sum,
+            60.0 / DATAPOINT_SECS,
+        )),
+    }
+}
+
+fn comparison(op: &str) -> Option<Comparison> {
+    Some(match op {
+        "GreaterThanThreshold" => Comparison::GreaterThanThreshold,
+        "GreaterThanOrEqualToThreshold" => Comparison::GreaterThanOrEqualToThreshold,
+        "LessThanThreshold" => Comparison::LessThanThreshold,
+        "LessThanOrEqualToThreshold" => Comparison::LessThanOrEqualToThreshold,
+        _ => return None,
+    })
+}
+
+fn adjustment_type(s: &str) -> AdjustmentType {
+    match s {
+        "PercentChangeInCapacity" => AdjustmentType::PercentChangeInCapacity,
+        "ExactCapacity" => AdjustmentType::ExactCapacity,
+        _ => AdjustmentType::ChangeInCapacity,
+    }
+}
+
+/// Whether a scheduled action is due now, given when it last ran.
+fn due(a: &ScheduledAction, last: Option<f64>, now: f64) -> bool {
+    if a.start_time.is_some_and(|s| now < s) || a.end_time.is_some_and(|e| now > e) {
+        return false;
+    }
+    match Schedule::parse(&a.schedule) {
+        Ok(Schedule::At(t)) => last.is_none() && now >= t as f64,
+        Ok(s @ Schedule::Rate { .. }) => {
+            let every = s.rate_secs().unwrap_or(u64::MAX) as f64;
+            let from = last.unwrap_or(a.start_time.unwrap_or(a.creation_time));
+            now - from >= every
+        }
+        // cron expressions are accepted by the API but not run yet.
+        _ => false,
+    }
+}
+
+/// Decides and applies scaling for every scalable target.
+pub struct Autoscaler {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    hub: Arc<MetricsHub>,
+    cfg: AutoscaleConfig,
+}
+
+impl Autoscaler {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        hub: Arc<MetricsHub>,
+        cfg: AutoscaleConfig,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            hub,
+            cfg,
+        }
+    }
+
+    pub async fn run(self) {
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(self.cfg.period.max(0.5)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.pass().await {
+                tracing::warn!(error = %e, "autoscaler pass failed");
+            }
+        }
+    }
+
+    fn settings(&self) -> Settings {
+        Settings {
+            period: DATAPOINT_SECS,
+            scale_out_datapoints: self.cfg.scale_out_datapoints.max(1),
+            scale_in_datapoints: self.cfg.scale_in_datapoints.max(1),
+            scale_in_ratio: 0.9,
+        }
+    }
+
+    /// Recent datapoints of a metric, in its own unit, ascending.
+    fn datapoints(
+        &self,
+        m: &MetricRef,
+        stat: Option<Stat>,
+        window: f64,
+        now: f64,
+    ) -> Vec<(f64, f64)> {
+        let Some((key, default_stat, factor)) = series_of(m) else {
+            return Vec::new();
+        };
+        self.hub
+            .points(
+                &key,
+                Resolution::TenSeconds,
+                now - window,
+                now + DATAPOINT_SECS,
+                stat.unwrap_or(default_stat),
+            )
+            .into_iter()
+            .map(|(t, v)| (t, v * factor))
+            .collect()
+    }
+
+    /// One pass over every alarm and scalable target.
+    pub async fn pass(&self) -> Result<(), ApiError> {
+        let now = self.clock.now();
+        let alarms = self.evaluate_alarms(now).await?;
+        let targets = self
+            .store
+            .list_json::<ScalableTarget>(keys::AAS_TARGETS)
+            .await
+            .map_err(crate::store_err)?;
+        for (_, target, rev) in targets {
+            if let Err(e) = self.scale(&target, rev, &alarms, now).await {
+                tracing::warn!(resource = %target.resource_id, error = %e, "autoscaling failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings every alarm's state up to date; returns them.
+    async fn evaluate_alarms(&self, now: f64) -> Result<Vec<MetricAlarm>, ApiError> {
+        let mut out = Vec::new();
+        let alarms = self
+            .store
+            .list_json::<MetricAlarm>(keys::AAS_ALARMS)
+            .await
+            .map_err(crate::store_err)?;
+        for (key, mut alarm, rev) in alarms {
+            let stat = match alarm.statistic.as_str() {
+                "Sum" => Stat::Sum,
+                "Maximum" => Stat::Maximum,
+                "Minimum" => Stat::Minimum,
+                _ => Stat::Average,
+            };
+            let evals = alarm.evaluation_periods.max(1) as usize;
+            let window = f64::from(alarm.period.max(10)) * (evals as f64 + 1.0);
+            let points = alarm
+                .metric()
+                .map(|m| self.datapoints(&m, Some(stat), window, now))
+                .unwrap_or_default();
+            let state = match comparison(&alarm.comparison_operator) {
+                Some(op) => alarm_state(&points, alarm.threshold, op, evals),
+                None => AlarmState::InsufficientData,
+            };
+            let value = match state {
+                AlarmState::Ok => ALARM_OK,
+                AlarmState::Alarm => ALARM_ALARM,
+                AlarmState::InsufficientData => ALARM_INSUFFICIENT_DATA,
+            };
+            if alarm.state_value != value {
+                alarm.state_value = value.to_owned();
+                alarm.state_updated_timestamp = now;
+                alarm.state_reason = match points.last() {
+                    Some((_, v)) => format!(
+                        "Threshold Crossed: {} datapoint(s) evaluated; the latest was {v:.2} (threshold {}).",
+                        evals, alarm.threshold
+                    ),
+                    None => "Insufficient data.".to_owned(),
+                };
+                let bytes = serde_json::to_vec(&alarm)
+                    .map_err(|e| ApiError::server(format!("encoding alarm: {e}")))?;
+                let txn = Txn::new()
+                    .when_mod_revision(key.clone(), rev)
+                    .put(key, bytes);
+                self.store.txn(txn).await.map_err(crate::store_err)?;
+            }
+            out.push(alarm);
+        }
+        Ok(out)
+    }
+
+    async fn scale(
+        &self,
+        target: &ScalableTarget,
+        target_rev: u64,
+        alarms: &[MetricAlarm],
+        now: f64,
+    ) -> Result<(), ApiError> {
+        let Some((cluster, service)) = target.cluster_and_service() else {
+            return Ok(());
+        };
+        let svc_key = keys::service(cluster, service);
+        let Some((mut svc, svc_rev)) = self
+            .store
+            .get_json::<Service>(&svc_key)
+            .await
+            .map_err(crate::store_err)?
+        else {
+            return Ok(());
+        };
+        if svc.status != ServiceStatus::Active {
+            return Ok(());
+        }
+        let rid = &target.resource_id;
+        let policies: Vec<ScalingPolicy> = self
+            .store
+            .list_json::<ScalingPolicy>(&keys::aas_policies_of(rid))
+            .await
+            .map_err(crate::store_err)?
+            .into_iter()
+            .map(|(_, p, _)| p)
+            .collect();
+        let scheduled: Vec<ScheduledAction> = self
+            .store
+            .list_json::<ScheduledAction>(&keys::aas_scheduled_of(rid))
+            .await
+            .map_err(crate::store_err)?
+            .into_iter()
+            .map(|(_, a, _)| a)
+            .collect();
+        let mem_key = memory_key(rid);
+        let (mut memory, mem_rev) = self
+            .store
+            .get_json::<TargetMemory>(&mem_key)
+            .await
+            .map_err(crate::store_err)?
+            .unwrap_or_default();
+        let before = memory.clone();
+        let mut new_target = target.clone();
+        let current = svc.desired_count;
+        let mut desired = current;
+        let mut activities: Vec<(String, String)> = Vec::new();
+
+        // Scheduled actions change min and max; the desired count follows into the range.
+        for a in &scheduled {
+            if !due(
+                a,
+                memory.scheduled.get(&a.scheduled_action_name).copied(),
+                now,
+            ) {
+                continue;
+            }
+            memory
+                .scheduled
+                .insert(a.scheduled_action_name.clone(), now);
+            let action = berth_autoscale::ScheduledAction {
+                name: a.scheduled_action_name.clone(),
+                min: a.scalable_target_action.and_then(|s| s.min_capacity),
+                max: a.scalable_target_action.and_then(|s| s.max_capacity),
+            };
+            let t = self.limits(&new_target);
+            if let Ok(Some(change)) = berth_autoscale::scheduled(&action, desired, &t) {
+                new_target.min_capacity = change.min;
+                new_target.max_capacity = change.max;
+                if let Some(d) = change.desired {
+                    desired = d;
+                }
+                activities.push(scheduled_cause_text(&action, &change));
+            }
+        }
+
+        // Dynamic scaling: every policy proposes; AWS's rules combine them.
+        let t = self.limits(&new_target);
+        let settings = self.settings();
+        let window = DATAPOINT_SECS
+            * (settings
+                .scale_in_datapoints
+                .max(settings.scale_out_datapoints) as f64
+                + 2.0);
+        let mut proposals: Vec<Proposal> = Vec::new();
+        let mut holding = 0;
+        let mut alarm_names: BTreeMap<(String, bool), String> = BTreeMap::new();
+        for p in &policies {
+            let state: PolicyState = memory
+                .policies
+                .get(&p.policy_name)
+                .copied()
+                .unwrap_or_default()
+                .into();
+            if let Some(tt) = &p.target_tracking_scaling_policy_configuration {
+                let Some(metric) = p.metric() else { continue };
+                let policy = TargetTracking {
+                    name: p.policy_name.clone(),
+                    target_value: tt.target_value,
+                    scale_out_cooldown: f64::from(tt.scale_out_cooldown.unwrap_or(300)),
+                    scale_in_cooldown: f64::from(tt.scale_in_cooldown.unwrap_or(300)),
+                    disable_scale_in: tt.disable_scale_in.unwrap_or(false),
+                };
+                for a in &p.alarms {
+                    let high = a.alarm_name.contains("-AlarmHigh-");
+                    alarm_names.insert((p.policy_name.clone(), high), a.alarm_name.clone());
+                }
+                let series = self.datapoints(&metric, None, window, now);
+                match target_tracking(&policy, &series, desired, &t, &state, now, &settings) {
+                    Some(prop) => proposals.push(prop),
+                    None if policy.votes_on_scale_in() => holding += 1,
+                    None => {}
+                }
+            } else if let Some(sc) = &p.step_scaling_policy_configuration {
+                let policy = StepPolicy {
+                    name: p.policy_name.clone(),
+                    adjustment_type: adjustment_type(&sc.adjustment_type),
+                    steps: sc
+                        .step_adjustments
+                        .iter()
+                        .map(|s| Step {
+                            lower: s.metric_interval_lower_bound,
+                            upper: s.metric_interval_upper_bound,
+                            adjustment: s.scaling_adjustment,
+                        })
+                        .collect(),
+                    min_adjustment_magnitude: sc.min_adjustment_magnitude,
+                    cooldown: f64::from(sc.cooldown.unwrap_or(300)),
+                };
+                for alarm in alarms.iter().filter(|a| {
+                    a.state_value == ALARM_ALARM && a.alarm_actions.contains(&p.policy_arn)
+                }) {
+                    let stat = match alarm.statistic.as_str() {
+                        "Sum" => Stat::Sum,
+                        "Maximum" => Stat::Maximum,
+                        "Minimum" => Stat::Minimum,
+                        _ => Stat::Average,
+                    };
+                    let latest = alarm.metric().and_then(|m| {
+                        self.datapoints(&m, Some(stat), f64::from(alarm.period) * 2.0, now)
+                            .last()
+                            .map(|(_, v)| *v)
+                    });
+                    let Some(value) = latest else { continue };
+                    if let Some(prop) =
+                        step(&policy, alarm.threshold, value, desired, &t, &state, now)
+                    {
+                        alarm_names.insert((p.policy_name.clone(), true), alarm.alarm_name.clone());
+                        proposals.push(prop);
+                    }
+                }
+            }
+        }
+        let decided = combine(desired, &proposals, holding);
+        if let Some(prop) = &decided {
+            let from = desired;
+            desired = prop.desired;
+            let high = !matches!(prop.alarm, AlarmKind::Low);
+            let alarm = alarm_names
+                .get(&(prop.policy.clone(), high))
+                .cloned()
+                .unwrap_or_else(|| prop.policy.clone());
+            activities.push(cause_text(prop, &alarm));
+            let entry = memory.policies.entry(prop.policy.clone()).or_default();
+            let mut st: PolicyState = (*entry).into();
+            st.applied(prop, from, now);
+            *entry = PolicyMemory::from(&st);
+        }
+        // Keep within the target's range even with no policy (a lowered max, a raised min).
+        let clamped = new_target.clamp(desired);
+        if clamped != desired {
+            activities.push((
+                format!("Setting desired count to {clamped}."),
+                format!(
+                    "minimum capacity was set to {} and maximum capacity to {}",
+                    new_target.min_capacity, new_target.max_capacity
+                ),
+            ));
+            desired = clamped;
+        }
+
+        // Write: the service first (the change itself), then its record of why.
+        if desired != current {
+            svc.desired_count = desired;
+            svc.version += 1;
+            let why = match &decided {
+                Some(p) => format!("policy {}", p.policy),
+                None => "scheduled action or capacity limits".to_owned(),
+            };
+            svc.push_event(
+                uuid::Uuid::new_v4().to_string(),
+                now,
+                format!(
+                    "(service {}) Application Auto Scaling changed the desired count from {current} to {desired} ({why}).",
+                    svc.name
+                ),
+            );
+            let bytes = serde_json::to_vec(&svc)
+                .map_err(|e| ApiError::server(format!("encoding service: {e}")))?;
+            let txn = Txn::new()
+                .when_mod_revision(svc_key.clone(), svc_rev)
+                .put(svc_key, bytes);
+            if let TxnResult::Conflict { .. } =
+                self.store.txn(txn).await.map_err(crate::store_err)?
+            {
+                // The service changed meanwhile (UpdateService, the controller): decide
+                // again next period, from what it is then.
+                return Ok(());
+            }
+        }
+        let mut txn = Txn::new();
+        let mut writes = 0;
+        for (description, cause) in activities {
+            let id = uuid::Uuid::new_v4().to_string();
+            let act = ScalingActivity {
+                activity_id: id.clone(),
+                service_namespace: target.service_namespace.clone(),
+                resource_id: rid.clone(),
+                scalable_dimension: target.scalable_dimension.clone(),
+                description,
+                cause,
+                start_time: now,
+                end_time: Some(now),
+                status_code: "Successful".into(),
+                status_message: Some(format!(
+                    "Successfully set desired count to {desired}. Change successfully fulfilled by ecs."
+                )),
+                details: None,
+            };
+            let bytes = serde_json::to_vec(&act)
+                .map_err(|e| ApiError::server(format!("encoding activity: {e}")))?;
+            txn = txn.put(keys::aas_activity(rid, now, &id), bytes);
+            writes += 1;
+        }
+        if new_target != *target {
+            let key = keys::aas_target(rid);
+            let bytes = serde_json::to_vec(&new_target)
+                .map_err(|e| ApiError::server(format!("encoding target: {e}")))?;
+            txn = txn
+                .when_mod_revision(key.clone(), target_rev)
+                .put(key, bytes);
+            writes += 1;
+        }
+        if memory != before {
+            let bytes = serde_json::to_vec(&memory)
+                .map_err(|e| ApiError::server(format!("encoding state: {e}")))?;
+            txn = txn
+                .when_mod_revision(mem_key.clone(), mem_rev)
+                .put(mem_key, bytes);
+            writes += 1;
+        }
+        if writes > 0 {
+            self.store.txn(txn).await.map_err(crate::store_err)?;
+        }
+        Ok(())
+    }
+
+    fn limits(&self, t: &ScalableTarget) -> Target {
+        Target {
+            min: t.min_capacity,
+            max: t.max_capacity,
+            scale_in_suspended: t.suspended_state.dynamic_scaling_in_suspended,
+            scale_out_suspended: t.suspended_state.dynamic_scaling_out_suspended,
+            scheduled_suspended: t.suspended_state.scheduled_scaling_suspended,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn action(schedule: &str, created: f64) -> ScheduledAction {
+        ScheduledAction {
+            scheduled_action_name: "a".into(),
+            scheduled_action_arn: "arn".into(),
+            service_namespace: "ecs".into(),
+            schedule: schedule.into(),
+            timezone: None,
+            resource_id: "service/c/s".into(),
+            scalable_dimension: "ecs:service:DesiredCount".into(),
+            start_time: None,
+            end_time: None,
+            scalable_target_action: None,
+            creation_time: created,
+        }
+    }
+
+    #[test]
+    fn scheduled_actions_fall_due() {
+        let at = action("at(2026-01-01T00:00:00)", 0.0);
+        let t = 1_767_225_600.0; // 2026-01-01T00:00:00Z
+        assert!(!due(&at, None, t - 1.0));
+        assert!(due(&at, None, t));
+        assert!(!due(&at, Some(t), t + 100.0), "at() runs once");
+        let rate = action("rate(5 minutes)", 1000.0);
+        assert!(!due(&rate, None, 1200.0));
+        assert!(due(&rate, None, 1300.0));
+        assert!(!due(&rate, Some(1300.0), 1500.0));
+        assert!(due(&rate, Some(1300.0), 1600.0));
+    }
+
+    #[test]
+    fn request_counts_read_per_minute() {
+        let m = MetricRef {
+            kind: MetricKind::RequestCountPerTarget,
+            cluster: None,
+            service: None,
+            target_group_arn_suffix: Some("targetgroup/web/0123".into()),
+        };
+        let (key, stat, factor) = series_of(&m).expect("a series");
+        assert_eq!(stat, Stat::Sum);
+        assert_eq!(factor, 6.0);
+        assert!(key.as_str().contains("targetgroup/web/0123"));
+    }
+}

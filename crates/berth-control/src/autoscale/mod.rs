@@ -177,9 +177,70 @@ fn due(a: &ScheduledAction, last: Option<f64>, now: f64) -> bool {
             let from = last.unwrap_or(a.start_time.unwrap_or(a.creation_time));
             now - from >= every
         }
-        // cron expressions are accepted by the API but not run yet.
-        _ => false,
+        // A cron schedule runs once in each minute it matches (read in UTC).
+        Ok(Schedule::Cron(fields)) => {
+            let minute = (now / 60.0).floor() * 60.0;
+            last.is_none_or(|l| l < minute) && cron_matches(&fields, minute as i64)
+        }
+        Err(_) => false,
     }
+}
+
+/// Whether the minute starting at `t` (Unix seconds, UTC) matches a six-field AWS cron
+/// expression: minutes, hours, day of month, month, day of week (1 = Sunday), year.
+fn cron_matches(fields: &[String], t: i64) -> bool {
+    let Ok(dt) = time::OffsetDateTime::from_unix_timestamp(t) else {
+        return false;
+    };
+    let [min, hour, dom, month, dow, year] = fields else {
+        return false;
+    };
+    let weekday = i64::from(dt.weekday().number_from_sunday());
+    field_matches(min, i64::from(dt.minute()), 0, 59)
+        && field_matches(hour, i64::from(dt.hour()), 0, 23)
+        && field_matches(dom, i64::from(dt.day()), 1, 31)
+        && field_matches(month, i64::from(u8::from(dt.month())), 1, 12)
+        && field_matches(dow, weekday, 1, 7)
+        && field_matches(year, i64::from(dt.year()), 1970, 2199)
+}
+
+/// One cron field: `*`, `?`, `N`, `A-B`, `*/S`, `A-B/S`, `A/S` and comma lists of them;
+/// month and weekday names (JAN, MON) as well.
+fn field_matches(field: &str, value: i64, lo: i64, hi: i64) -> bool {
+    const NAMES: [&str; 19] = [
+        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC", "SUN",
+        "MON", "TUE", "WED", "THU", "FRI", "SAT",
+    ];
+    let num = |s: &str| -> Option<i64> {
+        let up = s.to_ascii_uppercase();
+        match NAMES.iter().position(|n| *n == up) {
+            Some(i) if i < 12 => Some(i as i64 + 1),
+            Some(i) => Some(i as i64 - 11),
+            None => s.parse().ok(),
+        }
+    };
+    field.split(',').any(|part| {
+        let (range, step) = match part.split_once('/') {
+            Some((r, s)) => (r, s.parse::<i64>().ok().filter(|s| *s > 0)),
+            None => (part, Some(1)),
+        };
+        let Some(step) = step else { return false };
+        let (a, b) = match range {
+            "*" | "?" => (lo, hi),
+            r => match r.split_once('-') {
+                Some((a, b)) => match (num(a), num(b)) {
+                    (Some(a), Some(b)) => (a, b),
+                    _ => return false,
+                },
+                None => match num(r) {
+                    Some(a) if part.contains('/') => (a, hi),
+                    Some(a) => (a, a),
+                    None => return false,
+                },
+            },
+        };
+        value >= a && value <= b && (value - a) % step == 0
+    })
 }
 
 /// Decides and applies scaling for every scalable target.
@@ -622,6 +683,22 @@ mod tests {
         assert!(due(&rate, None, 1300.0));
         assert!(!due(&rate, Some(1300.0), 1500.0));
         assert!(due(&rate, Some(1300.0), 1600.0));
+    }
+
+    #[test]
+    fn cron_fields_match_as_aws_reads_them() {
+        let f = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        // 2026-01-05T09:30:00Z is a Monday.
+        let t = 1_767_605_400;
+        assert!(cron_matches(&f("30 9 * * ? *"), t));
+        assert!(cron_matches(&f("0/15 8-10 ? * MON-FRI *"), t));
+        assert!(cron_matches(&f("30 9 ? * 2 2026"), t));
+        assert!(!cron_matches(&f("30 9 ? * SAT,SUN *"), t));
+        assert!(!cron_matches(&f("31 9 * * ? *"), t));
+        assert!(cron_matches(&f("*/10 * 5 JAN ? *"), t));
+        let due_now = action("cron(30 9 * * ? *)", 0.0);
+        assert!(due(&due_now, None, t as f64 + 20.0));
+        assert!(!due(&due_now, Some(t as f64 + 1.0), t as f64 + 20.0), "once a minute");
     }
 
     #[test]

@@ -698,7 +698,10 @@ mod tests {
         assert!(cron_matches(&f("*/10 * 5 JAN ? *"), t));
         let due_now = action("cron(30 9 * * ? *)", 0.0);
         assert!(due(&due_now, None, t as f64 + 20.0));
-        assert!(!due(&due_now, Some(t as f64 + 1.0), t as f64 + 20.0), "once a minute");
+        assert!(
+            !due(&due_now, Some(t as f64 + 1.0), t as f64 + 20.0),
+            "once a minute"
+        );
     }
 
     #[test]

@@ -429,4 +429,31 @@ mod tests {
             "no conditions match everything"
         );
     }
+
+    /// A slow reference for ELB wildcards: `*` any run, `?` one character.
+    fn reference(p: &[char], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('*', rest)) => (0..=t.len()).any(|i| reference(rest, &t[i..])),
+            Some(('?', rest)) => !t.is_empty() && reference(rest, &t[1..]),
+            Some((c, rest)) => t.first() == Some(c) && reference(rest, &t[1..]),
+        }
+    }
+
+    proptest::proptest! {
+        /// Fuzzing the matcher with arbitrary patterns and inputs (client-controlled paths and
+        /// hosts, user-controlled patterns): it never panics and agrees with the reference.
+        #[test]
+        fn wildcards_agree_with_a_reference(p in "[ab*?é/]{0,10}", t in "[abé/]{0,12}") {
+            let pc: Vec<char> = p.chars().collect();
+            let tc: Vec<char> = t.chars().collect();
+            proptest::prop_assert_eq!(Pattern::new(&p, false).matches(&t), reference(&pc, &tc));
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(p in ".{0,40}", t in ".{0,80}") {
+            let _ = Pattern::new(&p, true).matches(&t);
+            let _ = strip_port(&t);
+        }
+    }
 }

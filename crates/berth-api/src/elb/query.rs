@@ -361,4 +361,29 @@ mod tests {
         );
         assert!(e.contains("<Type>Sender</Type><Code>LoadBalancerNotFound</Code><Message>no &lt;such&gt;</Message>"), "{e}");
     }
+
+    proptest::proptest! {
+        /// Fuzzing the Query protocol parser: any body, bytes or form-shaped, gives a parsed
+        /// request or a client error, never a panic; whatever parses renders as XML.
+        #[test]
+        fn any_body_parses_or_is_refused(body in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            if let Ok(q) = parse_form(&body) {
+                let mut out = String::new();
+                write_xml("R", &q.params, &mut out);
+            }
+        }
+
+        #[test]
+        fn form_shaped_bodies_never_panic(
+            pairs in proptest::collection::vec(
+                ("[A-Za-z]{1,6}(\\.(member|[A-Za-z]{1,4})\\.[0-9]{1,3}){0,3}", "[a-z0-9%+=&.]{0,8}"),
+                0..12,
+            )
+        ) {
+            let body: Vec<String> = std::iter::once("Action=DescribeLoadBalancers&Version=2015-12-01".to_owned())
+                .chain(pairs.iter().map(|(k, v)| format!("{k}={v}")))
+                .collect();
+            let _ = parse_form(body.join("&").as_bytes());
+        }
+    }
 }

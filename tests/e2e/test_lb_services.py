@@ -369,3 +369,24 @@ def test_metrics_and_dns_name(berth, elb, ecs, agents):
     import urllib.request
     text = urllib.request.urlopen(f"{berth.endpoint}/metrics", timeout=10).read().decode()
     assert "berth_lb_" in text
+
+
+def test_load_balancer_comes_back_after_a_server_kill(berth, ecs, elb, agents):
+    """The data plane lives in the server: after a kill -9 and a restart, the listener is bound
+    again from the store, the tasks (still running on their agents) are re-checked, and
+    traffic flows to them, with nothing re-registered twice."""
+    family, name = uniq("web"), uniq("restartsvc")
+    tg = target_group(elb)
+    host, port, _ = load_balancer(elb, tg)
+    create_web_service(ecs, elb, tg, name, web_taskdef(ecs, family, "r1"), count=2)
+    wait_serving(ecs, elb, name, tg, 2)
+    before = sorted((t["Target"]["Id"], t["Target"]["Port"]) for t in
+                    elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"])
+    berth.kill9()
+    berth.start()
+    wait_for(lambda: get(host, port)[0] == 200, 30, interval=0.2, what="the listener back")
+    wait_serving(ecs, elb, name, tg, 2)
+    after = sorted((t["Target"]["Id"], t["Target"]["Port"]) for t in
+                   elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"])
+    assert after == before
+    assert get(host, port) == (200, "r1")

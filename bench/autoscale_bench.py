@@ -47,8 +47,9 @@ def main():
     os.makedirs(b.data_dir)
     b.start()
     agents = []
+    ecs = b.client()
     try:
-        ecs, aas = b.client(), b.client("application-autoscaling")
+        aas = b.client("application-autoscaling")
         token = join_token(b, "default")
         agents = [Agent(b, os.path.join(d, f"h{i}"), token, cpu=4096, memory=2048, poll_wait=1).start()
                   for i in range(2)]
@@ -98,6 +99,13 @@ def main():
               f"(ratio {dm / args.period:.2f}); AWS target tracking's 3 one-minute datapoints 180 s "
               f"(ratio {dm / 180:.2f}) | load average {load:.1f}")
     finally:
+        # Agents leave their tasks running when they stop (by design): stop the tasks first.
+        try:
+            ecs.update_service(cluster="default", service="burn", desiredCount=0)
+            wait_for(lambda: not ecs.list_tasks(cluster="default")["taskArns"], 60, interval=0.2,
+                     what="the tasks to stop")
+        except Exception as e:  # noqa: BLE001 - best effort; say so
+            print(f"warning: tasks may be left running: {e}", file=sys.stderr)
         for a in agents:
             a.stop()
         b.stop()

@@ -2,6 +2,7 @@
 
 Every wait here polls a condition with a deadline; nothing sleeps for a fixed time.
 """
+import contextlib
 import json
 import os
 import signal
@@ -475,6 +476,22 @@ def processes_with_argv(argv):
         if cmdline == want and state not in (b"Z", b"X"):
             pids.append(int(entry))
     return pids
+
+
+def delete_services_and_wait(ecs, cluster="default", timeout=45):
+    """Deletes every service and waits until every task is really STOPPED: agents leave their
+    tasks running when they stop (by design), so fixtures call this before stopping them."""
+    for arn in ecs.list_services(cluster=cluster)["serviceArns"]:
+        with contextlib.suppress(Exception):
+            ecs.delete_service(cluster=cluster, service=arn, force=True)
+
+    def all_stopped():
+        arns = (ecs.list_tasks(cluster=cluster)["taskArns"]
+                + ecs.list_tasks(cluster=cluster, desiredStatus="STOPPED")["taskArns"])
+        return all(t["lastStatus"] == "STOPPED" for i in range(0, len(arns), 100)
+                   for t in ecs.describe_tasks(cluster=cluster, tasks=arns[i:i + 100])["tasks"])
+    with contextlib.suppress(AssertionError):
+        wait_for(all_stopped, timeout, interval=0.2, what="every task STOPPED")
 
 
 def describe_task(ecs, arn, cluster="default"):

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import Agent, Berth, free_port, join_token, uniq, wait_for
+from conftest import Agent, Berth, delete_services_and_wait, free_port, join_token, uniq, wait_for
 
 BUSYBOX = shutil.which("busybox")
 CPU, MEM = 4096, 2048
@@ -54,6 +54,7 @@ def agents(berth, base):
     for a in started:
         a.wait_registered(ecs)
     yield started
+    delete_services_and_wait(ecs)
     for a in started:
         a.stop()
 

@@ -10,7 +10,6 @@ all finish with zero failed requests.
 ELB's own minimums hold (health check interval 5 s, thresholds 2), so a task needs one
 interval to turn healthy. Every wait polls a condition with a deadline.
 """
-import contextlib
 import http.client
 import os
 import shutil
@@ -20,7 +19,9 @@ import time
 
 import pytest
 
-from conftest import Agent, Berth, free_port, join_token, processes_with_argv, uniq, wait_for
+from conftest import (
+    Agent, Berth, delete_services_and_wait, free_port, join_token, processes_with_argv, uniq, wait_for,
+)
 
 BUSYBOX = shutil.which("busybox")
 pytestmark = pytest.mark.skipif(BUSYBOX is None, reason="needs busybox (busybox-static)")
@@ -61,10 +62,7 @@ def agents(berth, ecs, base):
     for a in started:
         a.wait_registered(ecs)
     yield started
-    for arn in ecs.list_services(cluster="default")["serviceArns"]:
-        ecs.delete_service(cluster="default", service=arn, force=True)
-    with contextlib.suppress(AssertionError):
-        wait_for(lambda: not ecs.list_tasks(cluster="default")["taskArns"], 30, interval=0.2)
+    delete_services_and_wait(ecs)
     for a in started:
         a.stop()
 

@@ -4,7 +4,8 @@
 //! Series, named as CloudWatch names them:
 //! - `AWS/ECS CPUUtilization` and `MemoryUtilization` per service (`ClusterName`,
 //!   `ServiceName`): the average over the service's RUNNING tasks of each task's use against
-//!   its reservation, in percent, as ECS's service metrics define them; and per task
+//!   its reservation (one vCPU when it reserves no cpu), in percent, as ECS's service
+//!   metrics define them; and per task
 //!   (`TaskId`) the same two.
 //! - `AWS/ApplicationELB RequestCount` and `RequestCountPerTarget` per target group
 //!   (`TargetGroup`, the ARN's `targetgroup/NAME/ID` suffix): requests in the period, and
@@ -175,7 +176,9 @@ impl Collector {
             if now - stats.at > FRESH_PERIODS * self.period.max(10.0) {
                 continue;
             }
-            let cpu = 100.0 * stats.cpu_units / (t.cpu.max(1) as f64);
+            // A task that reserves no cpu is measured against one vCPU (1024 units).
+            let basis = if t.cpu == 0 { 1024 } else { t.cpu };
+            let cpu = 100.0 * stats.cpu_units / basis as f64;
             let mem = 100.0 * stats.memory_mib / (t.memory.max(1) as f64);
             let task_dims = [
                 ("ClusterName", t.cluster.as_str()),

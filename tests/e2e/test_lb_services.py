@@ -308,6 +308,9 @@ def test_path_rules_route_to_two_services(ecs, elb, agents):
     elb.create_rule(ListenerArn=listener, Priority=10,
                     Conditions=[{"Field": "path-pattern", "Values": ["/api/*"]}],
                     Actions=[{"Type": "forward", "TargetGroupArn": tg_api}])
+    elb.create_rule(ListenerArn=listener, Priority=15,
+                    Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": ["api.*.example"]}}],
+                    Actions=[{"Type": "forward", "TargetGroupArn": tg_api}])
     elb.create_rule(ListenerArn=listener, Priority=20,
                     Conditions=[{"Field": "host-header", "Values": ["teapot.example"]}],
                     Actions=[{"Type": "fixed-response", "FixedResponseConfig": {
@@ -326,6 +329,15 @@ def test_path_rules_route_to_two_services(ecs, elb, agents):
     wait_serving(ecs, elb, api, tg_api, 1)
     assert get(host, port, "/") == (200, "web")
     assert get(host, port, "/api/") == (200, "api")
+    # A host rule sends the same path to the other service (which has nothing at /: 404).
+    c = http.client.HTTPConnection(host, port, timeout=5)
+    c.request("GET", "/", headers={"Host": "api.eu.example"})
+    r = c.getresponse()
+    assert r.status == 404 and b"web" not in r.read()
+    c.request("GET", "/", headers={"Host": "www.example"})
+    r = c.getresponse()
+    assert (r.status, r.read().strip()) == (200, b"web")
+    c.close()
     c = http.client.HTTPConnection(host, port, timeout=5)
     c.request("GET", "/", headers={"Host": "teapot.example"})
     r = c.getresponse()

@@ -7,8 +7,7 @@ use berth_control::{deployment_id, service::counts};
 use berth_model::{
     keys, validate_name, validate_tags, ApiError, Arn, CircuitBreaker, Deployment,
     DeploymentConfiguration, DeploymentCounts, DeploymentStatus, ErrorCode, ResourceKind,
-    RolloutState, SchedulingStrategy, Service, ServiceStatus, Tag, Task, TaskDefRef,
-    TaskDefinition, TaskDefinitionStatus,
+    RolloutState, SchedulingStrategy, Service, ServiceStatus, Tag, Task, TaskDefinition,
 };
 use berth_sched::{Constraint, Strategy};
 use berth_store::{StoreExt, Txn, TxnResult};
@@ -46,32 +45,6 @@ fn not_active() -> ApiError {
         ErrorCode::ServiceNotActiveException,
         "Service was not ACTIVE.",
     )
-}
-
-async fn taskdef(ctx: &Ctx, ident: &str) -> Result<TaskDefinition, ApiError> {
-    let r = TaskDefRef::parse(ident)?;
-    let found = match r.revision {
-        Some(rev) => ctx
-            .store()
-            .get_json::<TaskDefinition>(&keys::taskdef(&r.family, rev))
-            .await
-            .map_err(store_err)?
-            .map(|(td, _)| td),
-        None => ctx
-            .store()
-            .list_json::<TaskDefinition>(&keys::taskdefs_of(&r.family))
-            .await
-            .map_err(store_err)?
-            .into_iter()
-            .rev()
-            .map(|(_, td, _)| td)
-            .find(|td| td.status == TaskDefinitionStatus::Active),
-    };
-    match found {
-        Some(td) if td.status == TaskDefinitionStatus::Active => Ok(td),
-        Some(_) => Err(ApiError::client("TaskDefinition is inactive")),
-        None => Err(ApiError::client("TaskDefinition not found.")),
-    }
 }
 
 fn new_deployment(td: &TaskDefinition, now: f64) -> Deployment {
@@ -364,7 +337,7 @@ pub(crate) async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value
     let td_ident = req
         .task_definition
         .ok_or_else(|| ApiError::invalid("taskDefinition is required."))?;
-    let td = taskdef(ctx, &td_ident).await?;
+    let td = super::taskdefs::runnable(ctx, &td_ident).await?;
     check_load_balancers(ctx, &req.load_balancers, &td).await?;
     let now = ctx.now();
     let svc = Service {
@@ -519,7 +492,7 @@ pub(crate) async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value
     let grace = grace(req.health_check_grace_period_seconds)?;
     load_active(ctx, &cluster).await?;
     let td = match &req.task_definition {
-        Some(t) => Some(taskdef(ctx, t).await?),
+        Some(t) => Some(super::taskdefs::runnable(ctx, t).await?),
         None => None,
     };
     // Each try applies the whole request afresh to the service as it then is: a try that lost

@@ -193,6 +193,17 @@ pub(crate) async fn register(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> 
 
 /// Finds the task definition a reference names: a given revision in any status, or the latest
 /// ACTIVE revision of the family.
+/// The ACTIVE task definition a RunTask, StartTask, CreateService or UpdateService names
+/// (`family`, `family:rev` or an ARN), or the client error ECS gives.
+pub(crate) async fn runnable(ctx: &Ctx, ident: &str) -> Result<TaskDefinition, ApiError> {
+    let r = TaskDefRef::parse(ident)?;
+    match resolve(ctx, &r).await? {
+        Some((td, _)) if td.status == TaskDefinitionStatus::Active => Ok(td),
+        Some(_) => Err(ApiError::client("TaskDefinition is inactive")),
+        None => Err(ApiError::client("Unable to find task definition.")),
+    }
+}
+
 async fn resolve(ctx: &Ctx, r: &TaskDefRef) -> Result<Option<(TaskDefinition, u64)>, ApiError> {
     match r.revision {
         Some(rev) => ctx

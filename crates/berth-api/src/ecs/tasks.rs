@@ -3,7 +3,7 @@
 use berth_control::{lifecycle, LaunchSpec};
 use berth_model::{
     keys, validate_tags, ApiError, Arn, DesiredStatus, ResourceKind, StopCode, Tag, Task,
-    TaskDefRef, TaskDefinition, TaskDefinitionStatus, TaskOverride,
+    TaskDefinition, TaskOverride,
 };
 use berth_sched::{Constraint, Strategy};
 use berth_store::StoreExt;
@@ -55,33 +55,6 @@ fn task_id(ident: &str) -> Result<String, ApiError> {
         )));
     }
     Ok(id)
-}
-
-/// The task definition a RunTask/StartTask names; it must be ACTIVE.
-async fn runnable_taskdef(ctx: &Ctx, ident: &str) -> Result<TaskDefinition, ApiError> {
-    let r = TaskDefRef::parse(ident)?;
-    let found = match r.revision {
-        Some(rev) => ctx
-            .store()
-            .get_json::<TaskDefinition>(&keys::taskdef(&r.family, rev))
-            .await
-            .map_err(store_err)?
-            .map(|(td, _)| td),
-        None => ctx
-            .store()
-            .list_json::<TaskDefinition>(&keys::taskdefs_of(&r.family))
-            .await
-            .map_err(store_err)?
-            .into_iter()
-            .rev()
-            .map(|(_, td, _)| td)
-            .find(|td| td.status == TaskDefinitionStatus::Active),
-    };
-    match found {
-        Some(td) if td.status == TaskDefinitionStatus::Active => Ok(td),
-        Some(_) => Err(ApiError::client("TaskDefinition is inactive")),
-        None => Err(ApiError::client("Unable to find task definition.")),
-    }
 }
 
 #[derive(Deserialize, Default)]
@@ -199,7 +172,7 @@ pub(crate) async fn run(ctx: &Ctx, req: RunTaskRequest) -> Result<Value, ApiErro
     let strategies = strategies(&req.placement_strategy)?;
     let constraints = constraints(&req.placement_constraints)?;
     load_active(ctx, &cluster).await?;
-    let td = runnable_taskdef(ctx, &req.task_definition).await?;
+    let td = super::taskdefs::runnable(ctx, &req.task_definition).await?;
     let spec = LaunchSpec {
         cluster: cluster.clone(),
         launch_type: launch_type(req.launch_type.as_deref(), &td)?,
@@ -249,7 +222,7 @@ pub(crate) async fn start(ctx: &Ctx, req: StartTaskRequest) -> Result<Value, Api
         .map(|i| instance_id(i))
         .collect::<Result<Vec<_>, _>>()?;
     load_active(ctx, &cluster).await?;
-    let td = runnable_taskdef(ctx, &req.task_definition).await?;
+    let td = super::taskdefs::runnable(ctx, &req.task_definition).await?;
     let spec = LaunchSpec {
         cluster: cluster.clone(),
         launch_type: "EC2".into(),

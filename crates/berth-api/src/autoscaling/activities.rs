@@ -2,12 +2,11 @@
 //! first.
 
 use berth_model::{keys, ApiError, ScalingActivity};
-use berth_store::StoreExt;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::{page, page_json};
-use crate::state::{store_err, Ctx};
+use crate::state::Ctx;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -29,15 +28,13 @@ pub(super) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, A
         req.resource_id.as_deref(),
         req.scalable_dimension.as_deref(),
     )?;
-    let prefix = match &req.resource_id {
-        Some(r) => keys::aas_activities_of(r),
-        None => keys::AAS_ACTIVITIES.to_owned(),
-    };
-    let all = ctx
-        .store()
-        .list_json::<ScalingActivity>(&prefix)
-        .await
-        .map_err(store_err)?;
+    let all = super::records::<ScalingActivity>(
+        ctx,
+        req.resource_id.as_deref(),
+        keys::aas_activities_of,
+        keys::AAS_ACTIVITIES,
+    )
+    .await?;
     // Sorted by start time across targets (the page key leads with it), newest first.
     let mut items: Vec<(String, ScalingActivity)> = all
         .into_iter()

@@ -139,6 +139,18 @@ async fn load_target(
 
 /// One page of `items` (sorted by their keys, ascending or descending) after `token`, with
 /// Application Auto Scaling's limits and error codes.
+/// Every record of one kind under one scalable target (`of(resource_id)`), or under all of
+/// them (`all`) when the request names none: the Describe actions' common first step.
+async fn records<T: serde::de::DeserializeOwned>(
+    ctx: &Ctx,
+    resource_id: Option<&str>,
+    of: fn(&str) -> String,
+    all: &str,
+) -> Result<Vec<(String, T, Revision)>, ApiError> {
+    let prefix = resource_id.map_or_else(|| all.to_owned(), of);
+    ctx.store().list_json::<T>(&prefix).await.map_err(store_err)
+}
+
 fn page<T>(
     items: Vec<(String, T)>,
     max_results: Option<i64>,

@@ -249,15 +249,13 @@ pub(super) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, A
         req.resource_id.as_deref(),
         req.scalable_dimension.as_deref(),
     )?;
-    let prefix = match &req.resource_id {
-        Some(r) => keys::aas_policies_of(r),
-        None => keys::AAS_POLICIES.to_owned(),
-    };
-    let all = ctx
-        .store()
-        .list_json::<ScalingPolicy>(&prefix)
-        .await
-        .map_err(store_err)?;
+    let all = super::records::<ScalingPolicy>(
+        ctx,
+        req.resource_id.as_deref(),
+        keys::aas_policies_of,
+        keys::AAS_POLICIES,
+    )
+    .await?;
     let items: Vec<(String, ScalingPolicy)> = all
         .into_iter()
         .filter(|(_, p, _)| {

@@ -197,15 +197,13 @@ pub(super) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, A
         req.resource_id.as_deref(),
         req.scalable_dimension.as_deref(),
     )?;
-    let prefix = match &req.resource_id {
-        Some(r) => keys::aas_scheduled_of(r),
-        None => keys::AAS_SCHEDULED.to_owned(),
-    };
-    let all = ctx
-        .store()
-        .list_json::<ScheduledAction>(&prefix)
-        .await
-        .map_err(store_err)?;
+    let all = super::records::<ScheduledAction>(
+        ctx,
+        req.resource_id.as_deref(),
+        keys::aas_scheduled_of,
+        keys::AAS_SCHEDULED,
+    )
+    .await?;
     let items = all
         .into_iter()
         .filter(|(_, a, _)| {

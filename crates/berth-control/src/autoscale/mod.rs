@@ -157,6 +157,16 @@ fn comparison(op: &str) -> Option<Comparison> {
     })
 }
 
+/// The statistic an alarm evaluates (CloudWatch's names; Average when unknown).
+fn alarm_stat(alarm: &MetricAlarm) -> Stat {
+    match alarm.statistic.as_str() {
+        "Sum" => Stat::Sum,
+        "Maximum" => Stat::Maximum,
+        "Minimum" => Stat::Minimum,
+        _ => Stat::Average,
+    }
+}
+
 fn adjustment_type(s: &str) -> AdjustmentType {
     match s {
         "PercentChangeInCapacity" => AdjustmentType::PercentChangeInCapacity,
@@ -336,12 +346,7 @@ impl Autoscaler {
             .await
             .map_err(crate::store_err)?;
         for (key, mut alarm, rev) in alarms {
-            let stat = match alarm.statistic.as_str() {
-                "Sum" => Stat::Sum,
-                "Maximum" => Stat::Maximum,
-                "Minimum" => Stat::Minimum,
-                _ => Stat::Average,
-            };
+            let stat = alarm_stat(&alarm);
             let evals = alarm.evaluation_periods.max(1) as usize;
             let window = f64::from(alarm.period.max(10)) * (evals as f64 + 1.0);
             let points = alarm
@@ -515,12 +520,7 @@ impl Autoscaler {
                 for alarm in alarms.iter().filter(|a| {
                     a.state_value == ALARM_ALARM && a.alarm_actions.contains(&p.policy_arn)
                 }) {
-                    let stat = match alarm.statistic.as_str() {
-                        "Sum" => Stat::Sum,
-                        "Maximum" => Stat::Maximum,
-                        "Minimum" => Stat::Minimum,
-                        _ => Stat::Average,
-                    };
+                    let stat = alarm_stat(alarm);
                     let latest = alarm.metric().and_then(|m| {
                         self.datapoints(&m, Some(stat), f64::from(alarm.period) * 2.0, now)
                             .last()

@@ -277,6 +277,8 @@ impl ServiceController {
             .map(|(t, _)| t)
             .filter(|t| t.group.as_deref() == Some(group.as_str()))
             .collect();
+        // The decision takes `tasks`; the load-balancer bookkeeping after it reads them too.
+        let group_tasks = tasks.clone();
         let instances: Vec<ContainerInstance> =
             snap.instances.iter().map(|(i, _)| i.clone()).collect();
         let (strategies, constraints) = placement(svc);
@@ -333,12 +335,6 @@ impl ServiceController {
         let mut changed = plan.service.is_some();
         let mut events: Vec<String> = Vec::new();
 
-        let group_tasks: Vec<&Task> = snap
-            .tasks
-            .iter()
-            .map(|(t, _)| t)
-            .filter(|t| t.group.as_deref() == Some(group.as_str()))
-            .collect();
         let mut requeue_drain = None;
         for (id, reason) in &plan.stop {
             // Behind a load balancer a running task is first taken out of it (DEACTIVATING);

@@ -468,6 +468,9 @@ def test_stopped_tasks_are_forgotten_after_retention(fresh_dir):
     b = Berth(fresh_dir, args=["--driver", "process", "--agent-timeout", "3", "--task-retention", "2"]).start()
     try:
         ecs = b.client()
+        # The server answers before its in-process agent has registered the host.
+        wait_for(lambda: ecs.list_container_instances(cluster="default")["containerInstanceArns"], 20,
+                 what="the local agent to register")
         # A running task is never forgotten, however old.
         td2 = register(ecs, uniq("ret"), [sh("exec sleep 300")])["taskDefinition"]["taskDefinitionArn"]
         arn2 = run_one(ecs, td2)["taskArn"]

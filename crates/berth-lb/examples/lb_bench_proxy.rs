@@ -50,7 +50,16 @@ async fn run(workers: usize) -> anyhow::Result<()> {
                 id: "bench".into(),
                 bind: listen,
                 rules: vec![],
-                default_action: Action::Forward(vec![("tg".into(), 1)]),
+                // LB_FIXED=1: answer from the load balancer itself (its HTTP serving cost alone).
+                default_action: if std::env::var_os("LB_FIXED").is_some() {
+                    Action::FixedResponse {
+                        status: 200,
+                        content_type: Some("text/plain".into()),
+                        body: Some("hello from berth\n".into()),
+                    }
+                } else {
+                    Action::Forward(vec![("tg".into(), 1)])
+                },
             }],
             target_groups: vec![TargetGroupConfig {
                 id: "tg".into(),

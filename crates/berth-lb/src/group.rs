@@ -25,8 +25,9 @@ use crate::config::{
 };
 use crate::health::{self, HealthState};
 use crate::metrics::{label, GroupMetrics, TargetMetrics};
+use crate::upstream::Pool;
 
-pub(crate) type UpstreamClient = Client<HttpConnector, crate::proxy::ReqBody>;
+pub(crate) type UpstreamClient = Client<HttpConnector, hyper::body::Incoming>;
 
 /// Locks a mutex, ignoring poisoning: every critical section here leaves the data valid.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -42,6 +43,8 @@ pub(crate) struct Target {
     pub labels: String,
     pub in_flight: AtomicU64,
     pub metrics: TargetMetrics,
+    /// Idle HTTP/1.1 connections to this target, per serving worker.
+    pub pool: Pool,
     draining: AtomicBool,
     /// Signalled when the last in-flight request of a draining target ends.
     idle: Notify,
@@ -51,7 +54,7 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    fn new(group_labels: &str, cfg: &TargetConfig, health: HealthState) -> Self {
+    fn new(group_labels: &str, cfg: &TargetConfig, health: HealthState, pools: usize) -> Self {
         let authority = Authority::try_from(cfg.addr.to_string())
             .unwrap_or_else(|_| Authority::from_static("127.0.0.1"));
         Self {
@@ -61,6 +64,7 @@ impl Target {
             authority,
             in_flight: AtomicU64::new(0),
             metrics: TargetMetrics::default(),
+            pool: Pool::new(pools),
             draining: AtomicBool::new(false),
             idle: Notify::new(),
             health: Mutex::new(health),
@@ -300,7 +304,7 @@ impl Group {
                     t.clone()
                 }
                 None => {
-                    let t = Arc::new(Target::new(&self.labels, tc, fresh()));
+                    let t = Arc::new(Target::new(&self.labels, tc, fresh(), ctl.clients.len()));
                     self.start_checks(&t, enabled);
                     changed = true;
                     t
@@ -458,7 +462,10 @@ async fn health_loop(group: std::sync::Weak<Group>, target: Arc<Target>) {
         };
         let probe = health::probe(target.addr, &cfg, http2).await;
         match group.upgrade() {
-            Some(g) => g.record(&target, probe, &cfg),
+            Some(g) => {
+                g.record(&target, probe, &cfg);
+                target.pool.sweep(g.opts.upstream_pool_idle);
+            }
             None => return,
         }
         tokio::time::sleep(cfg.interval).await;

@@ -14,6 +14,8 @@
 //! - `group`: targets, routable snapshots, least-outstanding / round-robin, draining.
 //! - `health`: ELB's health-check state machine and probe.
 //! - `proxy`: the request path; `listener`: sockets and graceful close.
+//! - `upstream`: the HTTP/1.1 client to targets, task-less connections driven by the request
+//!   that holds them (HTTP/2 targets go through hyper's client).
 //! - `workers`: optional thread-per-core serving ([`DataPlaneOptions::workers`]), which
 //!   keeps each request and its pooled upstream connection on one thread.
 
@@ -26,6 +28,7 @@ mod metrics;
 mod proxy;
 mod redirect;
 mod routing;
+mod upstream;
 mod workers;
 
 pub use config::{

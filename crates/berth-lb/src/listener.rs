@@ -1,16 +1,20 @@
 //! Listener sockets: accept, serve HTTP/1.1 or prior-knowledge h2c on each connection, and
 //! close gracefully (stop accepting, let in-flight requests finish, then force).
+//!
+//! The protocol is told by peeking at a connection's first bytes (HTTP/2's preface or not),
+//! once per connection. hyper-util's `auto` builder does the same but keeps a rewind wrapper
+//! around every later read; on the proxy's hot path that wrapper was measurable.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -79,14 +83,13 @@ async fn serve(
 ) {
     let graceful = GracefulShutdown::new();
     let (force_tx, force_rx) = watch::channel(false);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
+    let mut h1 = http1::Builder::new();
+    h1.timer(TokioTimer::new())
         .keep_alive(true)
         // Since hyper 1.4 this also bounds how long a kept-alive connection may sit idle.
         .header_read_timeout(shared.opts.idle_timeout);
-    builder.http2().timer(TokioTimer::new());
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new());
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -95,18 +98,29 @@ async fn serve(
                         tracing::debug!(error = %e, "set_nodelay failed");
                     }
                     let shared = shared.clone();
-                    let svc = service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(handle(&shared, peer, req).await) }
-                    });
-                    let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-                    let conn = graceful.watch(conn);
+                    let (h1, h2) = (h1.clone(), h2.clone());
+                    let watcher = graceful.watcher();
                     let mut force = force_rx.clone();
                     tokio::spawn(async move {
+                        let idle = shared.opts.idle_timeout;
+                        let svc = service_fn(move |req| {
+                            let shared = shared.clone();
+                            async move { Ok::<_, Infallible>(handle(&shared, peer, req).await) }
+                        });
+                        let conn = async move {
+                            let h2c = match tokio::time::timeout(idle, is_h2c(&stream)).await {
+                                Ok(Ok(v)) => v,
+                                _ => return, // silent or gone before its first bytes
+                            };
+                            let io = TokioIo::new(stream);
+                            if h2c {
+                                finish(watcher.watch(h2.serve_connection(io, svc)), peer).await;
+                            } else {
+                                finish(watcher.watch(h1.serve_connection(io, svc)), peer).await;
+                            }
+                        };
                         tokio::select! {
-                            r = conn => if let Err(e) = r {
-                                tracing::debug!(%peer, error = %e, "connection ended with an error");
-                            },
+                            () = conn => {}
                             _ = force.changed() => {}
                         }
                     });
@@ -128,5 +142,33 @@ async fn serve(
     {
         tracing::warn!("listener shutdown timed out; closing remaining connections");
         let _ = force_tx.send(true);
+    }
+}
+
+/// HTTP/2's connection preface: a connection opening with it speaks prior-knowledge h2c.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Peeks (without consuming) until the first bytes match the preface or cannot.
+async fn is_h2c(stream: &TcpStream) -> std::io::Result<bool> {
+    let mut buf = [0u8; H2_PREFACE.len()];
+    loop {
+        let n = stream.peek(&mut buf).await?;
+        if n == 0 || buf[..n] != H2_PREFACE[..n] {
+            return Ok(false);
+        }
+        if n == H2_PREFACE.len() {
+            return Ok(true);
+        }
+        // A preface split across packets: peeking again returns at once, so wait a little.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+async fn finish<E: std::fmt::Display>(
+    conn: impl std::future::Future<Output = Result<(), E>>,
+    peer: SocketAddr,
+) {
+    if let Err(e) = conn.await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }

@@ -1,4 +1,4 @@
-//! The request path: route, pick a target, forward with a pooled client, stream back.
+//! The request path: route, pick a target, forward on a pooled connection, stream back.
 //!
 //! Per request this loads two `ArcSwap` snapshots (listener rules, group targets), bumps a
 //! few atomics and builds the `X-Forwarded-For` value; bodies stream both ways unbuffered.
@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
@@ -25,6 +25,7 @@ use crate::matcher::{strip_port, RequestView};
 use crate::metrics::ListenerMetrics;
 use crate::redirect::{location, Original};
 use crate::routing::{CompiledAction, Routing};
+use crate::upstream::{self, BoxError, Dest, UpstreamBody, UpstreamError};
 
 /// Everything a listener's connections share.
 pub(crate) struct ListenerShared {
@@ -35,46 +36,34 @@ pub(crate) struct ListenerShared {
     pub opts: Arc<DataPlaneOptions>,
 }
 
-/// The body sent to targets: the client's, streamed, or nothing (a replayed request).
-pub(crate) enum ReqBody {
-    Client(Incoming),
-    Empty,
-}
-
-impl Body for ReqBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
-            ReqBody::Client(b) => Pin::new(b).poll_frame(cx),
-            ReqBody::Empty => Poll::Ready(None),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            ReqBody::Client(b) => b.is_end_stream(),
-            ReqBody::Empty => true,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            ReqBody::Client(b) => b.size_hint(),
-            ReqBody::Empty => SizeHint::with_exact(0),
-        }
-    }
-}
-
 /// The response body: either bytes the load balancer made, or the target's body streamed
 /// through while holding the target's in-flight slot.
 pub(crate) enum LbBody {
     Full(Option<Bytes>),
-    Upstream { body: Incoming, _slot: InFlight },
+    Upstream(Upstream),
+}
+
+/// A target's response body on its way to the client, holding the target's in-flight slot.
+pub(crate) struct Upstream {
+    body: UpBody,
+    slot: InFlight,
+}
+
+enum UpBody {
+    /// Read straight from the pooled connection, which goes back to the pool at the end.
+    H1(UpstreamBody),
+    /// From hyper's HTTP/2 client.
+    H2(Incoming),
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        if let UpBody::H1(b) = &mut self.body {
+            if let Some(c) = b.reusable() {
+                self.slot.target().pool.put(c);
+            }
+        }
+    }
 }
 
 impl LbBody {
@@ -86,29 +75,38 @@ impl LbBody {
 
 impl Body for LbBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             LbBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            LbBody::Upstream { body, .. } => Pin::new(body).poll_frame(cx),
+            LbBody::Upstream(u) => match &mut u.body {
+                UpBody::H1(b) => Pin::new(b).poll_frame(cx),
+                UpBody::H2(b) => Pin::new(b).poll_frame(cx).map_err(|e| e.into()),
+            },
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             LbBody::Full(b) => b.is_none(),
-            LbBody::Upstream { body, .. } => body.is_end_stream(),
+            LbBody::Upstream(u) => match &u.body {
+                UpBody::H1(b) => b.is_end_stream(),
+                UpBody::H2(b) => b.is_end_stream(),
+            },
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             LbBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            LbBody::Upstream { body, .. } => body.size_hint(),
+            LbBody::Upstream(u) => match &u.body {
+                UpBody::H1(b) => b.size_hint(),
+                UpBody::H2(b) => b.size_hint(),
+            },
         }
     }
 }
@@ -249,37 +247,22 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 
-fn is_idempotent(m: &Method) -> bool {
-    matches!(
-        *m,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
-    )
-}
-
-/// The target closed a (pooled) connection before answering anything.
-fn closed_before_response(e: &hyper_util::client::legacy::Error) -> bool {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = src {
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            return h.is_incomplete_message() || h.is_canceled();
-        }
-        src = s.source();
-    }
-    false
-}
-
-fn is_timeout(e: &hyper_util::client::legacy::Error) -> bool {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+/// The HTTP/2 client's error as an [`UpstreamError`] (its connect errors keep their kind).
+fn from_legacy(e: hyper_util::client::legacy::Error) -> UpstreamError {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+    let mut timed_out = false;
     while let Some(s) = src {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return io.kind() == std::io::ErrorKind::TimedOut;
+            timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
         }
-        if s.to_string().contains("timed out") {
-            return true;
-        }
+        timed_out |= s.to_string().contains("timed out");
         src = s.source();
     }
-    false
+    match (e.is_connect(), timed_out) {
+        (true, true) => UpstreamError::ConnectTimeout,
+        (true, false) => UpstreamError::Connect(std::io::Error::other(e.to_string())),
+        _ => UpstreamError::Pooled(e),
+    }
 }
 
 async fn forward(
@@ -291,7 +274,7 @@ async fn forward(
     group.metrics.requests.fetch_add(1, Relaxed);
     let (mut parts, body) = req.into_parts();
 
-    // Rewrite the head once; only the URI's authority differs between targets.
+    // Rewrite the head: it is written to the target straight from these parts.
     if !parts.headers.contains_key(header::HOST) {
         if let Some(a) = parts.uri.authority() {
             if let Ok(v) = HeaderValue::from_str(a.as_str()) {
@@ -317,105 +300,87 @@ async fn forward(
     parts
         .headers
         .insert(X_FORWARDED_PORT.clone(), l.port_header.clone());
-    let pq = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
 
-    // A bodyless idempotent request can be replayed if the target drops a pooled connection
-    // under it (the keep-alive race behind most 502s during deploys).
-    let replay = (is_idempotent(&parts.method) && body.is_end_stream())
-        .then(|| (parts.method.clone(), parts.headers.clone()));
-
-    let mut body = Some(body);
-    let mut parts = Some(parts);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let routable = group.snapshot.load();
-        let Some(target) = routable.pick(&group.rr) else {
-            return elb_error(
-                l,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the target group has no registered targets",
-            );
-        };
-        let slot = InFlight::new(target.clone());
-        let uri = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(target.authority.clone())
-            .path_and_query(pq.clone())
-            .build()
-            .unwrap_or_default();
-        let version = if routable.http2 {
-            Version::HTTP_2
-        } else {
-            Version::HTTP_11
-        };
-        let req = match body.take() {
-            Some(b) => {
-                let mut p = parts
-                    .take()
-                    .unwrap_or_else(|| Request::new(()).into_parts().0);
-                p.uri = uri;
-                p.version = version;
-                Request::from_parts(p, ReqBody::Client(b))
-            }
+    let routable = group.snapshot.load();
+    let Some(target) = routable.pick(&group.rr) else {
+        return elb_error(
+            l,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the target group has no registered targets",
+        );
+    };
+    let slot = InFlight::new(target.clone());
+    let h2 = routable.http2.then(|| routable.client().clone());
+    drop(routable);
+    let target = slot.target();
+    let start = Instant::now();
+    let sent = async {
+        match h2 {
             None => {
-                // Replay: the first attempt consumed the head, but the request had no body.
-                let Some((m, h)) = &replay else { break };
-                let mut r = Request::new(ReqBody::Empty);
-                *r.method_mut() = m.clone();
-                *r.headers_mut() = h.clone();
-                *r.uri_mut() = uri;
-                *r.version_mut() = version;
-                r
-            }
-        };
-        let fut = routable.client().request(req);
-        drop(routable);
-        let start = Instant::now();
-        let res = tokio::time::timeout(l.opts.idle_timeout, fut).await;
-        let target = slot.target();
-        match res {
-            Ok(Ok(resp)) => {
-                let elapsed = start.elapsed();
-                let status = resp.status().as_u16();
-                target.metrics.latency.observe(elapsed);
-                target.metrics.responses.record(status);
-                group.metrics.latency.observe(elapsed);
-                group.metrics.responses.record(status);
-                let (mut rp, body) = resp.into_parts();
-                strip_hop_by_hop(&mut rp.headers);
-                return Response::from_parts(rp, LbBody::Upstream { body, _slot: slot });
-            }
-            Ok(Err(e)) => {
-                if attempt == 1 && replay.is_some() && !e.is_connect() && closed_before_response(&e)
-                {
-                    tracing::debug!(target = %target.id, error = %e, "retrying on a fresh connection");
-                    continue;
-                }
-                tracing::debug!(target = %target.id, error = ?e, "upstream request failed");
-                let status = if e.is_connect() && is_timeout(&e) {
-                    StatusCode::GATEWAY_TIMEOUT
-                } else {
-                    StatusCode::BAD_GATEWAY
+                let dest = Dest {
+                    pool: &target.pool,
+                    addr: target.addr,
+                    connect_timeout: l.opts.connect_timeout,
+                    max_idle: l.opts.upstream_pool_idle,
                 };
-                target.metrics.responses.record(status.as_u16());
-                group.metrics.responses.record(status.as_u16());
-                return elb_error(l, status, "the target did not answer");
+                let (head, body) = upstream::send(&dest, &parts, body).await?;
+                Ok((head, UpBody::H1(body)))
             }
-            Err(_) => {
-                target.metrics.responses.record(504);
-                group.metrics.responses.record(504);
-                return elb_error(
-                    l,
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "the target did not answer in time",
-                );
+            Some(client) => {
+                // hyper's HTTP/2 client wants the absolute URI.
+                let pq = parts
+                    .uri
+                    .path_and_query()
+                    .cloned()
+                    .unwrap_or_else(|| PathAndQuery::from_static("/"));
+                parts.uri = Uri::builder()
+                    .scheme(Scheme::HTTP)
+                    .authority(target.authority.clone())
+                    .path_and_query(pq)
+                    .build()
+                    .unwrap_or_default();
+                parts.version = Version::HTTP_2;
+                match client.request(Request::from_parts(parts, body)).await {
+                    Ok(r) => {
+                        let (p, b) = r.into_parts();
+                        Ok((Response::from_parts(p, ()), UpBody::H2(b)))
+                    }
+                    Err(e) => Err(from_legacy(e)),
+                }
             }
         }
+    };
+    match tokio::time::timeout(l.opts.idle_timeout, sent).await {
+        Ok(Ok((resp, body))) => {
+            let elapsed = start.elapsed();
+            let status = resp.status().as_u16();
+            target.metrics.latency.observe(elapsed);
+            target.metrics.responses.record(status);
+            group.metrics.latency.observe(elapsed);
+            group.metrics.responses.record(status);
+            let (mut rp, ()) = resp.into_parts();
+            strip_hop_by_hop(&mut rp.headers);
+            Response::from_parts(rp, LbBody::Upstream(Upstream { body, slot }))
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(target = %target.id, error = %e, "upstream request failed");
+            let status = if matches!(e, UpstreamError::ConnectTimeout) {
+                StatusCode::GATEWAY_TIMEOUT
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            target.metrics.responses.record(status.as_u16());
+            group.metrics.responses.record(status.as_u16());
+            elb_error(l, status, "the target did not answer")
+        }
+        Err(_) => {
+            target.metrics.responses.record(504);
+            group.metrics.responses.record(504);
+            elb_error(
+                l,
+                StatusCode::GATEWAY_TIMEOUT,
+                "the target did not answer in time",
+            )
+        }
     }
-    elb_error(l, StatusCode::BAD_GATEWAY, "the target did not answer")
 }

@@ -19,7 +19,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::proxy::{handle, ListenerShared};
+use crate::proxy::{handle, ListenerShared, Peer};
 
 /// A running listener, owned by the data plane: one accept loop per serving runtime.
 pub(crate) struct ListenerHandle {
@@ -103,9 +103,11 @@ async fn serve(
                     let mut force = force_rx.clone();
                     tokio::spawn(async move {
                         let idle = shared.opts.idle_timeout;
+                        let client = Peer::new(peer);
                         let svc = service_fn(move |req| {
                             let shared = shared.clone();
-                            async move { Ok::<_, Infallible>(handle(&shared, peer, req).await) }
+                            let client = client.clone();
+                            async move { Ok::<_, Infallible>(handle(&shared, &client, req).await) }
                         });
                         let conn = async move {
                             let h2c = match tokio::time::timeout(idle, is_h2c(&stream)).await {

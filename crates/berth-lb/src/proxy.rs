@@ -116,14 +116,30 @@ enum Decision {
     Forward(Arc<Group>),
 }
 
+/// The client end of a connection, with its `X-Forwarded-For` value made once.
+#[derive(Clone)]
+pub(crate) struct Peer {
+    addr: SocketAddr,
+    xff: HeaderValue,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Self {
+        let ip = addr.ip().to_canonical();
+        let xff = HeaderValue::try_from(ip.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Self { addr, xff }
+    }
+}
+
 /// Serves one request on a listener.
 pub(crate) async fn handle(
     l: &ListenerShared,
-    peer: SocketAddr,
+    peer: &Peer,
     req: Request<Incoming>,
 ) -> Response<LbBody> {
     l.metrics.requests.fetch_add(1, Relaxed);
-    let decision = decide(l, peer, &req);
+    let decision = decide(l, peer.addr, &req);
     let resp = match decision {
         Decision::Respond(r) => r,
         Decision::Forward(g) => forward(l, &g, peer, req).await,
@@ -224,9 +240,19 @@ static HOP_BY_HOP: [HeaderName; 8] = [
     HeaderName::from_static("keep-alive"),
 ];
 
+fn is_hop_by_hop(n: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(n) || n.as_str() == "proxy-connection"
+}
+
 fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // One pass over the names finds the (usually zero or one) to remove, cheaper than a
+    // hashed removal per hop-by-hop name.
+    let present: Vec<HeaderName> = h.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
+    if present.is_empty() {
+        return;
+    }
     if let Some(c) = h.get(header::CONNECTION) {
-        // Headers the sender listed in `Connection` are hop-by-hop too. Rare: allocate.
+        // Headers the sender listed in `Connection` are hop-by-hop too.
         let listed: Vec<HeaderName> = c
             .to_str()
             .unwrap_or("")
@@ -237,10 +263,9 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
             h.remove(n);
         }
     }
-    for n in &HOP_BY_HOP {
+    for n in present {
         h.remove(n);
     }
-    h.remove("proxy-connection");
 }
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -268,7 +293,7 @@ fn from_legacy(e: hyper_util::client::legacy::Error) -> UpstreamError {
 async fn forward(
     l: &ListenerShared,
     group: &Group,
-    peer: SocketAddr,
+    peer: &Peer,
     req: Request<Incoming>,
 ) -> Response<LbBody> {
     group.metrics.requests.fetch_add(1, Relaxed);
@@ -288,12 +313,11 @@ async fn forward(
         .get(&X_FORWARDED_FOR)
         .and_then(|v| v.to_str().ok())
     {
-        Some(prev) => format!("{prev}, {}", peer.ip().to_canonical()),
-        None => peer.ip().to_canonical().to_string(),
+        Some(prev) => HeaderValue::try_from(format!("{prev}, {}", peer.xff.to_str().unwrap_or("")))
+            .unwrap_or_else(|_| peer.xff.clone()),
+        None => peer.xff.clone(),
     };
-    if let Ok(v) = HeaderValue::try_from(xff) {
-        parts.headers.insert(X_FORWARDED_FOR.clone(), v);
-    }
+    parts.headers.insert(X_FORWARDED_FOR.clone(), xff);
     parts
         .headers
         .insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));

@@ -122,6 +122,7 @@ async fn serve(
                             }
                         };
                         tokio::select! {
+                            biased; // no random branch order: this runs on every poll
                             () = conn => {}
                             _ = force.changed() => {}
                         }

@@ -246,9 +246,16 @@ fn is_hop_by_hop(n: &HeaderName) -> bool {
 
 fn strip_hop_by_hop(h: &mut HeaderMap) {
     // One pass over the names finds the (usually zero or one) to remove, cheaper than a
-    // hashed removal per hop-by-hop name.
-    let present: Vec<HeaderName> = h.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
-    if present.is_empty() {
+    // hashed removal per hop-by-hop name; at most nine distinct names can match.
+    let mut present: [Option<HeaderName>; 9] = Default::default();
+    let mut n = 0;
+    for name in h.keys().filter(|k| is_hop_by_hop(k)) {
+        if let Some(slot) = present.get_mut(n) {
+            *slot = Some(name.clone());
+            n += 1;
+        }
+    }
+    if n == 0 {
         return;
     }
     if let Some(c) = h.get(header::CONNECTION) {
@@ -263,8 +270,8 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
             h.remove(n);
         }
     }
-    for n in present {
-        h.remove(n);
+    for name in present.into_iter().flatten() {
+        h.remove(name);
     }
 }
 

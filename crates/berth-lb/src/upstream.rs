@@ -76,6 +76,8 @@ pub(crate) struct Conn {
     rbuf: BytesMut,
     /// The request head being written (kept for its capacity).
     wbuf: Vec<u8>,
+    /// Offsets of the response head's header names and values (kept for its capacity).
+    spans: Vec<[usize; 4]>,
     idle_since: Instant,
     /// Served a request before (so the target may have closed it under us).
     reused: bool,
@@ -95,6 +97,7 @@ impl Conn {
             io,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             wbuf: Vec::with_capacity(1024),
+            spans: Vec::new(),
             idle_since: Instant::now(),
             reused: false,
         }))
@@ -248,19 +251,22 @@ impl Conn {
         } else {
             Version::HTTP_11
         };
-        // Header values become slices of the frozen head: no copy.
+        // Header values become slices of the frozen head: no copy. The offsets go through a
+        // buffer the connection keeps, so a response head costs no allocation for them.
         let base = self.rbuf.as_ptr() as usize;
-        let mut spans: Vec<(HeaderName, usize, usize)> = Vec::with_capacity(r.headers.len());
+        self.spans.clear();
         for h in r.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|_| UpstreamError::Malformed("invalid header name"))?;
-            let start = h.value.as_ptr() as usize - base;
-            spans.push((name, start, start + h.value.len()));
+            let name = h.name.as_ptr() as usize - base;
+            let value = h.value.as_ptr() as usize - base;
+            self.spans
+                .push([name, name + h.name.len(), value, value + h.value.len()]);
         }
         let head = self.rbuf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(spans.len());
-        for (name, start, end) in spans {
-            let v = HeaderValue::from_maybe_shared(head.slice(start..end))
+        let mut headers = HeaderMap::with_capacity(self.spans.len());
+        for [ns, ne, vs, ve] in self.spans.drain(..) {
+            let name = HeaderName::from_bytes(&head[ns..ne])
+                .map_err(|_| UpstreamError::Malformed("invalid header name"))?;
+            let v = HeaderValue::from_maybe_shared(head.slice(vs..ve))
                 .map_err(|_| UpstreamError::Malformed("invalid header value"))?;
             headers.append(name, v);
         }

@@ -845,114 +845,106 @@ mod tests {
 
     #[test]
     fn framing_follows_rfc_9112() {
-        let h = |pairs: &[(&'static str, &'static str)]| {
-            let mut m = HeaderMap::new();
-            for (k, v) in pairs {
-                m.append(*k, HeaderValue::from_static(v));
-            }
-            m
-        };
-        let f = |m: Method, s: u16, v: Version, hs: HeaderMap| {
-            Framing::of(
-                &m,
-                StatusCode::from_u16(s).unwrap_or(StatusCode::OK),
-                v,
-                &hs,
-            )
-        };
-        let v11 = Version::HTTP_11;
-        assert!(matches!(
-            f(Method::HEAD, 200, v11, h(&[("content-length", "9")])),
-            Ok(Framing {
-                kind: Kind::Done,
-                keep_alive: true
-            })
-        ));
-        assert!(matches!(
-            f(Method::GET, 304, v11, h(&[])),
-            Ok(Framing {
-                kind: Kind::Done,
-                ..
-            })
-        ));
-        assert!(matches!(
-            f(Method::GET, 200, v11, h(&[("content-length", "9")])),
-            Ok(Framing {
-                kind: Kind::Length(9),
-                keep_alive: true
-            })
-        ));
-        assert!(matches!(
-            f(Method::GET, 200, v11, h(&[("content-length", "9, 9")])),
-            Ok(Framing {
-                kind: Kind::Length(9),
-                ..
-            })
-        ));
-        assert!(f(
-            Method::GET,
-            200,
-            v11,
-            h(&[("content-length", "9"), ("content-length", "8")])
-        )
-        .is_err());
-        assert!(matches!(
-            f(
+        use Kind::*;
+        const V10: Version = Version::HTTP_10;
+        const V11: Version = Version::HTTP_11;
+        type Case = (
+            Method,
+            u16,
+            Version,
+            &'static [(&'static str, &'static str)],
+            Option<(Kind, bool)>,
+        );
+        let chunked = Chunked(Chunk::Size);
+        let cases: Vec<Case> = vec![
+            (
+                Method::HEAD,
+                200,
+                V11,
+                &[("content-length", "9")],
+                Some((Done, true)),
+            ),
+            (Method::GET, 304, V11, &[], Some((Done, true))),
+            (Method::GET, 204, V11, &[], Some((Done, true))),
+            (
                 Method::GET,
                 200,
-                v11,
-                h(&[
+                V11,
+                &[("content-length", "9")],
+                Some((Length(9), true)),
+            ),
+            (
+                Method::GET,
+                200,
+                V11,
+                &[("content-length", "9, 9")],
+                Some((Length(9), true)),
+            ),
+            (
+                Method::GET,
+                200,
+                V11,
+                &[("content-length", "0")],
+                Some((Done, true)),
+            ),
+            (
+                Method::GET,
+                200,
+                V11,
+                &[("content-length", "9"), ("content-length", "8")],
+                None,
+            ),
+            (Method::GET, 200, V11, &[("content-length", "nine")], None),
+            (
+                Method::GET,
+                200,
+                V11,
+                &[
                     ("transfer-encoding", "gzip, chunked"),
-                    ("content-length", "3")
-                ])
+                    ("content-length", "3"),
+                ],
+                Some((chunked, true)),
             ),
-            Ok(Framing {
-                kind: Kind::Chunked(Chunk::Size),
-                ..
-            })
-        ));
-        assert!(matches!(
-            f(Method::GET, 200, v11, h(&[("transfer-encoding", "gzip")])),
-            Ok(Framing {
-                kind: Kind::UntilClose,
-                keep_alive: false
-            })
-        ));
-        assert!(matches!(
-            f(
+            (
                 Method::GET,
                 200,
-                v11,
-                h(&[("connection", "close"), ("content-length", "1")])
+                V11,
+                &[("transfer-encoding", "gzip")],
+                Some((UntilClose, false)),
             ),
-            Ok(Framing {
-                keep_alive: false,
-                ..
-            })
-        ));
-        assert!(matches!(
-            f(
+            (Method::GET, 200, V11, &[], Some((UntilClose, false))),
+            (
                 Method::GET,
                 200,
-                Version::HTTP_10,
-                h(&[("content-length", "1")])
+                V11,
+                &[("connection", "close"), ("content-length", "1")],
+                Some((Length(1), false)),
             ),
-            Ok(Framing {
-                keep_alive: false,
-                ..
-            })
-        ));
-        assert!(matches!(
-            f(
+            (
                 Method::GET,
                 200,
-                Version::HTTP_10,
-                h(&[("connection", "Keep-Alive"), ("content-length", "1")])
+                V10,
+                &[("content-length", "1")],
+                Some((Length(1), false)),
             ),
-            Ok(Framing {
-                keep_alive: true,
-                ..
-            })
-        ));
+            (
+                Method::GET,
+                200,
+                V10,
+                &[("connection", "Keep-Alive"), ("content-length", "1")],
+                Some((Length(1), true)),
+            ),
+        ];
+        for (method, status, version, pairs, want) in cases {
+            let mut headers = HeaderMap::new();
+            for (k, v) in pairs {
+                headers.append(*k, HeaderValue::from_static(v));
+            }
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let got = Framing::of(&method, status, version, &headers)
+                .ok()
+                .map(|f| (f.kind, f.keep_alive));
+            assert_eq!(got, want, "{method} {status} {version:?} {pairs:?}");
+        }
     }
 }

@@ -345,44 +345,46 @@ async fn forward(
     drop(routable);
     let target = slot.target();
     let start = Instant::now();
-    let sent = async {
-        match h2 {
-            None => {
-                let dest = Dest {
-                    pool: &target.pool,
-                    addr: target.addr,
-                    connect_timeout: l.opts.connect_timeout,
-                    max_idle: l.opts.upstream_pool_idle,
-                };
-                let (head, body) = upstream::send(&dest, &parts, body).await?;
-                Ok((head, UpBody::H1(body)))
-            }
-            Some(client) => {
-                // hyper's HTTP/2 client wants the absolute URI.
-                let pq = parts
-                    .uri
-                    .path_and_query()
-                    .cloned()
-                    .unwrap_or_else(|| PathAndQuery::from_static("/"));
-                parts.uri = Uri::builder()
-                    .scheme(Scheme::HTTP)
-                    .authority(target.authority.clone())
-                    .path_and_query(pq)
-                    .build()
-                    .unwrap_or_default();
-                parts.version = Version::HTTP_2;
-                match client.request(Request::from_parts(parts, body)).await {
-                    Ok(r) => {
-                        let (p, b) = r.into_parts();
-                        Ok((Response::from_parts(p, ()), UpBody::H2(b)))
-                    }
-                    Err(e) => Err(from_legacy(e)),
+    let sent = match h2 {
+        None => {
+            let dest = Dest {
+                pool: &target.pool,
+                addr: target.addr,
+                connect_timeout: l.opts.connect_timeout,
+                deadline: tokio::time::Instant::from_std(start) + l.opts.idle_timeout,
+                max_idle: l.opts.upstream_pool_idle,
+            };
+            upstream::send(&dest, &parts, body)
+                .await
+                .map(|(head, body)| (head, UpBody::H1(body)))
+        }
+        Some(client) => {
+            // hyper's HTTP/2 client wants the absolute URI.
+            let pq = parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/"));
+            parts.uri = Uri::builder()
+                .scheme(Scheme::HTTP)
+                .authority(target.authority.clone())
+                .path_and_query(pq)
+                .build()
+                .unwrap_or_default();
+            parts.version = Version::HTTP_2;
+            let req = client.request(Request::from_parts(parts, body));
+            match tokio::time::timeout(l.opts.idle_timeout, req).await {
+                Ok(Ok(r)) => {
+                    let (p, b) = r.into_parts();
+                    Ok((Response::from_parts(p, ()), UpBody::H2(b)))
                 }
+                Ok(Err(e)) => Err(from_legacy(e)),
+                Err(_) => Err(UpstreamError::Timeout),
             }
         }
     };
-    match tokio::time::timeout(l.opts.idle_timeout, sent).await {
-        Ok(Ok((resp, body))) => {
+    match sent {
+        Ok((resp, body)) => {
             let elapsed = start.elapsed();
             let status = resp.status().as_u16();
             target.metrics.latency.observe(elapsed);
@@ -390,10 +392,21 @@ async fn forward(
             group.metrics.latency.observe(elapsed);
             group.metrics.responses.record(status);
             let (mut rp, ()) = resp.into_parts();
-            strip_hop_by_hop(&mut rp.headers);
+            if let UpBody::H2(_) = body {
+                strip_hop_by_hop(&mut rp.headers); // the HTTP/1.1 client leaves them out itself
+            }
             Response::from_parts(rp, LbBody::Upstream(Upstream { body, slot }))
         }
-        Ok(Err(e)) => {
+        Err(UpstreamError::Timeout) => {
+            target.metrics.responses.record(504);
+            group.metrics.responses.record(504);
+            elb_error(
+                l,
+                StatusCode::GATEWAY_TIMEOUT,
+                "the target did not answer in time",
+            )
+        }
+        Err(e) => {
             tracing::debug!(target = %target.id, error = %e, "upstream request failed");
             let status = if matches!(e, UpstreamError::ConnectTimeout) {
                 StatusCode::GATEWAY_TIMEOUT
@@ -403,15 +416,6 @@ async fn forward(
             target.metrics.responses.record(status.as_u16());
             group.metrics.responses.record(status.as_u16());
             elb_error(l, status, "the target did not answer")
-        }
-        Err(_) => {
-            target.metrics.responses.record(504);
-            group.metrics.responses.record(504);
-            elb_error(
-                l,
-                StatusCode::GATEWAY_TIMEOUT,
-                "the target did not answer in time",
-            )
         }
     }
 }

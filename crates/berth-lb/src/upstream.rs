@@ -54,6 +54,8 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) enum UpstreamError {
     #[error("connecting to the target timed out")]
     ConnectTimeout,
+    #[error("the target did not answer in time")]
+    Timeout,
     #[error("cannot connect to the target: {0}")]
     Connect(io::Error),
     #[error("the target closed the connection before answering")]
@@ -81,6 +83,8 @@ pub(crate) struct Conn {
     idle_since: Instant,
     /// Served a request before (so the target may have closed it under us).
     reused: bool,
+    /// The response timeout, kept armed across requests (see `send`).
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Conn {
@@ -100,6 +104,7 @@ impl Conn {
             spans: Vec::new(),
             idle_since: Instant::now(),
             reused: false,
+            timer: None,
         }))
     }
 
@@ -224,9 +229,13 @@ impl Conn {
         if self.rbuf.is_empty() {
             return Ok(None);
         }
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut r = httparse::Response::new(&mut slots);
-        let len = match r.parse(&self.rbuf) {
+        // Uninitialised slots: zeroing 128 headers cost more than parsing a short head.
+        let mut slots =
+            [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut r = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut r, &self.rbuf, &mut slots)
+        {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(httparse::Error::TooManyHeaders) => {
@@ -251,16 +260,21 @@ impl Conn {
         } else {
             Version::HTTP_11
         };
-        // Header values become slices of the frozen head: no copy. The offsets go through a
-        // buffer the connection keeps, so a response head costs no allocation for them.
+        // Framing and hop-by-hop headers are read off the raw head; the rest become slices of
+        // the frozen head (no copy), through offsets kept in a buffer the connection reuses.
         let base = self.rbuf.as_ptr() as usize;
         self.spans.clear();
+        let mut info = HeadInfo::default();
         for h in r.headers.iter() {
+            if !info.observe(h.name.as_bytes(), h.value)? {
+                continue; // hop-by-hop: not passed on
+            }
             let name = h.name.as_ptr() as usize - base;
             let value = h.value.as_ptr() as usize - base;
             self.spans
                 .push([name, name + h.name.len(), value, value + h.value.len()]);
         }
+        let framing = info.framing(method, status, version);
         let head = self.rbuf.split_to(len).freeze();
         let mut headers = HeaderMap::with_capacity(self.spans.len());
         for [ns, ne, vs, ve] in self.spans.drain(..) {
@@ -270,7 +284,9 @@ impl Conn {
                 .map_err(|_| UpstreamError::Malformed("invalid header value"))?;
             headers.append(name, v);
         }
-        let framing = Framing::of(method, status, version, &headers)?;
+        for listed in &info.listed {
+            headers.remove(listed); // named in `Connection`: hop-by-hop too
+        }
         let mut resp = Response::new(());
         *resp.status_mut() = status;
         *resp.version_mut() = version;
@@ -308,81 +324,103 @@ enum Chunk {
     Trailers,
 }
 
-fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.to_str()
-            .unwrap_or("")
-            .split(',')
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    })
+/// What the framing needs from a response head, gathered header by header.
+#[derive(Debug, Default)]
+struct HeadInfo {
+    close: bool,
+    keep_alive: bool,
+    /// `Some(true)` if `Transfer-Encoding` is present and ends in `chunked`.
+    chunked: Option<bool>,
+    length: Option<u64>,
+    /// Other header names listed in `Connection` (rare).
+    listed: Vec<HeaderName>,
 }
 
-impl Framing {
-    fn of(
-        method: &Method,
-        status: StatusCode,
-        version: Version,
-        headers: &HeaderMap,
-    ) -> Result<Self, UpstreamError> {
-        let keep_alive = if version == Version::HTTP_10 {
-            has_token(headers, header::CONNECTION, "keep-alive")
-        } else {
-            !has_token(headers, header::CONNECTION, "close")
+/// Headers that apply to one connection only (RFC 9110 section 7.6.1), never forwarded.
+/// Matched by length first: most response headers are none of these.
+fn is_hop_by_hop(name: &[u8]) -> bool {
+    let candidates: &[&str] = match name.len() {
+        2 => &["te"],
+        7 => &["trailer", "upgrade"],
+        10 => &["keep-alive"],
+        16 => &["proxy-connection"],
+        18 => &["proxy-authenticate"],
+        19 => &["proxy-authorization"],
+        _ => return false,
+    };
+    candidates
+        .iter()
+        .any(|c| name.eq_ignore_ascii_case(c.as_bytes()))
+}
+
+impl HeadInfo {
+    /// Takes in one header; false if it is hop-by-hop and must not be passed on.
+    fn observe(&mut self, name: &[u8], value: &[u8]) -> Result<bool, UpstreamError> {
+        let is = |n: &str| name.len() == n.len() && name.eq_ignore_ascii_case(n.as_bytes());
+        let tokens = || {
+            value
+                .split(|b| *b == b',')
+                .map(|t| t.trim_ascii())
+                .filter(|t| !t.is_empty())
         };
-        if method == Method::HEAD
+        if is("content-length") {
+            for part in tokens() {
+                let n = std::str::from_utf8(part)
+                    .ok()
+                    .and_then(|p| p.parse::<u64>().ok())
+                    .ok_or(UpstreamError::Malformed("invalid content-length"))?;
+                if self.length.is_some_and(|l| l != n) {
+                    return Err(UpstreamError::Malformed("conflicting content-length"));
+                }
+                self.length = Some(n);
+            }
+            return Ok(true);
+        }
+        if is("connection") {
+            for t in tokens() {
+                if t.eq_ignore_ascii_case(b"close") {
+                    self.close = true;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                    self.keep_alive = true;
+                } else if let Ok(n) = HeaderName::from_bytes(t) {
+                    self.listed.push(n);
+                }
+            }
+            return Ok(false);
+        }
+        if is("transfer-encoding") {
+            if let Some(last) = tokens().next_back() {
+                self.chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
+            }
+            return Ok(false);
+        }
+        Ok(!is_hop_by_hop(name))
+    }
+
+    /// RFC 9112 section 6.3, for a response to `method`.
+    fn framing(&self, method: &Method, status: StatusCode, version: Version) -> Framing {
+        let keep_alive = if version == Version::HTTP_10 {
+            self.keep_alive && !self.close
+        } else {
+            !self.close
+        };
+        let kind = if method == Method::HEAD
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED
         {
-            return Ok(Self {
-                kind: Kind::Done,
-                keep_alive,
-            });
-        }
-        if let Some(te) = headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .next_back()
-        {
-            let last = te.to_str().unwrap_or("").rsplit(',').next().unwrap_or("");
-            return Ok(if last.trim().eq_ignore_ascii_case("chunked") {
-                Self {
-                    kind: Kind::Chunked(Chunk::Size),
-                    keep_alive,
-                }
-            } else {
-                Self {
-                    kind: Kind::UntilClose,
-                    keep_alive: false,
-                }
-            });
-        }
-        let mut length: Option<u64> = None;
-        for v in headers.get_all(header::CONTENT_LENGTH) {
-            for part in v.to_str().unwrap_or("").split(',') {
-                let n: u64 = part
-                    .trim()
-                    .parse()
-                    .map_err(|_| UpstreamError::Malformed("invalid content-length"))?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(UpstreamError::Malformed("conflicting content-length"));
-                }
-                length = Some(n);
+            Kind::Done
+        } else {
+            match (self.chunked, self.length) {
+                (Some(true), _) => Kind::Chunked(Chunk::Size),
+                (Some(false), _) | (None, None) => Kind::UntilClose,
+                (None, Some(0)) => Kind::Done,
+                (None, Some(n)) => Kind::Length(n),
             }
+        };
+        Framing {
+            keep_alive: keep_alive && kind != Kind::UntilClose,
+            kind,
         }
-        Ok(match length {
-            Some(0) => Self {
-                kind: Kind::Done,
-                keep_alive,
-            },
-            Some(n) => Self {
-                kind: Kind::Length(n),
-                keep_alive,
-            },
-            None => Self {
-                kind: Kind::UntilClose,
-                keep_alive: false,
-            },
-        })
     }
 }
 
@@ -591,6 +629,8 @@ pub(crate) struct Dest<'a> {
     pub pool: &'a Pool,
     pub addr: SocketAddr,
     pub connect_timeout: Duration,
+    /// When the response head must have arrived (ALB's idle timeout after the request).
+    pub deadline: tokio::time::Instant,
     pub max_idle: Duration,
 }
 
@@ -598,9 +638,10 @@ pub(crate) struct Dest<'a> {
 pub(crate) type Answer = (Response<()>, UpstreamBody);
 
 /// Sends a request (head from `parts`, which must already carry the rewritten headers) and
-/// reads the response head. A request whose head could not be written on a pooled connection
-/// goes again on a new one; so does a bodyless idempotent request the target's pooled
-/// connection closed under without answering (the keep-alive race).
+/// reads the response head, by `dest.deadline`. A request whose head could not be
+/// written on a pooled connection goes again on a new one; so does a bodyless idempotent
+/// request the target's pooled connection closed under without answering (the keep-alive
+/// race).
 pub(crate) async fn send<B>(
     dest: &Dest<'_>,
     parts: &Parts,
@@ -613,6 +654,7 @@ where
     let bodyless = body.is_end_stream();
     let chunked = !bodyless && !parts.headers.contains_key(header::CONTENT_LENGTH);
     let replayable = bodyless && is_idempotent(&parts.method);
+    let deadline = dest.deadline;
     let mut retried = false;
     loop {
         let pooled = dest.pool.take(dest.max_idle);
@@ -625,29 +667,70 @@ where
             }
             None => Conn::open(dest.addr, dest.connect_timeout).await?,
         };
-        conn.encode_head(parts, chunked);
-        if let Err(e) = conn.write_wbuf().await {
-            if conn.reused {
-                continue; // nothing reached the target: any request may go again
-            }
-            return Err(e.into());
-        }
-        if !bodyless {
-            conn.write_body(&mut body, chunked).await?;
-        }
-        match conn.read_head(&parts.method).await {
-            Ok((resp, framing)) => {
+        // The connection's own timer, moved to this request's deadline: a later deadline only
+        // updates the armed timer, where a fresh timeout would insert into the timer wheel.
+        let mut timer = conn
+            .timer
+            .take()
+            .unwrap_or_else(|| Box::pin(tokio::time::sleep_until(deadline)));
+        timer.as_mut().reset(deadline);
+        let outcome = tokio::select! {
+            biased;
+            o = conn.exchange(parts, &mut body, bodyless, chunked) => o,
+            () = timer.as_mut() => Exchange::Failed(UpstreamError::Timeout),
+        };
+        conn.timer = Some(timer);
+        match outcome {
+            Exchange::Answered(resp, framing) => {
                 let body = UpstreamBody {
                     conn: Some(conn),
                     framing,
                 };
                 return Ok((resp, body));
             }
-            Err(UpstreamError::Closed) if conn.reused && replayable && !retried => {
+            // Nothing reached the target: any request may go again.
+            Exchange::HeadUnwritten(_) if conn.reused => {}
+            Exchange::HeadUnwritten(e) => return Err(e.into()),
+            Exchange::Failed(UpstreamError::Closed) if conn.reused && replayable && !retried => {
                 tracing::debug!("target closed a pooled connection; retrying on a new one");
                 retried = true;
             }
-            Err(e) => return Err(e),
+            Exchange::Failed(e) => return Err(e),
+        }
+    }
+}
+
+/// How one request on one connection went.
+enum Exchange {
+    Answered(Response<()>, Framing),
+    HeadUnwritten(io::Error),
+    Failed(UpstreamError),
+}
+
+impl Conn {
+    async fn exchange<B>(
+        &mut self,
+        parts: &Parts,
+        body: &mut B,
+        bodyless: bool,
+        chunked: bool,
+    ) -> Exchange
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: Into<BoxError>,
+    {
+        self.encode_head(parts, chunked);
+        if let Err(e) = self.write_wbuf().await {
+            return Exchange::HeadUnwritten(e);
+        }
+        if !bodyless {
+            if let Err(e) = self.write_body(body, chunked).await {
+                return Exchange::Failed(e);
+            }
+        }
+        match self.read_head(&parts.method).await {
+            Ok((resp, framing)) => Exchange::Answered(resp, framing),
+            Err(e) => Exchange::Failed(e),
         }
     }
 }
@@ -741,7 +824,7 @@ mod tests {
     #[tokio::test]
     async fn content_length_chunked_and_reuse() {
         let (addr, h) = target(vec![
-            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nhello",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nConnection: keep-alive, X-Drop\r\nX-Drop: 1\r\nKeep-Alive: timeout=5\r\n\r\nhello",
             b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nT: 1\r\n\r\n",
             b"HTTP/1.1 204 No Content\r\n\r\n",
         ])
@@ -751,6 +834,7 @@ mod tests {
             pool: &pool,
             addr,
             connect_timeout: Duration::from_secs(5),
+            deadline: tokio::time::Instant::now() + Duration::from_secs(30),
             max_idle: Duration::from_secs(60),
         };
         let empty = http_body_util::Empty::<Bytes>::new();
@@ -759,6 +843,9 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["x-a"], "1");
+        for hop in ["connection", "x-drop", "keep-alive"] {
+            assert!(!r.headers().contains_key(hop), "{hop} passed on");
+        }
         let (body, c) = collect(b).await;
         assert_eq!(body, b"hello");
         pool.put(c.unwrap_or_else(|| panic!("reusable")));
@@ -795,6 +882,7 @@ mod tests {
             pool: &pool,
             addr,
             connect_timeout: Duration::from_secs(5),
+            deadline: tokio::time::Instant::now() + Duration::from_secs(30),
             max_idle: Duration::from_secs(60),
         };
         let mut p = get("/up");
@@ -822,6 +910,7 @@ mod tests {
             pool: &pool,
             addr,
             connect_timeout: Duration::from_secs(5),
+            deadline: tokio::time::Instant::now() + Duration::from_secs(30),
             max_idle: Duration::from_secs(60),
         };
         let empty = http_body_util::Empty::<Bytes>::new();
@@ -936,13 +1025,15 @@ mod tests {
             ),
         ];
         for (method, status, version, pairs, want) in cases {
-            let mut headers = HeaderMap::new();
-            for (k, v) in pairs {
-                headers.append(*k, HeaderValue::from_static(v));
-            }
+            let mut info = HeadInfo::default();
+            let seen: Result<Vec<bool>, _> = pairs
+                .iter()
+                .map(|(k, v)| info.observe(k.as_bytes(), v.as_bytes()))
+                .collect();
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            let got = Framing::of(&method, status, version, &headers)
+            let got = seen
                 .ok()
+                .map(|_| info.framing(&method, status, version))
                 .map(|f| (f.kind, f.keep_alive));
             assert_eq!(got, want, "{method} {status} {version:?} {pairs:?}");
         }

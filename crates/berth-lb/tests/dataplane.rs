@@ -657,3 +657,41 @@ async fn dedicated_workers_serve_h1_and_h2c() {
         "shutdown closes the port"
     );
 }
+
+#[tokio::test]
+async fn idle_client_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = Backend::start("a").await;
+    let dp = DataPlane::with_options(DataPlaneOptions {
+        idle_timeout: Duration::from_millis(300),
+        ..fast_opts()
+    });
+    let lb = start(
+        &dp,
+        Config {
+            listeners: vec![listener("l", forward("tg"))],
+            target_groups: vec![group("tg", &[&a], no_health())],
+        },
+    )
+    .await;
+    let mut s = tokio::net::TcpStream::connect(lb).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: lb\r\n\r\n")
+        .await
+        .unwrap();
+    // The response arrives, then, after one or two idle periods, the end of the stream.
+    let mut got = Vec::new();
+    let read_to_end = async {
+        let mut b = [0u8; 1024];
+        loop {
+            match s.read(&mut b).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&b[..n]),
+            }
+        }
+    };
+    let closed = tokio::time::timeout(Duration::from_secs(10), read_to_end).await;
+    assert!(closed.is_ok(), "an idle keep-alive connection stayed open");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    dp.shutdown().await;
+}

@@ -88,7 +88,9 @@ async fn serve(
     let (force_tx, force_rx) = watch::channel(false);
     let (live_tx, mut live_rx) = mpsc::channel::<()>(1);
     let mut h1 = http1::Builder::new();
-    h1.timer(TokioTimer::new()).keep_alive(true);
+    // No timer: hyper's header-read timeout (on by default once a timer is set) would arm a
+    // timer for every request; the watchdog below keeps ALB's idle timeout instead.
+    h1.keep_alive(true).header_read_timeout(None).writev(false);
     let mut h2 = http2::Builder::new(TokioExecutor::new());
     h2.timer(TokioTimer::new());
     loop {

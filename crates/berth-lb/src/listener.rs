@@ -4,6 +4,10 @@
 //! The protocol is told by peeking at a connection's first bytes (HTTP/2's preface or not),
 //! once per connection. hyper-util's `auto` builder does the same but keeps a rewind wrapper
 //! around every later read; on the proxy's hot path that wrapper was measurable.
+//!
+//! Timers are per connection, never per request: a watchdog task per connection enforces
+//! ALB's idle timeout and relays the listener's drain and force signals, and the connection
+//! task polls one channel for them (see `watchdog`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -351,6 +351,7 @@ async fn forward(
                 pool: &target.pool,
                 addr: target.addr,
                 connect_timeout: l.opts.connect_timeout,
+                start,
                 deadline: tokio::time::Instant::from_std(start) + l.opts.idle_timeout,
                 max_idle: l.opts.upstream_pool_idle,
             };

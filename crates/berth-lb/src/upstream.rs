@@ -595,11 +595,11 @@ impl Pool {
         &self.slots[crate::workers::current() % self.slots.len()]
     }
 
-    /// The most recently used idle connection younger than `max_idle`, if any.
-    fn take(&self, max_idle: Duration) -> Option<Box<Conn>> {
+    /// The most recently used idle connection idle for less than `max_idle` at `now`.
+    fn take(&self, max_idle: Duration, now: Instant) -> Option<Box<Conn>> {
         let mut idle = lock(self.slot());
         while let Some(c) = idle.pop() {
-            if c.idle_since.elapsed() < max_idle {
+            if now.saturating_duration_since(c.idle_since) < max_idle {
                 return Some(c);
             }
         }
@@ -608,7 +608,6 @@ impl Pool {
 
     /// Keeps a connection whose last response is complete.
     pub fn put(&self, mut c: Box<Conn>) {
-        c.idle_since = Instant::now();
         c.reused = true;
         let mut idle = lock(self.slot());
         if idle.len() < MAX_IDLE {
@@ -629,6 +628,8 @@ pub(crate) struct Dest<'a> {
     pub pool: &'a Pool,
     pub addr: SocketAddr,
     pub connect_timeout: Duration,
+    /// When the request started (read once per request, for metrics and pool ages).
+    pub start: Instant,
     /// When the response head must have arrived (ALB's idle timeout after the request).
     pub deadline: tokio::time::Instant,
     pub max_idle: Duration,
@@ -657,7 +658,7 @@ where
     let deadline = dest.deadline;
     let mut retried = false;
     loop {
-        let pooled = dest.pool.take(dest.max_idle);
+        let pooled = dest.pool.take(dest.max_idle, dest.start);
         let mut conn = match pooled {
             Some(mut c) => {
                 if !poll_fn(|cx| Poll::Ready(c.still_open(cx))).await {
@@ -667,6 +668,8 @@ where
             }
             None => Conn::open(dest.addr, dest.connect_timeout).await?,
         };
+        // Idle time counts from the last request's start: no clock read per request.
+        conn.idle_since = dest.start;
         // The connection's own timer, moved to this request's deadline: a later deadline only
         // updates the armed timer, where a fresh timeout would insert into the timer wheel.
         let mut timer = conn
@@ -834,6 +837,7 @@ mod tests {
             pool: &pool,
             addr,
             connect_timeout: Duration::from_secs(5),
+            start: Instant::now(),
             deadline: tokio::time::Instant::now() + Duration::from_secs(30),
             max_idle: Duration::from_secs(60),
         };
@@ -882,6 +886,7 @@ mod tests {
             pool: &pool,
             addr,
             connect_timeout: Duration::from_secs(5),
+            start: Instant::now(),
             deadline: tokio::time::Instant::now() + Duration::from_secs(30),
             max_idle: Duration::from_secs(60),
         };
@@ -910,6 +915,7 @@ mod tests {
             pool: &pool,
             addr,
             connect_timeout: Duration::from_secs(5),
+            start: Instant::now(),
             deadline: tokio::time::Instant::now() + Duration::from_secs(30),
             max_idle: Duration::from_secs(60),
         };

@@ -951,84 +951,22 @@ mod tests {
             Option<(Kind, bool)>,
         );
         let chunked = Chunked(Chunk::Size);
+        #[rustfmt::skip]
         let cases: Vec<Case> = vec![
-            (
-                Method::HEAD,
-                200,
-                V11,
-                &[("content-length", "9")],
-                Some((Done, true)),
-            ),
+            (Method::HEAD, 200, V11, &[("content-length", "9")], Some((Done, true))),
             (Method::GET, 304, V11, &[], Some((Done, true))),
             (Method::GET, 204, V11, &[], Some((Done, true))),
-            (
-                Method::GET,
-                200,
-                V11,
-                &[("content-length", "9")],
-                Some((Length(9), true)),
-            ),
-            (
-                Method::GET,
-                200,
-                V11,
-                &[("content-length", "9, 9")],
-                Some((Length(9), true)),
-            ),
-            (
-                Method::GET,
-                200,
-                V11,
-                &[("content-length", "0")],
-                Some((Done, true)),
-            ),
-            (
-                Method::GET,
-                200,
-                V11,
-                &[("content-length", "9"), ("content-length", "8")],
-                None,
-            ),
+            (Method::GET, 200, V11, &[("content-length", "9")], Some((Length(9), true))),
+            (Method::GET, 200, V11, &[("content-length", "9, 9")], Some((Length(9), true))),
+            (Method::GET, 200, V11, &[("content-length", "0")], Some((Done, true))),
+            (Method::GET, 200, V11, &[("content-length", "9"), ("content-length", "8")], None),
             (Method::GET, 200, V11, &[("content-length", "nine")], None),
-            (
-                Method::GET,
-                200,
-                V11,
-                &[
-                    ("transfer-encoding", "gzip, chunked"),
-                    ("content-length", "3"),
-                ],
-                Some((chunked, true)),
-            ),
-            (
-                Method::GET,
-                200,
-                V11,
-                &[("transfer-encoding", "gzip")],
-                Some((UntilClose, false)),
-            ),
+            (Method::GET, 200, V11, &[("transfer-encoding", "gzip, chunked"), ("content-length", "3")], Some((chunked, true))),
+            (Method::GET, 200, V11, &[("transfer-encoding", "gzip")], Some((UntilClose, false))),
             (Method::GET, 200, V11, &[], Some((UntilClose, false))),
-            (
-                Method::GET,
-                200,
-                V11,
-                &[("connection", "close"), ("content-length", "1")],
-                Some((Length(1), false)),
-            ),
-            (
-                Method::GET,
-                200,
-                V10,
-                &[("content-length", "1")],
-                Some((Length(1), false)),
-            ),
-            (
-                Method::GET,
-                200,
-                V10,
-                &[("connection", "Keep-Alive"), ("content-length", "1")],
-                Some((Length(1), true)),
-            ),
+            (Method::GET, 200, V11, &[("connection", "close"), ("content-length", "1")], Some((Length(1), false))),
+            (Method::GET, 200, V10, &[("content-length", "1")], Some((Length(1), false))),
+            (Method::GET, 200, V10, &[("connection", "Keep-Alive"), ("content-length", "1")], Some((Length(1), true))),
         ];
         for (method, status, version, pairs, want) in cases {
             let mut info = HeadInfo::default();

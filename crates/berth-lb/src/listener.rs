@@ -109,7 +109,7 @@ async fn serve(
                     let ends = Ends {
                         drain: drain_rx.clone(),
                         force: force_rx.clone(),
-                        live: live_tx.clone(),
+                        _live: live_tx.clone(),
                     };
                     tokio::spawn(connection(stream, peer, shared, h1, h2, ends));
                 }
@@ -139,7 +139,8 @@ async fn serve(
 struct Ends {
     drain: watch::Receiver<bool>,
     force: watch::Receiver<bool>,
-    live: mpsc::Sender<()>,
+    /// Held by the connection's watchdog, which outlives the connection itself.
+    _live: mpsc::Sender<()>,
 }
 
 /// Serves one client connection: HTTP/1.1 or prior-knowledge h2c, told by its first bytes.
@@ -170,7 +171,6 @@ async fn connection(
         _ = ends.drain.changed() => return,
     };
     let io = TokioIo::new(stream);
-    let _live = ends.live.clone();
     let signals = watchdog(requests, idle, ends);
     if h2c {
         drive(h2.serve_connection(io, svc), peer, signals).await;

@@ -25,7 +25,7 @@ use crate::matcher::{strip_port, RequestView};
 use crate::metrics::ListenerMetrics;
 use crate::redirect::{location, Original};
 use crate::routing::{CompiledAction, Routing};
-use crate::upstream::{self, BoxError, Dest, UpstreamBody, UpstreamError};
+use crate::upstream::{self, is_hop_by_hop, BoxError, Dest, UpstreamBody, UpstreamError};
 
 /// Everything a listener's connections share.
 pub(crate) struct ListenerShared {
@@ -229,27 +229,12 @@ fn elb_error(l: &ListenerShared, status: StatusCode, why: &str) -> Response<LbBo
     r
 }
 
-static HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    HeaderName::from_static("keep-alive"),
-];
-
-fn is_hop_by_hop(n: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(n) || n.as_str() == "proxy-connection"
-}
-
 fn strip_hop_by_hop(h: &mut HeaderMap) {
     // One pass over the names finds the (usually zero or one) to remove, cheaper than a
     // hashed removal per hop-by-hop name; at most nine distinct names can match.
     let mut present: [Option<HeaderName>; 9] = Default::default();
     let mut n = 0;
-    for name in h.keys().filter(|k| is_hop_by_hop(k)) {
+    for name in h.keys().filter(|k| is_hop_by_hop(k.as_str().as_bytes())) {
         if let Some(slot) = present.get_mut(n) {
             *slot = Some(name.clone());
             n += 1;

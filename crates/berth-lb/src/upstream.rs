@@ -336,14 +336,15 @@ struct HeadInfo {
     listed: Vec<HeaderName>,
 }
 
-/// Headers that apply to one connection only (RFC 9110 section 7.6.1), never forwarded.
-/// Matched by length first: most response headers are none of these.
-fn is_hop_by_hop(name: &[u8]) -> bool {
+/// Headers that apply to one connection only (RFC 9110 section 7.6.1), never forwarded; the
+/// one list for both directions. Matched by length first: most headers are none of these.
+pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
     let candidates: &[&str] = match name.len() {
         2 => &["te"],
         7 => &["trailer", "upgrade"],
-        10 => &["keep-alive"],
+        10 => &["keep-alive", "connection"],
         16 => &["proxy-connection"],
+        17 => &["transfer-encoding"],
         18 => &["proxy-authenticate"],
         19 => &["proxy-authorization"],
         _ => return false,

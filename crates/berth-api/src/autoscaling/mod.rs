@@ -13,7 +13,7 @@ mod targets;
 
 use berth_model::autoscaling::validate_ecs_target;
 use berth_model::{keys, ApiError, ErrorCode, ScalableTarget};
-use berth_store::{Revision, StoreExt};
+use berth_store::{Revision, StoreExt, Txn, TxnResult};
 use serde_json::Value;
 
 use crate::edge::parse_body;
@@ -137,8 +137,6 @@ async fn load_target(
     })
 }
 
-/// One page of `items` (sorted by their keys, ascending or descending) after `token`, with
-/// Application Auto Scaling's limits and error codes.
 /// Every record of one kind under one scalable target (`of(resource_id)`), or under all of
 /// them (`all`) when the request names none: the Describe actions' common first step.
 async fn records<T: serde::de::DeserializeOwned>(
@@ -151,6 +149,30 @@ async fn records<T: serde::de::DeserializeOwned>(
     ctx.store().list_json::<T>(&prefix).await.map_err(store_err)
 }
 
+/// Deletes the record at `key`, or answers ObjectNotFoundException with `missing()`: the
+/// delete actions' common body, retried on a concurrent change.
+async fn delete_record(
+    ctx: &Ctx,
+    key: &str,
+    missing: impl FnOnce() -> String,
+) -> Result<Value, ApiError> {
+    for _ in 0..RETRIES {
+        let Some(kv) = ctx.store().get(key).await.map_err(store_err)? else {
+            return Err(object_not_found(missing()));
+        };
+        let txn = Txn::new()
+            .when_mod_revision(key, kv.mod_revision)
+            .delete(key);
+        match ctx.store().txn(txn).await.map_err(store_err)? {
+            TxnResult::Committed { .. } => return Ok(serde_json::json!({})),
+            TxnResult::Conflict { .. } => continue,
+        }
+    }
+    Err(concurrent())
+}
+
+/// One page of `items` (sorted by their keys, ascending or descending) after `token`, with
+/// Application Auto Scaling's limits and error codes.
 fn page<T>(
     items: Vec<(String, T)>,
     max_results: Option<i64>,

@@ -7,8 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    check_target, concurrent, load_target, new_uuid, object_not_found, page, page_json, validation,
-    RETRIES,
+    check_target, concurrent, load_target, new_uuid, page, page_json, validation, RETRIES,
 };
 use crate::state::{store_err, to_bytes, Ctx};
 
@@ -239,26 +238,17 @@ pub(super) async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiEr
         &req.scalable_dimension,
     )?;
     let key = keys::aas_scheduled(&req.resource_id, &req.scheduled_action_name);
-    for _ in 0..RETRIES {
-        let Some(kv) = ctx.store().get(&key).await.map_err(store_err)? else {
-            return Err(object_not_found(format!(
-                "No scheduled action found for service namespace: {}, resource ID: {}, scalable \
-                 dimension: {}, scheduled action name: {}",
-                req.service_namespace,
-                req.resource_id,
-                req.scalable_dimension,
-                req.scheduled_action_name
-            )));
-        };
-        let txn = Txn::new()
-            .when_mod_revision(&key, kv.mod_revision)
-            .delete(&key);
-        match ctx.store().txn(txn).await.map_err(store_err)? {
-            TxnResult::Committed { .. } => return Ok(json!({})),
-            TxnResult::Conflict { .. } => continue,
-        }
-    }
-    Err(concurrent())
+    super::delete_record(ctx, &key, || {
+        format!(
+            "No scheduled action found for service namespace: {}, resource ID: {}, scalable \
+             dimension: {}, scheduled action name: {}",
+            req.service_namespace,
+            req.resource_id,
+            req.scalable_dimension,
+            req.scheduled_action_name
+        )
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -71,9 +71,6 @@ impl std::fmt::Debug for Launcher {
     }
 }
 
-/// How often a launch re-places after losing a race with another writer.
-const RETRIES: usize = 16;
-
 /// Builds the scheduler's view of one instance.
 fn view(
     inst: &ContainerInstance,
@@ -271,7 +268,9 @@ impl Launcher {
             }
         }
 
-        for _ in 0..RETRIES {
+        let mut retry = berth_store::Retry::new();
+
+        while retry.next().await {
             let pkey = format!("placement/{}", spec.cluster);
             let prev = self.store.get(&pkey).await.map_err(store_err)?;
             let prev_rev = prev.as_ref().map_or(0, |kv| kv.mod_revision);

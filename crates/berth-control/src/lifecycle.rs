@@ -107,8 +107,6 @@ pub fn force_stopped(task: &mut Task, code: StopCode, reason: &str, now: f64) {
     task.version += 1;
 }
 
-const RETRIES: usize = 16;
-
 /// Adds to `txn` the write of a changed task (guarded by the revision it was read at) and
 /// keeps its assignment entry in step, so callers can change a task together with other
 /// records in one transaction.
@@ -141,7 +139,8 @@ pub async fn update_task(
     change: impl Fn(&mut Task) -> bool,
 ) -> Result<Option<Task>, ApiError> {
     let key = keys::task(cluster, id);
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let Some((mut t, rev)) = store.get_json::<Task>(&key).await.map_err(store_err)? else {
             return Ok(None);
         };

@@ -53,12 +53,14 @@
 
 mod error;
 mod redb_backend;
+mod retry;
 mod store;
 mod types;
 
 pub use crate::{
     error::StoreError,
     redb_backend::RedbStore,
+    retry::{update_json, Retry, Update, UpdateError, CONTENTION_DEADLINE},
     store::{BoxFuture, BoxStream, Store, StoreExt},
     types::{Compare, EventKind, KeyValue, Op, Revision, Txn, TxnResult, WatchEvent},
 };

@@ -8,7 +8,7 @@ use berth_store::{StoreExt, Txn, TxnResult};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{concurrent, validation, RETRIES};
+use super::{concurrent, validation};
 use crate::state::{store_err, to_bytes, Ctx};
 
 /// CloudWatch allows five actions per alarm state.
@@ -67,7 +67,8 @@ pub(super) async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
             )));
         }
     }
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let existing = ctx
             .store()
             .get_json::<MetricAlarm>(&key)

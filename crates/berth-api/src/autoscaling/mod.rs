@@ -20,7 +20,6 @@ use crate::edge::parse_body;
 use crate::state::{store_err, Ctx};
 
 /// Compare-and-swap attempts before answering ConcurrentUpdateException.
-const RETRIES: usize = 16;
 /// Application Auto Scaling's page size when `MaxResults` is not given, and its upper bound.
 const MAX_PAGE: i64 = 50;
 
@@ -156,7 +155,8 @@ async fn delete_record(
     key: &str,
     missing: impl FnOnce() -> String,
 ) -> Result<Value, ApiError> {
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let Some(kv) = ctx.store().get(key).await.map_err(store_err)? else {
             return Err(object_not_found(missing()));
         };

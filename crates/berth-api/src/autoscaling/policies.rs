@@ -11,9 +11,7 @@ use berth_store::{StoreExt, Txn, TxnResult};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{
-    check_target, concurrent, load_target, new_uuid, page, page_json, validation, RETRIES,
-};
+use super::{check_target, concurrent, load_target, new_uuid, page, page_json, validation};
 use crate::state::{store_err, to_bytes, Ctx};
 
 /// Scaling policies per scalable target.
@@ -132,7 +130,8 @@ pub(super) async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
     let (ty, tt, step) = checked_config(&req)?;
     let rid = &req.resource_id;
     let key = keys::aas_policy(rid, &req.policy_name);
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let (_, target_rev) =
             load_target(ctx, &req.service_namespace, rid, &req.scalable_dimension).await?;
         let existing = ctx

@@ -6,9 +6,7 @@ use berth_store::{StoreExt, Txn, TxnResult};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{
-    check_target, concurrent, load_target, new_uuid, page, page_json, validation, RETRIES,
-};
+use super::{check_target, concurrent, load_target, new_uuid, page, page_json, validation};
 use crate::state::{store_err, to_bytes, Ctx};
 
 /// Scheduled actions per scalable target.
@@ -97,7 +95,8 @@ pub(super) async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
     }
     let rid = &req.resource_id;
     let key = keys::aas_scheduled(rid, &req.scheduled_action_name);
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let (_, target_rev) =
             load_target(ctx, &req.service_namespace, rid, &req.scalable_dimension).await?;
         let existing = ctx

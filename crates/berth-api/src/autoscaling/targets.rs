@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 
 use super::{
     check_target, concurrent, find_target, load_target, new_hex_id, page, page_json, validation,
-    RETRIES,
 };
 use crate::state::{store_err, to_bytes, Ctx};
 
@@ -97,7 +96,8 @@ pub(super) async fn register(ctx: &Ctx, req: RegisterRequest) -> Result<Value, A
         )));
     }
     let key = keys::aas_target(&req.resource_id);
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let existing = find_target(ctx, &req.resource_id).await?;
         let rev = existing.as_ref().map_or(0, |(_, r)| *r);
         let mut target = match existing {
@@ -239,7 +239,8 @@ pub(super) async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Valu
         &req.scalable_dimension,
     )?;
     let rid = &req.resource_id;
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let (_, rev) =
             load_target(ctx, &req.service_namespace, rid, &req.scalable_dimension).await?;
         let key = keys::aas_target(rid);
@@ -306,7 +307,8 @@ async fn edit_tags(
     arn: &str,
     edit: impl Fn(&mut BTreeMap<String, String>) -> Result<(), ApiError>,
 ) -> Result<Value, ApiError> {
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let target = target_by_arn(ctx, arn).await?;
         let key = keys::aas_tags(&target.resource_id);
         let (mut tags, rev) = ctx

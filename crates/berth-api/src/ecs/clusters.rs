@@ -82,8 +82,6 @@ fn wire(ctx: &Ctx, c: &Cluster, include: Option<&[ClusterField]>, counts: Cluste
     )
 }
 
-/// How often a cluster write re-reads and retries after losing a race with another writer.
-const RETRIES: usize = 32;
 
 /// Writes `c` if the cluster key is still at `rev` (0 = absent). `false` means another writer
 /// got there first: the caller re-reads and decides again.
@@ -132,7 +130,8 @@ pub(crate) async fn create(ctx: &Ctx, req: CreateClusterRequest) -> Result<Value
     c.capacity_providers = req.capacity_providers;
     c.default_capacity_provider_strategy = req.default_capacity_provider_strategy;
     c.service_connect_defaults = req.service_connect_defaults;
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let existing = ctx
             .store()
             .get_json::<Cluster>(&keys::cluster(&name))
@@ -238,7 +237,8 @@ pub(crate) async fn update(ctx: &Ctx, req: UpdateClusterRequest) -> Result<Value
     if let Some(s) = &req.settings {
         ClusterSetting::validate_all(s)?;
     }
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let (mut c, rev) = load_active(ctx, &name).await?;
         if let Some(s) = &req.settings {
             c.apply_settings(s);
@@ -288,7 +288,8 @@ pub(crate) struct DeleteClusterRequest {
 
 pub(crate) async fn delete(ctx: &Ctx, req: DeleteClusterRequest) -> Result<Value, ApiError> {
     let name = cluster_name(Some(&req.cluster))?;
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         if let Some(done) = try_delete(ctx, &name).await? {
             return Ok(done);
         }

@@ -15,8 +15,6 @@ use super::clusters::{cluster_name, load_active};
 use crate::paging::{page_json, paginate};
 use crate::state::{store_err, to_bytes, Ctx};
 
-const RETRIES: usize = 16;
-
 /// A container instance id from an id or an ARN (`container-instance/CLUSTER/ID` or the old
 /// `container-instance/ID`).
 pub(crate) fn instance_id(ident: &str) -> Result<String, ApiError> {
@@ -102,7 +100,8 @@ pub(crate) async fn register_instance(
         a.validate()?;
     }
     let now = ctx.now();
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         // Deregistration is final, as in ECS: a host whose instance was deregistered comes
         // back as a new container instance (its old containers are orphans its agent stops).
         let existing = match &reg.instance_id {
@@ -227,7 +226,8 @@ pub(crate) async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Valu
     let cluster = cluster_name(req.cluster.as_deref())?;
     load_active(ctx, &cluster).await?;
     let id = instance_id(&req.container_instance)?;
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let (mut inst, rev) = load(ctx, &cluster, &id)
             .await?
             .filter(|(i, _)| i.status != InstanceStatus::Inactive)
@@ -395,7 +395,8 @@ pub(crate) async fn update_state(ctx: &Ctx, req: UpdateStateRequest) -> Result<V
     for ident in &req.container_instances {
         let id = instance_id(ident)?;
         let mut done = None;
-        for _ in 0..RETRIES {
+        let mut retry = berth_store::Retry::new();
+        while retry.next().await {
             let Some((mut i, rev)) = load(ctx, &cluster, &id)
                 .await?
                 .filter(|(i, _)| i.status != InstanceStatus::Inactive)
@@ -477,7 +478,8 @@ async fn change_attributes(
         }
         let id = target_of(a)?;
         let mut ok = false;
-        for _ in 0..RETRIES {
+        let mut retry = berth_store::Retry::new();
+        while retry.next().await {
             let Some((mut i, rev)) = load(ctx, &cluster, &id)
                 .await?
                 .filter(|(i, _)| i.status != InstanceStatus::Inactive)

@@ -18,8 +18,6 @@ use super::clusters::{cluster_name, load_active};
 use crate::paging::{page_json, paginate};
 use crate::state::{store_err, to_bytes, Ctx};
 
-const RETRIES: usize = 16;
-
 /// A service name from a name or an ARN (`service/CLUSTER/NAME` or the old `service/NAME`).
 pub(crate) fn service_name(ident: &str) -> Result<String, ApiError> {
     let name = if Arn::looks_like_arn(ident) {
@@ -497,7 +495,8 @@ pub(crate) async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value
     };
     // Each try applies the whole request afresh to the service as it then is: a try that lost
     // a race (with the controller, which writes the service all the time) starts over.
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let (mut svc, rev) = load(ctx, &cluster, &name).await?.ok_or_else(not_found)?;
         if req.load_balancers.is_some() || td.is_some() {
             let lbs = req.load_balancers.as_ref().unwrap_or(&svc.load_balancers);
@@ -535,7 +534,8 @@ pub(crate) async fn delete(ctx: &Ctx, req: DeleteServiceRequest) -> Result<Value
     let cluster = cluster_name(req.cluster.as_deref())?;
     let name = service_name(&req.service)?;
     load_active(ctx, &cluster).await?;
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let (mut svc, rev) = load(ctx, &cluster, &name).await?.ok_or_else(not_found)?;
         // A service already deleted (DRAINING, or INACTIVE and not yet forgotten) is answered
         // as it is, as ECS does.
@@ -658,7 +658,8 @@ pub(crate) async fn modify_tags(
     change: impl Fn(&mut Vec<Tag>) -> Result<(), ApiError>,
 ) -> Result<(), ApiError> {
     let (cluster, name) = split_resource(resource)?;
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let (mut svc, rev) = match load(ctx, &cluster, &name).await? {
             Some((svc, rev)) if svc.status != ServiceStatus::Inactive => (svc, rev),
             _ => return Err(not_found()),

@@ -12,8 +12,6 @@ use serde_json::{json, Value};
 use super::taskdefs::{load_exact, store_if_unchanged};
 use crate::state::{store_err, to_bytes, Ctx};
 
-const RETRIES: usize = 32;
-
 enum Target {
     Cluster(String),
     TaskDef(String, u32),
@@ -86,7 +84,8 @@ async fn modify(
     arn: &str,
     change: impl Fn(&mut Vec<Tag>) -> Result<(), ApiError>,
 ) -> Result<(), ApiError> {
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         match target(arn)? {
             Target::Cluster(name) => {
                 let key = keys::cluster(&name);

@@ -34,8 +34,6 @@ struct FamilyRecord {
     last_revision: u32,
 }
 
-/// How often a registration retries when another writer took the same family revision.
-const REGISTER_RETRIES: usize = 32;
 
 /// The most registrations of one family written in one transaction (each is at most
 /// [`MAX_TASKDEF_BYTES`]).
@@ -133,7 +131,8 @@ async fn commit_batch(
 ) -> Result<(), ApiError> {
     let fkey = keys::family(family);
     let count = u32::try_from(tds.len()).unwrap_or(u32::MAX);
-    for _ in 0..REGISTER_RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let (fam, frev) = store
             .get_json::<FamilyRecord>(&fkey)
             .await
@@ -408,7 +407,8 @@ pub(crate) async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Valu
         family,
         revision: Some(revision),
     };
-    for _ in 0..REGISTER_RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let (mut td, rev) = resolve(ctx, &r)
             .await?
             .ok_or_else(|| ApiError::client("The specified task definition does not exist."))?;

@@ -7,7 +7,7 @@ use berth_store::{StoreExt, Txn};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{commit, err, invalid, new_id, page, page_result, to_bytes, too_contended, RETRIES};
+use super::{commit, err, invalid, new_id, page, page_result, to_bytes, too_contended};
 use crate::state::{store_err, Ctx};
 
 pub(super) fn not_found(arn: &str) -> ApiError {
@@ -111,7 +111,8 @@ pub(crate) async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiEr
         tags: req.tags,
     };
     let port_key = keys::elb_port(port);
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         if let Some((holder, _)) = ctx
             .store()
             .get_json::<String>(&port_key)
@@ -213,7 +214,8 @@ pub(crate) async fn modify(ctx: &Ctx, req: ModifyRequest) -> Result<Value, ApiEr
     if !req.default_actions.is_empty() {
         check_actions(ctx, &req.default_actions).await?;
     }
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let (mut l, rev) = load(ctx, &arn).await?;
         let key = keys::elb_listener(&arn);
         let mut txn = Txn::new().when_mod_revision(key.clone(), rev);
@@ -257,7 +259,8 @@ pub(crate) async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiEr
     let arn = req
         .listener_arn
         .ok_or_else(|| invalid("ListenerArn is required"))?;
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let (l, rev) = load(ctx, &arn).await?;
         let rules = ctx
             .store()

@@ -7,9 +7,7 @@ use berth_store::{StoreExt, Txn};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{
-    commit, err, invalid, iso, new_id, page, page_result, to_bytes, too_contended, RETRIES,
-};
+use super::{commit, err, invalid, iso, new_id, page, page_result, to_bytes, too_contended};
 use crate::state::{store_err, Ctx};
 
 pub(super) fn not_found(arn: &str) -> ApiError {
@@ -114,7 +112,8 @@ pub(crate) async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiEr
         tags: req.tags,
     };
     let name_key = keys::elb_lb_name(&name);
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         if let Some((arn, _)) = ctx
             .store()
             .get_json::<String>(&name_key)
@@ -218,7 +217,8 @@ pub(crate) async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiEr
     let arn = req
         .load_balancer_arn
         .ok_or_else(|| invalid("LoadBalancerArn is required"))?;
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let (lb, rev) = load(ctx, &arn).await?;
         let listeners = ctx
             .store()

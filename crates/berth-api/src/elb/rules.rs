@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::listeners::check_actions;
-use super::{commit, err, invalid, new_id, page, page_result, to_bytes, too_contended, RETRIES};
+use super::{commit, err, invalid, new_id, page, page_result, to_bytes, too_contended};
 use crate::state::{store_err, Ctx};
 
 /// At most this many rules (besides the default) on one listener.
@@ -137,7 +137,8 @@ pub(crate) async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiEr
         tags: req.tags,
     };
     let prio_key = keys::elb_priority(&l_arn, priority);
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let (l, l_rev) = super::listeners::load(ctx, &l_arn).await?;
         if ctx
             .store()
@@ -246,7 +247,8 @@ pub(crate) async fn modify(ctx: &Ctx, req: ModifyRequest) -> Result<Value, ApiEr
     if !req.actions.is_empty() {
         check_actions(ctx, &req.actions).await?;
     }
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let (mut r, rev) = match find(ctx, &arn).await? {
             Found::Rule(r, rev) => (r, rev),
             Found::Default(_) => return Err(default_rule_not_permitted()),
@@ -321,7 +323,8 @@ pub(crate) async fn set_priorities(
             return Err(invalid(format!("Rule '{arn}' is given more than once")));
         }
     }
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let mut moved: Vec<(ListenerRule, u64)> = Vec::new();
         for arn in moves.keys() {
             match find(ctx, arn).await? {
@@ -387,7 +390,8 @@ pub(crate) struct DeleteRequest {
 
 pub(crate) async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
     let arn = req.rule_arn.ok_or_else(|| invalid("RuleArn is required"))?;
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let (r, rev) = match find(ctx, &arn).await? {
             Found::Rule(r, rev) => (r, rev),
             Found::Default(_) => {

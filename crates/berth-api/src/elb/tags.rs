@@ -10,7 +10,7 @@ use berth_store::{StoreExt, Txn};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{commit, err, invalid, to_bytes, too_contended, RETRIES};
+use super::{commit, err, invalid, to_bytes, too_contended};
 use crate::state::{store_err, Ctx};
 
 /// At most this many resources in one tagging request.
@@ -72,7 +72,8 @@ async fn update(
             "At most {MAX_RESOURCES} resources can be tagged at once"
         )));
     }
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let mut txn = Txn::new();
         for arn in arns {
             let (key, mut v, rev) = load(ctx, arn).await?;

@@ -13,7 +13,7 @@ use berth_store::{StoreExt, Txn};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{commit, err, invalid, new_id, page, page_result, to_bytes, too_contended, RETRIES};
+use super::{commit, err, invalid, new_id, page, page_result, to_bytes, too_contended};
 use crate::state::{store_err, Ctx};
 
 pub(super) fn not_found(what: &str) -> ApiError {
@@ -224,7 +224,8 @@ pub(crate) async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiEr
         tags: req.tags,
     };
     let name_key = keys::elb_tg_name(&name);
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         if let Some((arn, _)) = ctx
             .store()
             .get_json::<String>(&name_key)
@@ -343,7 +344,8 @@ async fn update(
     arn: &str,
     f: impl Fn(&mut TargetGroup) -> Result<(), ApiError>,
 ) -> Result<TargetGroup, ApiError> {
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let (mut tg, rev) = load(ctx, arn).await?;
         f(&mut tg)?;
         let key = keys::elb_target_group(arn);
@@ -456,7 +458,8 @@ pub(crate) async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiEr
     let arn = req
         .target_group_arn
         .ok_or_else(|| invalid("TargetGroupArn is required"))?;
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         // Deleting a target group that does not exist succeeds, as in ELB.
         let Ok((tg, rev)) = load(ctx, &arn).await else {
             return Ok(json!({}));

@@ -12,7 +12,7 @@ use berth_store::{StoreExt, Txn};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{commit, err, invalid, to_bytes, too_contended, RETRIES};
+use super::{commit, err, invalid, to_bytes, too_contended};
 use crate::state::{store_err, Ctx};
 
 /// At most this many registrations in one target group.
@@ -86,7 +86,8 @@ pub(crate) async fn register(ctx: &Ctx, req: TargetsRequest) -> Result<Value, Ap
         return Err(invalid("Targets is required"));
     }
     let (arn, targets) = prepare(ctx, req).await?;
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         let (tg, rev) = super::target_groups::load(ctx, &arn).await?;
         let existing: HashSet<String> = ctx
             .store()
@@ -161,7 +162,8 @@ pub(crate) async fn deregister(ctx: &Ctx, req: TargetsRequest) -> Result<Value, 
         ));
     }
     // Deleting is idempotent, so a lost race with another deregistration is harmless.
-    for _ in 0..RETRIES {
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
         if commit(ctx, txn.clone()).await? {
             return Ok(json!({}));
         }

@@ -13,7 +13,6 @@ use berth_model::{ApiError, ErrorCode};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::state::Ctx;
 use crate::ApiState;
 
 /// Requests larger than this are refused before they are parsed.
@@ -75,23 +74,17 @@ async fn aws_api(State(state): State<ApiState>, req: Request) -> Response {
             headers: &headers,
             body: &body,
         };
-        let now = UNIX_EPOCH + Duration::from_secs_f64(state.clock.now().max(0.0));
+        let now = UNIX_EPOCH + Duration::from_secs_f64(state.ops.now().max(0.0));
         if let Some(action) = target.strip_prefix(BERTH_TARGET_PREFIX) {
             let id = state.keys.authenticate(&sreq, "ecs", now)?;
-            let ctx = Ctx {
-                state: state.clone(),
-                region: id.region,
-            };
+            let ctx = state.ops.ctx(id.region);
             return crate::ecs::berth_action(&ctx, action, &body).await;
         }
         if let Some(action) = target.strip_prefix(AUTOSCALING_TARGET_PREFIX) {
             let id = state
                 .keys
                 .authenticate(&sreq, "application-autoscaling", now)?;
-            let ctx = Ctx {
-                state: state.clone(),
-                region: id.region,
-            };
+            let ctx = state.ops.ctx(id.region);
             tracing::debug!(%action, request_id = %rid, "application-autoscaling request");
             return crate::autoscaling::dispatch(&ctx, action, &body).await;
         }
@@ -104,10 +97,7 @@ async fn aws_api(State(state): State<ApiState>, req: Request) -> Response {
             ));
         };
         let id = state.keys.authenticate(&sreq, "ecs", now)?;
-        let ctx = Ctx {
-            state: state.clone(),
-            region: id.region,
-        };
+        let ctx = state.ops.ctx(id.region);
         let action = action.to_owned();
         tracing::debug!(%action, request_id = %rid, "ecs request");
         crate::ecs::dispatch(&ctx, &action, &body).await
@@ -204,20 +194,7 @@ fn render(result: Result<Value, ApiError>, rid: &str) -> Response {
     resp
 }
 
-/// Parses an action's JSON body into its typed request. An empty body is `{}`.
-pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}".as_slice()
-    } else {
-        body
-    };
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            ErrorCode::SerializationException,
-            format!("Could not parse request body: {e}"),
-        )
-    })
-}
+pub(crate) use berth_ops::parse_body;
 
 #[cfg(test)]
 mod tests {

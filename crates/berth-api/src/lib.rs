@@ -3,12 +3,13 @@
 //! Every AWS API berth speaks is served on one URL and told apart by protocol: ECS is AWS
 //! JSON 1.1 (`POST /`, `X-Amz-Target: AmazonEC2ContainerServiceV20141113.<Action>`). The edge
 //! ([`router`]) reads the body with a size cap, verifies the SigV4 signature against the
-//! [`KeyRing`], parses the action's body into a typed request and hands it to the action's
-//! handler in `ecs/`; handlers talk to the store, never to HTTP types. Failures become
-//! ECS-shaped errors (`__type`, `message`) through [`berth_model::ApiError`], in one place.
+//! [`KeyRing`], parses the action's body into its typed request and calls the action's
+//! operation in [`berth_ops`]; it never touches the store (a test over `cargo metadata`
+//! keeps `berth-store` out of this crate's dependencies). Failures become ECS-shaped errors
+//! (`__type`, `message`) through [`berth_model::ApiError`], in one place.
 //! Elastic Load Balancing (v2) is the AWS Query protocol on the same URL: a form-encoded body
 //! (`Action=CreateLoadBalancer&...`) signed for `elasticloadbalancing`, answered in XML
-//! (`elb/`).
+//! (`elb`). Application Auto Scaling is JSON 1.1 with its own target prefix (`autoscaling`).
 //!
 //! Start with [`router`] and [`ApiState`].
 
@@ -19,10 +20,9 @@ mod ecs;
 mod edge;
 mod elb;
 mod metrics;
-mod paging;
 mod state;
 
-pub use agent::join_token;
 pub use auth::KeyRing;
+pub use berth_ops::{join_token, Ops, OpsConfig, DEFAULT_LB_HOST};
 pub use edge::{router, MAX_BODY_BYTES};
-pub use state::{ApiConfig, ApiState, MetricsHook, DEFAULT_LB_HOST};
+pub use state::{ApiState, MetricsHook};

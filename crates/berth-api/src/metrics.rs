@@ -1,6 +1,6 @@
 //! `GET /metrics`: Prometheus text exposition of what the control plane knows: tasks by
 //! status, instances by status and connection, and each running task's last cpu and memory
-//! sample (the autoscaler reads the same samples). Rendered from the store on each scrape;
+//! sample (the autoscaler reads the same samples). Rendered from one read of the fleet on each scrape;
 //! hand-written because the format is a few lines of text and the values already exist.
 
 use std::collections::BTreeMap;
@@ -9,9 +9,7 @@ use std::fmt::Write;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use berth_control::is_connected;
-use berth_model::{ContainerInstance, Task, TaskStatus};
-use berth_store::StoreExt;
+use berth_model::{Task, TaskStatus};
 
 use crate::ApiState;
 
@@ -25,16 +23,12 @@ fn esc(s: &str) -> String {
 }
 
 pub(crate) async fn metrics(State(st): State<ApiState>) -> Response {
-    let tasks = st.store.list_json::<Task>("tasks/").await;
-    let instances = st.store.list_json::<ContainerInstance>("instances/").await;
-    let (tasks, instances) = match (tasks, instances) {
-        (Ok(t), Ok(i)) => (t, i),
-        _ => return (StatusCode::INTERNAL_SERVER_ERROR, "store unavailable\n").into_response(),
+    let Ok(berth_ops::Fleet { tasks, instances }) = st.ops.fleet().await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "store unavailable\n").into_response();
     };
-    let now = st.clock.now();
     let mut out = String::new();
     let mut by_status: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
-    for (_, t, _) in &tasks {
+    for t in &tasks {
         *by_status
             .entry((t.cluster.clone(), t.last_status.as_str()))
             .or_default() += 1;
@@ -52,8 +46,8 @@ pub(crate) async fn metrics(State(st): State<ApiState>) -> Response {
         );
     }
     let mut inst: BTreeMap<(String, &'static str, bool), u64> = BTreeMap::new();
-    for (_, i, _) in &instances {
-        let c = is_connected(i, now, st.config.agent_timeout_secs);
+    for (i, c) in &instances {
+        let c = *c;
         *inst
             .entry((i.cluster.clone(), i.status.as_str(), c))
             .or_default() += 1;
@@ -103,9 +97,9 @@ pub(crate) async fn metrics(State(st): State<ApiState>) -> Response {
     for (name, help, value) in series {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} gauge");
-        for (_, t, _) in tasks
+        for t in tasks
             .iter()
-            .filter(|(_, t, _)| t.last_status == TaskStatus::Running)
+            .filter(|t| t.last_status == TaskStatus::Running)
         {
             if let Some(v) = value(t) {
                 let _ = writeln!(

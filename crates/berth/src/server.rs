@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use std::time::Duration;
 
 use berth_agent::{Agent, AgentConfig};
-use berth_api::{join_token, router, ApiConfig, ApiState, KeyRing};
+use berth_api::{join_token, router, ApiState, KeyRing, Ops, OpsConfig};
 use berth_control::autoscale::{AutoscaleConfig, Autoscaler, Collector, MetricsHub};
 use berth_control::{Balancing, ControllerConfig, PlaneHealth, Reaper, ServiceController};
 use berth_model::{SystemClock, DEFAULT_ACCOUNT_ID};
@@ -79,17 +79,6 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     let store: Arc<dyn berth_store::Store> = Arc::new(store);
     let clock: Arc<dyn berth_model::Clock> = Arc::new(SystemClock);
     let agent_timeout = opts.agent_timeout.max(1.0);
-    let state = ApiState::new(
-        store.clone(),
-        clock.clone(),
-        KeyRing::new().with_key(&key.access_key_id, &key.secret_access_key),
-        ApiConfig {
-            account_id: opts.account_id.clone(),
-            agent_timeout_secs: agent_timeout,
-            max_poll_wait_secs: (agent_timeout / 3.0).clamp(0.5, 20.0),
-            join_secret: key.secret_access_key.clone(),
-        },
-    );
     // The load balancer's data plane runs in this process; its configuration follows the
     // ELBv2 records, and its target health feeds DescribeTargetHealth and the services.
     // One single-threaded runtime per core, each with its own SO_REUSEPORT listener and
@@ -104,14 +93,27 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     // which the autoscaler, `/metrics` and the API read.
     let hub = Arc::new(MetricsHub::new());
     let (metrics_plane, metrics_hub) = (plane.clone(), hub.clone());
-    let state = state
-        .with_target_health(health.clone())
-        .with_lb_host(opts.lb_host.to_string())
-        .with_metrics_hub(hub.clone())
-        .with_metrics(Arc::new(move |out: &mut String| {
-            metrics_plane.render_metrics(out);
-            metrics_hub.render(out);
-        }));
+    let ops = Ops::new(
+        store.clone(),
+        clock.clone(),
+        OpsConfig {
+            account_id: opts.account_id.clone(),
+            agent_timeout_secs: agent_timeout,
+            max_poll_wait_secs: (agent_timeout / 3.0).clamp(0.5, 20.0),
+            join_secret: key.secret_access_key.clone(),
+        },
+    )
+    .with_target_health(health.clone())
+    .with_lb_host(opts.lb_host.to_string())
+    .with_metrics_hub(hub.clone());
+    let state = ApiState::new(
+        ops.clone(),
+        KeyRing::new().with_key(&key.access_key_id, &key.secret_access_key),
+    )
+    .with_metrics(Arc::new(move |out: &mut String| {
+        metrics_plane.render_metrics(out);
+        metrics_hub.render(out);
+    }));
     let period = opts.autoscale_period.clamp(1.0, 60.0);
     tokio::spawn(
         Collector::new(
@@ -140,7 +142,7 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     let controller = ServiceController::new(
         store.clone(),
         clock.clone(),
-        state.launcher(),
+        ops.launcher(),
         ControllerConfig {
             region: env::DEFAULT_REGION.to_owned(),
             account_id: opts.account_id.clone(),

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::clusters::{cluster_name, load_active};
 use super::instances::{instance_arn, instance_id};
 use crate::paging::{page_json, paginate};
-use crate::state::{store_err, Ctx};
+use crate::{store_err, Ctx};
 
 pub(crate) fn task_arn(ctx: &Ctx, t: &Task) -> String {
     ctx.arn(ResourceKind::Task, format!("{}/{}", t.cluster, t.id))
@@ -141,7 +141,7 @@ fn launch_answer(ctx: &Ctx, out: berth_control::LaunchOutcome) -> Value {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct RunTaskRequest {
+pub struct RunTaskRequest {
     cluster: Option<String>,
     task_definition: String,
     count: Option<i64>,
@@ -159,7 +159,7 @@ pub(crate) struct RunTaskRequest {
     client_token: Option<String>,
 }
 
-pub(crate) async fn run(ctx: &Ctx, req: RunTaskRequest) -> Result<Value, ApiError> {
+pub async fn run(ctx: &Ctx, req: RunTaskRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     let count = req.count.unwrap_or(1);
     if !(1..=10).contains(&count) {
@@ -194,7 +194,7 @@ pub(crate) async fn run(ctx: &Ctx, req: RunTaskRequest) -> Result<Value, ApiErro
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct StartTaskRequest {
+pub struct StartTaskRequest {
     cluster: Option<String>,
     task_definition: String,
     container_instances: Vec<String>,
@@ -206,7 +206,7 @@ pub(crate) struct StartTaskRequest {
     tags: Vec<Tag>,
 }
 
-pub(crate) async fn start(ctx: &Ctx, req: StartTaskRequest) -> Result<Value, ApiError> {
+pub async fn start(ctx: &Ctx, req: StartTaskRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     if req.container_instances.is_empty() || req.container_instances.len() > 10 {
         return Err(ApiError::invalid(
@@ -244,13 +244,13 @@ pub(crate) async fn start(ctx: &Ctx, req: StartTaskRequest) -> Result<Value, Api
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct StopTaskRequest {
+pub struct StopTaskRequest {
     cluster: Option<String>,
     task: String,
     reason: Option<String>,
 }
 
-pub(crate) async fn stop(ctx: &Ctx, req: StopTaskRequest) -> Result<Value, ApiError> {
+pub async fn stop(ctx: &Ctx, req: StopTaskRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     let id = task_id(&req.task)?;
     if req.reason.as_ref().is_some_and(|r| r.chars().count() > 255) {
@@ -272,14 +272,14 @@ pub(crate) async fn stop(ctx: &Ctx, req: StopTaskRequest) -> Result<Value, ApiEr
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct DescribeTasksRequest {
+pub struct DescribeTasksRequest {
     cluster: Option<String>,
     tasks: Vec<String>,
     #[serde(default)]
     include: Vec<String>,
 }
 
-pub(crate) async fn describe(ctx: &Ctx, req: DescribeTasksRequest) -> Result<Value, ApiError> {
+pub async fn describe(ctx: &Ctx, req: DescribeTasksRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     if req.tasks.is_empty() || req.tasks.len() > 100 {
         return Err(ApiError::invalid(
@@ -309,7 +309,7 @@ pub(crate) async fn describe(ctx: &Ctx, req: DescribeTasksRequest) -> Result<Val
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ListTasksRequest {
+pub struct ListTasksRequest {
     cluster: Option<String>,
     container_instance: Option<String>,
     family: Option<String>,
@@ -321,7 +321,7 @@ pub(crate) struct ListTasksRequest {
     max_results: Option<i64>,
 }
 
-pub(crate) async fn list(ctx: &Ctx, req: ListTasksRequest) -> Result<Value, ApiError> {
+pub async fn list(ctx: &Ctx, req: ListTasksRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     load_active(ctx, &cluster).await?;
     let desired = DesiredStatus::parse_filter(req.desired_status.as_deref().unwrap_or("RUNNING"))?;
@@ -352,13 +352,13 @@ pub(crate) async fn list(ctx: &Ctx, req: ListTasksRequest) -> Result<Value, ApiE
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct LogsEndpointRequest {
+pub struct LogsEndpointRequest {
     cluster: Option<String>,
     task: String,
 }
 
 /// Where a task's logs can be read: its agent's log endpoint and the token it accepts.
-pub(crate) async fn logs_endpoint(ctx: &Ctx, req: LogsEndpointRequest) -> Result<Value, ApiError> {
+pub async fn logs_endpoint(ctx: &Ctx, req: LogsEndpointRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     let id = task_id(&req.task)?;
     load_active(ctx, &cluster).await?;

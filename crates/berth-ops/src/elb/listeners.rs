@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{commit, err, invalid, new_id, page, page_result, to_bytes, too_contended};
-use crate::state::{store_err, Ctx};
+use crate::{store_err, Ctx};
 
 pub(super) fn not_found(arn: &str) -> ApiError {
     err(
@@ -18,7 +18,7 @@ pub(super) fn not_found(arn: &str) -> ApiError {
 }
 
 /// The listener `arn` names, with its revision, or ListenerNotFound.
-pub(super) async fn load(ctx: &Ctx, arn: &str) -> Result<(Listener, u64), ApiError> {
+pub async fn load(ctx: &Ctx, arn: &str) -> Result<(Listener, u64), ApiError> {
     match ctx
         .store()
         .get_json::<Listener>(&keys::elb_listener(arn))
@@ -41,7 +41,7 @@ pub(super) fn wire(l: &Listener) -> Value {
 }
 
 /// Checks actions, and that every target group they forward to exists.
-pub(super) async fn check_actions(ctx: &Ctx, actions: &[ElbAction]) -> Result<(), ApiError> {
+pub async fn check_actions(ctx: &Ctx, actions: &[ElbAction]) -> Result<(), ApiError> {
     validate_actions(actions)?;
     for a in actions {
         for (tg, _) in a.forward_targets() {
@@ -73,7 +73,7 @@ fn duplicate(port: u16) -> ApiError {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct CreateRequest {
+pub struct CreateRequest {
     load_balancer_arn: Option<String>,
     protocol: Option<String>,
     #[serde(default, deserialize_with = "opt_num")]
@@ -84,7 +84,7 @@ pub(crate) struct CreateRequest {
     tags: Vec<ElbTag>,
 }
 
-pub(crate) async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
+pub async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
     let lb_arn = req
         .load_balancer_arn
         .ok_or_else(|| invalid("LoadBalancerArn is required"))?;
@@ -147,7 +147,7 @@ pub(crate) async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiEr
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct DescribeRequest {
+pub struct DescribeRequest {
     load_balancer_arn: Option<String>,
     #[serde(default, deserialize_with = "list")]
     listener_arns: Vec<String>,
@@ -156,7 +156,7 @@ pub(crate) struct DescribeRequest {
     page_size: Option<u32>,
 }
 
-pub(crate) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
+pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     let mut found: Vec<(String, Listener)> = Vec::new();
     match (&req.load_balancer_arn, req.listener_arns.is_empty()) {
         (Some(lb), true) => {
@@ -194,7 +194,7 @@ pub(crate) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, A
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct ModifyRequest {
+pub struct ModifyRequest {
     listener_arn: Option<String>,
     #[serde(default, deserialize_with = "opt_num")]
     port: Option<i64>,
@@ -203,7 +203,7 @@ pub(crate) struct ModifyRequest {
     default_actions: Vec<ElbAction>,
 }
 
-pub(crate) async fn modify(ctx: &Ctx, req: ModifyRequest) -> Result<Value, ApiError> {
+pub async fn modify(ctx: &Ctx, req: ModifyRequest) -> Result<Value, ApiError> {
     let arn = req
         .listener_arn
         .ok_or_else(|| invalid("ListenerArn is required"))?;
@@ -251,11 +251,11 @@ pub(crate) async fn modify(ctx: &Ctx, req: ModifyRequest) -> Result<Value, ApiEr
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct DeleteRequest {
+pub struct DeleteRequest {
     listener_arn: Option<String>,
 }
 
-pub(crate) async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
+pub async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
     let arn = req
         .listener_arn
         .ok_or_else(|| invalid("ListenerArn is required"))?;

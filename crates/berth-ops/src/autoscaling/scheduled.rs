@@ -7,14 +7,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{check_target, concurrent, load_target, new_uuid, page, page_json, validation};
-use crate::state::{store_err, to_bytes, Ctx};
+use crate::{store_err, to_bytes, Ctx};
 
 /// Scheduled actions per scalable target.
 const MAX_SCHEDULED: usize = 200;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct PutRequest {
+pub struct PutRequest {
     service_namespace: String,
     schedule: Option<String>,
     timezone: Option<String>,
@@ -77,7 +77,7 @@ fn validate_action(a: &ScalableTargetAction) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub(super) async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
+pub async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
     check_target(
         &req.service_namespace,
         &req.resource_id,
@@ -179,7 +179,7 @@ pub(super) async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct DescribeRequest {
+pub struct DescribeRequest {
     #[serde(default)]
     scheduled_action_names: Vec<String>,
     service_namespace: String,
@@ -189,7 +189,7 @@ pub(super) struct DescribeRequest {
     next_token: Option<String>,
 }
 
-pub(super) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
+pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     berth_model::autoscaling::validate_ecs_target(
         &req.service_namespace,
         req.resource_id.as_deref(),
@@ -223,14 +223,14 @@ pub(super) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, A
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct DeleteRequest {
+pub struct DeleteRequest {
     service_namespace: String,
     scheduled_action_name: String,
     resource_id: String,
     scalable_dimension: String,
 }
 
-pub(super) async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
+pub async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
     check_target(
         &req.service_namespace,
         &req.resource_id,

@@ -23,9 +23,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use crate::edge::parse_body;
 use crate::paging::{page_json, paginate};
-use crate::state::{store_err, to_bytes, Ctx};
+use crate::parse_body;
+use crate::{store_err, to_bytes, Ctx};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -33,7 +33,6 @@ struct FamilyRecord {
     family: String,
     last_revision: u32,
 }
-
 
 /// The most registrations of one family written in one transaction (each is at most
 /// [`MAX_TASKDEF_BYTES`]).
@@ -173,7 +172,7 @@ fn arn(ctx: &Ctx, td: &TaskDefinition) -> String {
     )
 }
 
-pub(crate) async fn register(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+pub async fn register(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     if body.len() > MAX_TASKDEF_BYTES {
         return Err(ApiError::client(format!(
             "Task definition size exceeds the limit of {MAX_TASKDEF_BYTES} bytes."
@@ -194,7 +193,7 @@ pub(crate) async fn register(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> 
 /// ACTIVE revision of the family.
 /// The ACTIVE task definition a RunTask, StartTask, CreateService or UpdateService names
 /// (`family`, `family:rev` or an ARN), or the client error ECS gives.
-pub(crate) async fn runnable(ctx: &Ctx, ident: &str) -> Result<TaskDefinition, ApiError> {
+pub async fn runnable(ctx: &Ctx, ident: &str) -> Result<TaskDefinition, ApiError> {
     let r = TaskDefRef::parse(ident)?;
     match resolve(ctx, &r).await? {
         Some((td, _)) if td.status == TaskDefinitionStatus::Active => Ok(td),
@@ -247,16 +246,13 @@ async fn resolve(ctx: &Ctx, r: &TaskDefRef) -> Result<Option<(TaskDefinition, u6
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct DescribeTaskDefinitionRequest {
+pub struct DescribeTaskDefinitionRequest {
     task_definition: String,
     #[serde(default)]
     include: Vec<String>,
 }
 
-pub(crate) async fn describe(
-    ctx: &Ctx,
-    req: DescribeTaskDefinitionRequest,
-) -> Result<Value, ApiError> {
+pub async fn describe(ctx: &Ctx, req: DescribeTaskDefinitionRequest) -> Result<Value, ApiError> {
     let with_tags = match req.include.as_slice() {
         [] => false,
         [t] if t == "TAGS" => true,
@@ -275,7 +271,7 @@ pub(crate) async fn describe(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ListTaskDefinitionsRequest {
+pub struct ListTaskDefinitionsRequest {
     family_prefix: Option<String>,
     status: Option<String>,
     sort: Option<String>,
@@ -283,7 +279,7 @@ pub(crate) struct ListTaskDefinitionsRequest {
     max_results: Option<i64>,
 }
 
-pub(crate) async fn list(ctx: &Ctx, req: ListTaskDefinitionsRequest) -> Result<Value, ApiError> {
+pub async fn list(ctx: &Ctx, req: ListTaskDefinitionsRequest) -> Result<Value, ApiError> {
     let status = TaskDefinitionStatus::parse(req.status.as_deref().unwrap_or("ACTIVE"))?;
     let desc = match req.sort.as_deref() {
         None | Some("ASC") => false,
@@ -329,14 +325,14 @@ fn list_sort_key(td: &TaskDefinition) -> String {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ListFamiliesRequest {
+pub struct ListFamiliesRequest {
     family_prefix: Option<String>,
     status: Option<String>,
     next_token: Option<String>,
     max_results: Option<i64>,
 }
 
-pub(crate) async fn list_families(ctx: &Ctx, req: ListFamiliesRequest) -> Result<Value, ApiError> {
+pub async fn list_families(ctx: &Ctx, req: ListFamiliesRequest) -> Result<Value, ApiError> {
     let want = req.status.as_deref().unwrap_or("ALL");
     if !matches!(want, "ACTIVE" | "INACTIVE" | "ALL") {
         return Err(ApiError::invalid(format!(
@@ -397,11 +393,11 @@ async fn save(ctx: &Ctx, td: &TaskDefinition, rev: u64) -> Result<bool, ApiError
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct DeregisterRequest {
+pub struct DeregisterRequest {
     task_definition: String,
 }
 
-pub(crate) async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Value, ApiError> {
+pub async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Value, ApiError> {
     let (family, revision) = exact(&req.task_definition)?;
     let r = TaskDefRef {
         family,
@@ -428,11 +424,11 @@ pub(crate) async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Valu
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct DeleteRequest {
+pub struct DeleteRequest {
     task_definitions: Vec<String>,
 }
 
-pub(crate) async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
+pub async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
     if req.task_definitions.is_empty() || req.task_definitions.len() > 10 {
         return Err(ApiError::invalid(
             "taskDefinitions must name between 1 and 10 task definitions.",
@@ -500,15 +496,12 @@ mod tests {
 
     fn ctx() -> Ctx {
         let store = berth_store::RedbStore::in_memory().expect("in-memory store");
-        Ctx {
-            state: crate::ApiState::new(
-                Arc::new(store),
-                Arc::new(berth_model::SystemClock),
-                crate::KeyRing::new(),
-                crate::ApiConfig::default(),
-            ),
-            region: "us-east-1".into(),
-        }
+        crate::Ops::new(
+            Arc::new(store),
+            Arc::new(berth_model::SystemClock),
+            crate::OpsConfig::default(),
+        )
+        .ctx("us-east-1")
     }
 
     fn body(family: &str) -> Vec<u8> {

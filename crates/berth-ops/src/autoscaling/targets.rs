@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::{
     check_target, concurrent, find_target, load_target, new_hex_id, page, page_json, validation,
 };
-use crate::state::{store_err, to_bytes, Ctx};
+use crate::{store_err, to_bytes, Ctx};
 
 /// Tags per scalable target.
 const MAX_TAGS: usize = 50;
@@ -29,7 +29,7 @@ pub(super) struct SuspendedStateIn {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct RegisterRequest {
+pub struct RegisterRequest {
     service_namespace: String,
     resource_id: String,
     scalable_dimension: String,
@@ -71,7 +71,7 @@ fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub(super) async fn register(ctx: &Ctx, req: RegisterRequest) -> Result<Value, ApiError> {
+pub async fn register(ctx: &Ctx, req: RegisterRequest) -> Result<Value, ApiError> {
     check_target(
         &req.service_namespace,
         &req.resource_id,
@@ -187,7 +187,7 @@ pub(super) async fn register(ctx: &Ctx, req: RegisterRequest) -> Result<Value, A
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct DescribeRequest {
+pub struct DescribeRequest {
     service_namespace: String,
     #[serde(default)]
     resource_ids: Vec<String>,
@@ -196,7 +196,7 @@ pub(super) struct DescribeRequest {
     next_token: Option<String>,
 }
 
-pub(super) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
+pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     berth_model::autoscaling::validate_ecs_target(
         &req.service_namespace,
         None,
@@ -225,14 +225,14 @@ pub(super) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, A
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct DeregisterRequest {
+pub struct DeregisterRequest {
     service_namespace: String,
     resource_id: String,
     scalable_dimension: String,
 }
 
 /// Deletes the target with its scaling policies, scheduled actions and tags.
-pub(super) async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Value, ApiError> {
+pub async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Value, ApiError> {
     check_target(
         &req.service_namespace,
         &req.resource_id,
@@ -280,7 +280,7 @@ async fn target_by_arn(ctx: &Ctx, arn: &str) -> Result<ScalableTarget, ApiError>
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct TagRequest {
+pub struct TagRequest {
     #[serde(rename = "ResourceARN")]
     resource_arn: String,
     tags: BTreeMap<String, String>,
@@ -288,7 +288,7 @@ pub(super) struct TagRequest {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct UntagRequest {
+pub struct UntagRequest {
     #[serde(rename = "ResourceARN")]
     resource_arn: String,
     tag_keys: Vec<String>,
@@ -296,7 +296,7 @@ pub(super) struct UntagRequest {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct ListTagsRequest {
+pub struct ListTagsRequest {
     #[serde(rename = "ResourceARN")]
     resource_arn: String,
 }
@@ -329,7 +329,7 @@ async fn edit_tags(
     Err(concurrent())
 }
 
-pub(super) async fn tag(ctx: &Ctx, req: TagRequest) -> Result<Value, ApiError> {
+pub async fn tag(ctx: &Ctx, req: TagRequest) -> Result<Value, ApiError> {
     if req.tags.is_empty() {
         return Err(validation("Tags must not be empty."));
     }
@@ -341,7 +341,7 @@ pub(super) async fn tag(ctx: &Ctx, req: TagRequest) -> Result<Value, ApiError> {
     .await
 }
 
-pub(super) async fn untag(ctx: &Ctx, req: UntagRequest) -> Result<Value, ApiError> {
+pub async fn untag(ctx: &Ctx, req: UntagRequest) -> Result<Value, ApiError> {
     edit_tags(ctx, &req.resource_arn, |t| {
         for k in &req.tag_keys {
             t.remove(k);
@@ -351,7 +351,7 @@ pub(super) async fn untag(ctx: &Ctx, req: UntagRequest) -> Result<Value, ApiErro
     .await
 }
 
-pub(super) async fn list_tags(ctx: &Ctx, req: ListTagsRequest) -> Result<Value, ApiError> {
+pub async fn list_tags(ctx: &Ctx, req: ListTagsRequest) -> Result<Value, ApiError> {
     let target = target_by_arn(ctx, &req.resource_arn).await?;
     let tags = ctx
         .store()

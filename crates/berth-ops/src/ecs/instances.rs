@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::clusters::{cluster_name, load_active};
 use crate::paging::{page_json, paginate};
-use crate::state::{store_err, to_bytes, Ctx};
+use crate::{store_err, to_bytes, Ctx};
 
 /// A container instance id from an id or an ARN (`container-instance/CLUSTER/ID` or the old
 /// `container-instance/ID`).
@@ -167,7 +167,7 @@ pub(crate) async fn register_instance(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct RegisterRequest {
+pub struct RegisterRequest {
     cluster: Option<String>,
     #[serde(default)]
     total_resources: Vec<Value>,
@@ -181,7 +181,7 @@ pub(crate) struct RegisterRequest {
     instance_identity_document: Option<String>,
 }
 
-pub(crate) async fn register(ctx: &Ctx, req: RegisterRequest) -> Result<Value, ApiError> {
+pub async fn register(ctx: &Ctx, req: RegisterRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     let ec2 = req
         .instance_identity_document
@@ -215,14 +215,14 @@ pub(crate) async fn register(ctx: &Ctx, req: RegisterRequest) -> Result<Value, A
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct DeregisterRequest {
+pub struct DeregisterRequest {
     cluster: Option<String>,
     container_instance: String,
     #[serde(default)]
     force: Option<bool>,
 }
 
-pub(crate) async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Value, ApiError> {
+pub async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     load_active(ctx, &cluster).await?;
     let id = instance_id(&req.container_instance)?;
@@ -280,14 +280,14 @@ pub(crate) async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Valu
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct DescribeRequest {
+pub struct DescribeRequest {
     cluster: Option<String>,
     container_instances: Vec<String>,
     #[serde(default)]
     include: Vec<String>,
 }
 
-pub(crate) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
+pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     load_active(ctx, &cluster).await?;
     if req.container_instances.is_empty() || req.container_instances.len() > 100 {
@@ -317,7 +317,7 @@ pub(crate) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, A
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ListRequest {
+pub struct ListRequest {
     cluster: Option<String>,
     filter: Option<String>,
     status: Option<String>,
@@ -325,7 +325,7 @@ pub(crate) struct ListRequest {
     max_results: Option<i64>,
 }
 
-pub(crate) async fn list(ctx: &Ctx, req: ListRequest) -> Result<Value, ApiError> {
+pub async fn list(ctx: &Ctx, req: ListRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     load_active(ctx, &cluster).await?;
     let status = req
@@ -369,13 +369,13 @@ pub(crate) async fn list(ctx: &Ctx, req: ListRequest) -> Result<Value, ApiError>
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct UpdateStateRequest {
+pub struct UpdateStateRequest {
     cluster: Option<String>,
     container_instances: Vec<String>,
     status: String,
 }
 
-pub(crate) async fn update_state(ctx: &Ctx, req: UpdateStateRequest) -> Result<Value, ApiError> {
+pub async fn update_state(ctx: &Ctx, req: UpdateStateRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     load_active(ctx, &cluster).await?;
     let status = match InstanceStatus::parse(&req.status)? {
@@ -439,7 +439,7 @@ pub(crate) async fn update_state(ctx: &Ctx, req: UpdateStateRequest) -> Result<V
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct AttributesRequest {
+pub struct AttributesRequest {
     cluster: Option<String>,
     attributes: Vec<Attribute>,
 }
@@ -525,20 +525,17 @@ async fn change_attributes(
     Ok(json!({ "attributes": req.attributes }))
 }
 
-pub(crate) async fn put_attributes(ctx: &Ctx, req: AttributesRequest) -> Result<Value, ApiError> {
+pub async fn put_attributes(ctx: &Ctx, req: AttributesRequest) -> Result<Value, ApiError> {
     change_attributes(ctx, req, true).await
 }
 
-pub(crate) async fn delete_attributes(
-    ctx: &Ctx,
-    req: AttributesRequest,
-) -> Result<Value, ApiError> {
+pub async fn delete_attributes(ctx: &Ctx, req: AttributesRequest) -> Result<Value, ApiError> {
     change_attributes(ctx, req, false).await
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ListAttributesRequest {
+pub struct ListAttributesRequest {
     cluster: Option<String>,
     target_type: String,
     attribute_name: Option<String>,
@@ -547,10 +544,7 @@ pub(crate) struct ListAttributesRequest {
     max_results: Option<i64>,
 }
 
-pub(crate) async fn list_attributes(
-    ctx: &Ctx,
-    req: ListAttributesRequest,
-) -> Result<Value, ApiError> {
+pub async fn list_attributes(ctx: &Ctx, req: ListAttributesRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     load_active(ctx, &cluster).await?;
     if req.target_type != "container-instance" {

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use super::clusters::{cluster_name, load_active};
 use crate::paging::{page_json, paginate};
-use crate::state::{store_err, to_bytes, Ctx};
+use crate::{store_err, to_bytes, Ctx};
 
 /// A service name from a name or an ARN (`service/CLUSTER/NAME` or the old `service/NAME`).
 pub(crate) fn service_name(ident: &str) -> Result<String, ApiError> {
@@ -249,7 +249,7 @@ async fn save(ctx: &Ctx, svc: &Service, rev: u64) -> Result<bool, ApiError> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct CreateServiceRequest {
+pub struct CreateServiceRequest {
     cluster: Option<String>,
     service_name: String,
     task_definition: Option<String>,
@@ -282,7 +282,7 @@ fn grace(v: Option<i64>) -> Result<Option<u32>, ApiError> {
     }
 }
 
-pub(crate) async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiError> {
+pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     validate_name("Service name", &req.service_name)?;
     validate_tags(&req.tags)?;
@@ -382,7 +382,7 @@ pub(crate) async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct UpdateServiceRequest {
+pub struct UpdateServiceRequest {
     cluster: Option<String>,
     service: String,
     desired_count: Option<i64>,
@@ -476,7 +476,7 @@ fn apply_update(
     Ok(())
 }
 
-pub(crate) async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value, ApiError> {
+pub async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     let name = service_name(&req.service)?;
     if let (Some(s), Some(c)) = (&req.placement_strategy, &req.placement_constraints) {
@@ -524,13 +524,13 @@ pub(crate) async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct DeleteServiceRequest {
+pub struct DeleteServiceRequest {
     cluster: Option<String>,
     service: String,
     force: Option<bool>,
 }
 
-pub(crate) async fn delete(ctx: &Ctx, req: DeleteServiceRequest) -> Result<Value, ApiError> {
+pub async fn delete(ctx: &Ctx, req: DeleteServiceRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     let name = service_name(&req.service)?;
     load_active(ctx, &cluster).await?;
@@ -563,14 +563,14 @@ pub(crate) async fn delete(ctx: &Ctx, req: DeleteServiceRequest) -> Result<Value
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct DescribeServicesRequest {
+pub struct DescribeServicesRequest {
     cluster: Option<String>,
     services: Vec<String>,
     #[serde(default)]
     include: Vec<String>,
 }
 
-pub(crate) async fn describe(ctx: &Ctx, req: DescribeServicesRequest) -> Result<Value, ApiError> {
+pub async fn describe(ctx: &Ctx, req: DescribeServicesRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     if req.services.is_empty() || req.services.len() > 10 {
         return Err(ApiError::invalid(
@@ -595,7 +595,7 @@ pub(crate) async fn describe(ctx: &Ctx, req: DescribeServicesRequest) -> Result<
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ListServicesRequest {
+pub struct ListServicesRequest {
     cluster: Option<String>,
     launch_type: Option<String>,
     scheduling_strategy: Option<SchedulingStrategy>,
@@ -603,7 +603,7 @@ pub(crate) struct ListServicesRequest {
     max_results: Option<i64>,
 }
 
-pub(crate) async fn list(ctx: &Ctx, req: ListServicesRequest) -> Result<Value, ApiError> {
+pub async fn list(ctx: &Ctx, req: ListServicesRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     load_active(ctx, &cluster).await?;
     let all = ctx
@@ -642,7 +642,7 @@ fn split_resource(resource: &str) -> Result<(String, String), ApiError> {
 /// The tags of the service named by an ARN's resource part, for ListTagsForResource
 /// (`crate::ecs::tags` dispatches `ResourceKind::Service` here).
 #[allow(dead_code)]
-pub(crate) async fn tags_of(ctx: &Ctx, resource: &str) -> Result<Vec<Tag>, ApiError> {
+pub async fn tags_of(ctx: &Ctx, resource: &str) -> Result<Vec<Tag>, ApiError> {
     let (cluster, name) = split_resource(resource)?;
     match load(ctx, &cluster, &name).await? {
         Some((svc, _)) if svc.status != ServiceStatus::Inactive => Ok(svc.tags),

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::taskdefs::{load_exact, store_if_unchanged};
-use crate::state::{store_err, to_bytes, Ctx};
+use crate::{store_err, to_bytes, Ctx};
 
 enum Target {
     Cluster(String),
@@ -169,12 +169,12 @@ async fn record(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct TagResourceRequest {
+pub struct TagResourceRequest {
     resource_arn: String,
     tags: Vec<Tag>,
 }
 
-pub(crate) async fn tag(ctx: &Ctx, req: TagResourceRequest) -> Result<Value, ApiError> {
+pub async fn tag(ctx: &Ctx, req: TagResourceRequest) -> Result<Value, ApiError> {
     validate_tags(&req.tags)?;
     modify(ctx, &req.resource_arn, |tags| merge_tags(tags, &req.tags)).await?;
     Ok(json!({}))
@@ -182,12 +182,12 @@ pub(crate) async fn tag(ctx: &Ctx, req: TagResourceRequest) -> Result<Value, Api
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct UntagResourceRequest {
+pub struct UntagResourceRequest {
     resource_arn: String,
     tag_keys: Vec<String>,
 }
 
-pub(crate) async fn untag(ctx: &Ctx, req: UntagResourceRequest) -> Result<Value, ApiError> {
+pub async fn untag(ctx: &Ctx, req: UntagResourceRequest) -> Result<Value, ApiError> {
     validate_tag_keys(&req.tag_keys)?;
     modify(ctx, &req.resource_arn, |tags| {
         remove_tags(tags, &req.tag_keys);
@@ -199,11 +199,11 @@ pub(crate) async fn untag(ctx: &Ctx, req: UntagResourceRequest) -> Result<Value,
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ListTagsRequest {
+pub struct ListTagsRequest {
     resource_arn: String,
 }
 
-pub(crate) async fn list(ctx: &Ctx, req: ListTagsRequest) -> Result<Value, ApiError> {
+pub async fn list(ctx: &Ctx, req: ListTagsRequest) -> Result<Value, ApiError> {
     // ListTagsForResource has no ResourceNotFoundException in ECS's model: a missing
     // resource is an invalid parameter there.
     list_tags(ctx, &req.resource_arn).await.map_err(|e| {

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{commit, err, invalid, iso, new_id, page, page_result, to_bytes, too_contended};
-use crate::state::{store_err, Ctx};
+use crate::{store_err, Ctx};
 
 pub(super) fn not_found(arn: &str) -> ApiError {
     err(
@@ -18,7 +18,7 @@ pub(super) fn not_found(arn: &str) -> ApiError {
 }
 
 /// The load balancer `arn` names, with its revision, or LoadBalancerNotFound.
-pub(super) async fn load(ctx: &Ctx, arn: &str) -> Result<(LoadBalancer, u64), ApiError> {
+pub async fn load(ctx: &Ctx, arn: &str) -> Result<(LoadBalancer, u64), ApiError> {
     match ctx
         .store()
         .get_json::<LoadBalancer>(&keys::elb_load_balancer(arn))
@@ -59,7 +59,7 @@ pub(crate) struct SubnetMapping {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct CreateRequest {
+pub struct CreateRequest {
     name: Option<String>,
     #[serde(default, deserialize_with = "list")]
     subnets: Vec<String>,
@@ -75,7 +75,7 @@ pub(crate) struct CreateRequest {
     ip_address_type: Option<String>,
 }
 
-pub(crate) async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
+pub async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
     let name = req.name.ok_or_else(|| invalid("Name is required"))?;
     validate_elb_name("Load balancer", &name)?;
     validate_elb_tags(&req.tags)?;
@@ -146,7 +146,7 @@ pub(crate) async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiEr
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct DescribeRequest {
+pub struct DescribeRequest {
     #[serde(default, deserialize_with = "list")]
     load_balancer_arns: Vec<String>,
     #[serde(default, deserialize_with = "list")]
@@ -156,7 +156,7 @@ pub(crate) struct DescribeRequest {
     page_size: Option<u32>,
 }
 
-pub(crate) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
+pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     if !req.load_balancer_arns.is_empty() && !req.names.is_empty() {
         return Err(invalid(
             "Specify either load balancer ARNs or names, not both",
@@ -209,11 +209,11 @@ pub(crate) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, A
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct DeleteRequest {
+pub struct DeleteRequest {
     load_balancer_arn: Option<String>,
 }
 
-pub(crate) async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
+pub async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
     let arn = req
         .load_balancer_arn
         .ok_or_else(|| invalid("LoadBalancerArn is required"))?;

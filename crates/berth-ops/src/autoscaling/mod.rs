@@ -5,75 +5,21 @@
 //! These actions only write records (`berth_model::autoscaling`); the autoscaler controller
 //! reads them, measures, changes services' desired counts and writes scaling activities.
 
-mod activities;
-mod alarms;
-mod policies;
-mod scheduled;
-mod targets;
+pub mod activities;
+pub mod alarms;
+pub mod policies;
+pub mod scheduled;
+pub mod targets;
 
 use berth_model::autoscaling::validate_ecs_target;
 use berth_model::{keys, ApiError, ErrorCode, ScalableTarget};
 use berth_store::{Revision, StoreExt, Txn, TxnResult};
 use serde_json::Value;
 
-use crate::edge::parse_body;
-use crate::state::{store_err, Ctx};
+use crate::{store_err, Ctx};
 
-/// Compare-and-swap attempts before answering ConcurrentUpdateException.
 /// Application Auto Scaling's page size when `MaxResults` is not given, and its upper bound.
 const MAX_PAGE: i64 = 50;
-
-/// Runs one Application Auto Scaling action.
-pub(crate) async fn dispatch(ctx: &Ctx, action: &str, body: &[u8]) -> Result<Value, ApiError> {
-    match action {
-        "RegisterScalableTarget" => targets::register(ctx, parse(body)?).await,
-        "DescribeScalableTargets" => targets::describe(ctx, parse(body)?).await,
-        "DeregisterScalableTarget" => targets::deregister(ctx, parse(body)?).await,
-        "TagResource" => targets::tag(ctx, parse(body)?).await,
-        "UntagResource" => targets::untag(ctx, parse(body)?).await,
-        "ListTagsForResource" => targets::list_tags(ctx, parse(body)?).await,
-        "PutScalingPolicy" => policies::put(ctx, parse(body)?).await,
-        "DescribeScalingPolicies" => policies::describe(ctx, parse(body)?).await,
-        "DeleteScalingPolicy" => policies::delete(ctx, parse(body)?).await,
-        "PutScheduledAction" => scheduled::put(ctx, parse(body)?).await,
-        "DescribeScheduledActions" => scheduled::describe(ctx, parse(body)?).await,
-        "DeleteScheduledAction" => scheduled::delete(ctx, parse(body)?).await,
-        "DescribeScalingActivities" => activities::describe(ctx, parse(body)?).await,
-        _ => Err(ApiError::new(
-            ErrorCode::UnknownOperationException,
-            format!("berth does not implement the Application Auto Scaling action {action:?}."),
-        )),
-    }
-}
-
-/// berth's alarm actions, if `action` is one (dispatched from `BerthV1.`).
-pub(crate) async fn alarm_action(
-    ctx: &Ctx,
-    action: &str,
-    body: &[u8],
-) -> Option<Result<Value, ApiError>> {
-    Some(match action {
-        "PutMetricAlarm" => match parse(body) {
-            Ok(r) => alarms::put(ctx, r).await,
-            Err(e) => Err(e),
-        },
-        "DescribeAlarms" => match parse(body) {
-            Ok(r) => alarms::describe(ctx, r).await,
-            Err(e) => Err(e),
-        },
-        "DeleteAlarms" => match parse(body) {
-            Ok(r) => alarms::delete(ctx, r).await,
-            Err(e) => Err(e),
-        },
-        _ => return None,
-    })
-}
-
-/// Like [`parse_body`], but a body that does not fit the action is a ValidationException (a
-/// missing required member or a wrong type), as Application Auto Scaling answers.
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    parse_body(body).map_err(|e| validation(e.message))
-}
 
 pub(crate) fn validation(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::ValidationException, message)

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::clusters::{cluster_name, load_active};
 use super::services::{deployment_counts, load, service_name};
 use crate::paging::{page_json, paginate};
-use crate::state::Ctx;
+use crate::Ctx;
 
 /// ECS's limit on DescribeServiceDeployments' list of ARNs.
 const MAX_DESCRIBE: usize = 20;
@@ -98,7 +98,7 @@ pub(crate) struct CreatedAt {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ListRequest {
+pub struct ListRequest {
     service: String,
     cluster: Option<String>,
     #[serde(default)]
@@ -108,7 +108,7 @@ pub(crate) struct ListRequest {
     max_results: Option<i64>,
 }
 
-pub(crate) async fn list(ctx: &Ctx, req: ListRequest) -> Result<Value, ApiError> {
+pub async fn list(ctx: &Ctx, req: ListRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     if let Some(bad) = req.status.iter().find(|s| !STATUSES.contains(&s.as_str())) {
         return Err(ApiError::invalid(format!(
@@ -158,11 +158,11 @@ pub(crate) async fn list(ctx: &Ctx, req: ListRequest) -> Result<Value, ApiError>
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct DescribeRequest {
+pub struct DescribeRequest {
     service_deployment_arns: Vec<String>,
 }
 
-pub(crate) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
+pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     if req.service_deployment_arns.is_empty() || req.service_deployment_arns.len() > MAX_DESCRIBE {
         return Err(ApiError::invalid(format!(
             "serviceDeploymentArns must name between 1 and {MAX_DESCRIBE} service deployments."

@@ -31,7 +31,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use berth_api::{router, ApiConfig, ApiState, KeyRing};
+use berth_api::{router, ApiState, KeyRing, Ops, OpsConfig};
 use berth_model::{keys, SystemClock};
 use berth_sigv4::{sign, Credentials, Request as SigRequest};
 use berth_store::{RedbStore, Store, StoreExt};
@@ -634,10 +634,8 @@ async fn run(args: Args) -> Result<bool, Error> {
     let path = dir.path().join("state.redb");
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(&path)?);
     let state = ApiState::new(
-        store,
-        Arc::new(SystemClock),
+        Ops::new(store, Arc::new(SystemClock), OpsConfig::default()),
         KeyRing::new().with_key(AK, SK),
-        ApiConfig::default(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

@@ -10,21 +10,21 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::clusters::cluster_name;
-use crate::state::{store_err, Ctx};
+use crate::{store_err, Ctx};
 
 /// The longest window served: what the one-minute ring keeps.
 const MAX_MINUTES: u32 = 60;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Request {
+pub struct Request {
     cluster: Option<String>,
     service: String,
     /// How far back, in minutes (default 15).
     minutes: Option<u32>,
 }
 
-pub(crate) async fn get(ctx: &Ctx, req: Request) -> Result<Value, ApiError> {
+pub async fn get(ctx: &Ctx, req: Request) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     let minutes = req.minutes.unwrap_or(15);
     if !(1..=MAX_MINUTES).contains(&minutes) {

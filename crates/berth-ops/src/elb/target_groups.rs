@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{commit, err, invalid, new_id, page, page_result, to_bytes, too_contended};
-use crate::state::{store_err, Ctx};
+use crate::{store_err, Ctx};
 
 pub(super) fn not_found(what: &str) -> ApiError {
     err(
@@ -24,7 +24,7 @@ pub(super) fn not_found(what: &str) -> ApiError {
 }
 
 /// The target group `arn` names, with its revision, or TargetGroupNotFound.
-pub(super) async fn load(ctx: &Ctx, arn: &str) -> Result<(TargetGroup, u64), ApiError> {
+pub async fn load(ctx: &Ctx, arn: &str) -> Result<(TargetGroup, u64), ApiError> {
     match ctx
         .store()
         .get_json::<TargetGroup>(&keys::elb_target_group(arn))
@@ -37,7 +37,7 @@ pub(super) async fn load(ctx: &Ctx, arn: &str) -> Result<(TargetGroup, u64), Api
 }
 
 /// Which load balancers send traffic to each target group, through listeners or rules.
-pub(super) async fn usage(ctx: &Ctx) -> Result<HashMap<String, BTreeSet<String>>, ApiError> {
+pub async fn usage(ctx: &Ctx) -> Result<HashMap<String, BTreeSet<String>>, ApiError> {
     let listeners = ctx
         .store()
         .list_json::<Listener>(keys::ELB_LISTENERS)
@@ -162,7 +162,7 @@ impl HealthParams {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct CreateRequest {
+pub struct CreateRequest {
     name: Option<String>,
     protocol: Option<String>,
     protocol_version: Option<String>,
@@ -177,7 +177,7 @@ pub(crate) struct CreateRequest {
     health: HealthParams,
 }
 
-pub(crate) async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
+pub async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
     let name = req.name.ok_or_else(|| invalid("Name is required"))?;
     validate_elb_name("Target group", &name)?;
     validate_elb_tags(&req.tags)?;
@@ -263,7 +263,7 @@ pub(crate) async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiEr
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct DescribeRequest {
+pub struct DescribeRequest {
     load_balancer_arn: Option<String>,
     #[serde(default, deserialize_with = "list")]
     target_group_arns: Vec<String>,
@@ -274,7 +274,7 @@ pub(crate) struct DescribeRequest {
     page_size: Option<u32>,
 }
 
-pub(crate) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
+pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     let given = [
         req.load_balancer_arn.is_some(),
         !req.target_group_arns.is_empty(),
@@ -361,13 +361,13 @@ async fn update(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct ModifyRequest {
+pub struct ModifyRequest {
     target_group_arn: Option<String>,
     #[serde(flatten)]
     health: serde_json::Map<String, Value>,
 }
 
-pub(crate) async fn modify(ctx: &Ctx, req: ModifyRequest) -> Result<Value, ApiError> {
+pub async fn modify(ctx: &Ctx, req: ModifyRequest) -> Result<Value, ApiError> {
     let arn = req
         .target_group_arn
         .ok_or_else(|| invalid("TargetGroupArn is required"))?;
@@ -391,11 +391,11 @@ fn attributes_wire(attrs: &BTreeMap<String, String>) -> Value {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct DescribeAttributesRequest {
+pub struct DescribeAttributesRequest {
     target_group_arn: Option<String>,
 }
 
-pub(crate) async fn describe_attributes(
+pub async fn describe_attributes(
     ctx: &Ctx,
     req: DescribeAttributesRequest,
 ) -> Result<Value, ApiError> {
@@ -415,16 +415,13 @@ pub(crate) struct Attribute {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct ModifyAttributesRequest {
+pub struct ModifyAttributesRequest {
     target_group_arn: Option<String>,
     #[serde(default, deserialize_with = "list")]
     attributes: Vec<Attribute>,
 }
 
-pub(crate) async fn modify_attributes(
-    ctx: &Ctx,
-    req: ModifyAttributesRequest,
-) -> Result<Value, ApiError> {
+pub async fn modify_attributes(ctx: &Ctx, req: ModifyAttributesRequest) -> Result<Value, ApiError> {
     let arn = req
         .target_group_arn
         .ok_or_else(|| invalid("TargetGroupArn is required"))?;
@@ -450,11 +447,11 @@ pub(crate) async fn modify_attributes(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct DeleteRequest {
+pub struct DeleteRequest {
     target_group_arn: Option<String>,
 }
 
-pub(crate) async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
+pub async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
     let arn = req
         .target_group_arn
         .ok_or_else(|| invalid("TargetGroupArn is required"))?;

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{commit, err, invalid, to_bytes, too_contended};
-use crate::state::{store_err, Ctx};
+use crate::{store_err, Ctx};
 
 /// At most this many registrations in one target group.
 pub(crate) const MAX_TARGETS: usize = 1000;
@@ -29,7 +29,7 @@ pub(crate) struct TargetDescription {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct TargetsRequest {
+pub struct TargetsRequest {
     target_group_arn: Option<String>,
     #[serde(default, deserialize_with = "list")]
     targets: Vec<TargetDescription>,
@@ -81,7 +81,7 @@ async fn prepare(ctx: &Ctx, req: TargetsRequest) -> Result<(String, Vec<Target>)
     Ok((arn, targets))
 }
 
-pub(crate) async fn register(ctx: &Ctx, req: TargetsRequest) -> Result<Value, ApiError> {
+pub async fn register(ctx: &Ctx, req: TargetsRequest) -> Result<Value, ApiError> {
     if req.targets.is_empty() {
         return Err(invalid("Targets is required"));
     }
@@ -130,7 +130,7 @@ pub(crate) async fn register(ctx: &Ctx, req: TargetsRequest) -> Result<Value, Ap
     Err(too_contended())
 }
 
-pub(crate) async fn deregister(ctx: &Ctx, req: TargetsRequest) -> Result<Value, ApiError> {
+pub async fn deregister(ctx: &Ctx, req: TargetsRequest) -> Result<Value, ApiError> {
     if req.targets.is_empty() {
         return Err(invalid("Targets is required"));
     }
@@ -173,7 +173,7 @@ pub(crate) async fn deregister(ctx: &Ctx, req: TargetsRequest) -> Result<Value, 
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct HealthRequest {
+pub struct HealthRequest {
     target_group_arn: Option<String>,
     #[serde(default, deserialize_with = "list")]
     targets: Vec<TargetDescription>,
@@ -250,7 +250,7 @@ pub(crate) fn health_rows(
     out
 }
 
-pub(crate) async fn describe_health(ctx: &Ctx, req: HealthRequest) -> Result<Value, ApiError> {
+pub async fn describe_health(ctx: &Ctx, req: HealthRequest) -> Result<Value, ApiError> {
     let arn = req
         .target_group_arn
         .ok_or_else(|| invalid("TargetGroupArn is required"))?;

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{commit, err, invalid, to_bytes, too_contended};
-use crate::state::{store_err, Ctx};
+use crate::{store_err, Ctx};
 
 /// At most this many resources in one tagging request.
 const MAX_RESOURCES: usize = 20;
@@ -93,14 +93,14 @@ async fn update(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct AddRequest {
+pub struct AddRequest {
     #[serde(default, deserialize_with = "list")]
     resource_arns: Vec<String>,
     #[serde(default, deserialize_with = "list")]
     tags: Vec<ElbTag>,
 }
 
-pub(crate) async fn add(ctx: &Ctx, req: AddRequest) -> Result<Value, ApiError> {
+pub async fn add(ctx: &Ctx, req: AddRequest) -> Result<Value, ApiError> {
     if req.tags.is_empty() {
         return Err(invalid("Tags is required"));
     }
@@ -120,14 +120,14 @@ pub(crate) async fn add(ctx: &Ctx, req: AddRequest) -> Result<Value, ApiError> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct RemoveRequest {
+pub struct RemoveRequest {
     #[serde(default, deserialize_with = "list")]
     resource_arns: Vec<String>,
     #[serde(default, deserialize_with = "list")]
     tag_keys: Vec<String>,
 }
 
-pub(crate) async fn remove(ctx: &Ctx, req: RemoveRequest) -> Result<Value, ApiError> {
+pub async fn remove(ctx: &Ctx, req: RemoveRequest) -> Result<Value, ApiError> {
     update(ctx, &req.resource_arns, |tags| {
         tags.retain(|t| !req.tag_keys.contains(&t.key));
         Ok(())
@@ -137,12 +137,12 @@ pub(crate) async fn remove(ctx: &Ctx, req: RemoveRequest) -> Result<Value, ApiEr
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct DescribeRequest {
+pub struct DescribeRequest {
     #[serde(default, deserialize_with = "list")]
     resource_arns: Vec<String>,
 }
 
-pub(crate) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
+pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     if req.resource_arns.is_empty() {
         return Err(invalid("ResourceArns is required"));
     }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::paging::{page_json, paginate};
-use crate::state::{store_err, to_bytes, Ctx};
+use crate::{store_err, to_bytes, Ctx};
 
 /// The cluster ECS uses when a request names none.
 pub(crate) const DEFAULT_CLUSTER: &str = "default";
@@ -34,7 +34,7 @@ pub(crate) fn cluster_name(ident: Option<&str>) -> Result<String, ApiError> {
 }
 
 /// Loads an ACTIVE cluster with its mod revision, or ClusterNotFoundException.
-pub(crate) async fn load_active(ctx: &Ctx, name: &str) -> Result<(Cluster, u64), ApiError> {
+pub async fn load_active(ctx: &Ctx, name: &str) -> Result<(Cluster, u64), ApiError> {
     match ctx
         .store()
         .get_json::<Cluster>(&keys::cluster(name))
@@ -82,7 +82,6 @@ fn wire(ctx: &Ctx, c: &Cluster, include: Option<&[ClusterField]>, counts: Cluste
     )
 }
 
-
 /// Writes `c` if the cluster key is still at `rev` (0 = absent). `false` means another writer
 /// got there first: the caller re-reads and decides again.
 async fn put_cluster(ctx: &Ctx, c: &Cluster, rev: u64) -> Result<bool, ApiError> {
@@ -102,7 +101,7 @@ fn too_contended() -> ApiError {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct CreateClusterRequest {
+pub struct CreateClusterRequest {
     cluster_name: Option<String>,
     #[serde(default)]
     tags: Vec<Tag>,
@@ -116,7 +115,7 @@ pub(crate) struct CreateClusterRequest {
     service_connect_defaults: Option<Value>,
 }
 
-pub(crate) async fn create(ctx: &Ctx, req: CreateClusterRequest) -> Result<Value, ApiError> {
+pub async fn create(ctx: &Ctx, req: CreateClusterRequest) -> Result<Value, ApiError> {
     let name = req
         .cluster_name
         .unwrap_or_else(|| DEFAULT_CLUSTER.to_owned());
@@ -155,13 +154,13 @@ pub(crate) async fn create(ctx: &Ctx, req: CreateClusterRequest) -> Result<Value
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct DescribeClustersRequest {
+pub struct DescribeClustersRequest {
     clusters: Option<Vec<String>>,
     #[serde(default)]
     include: Vec<String>,
 }
 
-pub(crate) async fn describe(ctx: &Ctx, req: DescribeClustersRequest) -> Result<Value, ApiError> {
+pub async fn describe(ctx: &Ctx, req: DescribeClustersRequest) -> Result<Value, ApiError> {
     let include = req
         .include
         .iter()
@@ -203,12 +202,12 @@ pub(crate) async fn describe(ctx: &Ctx, req: DescribeClustersRequest) -> Result<
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ListClustersRequest {
+pub struct ListClustersRequest {
     next_token: Option<String>,
     max_results: Option<i64>,
 }
 
-pub(crate) async fn list(ctx: &Ctx, req: ListClustersRequest) -> Result<Value, ApiError> {
+pub async fn list(ctx: &Ctx, req: ListClustersRequest) -> Result<Value, ApiError> {
     let all = ctx
         .store()
         .list_json::<Cluster>(keys::CLUSTERS)
@@ -225,14 +224,14 @@ pub(crate) async fn list(ctx: &Ctx, req: ListClustersRequest) -> Result<Value, A
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct UpdateClusterRequest {
+pub struct UpdateClusterRequest {
     cluster: String,
     settings: Option<Vec<ClusterSetting>>,
     configuration: Option<Value>,
     service_connect_defaults: Option<Value>,
 }
 
-pub(crate) async fn update(ctx: &Ctx, req: UpdateClusterRequest) -> Result<Value, ApiError> {
+pub async fn update(ctx: &Ctx, req: UpdateClusterRequest) -> Result<Value, ApiError> {
     let name = cluster_name(Some(&req.cluster))?;
     if let Some(s) = &req.settings {
         ClusterSetting::validate_all(s)?;
@@ -259,12 +258,12 @@ pub(crate) async fn update(ctx: &Ctx, req: UpdateClusterRequest) -> Result<Value
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct UpdateClusterSettingsRequest {
+pub struct UpdateClusterSettingsRequest {
     cluster: String,
     settings: Vec<ClusterSetting>,
 }
 
-pub(crate) async fn update_settings(
+pub async fn update_settings(
     ctx: &Ctx,
     req: UpdateClusterSettingsRequest,
 ) -> Result<Value, ApiError> {
@@ -282,11 +281,11 @@ pub(crate) async fn update_settings(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct DeleteClusterRequest {
+pub struct DeleteClusterRequest {
     cluster: String,
 }
 
-pub(crate) async fn delete(ctx: &Ctx, req: DeleteClusterRequest) -> Result<Value, ApiError> {
+pub async fn delete(ctx: &Ctx, req: DeleteClusterRequest) -> Result<Value, ApiError> {
     let name = cluster_name(Some(&req.cluster))?;
     let mut retry = berth_store::Retry::new();
     while retry.next().await {

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::listeners::check_actions;
 use super::{commit, err, invalid, new_id, page, page_result, to_bytes, too_contended};
-use crate::state::{store_err, Ctx};
+use crate::{store_err, Ctx};
 
 /// At most this many rules (besides the default) on one listener.
 const MAX_RULES: usize = 100;
@@ -99,7 +99,7 @@ fn default_wire(l: &Listener) -> Value {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct CreateRequest {
+pub struct CreateRequest {
     listener_arn: Option<String>,
     #[serde(default, deserialize_with = "list")]
     conditions: Vec<RuleCondition>,
@@ -111,7 +111,7 @@ pub(crate) struct CreateRequest {
     tags: Vec<ElbTag>,
 }
 
-pub(crate) async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
+pub async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
     let l_arn = req
         .listener_arn
         .ok_or_else(|| invalid("ListenerArn is required"))?;
@@ -181,7 +181,7 @@ pub(crate) async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiEr
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct DescribeRequest {
+pub struct DescribeRequest {
     listener_arn: Option<String>,
     #[serde(default, deserialize_with = "list")]
     rule_arns: Vec<String>,
@@ -198,7 +198,7 @@ fn order_key(p: Option<u32>, arn: &str) -> String {
     }
 }
 
-pub(crate) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
+pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     let mut found: Vec<(String, Value)> = Vec::new();
     match (&req.listener_arn, req.rule_arns.is_empty()) {
         (Some(l_arn), true) => {
@@ -231,7 +231,7 @@ pub(crate) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, A
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct ModifyRequest {
+pub struct ModifyRequest {
     rule_arn: Option<String>,
     #[serde(default, deserialize_with = "list")]
     conditions: Vec<RuleCondition>,
@@ -239,7 +239,7 @@ pub(crate) struct ModifyRequest {
     actions: Vec<ElbAction>,
 }
 
-pub(crate) async fn modify(ctx: &Ctx, req: ModifyRequest) -> Result<Value, ApiError> {
+pub async fn modify(ctx: &Ctx, req: ModifyRequest) -> Result<Value, ApiError> {
     let arn = req.rule_arn.ok_or_else(|| invalid("RuleArn is required"))?;
     if !req.conditions.is_empty() {
         validate_conditions(&req.conditions)?;
@@ -280,7 +280,7 @@ pub(crate) struct PriorityPair {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct SetPrioritiesRequest {
+pub struct SetPrioritiesRequest {
     #[serde(default, deserialize_with = "list")]
     rule_priorities: Vec<PriorityPair>,
 }
@@ -302,10 +302,7 @@ pub(crate) fn clashing_priority(
     None
 }
 
-pub(crate) async fn set_priorities(
-    ctx: &Ctx,
-    req: SetPrioritiesRequest,
-) -> Result<Value, ApiError> {
+pub async fn set_priorities(ctx: &Ctx, req: SetPrioritiesRequest) -> Result<Value, ApiError> {
     if req.rule_priorities.is_empty() {
         return Err(invalid("RulePriorities is required"));
     }
@@ -384,11 +381,11 @@ pub(crate) async fn set_priorities(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct DeleteRequest {
+pub struct DeleteRequest {
     rule_arn: Option<String>,
 }
 
-pub(crate) async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
+pub async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
     let arn = req.rule_arn.ok_or_else(|| invalid("RuleArn is required"))?;
     let mut retry = berth_store::Retry::new();
     while retry.next().await {

@@ -6,11 +6,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{page, page_json};
-use crate::state::Ctx;
+use crate::Ctx;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct DescribeRequest {
+pub struct DescribeRequest {
     service_namespace: String,
     resource_id: Option<String>,
     scalable_dimension: Option<String>,
@@ -22,7 +22,7 @@ pub(super) struct DescribeRequest {
     include_not_scaled_activities: Option<bool>,
 }
 
-pub(super) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
+pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     berth_model::autoscaling::validate_ecs_target(
         &req.service_namespace,
         req.resource_id.as_deref(),

@@ -12,14 +12,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{check_target, concurrent, load_target, new_uuid, page, page_json, validation};
-use crate::state::{store_err, to_bytes, Ctx};
+use crate::{store_err, to_bytes, Ctx};
 
 /// Scaling policies per scalable target.
 const MAX_POLICIES: usize = 50;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct PutRequest {
+pub struct PutRequest {
     policy_name: String,
     service_namespace: String,
     resource_id: String,
@@ -120,7 +120,7 @@ fn alarm_ref(ctx: &Ctx, name: String) -> AlarmRef {
     }
 }
 
-pub(super) async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
+pub async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
     check_target(
         &req.service_namespace,
         &req.resource_id,
@@ -210,7 +210,7 @@ pub(super) async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct DescribeRequest {
+pub struct DescribeRequest {
     service_namespace: String,
     #[serde(default)]
     policy_names: Vec<String>,
@@ -221,9 +221,7 @@ pub(super) struct DescribeRequest {
 }
 
 /// Alarms naming each policy ARN in their actions.
-pub(super) async fn alarms_by_policy(
-    ctx: &Ctx,
-) -> Result<HashMap<String, Vec<AlarmRef>>, ApiError> {
+pub async fn alarms_by_policy(ctx: &Ctx) -> Result<HashMap<String, Vec<AlarmRef>>, ApiError> {
     let alarms = ctx
         .store()
         .list_json::<MetricAlarm>(keys::AAS_ALARMS)
@@ -241,7 +239,7 @@ pub(super) async fn alarms_by_policy(
     Ok(out)
 }
 
-pub(super) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
+pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     berth_model::autoscaling::validate_ecs_target(
         &req.service_namespace,
         req.resource_id.as_deref(),
@@ -278,14 +276,14 @@ pub(super) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, A
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct DeleteRequest {
+pub struct DeleteRequest {
     policy_name: String,
     service_namespace: String,
     resource_id: String,
     scalable_dimension: String,
 }
 
-pub(super) async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
+pub async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
     check_target(
         &req.service_namespace,
         &req.resource_id,
@@ -303,7 +301,7 @@ pub(super) async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiEr
 }
 
 /// Whether a policy with this ARN exists (for alarm actions).
-pub(super) async fn policy_exists(ctx: &Ctx, arn: &str) -> Result<bool, ApiError> {
+pub async fn policy_exists(ctx: &Ctx, arn: &str) -> Result<bool, ApiError> {
     let all = ctx
         .store()
         .list_json::<ScalingPolicy>(keys::AAS_POLICIES)

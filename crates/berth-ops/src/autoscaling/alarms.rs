@@ -9,14 +9,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{concurrent, validation};
-use crate::state::{store_err, to_bytes, Ctx};
+use crate::{store_err, to_bytes, Ctx};
 
 /// CloudWatch allows five actions per alarm state.
 const MAX_ACTIONS: usize = 5;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct PutRequest {
+pub struct PutRequest {
     alarm_name: String,
     namespace: String,
     metric_name: String,
@@ -31,7 +31,7 @@ pub(super) struct PutRequest {
     alarm_actions: Vec<String>,
 }
 
-pub(super) async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
+pub async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
     let key = keys::aas_alarm(&req.alarm_name);
     let mut alarm = MetricAlarm {
         alarm_arn: format!(
@@ -94,11 +94,11 @@ pub(super) async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct DescribeRequest {
+pub struct DescribeRequest {
     alarm_names: Option<Vec<String>>,
 }
 
-pub(super) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
+pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     let all = ctx
         .store()
         .list_json::<MetricAlarm>(keys::AAS_ALARMS)
@@ -118,11 +118,11 @@ pub(super) async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, A
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct DeleteRequest {
+pub struct DeleteRequest {
     alarm_names: Vec<String>,
 }
 
-pub(super) async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
+pub async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
     let mut txn = Txn::new();
     for name in &req.alarm_names {
         let key = keys::aas_alarm(name);

@@ -1,22 +1,14 @@
-//! The ECS actions: one module per resource, each action a typed request and a handler.
-
-mod clusters;
-mod deployments;
-mod instances;
-mod metrics;
-mod services;
-mod tags;
-mod taskdefs;
-mod tasks;
-
-pub(crate) use instances::{instance_arn as instance_arn_of, register_instance, Registration};
-pub(crate) use tasks::task_arn as task_arn_of;
+//! The ECS actions' dispatch: each action's body parsed into its typed request and handed to
+//! its operation in [`berth_ops::ecs`].
 
 use berth_model::{ApiError, ErrorCode};
+use berth_ops::ecs::{
+    self, clusters, deployments, instances, metrics, services, tags, taskdefs, tasks,
+};
+use berth_ops::Ctx;
 use serde_json::Value;
 
 use crate::edge::parse_body;
-use crate::state::Ctx;
 
 /// Runs one ECS action. `body` is the raw JSON the client sent.
 pub(crate) async fn dispatch(ctx: &Ctx, action: &str, body: &[u8]) -> Result<Value, ApiError> {
@@ -63,23 +55,10 @@ pub(crate) async fn dispatch(ctx: &Ctx, action: &str, body: &[u8]) -> Result<Val
     }
 }
 
-#[derive(serde::Deserialize)]
-struct JoinTokenRequest {
-    cluster: Option<String>,
-}
-
 /// berth's own actions, beside ECS's: `GetJoinToken` gives the token agents of a cluster use.
 pub(crate) async fn berth_action(ctx: &Ctx, action: &str, body: &[u8]) -> Result<Value, ApiError> {
     match action {
-        "GetJoinToken" => {
-            let req: JoinTokenRequest = parse_body(body)?;
-            let cluster = clusters::cluster_name(req.cluster.as_deref())?;
-            clusters::load_active(ctx, &cluster).await?;
-            Ok(serde_json::json!({
-                "cluster": cluster,
-                "token": crate::agent::join_token(&ctx.state.config.join_secret, &cluster),
-            }))
-        }
+        "GetJoinToken" => ecs::join_token(ctx, parse_body(body)?).await,
         "GetTaskLogsEndpoint" => tasks::logs_endpoint(ctx, parse_body(body)?).await,
         "GetServiceMetrics" => metrics::get(ctx, parse_body(body)?).await,
         // Metric alarms, for step scaling policies (CloudWatch itself is not served).

@@ -1,0 +1,112 @@
+//! The Elastic Load Balancing (v2) API over the AWS Query protocol.
+//!
+//! [`serve`] takes a form-encoded `POST /` from the edge: it verifies the SigV4 signature for
+//! service `elasticloadbalancing`, parses the form into a JSON tree ([`query`]), runs the
+//! action's handler (one module per resource) and writes the answer, or the error, as XML.
+//! Handlers return the fields of the action's `...Result` element as JSON.
+
+pub(crate) mod query;
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::http::{request::Parts, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use berth_model::{ApiError, ErrorCode};
+use berth_ops::elb::{listeners, load_balancers, parse, rules, tags, target_groups, targets};
+use serde_json::Value;
+
+use crate::ApiState;
+use berth_ops::Ctx;
+
+/// The service name ELB requests are signed for.
+pub(crate) const SERVICE: &str = "elasticloadbalancing";
+
+/// The ELBv2 API version berth speaks.
+const API_VERSION: &str = "2015-12-01";
+
+/// Serves one Query-protocol request (the edge has seen a form body and no `X-Amz-Target`).
+pub(crate) async fn serve(state: ApiState, parts: Parts, body: Body, rid: String) -> Response {
+    let result = async {
+        let body = crate::edge::read_body(body, &parts.headers).await?;
+        let headers: Vec<(String, String)> = parts
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let sreq = berth_sigv4::Request {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            headers: &headers,
+            body: &body,
+        };
+        let now = UNIX_EPOCH + Duration::from_secs_f64(state.ops.now().max(0.0));
+        let id = state.keys.authenticate(&sreq, SERVICE, now)?;
+        let q = query::parse_form(&body)?;
+        if let Some(v) = q.version.as_deref().filter(|v| *v != API_VERSION) {
+            return Err(ApiError::new(
+                ErrorCode::ElbValidationError,
+                format!("Version '{v}' is not supported; use {API_VERSION}"),
+            ));
+        }
+        let ctx = state.ops.ctx(id.region);
+        tracing::debug!(action = %q.action, request_id = %rid, "elbv2 request");
+        let out = dispatch(&ctx, &q.action, q.params).await?;
+        Ok::<_, ApiError>((q.action, out))
+    }
+    .await;
+    let (status, xml) = match result {
+        Ok((action, v)) => (StatusCode::OK, query::response_xml(&action, &v, &rid)),
+        Err(e) => {
+            if e.code == ErrorCode::ServerException {
+                tracing::error!(request_id = %rid, message = %e.message, "server error");
+            }
+            (
+                StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                query::error_xml(&e, &rid),
+            )
+        }
+    };
+    let mut resp = (status, xml).into_response();
+    let h = resp.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("text/xml"));
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        h.insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+/// Runs one ELBv2 action on its parsed parameters.
+pub(crate) async fn dispatch(ctx: &Ctx, action: &str, p: Value) -> Result<Value, ApiError> {
+    match action {
+        "CreateLoadBalancer" => load_balancers::create(ctx, parse(p)?).await,
+        "DescribeLoadBalancers" => load_balancers::describe(ctx, parse(p)?).await,
+        "DeleteLoadBalancer" => load_balancers::delete(ctx, parse(p)?).await,
+        "CreateTargetGroup" => target_groups::create(ctx, parse(p)?).await,
+        "DescribeTargetGroups" => target_groups::describe(ctx, parse(p)?).await,
+        "ModifyTargetGroup" => target_groups::modify(ctx, parse(p)?).await,
+        "DescribeTargetGroupAttributes" => target_groups::describe_attributes(ctx, parse(p)?).await,
+        "ModifyTargetGroupAttributes" => target_groups::modify_attributes(ctx, parse(p)?).await,
+        "DeleteTargetGroup" => target_groups::delete(ctx, parse(p)?).await,
+        "CreateListener" => listeners::create(ctx, parse(p)?).await,
+        "DescribeListeners" => listeners::describe(ctx, parse(p)?).await,
+        "ModifyListener" => listeners::modify(ctx, parse(p)?).await,
+        "DeleteListener" => listeners::delete(ctx, parse(p)?).await,
+        "CreateRule" => rules::create(ctx, parse(p)?).await,
+        "DescribeRules" => rules::describe(ctx, parse(p)?).await,
+        "ModifyRule" => rules::modify(ctx, parse(p)?).await,
+        "SetRulePriorities" => rules::set_priorities(ctx, parse(p)?).await,
+        "DeleteRule" => rules::delete(ctx, parse(p)?).await,
+        "RegisterTargets" => targets::register(ctx, parse(p)?).await,
+        "DeregisterTargets" => targets::deregister(ctx, parse(p)?).await,
+        "DescribeTargetHealth" => targets::describe_health(ctx, parse(p)?).await,
+        "AddTags" => tags::add(ctx, parse(p)?).await,
+        "RemoveTags" => tags::remove(ctx, parse(p)?).await,
+        "DescribeTags" => tags::describe(ctx, parse(p)?).await,
+        _ => Err(ApiError::new(
+            ErrorCode::ElbInvalidAction,
+            format!("berth does not implement the ELBv2 action {action:?}."),
+        )),
+    }
+}

@@ -374,6 +374,10 @@ impl Launcher {
                             keys::assignment(&instance_id, &t.id),
                             assignment_bytes(DesiredStatus::Running),
                         );
+                        if let Some(svc) = t.service_name() {
+                            txn =
+                                txn.put(keys::service_task(&spec.cluster, svc, &t.id), Vec::new());
+                        }
                         out.tasks.push(t);
                     }
                     Err(f) => out.failures.push(f),

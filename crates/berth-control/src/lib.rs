@@ -20,7 +20,9 @@ pub mod autoscale;
 mod balancing;
 mod launch;
 pub mod lifecycle;
+pub mod migrate;
 mod reaper;
+pub mod runtime;
 pub mod service;
 mod snapshot;
 

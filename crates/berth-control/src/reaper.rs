@@ -42,6 +42,9 @@ impl Reaper {
             if let Some(i) = &t.container_instance_id {
                 txn = txn.delete(keys::assignment(i, &t.id));
             }
+            if let Some(svc) = t.service_name() {
+                txn = txn.delete(keys::service_task(&t.cluster, svc, &t.id));
+            }
             if let berth_store::TxnResult::Committed { .. } = self.store.txn(txn).await? {
                 removed += 1;
             }

@@ -33,6 +33,7 @@ pub fn instance(cluster: &str, id: &str) -> String {
 pub fn task(cluster: &str, id: &str) -> String {
     format!("tasks/{cluster}/{id}")
 }
+pub const TASKS: &str = "tasks/";
 
 /// The assignment index: one key per task placed on an instance, written in the same
 /// transaction as the task, so an agent's poll reads only its own tasks.
@@ -53,6 +54,20 @@ pub fn service(cluster: &str, name: &str) -> String {
     format!("services/{cluster}/{name}")
 }
 pub const SERVICES: &str = "services/";
+
+/// The service-task index: one key per task of a service (`group` `service:NAME`), written
+/// in the same transaction as the task and removed with it, so a service's controller reads
+/// its own tasks and not the cluster's.
+pub fn service_task(cluster: &str, service: &str, task_id: &str) -> String {
+    format!("svctasks/{cluster}/{service}/{task_id}")
+}
+pub fn service_tasks_of(cluster: &str, service: &str) -> String {
+    format!("svctasks/{cluster}/{service}/")
+}
+pub const SERVICE_TASKS: &str = "svctasks/";
+
+/// The schema version of the stored records (see berth-control's `migrate`).
+pub const SCHEMA_VERSION: &str = "meta/schema";
 
 pub fn services_of(cluster: &str) -> String {
     format!("services/{cluster}/")

@@ -278,6 +278,11 @@ pub struct TaskStats {
 }
 
 impl Task {
+    /// The service this task belongs to (its group is `service:NAME`), if any.
+    pub fn service_name(&self) -> Option<&str> {
+        self.group.as_deref()?.strip_prefix("service:")
+    }
+
     /// Whether the task still holds resources on its instance.
     pub fn holds_resources(&self) -> bool {
         self.last_status != TaskStatus::Stopped

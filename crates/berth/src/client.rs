@@ -71,19 +71,6 @@ impl Client {
         })
     }
 
-    /// A client for a known endpoint and key (used by `berth up` itself).
-    pub fn with_key(endpoint: &str, region: &str, key: &creds::RootKey) -> Self {
-        Self {
-            http: reqwest::Client::new(),
-            endpoint: endpoint.trim_end_matches('/').to_owned(),
-            region: region.to_owned(),
-            creds: berth_sigv4::Credentials {
-                access_key_id: key.access_key_id.clone(),
-                secret_access_key: key.secret_access_key.clone(),
-            },
-        }
-    }
-
     /// Calls one ECS action and returns its JSON answer, or the ECS error as an error.
     pub async fn ecs(&self, action: &str, body: &Value) -> Result<Value> {
         self.call(

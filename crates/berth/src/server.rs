@@ -13,9 +13,8 @@ use berth_control::autoscale::{AutoscaleConfig, Autoscaler, Collector, MetricsHu
 use berth_control::{Balancing, ControllerConfig, PlaneHealth, Reaper, ServiceController};
 use berth_model::{SystemClock, DEFAULT_ACCOUNT_ID};
 use berth_store::RedbStore;
-use serde_json::json;
 
-use crate::{client, creds, env};
+use crate::{creds, env};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerOpts {
@@ -77,6 +76,12 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     let db = data_dir.join("berth.redb");
     let store = RedbStore::open(&db).with_context(|| format!("opening store {}", db.display()))?;
     let store: Arc<dyn berth_store::Store> = Arc::new(store);
+    // Stored state from an earlier release is brought up to this one's schema before anything
+    // reads it.
+    berth_control::migrate::migrate(&*store)
+        .await
+        .context("migrating the stored state")?;
+    let stop_controllers = tokio_util::sync::CancellationToken::new();
     let clock: Arc<dyn berth_model::Clock> = Arc::new(SystemClock);
     let agent_timeout = opts.agent_timeout.max(1.0);
     // The load balancer's data plane runs in this process; its configuration follows the
@@ -154,11 +159,20 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
         },
     )
     .with_target_health(health);
-    tokio::spawn(controller.run());
+    tokio::spawn(controller.run(stop_controllers.clone()));
     let reaper = Reaper::new(store.clone(), clock.clone(), opts.task_retention.max(0.0));
     tokio::spawn(reaper.run(Duration::from_secs_f64(
         (opts.task_retention / 10.0).clamp(1.0, 60.0),
     )));
+    if up {
+        // The example cluster exists before the API answers, so a client that sees the API
+        // up also sees `default` (CreateCluster of an existing cluster is a no-op).
+        let req = berth_ops::parse_body(br#"{"clusterName": "default"}"#)
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        berth_ops::ecs::clusters::create(&ops.ctx(env::DEFAULT_REGION), req)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the default cluster: {}", e.message))?;
+    }
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("binding {}", opts.listen))?;
@@ -175,35 +189,29 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
 
     let endpoint = format!("http://{addr}");
     let token = join_token(&key.secret_access_key, "default");
-    if up {
-        let c = client::Client::with_key(&endpoint, env::DEFAULT_REGION, &key);
-        c.ecs("CreateCluster", &json!({"clusterName": "default"}))
-            .await
-            .context("creating the default cluster")?;
-        if !opts.no_agent {
-            let agent_dir = data_dir.join("agent");
-            std::fs::create_dir_all(&agent_dir)?;
-            let driver = crate::agent::driver(opts.driver, &agent_dir).await?;
-            let cfg = AgentConfig {
-                server: endpoint.clone(),
-                cluster: "default".into(),
-                join_token: token.clone(),
-                state_dir: agent_dir,
-                attributes: vec![("berth.managed".into(), Some("true".into()))],
-                poll_wait: Duration::from_secs_f64((agent_timeout / 4.0).clamp(0.5, 20.0)),
-                cleanup_after: Duration::from_secs(600),
-                cpu_units: None,
-                memory_mib: None,
-                logs_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
-                advertise: None,
-            };
-            tracing::info!(driver = driver.name(), "starting the local agent");
-            tokio::spawn(async move {
-                if let Err(e) = Agent::new(cfg, driver).run(std::future::pending()).await {
-                    tracing::error!(error = %e, "local agent stopped");
-                }
-            });
-        }
+    if up && !opts.no_agent {
+        let agent_dir = data_dir.join("agent");
+        std::fs::create_dir_all(&agent_dir)?;
+        let driver = crate::agent::driver(opts.driver, &agent_dir).await?;
+        let cfg = AgentConfig {
+            server: endpoint.clone(),
+            cluster: "default".into(),
+            join_token: token.clone(),
+            state_dir: agent_dir,
+            attributes: vec![("berth.managed".into(), Some("true".into()))],
+            poll_wait: Duration::from_secs_f64((agent_timeout / 4.0).clamp(0.5, 20.0)),
+            cleanup_after: Duration::from_secs(600),
+            cpu_units: None,
+            memory_mib: None,
+            logs_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+            advertise: None,
+        };
+        tracing::info!(driver = driver.name(), "starting the local agent");
+        tokio::spawn(async move {
+            if let Err(e) = Agent::new(cfg, driver).run(std::future::pending()).await {
+                tracing::error!(error = %e, "local agent stopped");
+            }
+        });
     }
     println!(
         "berth is up: API at {endpoint}, state in {}",
@@ -238,6 +246,7 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
             "load balancer requests still open after {SHUTDOWN_GRACE:?}; exiting anyway"
         );
     }
+    stop_controllers.cancel();
     tracing::info!("berth stopped");
     Ok(())
 }

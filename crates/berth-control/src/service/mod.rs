@@ -8,6 +8,7 @@
 //! once a second, which covers backoff timers, grace periods and host-loss timeouts.
 
 mod decide;
+mod targets;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -20,12 +21,12 @@ use berth_sched::{Constraint, Strategy};
 use berth_store::{Store, StoreExt, Txn, TxnResult};
 use futures::StreamExt;
 
-mod targets;
-
 pub use decide::{
     counts, decide, failed, failure_threshold, host_lost, is_repeat, placement_event, Input,
-    Launch, LbHealth, Plan,
+    Launch, LbHealth, Plan, StopReason,
 };
+
+use decide::events::{self, Event};
 
 use crate::launch::{instance_views, LaunchSpec, Launcher};
 use crate::lifecycle;
@@ -103,6 +104,19 @@ fn placement(svc: &Service) -> (Vec<Strategy>, Vec<Constraint>) {
         })
         .collect();
     (strategies, constraints)
+}
+
+/// One service's pass: what it read, for the steps that apply its plan.
+struct Pass<'a> {
+    svc: &'a Service,
+    snap: &'a ClusterSnapshot,
+    /// The tasks of the service's group.
+    tasks: Vec<&'a Task>,
+    by_instance: HashMap<&'a str, &'a ContainerInstance>,
+    /// The service's load-balancer registrations and target health.
+    lb: targets::Targets,
+    placement: (Vec<Strategy>, Vec<Constraint>),
+    now: f64,
 }
 
 impl ServiceController {
@@ -221,10 +235,7 @@ impl ServiceController {
             for (t, _) in snap.tasks.iter().filter(|(t, _)| {
                 t.container_instance_id.as_deref() == Some(inst.id.as_str()) && t.holds_resources()
             }) {
-                let reason = format!(
-                    "Host lost: the agent of container instance {} has not been heard from for {silent:.0} s",
-                    inst.id
-                );
+                let reason = events::host_lost_reason(&inst.id, silent);
                 lifecycle::update_task(&self.store, &t.cluster, &t.id, |t| {
                     if t.holds_resources() {
                         lifecycle::force_stopped(t, StopCode::InfrastructureHealth, &reason, now);
@@ -259,6 +270,8 @@ impl ServiceController {
         Ok(cache.get(&key).cloned().flatten())
     }
 
+    /// One service's pass: decide, then apply the plan (stops, load-balancer targets,
+    /// launches) and write the record if it changed. Returns how soon to look again.
     async fn reconcile(
         &self,
         svc: &Service,
@@ -271,61 +284,39 @@ impl ServiceController {
         }
         let now = self.clock.now();
         let group = svc.group();
-        let tasks: Vec<&Task> = snap
-            .tasks
-            .iter()
-            .map(|(t, _)| t)
-            .filter(|t| t.group.as_deref() == Some(group.as_str()))
-            .collect();
-        // The decision takes `tasks`; the load-balancer bookkeeping after it reads them too.
-        let group_tasks = tasks.clone();
+        let pass = Pass {
+            svc,
+            snap,
+            tasks: snap
+                .tasks
+                .iter()
+                .map(|(t, _)| t)
+                .filter(|t| t.group.as_deref() == Some(group.as_str()))
+                .collect(),
+            by_instance: snap
+                .instances
+                .iter()
+                .map(|(i, _)| (i.id.as_str(), i))
+                .collect(),
+            lb: targets::Targets::load(&*self.store, svc, self.target_health.as_deref())
+                .await
+                .map_err(crate::store_err)?,
+            placement: placement(svc),
+            now,
+        };
         let instances: Vec<ContainerInstance> =
             snap.instances.iter().map(|(i, _)| i.clone()).collect();
-        let (strategies, constraints) = placement(svc);
-        let daemon_instances = if svc.scheduling_strategy == berth_model::SchedulingStrategy::Daemon
-        {
-            let arn_of = |id: &str| self.instance_arn(&svc.cluster, id);
-            instance_views(snap, now, self.cfg.agent_timeout_secs, &arn_of)
-                .into_iter()
-                .filter(|v| v.active)
-                .filter(|v| {
-                    constraints.iter().all(|c| match c {
-                        Constraint::MemberOf(e) => e.matches(v),
-                        _ => true,
-                    })
-                })
-                .map(|v| v.id)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let mut checked: HashMap<String, bool> = HashMap::new();
-        for d in &svc.deployments {
-            let td = self.taskdef(taskdefs, &d.family, d.revision).await?;
-            checked.insert(
-                d.id.clone(),
-                td.is_some_and(|td| {
-                    td.container_definitions
-                        .iter()
-                        .any(|c| c.is_essential() && c.health_check.is_some())
-                }),
-            );
-        }
+        let checked = self.health_checked(svc, taskdefs).await?;
         let health_checked = |d: &Deployment| checked.get(&d.id).copied().unwrap_or(false);
-        let by_instance: HashMap<&str, &ContainerInstance> =
-            instances.iter().map(|i| (i.id.as_str(), i)).collect();
-        let lb = targets::Targets::load(&*self.store, svc, self.target_health.as_deref())
-            .await
-            .map_err(crate::store_err)?;
-        let lb_health = |t: &Task| lb.health_of(t, &by_instance);
+        let lb_health = |t: &Task| pass.lb.health_of(t, &pass.by_instance);
         let mut ids = new_id;
         let mut deployment_ids = deployment_id;
         let plan = decide(Input {
             new_deployment_id: &mut deployment_ids,
             service: svc,
-            tasks,
+            tasks: pass.tasks.clone(),
             instances: &instances,
-            daemon_instances,
+            daemon_instances: self.daemon_instances(&pass),
             health_checked: &health_checked,
             lb_health: &lb_health,
             now,
@@ -333,69 +324,9 @@ impl ServiceController {
         });
         let mut svc_after = plan.service.clone().unwrap_or_else(|| svc.clone());
         let mut changed = plan.service.is_some();
-        let mut events: Vec<String> = Vec::new();
 
-        let mut requeue_drain = None;
-        for (id, reason) in &plan.stop {
-            // Behind a load balancer a running task is first taken out of it (DEACTIVATING);
-            // the stop itself waits until its targets have drained (below).
-            let drain_first = !lb.entries.is_empty()
-                && group_tasks
-                    .iter()
-                    .any(|t| t.id == *id && t.last_status == berth_model::TaskStatus::Running);
-            lifecycle::update_task(&self.store, &svc.cluster, id, |t| {
-                if drain_first {
-                    if t.stop_after_drain.is_some() {
-                        return false;
-                    }
-                    t.stop_after_drain = Some(reason.clone());
-                    t.version += 1;
-                    true
-                } else {
-                    lifecycle::request_stop(t, StopCode::ServiceSchedulerInitiated, reason, now)
-                }
-            })
-            .await?;
-            if drain_first {
-                requeue_drain = Some(DRAIN_CHECK_SECS);
-            }
-        }
-        if !lb.entries.is_empty() {
-            // Registrations follow the tasks; tasks whose targets have drained now stop.
-            let all_ids: std::collections::HashSet<&str> =
-                snap.tasks.iter().map(|(t, _)| t.id.as_str()).collect();
-            for txn in lb.sync(&svc.cluster, &group_tasks, &all_ids, &by_instance, now) {
-                self.store.txn(txn).await.map_err(crate::store_err)?;
-            }
-            for t in &group_tasks {
-                let Some(reason) = t.stop_after_drain.clone() else {
-                    continue;
-                };
-                if t.desired_status != berth_model::DesiredStatus::Running
-                    || t.last_status == berth_model::TaskStatus::Stopped
-                {
-                    continue;
-                }
-                if lb.still_serving(t, &by_instance) && self.target_health.is_some() {
-                    requeue_drain = Some(DRAIN_CHECK_SECS);
-                    continue;
-                }
-                lifecycle::update_task(&self.store, &svc.cluster, &t.id, |t| {
-                    t.stop_after_drain = None;
-                    lifecycle::request_stop(t, StopCode::ServiceSchedulerInitiated, &reason, now);
-                    true
-                })
-                .await?;
-            }
-            // Target health lives in the data plane, which writes nothing: look again soon
-            // while tasks wait for theirs.
-            if group_tasks.iter().any(|t| {
-                t.last_status == berth_model::TaskStatus::Running
-                    && !matches!(lb.health_of(t, &by_instance), LbHealth::Healthy)
-            }) {
-                requeue_drain = Some(HEALTH_CHECK_SECS);
-            }
-        }
+        let requeue_stops = self.stop_tasks(&pass, &plan.stop).await?;
+        let requeue_drain = self.follow_targets(&pass).await?.or(requeue_stops);
         let hold_key = keys::service(&svc.cluster, &svc.name);
         let held_until = self
             .placement_hold
@@ -416,74 +347,19 @@ impl ServiceController {
         } else {
             &plan.launch
         };
+        let mut told: Vec<Event> = Vec::new();
         for l in launches {
             let Some(d) = svc_after
                 .deployments
                 .iter()
                 .find(|d| d.id == l.deployment_id)
-                .cloned()
             else {
                 continue;
             };
-            let Some(td) = self.taskdef(taskdefs, &d.family, d.revision).await? else {
-                events.push(format!(
-                    "(service {}) was unable to start tasks: task definition {}:{} is missing.",
-                    svc.name, d.family, d.revision
-                ));
-                continue;
-            };
-            let spec = LaunchSpec {
-                cluster: svc.cluster.clone(),
-                taskdef: td,
-                overrides: Default::default(),
-                count: l.count,
-                group: Some(group.clone()),
-                started_by: Some(d.id.clone()),
-                tags: if svc.propagate_tags.as_deref() == Some("SERVICE") {
-                    svc.tags.clone()
-                } else {
-                    Vec::new()
-                },
-                launch_type: svc.launch_type.clone(),
-                strategies: strategies.clone(),
-                constraints: constraints.clone(),
-                on_instances: l.on_instances.clone(),
-                client_token: None,
-            };
-            let arn_of = |id: &str| self.instance_arn(&svc.cluster, id);
-            match self.launcher.launch(&spec, now, &arn_of).await {
-                Ok(out) => {
-                    if out.tasks.is_empty() {
-                        self.hold_placement(&hold_key, now);
-                    }
-                    if !out.tasks.is_empty() {
-                        let ids: Vec<String> = out
-                            .tasks
-                            .iter()
-                            .map(|t| format!("(task {})", t.id))
-                            .collect();
-                        events.push(format!(
-                            "(service {}) has started {} tasks: {}.",
-                            svc.name,
-                            out.tasks.len(),
-                            ids.join(" ")
-                        ));
-                    }
-                    if let Some(f) = out.failures.first() {
-                        let closest = f.arn.as_deref().and_then(|a| a.rsplit('/').next());
-                        events.push(placement_event(&svc.name, &f.reason, closest));
-                    }
-                }
-                Err(e) => {
-                    self.hold_placement(&hold_key, now);
-                    events.push(placement_event(&svc.name, &e.message, None));
-                }
-            }
+            told.extend(self.launch(&pass, d, l, taskdefs).await?);
         }
-        for m in events {
-            // A placement problem is told once while it lasts.
-            if !(m.contains("unable") && is_repeat(&svc_after.events, &m, now)) {
-                svc_after.push_event(new_id(), now, m);
+        for event in told {
+            if events::tell(&mut svc_after, event, now, new_id) {
                 changed = true;
             }
         }
@@ -492,6 +368,194 @@ impl ServiceController {
             self.save(&svc_after, rev).await?;
         }
         Ok(requeue)
+    }
+
+    /// For a DAEMON service, the instances it should run on: ACTIVE, connected, and within
+    /// its memberOf constraints.
+    fn daemon_instances(&self, pass: &Pass<'_>) -> Vec<String> {
+        let svc = pass.svc;
+        if svc.scheduling_strategy != berth_model::SchedulingStrategy::Daemon {
+            return Vec::new();
+        }
+        let arn_of = |id: &str| self.instance_arn(&svc.cluster, id);
+        instance_views(pass.snap, pass.now, self.cfg.agent_timeout_secs, &arn_of)
+            .into_iter()
+            .filter(|v| v.active)
+            .filter(|v| {
+                pass.placement.1.iter().all(|c| match c {
+                    Constraint::MemberOf(e) => e.matches(v),
+                    _ => true,
+                })
+            })
+            .map(|v| v.id)
+            .collect()
+    }
+
+    /// Whether each deployment's task definition has an essential container with a health
+    /// check, by deployment id.
+    async fn health_checked(
+        &self,
+        svc: &Service,
+        taskdefs: &mut HashMap<(String, u32), Option<TaskDefinition>>,
+    ) -> Result<HashMap<String, bool>, berth_model::ApiError> {
+        let mut checked: HashMap<String, bool> = HashMap::new();
+        for d in &svc.deployments {
+            let td = self.taskdef(taskdefs, &d.family, d.revision).await?;
+            checked.insert(
+                d.id.clone(),
+                td.is_some_and(|td| {
+                    td.container_definitions
+                        .iter()
+                        .any(|c| c.is_essential() && c.health_check.is_some())
+                }),
+            );
+        }
+        Ok(checked)
+    }
+
+    /// Applies the plan's stops. Behind a load balancer a running task is first taken out of
+    /// it (DEACTIVATING) and the stop itself waits until its targets have drained
+    /// ([`Self::follow_targets`]); then the pass wants to look again soon.
+    async fn stop_tasks(
+        &self,
+        pass: &Pass<'_>,
+        stops: &[(String, StopReason)],
+    ) -> Result<Option<f64>, berth_model::ApiError> {
+        let mut requeue = None;
+        for (id, reason) in stops {
+            let drain_first = !pass.lb.entries.is_empty()
+                && pass
+                    .tasks
+                    .iter()
+                    .any(|t| t.id == *id && t.last_status == berth_model::TaskStatus::Running);
+            let message = reason.message();
+            let failed_health_checks = reason.failed_health_checks();
+            lifecycle::update_task(&self.store, &pass.svc.cluster, id, |t| {
+                if drain_first {
+                    if t.stop_after_drain.is_some() {
+                        return false;
+                    }
+                    t.stop_after_drain = Some(message.clone());
+                    t.failed_health_checks = failed_health_checks;
+                    t.version += 1;
+                    true
+                } else {
+                    let code = StopCode::ServiceSchedulerInitiated;
+                    let stopped = lifecycle::request_stop(t, code, &message, pass.now);
+                    if stopped {
+                        t.failed_health_checks = failed_health_checks;
+                    }
+                    stopped
+                }
+            })
+            .await?;
+            if drain_first {
+                requeue = Some(DRAIN_CHECK_SECS);
+            }
+        }
+        Ok(requeue)
+    }
+
+    /// For a service behind load balancers: registrations follow the tasks, and tasks whose
+    /// targets have drained now stop. Returns how soon to look again while tasks wait for
+    /// their targets (to drain, or to turn healthy).
+    async fn follow_targets(&self, pass: &Pass<'_>) -> Result<Option<f64>, berth_model::ApiError> {
+        let (svc, lb, now) = (pass.svc, &pass.lb, pass.now);
+        if lb.entries.is_empty() {
+            return Ok(None);
+        }
+        let mut requeue = None;
+        let all_ids: std::collections::HashSet<&str> =
+            pass.snap.tasks.iter().map(|(t, _)| t.id.as_str()).collect();
+        for txn in lb.sync(&svc.cluster, &pass.tasks, &all_ids, &pass.by_instance, now) {
+            self.store.txn(txn).await.map_err(crate::store_err)?;
+        }
+        for t in &pass.tasks {
+            let Some(reason) = t.stop_after_drain.clone() else {
+                continue;
+            };
+            if t.desired_status != berth_model::DesiredStatus::Running
+                || t.last_status == berth_model::TaskStatus::Stopped
+            {
+                continue;
+            }
+            if lb.still_serving(t, &pass.by_instance) && self.target_health.is_some() {
+                requeue = Some(DRAIN_CHECK_SECS);
+                continue;
+            }
+            lifecycle::update_task(&self.store, &svc.cluster, &t.id, |t| {
+                t.stop_after_drain = None;
+                lifecycle::request_stop(t, StopCode::ServiceSchedulerInitiated, &reason, now);
+                true
+            })
+            .await?;
+        }
+        // Target health lives in the data plane, which writes nothing: look again soon
+        // while tasks wait for theirs.
+        if pass.tasks.iter().any(|t| {
+            t.last_status == berth_model::TaskStatus::Running
+                && !matches!(lb.health_of(t, &pass.by_instance), LbHealth::Healthy)
+        }) {
+            requeue = Some(HEALTH_CHECK_SECS);
+        }
+        Ok(requeue)
+    }
+
+    /// Starts one planned launch of deployment `d`. Returns the events to tell: the tasks
+    /// started, or why none could be placed (then the service's launches pause a moment).
+    async fn launch(
+        &self,
+        pass: &Pass<'_>,
+        d: &Deployment,
+        l: &Launch,
+        taskdefs: &mut HashMap<(String, u32), Option<TaskDefinition>>,
+    ) -> Result<Vec<Event>, berth_model::ApiError> {
+        let (svc, now) = (pass.svc, pass.now);
+        let hold_key = keys::service(&svc.cluster, &svc.name);
+        let Some(td) = self.taskdef(taskdefs, &d.family, d.revision).await? else {
+            return Ok(vec![events::task_definition_missing(
+                &svc.name, &d.family, d.revision,
+            )]);
+        };
+        let spec = LaunchSpec {
+            cluster: svc.cluster.clone(),
+            taskdef: td,
+            overrides: Default::default(),
+            count: l.count,
+            group: Some(svc.group()),
+            started_by: Some(d.id.clone()),
+            tags: if svc.propagate_tags.as_deref() == Some("SERVICE") {
+                svc.tags.clone()
+            } else {
+                Vec::new()
+            },
+            launch_type: svc.launch_type.clone(),
+            strategies: pass.placement.0.clone(),
+            constraints: pass.placement.1.clone(),
+            on_instances: l.on_instances.clone(),
+            client_token: None,
+        };
+        let arn_of = |id: &str| self.instance_arn(&svc.cluster, id);
+        let mut told = Vec::new();
+        match self.launcher.launch(&spec, now, &arn_of).await {
+            Ok(out) => {
+                if out.tasks.is_empty() {
+                    self.hold_placement(&hold_key, now);
+                } else {
+                    let ids: Vec<&str> = out.tasks.iter().map(|t| t.id.as_str()).collect();
+                    told.push(events::started(&svc.name, &ids));
+                }
+                if let Some(f) = out.failures.first() {
+                    let closest = f.arn.as_deref().and_then(|a| a.rsplit('/').next());
+                    told.push(events::unplaceable(&svc.name, &f.reason, closest));
+                }
+            }
+            Err(e) => {
+                self.hold_placement(&hold_key, now);
+                told.push(events::unplaceable(&svc.name, &e.message, None));
+            }
+        }
+        Ok(told)
     }
 
     fn hold_placement(&self, key: &str, now: f64) {

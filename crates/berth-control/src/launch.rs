@@ -220,6 +220,7 @@ fn new_task(spec: &LaunchSpec, td: &TaskDefinition, instance_id: &str, now: f64)
         version: 1,
         stats: None,
         stop_after_drain: None,
+        failed_health_checks: false,
     }
 }
 

@@ -164,6 +164,7 @@ mod tests {
             version: 1,
             stats: None,
             stop_after_drain: None,
+            failed_health_checks: false,
         }
     }
 

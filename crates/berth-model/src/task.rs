@@ -265,6 +265,13 @@ pub struct Task {
     /// running, and its in-flight requests finish, until the targets have drained.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_after_drain: Option<String>,
+    /// Set when the service scheduler stops this task (or drains it to stop it) because it
+    /// failed its container or load-balancer health checks. The stop code alone cannot say
+    /// so (ECS writes `ServiceSchedulerInitiated` for a scale-in too), and such a stop counts
+    /// as a failure of the task's deployment: the circuit breaker and the launch backoff
+    /// read it. Absent from records that predate it and from every other task.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failed_health_checks: bool,
 }
 
 /// Resource use of a task as the agent last sampled it.

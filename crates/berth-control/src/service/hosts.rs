@@ -60,10 +60,7 @@ impl ServiceController {
             .list(&keys::assignments_of(&inst.id))
             .await
             .map_err(store_err)?;
-        let reason = format!(
-            "Host lost: the agent of container instance {} has not been heard from for {silent:.0} s",
-            inst.id
-        );
+        let reason = super::decide::events::host_lost_reason(&inst.id, silent);
         for kv in assigned {
             let Some(task_id) = kv.key.rsplit('/').next() else {
                 continue;

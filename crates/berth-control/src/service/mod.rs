@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use decide::{
     counts, decide, failed, failure_threshold, host_lost, is_repeat, placement_event, Input,
-    Launch, LbHealth, Plan,
+    Launch, LbHealth, Plan, StopReason,
 };
 
 use crate::launch::Launcher;

@@ -18,10 +18,11 @@ use berth_model::{
 use berth_sched::Constraint;
 use berth_store::{StoreExt, Txn, TxnResult};
 
+use super::decide::events::{self, Event};
 use super::targets::Targets;
 use super::{
-    decide, deployment_id, is_repeat, new_id, placement, placement_event, Input, Launch, LbHealth,
-    Plan, ServiceController, DRAIN_CHECK_SECS, HEALTH_CHECK_SECS, PLACEMENT_RETRY_SECS,
+    decide, deployment_id, new_id, placement, Input, Launch, LbHealth, Plan, ServiceController,
+    DRAIN_CHECK_SECS, HEALTH_CHECK_SECS, PLACEMENT_RETRY_SECS,
 };
 use crate::launch::{instance_views, LaunchSpec};
 use crate::runtime::Action;
@@ -90,15 +91,14 @@ impl ServiceController {
             self.sync_targets(&l, &lb, &by_instance, now).await?,
         );
         let mut svc_after = plan.service.clone().unwrap_or_else(|| l.svc.clone());
-        let (events, held) = self
+        let (told, held) = self
             .launch_all(&l.svc, &svc_after, &plan.launch, &mut taskdefs, now)
             .await?;
         requeue = min_opt(requeue, held);
         let mut changed = plan.service.is_some();
-        for m in events {
-            // A placement problem is told once while it lasts.
-            if !(m.contains("unable") && is_repeat(&svc_after.events, &m, now)) {
-                svc_after.push_event(new_id(), now, m);
+        for event in told {
+            // A problem (placement) is told once while it lasts; changes always.
+            if events::tell(&mut svc_after, event, now, new_id) {
                 changed = true;
             }
         }
@@ -247,16 +247,24 @@ impl ServiceController {
                 && l.tasks
                     .iter()
                     .any(|t| t.id == *id && t.last_status == TaskStatus::Running);
+            let message = reason.message();
+            let failed_health_checks = reason.failed_health_checks();
             lifecycle::update_task(&self.store, &l.svc.cluster, id, |t| {
                 if drain_first {
                     if t.stop_after_drain.is_some() {
                         return false;
                     }
-                    t.stop_after_drain = Some(reason.clone());
+                    t.stop_after_drain = Some(message.clone());
+                    t.failed_health_checks = failed_health_checks;
                     t.version += 1;
                     true
                 } else {
-                    lifecycle::request_stop(t, StopCode::ServiceSchedulerInitiated, reason, now)
+                    let code = StopCode::ServiceSchedulerInitiated;
+                    let stopped = lifecycle::request_stop(t, code, &message, now);
+                    if stopped {
+                        t.failed_health_checks = failed_health_checks;
+                    }
+                    stopped
                 }
             })
             .await?;
@@ -358,7 +366,7 @@ impl ServiceController {
         launches: &[Launch],
         taskdefs: &mut TaskDefs,
         now: f64,
-    ) -> Result<(Vec<String>, Option<f64>), ApiError> {
+    ) -> Result<(Vec<Event>, Option<f64>), ApiError> {
         let hold_key = keys::service(&svc.cluster, &svc.name);
         let held_until = self
             .placement_hold
@@ -367,10 +375,10 @@ impl ServiceController {
             .get(&hold_key)
             .copied()
             .filter(|until| now < *until);
-        let mut events = Vec::new();
+        let mut told = Vec::new();
         if let Some(until) = held_until {
             let requeue = (!launches.is_empty()).then_some(until - now);
-            return Ok((events, requeue));
+            return Ok((told, requeue));
         }
         let mut requeue = None;
         for l in launches {
@@ -382,19 +390,18 @@ impl ServiceController {
                 continue;
             };
             let Some(td) = self.taskdef(taskdefs, &d.family, d.revision).await? else {
-                events.push(format!(
-                    "(service {}) was unable to start tasks: task definition {}:{} is missing.",
-                    svc.name, d.family, d.revision
+                told.push(events::task_definition_missing(
+                    &svc.name, &d.family, d.revision,
                 ));
                 continue;
             };
-            let placed = self.launch_one(svc, d, td, l, now, &mut events).await;
+            let placed = self.launch_one(svc, d, td, l, now, &mut told).await;
             if !placed {
                 self.hold_placement(&hold_key, now);
                 requeue = Some(PLACEMENT_RETRY_SECS);
             }
         }
-        Ok((events, requeue))
+        Ok((told, requeue))
     }
 
     /// One launch of `l.count` tasks of deployment `d`; false when it placed none.
@@ -405,7 +412,7 @@ impl ServiceController {
         td: TaskDefinition,
         l: &Launch,
         now: f64,
-        events: &mut Vec<String>,
+        told: &mut Vec<Event>,
     ) -> bool {
         let (strategies, constraints) = placement(svc);
         let spec = LaunchSpec {
@@ -430,26 +437,17 @@ impl ServiceController {
         match self.launcher.launch(&spec, now, &arn_of).await {
             Ok(out) => {
                 if !out.tasks.is_empty() {
-                    let ids: Vec<String> = out
-                        .tasks
-                        .iter()
-                        .map(|t| format!("(task {})", t.id))
-                        .collect();
-                    events.push(format!(
-                        "(service {}) has started {} tasks: {}.",
-                        svc.name,
-                        out.tasks.len(),
-                        ids.join(" ")
-                    ));
+                    let ids: Vec<&str> = out.tasks.iter().map(|t| t.id.as_str()).collect();
+                    told.push(events::started(&svc.name, &ids));
                 }
                 if let Some(f) = out.failures.first() {
                     let closest = f.arn.as_deref().and_then(|a| a.rsplit('/').next());
-                    events.push(placement_event(&svc.name, &f.reason, closest));
+                    told.push(events::unplaceable(&svc.name, &f.reason, closest));
                 }
                 !out.tasks.is_empty()
             }
             Err(e) => {
-                events.push(placement_event(&svc.name, &e.message, None));
+                told.push(events::unplaceable(&svc.name, &e.message, None));
                 false
             }
         }

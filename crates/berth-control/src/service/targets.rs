@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 
+use berth_lb::TargetState;
 use berth_model::lb::{TargetHealthSource, TargetRegistration};
 use berth_model::{keys, ContainerInstance, DesiredStatus, Service, Task, TaskStatus};
 use berth_store::{Store, StoreExt, Txn};
@@ -63,13 +64,28 @@ pub fn target_of(
     Some((inst.ec2_instance_id.clone(), port))
 }
 
+/// A target's state as the data plane has it. [`TargetHealthSource`] hands it over in ELB's
+/// wire spelling; it is read back into the data plane's own type once, here, so decisions
+/// match on the type. A spelling the data plane does not use reads as no state.
+fn target_state(wire: &str) -> Option<TargetState> {
+    [
+        TargetState::Initial,
+        TargetState::Healthy,
+        TargetState::Unhealthy,
+        TargetState::Draining,
+        TargetState::Unused,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == wire)
+}
+
 /// What the controller knows of a service's targets in one pass.
 pub struct Targets {
     pub entries: Vec<LbEntry>,
     /// Registrations in each target group, by (id, port).
     pub registered: HashMap<String, HashMap<(String, u16), TargetRegistration>>,
     /// Data-plane state of each target group's targets, by (id, port).
-    pub health: HashMap<String, HashMap<(String, u16), String>>,
+    pub health: HashMap<String, HashMap<(String, u16), TargetState>>,
 }
 
 impl Targets {
@@ -96,7 +112,7 @@ impl Targets {
                 .map(|s| s.target_health(&e.target_group_arn))
                 .unwrap_or_default()
                 .into_iter()
-                .map(|h| ((h.id, h.port), h.state))
+                .filter_map(|h| Some(((h.id, h.port), target_state(&h.state)?)))
                 .collect();
             health.insert(e.target_group_arn.clone(), states);
         }
@@ -129,14 +145,9 @@ impl Targets {
             {
                 return LbHealth::Pending;
             }
-            match self
-                .health
-                .get(tg)
-                .and_then(|h| h.get(&target))
-                .map(String::as_str)
-            {
-                Some("healthy") => {}
-                Some("unhealthy") => return LbHealth::Unhealthy(tg.clone()),
+            match self.health.get(tg).and_then(|h| h.get(&target)) {
+                Some(TargetState::Healthy) => {}
+                Some(TargetState::Unhealthy) => return LbHealth::Unhealthy(tg.clone()),
                 _ => out = LbHealth::Pending,
             }
         }
@@ -168,7 +179,7 @@ impl Targets {
                         .health
                         .get(tg)
                         .and_then(|h| h.get(&target))
-                        .is_some_and(|s| s == "draining")
+                        .is_some_and(|s| *s == TargetState::Draining)
             })
     }
 

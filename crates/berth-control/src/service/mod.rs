@@ -19,6 +19,7 @@ use berth_model::{
 use berth_sched::{Constraint, Strategy};
 use berth_store::{Store, StoreExt, Txn, TxnResult};
 use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
 
 mod targets;
 
@@ -142,8 +143,9 @@ impl ServiceController {
         )
     }
 
-    /// Runs passes until the task is dropped.
-    pub async fn run(self) {
+    /// Runs passes until `stop` is cancelled (a pass under way completes). A restarted run
+    /// keeps the controller's memory (start time, placement holds), so it needs the `Arc`.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         let mut changes = self
             .store
             .watch("", self.store.revision().await.unwrap_or(0));
@@ -157,6 +159,7 @@ impl ServiceController {
             };
             let tick = tokio::time::sleep(Duration::from_secs_f64(wait.clamp(0.05, 1.0)));
             tokio::select! {
+                () = stop.cancelled() => return,
                 ev = changes.next() => {
                     if ev.is_none() || matches!(ev, Some(Err(_))) {
                         // Resubscribe from now; the pass below rereads everything anyway.
@@ -521,5 +524,35 @@ impl ServiceController {
             // Someone (UpdateService) changed it meanwhile: the next pass decides again.
             TxnResult::Conflict { .. } => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The controller stops at its token (between passes) instead of running until dropped.
+    #[tokio::test]
+    async fn run_returns_once_stopped() {
+        let store: Arc<dyn Store> = Arc::new(berth_store::RedbStore::in_memory().unwrap());
+        let controller = Arc::new(ServiceController::new(
+            store.clone(),
+            Arc::new(berth_model::SystemClock),
+            Arc::new(Launcher::new(store, 30.0)),
+            ControllerConfig {
+                region: "us-east-1".into(),
+                account_id: berth_model::DEFAULT_ACCOUNT_ID.into(),
+                agent_timeout_secs: 30.0,
+                host_lost_secs: 60.0,
+            },
+        ));
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(controller.run(stop.clone()));
+        tokio::task::yield_now().await;
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .expect("run returns once stopped")
+            .unwrap();
     }
 }

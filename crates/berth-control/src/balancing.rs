@@ -33,6 +33,7 @@ use berth_model::lb::{
 use berth_model::{keys, ContainerInstance};
 use berth_store::{Store, StoreExt};
 use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
 
 /// Everything [`desired`] reads, as loaded from the store.
 #[derive(Debug, Default, Clone)]
@@ -266,8 +267,8 @@ impl Balancing {
         }
     }
 
-    /// Runs passes until the task is dropped.
-    pub async fn run(self) {
+    /// Runs passes until `stop` is cancelled (a pass under way completes).
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         let mut last: Option<Config> = None;
         let mut changes = self
             .store
@@ -289,6 +290,7 @@ impl Balancing {
             // picked up by the periodic pass rather than a watch on every poll.
             let tick = tokio::time::sleep(Duration::from_secs(2));
             tokio::select! {
+                () = stop.cancelled() => return,
                 ev = changes.next() => {
                     if ev.is_none() || matches!(ev, Some(Err(_))) {
                         let rev = self.store.revision().await.unwrap_or(0);

@@ -12,6 +12,8 @@
 //! - [`autoscale`]: the metrics pipeline and the autoscaler (Application Auto Scaling).
 //! - [`Balancing`]: keeps the load balancer's data plane configured from the ELBv2 records;
 //!   [`PlaneHealth`] reads its target health back for the API and the service controller.
+//! - [`Supervisor`]: runs the long-lived loops above (each `run` takes a
+//!   [`CancellationToken`]), restarts one that panics, and stops them all at shutdown.
 //!
 //! Decisions are pure functions over plain data (tested as such); the async functions around
 //! them load, decide, and write in one transaction, retrying on conflict.
@@ -25,12 +27,15 @@ mod reaper;
 pub mod runtime;
 pub mod service;
 mod snapshot;
+mod supervise;
 
 pub use balancing::{desired as lb_config, target_key, Balancing, LbRecords, PlaneHealth};
 pub use launch::{instance_views, LaunchOutcome, LaunchSpec, Launcher, PlacementFailure};
 pub use reaper::Reaper;
 pub use service::{deployment_id, ControllerConfig, ServiceController};
 pub use snapshot::{host, is_connected, usage_of, ClusterSnapshot};
+pub use supervise::Supervisor;
+pub use tokio_util::sync::CancellationToken;
 
 use berth_model::ApiError;
 use berth_store::StoreError;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use berth_model::{keys, Clock, Task, TaskStatus};
 use berth_store::{Store, StoreExt, Txn};
+use tokio_util::sync::CancellationToken;
 
 pub struct Reaper {
     store: Arc<dyn Store>,
@@ -52,13 +53,16 @@ impl Reaper {
         Ok(removed)
     }
 
-    /// Runs a pass every `every` until the task is dropped.
-    pub async fn run(self, every: Duration) {
+    /// Runs a pass every `every` until `stop` is cancelled (a pass under way completes).
+    pub async fn run(self: Arc<Self>, every: Duration, stop: CancellationToken) {
         loop {
             if let Err(e) = self.run_once().await {
                 tracing::warn!(error = %e, "task reaper pass failed");
             }
-            tokio::time::sleep(every).await;
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
         }
     }
 }
@@ -79,5 +83,38 @@ mod tests {
         t.stopped_at = Some(100.0);
         assert!(!expired(&t, 3000.0, 3600.0));
         assert!(expired(&t, 3700.0, 3600.0));
+    }
+
+    /// `run` passes until its token is cancelled, then returns (no pass is cut short).
+    #[tokio::test]
+    async fn run_reaps_and_returns_once_stopped() {
+        let store: Arc<dyn Store> = Arc::new(berth_store::RedbStore::in_memory().unwrap());
+        let clock: Arc<dyn Clock> = Arc::new(berth_model::SystemClock);
+        let stopped: Task = serde_json::from_value(serde_json::json!({
+            "id": "t", "cluster": "c", "family": "f", "revision": 1,
+            "lastStatus": "STOPPED", "desiredStatus": "STOPPED", "launchType": "EC2",
+            "cpu": 0, "memory": 8, "createdAt": 1.0, "stoppedAt": 2.0, "containers": []}))
+        .unwrap();
+        let key = &keys::task("c", "t");
+        store
+            .txn(Txn::new().put(key, serde_json::to_vec(&stopped).unwrap()))
+            .await
+            .unwrap();
+        let reaper = Arc::new(Reaper::new(store.clone(), clock, 60.0));
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(reaper.run(Duration::from_millis(10), stop.clone()));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while store.get(key).await.unwrap().is_some() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the task was not reaped"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .expect("run returns once stopped")
+            .unwrap();
     }
 }

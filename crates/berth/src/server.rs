@@ -1,4 +1,10 @@
 //! `berth up` and `berth server`: open the store, load the keys, serve the API until SIGTERM.
+//!
+//! The controllers and `berth up`'s local agent run under one [`Supervisor`], so a panic in
+//! one is logged and the loop restarted rather than lost, and a shutdown stops them. SIGTERM
+//! (or Ctrl-C) winds down in order: the API stops accepting and finishes its requests, then
+//! the supervised tasks stop (nothing writes to the store after that), then the load
+//! balancer's listeners close. Each step gets [`SHUTDOWN_GRACE`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,10 +13,13 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use std::time::Duration;
 
-use berth_agent::{Agent, AgentConfig};
+use berth_agent::{Agent, AgentConfig, AgentError};
 use berth_api::{join_token, router, ApiState, KeyRing, Ops, OpsConfig};
 use berth_control::autoscale::{AutoscaleConfig, Autoscaler, Collector, MetricsHub};
-use berth_control::{Balancing, ControllerConfig, PlaneHealth, Reaper, ServiceController};
+use berth_control::{
+    Balancing, CancellationToken, ControllerConfig, PlaneHealth, Reaper, ServiceController,
+    Supervisor,
+};
 use berth_model::{SystemClock, DEFAULT_ACCOUNT_ID};
 use berth_store::RedbStore;
 
@@ -57,7 +66,8 @@ pub struct ServerOpts {
     pub autoscale_in_points: usize,
 }
 
-/// How long in-flight requests may run on after a shutdown signal.
+/// How long in-flight requests, then the supervised tasks, then the load balancer's requests
+/// may run on after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 pub fn default_data_dir() -> PathBuf {
@@ -81,7 +91,6 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     berth_control::migrate::migrate(&*store)
         .await
         .context("migrating the stored state")?;
-    let stop_controllers = tokio_util::sync::CancellationToken::new();
     let clock: Arc<dyn berth_model::Clock> = Arc::new(SystemClock);
     let agent_timeout = opts.agent_timeout.max(1.0);
     // The load balancer's data plane runs in this process; its configuration follows the
@@ -120,30 +129,30 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
         metrics_hub.render(out);
     }));
     let period = opts.autoscale_period.clamp(1.0, 60.0);
-    tokio::spawn(
-        Collector::new(
-            store.clone(),
-            clock.clone(),
-            hub.clone(),
-            Some(plane.clone()),
+    let mut supervisor = Supervisor::new(CancellationToken::new());
+    let collector = Arc::new(Collector::new(
+        store.clone(),
+        clock.clone(),
+        hub.clone(),
+        Some(plane.clone()),
+        period,
+    ));
+    supervisor.spawn("metrics collector", move |stop| collector.clone().run(stop));
+    let autoscaler = Arc::new(Autoscaler::new(
+        store.clone(),
+        clock.clone(),
+        hub,
+        AutoscaleConfig {
             period,
-        )
-        .run(),
-    );
-    tokio::spawn(
-        Autoscaler::new(
-            store.clone(),
-            clock.clone(),
-            hub,
-            AutoscaleConfig {
-                period,
-                scale_out_datapoints: opts.autoscale_out_points.max(1),
-                scale_in_datapoints: opts.autoscale_in_points.max(1),
-            },
-        )
-        .run(),
-    );
-    tokio::spawn(Balancing::new(store.clone(), plane.clone(), opts.lb_host).run());
+            scale_out_datapoints: opts.autoscale_out_points.max(1),
+            scale_in_datapoints: opts.autoscale_in_points.max(1),
+        },
+    ));
+    supervisor.spawn("autoscaler", move |stop| autoscaler.clone().run(stop));
+    let balancing = Arc::new(Balancing::new(store.clone(), plane.clone(), opts.lb_host));
+    supervisor.spawn("load balancer sync", move |stop| {
+        balancing.clone().run(stop)
+    });
     let controller = ServiceController::new(
         store.clone(),
         clock.clone(),
@@ -159,11 +168,19 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
         },
     )
     .with_target_health(health);
-    tokio::spawn(controller.run(stop_controllers.clone()));
-    let reaper = Reaper::new(store.clone(), clock.clone(), opts.task_retention.max(0.0));
-    tokio::spawn(reaper.run(Duration::from_secs_f64(
-        (opts.task_retention / 10.0).clamp(1.0, 60.0),
-    )));
+    let controller = Arc::new(controller);
+    supervisor.spawn("service controller", move |stop| {
+        controller.clone().run(stop)
+    });
+    let reaper = Arc::new(Reaper::new(
+        store.clone(),
+        clock.clone(),
+        opts.task_retention.max(0.0),
+    ));
+    let reap_every = Duration::from_secs_f64((opts.task_retention / 10.0).clamp(1.0, 60.0));
+    supervisor.spawn("task reaper", move |stop| {
+        reaper.clone().run(reap_every, stop)
+    });
     if up {
         // The example cluster exists before the API answers, so a client that sees the API
         // up also sees `default` (CreateCluster of an existing cluster is a no-op).
@@ -207,9 +224,19 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
             advertise: None,
         };
         tracing::info!(driver = driver.name(), "starting the local agent");
-        tokio::spawn(async move {
-            if let Err(e) = Agent::new(cfg, driver).run(std::future::pending()).await {
-                tracing::error!(error = %e, "local agent stopped");
+        supervisor.spawn("local agent", move |stop| {
+            let agent = Agent::new(cfg.clone(), driver.clone());
+            async move {
+                match agent.run(stop.clone().cancelled_owned()).await {
+                    Ok(()) => {}
+                    // Final, as for `berth agent`: stay down (no restart) until shutdown.
+                    Err(e @ AgentError::Deregistered) => {
+                        tracing::error!(error = %e, "local agent stopped");
+                        stop.cancelled().await;
+                    }
+                    // Anything else: the supervisor logs the return and restarts it.
+                    Err(e) => tracing::error!(error = %e, "local agent failed"),
+                }
             }
         });
     }
@@ -237,6 +264,9 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => tracing::warn!("requests still open after {SHUTDOWN_GRACE:?}; exiting anyway"),
     }
+    // Controllers and the local agent finish their pass and stop; stragglers are aborted
+    // (and named in the log).
+    supervisor.shutdown(SHUTDOWN_GRACE).await;
     // Load-balancer listeners close; their in-flight requests get the same grace.
     if tokio::time::timeout(SHUTDOWN_GRACE, plane.shutdown())
         .await
@@ -246,7 +276,6 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
             "load balancer requests still open after {SHUTDOWN_GRACE:?}; exiting anyway"
         );
     }
-    stop_controllers.cancel();
     tracing::info!("berth stopped");
     Ok(())
 }

@@ -48,6 +48,17 @@
 //! healthy; after the start period, `retries` consecutive failures make it unhealthy. Zero
 //! interval or timeout take Docker's 30 s defaults. After an agent restart, probing resumes
 //! when the new driver first sees the container (`list_owned` or `inspect`), from `Unknown`.
+//!
+//! # Off the async runtime
+//! The driver's state is files, so most calls are file I/O, and some of it is slow: a start
+//! fsyncs its record, `stats` walks all of `/proc`, `list_owned` reads every record. Done
+//! inline, each would stall a runtime worker and whatever is queued on it (the agent's other
+//! task runners, its poll of the server). So that work runs on Tokio's blocking pool
+//! ([`blocking`]): record loads and saves, directory creation and the log files of a start,
+//! the exit-file writes, `inspect`, `list_owned` and `stats`. The waiters' 20 ms polls stay
+//! inline: for a child of this driver they read a channel, for an adopted container one
+//! `/proc/PID/stat` (procfs is memory, never disk), and the exit file only once the process
+//! is gone.
 
 mod procfs;
 mod record;
@@ -165,6 +176,27 @@ fn io_err(what: impl std::fmt::Display, e: std::io::Error) -> DriverError {
     DriverError::Runtime(format!("{what}: {e}"))
 }
 
+/// Runs `f` (file or `/proc` work) on Tokio's blocking pool; see the module docs.
+async fn blocking<T, F>(f: F) -> Result<T, DriverError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, DriverError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| DriverError::Runtime(format!("process driver blocking task: {e}")))?
+}
+
+/// What a start makes ready on disk before it spawns anything.
+struct Prepared {
+    id: String,
+    dir: ContainerDir,
+    working_dir: PathBuf,
+    stdout: std::fs::File,
+    stderr: std::fs::File,
+    user: Option<(u32, u32)>,
+}
+
 impl ProcessDriver {
     /// A driver keeping its state under `state_dir` (created if missing). A new driver on the
     /// directory of an earlier one adopts that one's containers.
@@ -197,19 +229,26 @@ impl ProcessDriver {
         Ok((dir, record))
     }
 
+    /// [`ProcessDriver::load`] on the blocking pool.
+    async fn load_blocking(&self, id: &ContainerId) -> Result<(ContainerDir, Record), DriverError> {
+        let (this, id) = (self.clone(), id.clone());
+        blocking(move || this.load(&id)).await
+    }
+
     async fn do_start(&self, spec: &ContainerSpec) -> Result<ContainerId, DriverError> {
         let argv = command_line(spec)?;
-        let spec = &with_host_ports(spec)?;
+        let spec = with_host_ports(spec)?;
         let mut env = base_env();
-        for (k, v) in port_env(spec).iter().chain(&spec.environment) {
+        for (k, v) in port_env(&spec).iter().chain(&spec.environment) {
             env.retain(|(key, _)| key != k);
             env.push((k.clone(), v.clone()));
         }
-        let user = spec.user.as_deref().map(resolve_user).transpose()?;
-        let (id, dir) = self.inner.create_dir(&spec.container_name)?;
-        let result = self.spawn(spec, &id, &dir, argv, env, user).await;
+        let (inner, s, a, e) = (self.inner.clone(), spec.clone(), argv.clone(), env.clone());
+        let prepared = blocking(move || inner.prepare(&s, &a, &e)).await?;
+        let dir = prepared.dir.clone();
+        let result = self.spawn(&spec, prepared, argv, env).await;
         if result.is_err() {
-            let _ = std::fs::remove_dir_all(&dir.dir);
+            let _ = tokio::fs::remove_dir_all(&dir.dir).await;
         }
         result
     }
@@ -217,42 +256,18 @@ impl ProcessDriver {
     async fn spawn(
         &self,
         spec: &ContainerSpec,
-        id: &str,
-        dir: &ContainerDir,
+        prepared: Prepared,
         argv: Vec<String>,
         env: Vec<(String, String)>,
-        user: Option<(u32, u32)>,
     ) -> Result<ContainerId, DriverError> {
-        let working_dir = match &spec.working_directory {
-            Some(wd) => PathBuf::from(wd),
-            None => dir.dir.clone(),
-        };
-        if !working_dir.is_dir() {
-            return Err(DriverError::InvalidSpec(format!(
-                "working directory {} does not exist",
-                working_dir.display()
-            )));
-        }
-        let path_var = env
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| DEFAULT_PATH.to_string());
-        if !is_executable(&argv[0], &path_var, &working_dir) {
-            return Err(DriverError::Runtime(format!(
-                "executable file not found in $PATH: {}",
-                argv[0]
-            )));
-        }
-        let stdout = open_log(&dir.stdout())?;
-        let stderr = open_log(&dir.stderr())?;
-        if let Some((uid, gid)) = user {
-            for p in [dir.dir.clone(), dir.stdout(), dir.stderr()] {
-                std::os::unix::fs::chown(&p, Some(uid), Some(gid))
-                    .map_err(|e| io_err(format_args!("chown {}", p.display()), e))?;
-            }
-        }
+        let Prepared {
+            id,
+            dir,
+            working_dir,
+            stdout,
+            stderr,
+            user,
+        } = prepared;
         let mut cmd = tokio::process::Command::new("/bin/sh");
         cmd.arg("-c")
             .arg(SUPERVISOR)
@@ -281,7 +296,7 @@ impl ProcessDriver {
         let start_ticks = procfs::stat(pid).map(|s| s.start_ticks).unwrap_or(0);
         let record = Record {
             version: RECORD_VERSION,
-            id: id.to_string(),
+            id: id.clone(),
             spec: spec.clone(),
             argv,
             env,
@@ -296,19 +311,20 @@ impl ProcessDriver {
             kill_sent: false,
             exit_reason: None,
         };
-        if let Err(e) = record.save(dir) {
+        if let Err(e) = save(&record, &dir).await {
             let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
             let _ = child.wait().await;
             return Err(e);
         }
         // Reap the supervisor; if it died without recording a code, record its wait status.
         let (tx, rx) = watch::channel(false);
-        lock(&self.inner.children).insert(id.to_string(), rx);
+        lock(&self.inner.children).insert(id.clone(), rx);
         let exit_path = dir.exit();
         tokio::spawn(async move {
             match child.wait().await {
                 Ok(status) => {
-                    if let Err(e) = write_exit_if_absent(&exit_path, status_code(status)) {
+                    let code = status_code(status);
+                    if let Err(e) = blocking(move || write_exit_if_absent(&exit_path, code)).await {
                         tracing::warn!("process driver: {e}");
                     }
                 }
@@ -317,16 +333,16 @@ impl ProcessDriver {
             let _ = tx.send(true);
         });
         self.inner.ensure_health_monitor(&record);
-        Ok(ContainerId(id.to_string()))
+        Ok(ContainerId(id))
     }
 
     async fn do_stop(&self, id: &ContainerId, timeout: Duration) -> Result<(), DriverError> {
-        let (dir, mut record) = self.load(id)?;
+        let (dir, mut record) = self.load_blocking(id).await?;
         if self.inner.exit_of(&dir, &record).is_some() {
             return Ok(());
         }
         // Mark the stop first: a command not started yet when the SIGTERM lands sees it.
-        if let Err(e) = std::fs::write(dir.stopping(), b"") {
+        if let Err(e) = tokio::fs::write(dir.stopping(), b"").await {
             tracing::warn!("process driver: mark {} stopping: {e}", record.id);
         }
         signal_group(&record, Signal::SIGTERM);
@@ -338,7 +354,7 @@ impl ProcessDriver {
             "killed with SIGKILL after the {}s stop timeout",
             timeout.as_secs_f64()
         ));
-        record.save(&dir)?;
+        save(&record, &dir).await?;
         signal_group(&record, Signal::SIGKILL);
         if self
             .inner
@@ -355,7 +371,7 @@ impl ProcessDriver {
     }
 
     async fn do_remove(&self, id: &ContainerId) -> Result<(), DriverError> {
-        let (dir, mut record) = match self.load(id) {
+        let (dir, mut record) = match self.load_blocking(id).await {
             Ok(found) => found,
             Err(DriverError::NotFound(_)) => return Ok(()),
             Err(e) => return Err(e),
@@ -363,7 +379,7 @@ impl ProcessDriver {
         if self.inner.exit_of(&dir, &record).is_none() {
             record.kill_sent = true;
             record.exit_reason = Some("killed with SIGKILL by remove".into());
-            record.save(&dir)?;
+            save(&record, &dir).await?;
             signal_group(&record, Signal::SIGKILL);
             if !self
                 .inner
@@ -448,7 +464,7 @@ impl ProcessDriver {
     }
 
     async fn do_wait(&self, id: &ContainerId) -> Result<i64, DriverError> {
-        let (dir, record) = self.load(id)?;
+        let (dir, record) = self.load_blocking(id).await?;
         loop {
             if let Some((code, _)) = self.inner.exit_of(&dir, &record) {
                 return Ok(code);
@@ -495,6 +511,62 @@ impl Inner {
                 Err(e) => return Err(io_err(format_args!("create {}", dir.dir.display()), e)),
             }
         }
+    }
+
+    /// The blocking part of a start: resolves the user, makes the container's directory and
+    /// checks the working directory and the executable, opens the log files (owned by the
+    /// user). On error nothing is left behind.
+    fn prepare(
+        &self,
+        spec: &ContainerSpec,
+        argv: &[String],
+        env: &[(String, String)],
+    ) -> Result<Prepared, DriverError> {
+        let user = spec.user.as_deref().map(resolve_user).transpose()?;
+        let (id, dir) = self.create_dir(&spec.container_name)?;
+        let files = || -> Result<Prepared, DriverError> {
+            let working_dir = match &spec.working_directory {
+                Some(wd) => PathBuf::from(wd),
+                None => dir.dir.clone(),
+            };
+            if !working_dir.is_dir() {
+                return Err(DriverError::InvalidSpec(format!(
+                    "working directory {} does not exist",
+                    working_dir.display()
+                )));
+            }
+            let path_var = env
+                .iter()
+                .rev()
+                .find(|(k, _)| k == "PATH")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| DEFAULT_PATH.to_string());
+            if !is_executable(&argv[0], &path_var, &working_dir) {
+                return Err(DriverError::Runtime(format!(
+                    "executable file not found in $PATH: {}",
+                    argv[0]
+                )));
+            }
+            let stdout = open_log(&dir.stdout())?;
+            let stderr = open_log(&dir.stderr())?;
+            if let Some((uid, gid)) = user {
+                for p in [dir.dir.clone(), dir.stdout(), dir.stderr()] {
+                    std::os::unix::fs::chown(&p, Some(uid), Some(gid))
+                        .map_err(|e| io_err(format_args!("chown {}", p.display()), e))?;
+                }
+            }
+            Ok(Prepared {
+                id: id.clone(),
+                dir: dir.clone(),
+                working_dir,
+                stdout,
+                stderr,
+                user,
+            })
+        };
+        files().inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&dir.dir);
+        })
     }
 
     /// The exit code and time, once the container has exited; `None` while it runs.
@@ -726,6 +798,12 @@ fn signal_group(record: &Record, signal: Signal) {
     }
 }
 
+/// [`Record::save`] (which fsyncs) on the blocking pool.
+async fn save(record: &Record, dir: &ContainerDir) -> Result<(), DriverError> {
+    let (record, dir) = (record.clone(), dir.clone());
+    blocking(move || record.save(&dir)).await
+}
+
 /// Exit code from a wait status: the code, or 128 + the signal.
 fn status_code(status: ExitStatus) -> i64 {
     match (status.code(), status.signal()) {
@@ -892,8 +970,9 @@ async fn read_from(path: &Path, offset: u64) -> Result<Vec<u8>, DriverError> {
     Ok(buf)
 }
 
-fn mtime(path: &Path) -> Option<f64> {
-    std::fs::metadata(path)
+async fn mtime(path: &Path) -> Option<f64> {
+    tokio::fs::metadata(path)
+        .await
         .and_then(|m| m.modified())
         .ok()
         .map(system_time_epoch)
@@ -926,7 +1005,7 @@ impl LogReader {
                 any = true;
                 *offset += bytes.len() as u64;
                 let at = if history {
-                    mtime(path).unwrap_or_else(now_epoch)
+                    mtime(path).await.unwrap_or_else(now_epoch)
                 } else {
                     now_epoch()
                 };
@@ -945,13 +1024,13 @@ impl LogReader {
         Ok(any)
     }
 
-    fn flush_partial(&mut self) {
+    async fn flush_partial(&mut self) {
         for (stream, path, _, splitter) in &mut self.files {
             if let Some(line) = splitter.finish() {
                 self.ready.push_back(Ok(LogLine {
                     stream: *stream,
                     line,
-                    at: mtime(path).unwrap_or_else(now_epoch),
+                    at: mtime(path).await.unwrap_or_else(now_epoch),
                 }));
             }
         }
@@ -972,7 +1051,7 @@ impl LogReader {
                     self.done = true;
                 }
                 if !self.follow {
-                    self.flush_partial();
+                    self.flush_partial().await;
                     self.done = true;
                 }
                 continue;
@@ -986,7 +1065,7 @@ impl LogReader {
                 }
                 Ok(true) => {}
                 Ok(false) if exited => {
-                    self.flush_partial();
+                    self.flush_partial().await;
                     self.done = true;
                 }
                 Ok(false) => tokio::time::sleep(LOG_POLL).await,
@@ -1006,8 +1085,8 @@ impl Driver for ProcessDriver {
     }
 
     fn inspect(&self, id: &ContainerId) -> BoxFuture<'_, Result<ContainerStatus, DriverError>> {
-        let result = self.do_inspect(id);
-        Box::pin(async move { result })
+        let (this, id) = (self.clone(), id.clone());
+        Box::pin(blocking(move || this.do_inspect(&id)))
     }
 
     fn stop(&self, id: &ContainerId, timeout: Duration) -> BoxFuture<'_, Result<(), DriverError>> {
@@ -1021,13 +1100,13 @@ impl Driver for ProcessDriver {
     }
 
     fn list_owned(&self) -> BoxFuture<'_, Result<Vec<OwnedContainer>, DriverError>> {
-        let result = self.do_list();
-        Box::pin(async move { result })
+        let this = self.clone();
+        Box::pin(blocking(move || this.do_list()))
     }
 
     fn stats(&self, id: &ContainerId) -> BoxFuture<'_, Result<Stats, DriverError>> {
-        let result = self.do_stats(id);
-        Box::pin(async move { result })
+        let (this, id) = (self.clone(), id.clone());
+        Box::pin(blocking(move || this.do_stats(&id)))
     }
 
     fn logs(
@@ -1035,12 +1114,27 @@ impl Driver for ProcessDriver {
         id: &ContainerId,
         follow: bool,
     ) -> BoxStream<'static, Result<LogLine, DriverError>> {
-        let (dir, record) = match self.load(id) {
-            Ok(found) => found,
-            Err(e) => return futures::stream::once(async move { Err(e) }).boxed(),
-        };
-        let reader = LogReader {
-            driver: self.clone(),
+        let (driver, id) = (self.clone(), id.clone());
+        futures::stream::once(async move {
+            match driver.load_blocking(&id).await {
+                Ok((dir, record)) => LogReader::new(driver, dir, record, follow).lines(),
+                Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+            }
+        })
+        .flatten()
+        .boxed()
+    }
+
+    fn wait_exit(&self, id: &ContainerId) -> BoxFuture<'_, Result<i64, DriverError>> {
+        let id = id.clone();
+        Box::pin(async move { self.do_wait(&id).await })
+    }
+}
+
+impl LogReader {
+    fn new(driver: ProcessDriver, dir: ContainerDir, record: Record, follow: bool) -> Self {
+        LogReader {
+            driver,
             files: [
                 (
                     LogStream::Stdout,
@@ -1061,13 +1155,11 @@ impl Driver for ProcessDriver {
             ready: std::collections::VecDeque::new(),
             caught_up: false,
             done: false,
-        };
-        futures::stream::unfold(reader, LogReader::next).boxed()
+        }
     }
 
-    fn wait_exit(&self, id: &ContainerId) -> BoxFuture<'_, Result<i64, DriverError>> {
-        let id = id.clone();
-        Box::pin(async move { self.do_wait(&id).await })
+    fn lines(self) -> BoxStream<'static, Result<LogLine, DriverError>> {
+        futures::stream::unfold(self, LogReader::next).boxed()
     }
 }
 

@@ -96,22 +96,22 @@ impl Agent {
         self.cfg.state_dir.join("agent.json")
     }
 
-    fn load_identity(&self) -> Option<String> {
-        let bytes = std::fs::read(self.identity_path()).ok()?;
+    async fn load_identity(&self) -> Option<String> {
+        let bytes = tokio::fs::read(self.identity_path()).await.ok()?;
         let id: Identity = serde_json::from_slice(&bytes).ok()?;
         (id.cluster == self.cfg.cluster).then_some(id.instance_id)
     }
 
-    fn save_identity(&self, instance_id: &str) -> Result<(), AgentError> {
-        std::fs::create_dir_all(&self.cfg.state_dir)?;
+    async fn save_identity(&self, instance_id: &str) -> Result<(), AgentError> {
+        tokio::fs::create_dir_all(&self.cfg.state_dir).await?;
         let tmp = self.identity_path().with_extension("tmp");
         let body = serde_json::to_vec(&Identity {
             cluster: self.cfg.cluster.clone(),
             instance_id: instance_id.to_owned(),
         })
         .unwrap_or_default();
-        std::fs::write(&tmp, body)?;
-        std::fs::rename(&tmp, self.identity_path())?;
+        tokio::fs::write(&tmp, body).await?;
+        tokio::fs::rename(&tmp, self.identity_path()).await?;
         Ok(())
     }
 
@@ -155,10 +155,10 @@ impl Agent {
     async fn register(&self, endpoint: Option<String>) -> Result<String, AgentError> {
         let mut backoff = Duration::from_millis(200);
         loop {
-            let reg = self.registration(self.load_identity(), endpoint.clone());
+            let reg = self.registration(self.load_identity().await, endpoint.clone());
             match self.client.register(&reg).await {
                 Ok(r) => {
-                    self.save_identity(&r.instance_id)?;
+                    self.save_identity(&r.instance_id).await?;
                     tracing::info!(instance = %r.instance_id, cluster = %self.cfg.cluster, "registered");
                     return Ok(r.instance_id);
                 }
@@ -172,12 +172,13 @@ impl Agent {
     }
 
     /// Runs until `shutdown` resolves (tasks keep running: an agent restart adopts them) or
-    /// the instance is deregistered (then its tasks are stopped).
+    /// the instance is deregistered (then its tasks are stopped). The log endpoint ends with
+    /// it, so an agent run again in the same process (supervised) does not leave one behind.
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), AgentError> {
-        let endpoint = self.serve_logs().await?;
+        let (endpoint, _log_endpoint) = self.serve_logs().await?;
         let instance_id = self.register(endpoint).await?;
         let (tx, rx) = mpsc::unbounded_channel::<TaskReport>();
         let reporter = tokio::spawn(reporter(
@@ -251,8 +252,12 @@ impl Agent {
                 .collect();
             for id in done {
                 if let Some(m) = managed.remove(&id) {
-                    if let Ok(r) = m.handle.await {
-                        finished.insert(id, r);
+                    match m.handle.await {
+                        Ok(r) => {
+                            finished.insert(id, r);
+                        }
+                        // Never silent: the next poll starts a new runner for the task.
+                        Err(e) => tracing::error!(task = %id, error = %e, "task runner failed"),
                     }
                 }
             }
@@ -334,26 +339,27 @@ impl Agent {
         result
     }
 
-    /// Starts the log endpoint, if configured; returns the address to advertise.
-    async fn serve_logs(&self) -> Result<Option<String>, AgentError> {
+    /// Starts the log endpoint, if configured; returns the address to advertise and a guard
+    /// that stops the endpoint when dropped.
+    async fn serve_logs(&self) -> Result<(Option<String>, Option<AbortOnDrop>), AgentError> {
         let Some(addr) = self.cfg.logs_listen else {
-            return Ok(None);
+            return Ok((None, None));
         };
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
         let app = logs::router(self.driver.clone(), self.cfg.join_token.clone());
-        tokio::spawn(async move {
+        let server = AbortOnDrop(tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::warn!(error = %e, "log endpoint stopped");
             }
-        });
+        }));
         let host = match &self.cfg.advertise {
             Some(h) => h.clone(),
             None if !bound.ip().is_unspecified() => bound.ip().to_string(),
             None => host::hostname(),
         };
         tracing::info!(%bound, "serving container logs");
-        Ok(Some(format!("{host}:{}", bound.port())))
+        Ok((Some(format!("{host}:{}", bound.port())), Some(server)))
     }
 
     /// Removes the containers of tasks the server forgot, once `cleanup_after` has passed.
@@ -378,6 +384,17 @@ impl Agent {
         for id in due {
             forgotten.remove(&id);
         }
+    }
+}
+
+/// Aborts the task when dropped (also when the future holding it is dropped mid-way). Six
+/// lines rather than tokio-util's `AbortOnDropHandle`, which needs a dependency and its `rt`
+/// feature for this one use.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

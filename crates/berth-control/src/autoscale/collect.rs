@@ -15,6 +15,7 @@
 //! start, so a restart keeps the history the autoscaler's scale-in windows look at.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use berth_lb::{DataPlane, TargetState};
 use berth_metrics::{MetricStore, Resolution, SeriesKey, Stat};
 use berth_model::{Clock, Task, TaskStatus};
 use berth_store::{Store, StoreExt, Txn};
+use tokio_util::sync::CancellationToken;
 
 /// Where the one-minute history is kept across restarts.
 pub const HISTORY_KEY: &str = "metrics/minutes";
@@ -107,6 +109,9 @@ pub struct Collector {
     hub: Arc<MetricsHub>,
     plane: Option<DataPlane>,
     period: f64,
+    /// Whether the persisted history was read back into the hub. Restoring merges, so a
+    /// restarted run (after a panic) must not restore again and double the counts.
+    restored: AtomicBool,
 }
 
 impl Collector {
@@ -123,14 +128,18 @@ impl Collector {
             hub,
             plane,
             period: period.max(1.0),
+            restored: AtomicBool::new(false),
         }
     }
 
-    /// Restores the persisted history, then samples every period until dropped.
-    pub async fn run(self) {
-        if let Ok(Some(kv)) = self.store.get(HISTORY_KEY).await {
-            if let Err(e) = self.hub.lock().restore_minutes(&kv.value) {
-                tracing::warn!(error = %e, "metrics history not restored");
+    /// Restores the persisted history (on the first run only), then samples every period
+    /// until `stop` is cancelled (a sample under way completes).
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        if !self.restored.swap(true, Ordering::SeqCst) {
+            if let Ok(Some(kv)) = self.store.get(HISTORY_KEY).await {
+                if let Err(e) = self.hub.lock().restore_minutes(&kv.value) {
+                    tracing::warn!(error = %e, "metrics history not restored");
+                }
             }
         }
         let mut last_counts: Option<HashMap<String, u64>> = None;
@@ -138,7 +147,10 @@ impl Collector {
         let mut tick = tokio::time::interval(Duration::from_secs_f64(self.period));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
             let now = self.clock.now();
             if let Err(e) = self.sample_tasks(now).await {
                 tracing::warn!(error = %e, "metrics: task sample failed");
@@ -245,5 +257,53 @@ impl Collector {
                 delta / healthy.max(1) as f64,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_model::SystemClock;
+    use berth_store::RedbStore;
+
+    /// A supervised restart runs `run` again on the same collector: the persisted history
+    /// must be merged into the hub once, not once per run.
+    #[tokio::test]
+    async fn a_restarted_run_does_not_restore_the_history_twice() {
+        let now = SystemClock.now();
+        let key = SeriesKey::new("AWS/ECS", "CPUUtilization", &[("ClusterName", "c")]);
+        let saved = {
+            let mut m = MetricStore::new();
+            m.record(&key, now - 120.0, 40.0);
+            m.encode_minutes(now - 3600.0)
+        };
+        let store: Arc<dyn Store> = Arc::new(RedbStore::in_memory().unwrap());
+        store.txn(Txn::new().put(HISTORY_KEY, saved)).await.unwrap();
+        let hub = Arc::new(MetricsHub::new());
+        let collector = Arc::new(Collector::new(
+            store,
+            Arc::new(SystemClock),
+            hub.clone(),
+            None,
+            10.0,
+        ));
+        let stopped = CancellationToken::new();
+        stopped.cancel();
+        for _ in 0..2 {
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                collector.clone().run(stopped.clone()),
+            )
+            .await
+            .expect("a cancelled run returns");
+        }
+        let count = |stat| {
+            hub.points(&key, Resolution::OneMinute, now - 3600.0, now, stat)
+                .iter()
+                .map(|(_, v)| v)
+                .sum::<f64>()
+        };
+        assert_eq!(count(Stat::SampleCount), 1.0);
+        assert_eq!(count(Stat::Sum), 40.0);
     }
 }

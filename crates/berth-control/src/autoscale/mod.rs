@@ -40,6 +40,7 @@ use berth_model::autoscaling::{
 use berth_model::{keys, ApiError, Clock, Service, ServiceStatus};
 use berth_store::{Store, StoreExt, Txn, TxnResult};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 /// Settings of the autoscaler.
 #[derive(Debug, Clone)]
@@ -276,11 +277,15 @@ impl Autoscaler {
         }
     }
 
-    pub async fn run(self) {
+    /// Runs a pass every period until `stop` is cancelled (a pass under way completes).
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         let mut tick = tokio::time::interval(Duration::from_secs_f64(self.cfg.period.max(0.5)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
             if let Err(e) = self.pass().await {
                 tracing::warn!(error = %e, "autoscaler pass failed");
             }

@@ -173,16 +173,21 @@ impl ServiceController {
         )
     }
 
-    /// Runs the controller until `stop` is cancelled.
-    pub async fn run(self, stop: CancellationToken) {
+    /// Runs the controller until `stop` is cancelled. A restarted run keeps the controller's
+    /// memory (start time, placement holds), so it takes the `Arc`.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         self.run_with_stats(stop, |_| {}).await
     }
 
     /// [`run`](Self::run), handing the controller's counters to `stats` first (tests and
     /// benchmarks count reconciles with them).
-    pub async fn run_with_stats(self, stop: CancellationToken, stats: impl FnOnce(Arc<Stats>)) {
+    pub async fn run_with_stats(
+        self: Arc<Self>,
+        stop: CancellationToken,
+        stats: impl FnOnce(Arc<Stats>),
+    ) {
         let store = self.store.clone();
-        let controller = Controller::new("services", Arc::new(self)).concurrency(4);
+        let controller = Controller::new("services", self).concurrency(4);
         stats(controller.stats());
         let src = Arc::new(sources::Sources::new(controller.trigger()));
         let from = loop {
@@ -264,3 +269,6 @@ impl Reconciler for ServiceController {
         })
     }
 }
+
+#[cfg(test)]
+mod controller_tests;

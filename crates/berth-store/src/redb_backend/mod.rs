@@ -54,10 +54,12 @@ struct Shared {
 /// A [`Store`] on [redb](https://docs.rs/redb): a single file (or memory) and
 /// a dedicated writer thread that group-commits concurrent txns with one fsync.
 ///
-/// `get` and `revision` read inline (a redb read transaction is a few B-tree
-/// page lookups and never waits for the writer); `list` and watch replays run
-/// on `tokio::task::spawn_blocking`, so those futures and streams must be
-/// polled inside a Tokio runtime.
+/// Every read (`get`, `list`, `revision`, watch replays) runs on
+/// `tokio::task::spawn_blocking`, so the futures and streams must be polled
+/// inside a Tokio runtime. A read transaction never waits for the writer, but
+/// its B-tree lookups are file reads, and a page that is not cached yet costs a
+/// disk read: done inline, that stalls a runtime worker and every task queued on
+/// it (API requests, the load balancer's health checks) for as long.
 ///
 /// Dropping the store lets the writer finish the txns already queued, then
 /// joins it and closes the file; open watch streams then end with
@@ -143,17 +145,12 @@ impl std::fmt::Debug for RedbStore {
 impl Store for RedbStore {
     fn get(&self, key: &str) -> BoxFuture<'_, Result<Option<KeyValue>, StoreError>> {
         let key = key.to_owned();
-        Box::pin(async move { read_get(&self.shared.db, &key) })
+        Box::pin(read(&self.shared, "get", move |db| read_get(db, &key)))
     }
 
     fn list(&self, prefix: &str) -> BoxFuture<'_, Result<(Vec<KeyValue>, Revision), StoreError>> {
-        let shared = Arc::clone(&self.shared);
         let prefix = prefix.to_owned();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || read_list(&shared.db, &prefix))
-                .await
-                .map_err(|e| StoreError::Backend(format!("list task: {e}")))?
-        })
+        Box::pin(read(&self.shared, "list", move |db| read_list(db, &prefix)))
     }
 
     fn txn(&self, txn: Txn) -> BoxFuture<'_, Result<TxnResult, StoreError>> {
@@ -168,16 +165,28 @@ impl Store for RedbStore {
     }
 
     fn revision(&self) -> BoxFuture<'_, Result<Revision, StoreError>> {
-        Box::pin(async move {
-            let rtx = self.shared.db.begin_read().or_backend()?;
+        Box::pin(read(&self.shared, "revision", |db| {
+            let rtx = db.begin_read().or_backend()?;
             let meta = rtx.open_table(META).or_backend()?;
             meta_get(&meta, META_REVISION)
-        })
+        }))
     }
 
     fn watch(&self, prefix: &str, after: Revision) -> BoxStream<Result<WatchEvent, StoreError>> {
         watch::stream(&self.shared, prefix, after)
     }
+}
+
+/// Runs the read `f` on Tokio's blocking pool (see [`RedbStore`] for why).
+async fn read<T, F>(shared: &Arc<Shared>, what: &str, f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+{
+    let shared = Arc::clone(shared);
+    tokio::task::spawn_blocking(move || f(&shared.db))
+        .await
+        .map_err(|e| StoreError::Backend(format!("{what} task: {e}")))?
 }
 
 /// Creates the tables and checks the layout version.

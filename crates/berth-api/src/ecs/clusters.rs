@@ -82,7 +82,6 @@ fn wire(ctx: &Ctx, c: &Cluster, include: Option<&[ClusterField]>, counts: Cluste
     )
 }
 
-
 /// Writes `c` if the cluster key is still at `rev` (0 = absent). `false` means another writer
 /// got there first: the caller re-reads and decides again.
 async fn put_cluster(ctx: &Ctx, c: &Cluster, rev: u64) -> Result<bool, ApiError> {

@@ -34,7 +34,6 @@ struct FamilyRecord {
     last_revision: u32,
 }
 
-
 /// The most registrations of one family written in one transaction (each is at most
 /// [`MAX_TASKDEF_BYTES`]).
 const MAX_REGISTER_BATCH: usize = 64;

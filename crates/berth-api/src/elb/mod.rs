@@ -34,7 +34,6 @@ pub(crate) const SERVICE: &str = "elasticloadbalancing";
 /// The ELBv2 API version berth speaks.
 const API_VERSION: &str = "2015-12-01";
 
-
 /// Serves one Query-protocol request (the edge has seen a form body and no `X-Amz-Target`).
 pub(crate) async fn serve(state: ApiState, parts: Parts, body: Body, rid: String) -> Response {
     let result = async {

@@ -3,6 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
+use berth_model::TransportProtocol;
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
@@ -21,7 +22,7 @@ use crate::error::DriverError;
 use crate::spec::{
     labels, now_epoch, owned_labels, parse_rfc3339, ContainerId, ContainerSpec, ContainerStatus,
     Health, HealthCommand, LineSplitter, LogLine, NetworkBinding, NetworkMode, OwnedContainer,
-    Protocol, RunState, Stats, Stream as LogStream,
+    RunState, Stats, Stream as LogStream,
 };
 
 /// Label holding the optional scope of a [`DockerDriver`] (see [`DockerDriver::with_scope`]).
@@ -365,7 +366,7 @@ fn mib_to_bytes(mib: u64) -> i64 {
     i64::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX)
 }
 
-fn port_key(container_port: u16, protocol: Protocol) -> String {
+fn port_key(container_port: u16, protocol: TransportProtocol) -> String {
     format!("{container_port}/{}", protocol.as_str())
 }
 
@@ -481,14 +482,10 @@ fn status_from_inspect(resp: &ContainerInspectResponse) -> ContainerStatus {
     }
 }
 
-fn parse_port_key(key: &str) -> Option<(u16, Protocol)> {
+fn parse_port_key(key: &str) -> Option<(u16, TransportProtocol)> {
     let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
-    let protocol = match proto {
-        "tcp" => Protocol::Tcp,
-        "udp" => Protocol::Udp,
-        _ => return None,
-    };
-    Some((port.parse().ok()?, protocol))
+    // Docker spells protocols as ECS does; it also knows sctp, which ECS does not.
+    Some((port.parse().ok()?, proto.parse().ok()?))
 }
 
 /// Published ports from inspect: one binding per (container port, protocol, host port), the
@@ -559,7 +556,7 @@ fn bindings_from_inspect(resp: &ContainerInspectResponse) -> Vec<NetworkBinding>
     }
     // Docker publishes a dynamic port twice, on IPv4 and IPv6, sometimes with different host
     // ports (seen with Docker 20.10). The IPv4 one is the binding ECS reports.
-    let v4: Vec<(u16, Protocol)> = out
+    let v4: Vec<(u16, TransportProtocol)> = out
         .iter()
         .filter(|b| !b.bind_ip.contains(':'))
         .map(|b| (b.container_port, b.protocol))
@@ -739,12 +736,12 @@ mod tests {
             PortSpec {
                 container_port: 8080,
                 host_port: 0,
-                protocol: Protocol::Tcp,
+                protocol: TransportProtocol::Tcp,
             },
             PortSpec {
                 container_port: 53,
                 host_port: 5353,
-                protocol: Protocol::Udp,
+                protocol: TransportProtocol::Udp,
             },
         ];
         spec.cpu_shares = 1;

@@ -46,5 +46,5 @@ pub use crate::process::ProcessDriver;
 pub use crate::runtime::{Agent, AgentConfig, AgentError, ClientError};
 pub use crate::spec::{
     labels, ContainerId, ContainerSpec, ContainerStatus, Health, HealthCheckSpec, LogLine,
-    NetworkBinding, NetworkMode, OwnedContainer, PortSpec, Protocol, RunState, Stats, Stream,
+    NetworkBinding, NetworkMode, OwnedContainer, PortSpec, RunState, Stats, Stream,
 };

@@ -4,28 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use berth_model::TransportProtocol;
 use serde::{Deserialize, Serialize};
-
-/// Transport protocol of a port mapping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// TCP (the ECS default).
-    #[default]
-    Tcp,
-    /// UDP.
-    Udp,
-}
-
-impl Protocol {
-    /// The lowercase name Docker and ECS use: `tcp` or `udp`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        }
-    }
-}
 
 /// One ECS `portMappings` entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -35,7 +15,7 @@ pub struct PortSpec {
     /// Host port to publish on; 0 asks for a dynamic (ephemeral) port.
     pub host_port: u16,
     /// TCP or UDP.
-    pub protocol: Protocol,
+    pub protocol: TransportProtocol,
 }
 
 /// An ECS container `healthCheck`.
@@ -161,7 +141,7 @@ pub struct NetworkBinding {
     /// Port on the host (the assigned one when the spec asked for a dynamic port).
     pub host_port: u16,
     /// TCP or UDP.
-    pub protocol: Protocol,
+    pub protocol: TransportProtocol,
     /// Host address the port is bound on (`0.0.0.0` for all addresses).
     pub bind_ip: String,
 }

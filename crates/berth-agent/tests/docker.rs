@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use berth_agent::{
     labels, ContainerId, ContainerSpec, DockerDriver, Driver, DriverError, Health, HealthCheckSpec,
-    LogLine, NetworkMode, PortSpec, Protocol, RunState, Stream, SCOPE_LABEL,
+    LogLine, NetworkMode, PortSpec, RunState, Stream, SCOPE_LABEL,
 };
+use berth_model::TransportProtocol;
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -185,7 +186,7 @@ async fn httpd_answers_on_its_dynamic_host_port() {
     web.port_mappings = vec![PortSpec {
         container_port: 8080,
         host_port: 0,
-        protocol: Protocol::Tcp,
+        protocol: TransportProtocol::Tcp,
     }];
     let id = driver.start(&web).await.unwrap();
     let status = driver.inspect(&id).await.unwrap();
@@ -193,7 +194,7 @@ async fn httpd_answers_on_its_dynamic_host_port() {
     assert_eq!(status.bindings.len(), 1, "{:?}", status.bindings);
     let binding = &status.bindings[0];
     assert_eq!(binding.container_port, 8080);
-    assert_eq!(binding.protocol, Protocol::Tcp);
+    assert_eq!(binding.protocol, TransportProtocol::Tcp);
     assert_ne!(binding.host_port, 0);
     assert_eq!(binding.bind_ip, "0.0.0.0");
     let response = eventually("httpd to answer", || http_get(binding.host_port)).await;
@@ -467,14 +468,14 @@ async fn stats_and_network_modes() {
     busy.port_mappings = vec![PortSpec {
         container_port: 9,
         host_port: 0,
-        protocol: Protocol::Udp,
+        protocol: TransportProtocol::Udp,
     }];
     let id = driver.start(&busy).await.unwrap();
     let status = driver.inspect(&id).await.unwrap();
     // Host mode: the container binds the host's ports directly.
     assert_eq!(status.bindings.len(), 1);
     assert_eq!(status.bindings[0].host_port, 9);
-    assert_eq!(status.bindings[0].protocol, Protocol::Udp);
+    assert_eq!(status.bindings[0].protocol, TransportProtocol::Udp);
     let first = eventually("cpu time", || async {
         let s = driver.stats(&id).await.unwrap();
         (s.cpu_total_ns > 0 && s.memory_bytes > 0).then_some(s)

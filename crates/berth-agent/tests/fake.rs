@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use berth_agent::{
     ContainerSpec, Driver, DriverError, FakeDriver, Health, HealthCheckSpec, NetworkMode, PortSpec,
-    Protocol, RunState, Stream, FAKE_STOP_EXIT_CODE,
+    RunState, Stream, FAKE_STOP_EXIT_CODE,
 };
+use berth_model::TransportProtocol;
 use futures::StreamExt;
 
 fn web(task: &str) -> ContainerSpec {
@@ -15,12 +16,12 @@ fn web(task: &str) -> ContainerSpec {
         PortSpec {
             container_port: 80,
             host_port: 0,
-            protocol: Protocol::Tcp,
+            protocol: TransportProtocol::Tcp,
         },
         PortSpec {
             container_port: 443,
             host_port: 8443,
-            protocol: Protocol::Tcp,
+            protocol: TransportProtocol::Tcp,
         },
     ];
     spec

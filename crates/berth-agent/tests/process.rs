@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use berth_agent::{
     ContainerId, ContainerSpec, Driver, DriverError, Health, HealthCheckSpec, LogLine, PortSpec,
-    ProcessDriver, Protocol, RunState, Stream,
+    ProcessDriver, RunState, Stream,
 };
+use berth_model::TransportProtocol;
 use futures::StreamExt;
 
 /// Upper bound for anything that should happen "soon".
@@ -85,7 +86,7 @@ async fn runs_and_reports_the_exit_code() {
     spec.port_mappings = vec![PortSpec {
         container_port: 8080,
         host_port: 18080,
-        protocol: Protocol::Tcp,
+        protocol: TransportProtocol::Tcp,
     }];
     let id = driver.start(&spec).await.unwrap();
     let status = driver.inspect(&id).await.unwrap();

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use berth_model::{
     keys, ApiError, Container, ContainerInstance, DesiredStatus, HealthStatus, InstanceStatus, Tag,
-    Task, TaskDefinition, TaskOverride, TaskStatus,
+    Task, TaskDefinition, TaskOverride, TaskStatus, TransportProtocol,
 };
-use berth_sched::{Constraint, InstanceView, Protocol, Resources, Strategy, TaskAsk};
+use berth_sched::{Constraint, InstanceView, Resources, Strategy, TaskAsk};
 use berth_store::{Store, StoreExt, Txn, TxnResult};
 use serde::{Deserialize, Serialize};
 
@@ -90,10 +90,10 @@ fn view(
         .or_insert_with(|| Some(inst.ec2_instance_id.clone()));
     let mut ports_in_use = BTreeSet::new();
     for p in &usage.remaining.ports {
-        ports_in_use.insert((*p, Protocol::Tcp));
+        ports_in_use.insert((*p, TransportProtocol::Tcp));
     }
     for p in &usage.remaining.ports_udp {
-        ports_in_use.insert((*p, Protocol::Udp));
+        ports_in_use.insert((*p, TransportProtocol::Udp));
     }
     let mut task_groups: BTreeMap<String, u32> = BTreeMap::new();
     for t in tasks.iter().filter(|t| t.holds_resources()) {
@@ -149,7 +149,7 @@ pub fn instance_views(
 }
 
 /// The fixed host ports a task reserves on its instance.
-pub(crate) fn fixed_host_ports(td: &TaskDefinition) -> Vec<(u16, String)> {
+pub(crate) fn fixed_host_ports(td: &TaskDefinition) -> Vec<(u16, TransportProtocol)> {
     let host_mode = td.network_mode.as_deref() == Some("host");
     let awsvpc = td.network_mode.as_deref() == Some("awsvpc");
     let mut out = Vec::new();
@@ -164,7 +164,7 @@ pub(crate) fn fixed_host_ports(td: &TaskDefinition) -> Vec<(u16, String)> {
                 p.host_port.filter(|h| *h != 0)
             };
             if let Some(port) = port.and_then(|p| u16::try_from(p).ok()) {
-                out.push((port, p.protocol.clone().unwrap_or_else(|| "tcp".into())));
+                out.push((port, p.protocol()));
             }
         }
     }
@@ -297,19 +297,7 @@ impl Launcher {
                     cpu: td.cpu_units(),
                     memory: td.memory_mib(),
                 },
-                host_ports: fixed_host_ports(&td)
-                    .into_iter()
-                    .map(|(p, proto)| {
-                        (
-                            p,
-                            if proto == "udp" {
-                                Protocol::Udp
-                            } else {
-                                Protocol::Tcp
-                            },
-                        )
-                    })
-                    .collect(),
+                host_ports: fixed_host_ports(&td),
                 group: spec
                     .group
                     .clone()
@@ -448,7 +436,7 @@ mod tests {
         };
         assert_eq!(
             fixed_host_ports(&td("bridge")),
-            vec![(8081, "tcp".to_owned())]
+            vec![(8081, TransportProtocol::Tcp)]
         );
         assert!(fixed_host_ports(&td("awsvpc")).is_empty());
     }

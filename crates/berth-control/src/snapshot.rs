@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use berth_model::{
     keys, ContainerInstance, HostResources, InstanceStatus, InstanceUsage, Task, TaskStatus,
+    TransportProtocol,
 };
 use berth_store::{Revision, Store, StoreError, StoreExt};
 
@@ -30,7 +31,7 @@ pub fn usage_of<'a>(
         u.remaining.cpu = u.remaining.cpu.saturating_sub(t.cpu);
         u.remaining.memory = u.remaining.memory.saturating_sub(t.memory);
         for (port, proto) in &t.host_ports {
-            let list = if proto == "udp" {
+            let list = if *proto == TransportProtocol::Udp {
                 &mut u.remaining.ports_udp
             } else {
                 &mut u.remaining.ports
@@ -145,7 +146,7 @@ mod tests {
             launch_type: "EC2".into(),
             cpu,
             memory: mem,
-            host_ports: ports.iter().map(|p| (*p, "tcp".to_owned())).collect(),
+            host_ports: ports.iter().map(|p| (*p, TransportProtocol::Tcp)).collect(),
             containers: vec![],
             overrides: Default::default(),
             group: None,

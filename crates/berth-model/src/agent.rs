@@ -26,6 +26,8 @@ pub struct AgentRegistration {
     pub resources: HostResources,
     #[serde(default)]
     pub attributes: Vec<Attribute>,
+    /// The agent's ECS `versionInfo`, passed through to the instance record (see
+    /// [`crate::ContainerInstance::version_info`]).
     #[serde(default)]
     pub version_info: Value,
     /// `host:port` where the agent serves logs.

@@ -160,6 +160,9 @@ pub struct ContainerInstance {
     pub attributes: Vec<Attribute>,
     #[serde(default)]
     pub tags: Vec<Tag>,
+    /// ECS's `versionInfo` as the agent (or RegisterContainerInstance) gave it. Kept as JSON:
+    /// it describes the agent, not anything berth decides on; only `agentVersion` is read
+    /// (for the query language), and DescribeContainerInstances answers it back as given.
     #[serde(default)]
     pub version_info: Value,
     pub registered_at: f64,

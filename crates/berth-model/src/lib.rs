@@ -5,6 +5,10 @@
 //! records are serialised with ECS's own field names (camelCase), so what we store is what
 //! `DescribeX` returns and what an SDK parses with botocore's models.
 //!
+//! Members ECS defines as closed sets or fixed shapes are typed (placement, load balancers,
+//! network configuration, volumes, log configuration, protocols, dependency conditions), and
+//! requests are decoded into them once, at the edge, with ECS's errors (see `wire`).
+//!
 //! Start with [`ApiError`] (every error a client can see, mapped to its ECS code in one place),
 //! [`Arn`] (the ECS resource names), [`Cluster`] and [`TaskDefinition`].
 
@@ -18,10 +22,13 @@ mod instance;
 pub mod keys;
 pub mod lb;
 mod names;
+mod placement;
 mod service;
 mod tag;
 mod task;
 mod taskdef;
+mod volume;
+mod wire;
 
 pub use arn::{Arn, ResourceKind, DEFAULT_ACCOUNT_ID};
 pub use autoscaling::{
@@ -40,9 +47,15 @@ pub use lb::{
     TargetGroup, TargetHealthCheck, TargetHealthEntry, TargetHealthSource, TargetRegistration,
 };
 pub use names::{validate_cluster_name, validate_family, validate_name, NAME_MAX};
+pub use placement::{
+    PlacementConstraint, PlacementConstraintType, PlacementStrategy, PlacementStrategyType,
+    TaskDefinitionPlacementConstraint, TaskDefinitionPlacementConstraintType,
+};
 pub use service::{
-    CircuitBreaker, Deployment, DeploymentConfiguration, DeploymentCounts, DeploymentStatus,
-    RolloutState, SchedulingStrategy, Service, ServiceEvent, ServiceStatus, MAX_EVENTS,
+    AdvancedConfiguration, AssignPublicIp, AwsVpcConfiguration, CircuitBreaker, Deployment,
+    DeploymentConfiguration, DeploymentCounts, DeploymentStatus, NetworkConfiguration,
+    RolloutState, SchedulingStrategy, Service, ServiceEvent, ServiceLoadBalancer, ServiceStatus,
+    MAX_EVENTS,
 };
 pub use tag::{merge_tags, remove_tags, validate_tag_keys, validate_tags, Tag, MAX_TAGS};
 pub use task::{
@@ -50,7 +63,14 @@ pub use task::{
     TaskOverride, TaskStats, TaskStatus,
 };
 pub use taskdef::{
-    parse_task_cpu, parse_task_memory, ContainerDefinition, ContainerDependency, HealthCheck,
-    KeyValuePair, PortMapping, TaskDefRef, TaskDefinition, TaskDefinitionStatus, MAX_CONTAINERS,
+    parse_task_cpu, parse_task_memory, ContainerCondition, ContainerDefinition,
+    ContainerDependency, HealthCheck, KeyValuePair, LogConfiguration, PortMapping, Secret,
+    TaskDefRef, TaskDefinition, TaskDefinitionStatus, TransportProtocol, MAX_CONTAINERS,
     MAX_TASKDEF_BYTES,
+};
+pub use volume::{
+    DockerVolumeConfiguration, EfsAuthorizationConfig, EfsAuthorizationConfigIam,
+    EfsTransitEncryption, EfsVolumeConfiguration, FsxWindowsFileServerAuthorizationConfig,
+    FsxWindowsFileServerVolumeConfiguration, HostVolumeProperties, MountPoint,
+    S3FilesVolumeConfiguration, Scope, Volume, VolumeFrom,
 };

@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::{ApiError, Tag};
+use crate::wire::{self, wire_enum};
+use crate::{ApiError, PlacementConstraint, PlacementStrategy, Tag};
 
 /// Events kept per service (ECS shows the latest 100).
 pub const MAX_EVENTS: usize = 100;
@@ -145,6 +146,100 @@ pub struct ServiceEvent {
     pub message: String,
 }
 
+/// One `loadBalancers` entry of a service: ECS's `LoadBalancer` shape (named apart from the
+/// ELB [`crate::LoadBalancer`] record). berth's load balancers are application load balancers,
+/// so CreateService requires `targetGroupArn`, `containerName` and `containerPort`; the
+/// others are kept as given.
+///
+/// Fields are declared in alphabetical order of their wire names, as in `placement`: records
+/// written when this member was raw JSON re-encode byte-identically.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceLoadBalancer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advanced_configuration: Option<AdvancedConfiguration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_port: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_group_arn: Option<String>,
+}
+
+/// ECS's blue/green `advancedConfiguration` of a `loadBalancers` entry (kept, not acted on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AdvancedConfiguration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alternate_target_group_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production_listener_rule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_listener_rule: Option<String>,
+}
+
+impl ServiceLoadBalancer {
+    /// A request's `loadBalancers` list, typed; an entry of the wrong shape is ECS's
+    /// `InvalidParameterException`.
+    pub fn from_request(list: &[Value]) -> Result<Vec<Self>, ApiError> {
+        list.iter()
+            .map(|v| wire::member("loadBalancers", v))
+            .collect()
+    }
+}
+
+wire_enum! {
+    /// ECS's `AssignPublicIp`.
+    pub enum AssignPublicIp ("assignPublicIp") {
+        Enabled = "ENABLED",
+        Disabled = "DISABLED",
+    }
+}
+
+/// A service's `networkConfiguration` (awsvpc tasks): kept and shown; berth's placement and
+/// agents do not read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkConfiguration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awsvpc_configuration: Option<AwsVpcConfiguration>,
+}
+
+/// ECS's `AwsVpcConfiguration`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsVpcConfiguration {
+    /// Services stored before berth checked this member may hold another value: it reads as
+    /// absent (see `wire::lenient`).
+    #[serde(
+        default,
+        deserialize_with = "wire::lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub assign_public_ip: Option<AssignPublicIp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_groups: Option<Vec<String>>,
+    /// Required by ECS; a record stored without it (before berth checked the shape) reads as
+    /// none.
+    #[serde(default)]
+    pub subnets: Vec<String>,
+}
+
+impl NetworkConfiguration {
+    /// A request's `networkConfiguration`, typed. A bad `assignPublicIp` is ECS's
+    /// `InvalidParameterException` naming it; a value of the wrong shape names the member.
+    pub fn from_request(v: &Value) -> Result<Self, ApiError> {
+        if let Some(vpc) = v.get("awsvpcConfiguration") {
+            wire::check::<AssignPublicIp>(vpc.get("assignPublicIp"))?;
+        }
+        wire::member("networkConfiguration", v)
+    }
+}
+
 /// A service as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -161,15 +256,14 @@ pub struct Service {
     pub deployments: Vec<Deployment>,
     #[serde(default)]
     pub events: Vec<ServiceEvent>,
-    /// ECS wire values, kept as given.
     #[serde(default)]
-    pub placement_constraints: Vec<Value>,
+    pub placement_constraints: Vec<PlacementConstraint>,
     #[serde(default)]
-    pub placement_strategy: Vec<Value>,
+    pub placement_strategy: Vec<PlacementStrategy>,
     #[serde(default)]
-    pub load_balancers: Vec<Value>,
+    pub load_balancers: Vec<ServiceLoadBalancer>,
     #[serde(default)]
-    pub network_configuration: Option<Value>,
+    pub network_configuration: Option<NetworkConfiguration>,
     #[serde(default)]
     pub health_check_grace_period_seconds: Option<u32>,
     #[serde(default)]
@@ -256,7 +350,7 @@ impl Service {
                     v["rolloutStateReason"] = json!(r);
                 }
                 if let Some(n) = &self.network_configuration {
-                    v["networkConfiguration"] = n.clone();
+                    v["networkConfiguration"] = json!(n);
                 }
                 v
             })
@@ -299,7 +393,7 @@ impl Service {
             v["healthCheckGracePeriodSeconds"] = json!(g);
         }
         if let Some(n) = &self.network_configuration {
-            v["networkConfiguration"] = n.clone();
+            v["networkConfiguration"] = json!(n);
         }
         if let Some(d) = self.primary() {
             v["currentServiceDeployment"] = json!(d.id);
@@ -342,6 +436,92 @@ mod tests {
         assert!(mk(100, 100).validate(SchedulingStrategy::Replica).is_err());
         assert!(mk(50, 0).validate(SchedulingStrategy::Replica).is_err());
         assert!(mk(200, 101).validate(SchedulingStrategy::Replica).is_err());
+    }
+
+    /// A service as berth stored it while placement, load balancers and network configuration
+    /// were raw JSON (keys sorted by serde_json), and what DescribeServices answered for it.
+    const STORED: &str = include_str!("../testdata/service-stored.json");
+    const WIRE: &str = include_str!("../testdata/service-wire.json");
+
+    #[test]
+    fn records_stored_untyped_decode_and_re_encode_byte_identically() {
+        let svc: Service = serde_json::from_str(STORED).unwrap();
+        assert_eq!(
+            svc.placement_strategy[0],
+            PlacementStrategy {
+                field: Some("attribute:ecs.availability-zone".into()),
+                kind: crate::PlacementStrategyType::Spread,
+            }
+        );
+        assert_eq!(
+            svc.placement_constraints[0].kind,
+            crate::PlacementConstraintType::DistinctInstance
+        );
+        assert_eq!(svc.load_balancers[0].container_port, Some(80));
+        assert_eq!(svc.load_balancers[0].container_name.as_deref(), Some("app"));
+        let vpc = svc
+            .network_configuration
+            .as_ref()
+            .and_then(|n| n.awsvpc_configuration.as_ref())
+            .unwrap();
+        assert_eq!(vpc.assign_public_ip, Some(AssignPublicIp::Disabled));
+        assert_eq!(vpc.subnets, ["subnet-1", "subnet-2"]);
+
+        assert_eq!(serde_json::to_string(&svc).unwrap(), STORED.trim_end());
+        let wire = svc.to_wire(
+            "arn:svc",
+            "arn:cluster",
+            &|f, r| format!("arn:td/{f}:{r}"),
+            &|_| DeploymentCounts {
+                running: 2,
+                pending: 1,
+                failed: 0,
+            },
+            &|_| 3,
+            true,
+        );
+        assert_eq!(serde_json::to_string(&wire).unwrap(), WIRE.trim_end());
+    }
+
+    #[test]
+    fn request_members_are_refused_as_ecs_does() {
+        let e = NetworkConfiguration::from_request(
+            &json!({"awsvpcConfiguration": {"subnets": ["s"], "assignPublicIp": "YES"}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, crate::ErrorCode::InvalidParameterException);
+        assert_eq!(
+            e.message,
+            r#"Invalid assignPublicIp "YES"; valid: ENABLED, DISABLED"#
+        );
+        let e =
+            NetworkConfiguration::from_request(&json!({"awsvpcConfiguration": {"subnets": "s"}}))
+                .unwrap_err();
+        assert_eq!(e.code, crate::ErrorCode::InvalidParameterException);
+        assert!(e.message.starts_with("Invalid networkConfiguration: "));
+        let n = NetworkConfiguration::from_request(
+            &json!({"awsvpcConfiguration": {"subnets": ["s"], "assignPublicIp": "ENABLED"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            n.awsvpc_configuration.and_then(|v| v.assign_public_ip),
+            Some(AssignPublicIp::Enabled)
+        );
+
+        let e = ServiceLoadBalancer::from_request(&[json!({"containerPort": "80"})]).unwrap_err();
+        assert_eq!(e.code, crate::ErrorCode::InvalidParameterException);
+        assert!(e.message.starts_with("Invalid loadBalancers: "));
+    }
+
+    #[test]
+    fn an_old_records_bad_assign_public_ip_reads_as_absent() {
+        let mut v: Value = serde_json::from_str(STORED).unwrap();
+        v["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"] = json!("yes");
+        let svc: Service = serde_json::from_value(v).unwrap();
+        let vpc = svc
+            .network_configuration
+            .and_then(|n| n.awsvpc_configuration);
+        assert_eq!(vpc.map(|v| v.assign_public_ip), Some(None));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::{ApiError, KeyValuePair, Tag, TaskDefinition};
+use crate::{ApiError, KeyValuePair, Tag, TaskDefinition, TransportProtocol};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -90,7 +90,7 @@ pub struct NetworkBinding {
     pub bind_ip: String,
     pub container_port: u16,
     pub host_port: u16,
-    pub protocol: String,
+    pub protocol: TransportProtocol,
 }
 
 /// One container of a task, as the agent last reported it.
@@ -136,6 +136,8 @@ pub struct ContainerOverride {
     pub memory: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_reservation: Option<i64>,
+    /// The overrides berth does not apply (`environmentFiles`, `resourceRequirements`, ...),
+    /// kept as given so DescribeTasks shows them.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -150,6 +152,8 @@ pub struct TaskOverride {
     pub cpu: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
+    /// The overrides berth does not apply (`taskRoleArn`, `ephemeralStorage`, ...), kept as
+    /// given.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -226,7 +230,7 @@ pub struct Task {
     pub memory: u64,
     /// Fixed host ports this task holds (dynamic ones are not reserved).
     #[serde(default)]
-    pub host_ports: Vec<(u16, String)>,
+    pub host_ports: Vec<(u16, TransportProtocol)>,
     pub containers: Vec<Container>,
     #[serde(default)]
     pub overrides: TaskOverride,
@@ -449,6 +453,24 @@ mod tests {
         let bad: TaskOverride =
             serde_json::from_value(json!({"containerOverrides": [{"name": "zz"}]})).unwrap();
         assert!(bad.apply(&td).is_err());
+    }
+
+    #[test]
+    fn tasks_stored_with_text_protocols_decode_and_re_encode_byte_identically() {
+        let stored = include_str!("../testdata/task-stored.json").trim_end();
+        let t: Task = serde_json::from_str(stored).unwrap();
+        assert_eq!(
+            t.host_ports,
+            [
+                (5353, TransportProtocol::Udp),
+                (8080, TransportProtocol::Tcp)
+            ]
+        );
+        assert_eq!(
+            t.containers[0].network_bindings[0].protocol,
+            TransportProtocol::Udp
+        );
+        assert_eq!(serde_json::to_string(&t).unwrap(), stored);
     }
 
     #[test]

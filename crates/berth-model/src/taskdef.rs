@@ -1,16 +1,24 @@
 //! Task definitions: the versioned recipe for a task (containers, cpu, memory, ports, health).
 //!
-//! A client's RegisterTaskDefinition body deserialises straight into [`TaskDefinition`];
+//! A client's RegisterTaskDefinition body is decoded by [`TaskDefinition::from_request`];
 //! [`TaskDefinition::validate_and_normalize`] applies ECS's rules and fills the defaults ECS
-//! shows on describe (essential, protocol, health check timings, cpu in units). Fields berth
-//! does not interpret are kept verbatim (`extra`), so describe returns what was registered.
+//! shows on describe (essential, protocol, health check timings, cpu in units). The members
+//! berth reads (ports, dependencies, health checks) and those it stores and describes (volumes,
+//! mount points, log configuration, placement constraints) are typed; the many others of ECS's
+//! model that berth does not interpret (`linuxParameters`, `ulimits`, `runtimePlatform`, ...)
+//! are kept verbatim in `extra`, so describe returns what was registered without berth
+//! shadowing a model it does not act on.
 
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{validate_family, validate_name, validate_tags, ApiError, Arn, ResourceKind, Tag};
+use crate::wire::{self, wire_enum};
+use crate::{
+    validate_family, validate_name, validate_tags, ApiError, Arn, Attribute, ErrorCode, MountPoint,
+    ResourceKind, Tag, TaskDefinitionPlacementConstraint, Volume, VolumeFrom,
+};
 
 /// ECS allows at most 10 containers in a task definition.
 pub const MAX_CONTAINERS: usize = 10;
@@ -49,6 +57,18 @@ pub struct KeyValuePair {
     pub value: String,
 }
 
+wire_enum! {
+    /// ECS's `TransportProtocol` of a port: the one protocol type of berth (task definitions,
+    /// network bindings, the scheduler's ports, the agents' drivers).
+    #[derive(Default)]
+    pub enum TransportProtocol ("protocol") {
+        /// ECS's default.
+        #[default]
+        Tcp = "tcp",
+        Udp = "udp",
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PortMapping {
@@ -56,10 +76,13 @@ pub struct PortMapping {
     pub container_port: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_port: Option<i64>,
+    /// Always set once registered (ECS's default is tcp).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub protocol: Option<String>,
+    pub protocol: Option<TransportProtocol>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The members berth does not interpret (`appProtocol`, `containerPortRange`: a range only
+    /// excuses a missing `containerPort`), verbatim.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -78,11 +101,54 @@ pub struct HealthCheck {
     pub start_period: Option<i64>,
 }
 
+impl PortMapping {
+    /// The mapping's protocol (tcp unless it says otherwise).
+    pub fn protocol(&self) -> TransportProtocol {
+        self.protocol.unwrap_or_default()
+    }
+}
+
+wire_enum! {
+    /// ECS's `ContainerCondition`: what a `dependsOn` entry waits for.
+    pub enum ContainerCondition ("dependsOn condition") {
+        /// The dependency has started.
+        Start = "START",
+        /// The dependency has exited.
+        Complete = "COMPLETE",
+        /// The dependency has exited with code 0.
+        Success = "SUCCESS",
+        /// The dependency's health check passes.
+        Healthy = "HEALTHY",
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerDependency {
     pub container_name: String,
-    pub condition: String,
+    pub condition: ContainerCondition,
+}
+
+/// A container's `logConfiguration`. Fields in alphabetical order of their wire names (the
+/// member was stored as a raw JSON object before it was typed; see `placement`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogConfiguration {
+    /// Text, not an enum: ECS lists eight drivers, but berth never refused others (Docker's
+    /// `local`, plugins), so stored definitions may name any, and berth does not act on it.
+    pub log_driver: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_options: Option<Vec<Secret>>,
+}
+
+/// ECS's `Secret`: an option's value taken from Secrets Manager or SSM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Secret {
+    pub name: String,
+    pub value_from: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -109,9 +175,9 @@ pub struct ContainerDefinition {
     #[serde(default)]
     pub environment: Vec<KeyValuePair>,
     #[serde(default)]
-    pub mount_points: Vec<Value>,
+    pub mount_points: Vec<MountPoint>,
     #[serde(default)]
-    pub volumes_from: Vec<Value>,
+    pub volumes_from: Vec<VolumeFrom>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub depends_on: Option<Vec<ContainerDependency>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,7 +189,7 @@ pub struct ContainerDefinition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker_labels: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub log_configuration: Option<Value>,
+    pub log_configuration: Option<LogConfiguration>,
     /// Every other ContainerDefinition field, kept as registered.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -155,15 +221,15 @@ pub struct TaskDefinition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_mode: Option<String>,
     #[serde(default)]
-    pub volumes: Vec<Value>,
+    pub volumes: Vec<Volume>,
     #[serde(default)]
-    pub placement_constraints: Vec<Value>,
+    pub placement_constraints: Vec<TaskDefinitionPlacementConstraint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requires_compatibilities: Option<Vec<String>>,
     #[serde(default)]
     pub compatibilities: Vec<String>,
     #[serde(default)]
-    pub requires_attributes: Vec<Value>,
+    pub requires_attributes: Vec<Attribute>,
     /// Task-level cpu in units, as a string (ECS's wire type).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<String>,
@@ -309,6 +375,33 @@ fn one_of(what: &str, v: Option<&str>, allowed: &[&str]) -> Result<(), ApiError>
 }
 
 impl TaskDefinition {
+    /// Decodes a RegisterTaskDefinition body. Its enum members are checked first, so a value
+    /// outside ECS's set is the `InvalidParameterException` ECS answers, naming the member
+    /// (see the `wire` module); a body of the wrong shape is a `SerializationException`, as for
+    /// every action.
+    pub fn from_request(body: Value) -> Result<Self, ApiError> {
+        for c in wire::each(&body, "containerDefinitions") {
+            for p in wire::each(c, "portMappings") {
+                wire::check::<TransportProtocol>(p.get("protocol"))?;
+            }
+            for d in wire::each(c, "dependsOn") {
+                wire::check::<ContainerCondition>(d.get("condition"))?;
+            }
+        }
+        for v in wire::each(&body, "volumes") {
+            Volume::check_request(v)?;
+        }
+        for p in wire::each(&body, "placementConstraints") {
+            TaskDefinitionPlacementConstraint::check_request(p)?;
+        }
+        serde_json::from_value(body).map_err(|e| {
+            ApiError::new(
+                ErrorCode::SerializationException,
+                format!("Could not parse request body: {e}"),
+            )
+        })
+    }
+
     /// Applies ECS's registration rules and fills the defaults ECS shows. Revision, status,
     /// timestamps and `registeredBy` are the caller's to set.
     pub fn validate_and_normalize(&mut self) -> Result<(), ApiError> {
@@ -441,8 +534,7 @@ impl TaskDefinition {
                     )?,
                 }
                 in_range(&format!("Container '{n}' hostPort"), p.host_port, 0, 65535)?;
-                let proto = p.protocol.get_or_insert_with(|| "tcp".into()).clone();
-                one_of("protocol", Some(&proto), &["tcp", "udp"])?;
+                let proto = *p.protocol.get_or_insert_with(TransportProtocol::default);
                 if fixed_host_ports {
                     match (p.container_port, p.host_port) {
                         (Some(cp), Some(hp)) if hp != cp => {
@@ -457,7 +549,7 @@ impl TaskDefinition {
                     p.host_port = Some(0);
                 }
                 if let Some(hp) = p.host_port.filter(|hp| *hp != 0) {
-                    if !host_ports.insert((hp, proto.clone())) {
+                    if !host_ports.insert((hp, proto)) {
                         return Err(ApiError::client(format!(
                             "Host port {hp}/{proto} is used by more than one port mapping."
                         )));
@@ -472,12 +564,9 @@ impl TaskDefinition {
                             d.container_name
                         )));
                     }
-                    one_of(
-                        "dependsOn condition",
-                        Some(&d.condition),
-                        &["START", "COMPLETE", "SUCCESS", "HEALTHY"],
-                    )?;
-                    if d.condition == "HEALTHY" && !with_health.contains(&d.container_name) {
+                    if d.condition == ContainerCondition::Healthy
+                        && !with_health.contains(&d.container_name)
+                    {
                         return Err(ApiError::client(format!(
                             "Container '{n}' waits for '{}' to be HEALTHY, but it has no healthCheck.",
                             d.container_name
@@ -612,7 +701,7 @@ mod tests {
         let t = td(web()).unwrap();
         let c = &t.container_definitions[0];
         assert_eq!(c.essential, Some(true));
-        assert_eq!(c.port_mappings[0].protocol.as_deref(), Some("tcp"));
+        assert_eq!(c.port_mappings[0].protocol, Some(TransportProtocol::Tcp));
         assert_eq!(c.port_mappings[0].host_port, Some(0));
         let h = c.health_check.as_ref().unwrap();
         assert_eq!(
@@ -749,6 +838,118 @@ mod tests {
             .map(|i| json!({"name": format!("c{i}"), "image": "i", "memory": 8}))
             .collect();
         assert!(td(json!({"family": "a", "containerDefinitions": eleven})).is_err());
+    }
+
+    /// A task definition as berth stored it while volumes, mount points, log configuration and
+    /// placement constraints were raw JSON (keys sorted by serde_json) and protocols and
+    /// conditions were text, and what DescribeTaskDefinition answered for it.
+    const STORED: &str = include_str!("../testdata/taskdef-stored.json");
+    const WIRE: &str = include_str!("../testdata/taskdef-wire.json");
+
+    #[test]
+    fn records_stored_untyped_decode_and_re_encode_byte_identically() {
+        let t: TaskDefinition = serde_json::from_str(STORED).unwrap();
+        let app = &t.container_definitions[0];
+        assert_eq!(app.port_mappings[1].protocol(), TransportProtocol::Udp);
+        assert_eq!(
+            app.depends_on.as_ref().unwrap()[0].condition,
+            ContainerCondition::Healthy
+        );
+        assert_eq!(
+            app.mount_points[0],
+            MountPoint {
+                container_path: Some("/var/lib/app".into()),
+                read_only: Some(false),
+                source_volume: Some("data".into()),
+            }
+        );
+        assert_eq!(
+            app.volumes_from[0].source_container.as_deref(),
+            Some("sidecar")
+        );
+        let log = app.log_configuration.as_ref().unwrap();
+        assert_eq!(log.log_driver, "json-file");
+        assert_eq!(log.options.as_ref().unwrap()["max-size"], "10m");
+        assert_eq!(
+            t.volumes[1]
+                .docker_volume_configuration
+                .as_ref()
+                .and_then(|d| d.scope),
+            Some(crate::Scope::Task)
+        );
+        assert_eq!(
+            t.volumes[0].host.as_ref().unwrap().source_path.as_deref(),
+            Some("/srv/data")
+        );
+        assert_eq!(
+            t.placement_constraints[0].kind,
+            Some(crate::TaskDefinitionPlacementConstraintType::MemberOf)
+        );
+
+        assert_eq!(serde_json::to_string(&t).unwrap(), STORED.trim_end());
+        let wire = t.to_wire("arn:aws:ecs:us-east-1:000000000000:task-definition/web:3");
+        assert_eq!(serde_json::to_string(&wire).unwrap(), WIRE.trim_end());
+    }
+
+    #[test]
+    fn requests_with_bad_enum_values_are_refused_naming_the_member() {
+        let with = |at: &str, value: Value| {
+            let mut v: Value = serde_json::from_str(STORED).unwrap();
+            *v.pointer_mut(at).unwrap() = value;
+            TaskDefinition::from_request(v)
+        };
+        assert!(TaskDefinition::from_request(serde_json::from_str(STORED).unwrap()).is_ok());
+        let cases = [
+            (
+                "/containerDefinitions/0/portMappings/1/protocol",
+                json!("sctp"),
+                r#"Invalid protocol "sctp"; valid: tcp, udp"#,
+            ),
+            (
+                "/containerDefinitions/0/portMappings/1/protocol",
+                json!("UDP"),
+                r#"Invalid protocol "UDP"; valid: tcp, udp"#,
+            ),
+            (
+                "/containerDefinitions/0/dependsOn/0/condition",
+                json!("READY"),
+                r#"Invalid dependsOn condition "READY"; valid: START, COMPLETE, SUCCESS, HEALTHY"#,
+            ),
+            (
+                "/volumes/1/dockerVolumeConfiguration/scope",
+                json!("global"),
+                r#"Invalid dockerVolumeConfiguration scope "global"; valid: task, shared"#,
+            ),
+            (
+                "/volumes/3/efsVolumeConfiguration/authorizationConfig/iam",
+                json!("ON"),
+                r#"Invalid efsVolumeConfiguration authorizationConfig iam "ON"; valid: ENABLED, DISABLED"#,
+            ),
+            (
+                "/placementConstraints/0/type",
+                json!("distinctInstance"),
+                r#"Invalid placementConstraints type "distinctInstance"; valid: memberOf"#,
+            ),
+        ];
+        for (at, value, message) in cases {
+            let e = with(at, value).unwrap_err();
+            assert_eq!(e.code, crate::ErrorCode::InvalidParameterException);
+            assert_eq!(e.message, message);
+        }
+        // A member of the wrong JSON type stays the client's serialization error.
+        for (at, value) in [
+            ("/containerDefinitions/0/portMappings/1/protocol", json!(17)),
+            ("/containerDefinitions/0/mountPoints", json!({"a": 1})),
+            ("/volumes/0/host", json!("/srv")),
+        ] {
+            let e = with(at, value).unwrap_err();
+            assert_eq!(
+                e.code,
+                crate::ErrorCode::SerializationException,
+                "{}",
+                e.message
+            );
+        }
     }
 
     #[test]

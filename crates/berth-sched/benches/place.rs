@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use berth_model::TransportProtocol;
 use berth_sched::{
-    place, sample_size, BinpackField, InstanceView, Protocol, Resources, SpreadField, Strategy,
-    TaskAsk,
+    place, sample_size, BinpackField, InstanceView, Resources, SpreadField, Strategy, TaskAsk,
 };
 use criterion::{BenchmarkId, Criterion};
 
@@ -47,7 +47,7 @@ fn cluster(n: usize) -> Vec<InstanceView> {
             }
             task_groups.insert("service:other".to_string(), (next() % 4) as u32);
             let mut ports_in_use = BTreeSet::new();
-            ports_in_use.insert((22, Protocol::Tcp));
+            ports_in_use.insert((22, TransportProtocol::Tcp));
             InstanceView {
                 id: format!("{:08x}-0000-4000-8000-{:012x}", next(), i),
                 arn: format!("arn:aws:ecs:us-east-1:000000000000:container-instance/bench/{i}"),

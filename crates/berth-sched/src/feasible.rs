@@ -9,9 +9,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use berth_model::TransportProtocol;
+
 use crate::expr::Expr;
 use crate::index::Node;
-use crate::model::{Protocol, Reason, TaskAsk};
+use crate::model::{Reason, TaskAsk};
 use crate::policy::Constraint;
 
 pub(crate) trait Check {
@@ -200,9 +202,9 @@ impl Check for Memory {
 
 struct Ports {
     /// The fixed host ports, without duplicates.
-    ports: Vec<(u16, Protocol)>,
+    ports: Vec<(u16, TransportProtocol)>,
     /// A port the task itself binds twice: no instance can take it.
-    duplicate: Option<(u16, Protocol)>,
+    duplicate: Option<(u16, TransportProtocol)>,
 }
 
 impl Check for Ports {
@@ -305,14 +307,17 @@ mod tests {
     #[test]
     fn ports() {
         let mut i = inst();
-        i.ports_in_use.insert((80, Protocol::Tcp));
+        i.ports_in_use.insert((80, TransportProtocol::Tcp));
         let mut a = ask(1, 1);
-        a.host_ports = vec![(80, Protocol::Udp), (0, Protocol::Tcp)];
+        a.host_ports = vec![(80, TransportProtocol::Udp), (0, TransportProtocol::Tcp)];
         assert_eq!(verdict(&i, &a, &[]), None, "same port, other protocol");
-        a.host_ports.push((80, Protocol::Tcp));
+        a.host_ports.push((80, TransportProtocol::Tcp));
         assert_eq!(verdict(&i, &a, &[]), Some(Reason::Ports));
         let mut twice = ask(1, 1);
-        twice.host_ports = vec![(8080, Protocol::Tcp), (8080, Protocol::Tcp)];
+        twice.host_ports = vec![
+            (8080, TransportProtocol::Tcp),
+            (8080, TransportProtocol::Tcp),
+        ];
         assert_eq!(verdict(&inst(), &twice, &[]), Some(Reason::Ports));
         let checks = chain(&twice, &[]);
         let node = Node::new(&i, "");
@@ -324,7 +329,7 @@ mod tests {
     fn ports_after_a_placement_in_the_same_call() {
         let i = inst();
         let mut a = ask(1, 1);
-        a.host_ports = vec![(80, Protocol::Tcp)];
+        a.host_ports = vec![(80, TransportProtocol::Tcp)];
         let checks = chain(&a, &[]);
         let mut node = Node::new(&i, &a.group);
         assert!(checks.iter().all(|c| c.passes(&node)));

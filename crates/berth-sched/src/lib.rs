@@ -54,9 +54,7 @@ mod stack;
 
 pub use error::SchedError;
 pub use expr::Expr;
-pub use model::{
-    Failure, InstanceView, Placement, Protocol, Reason, Rejection, Resources, TaskAsk,
-};
+pub use model::{Failure, InstanceView, Placement, Reason, Rejection, Resources, TaskAsk};
 pub use policy::{
     check_limits, BinpackField, Constraint, SpreadField, Strategy, MAX_CONSTRAINTS,
     MAX_EXPRESSION_LEN, MAX_STRATEGIES,

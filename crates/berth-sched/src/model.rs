@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
+use berth_model::TransportProtocol;
 use serde::{Deserialize, Serialize};
 
 /// CPU units (1024 = one vCPU, as ECS counts) and memory in MiB.
@@ -20,46 +21,6 @@ impl Resources {
     /// `cpu` units and `memory` MiB.
     pub const fn new(cpu: u64, memory: u64) -> Self {
         Resources { cpu, memory }
-    }
-}
-
-/// A host port's protocol, as ECS's `portMappings[].protocol` spells it (`tcp` / `udp`).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// `tcp`, ECS's default.
-    #[default]
-    Tcp,
-    /// `udp`.
-    Udp,
-}
-
-impl Protocol {
-    /// `"tcp"` or `"udp"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        }
-    }
-
-    /// Parses ECS's spelling, case-insensitively.
-    pub fn parse(s: &str) -> Option<Self> {
-        if s.eq_ignore_ascii_case("tcp") {
-            Some(Protocol::Tcp)
-        } else if s.eq_ignore_ascii_case("udp") {
-            Some(Protocol::Udp)
-        } else {
-            None
-        }
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -82,7 +43,7 @@ pub struct InstanceView {
     /// Resources not reserved by the tasks already on it.
     pub remaining: Resources,
     /// Host ports taken (by running tasks and the instance's reserved ports).
-    pub ports_in_use: BTreeSet<(u16, Protocol)>,
+    pub ports_in_use: BTreeSet<(u16, TransportProtocol)>,
     /// ECS attributes (`ecs.os-type`, `ecs.cpu-architecture`, `ecs.instance-type`,
     /// `ecs.availability-zone`, custom ones). `None` is an attribute without a value.
     pub attributes: BTreeMap<String, Option<String>>,
@@ -104,7 +65,7 @@ pub struct TaskAsk {
     /// What the task reserves: task-level cpu / memory, or the sum over its containers.
     pub resources: Resources,
     /// Fixed host ports the task binds. Port 0 (dynamic) is ignored.
-    pub host_ports: Vec<(u16, Protocol)>,
+    pub host_ports: Vec<(u16, TransportProtocol)>,
     /// The task group (`service:NAME` or `family:NAME` or the RunTask `group`): spread
     /// counts and `distinctInstance` look at tasks of this group.
     pub group: String,

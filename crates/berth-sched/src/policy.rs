@@ -1,8 +1,13 @@
-//! Placement strategies and constraints, parsed from (and written back to) ECS's wire shapes
-//! `{"type": "binpack", "field": "memory"}` and `{"type": "memberOf", "expression": "..."}`.
+//! Placement strategies and constraints, made from (and written back to) ECS's shapes
+//! `{"type": "binpack", "field": "memory"}` and `{"type": "memberOf", "expression": "..."}`:
+//! berth-model's [`PlacementStrategy`] and [`PlacementConstraint`], whose `type` is already
+//! typed; what the `field` and `expression` say is decided here.
 
 use std::fmt;
 
+use berth_model::{
+    PlacementConstraint, PlacementConstraintType, PlacementStrategy, PlacementStrategyType,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::SchedError;
@@ -78,7 +83,7 @@ impl SpreadField {
 
 /// A placement strategy. Several apply in order, each breaking the ties of the ones before.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "WireStrategy", into = "WireStrategy")]
+#[serde(try_from = "PlacementStrategy", into = "PlacementStrategy")]
 pub enum Strategy {
     /// Prefer the instance with the least of `field` remaining (then the least of the other
     /// resource): fills instances before starting new ones.
@@ -97,12 +102,22 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    /// Parses ECS's `placementStrategy` entry: `kind` is `type` (`binpack`, `spread`,
-    /// `random`), `field` its `field`. Binpack needs `cpu` or `memory`; spread needs a field;
-    /// random ignores it.
+    /// Parses ECS's `placementStrategy` entry from its text: `kind` is `type` (`binpack`,
+    /// `spread`, `random`), `field` its `field`. See [`Strategy::new`].
     pub fn from_wire(kind: &str, field: Option<&str>) -> Result<Strategy, SchedError> {
+        let kind: PlacementStrategyType = kind.parse().map_err(|_| {
+            SchedError::InvalidStrategy(format!(
+                "unknown placement strategy type `{kind}`; expected random, spread or binpack"
+            ))
+        })?;
+        Strategy::new(kind, field)
+    }
+
+    /// A strategy of type `kind` with its `field`: binpack needs `cpu` or `memory`; spread
+    /// needs a field; random ignores it.
+    pub fn new(kind: PlacementStrategyType, field: Option<&str>) -> Result<Strategy, SchedError> {
         match kind {
-            "binpack" => match field.map(str::trim) {
+            PlacementStrategyType::Binpack => match field.map(str::trim) {
                 Some(f) if f.eq_ignore_ascii_case("cpu") => Ok(Strategy::Binpack {
                     field: BinpackField::Cpu,
                 }),
@@ -116,23 +131,25 @@ impl Strategy {
                     "the binpack strategy requires a field: cpu or memory".to_string(),
                 )),
             },
-            "spread" => Ok(Strategy::Spread {
+            PlacementStrategyType::Spread => Ok(Strategy::Spread {
                 field: SpreadField::parse(field.unwrap_or(""))?,
             }),
-            "random" => Ok(Strategy::Random),
-            other => Err(SchedError::InvalidStrategy(format!(
-                "unknown placement strategy type `{other}`; expected random, spread or binpack"
-            ))),
+            PlacementStrategyType::Random => Ok(Strategy::Random),
         }
     }
 
     /// The wire `type`.
-    pub fn wire_type(&self) -> &'static str {
+    pub fn kind(&self) -> PlacementStrategyType {
         match self {
-            Strategy::Binpack { .. } => "binpack",
-            Strategy::Spread { .. } => "spread",
-            Strategy::Random => "random",
+            Strategy::Binpack { .. } => PlacementStrategyType::Binpack,
+            Strategy::Spread { .. } => PlacementStrategyType::Spread,
+            Strategy::Random => PlacementStrategyType::Random,
         }
+    }
+
+    /// The wire `type`, as text.
+    pub fn wire_type(&self) -> &'static str {
+        self.kind().as_str()
     }
 
     /// The wire `field` (none for random).
@@ -156,7 +173,7 @@ impl fmt::Display for Strategy {
 
 /// A placement constraint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "WireConstraint", into = "WireConstraint")]
+#[serde(try_from = "PlacementConstraint", into = "PlacementConstraint")]
 pub enum Constraint {
     /// Each task of the group on a different instance: no two tasks of this call on one
     /// instance, and none on an instance that already runs a task of the group.
@@ -166,20 +183,34 @@ pub enum Constraint {
 }
 
 impl Constraint {
-    /// Parses ECS's `placementConstraints` entry: `kind` is `type` (`distinctInstance`,
-    /// `memberOf`), `expression` its `expression` (required for memberOf, at most
-    /// [`MAX_EXPRESSION_LEN`] characters; not allowed for distinctInstance).
+    /// Parses ECS's `placementConstraints` entry from its text: `kind` is `type`
+    /// (`distinctInstance`, `memberOf`), `expression` its `expression`. See
+    /// [`Constraint::new`].
     pub fn from_wire(kind: &str, expression: Option<&str>) -> Result<Constraint, SchedError> {
+        let kind: PlacementConstraintType = kind.parse().map_err(|_| {
+            SchedError::InvalidConstraint(format!(
+                "unknown placement constraint type `{kind}`; expected distinctInstance or memberOf"
+            ))
+        })?;
+        Constraint::new(kind, expression)
+    }
+
+    /// A constraint of type `kind` with its `expression` (required for memberOf, at most
+    /// [`MAX_EXPRESSION_LEN`] characters; not allowed for distinctInstance).
+    pub fn new(
+        kind: PlacementConstraintType,
+        expression: Option<&str>,
+    ) -> Result<Constraint, SchedError> {
         let expression = expression.filter(|e| !e.trim().is_empty());
         match kind {
-            "distinctInstance" => match expression {
+            PlacementConstraintType::DistinctInstance => match expression {
                 None => Ok(Constraint::DistinctInstance),
                 Some(_) => Err(SchedError::InvalidConstraint(
                     "an expression can't be specified for the distinctInstance constraint"
                         .to_string(),
                 )),
             },
-            "memberOf" => {
+            PlacementConstraintType::MemberOf => {
                 let expr = expression.ok_or_else(|| {
                     SchedError::InvalidConstraint(
                         "the memberOf constraint requires an expression".to_string(),
@@ -194,18 +225,20 @@ impl Constraint {
                 }
                 Ok(Constraint::MemberOf(Expr::parse(expr)?))
             }
-            other => Err(SchedError::InvalidConstraint(format!(
-                "unknown placement constraint type `{other}`; expected distinctInstance or memberOf"
-            ))),
         }
     }
 
     /// The wire `type`.
-    pub fn wire_type(&self) -> &'static str {
+    pub fn kind(&self) -> PlacementConstraintType {
         match self {
-            Constraint::DistinctInstance => "distinctInstance",
-            Constraint::MemberOf(_) => "memberOf",
+            Constraint::DistinctInstance => PlacementConstraintType::DistinctInstance,
+            Constraint::MemberOf(_) => PlacementConstraintType::MemberOf,
         }
+    }
+
+    /// The wire `type`, as text.
+    pub fn wire_type(&self) -> &'static str {
+        self.kind().as_str()
     }
 
     /// The wire `expression` (the text as given), none for distinctInstance.
@@ -234,50 +267,48 @@ pub fn check_limits(strategies: &[Strategy], constraints: &[Constraint]) -> Resu
     Ok(())
 }
 
-#[derive(Serialize, Deserialize)]
-struct WireStrategy {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    field: Option<String>,
-}
-
-impl TryFrom<WireStrategy> for Strategy {
+impl TryFrom<&PlacementStrategy> for Strategy {
     type Error = SchedError;
-    fn try_from(w: WireStrategy) -> Result<Self, SchedError> {
-        Strategy::from_wire(&w.kind, w.field.as_deref())
+    fn try_from(s: &PlacementStrategy) -> Result<Self, SchedError> {
+        Strategy::new(s.kind, s.field.as_deref())
     }
 }
 
-impl From<Strategy> for WireStrategy {
+impl TryFrom<PlacementStrategy> for Strategy {
+    type Error = SchedError;
+    fn try_from(s: PlacementStrategy) -> Result<Self, SchedError> {
+        Strategy::try_from(&s)
+    }
+}
+
+impl From<Strategy> for PlacementStrategy {
     fn from(s: Strategy) -> Self {
-        WireStrategy {
-            kind: s.wire_type().to_string(),
+        PlacementStrategy {
             field: s.wire_field(),
+            kind: s.kind(),
         }
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct WireConstraint {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    expression: Option<String>,
-}
-
-impl TryFrom<WireConstraint> for Constraint {
+impl TryFrom<&PlacementConstraint> for Constraint {
     type Error = SchedError;
-    fn try_from(w: WireConstraint) -> Result<Self, SchedError> {
-        Constraint::from_wire(&w.kind, w.expression.as_deref())
+    fn try_from(c: &PlacementConstraint) -> Result<Self, SchedError> {
+        Constraint::new(c.kind, c.expression.as_deref())
     }
 }
 
-impl From<Constraint> for WireConstraint {
+impl TryFrom<PlacementConstraint> for Constraint {
+    type Error = SchedError;
+    fn try_from(c: PlacementConstraint) -> Result<Self, SchedError> {
+        Constraint::try_from(&c)
+    }
+}
+
+impl From<Constraint> for PlacementConstraint {
     fn from(c: Constraint) -> Self {
-        WireConstraint {
-            kind: c.wire_type().to_string(),
+        PlacementConstraint {
             expression: c.wire_expression().map(str::to_string),
+            kind: c.kind(),
         }
     }
 }
@@ -402,7 +433,7 @@ mod tests {
         let back = serde_json::to_string(&s).expect("serialises");
         assert_eq!(
             back,
-            r#"[{"type":"spread","field":"attribute:ecs.availability-zone"},{"type":"binpack","field":"memory"},{"type":"random"}]"#
+            r#"[{"field":"attribute:ecs.availability-zone","type":"spread"},{"field":"memory","type":"binpack"},{"type":"random"}]"#
         );
         let c: Vec<Constraint> = serde_json::from_str(
             r#"[{"type":"distinctInstance"},{"type":"memberOf","expression":"task:group == databases"}]"#,
@@ -410,9 +441,46 @@ mod tests {
         .expect("parses");
         assert_eq!(
             serde_json::to_string(&c).expect("serialises"),
-            r#"[{"type":"distinctInstance"},{"type":"memberOf","expression":"task:group == databases"}]"#
+            r#"[{"type":"distinctInstance"},{"expression":"task:group == databases","type":"memberOf"}]"#
         );
         assert!(serde_json::from_str::<Strategy>(r#"{"type":"binpack","field":"gpu"}"#).is_err());
+    }
+
+    #[test]
+    fn from_and_to_the_typed_wire_shapes() {
+        let s = PlacementStrategy {
+            field: Some(" memory ".into()),
+            kind: PlacementStrategyType::Binpack,
+        };
+        assert_eq!(
+            Strategy::try_from(&s),
+            Ok(Strategy::Binpack {
+                field: BinpackField::Memory
+            })
+        );
+        let no_field = PlacementStrategy {
+            field: None,
+            kind: PlacementStrategyType::Spread,
+        };
+        assert!(Strategy::try_from(&no_field).is_err());
+        assert_eq!(
+            PlacementStrategy::from(Strategy::Random),
+            PlacementStrategy {
+                field: None,
+                kind: PlacementStrategyType::Random
+            }
+        );
+        let c = PlacementConstraint {
+            expression: Some("attribute:zone == a".into()),
+            kind: PlacementConstraintType::MemberOf,
+        };
+        let parsed = Constraint::try_from(&c).expect("valid");
+        assert_eq!(PlacementConstraint::from(parsed), c);
+        let bad = PlacementConstraint {
+            expression: Some("attribute:zone == a".into()),
+            kind: PlacementConstraintType::DistinctInstance,
+        };
+        assert!(Constraint::try_from(&bad).is_err());
     }
 
     #[test]

@@ -337,8 +337,8 @@ impl<'a> Stack<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Protocol;
     use crate::policy::{BinpackField, SpreadField};
+    use berth_model::TransportProtocol;
 
     fn inst(id: &str, cpu: u64, memory: u64) -> InstanceView {
         InstanceView {
@@ -570,9 +570,9 @@ mod tests {
     #[test]
     fn host_ports_allow_one_task_per_instance() {
         let mut a = ask(1, 1);
-        a.host_ports = vec![(80, Protocol::Tcp)];
+        a.host_ports = vec![(80, TransportProtocol::Tcp)];
         let mut taken = inst("taken", 999, 999);
-        taken.ports_in_use.insert((80, Protocol::Tcp));
+        taken.ports_in_use.insert((80, TransportProtocol::Tcp));
         let instances = [inst("a", 999, 999), taken, inst("c", 999, 999)];
         let out = run(&instances, &a, 3, &[BINPACK_MEMORY], &[]);
         assert_eq!(ids(&out), ["a", "c", "!RESOURCE:PORTS"]);

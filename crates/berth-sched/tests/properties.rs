@@ -2,18 +2,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use berth_model::TransportProtocol;
 use berth_sched::{
-    place, BinpackField, Constraint, Expr, Failure, InstanceView, Placement, Protocol, Reason,
-    Resources, SpreadField, TaskAsk,
+    place, BinpackField, Constraint, Expr, Failure, InstanceView, Placement, Reason, Resources,
+    SpreadField, TaskAsk,
 };
 use proptest::prelude::*;
 
 const GROUP: &str = "service:web";
 const ZONE: &str = "ecs.availability-zone";
-const PORTS: [(u16, Protocol); 3] = [
-    (80, Protocol::Tcp),
-    (443, Protocol::Tcp),
-    (53, Protocol::Udp),
+const PORTS: [(u16, TransportProtocol); 3] = [
+    (80, TransportProtocol::Tcp),
+    (443, TransportProtocol::Tcp),
+    (53, TransportProtocol::Udp),
 ];
 
 fn zone(z: usize) -> String {

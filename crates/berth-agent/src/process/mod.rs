@@ -73,6 +73,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use berth_model::TransportProtocol;
 use futures::StreamExt;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -842,12 +843,10 @@ fn with_host_ports(spec: &ContainerSpec) -> Result<ContainerSpec, DriverError> {
     for p in spec.port_mappings.iter_mut().filter(|p| p.host_port == 0) {
         let addr = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
         let port = match p.protocol {
-            crate::spec::Protocol::Tcp => {
+            TransportProtocol::Tcp => {
                 std::net::TcpListener::bind(addr).and_then(|l| l.local_addr())
             }
-            crate::spec::Protocol::Udp => {
-                std::net::UdpSocket::bind(addr).and_then(|l| l.local_addr())
-            }
+            TransportProtocol::Udp => std::net::UdpSocket::bind(addr).and_then(|l| l.local_addr()),
         };
         p.host_port = port
             .map_err(|e| io_err("choosing a dynamic host port", e))?
@@ -1227,12 +1226,12 @@ mod tests {
             crate::spec::PortSpec {
                 container_port: 80,
                 host_port: 0,
-                protocol: crate::spec::Protocol::Tcp,
+                protocol: TransportProtocol::Tcp,
             },
             crate::spec::PortSpec {
                 container_port: 81,
                 host_port: 4567,
-                protocol: crate::spec::Protocol::Tcp,
+                protocol: TransportProtocol::Tcp,
             },
         ];
         let id = driver.start(&spec).await.unwrap();

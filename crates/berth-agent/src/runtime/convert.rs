@@ -6,7 +6,7 @@ use std::time::Duration;
 use berth_model::agent::AgentTask;
 use berth_model::ContainerDefinition;
 
-use crate::spec::{ContainerSpec, HealthCheckSpec, NetworkMode, PortSpec, Protocol};
+use crate::spec::{ContainerSpec, HealthCheckSpec, NetworkMode, PortSpec};
 
 fn secs(v: Option<i64>, default: u64) -> Duration {
     Duration::from_secs(v.and_then(|v| u64::try_from(v).ok()).unwrap_or(default))
@@ -45,11 +45,7 @@ pub(crate) fn container_spec(
             Some(PortSpec {
                 container_port,
                 host_port: p.host_port.and_then(|h| u16::try_from(h).ok()).unwrap_or(0),
-                protocol: if p.protocol.as_deref() == Some("udp") {
-                    Protocol::Udp
-                } else {
-                    Protocol::Tcp
-                },
+                protocol: p.protocol(),
             })
         })
         .collect();

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use berth_model::agent::{AgentTask, ContainerReport, TaskReport};
 use berth_model::{
-    ContainerDefinition, DesiredStatus, HealthStatus, NetworkBinding, StopCode, TaskStats,
-    TaskStatus,
+    ContainerCondition, ContainerDefinition, DesiredStatus, HealthStatus, NetworkBinding, StopCode,
+    TaskStats, TaskStatus,
 };
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
@@ -83,7 +83,7 @@ impl Slot {
                             bind_ip: b.bind_ip.clone(),
                             container_port: b.container_port,
                             host_port: b.host_port,
-                            protocol: b.protocol.as_str().to_owned(),
+                            protocol: b.protocol,
                         })
                         .collect()
                 })
@@ -202,21 +202,22 @@ impl Runner {
         let mut ready = true;
         for d in def.depends_on.iter().flatten() {
             let dep = slots.iter().find(|s| s.def.name == d.container_name)?;
-            let ok = match d.condition.as_str() {
-                "START" => dep.id.is_some() || dep.exit.is_some() && !dep.start_failed,
-                "COMPLETE" => dep.exit.is_some() && !dep.start_failed,
-                "SUCCESS" => match dep.exit {
+            let ok = match d.condition {
+                ContainerCondition::Start => {
+                    dep.id.is_some() || dep.exit.is_some() && !dep.start_failed
+                }
+                ContainerCondition::Complete => dep.exit.is_some() && !dep.start_failed,
+                ContainerCondition::Success => match dep.exit {
                     Some(0) if !dep.start_failed => true,
                     Some(_) => return None,
                     None => false,
                 },
-                "HEALTHY" => match dep.health() {
+                ContainerCondition::Healthy => match dep.health() {
                     HealthStatus::Healthy => true,
                     _ if dep.exit.is_some() => return None,
                     HealthStatus::Unhealthy => return None,
                     HealthStatus::Unknown => false,
                 },
-                _ => true,
             };
             if dep.start_failed {
                 return None;

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_model::{Clock, Service};
-use berth_sched::{Constraint, Strategy};
+use berth_sched::{Constraint, SpreadField, Strategy};
 use berth_store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -107,30 +107,23 @@ pub fn deployment_id() -> String {
     format!("ecs-svc/{n:019}")
 }
 
-/// The placement a service asks for: its strategies, or spread over instances.
+/// The placement a service asks for: its strategies, or spread over instances. (CreateService
+/// and UpdateService refuse entries the scheduler would not take, so none is dropped here.)
 fn placement(svc: &Service) -> (Vec<Strategy>, Vec<Constraint>) {
     let mut strategies: Vec<Strategy> = svc
         .placement_strategy
         .iter()
-        .filter_map(|v| {
-            Strategy::from_wire(v["type"].as_str().unwrap_or_default(), v["field"].as_str()).ok()
-        })
+        .filter_map(|s| Strategy::try_from(s).ok())
         .collect();
     if strategies.is_empty() {
-        strategies = Strategy::from_wire("spread", Some("instanceId"))
-            .into_iter()
-            .collect();
+        strategies = vec![Strategy::Spread {
+            field: SpreadField::Instance,
+        }];
     }
     let constraints = svc
         .placement_constraints
         .iter()
-        .filter_map(|v| {
-            Constraint::from_wire(
-                v["type"].as_str().unwrap_or_default(),
-                v["expression"].as_str(),
-            )
-            .ok()
-        })
+        .filter_map(|c| Constraint::try_from(c).ok())
         .collect();
     (strategies, constraints)
 }

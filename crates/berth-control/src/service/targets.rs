@@ -13,7 +13,9 @@ use std::collections::HashMap;
 
 use berth_lb::TargetState;
 use berth_model::lb::{TargetHealthSource, TargetRegistration};
-use berth_model::{keys, ContainerInstance, DesiredStatus, Service, Task, TaskStatus};
+use berth_model::{
+    keys, ContainerInstance, DesiredStatus, Service, Task, TaskStatus, TransportProtocol,
+};
 use berth_store::{Store, StoreExt, Txn};
 
 use super::decide::LbHealth;
@@ -30,11 +32,11 @@ pub struct LbEntry {
 pub fn entries(svc: &Service) -> Vec<LbEntry> {
     svc.load_balancers
         .iter()
-        .filter_map(|v| {
+        .filter_map(|lb| {
             Some(LbEntry {
-                target_group_arn: v["targetGroupArn"].as_str()?.to_owned(),
-                container_name: v["containerName"].as_str()?.to_owned(),
-                container_port: u16::try_from(v["containerPort"].as_u64()?).ok()?,
+                target_group_arn: lb.target_group_arn.clone()?,
+                container_name: lb.container_name.clone()?,
+                container_port: u16::try_from(lb.container_port?).ok()?,
             })
         })
         .collect()
@@ -59,7 +61,7 @@ pub fn target_of(
         .find(|c| c.name == entry.container_name)?
         .network_bindings
         .iter()
-        .find(|b| b.container_port == entry.container_port && b.protocol == "tcp")?
+        .find(|b| b.container_port == entry.container_port && b.protocol == TransportProtocol::Tcp)?
         .host_port;
     Some((inst.ec2_instance_id.clone(), port))
 }

@@ -66,7 +66,7 @@ pub async fn get(ctx: &Ctx, req: Request) -> Result<Value, ApiError> {
     let tgs: Vec<Value> = svc
         .load_balancers
         .iter()
-        .filter_map(|lb| lb["targetGroupArn"].as_str())
+        .filter_map(|lb| lb.target_group_arn.as_deref())
         .map(|tg| {
             json!({
                 "targetGroupArn": tg,

@@ -6,8 +6,9 @@
 use berth_control::{deployment_id, service::counts};
 use berth_model::{
     keys, validate_name, validate_tags, ApiError, Arn, CircuitBreaker, Deployment,
-    DeploymentConfiguration, DeploymentCounts, DeploymentStatus, ErrorCode, ResourceKind,
-    RolloutState, SchedulingStrategy, Service, ServiceStatus, Tag, Task, TaskDefinition,
+    DeploymentConfiguration, DeploymentCounts, DeploymentStatus, ErrorCode, NetworkConfiguration,
+    PlacementConstraint, PlacementStrategy, ResourceKind, RolloutState, SchedulingStrategy,
+    Service, ServiceLoadBalancer, ServiceStatus, Tag, Task, TaskDefinition,
 };
 use berth_sched::{Constraint, Strategy};
 use berth_store::{StoreExt, Txn, TxnResult};
@@ -66,7 +67,7 @@ const MAX_LOAD_BALANCERS: usize = 5;
 /// container of the task definition with that container port.
 async fn check_load_balancers(
     ctx: &Ctx,
-    lbs: &[Value],
+    lbs: &[ServiceLoadBalancer],
     td: &TaskDefinition,
 ) -> Result<(), ApiError> {
     if lbs.len() > MAX_LOAD_BALANCERS {
@@ -75,13 +76,12 @@ async fn check_load_balancers(
         )));
     }
     for lb in lbs {
-        let Some(tg) = lb["targetGroupArn"].as_str() else {
+        let Some(tg) = lb.target_group_arn.as_deref() else {
             return Err(ApiError::invalid(
                 "targetGroupArn is required: berth's load balancers are application load balancers.",
             ));
         };
-        let (Some(name), Some(port)) = (lb["containerName"].as_str(), lb["containerPort"].as_i64())
-        else {
+        let (Some(name), Some(port)) = (lb.container_name.as_deref(), lb.container_port) else {
             return Err(ApiError::invalid(
                 "containerName and containerPort are required for a load balancer.",
             ));
@@ -105,7 +105,7 @@ async fn check_load_balancers(
         if !c
             .port_mappings
             .iter()
-            .any(|p| p.container_port == Some(port))
+            .any(|p| p.container_port == Some(i64::from(port)))
         {
             return Err(ApiError::invalid(format!(
                 "The container {name} does not have a container port {port} defined."
@@ -115,22 +115,20 @@ async fn check_load_balancers(
     Ok(())
 }
 
-fn check_placement(strategy: &[Value], constraints: &[Value]) -> Result<(), ApiError> {
+fn check_placement(
+    strategy: &[PlacementStrategy],
+    constraints: &[PlacementConstraint],
+) -> Result<(), ApiError> {
     if strategy.len() > 5 || constraints.len() > 10 {
         return Err(ApiError::invalid(
             "At most 5 placement strategies and 10 placement constraints are allowed.",
         ));
     }
     for s in strategy {
-        Strategy::from_wire(s["type"].as_str().unwrap_or_default(), s["field"].as_str())
-            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        Strategy::try_from(s).map_err(|e| ApiError::invalid(e.to_string()))?;
     }
     for c in constraints {
-        Constraint::from_wire(
-            c["type"].as_str().unwrap_or_default(),
-            c["expression"].as_str(),
-        )
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
+        Constraint::try_from(c).map_err(|e| ApiError::invalid(e.to_string()))?;
     }
     Ok(())
 }
@@ -311,7 +309,15 @@ pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiEr
             "Placement strategies are not supported with the DAEMON scheduling strategy.",
         ));
     }
-    check_placement(&req.placement_strategy, &req.placement_constraints)?;
+    let placement_strategy = PlacementStrategy::from_request(&req.placement_strategy)?;
+    let placement_constraints = PlacementConstraint::from_request(&req.placement_constraints)?;
+    check_placement(&placement_strategy, &placement_constraints)?;
+    let load_balancers = ServiceLoadBalancer::from_request(&req.load_balancers)?;
+    let network_configuration = req
+        .network_configuration
+        .as_ref()
+        .map(NetworkConfiguration::from_request)
+        .transpose()?;
     let config = configuration(
         DeploymentConfiguration::default_for(strategy),
         req.deployment_configuration,
@@ -336,7 +342,7 @@ pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiEr
         .task_definition
         .ok_or_else(|| ApiError::invalid("taskDefinition is required."))?;
     let td = super::taskdefs::runnable(ctx, &td_ident).await?;
-    check_load_balancers(ctx, &req.load_balancers, &td).await?;
+    check_load_balancers(ctx, &load_balancers, &td).await?;
     let now = ctx.now();
     let svc = Service {
         name: req.service_name.clone(),
@@ -348,10 +354,10 @@ pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiEr
         deployment_configuration: config,
         deployments: vec![new_deployment(&td, now)],
         events: Vec::new(),
-        placement_constraints: req.placement_constraints,
-        placement_strategy: req.placement_strategy,
-        load_balancers: req.load_balancers,
-        network_configuration: req.network_configuration,
+        placement_constraints,
+        placement_strategy,
+        load_balancers,
+        network_configuration,
         health_check_grace_period_seconds: grace,
         tags: req.tags,
         propagate_tags: req.propagate_tags,
@@ -397,10 +403,46 @@ pub struct UpdateServiceRequest {
     network_configuration: Option<Value>,
 }
 
+/// UpdateService's placement, load balancer and network members, typed (`None`: not given).
+struct UpdateMembers {
+    placement_strategy: Option<Vec<PlacementStrategy>>,
+    placement_constraints: Option<Vec<PlacementConstraint>>,
+    load_balancers: Option<Vec<ServiceLoadBalancer>>,
+    network_configuration: Option<NetworkConfiguration>,
+}
+
+impl UpdateMembers {
+    fn parse(req: &UpdateServiceRequest) -> Result<Self, ApiError> {
+        Ok(Self {
+            placement_strategy: req
+                .placement_strategy
+                .as_deref()
+                .map(PlacementStrategy::from_request)
+                .transpose()?,
+            placement_constraints: req
+                .placement_constraints
+                .as_deref()
+                .map(PlacementConstraint::from_request)
+                .transpose()?,
+            load_balancers: req
+                .load_balancers
+                .as_deref()
+                .map(ServiceLoadBalancer::from_request)
+                .transpose()?,
+            network_configuration: req
+                .network_configuration
+                .as_ref()
+                .map(NetworkConfiguration::from_request)
+                .transpose()?,
+        })
+    }
+}
+
 /// Applies an UpdateService request to a service (pure: the caller loads and saves).
 fn apply_update(
     svc: &mut Service,
     req: &UpdateServiceRequest,
+    m: &UpdateMembers,
     td: Option<&TaskDefinition>,
     grace: Option<u32>,
     now: f64,
@@ -427,19 +469,19 @@ fn apply_update(
         svc.scheduling_strategy,
     )?;
     let mut redeploy = req.force_new_deployment;
-    if let Some(s) = &req.placement_strategy {
+    if let Some(s) = &m.placement_strategy {
         redeploy |= *s != svc.placement_strategy;
         svc.placement_strategy = s.clone();
     }
-    if let Some(c) = &req.placement_constraints {
+    if let Some(c) = &m.placement_constraints {
         redeploy |= *c != svc.placement_constraints;
         svc.placement_constraints = c.clone();
     }
-    if let Some(lb) = &req.load_balancers {
+    if let Some(lb) = &m.load_balancers {
         redeploy |= *lb != svc.load_balancers;
         svc.load_balancers = lb.clone();
     }
-    if let Some(n) = &req.network_configuration {
+    if let Some(n) = &m.network_configuration {
         svc.network_configuration = Some(n.clone());
     }
     if grace.is_some() {
@@ -479,14 +521,11 @@ fn apply_update(
 pub async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     let name = service_name(&req.service)?;
-    if let (Some(s), Some(c)) = (&req.placement_strategy, &req.placement_constraints) {
-        check_placement(s, c)?;
-    } else {
-        check_placement(
-            req.placement_strategy.as_deref().unwrap_or(&[]),
-            req.placement_constraints.as_deref().unwrap_or(&[]),
-        )?;
-    }
+    let m = UpdateMembers::parse(&req)?;
+    check_placement(
+        m.placement_strategy.as_deref().unwrap_or(&[]),
+        m.placement_constraints.as_deref().unwrap_or(&[]),
+    )?;
     let grace = grace(req.health_check_grace_period_seconds)?;
     load_active(ctx, &cluster).await?;
     let td = match &req.task_definition {
@@ -498,8 +537,8 @@ pub async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value, ApiEr
     let mut retry = berth_store::Retry::new();
     while retry.next().await {
         let (mut svc, rev) = load(ctx, &cluster, &name).await?.ok_or_else(not_found)?;
-        if req.load_balancers.is_some() || td.is_some() {
-            let lbs = req.load_balancers.as_ref().unwrap_or(&svc.load_balancers);
+        if m.load_balancers.is_some() || td.is_some() {
+            let lbs = m.load_balancers.as_ref().unwrap_or(&svc.load_balancers);
             let current = match (&td, svc.primary()) {
                 (Some(td), _) => Some(td.clone()),
                 (None, Some(d)) => ctx
@@ -514,7 +553,7 @@ pub async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value, ApiEr
                 check_load_balancers(ctx, lbs, &current).await?;
             }
         }
-        apply_update(&mut svc, &req, td.as_ref(), grace, ctx.now())?;
+        apply_update(&mut svc, &req, &m, td.as_ref(), grace, ctx.now())?;
         if save(ctx, &svc, rev).await? {
             return Ok(json!({ "service": service_wire(ctx, &svc, false).await? }));
         }
@@ -697,9 +736,10 @@ mod tests {
         .unwrap();
         // The first try's write lost a race; the second try starts from the stored service.
         let mut first = svc();
-        apply_update(&mut first, &req, None, Some(12), 1.0).unwrap();
+        let m = UpdateMembers::parse(&req).unwrap();
+        apply_update(&mut first, &req, &m, None, Some(12), 1.0).unwrap();
         let mut second = svc();
-        apply_update(&mut second, &req, None, Some(12), 2.0).unwrap();
+        apply_update(&mut second, &req, &m, None, Some(12), 2.0).unwrap();
         for s in [&first, &second] {
             assert_eq!(s.desired_count, 3);
             assert_eq!(s.deployment_configuration.minimum_healthy_percent, 50);
@@ -719,18 +759,20 @@ mod tests {
         let req: UpdateServiceRequest =
             serde_json::from_value(json!({"service": "web", "taskDefinition": "web:2"})).unwrap();
         let mut s = svc();
-        apply_update(&mut s, &req, Some(&td), None, 1.0).unwrap();
+        let m = UpdateMembers::parse(&req).unwrap();
+        apply_update(&mut s, &req, &m, Some(&td), None, 1.0).unwrap();
         assert_eq!(s.deployments.len(), 2);
         assert_eq!(s.deployments[0].status, DeploymentStatus::Primary);
         assert_eq!(s.deployments[0].revision, 2);
         assert_eq!(s.deployments[1].status, DeploymentStatus::Active);
         let force: UpdateServiceRequest =
             serde_json::from_value(json!({"service": "web", "forceNewDeployment": true})).unwrap();
-        apply_update(&mut s, &force, None, None, 2.0).unwrap();
+        let m = UpdateMembers::parse(&force).unwrap();
+        apply_update(&mut s, &force, &m, None, None, 2.0).unwrap();
         assert_eq!(s.deployments.len(), 3);
         assert_eq!(s.deployments[0].revision, 2);
         let mut gone = svc();
         gone.status = ServiceStatus::Draining;
-        assert!(apply_update(&mut gone, &force, None, None, 3.0).is_err());
+        assert!(apply_update(&mut gone, &force, &m, None, None, 3.0).is_err());
     }
 }

@@ -178,7 +178,7 @@ pub async fn register(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
             "Task definition size exceeds the limit of {MAX_TASKDEF_BYTES} bytes."
         )));
     }
-    let mut td: TaskDefinition = parse_body(body)?;
+    let mut td = TaskDefinition::from_request(parse_body(body)?)?;
     td.validate_and_normalize()?;
     td.status = TaskDefinitionStatus::Active;
     td.registered_by = Some(ctx.principal_arn());

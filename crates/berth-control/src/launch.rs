@@ -40,11 +40,35 @@ pub struct LaunchSpec {
 }
 
 /// A task that could not be placed, as RunTask's `failures` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlacementFailure {
+    /// The closest matching instance (or the one StartTask named).
     pub arn: Option<String>,
-    pub reason: String,
+    pub reason: PlacementReason,
     pub detail: Option<String>,
+}
+
+/// Why a task could not be placed: one vocabulary for the scheduler, the service controller's
+/// events and RunTask's `failures[].reason` (the wire string is [`as_str`](Self::as_str)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlacementReason {
+    /// The scheduler's reason on the closest instance.
+    Scheduler(berth_sched::Reason),
+    /// `MISSING`: StartTask named an instance that does not exist.
+    Missing,
+    /// `RESOURCE`: StartTask's instance has no room for the task.
+    Resource,
+}
+
+impl PlacementReason {
+    /// ECS's reason string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlacementReason::Scheduler(r) => r.as_str(),
+            PlacementReason::Missing => "MISSING",
+            PlacementReason::Resource => "RESOURCE",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -306,7 +330,7 @@ impl Launcher {
             };
             let failure = |f: berth_sched::Failure| PlacementFailure {
                 arn: f.instance_arn,
-                reason: f.reason.as_str().to_owned(),
+                reason: PlacementReason::Scheduler(f.reason),
                 detail: (!f.detail.is_empty()).then_some(f.detail),
             };
             let results: Vec<Result<String, PlacementFailure>> = match &spec.on_instances {
@@ -319,7 +343,7 @@ impl Launcher {
                         if one.is_empty() {
                             return Ok(Err(PlacementFailure {
                                 arn: Some(arn_of(id)),
-                                reason: "MISSING".into(),
+                                reason: PlacementReason::Missing,
                                 detail: Some("The container instance does not exist.".into()),
                             }));
                         }
@@ -330,7 +354,7 @@ impl Launcher {
                             Some(Err(f)) => Err(failure(f)),
                             None => Err(PlacementFailure {
                                 arn: Some(arn_of(id)),
-                                reason: "RESOURCE".into(),
+                                reason: PlacementReason::Resource,
                                 detail: None,
                             }),
                         })

@@ -30,7 +30,9 @@ mod snapshot;
 mod supervise;
 
 pub use balancing::{desired as lb_config, target_key, Balancing, LbRecords, PlaneHealth};
-pub use launch::{instance_views, LaunchOutcome, LaunchSpec, Launcher, PlacementFailure};
+pub use launch::{
+    instance_views, LaunchOutcome, LaunchSpec, Launcher, PlacementFailure, PlacementReason,
+};
 pub use reaper::Reaper;
 pub use service::{deployment_id, ControllerConfig, ServiceController};
 pub use snapshot::{host, is_connected, usage_of, ClusterSnapshot};

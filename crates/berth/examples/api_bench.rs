@@ -2,7 +2,7 @@
 //! DescribeTaskDefinition and RegisterTaskDefinition, with `GET /ping` as the baseline.
 //!
 //! ```sh
-//! cargo run --release -p berth-api --example api_bench [-- --clients 32 --seconds 5]
+//! cargo run --release -p berth --example api_bench [-- --clients 32 --seconds 5]
 //! ```
 //!
 //! The server is berth's own router (`berth_api::router`) on a durable redb store in a temp

@@ -3,7 +3,7 @@
 //!
 //! It is a keyed controller ([`crate::runtime`]): the keys are services and clusters' host
 //! sets ([`Key`]); watches on `services/`, `tasks/` and `instances/` queue the keys a change
-//! concerns ([`sources`]), and a reconcile reads only its own object: the service record, its
+//! concerns (`sources`), and a reconcile reads only its own object: the service record, its
 //! tasks through the service-task index, its cluster's instances, its task definitions and
 //! target registrations. It decides (pure, in [`decide`]) and applies: stops first, then
 //! launches, then the service record (compare-and-swap; a lost race queues the key again).

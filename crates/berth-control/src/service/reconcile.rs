@@ -442,12 +442,17 @@ impl ServiceController {
                 }
                 if let Some(f) = out.failures.first() {
                     let closest = f.arn.as_deref().and_then(|a| a.rsplit('/').next());
-                    told.push(events::unplaceable(&svc.name, &f.reason, closest));
+                    let why = events::Unplaced::Failure {
+                        reason: f.reason,
+                        closest,
+                    };
+                    told.push(events::unplaceable(&svc.name, why));
                 }
                 !out.tasks.is_empty()
             }
             Err(e) => {
-                told.push(events::unplaceable(&svc.name, &e.message, None));
+                let why = events::Unplaced::Refused(&e.message);
+                told.push(events::unplaceable(&svc.name, why));
                 false
             }
         }

@@ -126,7 +126,7 @@ fn launch_answer(ctx: &Ctx, out: berth_control::LaunchOutcome) -> Value {
         .failures
         .iter()
         .map(|f| {
-            let mut v = json!({ "reason": f.reason });
+            let mut v = json!({ "reason": f.reason.as_str() });
             if let Some(a) = &f.arn {
                 v["arn"] = json!(a);
             }

@@ -28,7 +28,7 @@ fn live(t: &Task) -> bool {
 
 /// Whether a stopped task counts as a failure of its deployment (`failedTasks`, the circuit
 /// breaker, the launch backoff). As ECS counts them: a task that failed to start (never
-/// RUNNING, or exited within [`SETTLE_SECS`] of its start) or that failed its health checks
+/// RUNNING, or exited within `SETTLE_SECS` of its start) or that failed its health checks
 /// and was stopped. A task that ran and then died or was killed is replaced, not counted.
 pub fn failed(t: &Task) -> bool {
     if t.last_status != TaskStatus::Stopped {

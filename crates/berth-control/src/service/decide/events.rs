@@ -14,6 +14,8 @@
 
 use berth_model::{Service, ServiceEvent};
 
+use crate::launch::PlacementReason;
+
 /// A problem told in an event is told again after this long if it lasts (ECS: six hours).
 const EVENT_REPEAT_SECS: f64 = 6.0 * 3600.0;
 /// The end of the steady-state event, which marks every problem before it as resolved.
@@ -140,8 +142,22 @@ pub fn unable_to_start_consistently(service: &str) -> Event {
 }
 
 /// A task of the service could not be placed.
-pub fn unplaceable(service: &str, reason: &str, closest: Option<&str>) -> Event {
-    Event::problem(placement_event(service, reason, closest))
+pub fn unplaceable(service: &str, why: Unplaced<'_>) -> Event {
+    Event::problem(placement_event(service, why))
+}
+
+/// Why a service's launch placed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unplaced<'a> {
+    /// The scheduler found no instance; `closest` is the id of the closest matching one.
+    Failure {
+        /// Why the closest instance did not fit.
+        reason: PlacementReason,
+        /// The closest matching instance's id.
+        closest: Option<&'a str>,
+    },
+    /// The launch was refused as a whole (no instances in the cluster, ...): its message.
+    Refused(&'a str),
 }
 
 /// A deployment's task definition is gone from the store.
@@ -169,29 +185,41 @@ pub fn rolling_back(service: &str, rollback: &str, target: &str) -> Event {
     ))
 }
 
-/// The event ECS writes when a service's task cannot be placed: `reason` is the placement
-/// failure's reason (`RESOURCE:MEMORY`, `AGENT` ...) and `closest` the id of the closest
-/// matching instance.
-pub fn placement_event(service: &str, reason: &str, closest: Option<&str>) -> String {
+/// The event ECS writes when a service's task cannot be placed, worded by the failure's
+/// reason as ECS words it.
+pub fn placement_event(service: &str, why: Unplaced<'_>) -> String {
+    use berth_sched::Reason;
     let head = format!(
         "(service {service}) was unable to place a task because no container instance met all of its requirements."
     );
-    let Some(id) = closest else {
-        return format!("{head} Reason: {reason}");
+    let (reason, id) = match why {
+        Unplaced::Refused(message) => return format!("{head} Reason: {message}"),
+        Unplaced::Failure {
+            reason,
+            closest: None,
+        } => return format!("{head} Reason: {}", reason.as_str()),
+        Unplaced::Failure {
+            reason,
+            closest: Some(id),
+        } => (reason, id),
     };
-    // `reason` is ECS's failure code (`berth_sched::Reason::as_str`): this picks the wording
-    // of the code, as ECS does; nothing is decided by it.
     let why = match reason {
-        "RESOURCE:MEMORY" => "has insufficient memory available.".to_owned(),
-        "RESOURCE:CPU" => "has insufficient CPU units available.".to_owned(),
-        "RESOURCE:PORTS" => "is already using a port required by your task.".to_owned(),
-        "ATTRIBUTE" | "MemberOf placement constraint unsatisfied." => {
+        PlacementReason::Scheduler(Reason::Memory) => {
+            "has insufficient memory available.".to_owned()
+        }
+        PlacementReason::Scheduler(Reason::Cpu) => {
+            "has insufficient CPU units available.".to_owned()
+        }
+        PlacementReason::Scheduler(Reason::Ports) => {
+            "is already using a port required by your task.".to_owned()
+        }
+        PlacementReason::Scheduler(Reason::Attribute | Reason::MemberOf) => {
             "is missing an attribute required by your task.".to_owned()
         }
-        "DistinctInstance placement constraint unsatisfied." => {
+        PlacementReason::Scheduler(Reason::DistinctInstance) => {
             "is already running a task of this group.".to_owned()
         }
-        other => format!("encountered error \"{other}\"."),
+        other => format!("encountered error \"{}\".", other.as_str()),
     };
     format!(
         "{head}{CLOSEST_MATCHING} (container-instance {id}) {why} For more information, see the Troubleshooting section of the Amazon ECS Developer Guide."

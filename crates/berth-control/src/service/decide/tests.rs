@@ -9,7 +9,10 @@ use berth_model::{
     DesiredStatus, HealthStatus, HostResources, InstanceStatus, RolloutState, SchedulingStrategy,
     Service, ServiceEvent, ServiceStatus, StopCode, Task, TaskStats, TaskStatus,
 };
+use berth_sched::Reason;
 use proptest::prelude::*;
+
+use super::events::Unplaced;
 
 use super::classify::SETTLE_SECS;
 use super::{
@@ -512,7 +515,7 @@ fn problems_are_told_once_until_resolved() {
         created_at: at,
         message: m.into(),
     };
-    let place = |i: &str| placement_event("web", "RESOURCE:MEMORY", Some(i));
+    let place = |i: &str| placement_event("web", failure(Reason::Memory, Some(i)));
     let events = vec![
         ev(5.0, "(service web) has started 1 tasks: (task a)."),
         ev(4.0, &place("i1")),
@@ -840,18 +843,28 @@ fn a_deleted_service_is_inactive_once_its_tasks_have_stopped() {
     assert_eq!(p.service.expect("changes").status, ServiceStatus::Inactive);
 }
 
+fn failure(reason: Reason, closest: Option<&str>) -> Unplaced<'_> {
+    Unplaced::Failure {
+        reason: crate::PlacementReason::Scheduler(reason),
+        closest,
+    }
+}
+
 #[test]
 fn placement_events_read_as_ecs_writes_them() {
     assert_eq!(
-        placement_event("web", "RESOURCE:MEMORY", Some("abc")),
+        placement_event("web", failure(Reason::Memory, Some("abc"))),
         "(service web) was unable to place a task because no container instance met all of its requirements. The closest matching (container-instance abc) has insufficient memory available. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide."
     );
-    assert!(placement_event("web", "RESOURCE:CPU", Some("abc"))
+    assert!(placement_event("web", failure(Reason::Cpu, Some("abc")))
         .contains("(container-instance abc) has insufficient CPU units available."));
-    assert!(placement_event("web", "RESOURCE:PORTS", Some("abc"))
+    assert!(placement_event("web", failure(Reason::Ports, Some("abc")))
         .contains("is already using a port required by your task."));
     assert_eq!(
-        placement_event("web", "No Container Instances were found in your cluster.", None),
+        placement_event(
+            "web",
+            Unplaced::Refused("No Container Instances were found in your cluster.")
+        ),
         "(service web) was unable to place a task because no container instance met all of its requirements. Reason: No Container Instances were found in your cluster."
     );
 }

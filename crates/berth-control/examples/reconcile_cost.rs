@@ -182,13 +182,14 @@ async fn legacy_pass(store: &dyn Store, now: f64) -> Result<usize, StoreError> {
     let mut decided = 0;
     for (_, svc, _) in &services {
         for d in &svc.deployments {
-            let k = (d.family.clone(), d.revision);
-            if !taskdefs.contains_key(&k) {
+            if let std::collections::hash_map::Entry::Vacant(e) =
+                taskdefs.entry((d.family.clone(), d.revision))
+            {
                 let td = store
                     .get_json::<TaskDefinition>(&keys::taskdef(&d.family, d.revision))
                     .await?
                     .map(|(td, _)| td);
-                taskdefs.insert(k, td);
+                e.insert(td);
             }
         }
         let group = svc.group();

@@ -5,7 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{request::Parts, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -62,48 +62,55 @@ async fn aws_api(State(state): State<ApiState>, req: Request) -> Response {
     let result = async {
         let body = read_body(body, &parts.headers).await?;
         let target = header(&parts.headers, "x-amz-target").unwrap_or_default();
-        let headers: Vec<(String, String)> = parts
-            .headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect();
-        let sreq = berth_sigv4::Request {
-            method: parts.method.as_str(),
-            path: parts.uri.path(),
-            query: parts.uri.query().unwrap_or(""),
-            headers: &headers,
-            body: &body,
-        };
-        let now = UNIX_EPOCH + Duration::from_secs_f64(state.ops.now().max(0.0));
+        let auth = |service: &str| authenticate(&state, &parts, &body, service);
         if let Some(action) = target.strip_prefix(BERTH_TARGET_PREFIX) {
-            let id = state.keys.authenticate(&sreq, "ecs", now)?;
-            let ctx = state.ops.ctx(id.region);
+            let ctx = state.ops.ctx(auth("ecs")?.region);
             return crate::ecs::berth_action(&ctx, action, &body).await;
         }
         if let Some(action) = target.strip_prefix(AUTOSCALING_TARGET_PREFIX) {
-            let id = state
-                .keys
-                .authenticate(&sreq, "application-autoscaling", now)?;
-            let ctx = state.ops.ctx(id.region);
+            let ctx = state.ops.ctx(auth("application-autoscaling")?.region);
             tracing::debug!(%action, request_id = %rid, "application-autoscaling request");
             return crate::autoscaling::dispatch(&ctx, action, &body).await;
         }
         let Some(action) = target.strip_prefix(ECS_TARGET_PREFIX) else {
             // Authenticate first, as AWS does, so an unsigned probe learns nothing.
-            state.keys.authenticate(&sreq, "ecs", now)?;
+            auth("ecs")?;
             return Err(ApiError::new(
                 ErrorCode::UnknownOperationException,
                 format!("Unknown operation: X-Amz-Target {target:?}"),
             ));
         };
-        let id = state.keys.authenticate(&sreq, "ecs", now)?;
-        let ctx = state.ops.ctx(id.region);
+        let ctx = state.ops.ctx(auth("ecs")?.region);
         let action = action.to_owned();
         tracing::debug!(%action, request_id = %rid, "ecs request");
         crate::ecs::dispatch(&ctx, &action, &body).await
     }
     .await;
     render(result, &rid)
+}
+
+/// Verifies the request's SigV4 signature, and that it was signed for `service`, at the
+/// control layer's clock.
+pub(crate) fn authenticate(
+    state: &ApiState,
+    parts: &Parts,
+    body: &[u8],
+    service: &str,
+) -> Result<berth_sigv4::Identity, ApiError> {
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let req = berth_sigv4::Request {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &headers,
+        body,
+    };
+    let now = UNIX_EPOCH + Duration::from_secs_f64(state.ops.now().max(0.0));
+    state.keys.authenticate(&req, service, now)
 }
 
 /// The AWS Query protocol (ELBv2): a form-encoded body and no `X-Amz-Target`.

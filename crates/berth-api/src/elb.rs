@@ -7,8 +7,6 @@
 
 pub(crate) mod query;
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use axum::body::Body;
 use axum::http::{request::Parts, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -29,20 +27,7 @@ const API_VERSION: &str = "2015-12-01";
 pub(crate) async fn serve(state: ApiState, parts: Parts, body: Body, rid: String) -> Response {
     let result = async {
         let body = crate::edge::read_body(body, &parts.headers).await?;
-        let headers: Vec<(String, String)> = parts
-            .headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect();
-        let sreq = berth_sigv4::Request {
-            method: parts.method.as_str(),
-            path: parts.uri.path(),
-            query: parts.uri.query().unwrap_or(""),
-            headers: &headers,
-            body: &body,
-        };
-        let now = UNIX_EPOCH + Duration::from_secs_f64(state.ops.now().max(0.0));
-        let id = state.keys.authenticate(&sreq, SERVICE, now)?;
+        let id = crate::edge::authenticate(&state, &parts, &body, SERVICE)?;
         let q = query::parse_form(&body)?;
         if let Some(v) = q.version.as_deref().filter(|v| *v != API_VERSION) {
             return Err(ApiError::new(

@@ -3,9 +3,13 @@
 /// How a datapoint is compared with the threshold (`ComparisonOperator`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Comparison {
+    /// Breaches when `value > threshold`.
     GreaterThanThreshold,
+    /// Breaches when `value >= threshold`.
     GreaterThanOrEqualToThreshold,
+    /// Breaches when `value < threshold`.
     LessThanThreshold,
+    /// Breaches when `value <= threshold`.
     LessThanOrEqualToThreshold,
 }
 
@@ -24,8 +28,11 @@ impl Comparison {
 /// An alarm's state, as CloudWatch names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AlarmState {
+    /// `OK`: enough datapoints, and not all of the window breaches.
     Ok,
+    /// `ALARM`: every datapoint in the window breaches; policies act on this.
     Alarm,
+    /// `INSUFFICIENT_DATA`: fewer datapoints than the window needs; nothing is decided.
     InsufficientData,
 }
 

@@ -34,6 +34,8 @@
 //! datapoint older than `(n + 1) × period` before `now` does not count towards a window of
 //! `n`, so a stale series means insufficient data, never a decision.
 
+#![warn(missing_docs)]
+
 mod alarm;
 mod policy;
 mod scheduled;

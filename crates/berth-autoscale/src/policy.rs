@@ -5,7 +5,9 @@ use thiserror::Error;
 /// The scalable target: a service's desired count and its bounds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Target {
+    /// `MinCapacity`: the fewest tasks any scaling may leave.
     pub min: u32,
+    /// `MaxCapacity`: the most tasks any scaling may ask for.
     pub max: u32,
     /// `SuspendedState.DynamicScalingInSuspended`.
     pub scale_in_suspended: bool,
@@ -26,10 +28,17 @@ impl Target {
 /// seconds.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TargetTracking {
+    /// `PolicyName`; copied into each [`Proposal`] and the activity's cause text.
     pub name: String,
+    /// `TargetValue`: where to keep the metric, in the metric's unit (e.g. percent CPU).
+    /// Must be positive.
     pub target_value: f64,
+    /// `ScaleOutCooldown`: after a scale-out, no scale-in, and further scale-outs count the
+    /// capacity it added.
     pub scale_out_cooldown: f64,
+    /// `ScaleInCooldown`: no scale-in within this long of the policy's last scale-in.
     pub scale_in_cooldown: f64,
+    /// `DisableScaleIn`: the policy only scales out, and has no say in others' scale-in.
     pub disable_scale_in: bool,
 }
 
@@ -72,18 +81,29 @@ pub enum AdjustmentType {
 /// threshold) or `(lower, upper]` (below it), as AWS defines. `None` is unbounded.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Step {
+    /// `MetricIntervalLowerBound`, relative to the alarm threshold.
     pub lower: Option<f64>,
+    /// `MetricIntervalUpperBound`, relative to the alarm threshold.
     pub upper: Option<f64>,
+    /// `ScalingAdjustment`: tasks, percent or exact count, per the policy's
+    /// [`AdjustmentType`].
     pub adjustment: i32,
 }
 
 /// A step scaling policy (`StepScalingPolicyConfiguration`). Cooldown in seconds.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct StepPolicy {
+    /// `PolicyName`; copied into each [`Proposal`] and the activity's cause text.
     pub name: String,
+    /// `AdjustmentType`: how every step's adjustment is read.
     pub adjustment_type: AdjustmentType,
+    /// `StepAdjustments`, in any order; their intervals must not overlap.
     pub steps: Vec<Step>,
+    /// `MinAdjustmentMagnitude`: the fewest tasks a `PercentChangeInCapacity` step changes
+    /// by. Only valid with that adjustment type.
     pub min_adjustment_magnitude: Option<i32>,
+    /// `Cooldown`: within it of the policy's last activity, no scale-in, and scale-out
+    /// counts the capacity already added.
     pub cooldown: f64,
 }
 
@@ -123,16 +143,23 @@ impl StepPolicy {
 /// A policy that PutScalingPolicy would refuse (`ValidationException`).
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum PolicyError {
+    /// `TargetValue` (the value given) is not a finite positive number.
     #[error("target value {0} must be a positive number")]
     TargetValue(f64),
+    /// A cooldown is negative or NaN.
     #[error("cooldowns must not be negative")]
     Cooldown,
+    /// A step scaling policy without `StepAdjustments`.
     #[error("a step scaling policy needs at least one step adjustment")]
     NoSteps,
+    /// A step whose lower bound is not below its upper bound (or is NaN).
     #[error("each step adjustment's lower bound must be below its upper bound")]
     StepBounds,
+    /// Two steps' intervals overlap.
     #[error("step adjustment intervals must not overlap")]
     StepOverlap,
+    /// `MinAdjustmentMagnitude` set with an adjustment type other than
+    /// `PercentChangeInCapacity`.
     #[error("MinAdjustmentMagnitude is only valid with PercentChangeInCapacity")]
     MinAdjustmentMagnitude,
 }
@@ -198,7 +225,9 @@ impl PolicyState {
 /// Which way a proposal moves the desired count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
+    /// Scale out: more tasks.
     Out,
+    /// Scale in: fewer tasks.
     In,
 }
 
@@ -206,17 +235,26 @@ pub enum Direction {
 /// policy's alarm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AlarmKind {
+    /// A target tracking policy's `AlarmHigh`: the metric is above the target (scale-out).
     High,
+    /// A target tracking policy's `AlarmLow`: the metric is below `target × scale_in_ratio`
+    /// (scale-in).
     Low,
+    /// A step policy's alarm, either direction.
     Step,
 }
 
 /// "Set the desired count to `desired`", from policy `policy`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Proposal {
+    /// Name of the policy that proposes it.
     pub policy: String,
+    /// The new desired count, already clamped to the target's `[min, max]`.
     pub desired: u32,
+    /// Whether `desired` is above or below the current count (never equal).
     pub direction: Direction,
+    /// Which alarm triggered it; decides the cooldown [`PolicyState::applied`] records and
+    /// the alarm the cause text names.
     pub alarm: AlarmKind,
     /// The metric value that triggered it (for step policies, the alarm's value).
     pub metric_value: f64,

@@ -7,8 +7,11 @@ use crate::policy::Target;
 /// A scheduled action as it fires (`ScalableTargetAction`): a new minimum and/or maximum.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ScheduledAction {
+    /// `ScheduledActionName`, quoted in the activity's cause text.
     pub name: String,
+    /// `MinCapacity`; `None` keeps the target's minimum.
     pub min: Option<u32>,
+    /// `MaxCapacity`; `None` keeps the target's maximum.
     pub max: Option<u32>,
 }
 
@@ -16,8 +19,12 @@ pub struct ScheduledAction {
 /// if the current one falls outside them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduledChange {
+    /// The target's minimum capacity after the action.
     pub min: u32,
+    /// The target's maximum capacity after the action.
     pub max: u32,
+    /// The new desired count, when the current one is outside `[min, max]`; `None` leaves
+    /// it alone.
     pub desired: Option<u32>,
 }
 
@@ -25,7 +32,13 @@ pub struct ScheduledChange {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ScheduleError {
     #[error("scheduled action would set minimum capacity {min} above maximum capacity {max}")]
-    InvalidRange { min: u32, max: u32 },
+    /// The resulting minimum would exceed the resulting maximum.
+    InvalidRange {
+        /// The minimum capacity the action would leave.
+        min: u32,
+        /// The maximum capacity the action would leave.
+        max: u32,
+    },
 }
 
 /// Applies scheduled action `a` to target `t` whose desired count is `current`: bounds the

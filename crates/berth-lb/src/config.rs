@@ -9,7 +9,9 @@ use std::time::Duration;
 /// The whole desired state of the data plane. `apply` replaces the previous one.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Config {
+    /// Every listener that should exist; listeners missing here are closed.
     pub listeners: Vec<ListenerConfig>,
+    /// Every target group that should exist, with its full target list.
     pub target_groups: Vec<TargetGroupConfig>,
 }
 
@@ -18,6 +20,8 @@ pub struct Config {
 pub struct ListenerConfig {
     /// Opaque id (a listener ARN in practice), used verbatim in errors and metric labels.
     pub id: String,
+    /// Address to listen on; port 0 picks an ephemeral port (see
+    /// [`DataPlane::local_addr`](crate::DataPlane::local_addr)).
     pub bind: SocketAddr,
     /// Any order; evaluated by ascending priority, first match wins.
     pub rules: Vec<RuleConfig>,
@@ -28,8 +32,11 @@ pub struct ListenerConfig {
 /// A listener rule: all conditions must match.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleConfig {
+    /// ELB rule priority; lower is evaluated first.
     pub priority: u32,
+    /// Conditions that must all match the request.
     pub conditions: Vec<Condition>,
+    /// What to do with a request that matches.
     pub action: Action,
 }
 
@@ -42,7 +49,12 @@ pub enum Condition {
     /// Case-insensitive, wildcards, the `:port` of the Host header is ignored.
     HostHeader(Vec<String>),
     /// Header name case-insensitive; values are case-insensitive wildcards.
-    HttpHeader { name: String, values: Vec<String> },
+    HttpHeader {
+        /// The header to look at.
+        name: String,
+        /// Patterns, any of which the header's value must match.
+        values: Vec<String>,
+    },
     /// Exact, case-sensitive.
     Method(Vec<String>),
     /// Key/value pairs, key `None` = any key; wildcards; percent-decoded; case-insensitive.
@@ -56,19 +68,29 @@ pub enum Condition {
 pub enum Action {
     /// Weighted random pick of the target group; weight 0 is never picked.
     Forward(Vec<(String, u32)>),
+    /// Answer directly, without a target.
     FixedResponse {
+        /// HTTP status code (an invalid one answers 200).
         status: u16,
+        /// `Content-Type` header; `None` sends `text/plain; charset=utf-8`.
         content_type: Option<String>,
+        /// Response body; `None` is empty.
         body: Option<String>,
     },
     /// Fields take ELB's `#{protocol}` `#{host}` `#{port}` `#{path}` `#{query}` placeholders;
     /// `None` keeps the original component. `status` is 301 or 302.
     Redirect {
+        /// Scheme of the `Location`, e.g. `HTTPS` or `#{protocol}`.
         protocol: Option<String>,
+        /// Host of the `Location`.
         host: Option<String>,
+        /// Port of the `Location`.
         port: Option<String>,
+        /// Path of the `Location`.
         path: Option<String>,
+        /// Query of the `Location`, without the `?`.
         query: Option<String>,
+        /// 301 (`HTTP_301`); anything else is sent as 302 (`HTTP_302`).
         status: u16,
     },
 }
@@ -76,8 +98,10 @@ pub enum Action {
 /// How a target is chosen within a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Algorithm {
+    /// `round_robin` (ELB's default): routable targets in turn.
     #[default]
     RoundRobin,
+    /// `least_outstanding_requests`: the routable target with the fewest in-flight requests.
     LeastOutstandingRequests,
 }
 
@@ -86,10 +110,13 @@ pub enum Algorithm {
 pub struct TargetGroupConfig {
     /// Opaque id (a target group ARN in practice).
     pub id: String,
+    /// `load_balancing.algorithm.type`: how a request picks its target.
     pub algorithm: Algorithm,
+    /// The group's health check, run against every registered target.
     pub health: HealthCheckConfig,
     /// How long a removed target may keep serving its in-flight requests (ELB: 300 s).
     pub deregistration_delay: Duration,
+    /// Every registered target; a target left out starts draining.
     pub targets: Vec<TargetConfig>,
     /// ProtocolVersion HTTP2: speak prior-knowledge h2c to the targets.
     pub http2_to_targets: bool,
@@ -111,13 +138,19 @@ impl Default for TargetGroupConfig {
 /// ELB's target group health check settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthCheckConfig {
+    /// `HealthCheckEnabled`. Disabled: targets are `unused` and all receive traffic.
     pub enabled: bool,
+    /// `HealthCheckPath`: the path of the probe's `GET`.
     pub path: String,
     /// `None` = the target's traffic port.
     pub port: Option<u16>,
+    /// `HealthCheckIntervalSeconds`: time between probes of one target (ELB: 30 s).
     pub interval: Duration,
+    /// `HealthCheckTimeoutSeconds`: a probe with no response by then fails (ELB: 5 s).
     pub timeout: Duration,
+    /// `HealthyThresholdCount`: consecutive successes that make a target healthy (ELB: 5).
     pub healthy_threshold: u32,
+    /// `UnhealthyThresholdCount`: consecutive failures that make it unhealthy (ELB: 2).
     pub unhealthy_threshold: u32,
     /// ELB matcher syntax: `"200"`, `"200,202"`, `"200-299"`.
     pub matcher: String,
@@ -143,26 +176,39 @@ impl Default for HealthCheckConfig {
 pub struct TargetConfig {
     /// Stable key, e.g. `"i-123:8080"`.
     pub id: String,
+    /// Where requests and health checks go (the task's traffic port).
     pub addr: SocketAddr,
 }
 
 /// ELB's `TargetHealthDescription`, as `health()` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetHealth {
+    /// The target's [`TargetConfig::id`].
     pub id: String,
+    /// The target's [`TargetConfig::addr`].
     pub addr: SocketAddr,
+    /// `TargetHealth.State`.
     pub state: TargetState,
+    /// `TargetHealth.Reason`, e.g. `Target.Timeout`; `None` when healthy.
     pub reason: Option<&'static str>,
+    /// `TargetHealth.Description`, the human-readable reason.
     pub description: Option<String>,
 }
 
 /// ELB's target health states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TargetState {
+    /// `initial`: registered, health checks not yet conclusive.
     Initial,
+    /// `healthy`: passed `healthy_threshold` checks in a row; receives traffic.
     Healthy,
+    /// `unhealthy`: failed `unhealthy_threshold` checks in a row; no traffic while any
+    /// target in the group is healthy (with none healthy, all take traffic: fail open).
     Unhealthy,
+    /// `draining`: deregistered, finishing in-flight requests until the deregistration delay
+    /// ends.
     Draining,
+    /// `unused`: health checks are disabled for the group.
     Unused,
 }
 

@@ -19,6 +19,8 @@
 //! - `workers`: optional thread-per-core serving ([`DataPlaneOptions::workers`]), which
 //!   keeps each request and its pooled upstream connection on one thread.
 
+#![warn(missing_docs)]
+
 mod config;
 mod group;
 mod health;
@@ -57,14 +59,21 @@ use crate::routing::Routing;
 /// Why a listener could not be (re)configured; `apply` reports it per listener.
 #[derive(Debug, thiserror::Error)]
 pub enum ListenerError {
+    /// The listener's socket could not be bound (port taken by another process, no
+    /// permission, ...).
     #[error("cannot bind {addr}: {source}")]
     Bind {
+        /// The address from [`ListenerConfig::bind`].
         addr: SocketAddr,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
+    /// Another of this data plane's listeners (its id given) is bound to the same address;
+    /// checked with workers, where SO_REUSEPORT would otherwise share the port silently.
     #[error("address already in use by listener {0}")]
     InUse(String),
+    /// One of the listener's rules could not be compiled.
     #[error(transparent)]
     Rule(#[from] RuleError),
 }

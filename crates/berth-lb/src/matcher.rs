@@ -15,10 +15,14 @@ use crate::config::Condition;
 /// Why a rule could not be compiled.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RuleError {
+    /// A `source-ip` value (given) that is not an IPv4 or IPv6 CIDR.
     #[error("invalid CIDR {0:?} in source-ip condition")]
     Cidr(String),
+    /// An `http-header` condition's header name (given) is not a valid HTTP header name.
     #[error("invalid header name {0:?} in http-header condition")]
     HeaderName(String),
+    /// A condition (named in ELB's spelling, e.g. `path-pattern`) with an empty value list,
+    /// which would match nothing.
     #[error("condition {0} has no values")]
     Empty(&'static str),
 }

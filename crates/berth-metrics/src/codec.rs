@@ -26,20 +26,29 @@ const VERSION: u8 = 1;
 /// Why [`MetricStore::restore_minutes`](crate::MetricStore::restore_minutes) refused its input.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DecodeError {
+    /// The input does not start with the `BMTS` magic: not a snapshot at all.
     #[error("not a berth metrics snapshot (bad magic)")]
     BadMagic,
+    /// A format version this build cannot read (only version 1 exists).
     #[error("unsupported metrics snapshot version {0}")]
     UnsupportedVersion(u8),
+    /// The input ends in the middle of a field.
     #[error("metrics snapshot truncated")]
     Truncated,
+    /// A series key is not valid UTF-8.
     #[error("metrics snapshot has a series key that is not UTF-8")]
     InvalidKey,
+    /// Series keys are out of order or repeated; the writer emits them strictly ascending.
     #[error("metrics snapshot series keys are not strictly ascending")]
     UnorderedKeys,
+    /// A series claims more buckets (the count given) than the 60-bucket ring holds.
     #[error("metrics snapshot series has {0} buckets, more than the ring holds")]
     TooManyBuckets(u16),
+    /// A bucket fails validation: time out of range, not ascending, empty, or non-finite
+    /// or inconsistent values; the text says which.
     #[error("metrics snapshot has an invalid bucket: {0}")]
     InvalidBucket(&'static str),
+    /// Bytes (this many) left over after the last series.
     #[error("metrics snapshot has {0} trailing bytes")]
     TrailingBytes(usize),
 }

@@ -27,6 +27,8 @@
 //!   everything before changing anything, and returns [`DecodeError`] (never panics) on
 //!   garbage. The 10-second ring is not persisted: it refills in minutes.
 
+#![warn(missing_docs)]
+
 mod codec;
 mod key;
 mod ring;

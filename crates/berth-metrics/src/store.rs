@@ -15,10 +15,15 @@ pub(crate) const MINUTE_BUCKETS: usize = 60;
 /// How a bucket's samples are summarised, as CloudWatch statistics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stat {
+    /// Mean of the samples: sum / count.
     Average,
+    /// Total of the samples.
     Sum,
+    /// Smallest sample.
     Minimum,
+    /// Largest sample.
     Maximum,
+    /// Number of samples.
     SampleCount,
 }
 
@@ -85,6 +90,7 @@ pub struct MetricStore {
 }
 
 impl MetricStore {
+    /// An empty store; a series gets its rings when it first appears.
     pub fn new() -> Self {
         Self::default()
     }

@@ -42,6 +42,8 @@
 //! - Instances missing a spread attribute count as one value of their own.
 //! - See [`Expr`] for the query language's grammar and semantics.
 
+#![warn(missing_docs)]
+
 mod error;
 mod expr;
 mod feasible;

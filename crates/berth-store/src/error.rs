@@ -11,13 +11,17 @@ pub enum StoreError {
     /// that can succeed. Re-`list` and watch from the listed revision instead.
     #[error("revision {requested} has been compacted; oldest available is {oldest}")]
     Compacted {
+        /// The exclusive start revision the watch asked for.
         requested: Revision,
+        /// The oldest revision still retained.
         oldest: Revision,
     },
     /// A stored value is not the JSON the caller asked for.
     #[error("decoding the value of {key}: {source}")]
     Decode {
+        /// The key whose value failed to decode.
         key: String,
+        /// What serde_json rejected.
         #[source]
         source: serde_json::Error,
     },

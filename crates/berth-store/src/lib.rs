@@ -51,6 +51,8 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 mod error;
 mod redb_backend;
 mod retry;

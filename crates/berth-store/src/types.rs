@@ -8,7 +8,10 @@ pub type Revision = u64;
 /// A record as stored under a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyValue {
+    /// The full path key, e.g. `tasks/{cluster}/{id}`.
     pub key: String,
+    /// The stored bytes. Opaque to the store; callers store JSON and read it back
+    /// with [`StoreExt`](crate::StoreExt).
     pub value: Vec<u8>,
     /// The revision of the write that created this key (since its last delete).
     pub create_revision: Revision,
@@ -20,16 +23,29 @@ pub struct KeyValue {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Compare {
     /// The key's mod_revision equals this (0 means: the key must not exist).
-    ModRevision { key: String, revision: Revision },
+    ModRevision {
+        /// The key whose mod_revision is checked; it need not exist.
+        key: String,
+        /// The mod_revision it must have; 0 means it must not exist.
+        revision: Revision,
+    },
 }
 
 /// A write inside a [`Txn`]. Ops apply in order, all at the txn's revision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// Create or overwrite `key`. Overwriting keeps its `create_revision`.
-    Put { key: String, value: Vec<u8> },
+    Put {
+        /// The key to create or overwrite.
+        key: String,
+        /// The new value, replacing any previous one.
+        value: Vec<u8>,
+    },
     /// Remove `key`. Deleting a missing key is a no-op (it produces no event).
-    Delete { key: String },
+    Delete {
+        /// The key to remove; a missing key makes this a no-op.
+        key: String,
+    },
 }
 
 /// An atomic compare-and-write transaction: if every compare holds, every op
@@ -44,7 +60,9 @@ pub enum Op {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Txn {
+    /// Preconditions, all of which must hold for anything to be written.
     pub compares: Vec<Compare>,
+    /// Writes applied in order, at one revision, if every compare holds.
     pub ops: Vec<Op>,
 }
 
@@ -95,21 +113,30 @@ pub enum TxnResult {
     /// Every compare held and the ops were applied (durably) at `revision`.
     /// If no op changed anything, `revision` is the current store revision
     /// and it was not bumped.
-    Committed { revision: Revision },
+    Committed {
+        /// The revision the ops were applied at (or the current one if nothing changed).
+        revision: Revision,
+    },
     /// A compare failed; nothing was written. `key` is the first compare that failed.
-    Conflict { key: String },
+    Conflict {
+        /// The key of the first compare that failed.
+        key: String,
+    },
 }
 
 /// What happened to a key in a [`WatchEvent`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind {
+    /// The key was created or overwritten.
     Put,
+    /// The key was deleted.
     Delete,
 }
 
 /// One change to one key, as delivered by [`Store::watch`](crate::Store::watch).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchEvent {
+    /// Whether the key was written or deleted.
     pub kind: EventKind,
     /// For `Put`: the record as written. For `Delete`: the value is empty,
     /// `mod_revision` is the deleting revision and `create_revision` is the

@@ -262,6 +262,114 @@ pub(crate) fn assignment_bytes(desired: DesiredStatus) -> Vec<u8> {
     .unwrap_or_default()
 }
 
+/// Where the tasks of `spec` go, one result per task: the instance id, or why none fits.
+/// `views` are the instances it may use.
+fn place(
+    spec: &LaunchSpec,
+    td: &TaskDefinition,
+    views: &[InstanceView],
+    now: f64,
+    arn_of: &(dyn Fn(&str) -> String + Sync),
+) -> Result<Vec<Result<String, PlacementFailure>>, ApiError> {
+    let ask = TaskAsk {
+        resources: Resources {
+            cpu: td.cpu_units(),
+            memory: td.memory_mib(),
+        },
+        host_ports: fixed_host_ports(td),
+        group: spec
+            .group
+            .clone()
+            .unwrap_or_else(|| format!("family:{}", td.family)),
+        required_attributes: Default::default(),
+    };
+    let failure = |f: berth_sched::Failure| PlacementFailure {
+        arn: f.instance_arn,
+        reason: PlacementReason::Scheduler(f.reason),
+        detail: (!f.detail.is_empty()).then_some(f.detail),
+    };
+    Ok(match &spec.on_instances {
+        // StartTask: exactly one task on each named instance.
+        Some(only) => only
+            .iter()
+            .map(|id| {
+                let one: Vec<InstanceView> =
+                    views.iter().filter(|v| &v.id == id).cloned().collect();
+                if one.is_empty() {
+                    return Ok(Err(PlacementFailure {
+                        arn: Some(arn_of(id)),
+                        reason: PlacementReason::Missing,
+                        detail: Some("The container instance does not exist.".into()),
+                    }));
+                }
+                let placed = berth_sched::place(&one, &ask, 1, &[], &[], 0)
+                    .map_err(|e| ApiError::invalid(e.to_string()))?;
+                Ok(match placed.into_iter().next() {
+                    Some(Ok(p)) => Ok(p.instance_id),
+                    Some(Err(f)) => Err(failure(f)),
+                    None => Err(PlacementFailure {
+                        arn: Some(arn_of(id)),
+                        reason: PlacementReason::Resource,
+                        detail: None,
+                    }),
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?,
+        None => berth_sched::place(
+            views,
+            &ask,
+            spec.count,
+            &spec.strategies,
+            &spec.constraints,
+            now.to_bits(),
+        )
+        .map_err(|e| ApiError::invalid(e.to_string()))?
+        .into_iter()
+        .map(|r| r.map(|p| p.instance_id).map_err(failure))
+        .collect(),
+    })
+}
+
+/// Adds to `txn` a task record, assignment and service index entry for each placed task (and
+/// the client token's record); the outcome lists the tasks and the failures.
+fn with_tasks(
+    mut txn: Txn,
+    spec: &LaunchSpec,
+    td: &TaskDefinition,
+    results: Vec<Result<String, PlacementFailure>>,
+    now: f64,
+) -> Result<(Txn, LaunchOutcome), ApiError> {
+    let mut out = LaunchOutcome::default();
+    for r in results {
+        match r {
+            Ok(instance_id) => {
+                let t = new_task(spec, td, &instance_id, now);
+                let bytes = serde_json::to_vec(&t)
+                    .map_err(|e| ApiError::server(format!("encoding task: {e}")))?;
+                txn = txn.put(keys::task(&spec.cluster, &t.id), bytes).put(
+                    keys::assignment(&instance_id, &t.id),
+                    assignment_bytes(DesiredStatus::Running),
+                );
+                if let Some(svc) = t.service_name() {
+                    txn = txn.put(keys::service_task(&spec.cluster, svc, &t.id), Vec::new());
+                }
+                out.tasks.push(t);
+            }
+            Err(f) => out.failures.push(f),
+        }
+    }
+    if let Some(token) = &spec.client_token {
+        let rec = TokenRecord {
+            task_ids: out.tasks.iter().map(|t| t.id.clone()).collect(),
+        };
+        txn = txn.put(
+            keys::client_token(&spec.cluster, token),
+            serde_json::to_vec(&rec).unwrap_or_default(),
+        );
+    }
+    Ok((txn, out))
+}
+
 impl Launcher {
     pub fn new(store: Arc<dyn Store>, agent_timeout_secs: f64) -> Self {
         Self {
@@ -316,95 +424,11 @@ impl Launcher {
                     "No Container Instances were found in your cluster.",
                 ));
             }
-            let ask = TaskAsk {
-                resources: Resources {
-                    cpu: td.cpu_units(),
-                    memory: td.memory_mib(),
-                },
-                host_ports: fixed_host_ports(&td),
-                group: spec
-                    .group
-                    .clone()
-                    .unwrap_or_else(|| format!("family:{}", td.family)),
-                required_attributes: Default::default(),
-            };
-            let failure = |f: berth_sched::Failure| PlacementFailure {
-                arn: f.instance_arn,
-                reason: PlacementReason::Scheduler(f.reason),
-                detail: (!f.detail.is_empty()).then_some(f.detail),
-            };
-            let results: Vec<Result<String, PlacementFailure>> = match &spec.on_instances {
-                // StartTask: exactly one task on each named instance.
-                Some(only) => only
-                    .iter()
-                    .map(|id| {
-                        let one: Vec<InstanceView> =
-                            views.iter().filter(|v| &v.id == id).cloned().collect();
-                        if one.is_empty() {
-                            return Ok(Err(PlacementFailure {
-                                arn: Some(arn_of(id)),
-                                reason: PlacementReason::Missing,
-                                detail: Some("The container instance does not exist.".into()),
-                            }));
-                        }
-                        let placed = berth_sched::place(&one, &ask, 1, &[], &[], 0)
-                            .map_err(|e| ApiError::invalid(e.to_string()))?;
-                        Ok(match placed.into_iter().next() {
-                            Some(Ok(p)) => Ok(p.instance_id),
-                            Some(Err(f)) => Err(failure(f)),
-                            None => Err(PlacementFailure {
-                                arn: Some(arn_of(id)),
-                                reason: PlacementReason::Resource,
-                                detail: None,
-                            }),
-                        })
-                    })
-                    .collect::<Result<Vec<_>, ApiError>>()?,
-                None => berth_sched::place(
-                    &views,
-                    &ask,
-                    spec.count,
-                    &spec.strategies,
-                    &spec.constraints,
-                    now.to_bits(),
-                )
-                .map_err(|e| ApiError::invalid(e.to_string()))?
-                .into_iter()
-                .map(|r| r.map(|p| p.instance_id).map_err(failure))
-                .collect(),
-            };
-            let mut out = LaunchOutcome::default();
-            let mut txn = Txn::new()
+            let results = place(spec, &td, &views, now, arn_of)?;
+            let txn = Txn::new()
                 .when_mod_revision(pkey.clone(), prev_rev)
                 .put(pkey.clone(), now.to_string().into_bytes());
-            for r in results {
-                match r {
-                    Ok(instance_id) => {
-                        let t = new_task(spec, &td, &instance_id, now);
-                        let bytes = serde_json::to_vec(&t)
-                            .map_err(|e| ApiError::server(format!("encoding task: {e}")))?;
-                        txn = txn.put(keys::task(&spec.cluster, &t.id), bytes).put(
-                            keys::assignment(&instance_id, &t.id),
-                            assignment_bytes(DesiredStatus::Running),
-                        );
-                        if let Some(svc) = t.service_name() {
-                            txn =
-                                txn.put(keys::service_task(&spec.cluster, svc, &t.id), Vec::new());
-                        }
-                        out.tasks.push(t);
-                    }
-                    Err(f) => out.failures.push(f),
-                }
-            }
-            if let Some(token) = &spec.client_token {
-                let rec = TokenRecord {
-                    task_ids: out.tasks.iter().map(|t| t.id.clone()).collect(),
-                };
-                txn = txn.put(
-                    keys::client_token(&spec.cluster, token),
-                    serde_json::to_vec(&rec).unwrap_or_default(),
-                );
-            }
+            let (txn, out) = with_tasks(txn, spec, &td, results, now)?;
             match self.store.txn(txn).await.map_err(store_err)? {
                 TxnResult::Committed { .. } => return Ok(out),
                 TxnResult::Conflict { .. } => continue,

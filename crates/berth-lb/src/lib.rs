@@ -306,7 +306,6 @@ impl DataPlane {
 
     /// Appends Prometheus text-format metrics.
     pub fn render_metrics(&self, out: &mut String) {
-        use metrics::{help, label, render_group, render_listener, render_target};
         let mut listeners: Vec<(String, Arc<ListenerMetrics>)> = lock(&self.inner.listener_metrics)
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -320,120 +319,9 @@ impl DataPlane {
         let mut live: Vec<Arc<Group>> = lock(&self.inner.state).groups.values().cloned().collect();
         live.sort_by(|a, b| a.id.cmp(&b.id));
 
-        let families = [
-            (
-                "berth_lb_requests_total",
-                "counter",
-                "Requests received per listener.",
-            ),
-            (
-                "berth_lb_responses_total",
-                "counter",
-                "Responses sent per listener by status class.",
-            ),
-            (
-                "berth_lb_elb_errors_total",
-                "counter",
-                "Responses the load balancer generated itself (HTTPCode_ELB_5XX).",
-            ),
-        ];
-        for (part, (name, kind, h)) in families.iter().enumerate() {
-            help(out, name, kind, h);
-            for (id, m) in &listeners {
-                render_listener(out, id, m, part as u8);
-            }
-        }
-        let families = [
-            (
-                "berth_lb_target_group_requests_total",
-                "counter",
-                "Requests forwarded per target group (RequestCount).",
-            ),
-            (
-                "berth_lb_target_group_responses_total",
-                "counter",
-                "Target responses per target group by status class.",
-            ),
-            (
-                "berth_lb_target_group_response_seconds",
-                "histogram",
-                "Time to the target's response head (TargetResponseTime).",
-            ),
-        ];
-        for (part, (name, kind, h)) in families.iter().enumerate() {
-            help(out, name, kind, h);
-            for (id, m) in &all_groups {
-                render_group(
-                    out,
-                    &format!("target_group=\"{}\"", label(id)),
-                    m,
-                    part as u8,
-                );
-            }
-        }
-        help(
-            out,
-            "berth_lb_healthy_hosts",
-            "gauge",
-            "Healthy targets per target group (HealthyHostCount).",
-        );
-        for g in &live {
-            let n = g
-                .targets()
-                .iter()
-                .filter(|t| !t.is_draining() && t.state() == TargetState::Healthy)
-                .count();
-            out.push_str(&format!("berth_lb_healthy_hosts{{{}}} {n}\n", g.labels));
-        }
-        help(
-            out,
-            "berth_lb_unhealthy_hosts",
-            "gauge",
-            "Unhealthy targets per target group (UnHealthyHostCount).",
-        );
-        for g in &live {
-            let n = g
-                .targets()
-                .iter()
-                .filter(|t| !t.is_draining() && t.state() == TargetState::Unhealthy)
-                .count();
-            out.push_str(&format!("berth_lb_unhealthy_hosts{{{}}} {n}\n", g.labels));
-        }
-        help(
-            out,
-            "berth_lb_target_in_flight",
-            "gauge",
-            "Requests in flight per target.",
-        );
-        for g in &live {
-            for t in g.targets() {
-                out.push_str(&format!(
-                    "berth_lb_target_in_flight{{{}}} {}\n",
-                    t.labels,
-                    t.in_flight.load(Relaxed)
-                ));
-            }
-        }
-        let families = [
-            (
-                "berth_lb_target_responses_total",
-                "counter",
-                "Responses per target by status class.",
-            ),
-            (
-                "berth_lb_target_response_seconds",
-                "histogram",
-                "Time to the target's response head, per target.",
-            ),
-        ];
-        for (part, (name, kind, h)) in families.iter().enumerate() {
-            help(out, name, kind, h);
-            for g in &live {
-                for t in g.targets() {
-                    render_target(out, &t.labels, &t.metrics, part as u8);
-                }
-            }
-        }
+        metrics::render_listeners(out, &listeners);
+        metrics::render_groups(out, &all_groups);
+        metrics::render_live(out, &live);
     }
 
     /// Stops all listeners; in-flight requests finish, bounded by

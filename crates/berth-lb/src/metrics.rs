@@ -6,7 +6,11 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::config::TargetState;
+use crate::group::Group;
 
 /// Upper bounds (seconds) of the latency histogram, like ALB's TargetResponseTime range.
 pub(crate) const BUCKETS: [f64; 14] = [
@@ -179,6 +183,132 @@ pub(crate) fn render_target(out: &mut String, labels: &str, m: &TargetMetrics, p
         _ => m
             .latency
             .render(out, "berth_lb_target_response_seconds", labels),
+    }
+}
+
+/// The listener families, one series per listener.
+pub(crate) fn render_listeners(out: &mut String, listeners: &[(String, Arc<ListenerMetrics>)]) {
+    let families = [
+        (
+            "berth_lb_requests_total",
+            "counter",
+            "Requests received per listener.",
+        ),
+        (
+            "berth_lb_responses_total",
+            "counter",
+            "Responses sent per listener by status class.",
+        ),
+        (
+            "berth_lb_elb_errors_total",
+            "counter",
+            "Responses the load balancer generated itself (HTTPCode_ELB_5XX).",
+        ),
+    ];
+    for (part, (name, kind, h)) in families.iter().enumerate() {
+        help(out, name, kind, h);
+        for (id, m) in listeners {
+            render_listener(out, id, m, part as u8);
+        }
+    }
+}
+
+/// The target group families, for every group seen since start (totals stay monotonic).
+pub(crate) fn render_groups(out: &mut String, groups: &[(String, Arc<GroupMetrics>)]) {
+    let families = [
+        (
+            "berth_lb_target_group_requests_total",
+            "counter",
+            "Requests forwarded per target group (RequestCount).",
+        ),
+        (
+            "berth_lb_target_group_responses_total",
+            "counter",
+            "Target responses per target group by status class.",
+        ),
+        (
+            "berth_lb_target_group_response_seconds",
+            "histogram",
+            "Time to the target's response head (TargetResponseTime).",
+        ),
+    ];
+    for (part, (name, kind, h)) in families.iter().enumerate() {
+        help(out, name, kind, h);
+        for (id, m) in groups {
+            render_group(
+                out,
+                &format!("target_group=\"{}\"", label(id)),
+                m,
+                part as u8,
+            );
+        }
+    }
+}
+
+/// The families of the groups configured now: host counts and per-target series.
+pub(crate) fn render_live(out: &mut String, live: &[Arc<Group>]) {
+    help(
+        out,
+        "berth_lb_healthy_hosts",
+        "gauge",
+        "Healthy targets per target group (HealthyHostCount).",
+    );
+    for g in live {
+        let n = g
+            .targets()
+            .iter()
+            .filter(|t| !t.is_draining() && t.state() == TargetState::Healthy)
+            .count();
+        out.push_str(&format!("berth_lb_healthy_hosts{{{}}} {n}\n", g.labels));
+    }
+    help(
+        out,
+        "berth_lb_unhealthy_hosts",
+        "gauge",
+        "Unhealthy targets per target group (UnHealthyHostCount).",
+    );
+    for g in live {
+        let n = g
+            .targets()
+            .iter()
+            .filter(|t| !t.is_draining() && t.state() == TargetState::Unhealthy)
+            .count();
+        out.push_str(&format!("berth_lb_unhealthy_hosts{{{}}} {n}\n", g.labels));
+    }
+    help(
+        out,
+        "berth_lb_target_in_flight",
+        "gauge",
+        "Requests in flight per target.",
+    );
+    for g in live {
+        for t in g.targets() {
+            out.push_str(&format!(
+                "berth_lb_target_in_flight{{{}}} {}\n",
+                t.labels,
+                t.in_flight.load(Relaxed)
+            ));
+        }
+    }
+    let families = [
+        (
+            "berth_lb_target_responses_total",
+            "counter",
+            "Responses per target by status class.",
+        ),
+        (
+            "berth_lb_target_response_seconds",
+            "histogram",
+            "Time to the target's response head, per target.",
+        ),
+    ];
+    for (part, (name, kind, h)) in families.iter().enumerate() {
+        help(out, name, kind, h);
+        for g in live {
+            for t in g.targets() {
+                render_target(out, &t.labels, &t.metrics, part as u8);
+            }
+        }
     }
 }
 

@@ -14,13 +14,13 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::config::DataPlaneOptions;
-use crate::group::{Group, InFlight};
+use crate::group::{Group, InFlight, UpstreamClient};
 use crate::matcher::{strip_port, RequestView};
 use crate::metrics::ListenerMetrics;
 use crate::redirect::{location, Original};
@@ -282,16 +282,9 @@ fn from_legacy(e: hyper_util::client::legacy::Error) -> UpstreamError {
     }
 }
 
-async fn forward(
-    l: &ListenerShared,
-    group: &Group,
-    peer: &Peer,
-    req: Request<Incoming>,
-) -> Response<LbBody> {
-    group.metrics.requests.fetch_add(1, Relaxed);
-    let (mut parts, body) = req.into_parts();
-
-    // Rewrite the head: it is written to the target straight from these parts.
+/// Rewrites a request's head for the target (it is written to the target straight from these
+/// parts): `Host` from the authority when missing, hop-by-hop headers out, `X-Forwarded-*` in.
+fn rewrite_head(parts: &mut http::request::Parts, l: &ListenerShared, peer: &Peer) {
     if !parts.headers.contains_key(header::HOST) {
         if let Some(a) = parts.uri.authority() {
             if let Ok(v) = HeaderValue::from_str(a.as_str()) {
@@ -316,6 +309,50 @@ async fn forward(
     parts
         .headers
         .insert(X_FORWARDED_PORT.clone(), l.port_header.clone());
+}
+
+/// Sends a request through the target group's HTTP/2 client, within `timeout`.
+async fn send_h2(
+    client: &UpstreamClient,
+    authority: &Authority,
+    mut parts: http::request::Parts,
+    body: Incoming,
+    timeout: std::time::Duration,
+) -> Result<(Response<()>, UpBody), UpstreamError> {
+    // hyper's HTTP/2 client wants the absolute URI.
+    let pq = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    parts.uri = Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(authority.clone())
+        .path_and_query(pq)
+        .build()
+        .unwrap_or_default();
+    parts.version = Version::HTTP_2;
+    let req = client.request(Request::from_parts(parts, body));
+    match tokio::time::timeout(timeout, req).await {
+        Ok(Ok(r)) => {
+            let (p, b) = r.into_parts();
+            Ok((Response::from_parts(p, ()), UpBody::H2(b)))
+        }
+        Ok(Err(e)) => Err(from_legacy(e)),
+        Err(_) => Err(UpstreamError::Timeout),
+    }
+}
+
+async fn forward(
+    l: &ListenerShared,
+    group: &Group,
+    peer: &Peer,
+    req: Request<Incoming>,
+) -> Response<LbBody> {
+    group.metrics.requests.fetch_add(1, Relaxed);
+    let (mut parts, body) = req.into_parts();
+
+    rewrite_head(&mut parts, l, peer);
 
     let routable = group.snapshot.load();
     let Some(target) = routable.pick(&group.rr) else {
@@ -344,30 +381,7 @@ async fn forward(
                 .await
                 .map(|(head, body)| (head, UpBody::H1(body)))
         }
-        Some(client) => {
-            // hyper's HTTP/2 client wants the absolute URI.
-            let pq = parts
-                .uri
-                .path_and_query()
-                .cloned()
-                .unwrap_or_else(|| PathAndQuery::from_static("/"));
-            parts.uri = Uri::builder()
-                .scheme(Scheme::HTTP)
-                .authority(target.authority.clone())
-                .path_and_query(pq)
-                .build()
-                .unwrap_or_default();
-            parts.version = Version::HTTP_2;
-            let req = client.request(Request::from_parts(parts, body));
-            match tokio::time::timeout(l.opts.idle_timeout, req).await {
-                Ok(Ok(r)) => {
-                    let (p, b) = r.into_parts();
-                    Ok((Response::from_parts(p, ()), UpBody::H2(b)))
-                }
-                Ok(Err(e)) => Err(from_legacy(e)),
-                Err(_) => Err(UpstreamError::Timeout),
-            }
-        }
+        Some(client) => send_h2(&client, &target.authority, parts, body, l.opts.idle_timeout).await,
     };
     match sent {
         Ok((resp, body)) => {

@@ -288,6 +288,39 @@ pub struct TaskStats {
     pub at: f64,
 }
 
+impl Container {
+    /// The container as DescribeTasks shows it, inside the task `task_arn`.
+    fn to_wire(&self, task_arn: &str) -> Value {
+        let mut v = json!({
+            "containerArn": format!("{}/{}", task_arn.replacen(":task/", ":container/", 1), self.name),
+            "taskArn": task_arn,
+            "name": self.name,
+            "image": self.image,
+            "lastStatus": self.last_status.as_str(),
+            "networkBindings": self.network_bindings,
+            "networkInterfaces": [],
+            "healthStatus": self.health_status,
+            "cpu": self.cpu.to_string(),
+        });
+        if let Some(code) = self.exit_code {
+            v["exitCode"] = json!(code);
+        }
+        if let Some(r) = &self.reason {
+            v["reason"] = json!(r);
+        }
+        if let Some(id) = &self.runtime_id {
+            v["runtimeId"] = json!(id);
+        }
+        if let Some(m) = self.memory {
+            v["memory"] = json!(m.to_string());
+        }
+        if let Some(m) = self.memory_reservation {
+            v["memoryReservation"] = json!(m.to_string());
+        }
+        v
+    }
+}
+
 impl Task {
     /// The service this task belongs to (its group is `service:NAME`), if any.
     pub fn service_name(&self) -> Option<&str> {
@@ -314,35 +347,7 @@ impl Task {
         let containers: Vec<Value> = self
             .containers
             .iter()
-            .map(|c| {
-                let mut v = json!({
-                    "containerArn": format!("{}/{}", task_arn.replacen(":task/", ":container/", 1), c.name),
-                    "taskArn": task_arn,
-                    "name": c.name,
-                    "image": c.image,
-                    "lastStatus": c.last_status.as_str(),
-                    "networkBindings": c.network_bindings,
-                    "networkInterfaces": [],
-                    "healthStatus": c.health_status,
-                    "cpu": c.cpu.to_string(),
-                });
-                if let Some(code) = c.exit_code {
-                    v["exitCode"] = json!(code);
-                }
-                if let Some(r) = &c.reason {
-                    v["reason"] = json!(r);
-                }
-                if let Some(id) = &c.runtime_id {
-                    v["runtimeId"] = json!(id);
-                }
-                if let Some(m) = c.memory {
-                    v["memory"] = json!(m.to_string());
-                }
-                if let Some(m) = c.memory_reservation {
-                    v["memoryReservation"] = json!(m.to_string());
-                }
-                v
-            })
+            .map(|c| c.to_wire(task_arn))
             .collect();
         let mut v = json!({
             "taskArn": task_arn,

@@ -407,207 +407,25 @@ impl TaskDefinition {
     pub fn validate_and_normalize(&mut self) -> Result<(), ApiError> {
         registration_name("Family", &self.family)?;
         validate_tags(&self.tags)?;
-        one_of(
-            "networkMode",
+        let fargate = self.validate_modes()?;
+        let (task_cpu, task_mem) = self.normalize_task_size(fargate)?;
+
+        let mut rules = ContainerRules::new(
+            &self.container_definitions,
             self.network_mode.as_deref(),
-            &["bridge", "host", "awsvpc", "none"],
+            task_mem,
         )?;
-        one_of("pidMode", self.pid_mode.as_deref(), &["host", "task"])?;
-        one_of(
-            "ipcMode",
-            self.ipc_mode.as_deref(),
-            &["host", "task", "none"],
-        )?;
-        let requires = self.requires_compatibilities.clone().unwrap_or_default();
-        for c in &requires {
-            one_of(
-                "requiresCompatibilities value",
-                Some(c),
-                &["EC2", "FARGATE", "EXTERNAL", "MANAGED_INSTANCES"],
-            )?;
-        }
-        let fargate = requires.iter().any(|c| c == "FARGATE");
-
-        let task_cpu = self.cpu.as_deref().map(parse_task_cpu).transpose()?;
-        let task_mem = self.memory.as_deref().map(parse_task_memory).transpose()?;
-        self.cpu = task_cpu.map(|c| c.to_string());
-        self.memory = task_mem.map(|m| m.to_string());
-        if fargate {
-            if self.network_mode.as_deref() != Some("awsvpc") {
-                return Err(ApiError::client(
-                    "Fargate only supports network mode 'awsvpc'.",
-                ));
-            }
-            match (task_cpu, task_mem) {
-                (Some(c), Some(m)) if fargate_memory_ok(c, m) => {}
-                (Some(_), Some(_)) => {
-                    return Err(ApiError::client(
-                        "No Fargate configuration exists for given values: the task cpu and memory combination is not supported.",
-                    ))
-                }
-                _ => {
-                    return Err(ApiError::client(
-                        "Fargate requires task definition to have execution role ARN to support log driver awslogs or cpu and memory set at the task level.",
-                    ))
-                }
-            }
-        }
-
-        let containers = &mut self.container_definitions;
-        if containers.is_empty() {
-            return Err(ApiError::client("Container list cannot be empty."));
-        }
-        if containers.len() > MAX_CONTAINERS {
-            return Err(ApiError::client(format!(
-                "Too many containers: a task definition can have at most {MAX_CONTAINERS}."
-            )));
-        }
-        let names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
-        let mut seen = HashSet::new();
-        for n in &names {
-            registration_name("Container name", n)?;
-            if !seen.insert(n.as_str()) {
-                return Err(ApiError::client(format!("Duplicate container name: {n}")));
-            }
-        }
-        let with_health: HashSet<String> = containers
-            .iter()
-            .filter(|c| c.health_check.is_some())
-            .map(|c| c.name.clone())
-            .collect();
-        let fixed_host_ports = matches!(self.network_mode.as_deref(), Some("awsvpc" | "host"));
-        let mut host_ports = HashSet::new();
         let (mut cpu_sum, mut mem_sum) = (0i64, 0i64);
-        for c in containers.iter_mut() {
-            let n = c.name.clone();
-            if c.image.trim().is_empty() {
-                return Err(ApiError::client(format!(
-                    "Container.image should not be null or empty (container {n})."
-                )));
-            }
-            if c.image.len() > 255 {
-                return Err(ApiError::client(format!(
-                    "Container.image is longer than 255 characters (container {n})."
-                )));
-            }
-            // ECS's Integer is 32-bit; bounding it also keeps the sum below from overflowing.
-            if !(0..=i64::from(i32::MAX)).contains(&c.cpu) {
-                return Err(ApiError::client(format!(
-                    "Invalid 'cpu' setting for container '{n}'."
-                )));
-            }
-            in_range(&format!("Container '{n}' memory"), c.memory, 6, 1_048_576)?;
-            in_range(
-                &format!("Container '{n}' memoryReservation"),
-                c.memory_reservation,
-                6,
-                1_048_576,
-            )?;
-            if let (Some(m), Some(r)) = (c.memory, c.memory_reservation) {
-                if r > m {
-                    return Err(ApiError::client(format!(
-                        "Invalid setting for container '{n}'. 'memoryReservation' must be less than or equal to 'memory'."
-                    )));
-                }
-            }
-            if task_mem.is_none() && c.memory.is_none() && c.memory_reservation.is_none() {
-                return Err(ApiError::client(format!(
-                    "Invalid setting for container '{n}'. At least one of 'memory' or 'memoryReservation' must be specified."
-                )));
-            }
+        for c in self.container_definitions.iter_mut() {
+            rules.apply(c)?;
             cpu_sum += c.cpu;
             mem_sum += c.memory.or(c.memory_reservation).unwrap_or(0);
-            for p in c.port_mappings.iter_mut() {
-                let has_range = p.extra.contains_key("containerPortRange");
-                match p.container_port {
-                    None if has_range => {}
-                    None => {
-                        return Err(ApiError::client(format!(
-                            "Container '{n}': portMappings need a containerPort."
-                        )))
-                    }
-                    Some(cp) => in_range(
-                        &format!("Container '{n}' containerPort"),
-                        Some(cp),
-                        1,
-                        65535,
-                    )?,
-                }
-                in_range(&format!("Container '{n}' hostPort"), p.host_port, 0, 65535)?;
-                let proto = *p.protocol.get_or_insert_with(TransportProtocol::default);
-                if fixed_host_ports {
-                    match (p.container_port, p.host_port) {
-                        (Some(cp), Some(hp)) if hp != cp => {
-                            return Err(ApiError::client(format!(
-                                "Container '{n}': when networkMode=awsvpc or host, host ports must either be undefined or equal to the container port (container port {cp}, host port {hp})."
-                            )))
-                        }
-                        (Some(cp), None) => p.host_port = Some(cp),
-                        _ => {}
-                    }
-                } else if p.container_port.is_some() && p.host_port.is_none() {
-                    p.host_port = Some(0);
-                }
-                if let Some(hp) = p.host_port.filter(|hp| *hp != 0) {
-                    if !host_ports.insert((hp, proto)) {
-                        return Err(ApiError::client(format!(
-                            "Host port {hp}/{proto} is used by more than one port mapping."
-                        )));
-                    }
-                }
-            }
-            if let Some(deps) = &c.depends_on {
-                for d in deps {
-                    if d.container_name == n || !names.contains(&d.container_name) {
-                        return Err(ApiError::client(format!(
-                            "Container '{n}' depends on unknown container '{}'.",
-                            d.container_name
-                        )));
-                    }
-                    if d.condition == ContainerCondition::Healthy
-                        && !with_health.contains(&d.container_name)
-                    {
-                        return Err(ApiError::client(format!(
-                            "Container '{n}' waits for '{}' to be HEALTHY, but it has no healthCheck.",
-                            d.container_name
-                        )));
-                    }
-                }
-            }
-            if let Some(h) = c.health_check.as_mut() {
-                if h.command.is_empty() {
-                    return Err(ApiError::client(format!(
-                        "Container '{n}': healthCheck.command must not be empty."
-                    )));
-                }
-                in_range("healthCheck.interval", h.interval, 5, 300)?;
-                in_range("healthCheck.timeout", h.timeout, 2, 120)?;
-                in_range("healthCheck.retries", h.retries, 1, 10)?;
-                in_range("healthCheck.startPeriod", h.start_period, 0, 300)?;
-                h.interval.get_or_insert(30);
-                h.timeout.get_or_insert(5);
-                h.retries.get_or_insert(3);
-            }
-            in_range(
-                &format!("Container '{n}' stopTimeout"),
-                c.stop_timeout,
-                2,
-                120,
-            )?;
-            in_range(
-                &format!("Container '{n}' startTimeout"),
-                c.start_timeout,
-                2,
-                600,
-            )?;
-            if c.environment.iter().any(|e| e.name.is_empty()) {
-                return Err(ApiError::client(format!(
-                    "Container '{n}': environment variables need a name."
-                )));
-            }
-            c.essential.get_or_insert(true);
         }
-        if !containers.iter().any(ContainerDefinition::is_essential) {
+        if !self
+            .container_definitions
+            .iter()
+            .any(ContainerDefinition::is_essential)
+        {
             return Err(ApiError::client(
                 "Invalid setting for container: at least one container must be marked essential.",
             ));
@@ -638,6 +456,64 @@ impl TaskDefinition {
         }
         self.compatibilities = compat;
         Ok(())
+    }
+
+    /// Checks the network, pid and ipc modes and the required compatibilities; returns whether
+    /// the task requires Fargate.
+    fn validate_modes(&self) -> Result<bool, ApiError> {
+        one_of(
+            "networkMode",
+            self.network_mode.as_deref(),
+            &["bridge", "host", "awsvpc", "none"],
+        )?;
+        one_of("pidMode", self.pid_mode.as_deref(), &["host", "task"])?;
+        one_of(
+            "ipcMode",
+            self.ipc_mode.as_deref(),
+            &["host", "task", "none"],
+        )?;
+        let requires = self.requires_compatibilities.clone().unwrap_or_default();
+        for c in &requires {
+            one_of(
+                "requiresCompatibilities value",
+                Some(c),
+                &["EC2", "FARGATE", "EXTERNAL", "MANAGED_INSTANCES"],
+            )?;
+        }
+        Ok(requires.iter().any(|c| c == "FARGATE"))
+    }
+
+    /// Parses the task-level cpu and memory into units and MiB (and writes them back so), and
+    /// checks them against Fargate's combinations when it is required.
+    fn normalize_task_size(
+        &mut self,
+        fargate: bool,
+    ) -> Result<(Option<u32>, Option<u32>), ApiError> {
+        let task_cpu = self.cpu.as_deref().map(parse_task_cpu).transpose()?;
+        let task_mem = self.memory.as_deref().map(parse_task_memory).transpose()?;
+        self.cpu = task_cpu.map(|c| c.to_string());
+        self.memory = task_mem.map(|m| m.to_string());
+        if fargate {
+            if self.network_mode.as_deref() != Some("awsvpc") {
+                return Err(ApiError::client(
+                    "Fargate only supports network mode 'awsvpc'.",
+                ));
+            }
+            match (task_cpu, task_mem) {
+                (Some(c), Some(m)) if fargate_memory_ok(c, m) => {}
+                (Some(_), Some(_)) => {
+                    return Err(ApiError::client(
+                        "No Fargate configuration exists for given values: the task cpu and memory combination is not supported.",
+                    ))
+                }
+                _ => {
+                    return Err(ApiError::client(
+                        "Fargate requires task definition to have execution role ARN to support log driver awslogs or cpu and memory set at the task level.",
+                    ))
+                }
+            }
+        }
+        Ok((task_cpu, task_mem))
     }
 
     /// Task-level memory in MiB, or the containers' sum when the task sets none.
@@ -675,6 +551,209 @@ impl TaskDefinition {
         }
         v
     }
+}
+
+/// What each container of one task definition is checked against: its siblings, the task's
+/// network mode and memory, and the host ports the containers before it took.
+struct ContainerRules {
+    names: Vec<String>,
+    with_health: HashSet<String>,
+    /// awsvpc and host networking: a host port is the container port.
+    fixed_host_ports: bool,
+    task_mem: Option<u32>,
+    host_ports: HashSet<(i64, TransportProtocol)>,
+}
+
+impl ContainerRules {
+    /// Checks the container list as a whole (not empty, not too long, unique valid names).
+    fn new(
+        containers: &[ContainerDefinition],
+        network_mode: Option<&str>,
+        task_mem: Option<u32>,
+    ) -> Result<Self, ApiError> {
+        if containers.is_empty() {
+            return Err(ApiError::client("Container list cannot be empty."));
+        }
+        if containers.len() > MAX_CONTAINERS {
+            return Err(ApiError::client(format!(
+                "Too many containers: a task definition can have at most {MAX_CONTAINERS}."
+            )));
+        }
+        let names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
+        let mut seen = HashSet::new();
+        for n in &names {
+            registration_name("Container name", n)?;
+            if !seen.insert(n.as_str()) {
+                return Err(ApiError::client(format!("Duplicate container name: {n}")));
+            }
+        }
+        let with_health = containers
+            .iter()
+            .filter(|c| c.health_check.is_some())
+            .map(|c| c.name.clone())
+            .collect();
+        Ok(Self {
+            names,
+            with_health,
+            fixed_host_ports: matches!(network_mode, Some("awsvpc" | "host")),
+            task_mem,
+            host_ports: HashSet::new(),
+        })
+    }
+
+    /// Checks one container and fills its defaults.
+    fn apply(&mut self, c: &mut ContainerDefinition) -> Result<(), ApiError> {
+        let n = c.name.clone();
+        self.check_image_and_size(c)?;
+        for p in c.port_mappings.iter_mut() {
+            self.normalize_port(&n, p)?;
+        }
+        if let Some(deps) = &c.depends_on {
+            self.check_depends_on(&n, deps)?;
+        }
+        if let Some(h) = c.health_check.as_mut() {
+            normalize_health_check(&n, h)?;
+        }
+        in_range(
+            &format!("Container '{n}' stopTimeout"),
+            c.stop_timeout,
+            2,
+            120,
+        )?;
+        in_range(
+            &format!("Container '{n}' startTimeout"),
+            c.start_timeout,
+            2,
+            600,
+        )?;
+        if c.environment.iter().any(|e| e.name.is_empty()) {
+            return Err(ApiError::client(format!(
+                "Container '{n}': environment variables need a name."
+            )));
+        }
+        c.essential.get_or_insert(true);
+        Ok(())
+    }
+
+    fn check_image_and_size(&self, c: &ContainerDefinition) -> Result<(), ApiError> {
+        let n = &c.name;
+        if c.image.trim().is_empty() {
+            return Err(ApiError::client(format!(
+                "Container.image should not be null or empty (container {n})."
+            )));
+        }
+        if c.image.len() > 255 {
+            return Err(ApiError::client(format!(
+                "Container.image is longer than 255 characters (container {n})."
+            )));
+        }
+        // ECS's Integer is 32-bit; bounding it also keeps the task's sum from overflowing.
+        if !(0..=i64::from(i32::MAX)).contains(&c.cpu) {
+            return Err(ApiError::client(format!(
+                "Invalid 'cpu' setting for container '{n}'."
+            )));
+        }
+        in_range(&format!("Container '{n}' memory"), c.memory, 6, 1_048_576)?;
+        in_range(
+            &format!("Container '{n}' memoryReservation"),
+            c.memory_reservation,
+            6,
+            1_048_576,
+        )?;
+        if let (Some(m), Some(r)) = (c.memory, c.memory_reservation) {
+            if r > m {
+                return Err(ApiError::client(format!(
+                    "Invalid setting for container '{n}'. 'memoryReservation' must be less than or equal to 'memory'."
+                )));
+            }
+        }
+        if self.task_mem.is_none() && c.memory.is_none() && c.memory_reservation.is_none() {
+            return Err(ApiError::client(format!(
+                "Invalid setting for container '{n}'. At least one of 'memory' or 'memoryReservation' must be specified."
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks a port mapping, sets its protocol and host port as ECS shows them, and claims
+    /// its host port.
+    fn normalize_port(&mut self, n: &str, p: &mut PortMapping) -> Result<(), ApiError> {
+        let has_range = p.extra.contains_key("containerPortRange");
+        match p.container_port {
+            None if has_range => {}
+            None => {
+                return Err(ApiError::client(format!(
+                    "Container '{n}': portMappings need a containerPort."
+                )))
+            }
+            Some(cp) => in_range(
+                &format!("Container '{n}' containerPort"),
+                Some(cp),
+                1,
+                65535,
+            )?,
+        }
+        in_range(&format!("Container '{n}' hostPort"), p.host_port, 0, 65535)?;
+        let proto = *p.protocol.get_or_insert_with(TransportProtocol::default);
+        if self.fixed_host_ports {
+            match (p.container_port, p.host_port) {
+                (Some(cp), Some(hp)) if hp != cp => {
+                    return Err(ApiError::client(format!(
+                        "Container '{n}': when networkMode=awsvpc or host, host ports must either be undefined or equal to the container port (container port {cp}, host port {hp})."
+                    )))
+                }
+                (Some(cp), None) => p.host_port = Some(cp),
+                _ => {}
+            }
+        } else if p.container_port.is_some() && p.host_port.is_none() {
+            p.host_port = Some(0);
+        }
+        if let Some(hp) = p.host_port.filter(|hp| *hp != 0) {
+            if !self.host_ports.insert((hp, proto)) {
+                return Err(ApiError::client(format!(
+                    "Host port {hp}/{proto} is used by more than one port mapping."
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_depends_on(&self, n: &str, deps: &[ContainerDependency]) -> Result<(), ApiError> {
+        for d in deps {
+            if d.container_name == n || !self.names.contains(&d.container_name) {
+                return Err(ApiError::client(format!(
+                    "Container '{n}' depends on unknown container '{}'.",
+                    d.container_name
+                )));
+            }
+            if d.condition == ContainerCondition::Healthy
+                && !self.with_health.contains(&d.container_name)
+            {
+                return Err(ApiError::client(format!(
+                    "Container '{n}' waits for '{}' to be HEALTHY, but it has no healthCheck.",
+                    d.container_name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a health check's timings and fills ECS's defaults.
+fn normalize_health_check(n: &str, h: &mut HealthCheck) -> Result<(), ApiError> {
+    if h.command.is_empty() {
+        return Err(ApiError::client(format!(
+            "Container '{n}': healthCheck.command must not be empty."
+        )));
+    }
+    in_range("healthCheck.interval", h.interval, 5, 300)?;
+    in_range("healthCheck.timeout", h.timeout, 2, 120)?;
+    in_range("healthCheck.retries", h.retries, 1, 10)?;
+    in_range("healthCheck.startPeriod", h.start_period, 0, 300)?;
+    h.interval.get_or_insert(30);
+    h.timeout.get_or_insert(5);
+    h.retries.get_or_insert(3);
+    Ok(())
 }
 
 #[cfg(test)]

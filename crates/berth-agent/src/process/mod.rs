@@ -59,35 +59,43 @@
 //! inline: for a child of this driver they read a channel, for an adopted container one
 //! `/proc/PID/stat` (procfs is memory, never disk), and the exit file only once the process
 //! is gone.
+//!
+//! # Layout
+//! This file is the lifecycle (start, stop, remove, inspect, list, stats, wait) and the
+//! `Driver` impl; beside it, each concern that the lifecycle only calls into: `command` (the
+//! argv, environment, ports and user a spec resolves to), `health` (the probing tasks),
+//! `logs` (the log files and the `logs` stream), `record` (the on-disk state) and `procfs`.
 
+mod command;
+mod health;
+mod logs;
 mod procfs;
 mod record;
 
 use std::collections::HashMap;
-use std::ffi::OsString;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use berth_model::TransportProtocol;
 use futures::StreamExt;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::driver::{BoxFuture, BoxStream, Driver};
 use crate::error::DriverError;
 use crate::spec::{
-    now_epoch, system_time_epoch, ContainerId, ContainerSpec, ContainerStatus, Health,
-    HealthCheckSpec, HealthCommand, LineSplitter, LogLine, NetworkBinding, NetworkMode,
-    OwnedContainer, RunState, Stats, Stream as LogStream,
+    now_epoch, ContainerId, ContainerSpec, ContainerStatus, Health, LogLine, NetworkBinding,
+    NetworkMode, OwnedContainer, RunState, Stats,
 };
+use command::{
+    base_env, command_line, is_executable, port_env, resolve_user, with_host_ports, DEFAULT_PATH,
+};
+use health::HealthEntry;
+use logs::{open_log, LogReader};
 use record::{read_exit, write_exit_if_absent, ContainerDir, Record, RECORD_VERSION};
 
 /// The supervisor run as `/bin/sh -c SUPERVISOR berth-supervisor EXIT_FILE CMD ARGS...`.
@@ -122,20 +130,8 @@ done
 echo "$code" > "$exitfile"
 "#;
 
-/// `PATH` given to processes when the agent has none.
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Docker's default health-check interval and timeout, used for zero durations.
-const DEFAULT_HEALTH_PERIOD: Duration = Duration::from_secs(30);
-
 /// How often waiters look at `/proc` and the exit file.
 const POLL: Duration = Duration::from_millis(20);
-
-/// How often `logs(follow)` looks for new output.
-const LOG_POLL: Duration = Duration::from_millis(100);
-
-/// Most bytes one log read takes from a file.
-const LOG_CHUNK: u64 = 1 << 20;
 
 /// Runs containers as local processes (see the module documentation for the rules).
 #[derive(Debug, Clone)]
@@ -152,13 +148,6 @@ struct Inner {
     /// Health-check state of the containers this instance probes.
     health: Mutex<HashMap<String, HealthEntry>>,
     next_id: AtomicU64,
-}
-
-#[derive(Debug)]
-struct HealthEntry {
-    health: Health,
-    failing_streak: u32,
-    task: JoinHandle<()>,
 }
 
 impl Drop for Inner {
@@ -658,132 +647,6 @@ impl Inner {
             reason,
         }
     }
-
-    /// Starts probing the container's health check unless this instance already does.
-    fn ensure_health_monitor(self: &Arc<Self>, record: &Record) {
-        let Some(check) = record.spec.health_check.clone() else {
-            return;
-        };
-        let command = HealthCommand::parse(&check.command);
-        if command == HealthCommand::Disabled {
-            return;
-        }
-        let mut health = lock(&self.health);
-        if health
-            .get(&record.id)
-            .is_some_and(|h| !h.task.is_finished())
-        {
-            return;
-        }
-        let previous = health.remove(&record.id);
-        let task = tokio::spawn(health_loop(
-            Arc::downgrade(self),
-            record.clone(),
-            check,
-            command,
-        ));
-        health.insert(
-            record.id.clone(),
-            HealthEntry {
-                health: previous.as_ref().map_or(Health::Unknown, |p| p.health),
-                failing_streak: previous.map_or(0, |p| p.failing_streak),
-                task,
-            },
-        );
-    }
-}
-
-/// Probes a container's health until it exits or the driver is dropped.
-async fn health_loop(
-    inner: Weak<Inner>,
-    record: Record,
-    check: HealthCheckSpec,
-    command: HealthCommand,
-) {
-    let or_default = |d: Duration| {
-        if d.is_zero() {
-            DEFAULT_HEALTH_PERIOD
-        } else {
-            d
-        }
-    };
-    let interval = or_default(check.interval);
-    let timeout = or_default(check.timeout);
-    let retries = check.retries.max(1);
-    let dir = match inner.upgrade() {
-        Some(i) => match i.dir(&record.id) {
-            Ok(d) => d,
-            Err(_) => return,
-        },
-        None => return,
-    };
-    loop {
-        tokio::time::sleep(interval).await;
-        let Some(driver) = inner.upgrade() else {
-            return;
-        };
-        if driver.exit_of(&dir, &record).is_some() {
-            return;
-        }
-        let ok = probe(&command, &record, timeout).await;
-        let in_start_period = now_epoch() - record.started_at < check.start_period.as_secs_f64();
-        let mut health = lock(&driver.health);
-        let Some(entry) = health.get_mut(&record.id) else {
-            return;
-        };
-        if ok {
-            entry.health = Health::Healthy;
-            entry.failing_streak = 0;
-        } else if !in_start_period {
-            entry.failing_streak += 1;
-            if entry.failing_streak >= retries {
-                entry.health = Health::Unhealthy;
-            }
-        }
-    }
-}
-
-/// Runs one health probe; whether it succeeded within the timeout.
-async fn probe(command: &HealthCommand, record: &Record, timeout: Duration) -> bool {
-    let mut cmd = match command {
-        HealthCommand::Shell(line) => {
-            let mut c = tokio::process::Command::new("/bin/sh");
-            c.arg("-c").arg(line);
-            c
-        }
-        HealthCommand::Exec(argv) => {
-            let mut c = tokio::process::Command::new(&argv[0]);
-            c.args(&argv[1..]);
-            c
-        }
-        HealthCommand::Disabled => return true,
-    };
-    cmd.env_clear()
-        .envs(record.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&record.working_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .kill_on_drop(true);
-    if let Some((uid, gid)) = record.user {
-        cmd.uid(uid).gid(gid);
-    }
-    let Ok(mut child) = cmd.spawn() else {
-        return false;
-    };
-    let pid = child.id().and_then(|p| i32::try_from(p).ok());
-    match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(Ok(status)) => status.success(),
-        Ok(Err(_)) => false,
-        Err(_) => {
-            if let Some(pid) = pid {
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-            let _ = child.wait().await;
-            false
-        }
-    }
 }
 
 /// Sends `signal` to the container's process group if its supervisor is still the process
@@ -811,265 +674,6 @@ fn status_code(status: ExitStatus) -> i64 {
         (Some(code), _) => i64::from(code),
         (None, Some(sig)) => 128 + i64::from(sig),
         (None, None) => -1,
-    }
-}
-
-/// The command a spec runs (see the module documentation).
-fn command_line(spec: &ContainerSpec) -> Result<Vec<String>, DriverError> {
-    let mut argv = match &spec.entry_point {
-        Some(ep) => ep.clone(),
-        None if spec.image.starts_with('/') && Path::new(&spec.image).is_file() => {
-            vec![spec.image.clone()]
-        }
-        None => Vec::new(),
-    };
-    argv.extend(spec.command.iter().flatten().cloned());
-    if argv.first().is_none_or(|a| a.is_empty()) {
-        return Err(DriverError::InvalidSpec(
-            "the process driver needs an entryPoint or a command".into(),
-        ));
-    }
-    Ok(argv)
-}
-
-/// The environment every process starts from.
-/// The spec with every dynamic host port (0) replaced by a free ephemeral port of its
-/// protocol, unless the task has no network.
-fn with_host_ports(spec: &ContainerSpec) -> Result<ContainerSpec, DriverError> {
-    let mut spec = spec.clone();
-    if spec.network_mode == NetworkMode::None {
-        return Ok(spec);
-    }
-    for p in spec.port_mappings.iter_mut().filter(|p| p.host_port == 0) {
-        let addr = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
-        let port = match p.protocol {
-            TransportProtocol::Tcp => {
-                std::net::TcpListener::bind(addr).and_then(|l| l.local_addr())
-            }
-            TransportProtocol::Udp => std::net::UdpSocket::bind(addr).and_then(|l| l.local_addr()),
-        };
-        p.host_port = port
-            .map_err(|e| io_err("choosing a dynamic host port", e))?
-            .port();
-    }
-    Ok(spec)
-}
-
-/// `PORT_<containerPort>` for each mapping and `PORT` for the first: where the process must
-/// listen, since nothing remaps its ports.
-fn port_env(spec: &ContainerSpec) -> Vec<(String, String)> {
-    if spec.network_mode == NetworkMode::None {
-        return Vec::new();
-    }
-    let mut env: Vec<(String, String)> = spec
-        .port_mappings
-        .iter()
-        .map(|p| {
-            (
-                format!("PORT_{}", p.container_port),
-                p.host_port.to_string(),
-            )
-        })
-        .collect();
-    if let Some(p) = spec.port_mappings.first() {
-        env.push(("PORT".into(), p.host_port.to_string()));
-    }
-    env
-}
-
-fn base_env() -> Vec<(String, String)> {
-    let path = std::env::var_os("PATH")
-        .and_then(|p: OsString| p.into_string().ok())
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| DEFAULT_PATH.to_string());
-    vec![("PATH".into(), path)]
-}
-
-/// Whether `program` names an executable file, as `execvp` would find it.
-fn is_executable(program: &str, path_var: &str, working_dir: &Path) -> bool {
-    let executable = |p: &Path| {
-        p.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if program.contains('/') {
-        return executable(&working_dir.join(program));
-    }
-    path_var
-        .split(':')
-        .filter(|d| !d.is_empty())
-        .any(|d| executable(&Path::new(d).join(program)))
-}
-
-/// Resolves `uid[:gid]` or `name[:group]` through `/etc/passwd` and `/etc/group`.
-fn resolve_user(user: &str) -> Result<(u32, u32), DriverError> {
-    let (u, g) = match user.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (user, None),
-    };
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let lookup = |table: &str, name: &str, gid_field: Option<usize>| {
-        table.lines().find_map(|line| {
-            let f: Vec<&str> = line.split(':').collect();
-            if f.first() == Some(&name) {
-                let id = f.get(2)?.parse::<u32>().ok()?;
-                let gid = gid_field.and_then(|i| f.get(i)?.parse::<u32>().ok());
-                Some((id, gid))
-            } else {
-                None
-            }
-        })
-    };
-    let bad = || DriverError::InvalidSpec(format!("unknown user {user:?}"));
-    let (uid, primary_gid) = match u.parse::<u32>() {
-        Ok(uid) => {
-            let gid = passwd.lines().find_map(|line| {
-                let f: Vec<&str> = line.split(':').collect();
-                (f.get(2)?.parse::<u32>().ok()? == uid).then(|| f.get(3)?.parse().ok())?
-            });
-            (uid, gid)
-        }
-        Err(_) => lookup(&passwd, u, Some(3)).ok_or_else(bad)?,
-    };
-    let gid = match g {
-        None => primary_gid.unwrap_or(uid),
-        Some(g) => match g.parse::<u32>() {
-            Ok(gid) => gid,
-            Err(_) => {
-                let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
-                lookup(&groups, g, None).ok_or_else(bad)?.0
-            }
-        },
-    };
-    Ok((uid, gid))
-}
-
-fn open_log(path: &Path) -> Result<std::fs::File, DriverError> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| io_err(format_args!("open {}", path.display()), e))
-}
-
-/// Reads what was appended to `path` since `offset` (at most [`LOG_CHUNK`] bytes).
-async fn read_from(path: &Path, offset: u64) -> Result<Vec<u8>, DriverError> {
-    let mut f = match tokio::fs::File::open(path).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err(format_args!("open {}", path.display()), e)),
-    };
-    f.seek(std::io::SeekFrom::Start(offset))
-        .await
-        .map_err(|e| io_err(format_args!("seek {}", path.display()), e))?;
-    let mut buf = Vec::new();
-    f.take(LOG_CHUNK)
-        .read_to_end(&mut buf)
-        .await
-        .map_err(|e| io_err(format_args!("read {}", path.display()), e))?;
-    Ok(buf)
-}
-
-async fn mtime(path: &Path) -> Option<f64> {
-    tokio::fs::metadata(path)
-        .await
-        .and_then(|m| m.modified())
-        .ok()
-        .map(system_time_epoch)
-}
-
-/// State of a log stream.
-struct LogReader {
-    driver: ProcessDriver,
-    dir: ContainerDir,
-    record: Record,
-    follow: bool,
-    /// Per stream: path, offset, splitter.
-    files: [(LogStream, PathBuf, u64, LineSplitter); 2],
-    ready: std::collections::VecDeque<Result<LogLine, DriverError>>,
-    /// First pass (history) done.
-    caught_up: bool,
-    done: bool,
-}
-
-impl LogReader {
-    /// Reads everything new from both files into `ready`; whether anything was read.
-    async fn pump(&mut self, history: bool) -> Result<bool, DriverError> {
-        let mut any = false;
-        for (stream, path, offset, splitter) in &mut self.files {
-            loop {
-                let bytes = read_from(path, *offset).await?;
-                if bytes.is_empty() {
-                    break;
-                }
-                any = true;
-                *offset += bytes.len() as u64;
-                let at = if history {
-                    mtime(path).await.unwrap_or_else(now_epoch)
-                } else {
-                    now_epoch()
-                };
-                for line in splitter.push(&bytes) {
-                    self.ready.push_back(Ok(LogLine {
-                        stream: *stream,
-                        line,
-                        at,
-                    }));
-                }
-                if (bytes.len() as u64) < LOG_CHUNK {
-                    break;
-                }
-            }
-        }
-        Ok(any)
-    }
-
-    async fn flush_partial(&mut self) {
-        for (stream, path, _, splitter) in &mut self.files {
-            if let Some(line) = splitter.finish() {
-                self.ready.push_back(Ok(LogLine {
-                    stream: *stream,
-                    line,
-                    at: mtime(path).await.unwrap_or_else(now_epoch),
-                }));
-            }
-        }
-    }
-
-    async fn next(mut self) -> Option<(Result<LogLine, DriverError>, Self)> {
-        loop {
-            if let Some(item) = self.ready.pop_front() {
-                return Some((item, self));
-            }
-            if self.done {
-                return None;
-            }
-            if !self.caught_up {
-                self.caught_up = true;
-                if let Err(e) = self.pump(true).await {
-                    self.ready.push_back(Err(e));
-                    self.done = true;
-                }
-                if !self.follow {
-                    self.flush_partial().await;
-                    self.done = true;
-                }
-                continue;
-            }
-            // Following: check for exit first so the last read sees everything written.
-            let exited = self.driver.inner.exit_of(&self.dir, &self.record).is_some();
-            match self.pump(false).await {
-                Err(e) => {
-                    self.ready.push_back(Err(e));
-                    self.done = true;
-                }
-                Ok(true) => {}
-                Ok(false) if exited => {
-                    self.flush_partial().await;
-                    self.done = true;
-                }
-                Ok(false) => tokio::time::sleep(LOG_POLL).await,
-            }
-        }
     }
 }
 
@@ -1130,40 +734,12 @@ impl Driver for ProcessDriver {
     }
 }
 
-impl LogReader {
-    fn new(driver: ProcessDriver, dir: ContainerDir, record: Record, follow: bool) -> Self {
-        LogReader {
-            driver,
-            files: [
-                (
-                    LogStream::Stdout,
-                    record.stdout_path.clone(),
-                    0,
-                    LineSplitter::default(),
-                ),
-                (
-                    LogStream::Stderr,
-                    record.stderr_path.clone(),
-                    0,
-                    LineSplitter::default(),
-                ),
-            ],
-            dir,
-            record,
-            follow,
-            ready: std::collections::VecDeque::new(),
-            caught_up: false,
-            done: false,
-        }
-    }
-
-    fn lines(self) -> BoxStream<'static, Result<LogLine, DriverError>> {
-        futures::stream::unfold(self, LogReader::next).boxed()
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    use berth_model::TransportProtocol;
+
     use super::*;
 
     #[test]

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_model::agent::{AgentRegistration, StatusReport, TaskReport};
+use berth_model::agent::{AgentRegistration, DesiredSet, StatusReport, TaskReport};
 use berth_model::{Attribute, DesiredStatus, TaskStatus};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
@@ -74,6 +74,44 @@ pub enum AgentError {
 struct Managed {
     desired: watch::Sender<DesiredStatus>,
     handle: tokio::task::JoinHandle<TaskReport>,
+}
+
+/// What the agent's loop keeps about this host's tasks between polls.
+#[derive(Default)]
+struct Local {
+    /// A runner per task being run.
+    managed: HashMap<String, Managed>,
+    /// The last report of each runner that finished, while the server still lists its task.
+    finished: HashMap<String, TaskReport>,
+    /// Tasks no longer listed, and since when: `cleanup` removes their containers once
+    /// `cleanup_after` has passed.
+    forgotten: HashMap<String, tokio::time::Instant>,
+    /// The containers the driver had when the agent started, by task, until a runner adopts
+    /// them.
+    adoptable: HashMap<String, Vec<OwnedContainer>>,
+}
+
+impl Local {
+    /// Collects the runners that finished (their last report goes to `finished`).
+    async fn reap(&mut self) {
+        let done: Vec<String> = self
+            .managed
+            .iter()
+            .filter(|(_, m)| m.handle.is_finished())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in done {
+            if let Some(m) = self.managed.remove(&id) {
+                match m.handle.await {
+                    Ok(r) => {
+                        self.finished.insert(id, r);
+                    }
+                    // Never silent: the next poll starts a new runner for the task.
+                    Err(e) => tracing::error!(task = %id, error = %e, "task runner failed"),
+                }
+            }
+        }
+    }
 }
 
 pub struct Agent {
@@ -187,18 +225,10 @@ impl Agent {
             instance_id.clone(),
             rx,
         ));
-        let mut adoptable: HashMap<String, Vec<OwnedContainer>> = HashMap::new();
-        match self.driver.list_owned().await {
-            Ok(list) => {
-                for c in list {
-                    adoptable.entry(c.task_id.clone()).or_default().push(c);
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot list existing containers"),
-        }
-        let mut managed: HashMap<String, Managed> = HashMap::new();
-        let mut finished: HashMap<String, TaskReport> = HashMap::new();
-        let mut forgotten: HashMap<String, tokio::time::Instant> = HashMap::new();
+        let mut local = Local {
+            adoptable: self.adoptable().await,
+            ..Local::default()
+        };
         let mut since = String::new();
         let mut backoff = Duration::from_millis(200);
         tokio::pin!(shutdown);
@@ -226,107 +256,12 @@ impl Agent {
                 }
             };
             if !set.registered {
-                // Deregistration is final: stop everything this host runs, and wait for it.
-                for m in managed.values() {
-                    let _ = m.desired.send(DesiredStatus::Stopped);
-                }
-                for c in adoptable.values().flatten() {
-                    let _ = self.driver.stop(&c.id, Duration::from_secs(30)).await;
-                }
-                let runners = futures::future::join_all(managed.drain().map(|(_, m)| m.handle));
-                if tokio::time::timeout(Duration::from_secs(150), runners)
-                    .await
-                    .is_err()
-                {
-                    tracing::warn!("some tasks did not stop in time after deregistration");
-                }
+                self.stop_everything(&mut local).await;
                 break Err(AgentError::Deregistered);
             }
             since = set.fingerprint.clone();
-
-            // Reap runners that finished.
-            let done: Vec<String> = managed
-                .iter()
-                .filter(|(_, m)| m.handle.is_finished())
-                .map(|(k, _)| k.clone())
-                .collect();
-            for id in done {
-                if let Some(m) = managed.remove(&id) {
-                    match m.handle.await {
-                        Ok(r) => {
-                            finished.insert(id, r);
-                        }
-                        // Never silent: the next poll starts a new runner for the task.
-                        Err(e) => tracing::error!(task = %id, error = %e, "task runner failed"),
-                    }
-                }
-            }
-
-            let wanted: HashSet<&str> = set.tasks.iter().map(|t| t.task_id.as_str()).collect();
-            for t in &set.tasks {
-                if let Some(m) = managed.get(&t.task_id) {
-                    m.desired.send_if_modified(|d| {
-                        let changed = *d != t.desired_status;
-                        *d = t.desired_status;
-                        changed
-                    });
-                    continue;
-                }
-                if let Some(r) = finished.get(&t.task_id) {
-                    // The server has not seen the end yet: say it again.
-                    if t.last_status != TaskStatus::Stopped {
-                        let _ = tx.send(r.clone());
-                    }
-                    continue;
-                }
-                let (dtx, drx) = watch::channel(t.desired_status);
-                let runner = task::Runner {
-                    driver: self.driver.clone(),
-                    cluster: self.cfg.cluster.clone(),
-                    task: t.clone(),
-                    desired: drx,
-                    reports: tx.clone(),
-                    adopted: adoptable.remove(&t.task_id).unwrap_or_default(),
-                };
-                managed.insert(
-                    t.task_id.clone(),
-                    Managed {
-                        desired: dtx,
-                        handle: tokio::spawn(runner.run()),
-                    },
-                );
-            }
-            // Runners of tasks the server no longer lists: stop them.
-            for (id, m) in &managed {
-                if !wanted.contains(id.as_str()) {
-                    let _ = m.desired.send(DesiredStatus::Stopped);
-                }
-            }
-            finished.retain(|id, _| {
-                wanted.contains(id.as_str()) || {
-                    forgotten
-                        .entry(id.clone())
-                        .or_insert_with(tokio::time::Instant::now);
-                    false
-                }
-            });
-            // Containers nobody claims: stop the running ones now, remove exited ones later.
-            for (task_id, containers) in adoptable.iter() {
-                if wanted.contains(task_id.as_str()) {
-                    continue;
-                }
-                forgotten
-                    .entry(task_id.clone())
-                    .or_insert_with(tokio::time::Instant::now);
-                for c in containers {
-                    if matches!(c.status.state, crate::spec::RunState::Running) {
-                        tracing::info!(task = %task_id, container = %c.container_name, "stopping orphan container");
-                        let _ = self.driver.stop(&c.id, Duration::from_secs(10)).await;
-                    }
-                }
-            }
-            adoptable.retain(|id, _| wanted.contains(id.as_str()));
-            self.cleanup(&mut forgotten, &managed).await;
+            local.reap().await;
+            self.reconcile(&set, &mut local, &tx).await;
         };
         // After a deregistration the runners are done: let the reporter deliver what they said
         // last, briefly. On a plain shutdown tasks keep running and there is nothing to wait for.
@@ -337,6 +272,114 @@ impl Agent {
         }
         reporter.abort();
         result
+    }
+
+    /// The containers the driver already runs (an earlier agent's), by task.
+    async fn adoptable(&self) -> HashMap<String, Vec<OwnedContainer>> {
+        let mut adoptable: HashMap<String, Vec<OwnedContainer>> = HashMap::new();
+        match self.driver.list_owned().await {
+            Ok(list) => {
+                for c in list {
+                    adoptable.entry(c.task_id.clone()).or_default().push(c);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list existing containers"),
+        }
+        adoptable
+    }
+
+    /// Deregistration is final: stop everything this host runs, and wait for it.
+    async fn stop_everything(&self, local: &mut Local) {
+        for m in local.managed.values() {
+            let _ = m.desired.send(DesiredStatus::Stopped);
+        }
+        for c in local.adoptable.values().flatten() {
+            let _ = self.driver.stop(&c.id, Duration::from_secs(30)).await;
+        }
+        let runners = futures::future::join_all(local.managed.drain().map(|(_, m)| m.handle));
+        if tokio::time::timeout(Duration::from_secs(150), runners)
+            .await
+            .is_err()
+        {
+            tracing::warn!("some tasks did not stop in time after deregistration");
+        }
+    }
+
+    /// Brings this host's tasks to the set the server sent: runners for new tasks, desired
+    /// status to running ones, stops for tasks and containers no longer listed.
+    async fn reconcile(
+        &self,
+        set: &DesiredSet,
+        local: &mut Local,
+        tx: &mpsc::UnboundedSender<TaskReport>,
+    ) {
+        let wanted: HashSet<&str> = set.tasks.iter().map(|t| t.task_id.as_str()).collect();
+        for t in &set.tasks {
+            if let Some(m) = local.managed.get(&t.task_id) {
+                m.desired.send_if_modified(|d| {
+                    let changed = *d != t.desired_status;
+                    *d = t.desired_status;
+                    changed
+                });
+                continue;
+            }
+            if let Some(r) = local.finished.get(&t.task_id) {
+                // The server has not seen the end yet: say it again.
+                if t.last_status != TaskStatus::Stopped {
+                    let _ = tx.send(r.clone());
+                }
+                continue;
+            }
+            let (dtx, drx) = watch::channel(t.desired_status);
+            let runner = task::Runner {
+                driver: self.driver.clone(),
+                cluster: self.cfg.cluster.clone(),
+                task: t.clone(),
+                desired: drx,
+                reports: tx.clone(),
+                adopted: local.adoptable.remove(&t.task_id).unwrap_or_default(),
+            };
+            local.managed.insert(
+                t.task_id.clone(),
+                Managed {
+                    desired: dtx,
+                    handle: tokio::spawn(runner.run()),
+                },
+            );
+        }
+        // Runners of tasks the server no longer lists: stop them.
+        for (id, m) in &local.managed {
+            if !wanted.contains(id.as_str()) {
+                let _ = m.desired.send(DesiredStatus::Stopped);
+            }
+        }
+        let forgotten = &mut local.forgotten;
+        local.finished.retain(|id, _| {
+            wanted.contains(id.as_str()) || {
+                forgotten
+                    .entry(id.clone())
+                    .or_insert_with(tokio::time::Instant::now);
+                false
+            }
+        });
+        // Containers nobody claims: stop the running ones now, remove exited ones later.
+        for (task_id, containers) in local.adoptable.iter() {
+            if wanted.contains(task_id.as_str()) {
+                continue;
+            }
+            local
+                .forgotten
+                .entry(task_id.clone())
+                .or_insert_with(tokio::time::Instant::now);
+            for c in containers {
+                if matches!(c.status.state, crate::spec::RunState::Running) {
+                    tracing::info!(task = %task_id, container = %c.container_name, "stopping orphan container");
+                    let _ = self.driver.stop(&c.id, Duration::from_secs(10)).await;
+                }
+            }
+        }
+        local.adoptable.retain(|id, _| wanted.contains(id.as_str()));
+        self.cleanup(&mut local.forgotten, &local.managed).await;
     }
 
     /// Starts the log endpoint, if configured; returns the address to advertise and a guard

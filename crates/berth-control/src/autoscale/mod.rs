@@ -35,10 +35,12 @@ use berth_autoscale::{
 use berth_metrics::{Resolution, SeriesKey, Stat};
 use berth_model::autoscaling::{
     MetricAlarm, MetricKind, MetricRef, ScalableTarget, ScalingActivity, ScalingPolicy, Schedule,
-    ScheduledAction, ALARM_ALARM, ALARM_INSUFFICIENT_DATA, ALARM_OK,
+    ScheduledAction, StepScalingConfig, TargetTrackingConfig, ALARM_ALARM, ALARM_INSUFFICIENT_DATA,
+    ALARM_OK,
 };
 use berth_model::{keys, ApiError, Clock, Service, ServiceStatus};
 use berth_store::{Store, StoreExt, Txn, TxnResult};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -104,6 +106,44 @@ impl From<&PolicyState> for PolicyMemory {
             scale_out_base: s.scale_out_base,
         }
     }
+}
+
+/// A target's records, as one pass reads them.
+struct TargetRecords {
+    policies: Vec<ScalingPolicy>,
+    scheduled: Vec<ScheduledAction>,
+    mem_key: String,
+    memory: TargetMemory,
+    mem_rev: u64,
+}
+
+/// What one pass decided for a target, before it is written.
+struct Plan {
+    /// The target with scheduled actions' min and max applied.
+    target: ScalableTarget,
+    memory: TargetMemory,
+    desired: u32,
+    /// The dynamic scaling proposal that won, if any.
+    decided: Option<Proposal>,
+    /// Each change's (description, cause), as scaling activities record them.
+    activities: Vec<(String, String)>,
+}
+
+/// What every policy of one target decides against in a pass.
+struct Round<'a> {
+    limits: Target,
+    desired: u32,
+    alarms: &'a [MetricAlarm],
+    now: f64,
+}
+
+/// The policies' proposals, the target tracking policies holding a scale-in, and which alarm
+/// each (policy, high) proposal answers.
+#[derive(Default)]
+struct Proposals {
+    proposals: Vec<Proposal>,
+    holding: usize,
+    alarm_names: BTreeMap<(String, bool), String>,
 }
 
 fn memory_key(resource_id: &str) -> String {
@@ -400,7 +440,7 @@ impl Autoscaler {
             return Ok(());
         };
         let svc_key = keys::service(cluster, service);
-        let Some((mut svc, svc_rev)) = self
+        let Some((svc, svc_rev)) = self
             .store
             .get_json::<Service>(&svc_key)
             .await
@@ -411,196 +451,293 @@ impl Autoscaler {
         if svc.status != ServiceStatus::Active {
             return Ok(());
         }
-        let rid = &target.resource_id;
-        let policies: Vec<ScalingPolicy> = self
-            .store
-            .list_json::<ScalingPolicy>(&keys::aas_policies_of(rid))
-            .await
-            .map_err(crate::store_err)?
-            .into_iter()
-            .map(|(_, p, _)| p)
-            .collect();
-        let scheduled: Vec<ScheduledAction> = self
-            .store
-            .list_json::<ScheduledAction>(&keys::aas_scheduled_of(rid))
-            .await
-            .map_err(crate::store_err)?
-            .into_iter()
-            .map(|(_, a, _)| a)
-            .collect();
+        let records = self.records(&target.resource_id).await?;
+        let plan = self.plan(target, &records, alarms, svc.desired_count, now);
+
+        // Write: the service first (the change itself), then its record of why.
+        if plan.desired != svc.desired_count
+            && !self
+                .write_service(svc, svc_key, svc_rev, &plan, now)
+                .await?
+        {
+            // The service changed meanwhile (UpdateService, the controller): decide
+            // again next period, from what it is then.
+            return Ok(());
+        }
+        self.record(target, target_rev, &records, plan, now).await
+    }
+
+    /// A target's policies, scheduled actions and memory, as the store holds them now.
+    async fn records(&self, rid: &str) -> Result<TargetRecords, ApiError> {
+        let policies = self.values(&keys::aas_policies_of(rid)).await?;
+        let scheduled = self.values(&keys::aas_scheduled_of(rid)).await?;
         let mem_key = memory_key(rid);
-        let (mut memory, mem_rev) = self
+        let (memory, mem_rev) = self
             .store
             .get_json::<TargetMemory>(&mem_key)
             .await
             .map_err(crate::store_err)?
             .unwrap_or_default();
-        let before = memory.clone();
-        let mut new_target = target.clone();
-        let current = svc.desired_count;
-        let mut desired = current;
-        let mut activities: Vec<(String, String)> = Vec::new();
+        Ok(TargetRecords {
+            policies,
+            scheduled,
+            mem_key,
+            memory,
+            mem_rev,
+        })
+    }
+
+    async fn values<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<T>, ApiError> {
+        Ok(self
+            .store
+            .list_json::<T>(prefix)
+            .await
+            .map_err(crate::store_err)?
+            .into_iter()
+            .map(|(_, v, _)| v)
+            .collect())
+    }
+
+    /// What this pass does to one target whose service wants `current` tasks. Pure: it reads
+    /// only the metrics hub.
+    fn plan(
+        &self,
+        target: &ScalableTarget,
+        records: &TargetRecords,
+        alarms: &[MetricAlarm],
+        current: u32,
+        now: f64,
+    ) -> Plan {
+        let mut plan = Plan {
+            target: target.clone(),
+            memory: records.memory.clone(),
+            desired: current,
+            decided: None,
+            activities: Vec::new(),
+        };
 
         // Scheduled actions change min and max; the desired count follows into the range.
-        for a in &scheduled {
-            if !due(
-                a,
-                memory.scheduled.get(&a.scheduled_action_name).copied(),
-                now,
-            ) {
-                continue;
-            }
-            memory
-                .scheduled
-                .insert(a.scheduled_action_name.clone(), now);
-            let action = berth_autoscale::ScheduledAction {
-                name: a.scheduled_action_name.clone(),
-                min: a.scalable_target_action.and_then(|s| s.min_capacity),
-                max: a.scalable_target_action.and_then(|s| s.max_capacity),
-            };
-            let t = self.limits(&new_target);
-            if let Ok(Some(change)) = berth_autoscale::scheduled(&action, desired, &t) {
-                new_target.min_capacity = change.min;
-                new_target.max_capacity = change.max;
-                if let Some(d) = change.desired {
-                    desired = d;
-                }
-                activities.push(scheduled_cause_text(&action, &change));
-            }
+        for a in &records.scheduled {
+            self.apply_scheduled(a, &mut plan, now);
         }
 
         // Dynamic scaling: every policy proposes; AWS's rules combine them.
-        let t = self.limits(&new_target);
-        let settings = self.settings();
-        let window = DATAPOINT_SECS
-            * (settings
-                .scale_in_datapoints
-                .max(settings.scale_out_datapoints) as f64
-                + 2.0);
-        let mut proposals: Vec<Proposal> = Vec::new();
-        let mut holding = 0;
-        let mut alarm_names: BTreeMap<(String, bool), String> = BTreeMap::new();
-        for p in &policies {
-            let state: PolicyState = memory
+        let round = Round {
+            limits: self.limits(&plan.target),
+            desired: plan.desired,
+            alarms,
+            now,
+        };
+        let mut found = Proposals::default();
+        for p in &records.policies {
+            let state: PolicyState = plan
+                .memory
                 .policies
                 .get(&p.policy_name)
                 .copied()
                 .unwrap_or_default()
                 .into();
             if let Some(tt) = &p.target_tracking_scaling_policy_configuration {
-                let Some(metric) = p.metric() else { continue };
-                let policy = TargetTracking {
-                    name: p.policy_name.clone(),
-                    target_value: tt.target_value,
-                    scale_out_cooldown: f64::from(tt.scale_out_cooldown.unwrap_or(300)),
-                    scale_in_cooldown: f64::from(tt.scale_in_cooldown.unwrap_or(300)),
-                    disable_scale_in: tt.disable_scale_in.unwrap_or(false),
-                };
-                for a in &p.alarms {
-                    let high = a.alarm_name.contains("-AlarmHigh-");
-                    alarm_names.insert((p.policy_name.clone(), high), a.alarm_name.clone());
-                }
-                let series = self.datapoints(&metric, None, window, now);
-                match target_tracking(&policy, &series, desired, &t, &state, now, &settings) {
-                    Some(prop) => proposals.push(prop),
-                    None if policy.votes_on_scale_in() => holding += 1,
-                    None => {}
-                }
+                self.propose_tracking(p, tt, &state, &round, &mut found);
             } else if let Some(sc) = &p.step_scaling_policy_configuration {
-                let policy = StepPolicy {
-                    name: p.policy_name.clone(),
-                    adjustment_type: adjustment_type(&sc.adjustment_type),
-                    steps: sc
-                        .step_adjustments
-                        .iter()
-                        .map(|s| Step {
-                            lower: s.metric_interval_lower_bound,
-                            upper: s.metric_interval_upper_bound,
-                            adjustment: s.scaling_adjustment,
-                        })
-                        .collect(),
-                    min_adjustment_magnitude: sc.min_adjustment_magnitude,
-                    cooldown: f64::from(sc.cooldown.unwrap_or(300)),
-                };
-                for alarm in alarms.iter().filter(|a| {
-                    a.state_value == ALARM_ALARM && a.alarm_actions.contains(&p.policy_arn)
-                }) {
-                    let stat = alarm_stat(alarm);
-                    let latest = alarm.metric().and_then(|m| {
-                        self.datapoints(&m, Some(stat), f64::from(alarm.period) * 2.0, now)
-                            .last()
-                            .map(|(_, v)| *v)
-                    });
-                    let Some(value) = latest else { continue };
-                    if let Some(prop) =
-                        step(&policy, alarm.threshold, value, desired, &t, &state, now)
-                    {
-                        alarm_names.insert((p.policy_name.clone(), true), alarm.alarm_name.clone());
-                        proposals.push(prop);
-                    }
-                }
+                self.propose_steps(p, sc, &state, &round, &mut found);
             }
         }
-        let decided = combine(desired, &proposals, holding);
-        if let Some(prop) = &decided {
-            let from = desired;
-            desired = prop.desired;
+        plan.decided = combine(plan.desired, &found.proposals, found.holding);
+        if let Some(prop) = &plan.decided {
+            let from = plan.desired;
+            plan.desired = prop.desired;
             let high = !matches!(prop.alarm, AlarmKind::Low);
-            let alarm = alarm_names
+            let alarm = found
+                .alarm_names
                 .get(&(prop.policy.clone(), high))
                 .cloned()
                 .unwrap_or_else(|| prop.policy.clone());
-            activities.push(cause_text(prop, &alarm));
-            let entry = memory.policies.entry(prop.policy.clone()).or_default();
+            plan.activities.push(cause_text(prop, &alarm));
+            let entry = plan.memory.policies.entry(prop.policy.clone()).or_default();
             let mut st: PolicyState = (*entry).into();
             st.applied(prop, from, now);
             *entry = PolicyMemory::from(&st);
         }
         // Keep within the target's range even with no policy (a lowered max, a raised min).
-        let clamped = new_target.clamp(desired);
-        if clamped != desired {
-            activities.push((
+        let clamped = plan.target.clamp(plan.desired);
+        if clamped != plan.desired {
+            plan.activities.push((
                 format!("Setting desired count to {clamped}."),
                 format!(
                     "minimum capacity was set to {} and maximum capacity to {}",
-                    new_target.min_capacity, new_target.max_capacity
+                    plan.target.min_capacity, plan.target.max_capacity
                 ),
             ));
-            desired = clamped;
+            plan.desired = clamped;
         }
+        plan
+    }
 
-        // Write: the service first (the change itself), then its record of why.
-        if desired != current {
-            svc.desired_count = desired;
-            svc.version += 1;
-            let why = match &decided {
-                Some(p) => format!("policy {}", p.policy),
-                None => "scheduled action or capacity limits".to_owned(),
-            };
-            svc.push_event(
-                uuid::Uuid::new_v4().to_string(),
+    /// Runs one scheduled action into `plan` if it is due.
+    fn apply_scheduled(&self, a: &ScheduledAction, plan: &mut Plan, now: f64) {
+        let name = &a.scheduled_action_name;
+        if !due(a, plan.memory.scheduled.get(name).copied(), now) {
+            return;
+        }
+        plan.memory.scheduled.insert(name.clone(), now);
+        let action = berth_autoscale::ScheduledAction {
+            name: name.clone(),
+            min: a.scalable_target_action.and_then(|s| s.min_capacity),
+            max: a.scalable_target_action.and_then(|s| s.max_capacity),
+        };
+        let t = self.limits(&plan.target);
+        if let Ok(Some(change)) = berth_autoscale::scheduled(&action, plan.desired, &t) {
+            plan.target.min_capacity = change.min;
+            plan.target.max_capacity = change.max;
+            if let Some(d) = change.desired {
+                plan.desired = d;
+            }
+            plan.activities.push(scheduled_cause_text(&action, &change));
+        }
+    }
+
+    /// A target tracking policy's proposal, or its vote to hold a scale-in.
+    fn propose_tracking(
+        &self,
+        p: &ScalingPolicy,
+        tt: &TargetTrackingConfig,
+        state: &PolicyState,
+        round: &Round<'_>,
+        found: &mut Proposals,
+    ) {
+        let Some(metric) = p.metric() else { return };
+        let policy = TargetTracking {
+            name: p.policy_name.clone(),
+            target_value: tt.target_value,
+            scale_out_cooldown: f64::from(tt.scale_out_cooldown.unwrap_or(300)),
+            scale_in_cooldown: f64::from(tt.scale_in_cooldown.unwrap_or(300)),
+            disable_scale_in: tt.disable_scale_in.unwrap_or(false),
+        };
+        for a in &p.alarms {
+            let high = a.alarm_name.contains("-AlarmHigh-");
+            found
+                .alarm_names
+                .insert((p.policy_name.clone(), high), a.alarm_name.clone());
+        }
+        let settings = self.settings();
+        let window = DATAPOINT_SECS
+            * (settings
+                .scale_in_datapoints
+                .max(settings.scale_out_datapoints) as f64
+                + 2.0);
+        let series = self.datapoints(&metric, None, window, round.now);
+        let (desired, t, now) = (round.desired, &round.limits, round.now);
+        match target_tracking(&policy, &series, desired, t, state, now, &settings) {
+            Some(prop) => found.proposals.push(prop),
+            None if policy.votes_on_scale_in() => found.holding += 1,
+            None => {}
+        }
+    }
+
+    /// A step scaling policy's proposals, one for each of its alarms in ALARM.
+    fn propose_steps(
+        &self,
+        p: &ScalingPolicy,
+        sc: &StepScalingConfig,
+        state: &PolicyState,
+        round: &Round<'_>,
+        found: &mut Proposals,
+    ) {
+        let policy = StepPolicy {
+            name: p.policy_name.clone(),
+            adjustment_type: adjustment_type(&sc.adjustment_type),
+            steps: sc
+                .step_adjustments
+                .iter()
+                .map(|s| Step {
+                    lower: s.metric_interval_lower_bound,
+                    upper: s.metric_interval_upper_bound,
+                    adjustment: s.scaling_adjustment,
+                })
+                .collect(),
+            min_adjustment_magnitude: sc.min_adjustment_magnitude,
+            cooldown: f64::from(sc.cooldown.unwrap_or(300)),
+        };
+        let now = round.now;
+        for alarm in round
+            .alarms
+            .iter()
+            .filter(|a| a.state_value == ALARM_ALARM && a.alarm_actions.contains(&p.policy_arn))
+        {
+            let stat = alarm_stat(alarm);
+            let latest = alarm.metric().and_then(|m| {
+                self.datapoints(&m, Some(stat), f64::from(alarm.period) * 2.0, now)
+                    .last()
+                    .map(|(_, v)| *v)
+            });
+            let Some(value) = latest else { continue };
+            if let Some(prop) = step(
+                &policy,
+                alarm.threshold,
+                value,
+                round.desired,
+                &round.limits,
+                state,
                 now,
-                format!(
-                    "(service {}) Application Auto Scaling changed the desired count from {current} to {desired} ({why}).",
-                    svc.name
-                ),
-            );
-            let bytes = serde_json::to_vec(&svc)
-                .map_err(|e| ApiError::server(format!("encoding service: {e}")))?;
-            let txn = Txn::new()
-                .when_mod_revision(svc_key.clone(), svc_rev)
-                .put(svc_key, bytes);
-            if let TxnResult::Conflict { .. } =
-                self.store.txn(txn).await.map_err(crate::store_err)?
-            {
-                // The service changed meanwhile (UpdateService, the controller): decide
-                // again next period, from what it is then.
-                return Ok(());
+            ) {
+                found
+                    .alarm_names
+                    .insert((p.policy_name.clone(), true), alarm.alarm_name.clone());
+                found.proposals.push(prop);
             }
         }
+    }
+
+    /// Writes the planned desired count to the service, with an event saying why. `false` if
+    /// the service changed since it was read.
+    async fn write_service(
+        &self,
+        mut svc: Service,
+        svc_key: String,
+        svc_rev: u64,
+        plan: &Plan,
+        now: f64,
+    ) -> Result<bool, ApiError> {
+        let (current, desired) = (svc.desired_count, plan.desired);
+        svc.desired_count = desired;
+        svc.version += 1;
+        let why = match &plan.decided {
+            Some(p) => format!("policy {}", p.policy),
+            None => "scheduled action or capacity limits".to_owned(),
+        };
+        svc.push_event(
+            uuid::Uuid::new_v4().to_string(),
+            now,
+            format!(
+                "(service {}) Application Auto Scaling changed the desired count from {current} to {desired} ({why}).",
+                svc.name
+            ),
+        );
+        let bytes = serde_json::to_vec(&svc)
+            .map_err(|e| ApiError::server(format!("encoding service: {e}")))?;
+        let txn = Txn::new()
+            .when_mod_revision(svc_key.clone(), svc_rev)
+            .put(svc_key, bytes);
+        let result = self.store.txn(txn).await.map_err(crate::store_err)?;
+        Ok(!matches!(result, TxnResult::Conflict { .. }))
+    }
+
+    /// Writes the plan's scaling activities, the target's new range and the memory, in one
+    /// transaction.
+    async fn record(
+        &self,
+        target: &ScalableTarget,
+        target_rev: u64,
+        records: &TargetRecords,
+        plan: Plan,
+        now: f64,
+    ) -> Result<(), ApiError> {
+        let rid = &target.resource_id;
+        let desired = plan.desired;
         let mut txn = Txn::new();
         let mut writes = 0;
-        for (description, cause) in activities {
+        for (description, cause) in plan.activities {
             let id = uuid::Uuid::new_v4().to_string();
             let act = ScalingActivity {
                 activity_id: id.clone(),
@@ -622,21 +759,22 @@ impl Autoscaler {
             txn = txn.put(keys::aas_activity(rid, now, &id), bytes);
             writes += 1;
         }
-        if new_target != *target {
+        if plan.target != *target {
             let key = keys::aas_target(rid);
-            let bytes = serde_json::to_vec(&new_target)
+            let bytes = serde_json::to_vec(&plan.target)
                 .map_err(|e| ApiError::server(format!("encoding target: {e}")))?;
             txn = txn
                 .when_mod_revision(key.clone(), target_rev)
                 .put(key, bytes);
             writes += 1;
         }
-        if memory != before {
-            let bytes = serde_json::to_vec(&memory)
+        if plan.memory != records.memory {
+            let bytes = serde_json::to_vec(&plan.memory)
                 .map_err(|e| ApiError::server(format!("encoding state: {e}")))?;
+            let key = records.mem_key.clone();
             txn = txn
-                .when_mod_revision(mem_key.clone(), mem_rev)
-                .put(mem_key, bytes);
+                .when_mod_revision(key.clone(), records.mem_rev)
+                .put(key, bytes);
             writes += 1;
         }
         if writes > 0 {

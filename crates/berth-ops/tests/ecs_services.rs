@@ -485,6 +485,8 @@ async fn service_metrics_need_a_service_and_a_metrics_hub() {
     assert_eq!(out["CPUUtilization"], json!([]));
     let e = code(metrics::get(&env.ctx, req(json!({"cluster": "c", "service": "nope"}))).await);
     assert_eq!(e, ErrorCode::ServiceNotFoundException);
+    let e = code(metrics::get(&env.ctx, req(json!({"cluster": "c", "service": "a/b"}))).await);
+    assert_eq!(e, ErrorCode::InvalidParameterException);
     let e = code(
         metrics::get(
             &env.ctx,

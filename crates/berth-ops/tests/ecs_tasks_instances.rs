@@ -157,6 +157,16 @@ async fn describe_instances_reports_missing_ones_and_checks_its_input() {
         .await,
     );
     assert_eq!(e, ErrorCode::InvalidParameterException);
+    // An ARN's id follows the same rule as a bare id.
+    let bad_arn = "arn:aws:ecs:us-east-1:000000000000:container-instance/c/a b";
+    let e = code(
+        instances::describe(
+            &env.ctx,
+            req(json!({"cluster": "c", "containerInstances": [bad_arn]})),
+        )
+        .await,
+    );
+    assert_eq!(e, ErrorCode::InvalidParameterException);
     let e = code(
         instances::describe(
             &env.ctx,

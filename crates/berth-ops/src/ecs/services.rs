@@ -5,10 +5,10 @@
 
 use berth_control::{deployment_id, service::counts};
 use berth_model::{
-    keys, validate_name, validate_tags, ApiError, Arn, CircuitBreaker, Deployment,
-    DeploymentConfiguration, DeploymentCounts, DeploymentStatus, ErrorCode, NetworkConfiguration,
-    PlacementConstraint, PlacementStrategy, ResourceKind, RolloutState, SchedulingStrategy,
-    Service, ServiceLoadBalancer, ServiceStatus, Tag, Task, TaskDefinition,
+    keys, validate_cluster_name, validate_name, validate_tags, ApiError, Arn, CircuitBreaker,
+    Deployment, DeploymentConfiguration, DeploymentCounts, DeploymentStatus, ErrorCode,
+    NetworkConfiguration, PlacementConstraint, PlacementStrategy, ResourceKind, RolloutState,
+    SchedulingStrategy, Service, ServiceLoadBalancer, ServiceStatus, Tag, Task, TaskDefinition,
 };
 use berth_sched::{Constraint, Strategy};
 use berth_store::{StoreExt, Txn, TxnResult};
@@ -674,6 +674,7 @@ pub async fn list(ctx: &Ctx, req: ListServicesRequest) -> Result<Value, ApiError
 /// means the default cluster).
 fn split_resource(resource: &str) -> Result<(String, String), ApiError> {
     let (cluster, name) = resource.split_once('/').unwrap_or(("default", resource));
+    validate_cluster_name(cluster)?;
     validate_name("Service name", name)?;
     Ok((cluster.to_owned(), name.to_owned()))
 }

@@ -51,13 +51,10 @@ pub fn check_token(state: &Ops, given: &str, cluster: &str) -> Result<(), ApiErr
     Ok(())
 }
 
+/// Agents do not sign for a region: the ARNs they see use the server's
+/// ([`OpsConfig::region`](crate::OpsConfig::region)).
 fn ctx(state: &Ops) -> Ctx {
-    state.ctx(berth_model_region())
-}
-
-/// Agents do not sign for a region; ARNs they see use the server's default.
-fn berth_model_region() -> String {
-    "us-east-1".to_owned()
+    state.ctx(state.config.region.clone())
 }
 
 /// Checks the cluster and instance an agent names before they become store keys: an instance

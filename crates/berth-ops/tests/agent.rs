@@ -278,3 +278,26 @@ async fn an_agent_cannot_choose_an_instance_id_inside_another() {
     let e = code(agent::register(&env.ops, &h).await);
     assert_eq!(e, ErrorCode::InvalidParameterException);
 }
+
+/// Agents do not sign for a region: the ARNs they are shown use the server's.
+#[tokio::test]
+async fn agents_see_arns_in_the_servers_region() {
+    let store: std::sync::Arc<dyn berth_store::Store> =
+        std::sync::Arc::new(berth_store::RedbStore::in_memory().expect("a store"));
+    let ops = Ops::new(
+        store,
+        std::sync::Arc::new(berth_model::SystemClock),
+        berth_ops::OpsConfig {
+            region: "eu-west-3".to_owned(),
+            ..berth_ops::OpsConfig::default()
+        },
+    );
+    cluster(&ops.ctx("eu-west-3"), "c").await;
+    let reg = ok(agent::register(&ops, &host("c", &[])).await);
+    assert!(
+        reg.instance_arn.starts_with("arn:aws:ecs:eu-west-3:"),
+        "{}",
+        reg.instance_arn
+    );
+    assert_eq!(berth_ops::OpsConfig::default().region, "us-east-1");
+}

@@ -960,11 +960,10 @@ async fn a_target_group_holds_at_most_1000_targets() {
     assert_eq!(health(&env.ctx, &tg, json!([])).await.len(), 1000);
 }
 
-/// Bug: RegisterTargets checks the 1000-target limit against the registrations it read, and
-/// its transaction only guards the target group record, which registering does not change:
-/// concurrent registrations each see room and all commit.
+/// RegisterTargets checks the 1000-target limit against the registrations it read, and its
+/// transaction guards the target group record, which registering once did not change:
+/// concurrent registrations each saw room and all committed. Registering now rewrites it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "bug in berth_ops::elb::targets::register: the target limit is not enforced under concurrency"]
 async fn concurrent_registrations_never_exceed_the_target_limit() {
     let env = env();
     let tg = make_tg(&env.ctx, "tg", json!({"TargetType": "ip"})).await;

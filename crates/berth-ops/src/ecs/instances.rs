@@ -152,7 +152,17 @@ pub(crate) async fn register_instance(
                 (i, 0)
             }
         };
-        if save(ctx, &inst, rev).await? {
+        // The cluster is rewritten (unchanged) with the instance, so a DeleteCluster racing
+        // with this retries and sees the instance, or this retries and finds the cluster gone.
+        let (c, c_rev) = load_active(ctx, &reg.cluster).await?;
+        let c_key = keys::cluster(&reg.cluster);
+        let key = keys::instance(&inst.cluster, &inst.id);
+        let txn = Txn::new()
+            .when_mod_revision(c_key.clone(), c_rev)
+            .put(c_key, to_bytes(&c)?)
+            .when_mod_revision(key.clone(), rev)
+            .put(key, to_bytes(&inst)?);
+        if let TxnResult::Committed { .. } = ctx.store().txn(txn).await.map_err(store_err)? {
             return Ok(inst);
         }
     }

@@ -46,7 +46,9 @@ pub use lb::{
     ElbAction, ElbTag, LbAlgorithm, Listener, ListenerRule, LoadBalancer, RuleCondition,
     TargetGroup, TargetHealthCheck, TargetHealthEntry, TargetHealthSource, TargetRegistration,
 };
-pub use names::{validate_cluster_name, validate_family, validate_name, NAME_MAX};
+pub use names::{
+    validate_cluster_name, validate_family, validate_id, validate_name, ID_MAX, NAME_MAX,
+};
 pub use placement::{
     PlacementConstraint, PlacementConstraintType, PlacementStrategy, PlacementStrategyType,
     TaskDefinitionPlacementConstraint, TaskDefinitionPlacementConstraintType,

@@ -1,4 +1,5 @@
-//! Name rules ECS applies to clusters, families, containers and services.
+//! Name rules ECS applies to clusters, families, containers and services, and the rule for the
+//! ids of tasks and container instances.
 
 use crate::ApiError;
 
@@ -32,6 +33,25 @@ pub fn validate_family(name: &str) -> Result<(), ApiError> {
     validate_name("Family", name)
 }
 
+/// Task and container instance ids are at most 64 characters.
+pub const ID_MAX: usize = 64;
+
+/// Letters, digits and hyphens, 1..=[`ID_MAX`] characters: the rule for a task or container
+/// instance id (`what`: "task", "container instance"). Such an id becomes one segment of a
+/// store key (`instances/CLUSTER/ID`, `assign/ID/TASK`), so every id that comes from outside,
+/// in an ARN, a request or from an agent, passes here before it is used.
+pub fn validate_id(what: &str, id: &str) -> Result<(), ApiError> {
+    if id.is_empty()
+        || id.len() > ID_MAX
+        || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(ApiError::invalid(format!(
+            "Invalid {what} identifier: {id:?}"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,6 +60,23 @@ mod tests {
     fn accepts_ecs_names() {
         assert!(validate_cluster_name("prod_web-1").is_ok());
         assert!(validate_cluster_name(&"a".repeat(255)).is_ok());
+    }
+
+    #[test]
+    fn ids_are_letters_digits_and_hyphens() {
+        assert!(validate_id("task", "0123abcdef-XY").is_ok());
+        assert!(validate_id("task", &"a".repeat(ID_MAX)).is_ok());
+        for bad in [
+            "",
+            "victim/evil",
+            "a_b",
+            "a b",
+            "a:b",
+            &"a".repeat(ID_MAX + 1),
+        ] {
+            let e = validate_id("container instance", bad).unwrap_err();
+            assert_eq!(e.code, crate::ErrorCode::InvalidParameterException, "{bad}");
+        }
     }
 
     #[test]

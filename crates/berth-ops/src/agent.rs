@@ -10,7 +10,8 @@ use std::time::Duration;
 use berth_control::lifecycle;
 use berth_model::agent::{AgentRegistered, AgentRegistration, AgentTask, DesiredSet, StatusReport};
 use berth_model::{
-    keys, ApiError, ContainerInstance, ErrorCode, InstanceStatus, Task, TaskDefinition,
+    keys, validate_cluster_name, validate_id, ApiError, ContainerInstance, ErrorCode,
+    InstanceStatus, Task, TaskDefinition,
 };
 use berth_store::{StoreExt, Txn};
 use futures::StreamExt;
@@ -50,17 +51,25 @@ pub fn check_token(state: &Ops, given: &str, cluster: &str) -> Result<(), ApiErr
     Ok(())
 }
 
+/// Agents do not sign for a region: the ARNs they see use the server's
+/// ([`OpsConfig::region`](crate::OpsConfig::region)).
 fn ctx(state: &Ops) -> Ctx {
-    state.ctx(berth_model_region())
+    state.ctx(state.config.region.clone())
 }
 
-/// Agents do not sign for a region; ARNs they see use the server's default.
-fn berth_model_region() -> String {
-    "us-east-1".to_owned()
+/// Checks the cluster and instance an agent names before they become store keys: an instance
+/// id holding a `/` would sit inside another instance's assignments (`assign/ID/`).
+fn check_ids(cluster: &str, instance_id: Option<&str>) -> Result<(), ApiError> {
+    validate_cluster_name(cluster)?;
+    if let Some(id) = instance_id {
+        validate_id("container instance", id)?;
+    }
+    Ok(())
 }
 
 /// Registers (or re-registers) the agent's host as a container instance.
 pub async fn register(state: &Ops, reg: &AgentRegistration) -> Result<AgentRegistered, ApiError> {
+    check_ids(&reg.cluster, reg.instance_id.as_deref())?;
     let ctx = ctx(state);
     let inst = register_instance(
         &ctx,
@@ -198,6 +207,7 @@ pub async fn poll(
     q: &PollQuery,
     closing: impl Future<Output = ()>,
 ) -> Result<DesiredSet, ApiError> {
+    check_ids(&q.cluster, Some(&q.instance))?;
     let ctx = ctx(state);
     let inst = ctx
         .store()
@@ -239,6 +249,10 @@ pub async fn poll(
 
 /// Merges an agent's batch of task reports into the tasks.
 pub async fn status(state: &Ops, report: &StatusReport) -> Result<(), ApiError> {
+    check_ids(&report.cluster, Some(&report.instance_id))?;
+    for t in &report.tasks {
+        validate_id("task", &t.task_id)?;
+    }
     lifecycle::record_reports(
         &state.store,
         &report.cluster,

@@ -42,6 +42,9 @@ pub struct OpsConfig {
     pub max_poll_wait_secs: f64,
     /// The secret that join tokens are derived from (one token per cluster).
     pub join_secret: String,
+    /// The region in the ARNs agents are shown (agents do not sign for one, so their requests
+    /// carry none); clients' requests use the region they signed for.
+    pub region: String,
 }
 
 impl Default for OpsConfig {
@@ -51,6 +54,7 @@ impl Default for OpsConfig {
             agent_timeout_secs: 30.0,
             max_poll_wait_secs: 10.0,
             join_secret: String::new(),
+            region: DEFAULT_REGION.to_owned(),
         }
     }
 }
@@ -69,6 +73,9 @@ pub struct Ops {
     /// The metrics time series (service CPU, memory, requests), for `GetServiceMetrics`.
     pub(crate) metrics_hub: Option<Arc<berth_control::autoscale::MetricsHub>>,
 }
+
+/// The region agents are shown unless told otherwise.
+pub const DEFAULT_REGION: &str = "us-east-1";
 
 /// The host ELB listeners bind on unless told otherwise.
 pub const DEFAULT_LB_HOST: &str = "127.0.0.1";

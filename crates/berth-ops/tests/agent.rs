@@ -239,12 +239,12 @@ async fn the_fleet_lists_every_task_and_instance() {
     assert!(fleet.instances[0].1, "connected");
 }
 
-/// Bug: `agent::register` takes the agent's `instanceId` as is, while RegisterContainerInstance
-/// accepts only letters, digits and `-`. An id with a `/` puts the instance's assignments under
-/// another instance's key prefix (`assignments/ID/`), so that instance's polls also hand it the
-/// other one's tasks; an empty id registers too.
+/// `agent::register` once took the agent's `instanceId` as is, while RegisterContainerInstance
+/// accepts only letters, digits and `-`. An id with a `/` put the instance's assignments under
+/// another instance's key prefix (`assign/ID/`), so that instance's polls also handed it the
+/// other one's tasks; an empty id registered too. Polls and status reports check their ids
+/// the same way.
 #[tokio::test]
-#[ignore = "bug in berth_ops::agent::register: agent-chosen instance ids are not validated"]
 async fn an_agent_cannot_choose_an_instance_id_inside_another() {
     let env = env();
     cluster(&env.ctx, "c").await;
@@ -256,5 +256,48 @@ async fn an_agent_cannot_choose_an_instance_id_inside_another() {
         h.instance_id = Some(bad.into());
         let e = code(agent::register(&env.ops, &h).await);
         assert_eq!(e, ErrorCode::InvalidParameterException, "{bad:?}");
+        let e =
+            code(agent::poll(&env.ops, &query("c", bad, "", 0.0), std::future::pending()).await);
+        assert_eq!(e, ErrorCode::InvalidParameterException, "poll {bad:?}");
+        let e = code(agent::status(&env.ops, &report("c", bad, "t1", "RUNNING")).await);
+        assert_eq!(e, ErrorCode::InvalidParameterException, "status {bad:?}");
     }
+    let e = code(
+        agent::poll(
+            &env.ops,
+            &query("c/x", "victim", "", 0.0),
+            std::future::pending(),
+        )
+        .await,
+    );
+    assert_eq!(e, ErrorCode::InvalidParameterException);
+    let e = code(agent::status(&env.ops, &report("c", "victim", "t/1", "RUNNING")).await);
+    assert_eq!(e, ErrorCode::InvalidParameterException);
+    let mut h = host("c/x", &[]);
+    h.instance_id = Some("victim".into());
+    let e = code(agent::register(&env.ops, &h).await);
+    assert_eq!(e, ErrorCode::InvalidParameterException);
+}
+
+/// Agents do not sign for a region: the ARNs they are shown use the server's.
+#[tokio::test]
+async fn agents_see_arns_in_the_servers_region() {
+    let store: std::sync::Arc<dyn berth_store::Store> =
+        std::sync::Arc::new(berth_store::RedbStore::in_memory().expect("a store"));
+    let ops = Ops::new(
+        store,
+        std::sync::Arc::new(berth_model::SystemClock),
+        berth_ops::OpsConfig {
+            region: "eu-west-3".to_owned(),
+            ..berth_ops::OpsConfig::default()
+        },
+    );
+    cluster(&ops.ctx("eu-west-3"), "c").await;
+    let reg = ok(agent::register(&ops, &host("c", &[])).await);
+    assert!(
+        reg.instance_arn.starts_with("arn:aws:ecs:eu-west-3:"),
+        "{}",
+        reg.instance_arn
+    );
+    assert_eq!(berth_ops::OpsConfig::default().region, "us-east-1");
 }

@@ -737,11 +737,10 @@ async fn scaling_activities_are_listed_newest_first_across_targets() {
     assert_eq!(e, ErrorCode::InvalidNextTokenException);
 }
 
-/// Bug: PutScalingPolicy counts the target's policies, then commits guarded by the scalable
-/// target's record, which adding a policy does not change: concurrent puts of new policies
-/// each see room and all commit, past the limit of 50.
+/// PutScalingPolicy counts the target's policies, then commits guarded by the scalable
+/// target's record, which adding a policy once did not change: concurrent puts of new policies
+/// each saw room and all committed, past the limit of 50. A new policy now rewrites the record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "bug in berth_ops::autoscaling::policies::put: the policy limit is not enforced under concurrency"]
 async fn concurrent_puts_never_exceed_the_policy_limit() {
     let env = env();
     let rid = services(&env.ctx, &["api"]).await.remove(0);
@@ -759,4 +758,39 @@ async fn concurrent_puts_never_exceed_the_policy_limit() {
         .filter(|r| matches!(r, Ok(true)))
         .count();
     assert_eq!(won, 1);
+}
+
+/// The same for scheduled actions (200 per scalable target).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_puts_never_exceed_the_scheduled_action_limit() {
+    let env = env();
+    let rid = services(&env.ctx, &["api"]).await.remove(0);
+    ok(register(&env.ctx, &rid, json!({"MinCapacity": 1, "MaxCapacity": 5})).await);
+    let action = |name: String| {
+        target(
+            &rid,
+            json!({"ScheduledActionName": name, "Schedule": "rate(5 minutes)"}),
+        )
+    };
+    for i in 0..199 {
+        ok(scheduled::put(&env.ctx, req(action(format!("s{i}")))).await);
+    }
+    let calls = (0..8).map(|i| {
+        let (ctx, body) = (env.ctx(), action(format!("x{i}")));
+        tokio::spawn(async move { scheduled::put(&ctx, req(body)).await.is_ok() })
+    });
+    let won = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Ok(true)))
+        .count();
+    assert_eq!(won, 1);
+    let (stored, _) = ok(env
+        .store
+        .list(&keys::aas_scheduled_of(&rid))
+        .await
+        .map_err(berth_ops::store_err));
+    assert_eq!(stored.len(), 200);
+    // Updating an existing action is not limited.
+    ok(scheduled::put(&env.ctx, req(action("s0".into()))).await);
 }

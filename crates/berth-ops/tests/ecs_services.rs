@@ -194,6 +194,15 @@ async fn load_balancers_must_name_a_target_group_and_a_container_port() {
         code(create("bad-tg", 80, &ghost).await),
         ErrorCode::InvalidParameterException
     );
+    // The same target group's name and id in another region's ARN is not that target group.
+    let elsewhere = json!(tg
+        .as_str()
+        .expect("an ARN")
+        .replace(":us-east-1:", ":eu-west-1:"));
+    assert_eq!(
+        code(create("other-region", 80, &elsewhere).await),
+        ErrorCode::InvalidParameterException
+    );
 }
 
 #[tokio::test]
@@ -485,6 +494,8 @@ async fn service_metrics_need_a_service_and_a_metrics_hub() {
     assert_eq!(out["CPUUtilization"], json!([]));
     let e = code(metrics::get(&env.ctx, req(json!({"cluster": "c", "service": "nope"}))).await);
     assert_eq!(e, ErrorCode::ServiceNotFoundException);
+    let e = code(metrics::get(&env.ctx, req(json!({"cluster": "c", "service": "a/b"}))).await);
+    assert_eq!(e, ErrorCode::InvalidParameterException);
     let e = code(
         metrics::get(
             &env.ctx,
@@ -495,11 +506,11 @@ async fn service_metrics_need_a_service_and_a_metrics_hub() {
     assert_eq!(e, ErrorCode::InvalidParameterException);
 }
 
-/// Bug: CreateService checks that the cluster is ACTIVE outside its transaction, and
-/// DeleteCluster counts services outside its own: racing, both succeed and leave an ACTIVE
-/// service in an INACTIVE cluster.
+/// CreateService once checked that the cluster is ACTIVE outside its transaction, and
+/// DeleteCluster counts services outside its own: racing, both succeeded and left an ACTIVE
+/// service in an INACTIVE cluster. CreateService now rewrites the cluster record with the
+/// service, so one of the two conflicts and retries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "bug in berth_ops::ecs: CreateService racing DeleteCluster leaves a service in a deleted cluster"]
 async fn a_service_is_never_created_in_a_deleted_cluster() {
     let env = env();
     let td = taskdef(&env.ctx, "web").await;

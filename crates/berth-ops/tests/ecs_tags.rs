@@ -213,6 +213,11 @@ async fn malformed_arns_are_invalid() {
         cluster_arn(""),
         "arn:aws:ecs:us-east-1:000000000000:task-definition/web".to_owned(),
         "arn:aws:ecs:us-east-1:000000000000:task/no-id".to_owned(),
+        // Ids and cluster names in ARNs follow the same rules as anywhere else.
+        "arn:aws:ecs:us-east-1:000000000000:task/c/a b".to_owned(),
+        "arn:aws:ecs:us-east-1:000000000000:container-instance/c/a:b".to_owned(),
+        "arn:aws:ecs:us-east-1:000000000000:container-instance/c.x/ab".to_owned(),
+        "arn:aws:ecs:us-east-1:000000000000:service/c.x/web".to_owned(),
     ] {
         let e = code(tag(&env.ctx, &bad, &[("k", "v")]).await);
         assert_eq!(e, ErrorCode::InvalidParameterException, "{bad}");

@@ -58,6 +58,28 @@ async fn an_agent_registers_its_host_as_an_active_instance() {
     );
 }
 
+/// RegisterContainerInstance racing DeleteCluster: never both, or an ACTIVE instance would be
+/// left in an INACTIVE cluster (the instance write now rewrites the cluster record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_instance_is_never_registered_in_a_deleted_cluster() {
+    let env = env();
+    for i in 0..30 {
+        let name = format!("c{i}");
+        cluster(&env.ctx, &name).await;
+        let (ops, c2) = (env.ops.clone(), env.ctx());
+        let h = host(&name, &[]);
+        let register = tokio::spawn(async move { berth_ops::agent::register(&ops, &h).await });
+        let del = json!({"cluster": name});
+        let delete =
+            tokio::spawn(async move { berth_ops::ecs::clusters::delete(&c2, req(del)).await });
+        let (registered, deleted) = (register.await.expect("ends"), delete.await.expect("ends"));
+        assert!(
+            !(registered.is_ok() && deleted.is_ok()),
+            "round {i}: both succeeded"
+        );
+    }
+}
+
 #[tokio::test]
 async fn registering_needs_an_active_cluster() {
     let env = env();
@@ -153,6 +175,16 @@ async fn describe_instances_reports_missing_ones_and_checks_its_input() {
         instances::describe(
             &env.ctx,
             req(json!({"cluster": "c", "containerInstances": ["bad/id"]})),
+        )
+        .await,
+    );
+    assert_eq!(e, ErrorCode::InvalidParameterException);
+    // An ARN's id follows the same rule as a bare id.
+    let bad_arn = "arn:aws:ecs:us-east-1:000000000000:container-instance/c/a b";
+    let e = code(
+        instances::describe(
+            &env.ctx,
+            req(json!({"cluster": "c", "containerInstances": [bad_arn]})),
         )
         .await,
     );

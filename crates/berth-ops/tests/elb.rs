@@ -960,11 +960,10 @@ async fn a_target_group_holds_at_most_1000_targets() {
     assert_eq!(health(&env.ctx, &tg, json!([])).await.len(), 1000);
 }
 
-/// Bug: RegisterTargets checks the 1000-target limit against the registrations it read, and
-/// its transaction only guards the target group record, which registering does not change:
-/// concurrent registrations each see room and all commit.
+/// RegisterTargets checks the 1000-target limit against the registrations it read, and its
+/// transaction guards the target group record, which registering once did not change:
+/// concurrent registrations each saw room and all committed. Registering now rewrites it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "bug in berth_ops::elb::targets::register: the target limit is not enforced under concurrency"]
 async fn concurrent_registrations_never_exceed_the_target_limit() {
     let env = env();
     let tg = make_tg(&env.ctx, "tg", json!({"TargetType": "ip"})).await;
@@ -993,11 +992,10 @@ async fn concurrent_registrations_never_exceed_the_target_limit() {
     assert_eq!(health(&env.ctx, &tg, json!([])).await.len(), 1000);
 }
 
-/// Bug: CreateListener's transaction guards the load balancer record, which DeleteLoadBalancer
-/// deletes only after listing the listeners it knows; a listener created in between survives
-/// its load balancer and keeps its port taken.
+/// CreateListener's transaction guards the load balancer record, which DeleteLoadBalancer
+/// deletes only after listing the listeners it knows; a listener created in between once
+/// survived its load balancer and kept its port taken. CreateListener now rewrites the record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "bug in berth_ops::elb: CreateListener racing DeleteLoadBalancer leaves an orphan listener"]
 async fn a_listener_never_outlives_its_load_balancer() {
     let env = env();
     for i in 0..30u16 {
@@ -1018,6 +1016,91 @@ async fn a_listener_never_outlives_its_load_balancer() {
             .await;
             assert_eq!(code(d), ErrorCode::ElbListenerNotFound, "round {i}");
         }
+    }
+}
+
+/// DeleteTargetGroup checks that no listener or rule forwards to the target group outside the
+/// transaction that deletes it: a listener (or rule) created meanwhile once kept forwarding to
+/// a deleted target group. Writes that forward now rewrite the target group record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nothing_forwards_to_a_deleted_target_group() {
+    let env = env();
+    let lb = make_lb(&env.ctx, "lb").await;
+    let l = make_listener(
+        &env.ctx,
+        &lb,
+        &make_tg(&env.ctx, "base", json!({})).await,
+        8000,
+    )
+    .await;
+    for i in 0..30u16 {
+        let tg = make_tg(&env.ctx, &format!("tg{i}"), json!({})).await;
+        let (c1, c2, c3) = (env.ctx(), env.ctx(), env.ctx());
+        let (lb, l, t) = (lb.clone(), l.clone(), tg.clone());
+        let listener = tokio::spawn(async move {
+            listeners::create(
+                &c1,
+                elb(
+                    json!({"LoadBalancerArn": lb["LoadBalancerArn"], "Protocol": "HTTP",
+                           "Port": (9000 + i).to_string(), "DefaultActions": forward(&t)}),
+                ),
+            )
+            .await
+        });
+        let t = tg.clone();
+        let rule =
+            tokio::spawn(async move { make_rule(&c3, &l, 1 + u32::from(i), &t, "/r").await });
+        let arn = tg["TargetGroupArn"].clone();
+        let delete = tokio::spawn(async move {
+            target_groups::delete(&c2, elb(json!({"TargetGroupArn": arn}))).await
+        });
+        let (created, ruled, deleted) = (
+            listener.await.expect("ends"),
+            rule.await.expect("ends"),
+            delete.await.expect("ends"),
+        );
+        if deleted.is_ok() {
+            assert!(
+                created.is_err(),
+                "round {i}: a listener forwards to a deleted target group"
+            );
+            assert!(
+                ruled.is_err(),
+                "round {i}: a rule forwards to a deleted target group"
+            );
+        }
+    }
+}
+
+/// RegisterTargets racing DeleteTargetGroup never leaves registrations of a deleted target
+/// group behind (registering rewrites the target group record, which the delete guards on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_target_outlives_its_target_group() {
+    let env = env();
+    for i in 0..30 {
+        let tg = make_tg(&env.ctx, &format!("tg{i}"), json!({"TargetType": "ip"})).await;
+        let (c1, c2, arn) = (env.ctx(), env.ctx(), tg["TargetGroupArn"].clone());
+        let a = arn.clone();
+        let register = tokio::spawn(async move {
+            targets::register(
+                &c1,
+                elb(json!({"TargetGroupArn": a, "Targets": [{"Id": "10.0.0.1"}]})),
+            )
+            .await
+        });
+        let delete = tokio::spawn(async move {
+            target_groups::delete(&c2, elb(json!({"TargetGroupArn": arn}))).await
+        });
+        let (_, deleted) = (register.await.expect("ends"), delete.await.expect("ends"));
+        ok(deleted);
+        let (left, _) = ok(env
+            .store
+            .list(&berth_model::keys::elb_targets_of(
+                s(&tg, "TargetGroupArn").as_str(),
+            ))
+            .await
+            .map_err(berth_ops::store_err));
+        assert_eq!(left.len(), 0, "round {i}");
     }
 }
 

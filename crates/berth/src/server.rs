@@ -115,6 +115,7 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
             agent_timeout_secs: agent_timeout,
             max_poll_wait_secs: (agent_timeout / 3.0).clamp(0.5, 20.0),
             join_secret: key.secret_access_key.clone(),
+            region: env::DEFAULT_REGION.to_owned(),
         },
     )
     .with_target_health(health.clone())

@@ -132,7 +132,7 @@ pub async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
     let key = keys::aas_policy(rid, &req.policy_name);
     let mut retry = berth_store::Retry::new();
     while retry.next().await {
-        let (_, target_rev) =
+        let (target, target_rev) =
             load_target(ctx, &req.service_namespace, rid, &req.scalable_dimension).await?;
         let existing = ctx
             .store()
@@ -190,10 +190,15 @@ pub async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
             creation_time: created,
         };
         let target_key = keys::aas_target(rid);
-        let txn = Txn::new()
+        let mut txn = Txn::new()
             .when_mod_revision(&target_key, target_rev)
             .when_mod_revision(&key, rev)
             .put(&key, to_bytes(&policy)?);
+        if found.is_none() {
+            // A new policy rewrites the scalable target (unchanged), so concurrent puts of new
+            // policies conflict on it and the losers count again: the limit holds.
+            txn = txn.put(&target_key, to_bytes(&target)?);
+        }
         match ctx.store().txn(txn).await.map_err(store_err)? {
             TxnResult::Committed { .. } => {
                 let mut out = json!({"PolicyARN": policy.policy_arn});

@@ -97,7 +97,7 @@ pub async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
     let key = keys::aas_scheduled(rid, &req.scheduled_action_name);
     let mut retry = berth_store::Retry::new();
     while retry.next().await {
-        let (_, target_rev) =
+        let (target, target_rev) =
             load_target(ctx, &req.service_namespace, rid, &req.scalable_dimension).await?;
         let existing = ctx
             .store()
@@ -165,10 +165,15 @@ pub async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
             }
         }
         let target_key = keys::aas_target(rid);
-        let txn = Txn::new()
+        let mut txn = Txn::new()
             .when_mod_revision(&target_key, target_rev)
             .when_mod_revision(&key, rev)
             .put(&key, to_bytes(&action)?);
+        if found.is_none() {
+            // A new action rewrites the scalable target (unchanged), so concurrent puts of new
+            // actions conflict on it and the losers count again: the limit holds.
+            txn = txn.put(&target_key, to_bytes(&target)?);
+        }
         match ctx.store().txn(txn).await.map_err(store_err)? {
             TxnResult::Committed { .. } => return Ok(json!({})),
             TxnResult::Conflict { .. } => continue,

@@ -4,8 +4,9 @@
 
 use berth_control::{instance_views, is_connected, lifecycle, usage_of, ClusterSnapshot};
 use berth_model::{
-    keys, validate_tags, ApiError, Arn, Attribute, ContainerInstance, ErrorCode, HostResources,
-    InstanceStatus, InstanceUsage, ResourceKind, StopCode, Tag, Task, MAX_ATTRIBUTES,
+    keys, validate_id, validate_tags, ApiError, Arn, Attribute, ContainerInstance, ErrorCode,
+    HostResources, InstanceStatus, InstanceUsage, ResourceKind, StopCode, Tag, Task,
+    MAX_ATTRIBUTES,
 };
 use berth_store::{StoreExt, Txn, TxnResult};
 use serde::Deserialize;
@@ -18,27 +19,22 @@ use crate::{store_err, to_bytes, Ctx};
 /// A container instance id from an id or an ARN (`container-instance/CLUSTER/ID` or the old
 /// `container-instance/ID`).
 pub(crate) fn instance_id(ident: &str) -> Result<String, ApiError> {
-    if Arn::looks_like_arn(ident) {
-        return match Arn::parse(ident) {
+    let id = if Arn::looks_like_arn(ident) {
+        match Arn::parse(ident) {
             Some(a) if a.kind == ResourceKind::ContainerInstance => {
-                Ok(a.resource.rsplit('/').next().unwrap_or_default().to_owned())
+                a.resource.rsplit('/').next().unwrap_or_default().to_owned()
             }
-            _ => Err(ApiError::invalid(format!(
-                "Invalid container instance ARN: {ident}"
-            ))),
-        };
-    }
-    if ident.is_empty()
-        || ident.len() > 64
-        || !ident
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        return Err(ApiError::invalid(format!(
-            "Invalid container instance identifier: {ident:?}"
-        )));
-    }
-    Ok(ident.to_owned())
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "Invalid container instance ARN: {ident}"
+                )))
+            }
+        }
+    } else {
+        ident.to_owned()
+    };
+    validate_id("container instance", &id)?;
+    Ok(id)
 }
 
 pub(crate) fn instance_arn(ctx: &Ctx, cluster: &str, id: &str) -> String {
@@ -156,7 +152,17 @@ pub(crate) async fn register_instance(
                 (i, 0)
             }
         };
-        if save(ctx, &inst, rev).await? {
+        // The cluster is rewritten (unchanged) with the instance, so a DeleteCluster racing
+        // with this retries and sees the instance, or this retries and finds the cluster gone.
+        let (c, c_rev) = load_active(ctx, &reg.cluster).await?;
+        let c_key = keys::cluster(&reg.cluster);
+        let key = keys::instance(&inst.cluster, &inst.id);
+        let txn = Txn::new()
+            .when_mod_revision(c_key.clone(), c_rev)
+            .put(c_key, to_bytes(&c)?)
+            .when_mod_revision(key.clone(), rev)
+            .put(key, to_bytes(&inst)?);
+        if let TxnResult::Committed { .. } = ctx.store().txn(txn).await.map_err(store_err)? {
             return Ok(inst);
         }
     }

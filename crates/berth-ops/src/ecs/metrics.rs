@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::clusters::cluster_name;
+use super::services::service_name;
 use crate::{store_err, Ctx};
 
 /// The longest window served: what the one-minute ring keeps.
@@ -34,7 +35,7 @@ pub async fn get(ctx: &Ctx, req: Request) -> Result<Value, ApiError> {
     }
     let svc = ctx
         .store()
-        .get_json::<Service>(&keys::service(&cluster, &req.service))
+        .get_json::<Service>(&keys::service(&cluster, &service_name(&req.service)?))
         .await
         .map_err(store_err)?
         .map(|(s, _)| s)

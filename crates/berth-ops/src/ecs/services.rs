@@ -5,10 +5,10 @@
 
 use berth_control::{deployment_id, service::counts};
 use berth_model::{
-    keys, validate_name, validate_tags, ApiError, Arn, CircuitBreaker, Deployment,
-    DeploymentConfiguration, DeploymentCounts, DeploymentStatus, ErrorCode, NetworkConfiguration,
-    PlacementConstraint, PlacementStrategy, ResourceKind, RolloutState, SchedulingStrategy,
-    Service, ServiceLoadBalancer, ServiceStatus, Tag, Task, TaskDefinition,
+    keys, validate_cluster_name, validate_name, validate_tags, ApiError, Arn, CircuitBreaker,
+    Deployment, DeploymentConfiguration, DeploymentCounts, DeploymentStatus, ErrorCode,
+    NetworkConfiguration, PlacementConstraint, PlacementStrategy, ResourceKind, RolloutState,
+    SchedulingStrategy, Service, ServiceLoadBalancer, ServiceStatus, Tag, Task, TaskDefinition,
 };
 use berth_sched::{Constraint, Strategy};
 use berth_store::{StoreExt, Txn, TxnResult};
@@ -64,12 +64,14 @@ fn new_deployment(td: &TaskDefinition, now: f64) -> Deployment {
 const MAX_LOAD_BALANCERS: usize = 5;
 
 /// Checks a service's `loadBalancers` as ECS does: each names an existing target group and a
-/// container of the task definition with that container port.
+/// container of the task definition with that container port. Answers a transaction that
+/// holds only if those target groups are still there when the service is written.
 async fn check_load_balancers(
     ctx: &Ctx,
     lbs: &[ServiceLoadBalancer],
     td: &TaskDefinition,
-) -> Result<(), ApiError> {
+) -> Result<Txn, ApiError> {
+    let mut guard = Txn::new();
     if lbs.len() > MAX_LOAD_BALANCERS {
         return Err(ApiError::invalid(format!(
             "A service can have at most {MAX_LOAD_BALANCERS} load balancers."
@@ -86,17 +88,20 @@ async fn check_load_balancers(
                 "containerName and containerPort are required for a load balancer.",
             ));
         };
-        let exists = ctx
-            .store()
-            .get(&keys::elb_target_group(tg))
-            .await
-            .map_err(store_err)?
-            .is_some();
-        if !tg.starts_with("arn:") || !exists {
-            return Err(ApiError::invalid(format!(
+        let missing = || {
+            ApiError::invalid(format!(
                 "The target group with targetGroupArn {tg} does not exist."
-            )));
+            ))
+        };
+        if !tg.starts_with("arn:") {
+            return Err(missing());
         }
+        let rev = match crate::elb::target_groups::load(ctx, tg).await {
+            Ok((_, rev)) => rev,
+            Err(e) if e.code == ErrorCode::ElbTargetGroupNotFound => return Err(missing()),
+            Err(e) => return Err(e),
+        };
+        guard = guard.when_mod_revision(keys::elb_target_group(tg), rev);
         let Some(c) = td.container_definitions.iter().find(|c| c.name == name) else {
             return Err(ApiError::invalid(format!(
                 "The container {name} does not exist in the task definition."
@@ -112,7 +117,7 @@ async fn check_load_balancers(
             )));
         }
     }
-    Ok(())
+    Ok(guard)
 }
 
 fn check_placement(
@@ -231,12 +236,16 @@ pub(crate) async fn load(
 }
 
 async fn save(ctx: &Ctx, svc: &Service, rev: u64) -> Result<bool, ApiError> {
+    save_guarded(ctx, svc, rev, Txn::new()).await
+}
+
+/// [`save`] within `txn` (its compares and writes), all or nothing.
+async fn save_guarded(ctx: &Ctx, svc: &Service, rev: u64, txn: Txn) -> Result<bool, ApiError> {
     let key = keys::service(&svc.cluster, &svc.name);
     Ok(matches!(
         ctx.store()
             .txn(
-                Txn::new()
-                    .when_mod_revision(key.clone(), rev)
+                txn.when_mod_revision(key.clone(), rev)
                     .put(key, to_bytes(svc)?)
             )
             .await
@@ -342,7 +351,6 @@ pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiEr
         .task_definition
         .ok_or_else(|| ApiError::invalid("taskDefinition is required."))?;
     let td = super::taskdefs::runnable(ctx, &td_ident).await?;
-    check_load_balancers(ctx, &load_balancers, &td).await?;
     let now = ctx.now();
     let svc = Service {
         name: req.service_name.clone(),
@@ -367,23 +375,34 @@ pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiEr
         steady: false,
         version: 1,
     };
-    let existing = load(ctx, &cluster, &req.service_name).await?;
-    let rev = match existing {
-        Some((s, _)) if s.status == ServiceStatus::Draining => {
-            return Err(ApiError::invalid(
-                "Unable to Start a service that is still Draining.",
-            ))
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
+        let tg_guard = check_load_balancers(ctx, &svc.load_balancers, &td).await?;
+        let existing = load(ctx, &cluster, &req.service_name).await?;
+        let rev = match existing {
+            Some((s, _)) if s.status == ServiceStatus::Draining => {
+                return Err(ApiError::invalid(
+                    "Unable to Start a service that is still Draining.",
+                ))
+            }
+            Some((s, _)) if s.status != ServiceStatus::Inactive => {
+                return Err(ApiError::invalid("Creation of service was not idempotent."))
+            }
+            Some((_, rev)) => rev,
+            None => 0,
+        };
+        // The cluster is rewritten (unchanged) with the service, so a DeleteCluster racing
+        // with this retries and sees the service, or this retries and finds the cluster gone.
+        let (c, c_rev) = load_active(ctx, &cluster).await?;
+        let c_key = keys::cluster(&cluster);
+        let txn = tg_guard
+            .when_mod_revision(c_key.clone(), c_rev)
+            .put(c_key, to_bytes(&c)?);
+        if save_guarded(ctx, &svc, rev, txn).await? {
+            return Ok(json!({ "service": service_wire(ctx, &svc, true).await? }));
         }
-        Some((s, _)) if s.status != ServiceStatus::Inactive => {
-            return Err(ApiError::invalid("Creation of service was not idempotent."))
-        }
-        Some((_, rev)) => rev,
-        None => 0,
-    };
-    if !save(ctx, &svc, rev).await? {
-        return Err(ApiError::invalid("Creation of service was not idempotent."));
     }
-    Ok(json!({ "service": service_wire(ctx, &svc, true).await? }))
+    Err(ApiError::server("The cluster changed concurrently; retry."))
 }
 
 #[derive(Deserialize)]
@@ -537,6 +556,7 @@ pub async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value, ApiEr
     let mut retry = berth_store::Retry::new();
     while retry.next().await {
         let (mut svc, rev) = load(ctx, &cluster, &name).await?.ok_or_else(not_found)?;
+        let mut guard = Txn::new();
         if m.load_balancers.is_some() || td.is_some() {
             let lbs = m.load_balancers.as_ref().unwrap_or(&svc.load_balancers);
             let current = match (&td, svc.primary()) {
@@ -550,11 +570,11 @@ pub async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value, ApiEr
                 (None, None) => None,
             };
             if let Some(current) = current {
-                check_load_balancers(ctx, lbs, &current).await?;
+                guard = check_load_balancers(ctx, lbs, &current).await?;
             }
         }
         apply_update(&mut svc, &req, &m, td.as_ref(), grace, ctx.now())?;
-        if save(ctx, &svc, rev).await? {
+        if save_guarded(ctx, &svc, rev, guard).await? {
             return Ok(json!({ "service": service_wire(ctx, &svc, false).await? }));
         }
     }
@@ -674,6 +694,7 @@ pub async fn list(ctx: &Ctx, req: ListServicesRequest) -> Result<Value, ApiError
 /// means the default cluster).
 fn split_resource(resource: &str) -> Result<(String, String), ApiError> {
     let (cluster, name) = resource.split_once('/').unwrap_or(("default", resource));
+    validate_cluster_name(cluster)?;
     validate_name("Service name", name)?;
     Ok((cluster.to_owned(), name.to_owned()))
 }

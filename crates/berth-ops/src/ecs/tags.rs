@@ -47,8 +47,14 @@ fn target(arn: &str) -> Result<Target, ApiError> {
             let (cluster, id) = parsed
                 .resource
                 .split_once('/')
-                .filter(|(c, id)| !c.is_empty() && !id.is_empty() && !id.contains('/'))
                 .ok_or_else(|| ApiError::invalid(format!("Invalid resource ARN: {arn}")))?;
+            berth_model::validate_cluster_name(cluster)?;
+            let what = if parsed.kind == ResourceKind::Task {
+                "task"
+            } else {
+                "container instance"
+            };
+            berth_model::validate_id(what, id)?;
             Ok(if parsed.kind == ResourceKind::Task {
                 Target::Record(RecordKind::Task, keys::task(cluster, id))
             } else {

@@ -48,12 +48,7 @@ fn task_id(ident: &str) -> Result<String, ApiError> {
     } else {
         ident.to_owned()
     };
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        return Err(ApiError::invalid(format!(
-            "Invalid task identifier: {ident:?}"
-        )));
-    }
+    berth_model::validate_id("task", &id)?;
     Ok(id)
 }
 

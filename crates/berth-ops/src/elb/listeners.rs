@@ -51,6 +51,32 @@ pub async fn check_actions(ctx: &Ctx, actions: &[ElbAction]) -> Result<(), ApiEr
     Ok(())
 }
 
+/// Adds to `txn` a rewrite (unchanged) of every target group `actions` forward to, guarded by
+/// the revision read now. DeleteTargetGroup checks that no listener or rule uses the target
+/// group and deletes it guarded by the same record: whichever of the two commits second
+/// conflicts, so a DeleteTargetGroup that retries finds the target group in use, and a write
+/// that retries finds it gone.
+pub(super) async fn guard_target_groups(
+    ctx: &Ctx,
+    actions: &[ElbAction],
+    mut txn: Txn,
+) -> Result<Txn, ApiError> {
+    let mut seen = std::collections::HashSet::new();
+    for a in actions {
+        for (arn, _) in a.forward_targets() {
+            if !seen.insert(arn.clone()) {
+                continue;
+            }
+            let (tg, rev) = super::target_groups::load(ctx, &arn).await?;
+            let key = keys::elb_target_group(&arn);
+            txn = txn
+                .when_mod_revision(key.clone(), rev)
+                .put(key, to_bytes(&tg)?);
+        }
+    }
+    Ok(txn)
+}
+
 fn check_protocol(p: &str) -> Result<(), ApiError> {
     if p == "HTTP" {
         Ok(())
@@ -130,14 +156,19 @@ pub async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
             }
             return Err(duplicate(port));
         }
-        let (_, lb_rev) = super::load_balancers::load(ctx, &lb_arn).await?;
+        let (lb, lb_rev) = super::load_balancers::load(ctx, &lb_arn).await?;
         let key = keys::elb_listener(&l.arn);
+        // The load balancer is rewritten too (unchanged), so a DeleteLoadBalancer racing with
+        // this retries and sees the new listener.
+        let lb_key = keys::elb_load_balancer(&lb_arn);
         let txn = Txn::new()
-            .when_mod_revision(keys::elb_load_balancer(&lb_arn), lb_rev)
+            .when_mod_revision(lb_key.clone(), lb_rev)
+            .put(lb_key, to_bytes(&lb)?)
             .when_absent(port_key.clone())
             .when_absent(key.clone())
             .put(port_key.clone(), to_bytes(&l.arn)?)
             .put(key, to_bytes(&l)?);
+        let txn = guard_target_groups(ctx, &l.default_actions, txn).await?;
         if commit(ctx, txn).await? {
             return Ok(json!({"Listeners": [wire(&l)]}));
         }
@@ -241,6 +272,7 @@ pub async fn modify(ctx: &Ctx, req: ModifyRequest) -> Result<Value, ApiError> {
         }
         if !req.default_actions.is_empty() {
             l.default_actions = req.default_actions.clone();
+            txn = guard_target_groups(ctx, &l.default_actions, txn).await?;
         }
         if commit(ctx, txn.put(key, to_bytes(&l)?)).await? {
             return Ok(json!({"Listeners": [wire(&l)]}));

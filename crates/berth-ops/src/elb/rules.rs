@@ -12,7 +12,7 @@ use berth_store::{StoreExt, Txn};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::listeners::check_actions;
+use super::listeners::{check_actions, guard_target_groups};
 use super::{commit, err, invalid, new_id, page, page_result, to_bytes, too_contended};
 use crate::{store_err, Ctx};
 
@@ -172,6 +172,7 @@ pub async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
             .put(l_key, to_bytes(&l)?)
             .put(prio_key.clone(), to_bytes(&rule.arn)?)
             .put(key, to_bytes(&rule)?);
+        let txn = guard_target_groups(ctx, &rule.actions, txn).await?;
         if commit(ctx, txn).await? {
             return Ok(json!({"Rules": [wire(&rule)]}));
         }
@@ -260,9 +261,12 @@ pub async fn modify(ctx: &Ctx, req: ModifyRequest) -> Result<Value, ApiError> {
             r.actions = req.actions.clone();
         }
         let key = keys::elb_rule(&arn);
-        let txn = Txn::new()
+        let mut txn = Txn::new()
             .when_mod_revision(key.clone(), rev)
             .put(key, to_bytes(&r)?);
+        if !req.actions.is_empty() {
+            txn = guard_target_groups(ctx, &r.actions, txn).await?;
+        }
         if commit(ctx, txn).await? {
             return Ok(json!({"Rules": [wire(&r)]}));
         }

@@ -98,7 +98,12 @@ pub async fn register(ctx: &Ctx, req: TargetsRequest) -> Result<Value, ApiError>
             .into_iter()
             .map(|kv| kv.key)
             .collect();
-        let mut txn = Txn::new().when_mod_revision(keys::elb_target_group(&arn), rev);
+        // The target group record is rewritten (unchanged) with the new registrations, so
+        // concurrent registrations conflict on it and the losers count again: the limit holds.
+        let tg_key = keys::elb_target_group(&arn);
+        let mut txn = Txn::new()
+            .when_mod_revision(tg_key.clone(), rev)
+            .put(tg_key, to_bytes(&tg)?);
         let mut added = HashSet::new();
         for (id, port, az) in &targets {
             let port = port.unwrap_or(tg.port);

@@ -1,8 +1,9 @@
 //! Clusters: the named groups that hold instances, services and tasks.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
+use crate::wire::{self, EmptyList};
 use crate::{ApiError, Tag};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,41 +146,32 @@ impl Cluster {
         counts: ClusterCounts,
     ) -> Value {
         let wants = |f: ClusterField| include.is_none_or(|inc| inc.contains(&f));
-        let mut m = Map::new();
-        m.insert("clusterArn".into(), json!(arn));
-        m.insert("clusterName".into(), json!(self.cluster_name));
-        m.insert("status".into(), json!(self.status.as_str()));
-        m.insert(
-            "registeredContainerInstancesCount".into(),
-            json!(counts.registered_container_instances),
-        );
-        m.insert("runningTasksCount".into(), json!(counts.running_tasks));
-        m.insert("pendingTasksCount".into(), json!(counts.pending_tasks));
-        m.insert("activeServicesCount".into(), json!(counts.active_services));
-        m.insert("capacityProviders".into(), json!(self.capacity_providers));
-        m.insert(
-            "defaultCapacityProviderStrategy".into(),
-            json!(self.default_capacity_provider_strategy),
-        );
-        if let Some(scd) = &self.service_connect_defaults {
-            m.insert("serviceConnectDefaults".into(), scd.clone());
-        }
-        if wants(ClusterField::Settings) {
-            m.insert("settings".into(), json!(self.settings));
-        }
-        if wants(ClusterField::Configurations) {
-            if let Some(c) = &self.configuration {
-                m.insert("configuration".into(), c.clone());
-            }
-        }
-        if wants(ClusterField::Tags) && (include.is_some() || !self.tags.is_empty()) {
-            m.insert("tags".into(), json!(self.tags));
-        }
-        if include.is_some_and(|inc| inc.contains(&ClusterField::Statistics)) {
-            let stat = |name: &str, v: u64| json!({"name": name, "value": v.to_string()});
-            m.insert(
-                "statistics".into(),
-                json!([
+        let asked = |f: ClusterField| include.is_some_and(|inc| inc.contains(&f));
+        let stat = |name, v: u64| Statistic {
+            name,
+            value: v.to_string(),
+        };
+        wire::to_value(ClusterWire {
+            cluster_arn: arn,
+            cluster_name: &self.cluster_name,
+            status: self.status,
+            registered_container_instances_count: counts.registered_container_instances,
+            running_tasks_count: counts.running_tasks,
+            pending_tasks_count: counts.pending_tasks,
+            active_services_count: counts.active_services,
+            capacity_providers: &self.capacity_providers,
+            default_capacity_provider_strategy: &self.default_capacity_provider_strategy,
+            service_connect_defaults: self.service_connect_defaults.as_ref(),
+            settings: wants(ClusterField::Settings).then_some(self.settings.as_slice()),
+            configuration: self
+                .configuration
+                .as_ref()
+                .filter(|_| wants(ClusterField::Configurations)),
+            // A write action shows tags only if there are some.
+            tags: (wants(ClusterField::Tags) && (include.is_some() || !self.tags.is_empty()))
+                .then_some(self.tags.as_slice()),
+            statistics: asked(ClusterField::Statistics).then(|| {
+                [
                     stat("runningEC2TasksCount", counts.running_tasks),
                     stat("runningFargateTasksCount", 0),
                     stat("pendingEC2TasksCount", counts.pending_tasks),
@@ -188,19 +180,51 @@ impl Cluster {
                     stat("activeFargateServiceCount", 0),
                     stat("drainingEC2ServiceCount", 0),
                     stat("drainingFargateServiceCount", 0),
-                ]),
-            );
-        }
-        if include.is_some_and(|inc| inc.contains(&ClusterField::Attachments)) {
-            m.insert("attachments".into(), json!([]));
-        }
-        Value::Object(m)
+                ]
+            }),
+            attachments: asked(ClusterField::Attachments).then_some(EmptyList),
+        })
     }
+}
+
+/// ECS's `Cluster` shape, borrowed from a [`Cluster`] with its counts.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClusterWire<'a> {
+    cluster_arn: &'a str,
+    cluster_name: &'a str,
+    status: ClusterStatus,
+    registered_container_instances_count: u64,
+    running_tasks_count: u64,
+    pending_tasks_count: u64,
+    active_services_count: u64,
+    capacity_providers: &'a [String],
+    default_capacity_provider_strategy: &'a [Value],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_connect_defaults: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settings: Option<&'a [ClusterSetting]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    configuration: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<&'a [Tag]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    statistics: Option<[Statistic; 8]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attachments: Option<EmptyList>,
+}
+
+/// One of a cluster's `statistics` (ECS's `KeyValuePair`, its number as a string).
+#[derive(Serialize)]
+struct Statistic {
+    name: &'static str,
+    value: String,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn include_controls_optional_fields() {
@@ -241,5 +265,156 @@ mod tests {
         let mut c = Cluster::new("x".into(), 0.0);
         c.apply_settings(&[s("containerInsights", "enabled")]);
         assert_eq!(c.settings, vec![s("containerInsights", "enabled")]);
+    }
+
+    /// A cluster with every optional member set.
+    fn full_cluster() -> Cluster {
+        serde_json::from_value(json!({
+            "clusterName": "prod", "status": "ACTIVE",
+            "settings": [{"name": "containerInsights", "value": "enhanced"}],
+            "configuration": {"executeCommandConfiguration": {"logging": "DEFAULT"}},
+            "tags": [{"key": "env", "value": "prod"}],
+            "capacityProviders": ["cp1"],
+            "defaultCapacityProviderStrategy": [{"capacityProvider": "cp1", "weight": 1, "base": 0}],
+            "serviceConnectDefaults": {"namespace": "arn:ns"},
+            "createdAt": 1718000000.5}))
+        .unwrap()
+    }
+
+    fn counts() -> ClusterCounts {
+        ClusterCounts {
+            registered_container_instances: 3,
+            running_tasks: 5,
+            pending_tasks: 1,
+            active_services: 2,
+        }
+    }
+
+    /// Golden: everything `include` can ask for; a write action's answer (`None`) is the same
+    /// without statistics and attachments; a new cluster's answers.
+    #[test]
+    fn wire_shape_is_ecs_cluster() {
+        use ClusterField::*;
+        let all = [Attachments, Configurations, Settings, Statistics, Tags];
+        let mut full = json!({
+            "activeServicesCount": 2,
+            "attachments": [],
+            "capacityProviders": [
+                "cp1"
+            ],
+            "clusterArn": "arn:c",
+            "clusterName": "prod",
+            "configuration": {
+                "executeCommandConfiguration": {
+                    "logging": "DEFAULT"
+                }
+            },
+            "defaultCapacityProviderStrategy": [
+                {
+                    "base": 0,
+                    "capacityProvider": "cp1",
+                    "weight": 1
+                }
+            ],
+            "pendingTasksCount": 1,
+            "registeredContainerInstancesCount": 3,
+            "runningTasksCount": 5,
+            "serviceConnectDefaults": {
+                "namespace": "arn:ns"
+            },
+            "settings": [
+                {
+                    "name": "containerInsights",
+                    "value": "enhanced"
+                }
+            ],
+            "statistics": [
+                {
+                    "name": "runningEC2TasksCount",
+                    "value": "5"
+                },
+                {
+                    "name": "runningFargateTasksCount",
+                    "value": "0"
+                },
+                {
+                    "name": "pendingEC2TasksCount",
+                    "value": "1"
+                },
+                {
+                    "name": "pendingFargateTasksCount",
+                    "value": "0"
+                },
+                {
+                    "name": "activeEC2ServiceCount",
+                    "value": "2"
+                },
+                {
+                    "name": "activeFargateServiceCount",
+                    "value": "0"
+                },
+                {
+                    "name": "drainingEC2ServiceCount",
+                    "value": "0"
+                },
+                {
+                    "name": "drainingFargateServiceCount",
+                    "value": "0"
+                }
+            ],
+            "status": "ACTIVE",
+            "tags": [
+                {
+                    "key": "env",
+                    "value": "prod"
+                }
+            ]
+        });
+        assert_eq!(full_cluster().to_wire("arn:c", Some(&all), counts()), full);
+        let m = full.as_object_mut().unwrap();
+        m.remove("attachments");
+        m.remove("statistics");
+        assert_eq!(full_cluster().to_wire("arn:c", None, counts()), full);
+
+        let new = Cluster::new("web".into(), 2.0);
+        assert_eq!(
+            new.to_wire("arn:c", None, ClusterCounts::default()),
+            json!({
+                "activeServicesCount": 0,
+                "capacityProviders": [],
+                "clusterArn": "arn:c",
+                "clusterName": "web",
+                "defaultCapacityProviderStrategy": [],
+                "pendingTasksCount": 0,
+                "registeredContainerInstancesCount": 0,
+                "runningTasksCount": 0,
+                "settings": [
+                    {
+                        "name": "containerInsights",
+                        "value": "disabled"
+                    }
+                ],
+                "status": "ACTIVE"
+            })
+        );
+        assert_eq!(
+            new.to_wire(
+                "arn:c",
+                Some(&[Tags, Configurations]),
+                ClusterCounts::default()
+            ),
+            json!({
+                "activeServicesCount": 0,
+                "capacityProviders": [],
+                "clusterArn": "arn:c",
+                "clusterName": "web",
+                "defaultCapacityProviderStrategy": [],
+                "pendingTasksCount": 0,
+                "registeredContainerInstancesCount": 0,
+                "runningTasksCount": 0,
+                "status": "ACTIVE",
+                "tags": []
+            })
+        );
     }
 }

@@ -5,8 +5,9 @@
 //! times and can never drift from the tasks themselves.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::wire::{self, EmptyList};
 use crate::{ApiError, Tag};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,13 +103,32 @@ pub struct HostResources {
 impl HostResources {
     /// The ECS `Resources` wire list.
     pub fn to_wire(&self) -> Value {
-        let ports = |p: &[u16]| p.iter().map(u16::to_string).collect::<Vec<_>>();
-        json!([
-            {"name": "CPU", "type": "INTEGER", "integerValue": self.cpu, "doubleValue": 0.0, "longValue": 0},
-            {"name": "MEMORY", "type": "INTEGER", "integerValue": self.memory, "doubleValue": 0.0, "longValue": 0},
-            {"name": "PORTS", "type": "STRINGSET", "stringSetValue": ports(&self.ports), "doubleValue": 0.0, "longValue": 0, "integerValue": 0},
-            {"name": "PORTS_UDP", "type": "STRINGSET", "stringSetValue": ports(&self.ports_udp), "doubleValue": 0.0, "longValue": 0, "integerValue": 0},
-        ])
+        wire::to_value(self.wire())
+    }
+
+    fn wire(&self) -> [ResourceWire; 4] {
+        let integer = |name, v| ResourceWire {
+            name,
+            kind: "INTEGER",
+            integer_value: v,
+            double_value: 0.0,
+            long_value: 0,
+            string_set_value: None,
+        };
+        let ports = |name, p: &[u16]| ResourceWire {
+            name,
+            kind: "STRINGSET",
+            integer_value: 0,
+            double_value: 0.0,
+            long_value: 0,
+            string_set_value: Some(p.iter().map(u16::to_string).collect()),
+        };
+        [
+            integer("CPU", self.cpu),
+            integer("MEMORY", self.memory),
+            ports("PORTS", &self.ports),
+            ports("PORTS_UDP", &self.ports_udp),
+        ]
     }
 
     /// Reads an ECS `Resources` list (RegisterContainerInstance's totalResources).
@@ -203,6 +223,7 @@ impl ContainerInstance {
         }
     }
 
+    /// The ECS `ContainerInstance` wire shape. `tags` appear only `with_tags`.
     pub fn to_wire(
         &self,
         arn: &str,
@@ -210,34 +231,69 @@ impl ContainerInstance {
         usage: &InstanceUsage,
         with_tags: bool,
     ) -> Value {
-        let mut v = json!({
-            "containerInstanceArn": arn,
-            "ec2InstanceId": self.ec2_instance_id,
-            "version": self.version,
-            "versionInfo": self.version_info,
-            "remainingResources": usage.remaining.to_wire(),
-            "registeredResources": self.registered.to_wire(),
-            "status": self.status.as_str(),
-            "agentConnected": connected,
-            "runningTasksCount": usage.running_tasks,
-            "pendingTasksCount": usage.pending_tasks,
-            "attributes": self.attributes,
-            "registeredAt": self.registered_at,
-            "attachments": [],
-        });
-        if let Some(r) = &self.status_reason {
-            v["statusReason"] = json!(r);
-        }
-        if with_tags {
-            v["tags"] = json!(self.tags);
-        }
-        v
+        wire::to_value(ContainerInstanceWire {
+            container_instance_arn: arn,
+            ec2_instance_id: &self.ec2_instance_id,
+            version: self.version,
+            version_info: &self.version_info,
+            remaining_resources: usage.remaining.wire(),
+            registered_resources: self.registered.wire(),
+            status: self.status,
+            agent_connected: connected,
+            running_tasks_count: usage.running_tasks,
+            pending_tasks_count: usage.pending_tasks,
+            attributes: &self.attributes,
+            registered_at: self.registered_at,
+            attachments: EmptyList,
+            status_reason: self.status_reason.as_deref(),
+            tags: with_tags.then_some(self.tags.as_slice()),
+        })
     }
+}
+
+/// ECS's `ContainerInstance` shape, borrowed from a [`ContainerInstance`] with its usage.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ContainerInstanceWire<'a> {
+    container_instance_arn: &'a str,
+    ec2_instance_id: &'a str,
+    version: u64,
+    /// As the agent gave it (`null` if it gave none).
+    version_info: &'a Value,
+    remaining_resources: [ResourceWire; 4],
+    registered_resources: [ResourceWire; 4],
+    status: InstanceStatus,
+    agent_connected: bool,
+    running_tasks_count: u64,
+    pending_tasks_count: u64,
+    attributes: &'a [Attribute],
+    registered_at: f64,
+    attachments: EmptyList,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<&'a [Tag]>,
+}
+
+/// ECS's `Resource` shape: an INTEGER (cpu, memory) or a STRINGSET (ports) with the other
+/// value members zero, as the ECS agent sends them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResourceWire {
+    name: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    integer_value: u64,
+    double_value: f64,
+    long_value: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    string_set_value: Option<Vec<String>>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn resources_round_trip_through_the_wire() {
@@ -265,5 +321,230 @@ mod tests {
         assert!(a("", None).validate().is_err());
         assert!(a("bad name", None).validate().is_err());
         assert!(a("k", Some(&"v".repeat(129))).validate().is_err());
+    }
+
+    /// A draining instance with every optional member set.
+    fn full_instance() -> ContainerInstance {
+        serde_json::from_value(json!({
+            "id": "8c3f1a9e", "cluster": "prod", "ec2InstanceId": "i-0123",
+            "status": "DRAINING", "statusReason": "Instance is being drained",
+            "registered": {"cpu": 2048, "memory": 3900, "ports": [22, 2375], "portsUdp": [53]},
+            "attributes": [{"name": "ecs.os-type", "value": "linux"}, {"name": "gpu"}],
+            "tags": [{"key": "env", "value": "prod"}],
+            "versionInfo": {"agentVersion": "1.2.3", "dockerVersion": "24.0.7"},
+            "registeredAt": 1718000000.5, "lastSeen": 1718000100.0, "version": 12,
+            "agentEndpoint": "10.0.0.1:51678"}))
+        .unwrap()
+    }
+
+    /// An instance registered without versionInfo, and nothing optional.
+    fn bare_instance() -> ContainerInstance {
+        serde_json::from_value(json!({
+            "id": "i1", "cluster": "c", "ec2InstanceId": "i-1", "status": "ACTIVE",
+            "registered": {"cpu": 1024, "memory": 512}, "registeredAt": 3.0}))
+        .unwrap()
+    }
+
+    /// Golden: DescribeContainerInstances' shape with every optional member, and a bare one
+    /// (whose `versionInfo` is today's `null`).
+    #[test]
+    fn wire_shape_is_ecs_container_instance() {
+        let usage = InstanceUsage {
+            remaining: HostResources {
+                cpu: 1024,
+                memory: 2000,
+                ports: vec![22, 2375, 8080],
+                ports_udp: vec![],
+            },
+            running_tasks: 2,
+            pending_tasks: 1,
+        };
+        assert_eq!(
+            full_instance().to_wire("arn:ci", true, &usage, true),
+            json!({
+                "agentConnected": true,
+                "attachments": [],
+                "attributes": [
+                    {
+                        "name": "ecs.os-type",
+                        "value": "linux"
+                    },
+                    {
+                        "name": "gpu"
+                    }
+                ],
+                "containerInstanceArn": "arn:ci",
+                "ec2InstanceId": "i-0123",
+                "pendingTasksCount": 1,
+                "registeredAt": 1718000000.5,
+                "registeredResources": [
+                    {
+                        "doubleValue": 0.0,
+                        "integerValue": 2048,
+                        "longValue": 0,
+                        "name": "CPU",
+                        "type": "INTEGER"
+                    },
+                    {
+                        "doubleValue": 0.0,
+                        "integerValue": 3900,
+                        "longValue": 0,
+                        "name": "MEMORY",
+                        "type": "INTEGER"
+                    },
+                    {
+                        "doubleValue": 0.0,
+                        "integerValue": 0,
+                        "longValue": 0,
+                        "name": "PORTS",
+                        "stringSetValue": [
+                            "22",
+                            "2375"
+                        ],
+                        "type": "STRINGSET"
+                    },
+                    {
+                        "doubleValue": 0.0,
+                        "integerValue": 0,
+                        "longValue": 0,
+                        "name": "PORTS_UDP",
+                        "stringSetValue": [
+                            "53"
+                        ],
+                        "type": "STRINGSET"
+                    }
+                ],
+                "remainingResources": [
+                    {
+                        "doubleValue": 0.0,
+                        "integerValue": 1024,
+                        "longValue": 0,
+                        "name": "CPU",
+                        "type": "INTEGER"
+                    },
+                    {
+                        "doubleValue": 0.0,
+                        "integerValue": 2000,
+                        "longValue": 0,
+                        "name": "MEMORY",
+                        "type": "INTEGER"
+                    },
+                    {
+                        "doubleValue": 0.0,
+                        "integerValue": 0,
+                        "longValue": 0,
+                        "name": "PORTS",
+                        "stringSetValue": [
+                            "22",
+                            "2375",
+                            "8080"
+                        ],
+                        "type": "STRINGSET"
+                    },
+                    {
+                        "doubleValue": 0.0,
+                        "integerValue": 0,
+                        "longValue": 0,
+                        "name": "PORTS_UDP",
+                        "stringSetValue": [],
+                        "type": "STRINGSET"
+                    }
+                ],
+                "runningTasksCount": 2,
+                "status": "DRAINING",
+                "statusReason": "Instance is being drained",
+                "tags": [
+                    {
+                        "key": "env",
+                        "value": "prod"
+                    }
+                ],
+                "version": 12,
+                "versionInfo": {
+                    "agentVersion": "1.2.3",
+                    "dockerVersion": "24.0.7"
+                }
+            })
+        );
+        assert_eq!(
+            bare_instance().to_wire("arn:ci", false, &InstanceUsage::default(), false),
+            json!({
+                "agentConnected": false,
+                "attachments": [],
+                "attributes": [],
+                "containerInstanceArn": "arn:ci",
+                "ec2InstanceId": "i-1",
+                "pendingTasksCount": 0,
+                "registeredAt": 3.0,
+                "registeredResources": [
+                    {
+                        "doubleValue": 0.0,
+                        "integerValue": 1024,
+                        "longValue": 0,
+                        "name": "CPU",
+                        "type": "INTEGER"
+                    },
+                    {
+                        "doubleValue": 0.0,
+                        "integerValue": 512,
+                        "longValue": 0,
+                        "name": "MEMORY",
+                        "type": "INTEGER"
+                    },
+                    {
+                        "doubleValue": 0.0,
+                        "integerValue": 0,
+                        "longValue": 0,
+                        "name": "PORTS",
+                        "stringSetValue": [],
+                        "type": "STRINGSET"
+                    },
+                    {
+                        "doubleValue": 0.0,
+                        "integerValue": 0,
+                        "longValue": 0,
+                        "name": "PORTS_UDP",
+                        "stringSetValue": [],
+                        "type": "STRINGSET"
+                    }
+                ],
+                "remainingResources": [
+                    {
+                        "doubleValue": 0.0,
+                        "integerValue": 0,
+                        "longValue": 0,
+                        "name": "CPU",
+                        "type": "INTEGER"
+                    },
+                    {
+                        "doubleValue": 0.0,
+                        "integerValue": 0,
+                        "longValue": 0,
+                        "name": "MEMORY",
+                        "type": "INTEGER"
+                    },
+                    {
+                        "doubleValue": 0.0,
+                        "integerValue": 0,
+                        "longValue": 0,
+                        "name": "PORTS",
+                        "stringSetValue": [],
+                        "type": "STRINGSET"
+                    },
+                    {
+                        "doubleValue": 0.0,
+                        "integerValue": 0,
+                        "longValue": 0,
+                        "name": "PORTS_UDP",
+                        "stringSetValue": [],
+                        "type": "STRINGSET"
+                    }
+                ],
+                "runningTasksCount": 0,
+                "status": "ACTIVE",
+                "version": 0,
+                "versionInfo": null
+            })
+        );
     }
 }

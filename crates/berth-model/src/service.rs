@@ -6,9 +6,9 @@
 //! Running and pending counts are derived from the tasks whenever the service is shown.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::wire::{self, wire_enum};
+use crate::wire::{self, wire_enum, EmptyList};
 use crate::{ApiError, PlacementConstraint, PlacementStrategy, Tag};
 
 /// Events kept per service (ECS shows the latest 100).
@@ -327,32 +327,27 @@ impl Service {
         desired: &dyn Fn(&Deployment) -> u32,
         with_tags: bool,
     ) -> Value {
-        let deployments: Vec<Value> = self
+        let deployments = self
             .deployments
             .iter()
             .filter(|d| d.status != DeploymentStatus::Inactive)
             .map(|d| {
                 let c = counts(&d.id);
-                let mut v = json!({
-                    "id": d.id,
-                    "status": d.status,
-                    "taskDefinition": taskdef_arn(&d.family, d.revision),
-                    "desiredCount": desired(d),
-                    "pendingCount": c.pending,
-                    "runningCount": c.running,
-                    "failedTasks": c.failed,
-                    "createdAt": d.created_at,
-                    "updatedAt": d.updated_at,
-                    "launchType": self.launch_type,
-                    "rolloutState": d.rollout_state,
-                });
-                if let Some(r) = &d.rollout_state_reason {
-                    v["rolloutStateReason"] = json!(r);
+                DeploymentWire {
+                    id: &d.id,
+                    status: d.status,
+                    task_definition: taskdef_arn(&d.family, d.revision),
+                    desired_count: desired(d),
+                    pending_count: c.pending,
+                    running_count: c.running,
+                    failed_tasks: c.failed,
+                    created_at: d.created_at,
+                    updated_at: d.updated_at,
+                    launch_type: &self.launch_type,
+                    rollout_state: d.rollout_state,
+                    rollout_state_reason: d.rollout_state_reason.as_deref(),
+                    network_configuration: self.network_configuration.as_ref(),
                 }
-                if let Some(n) = &self.network_configuration {
-                    v["networkConfiguration"] = json!(n);
-                }
-                v
             })
             .collect();
         let (running, pending) = self
@@ -360,54 +355,113 @@ impl Service {
             .iter()
             .map(|d| counts(&d.id))
             .fold((0, 0), |(r, p), c| (r + c.running, p + c.pending));
-        let primary = self
-            .primary()
-            .map(|d| taskdef_arn(&d.family, d.revision))
-            .unwrap_or_default();
-        let mut v = json!({
-            "serviceArn": service_arn,
-            "serviceName": self.name,
-            "clusterArn": cluster_arn,
-            "loadBalancers": self.load_balancers,
-            "serviceRegistries": [],
-            "status": self.status.as_str(),
-            "desiredCount": self.desired_count,
-            "runningCount": running,
-            "pendingCount": pending,
-            "launchType": self.launch_type,
-            "taskDefinition": primary,
-            "deploymentConfiguration": self.deployment_configuration,
-            "deployments": deployments,
-            "events": self.events,
-            "createdAt": self.created_at,
-            "placementConstraints": self.placement_constraints,
-            "placementStrategy": self.placement_strategy,
-            "schedulingStrategy": self.scheduling_strategy,
-            "deploymentController": {"type": "ECS"},
-            "createdBy": self.created_by,
-            "enableECSManagedTags": self.enable_ecs_managed_tags,
-            "propagateTags": self.propagate_tags.as_deref().unwrap_or("NONE"),
-            "enableExecuteCommand": false,
-        });
-        if let Some(g) = self.health_check_grace_period_seconds {
-            v["healthCheckGracePeriodSeconds"] = json!(g);
-        }
-        if let Some(n) = &self.network_configuration {
-            v["networkConfiguration"] = json!(n);
-        }
-        if let Some(d) = self.primary() {
-            v["currentServiceDeployment"] = json!(d.id);
-        }
-        if with_tags {
-            v["tags"] = json!(self.tags);
-        }
-        v
+        let primary = self.primary();
+        wire::to_value(ServiceWire {
+            service_arn,
+            service_name: &self.name,
+            cluster_arn,
+            load_balancers: &self.load_balancers,
+            service_registries: EmptyList,
+            status: self.status,
+            desired_count: self.desired_count,
+            running_count: running,
+            pending_count: pending,
+            launch_type: &self.launch_type,
+            task_definition: primary
+                .map(|d| taskdef_arn(&d.family, d.revision))
+                .unwrap_or_default(),
+            deployment_configuration: &self.deployment_configuration,
+            deployments,
+            events: &self.events,
+            created_at: self.created_at,
+            placement_constraints: &self.placement_constraints,
+            placement_strategy: &self.placement_strategy,
+            scheduling_strategy: self.scheduling_strategy,
+            deployment_controller: DeploymentController { kind: "ECS" },
+            created_by: &self.created_by,
+            enable_ecs_managed_tags: self.enable_ecs_managed_tags,
+            propagate_tags: self.propagate_tags.as_deref().unwrap_or("NONE"),
+            enable_execute_command: false,
+            health_check_grace_period_seconds: self.health_check_grace_period_seconds,
+            network_configuration: self.network_configuration.as_ref(),
+            current_service_deployment: primary.map(|d| d.id.as_str()),
+            tags: with_tags.then_some(self.tags.as_slice()),
+        })
     }
+}
+
+/// ECS's `Service` shape, borrowed from a [`Service`].
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServiceWire<'a> {
+    service_arn: &'a str,
+    service_name: &'a str,
+    cluster_arn: &'a str,
+    load_balancers: &'a [ServiceLoadBalancer],
+    service_registries: EmptyList,
+    status: ServiceStatus,
+    desired_count: u32,
+    running_count: u32,
+    pending_count: u32,
+    launch_type: &'a str,
+    /// The PRIMARY deployment's; empty when there is none.
+    task_definition: String,
+    deployment_configuration: &'a DeploymentConfiguration,
+    deployments: Vec<DeploymentWire<'a>>,
+    events: &'a [ServiceEvent],
+    created_at: f64,
+    placement_constraints: &'a [PlacementConstraint],
+    placement_strategy: &'a [PlacementStrategy],
+    scheduling_strategy: SchedulingStrategy,
+    deployment_controller: DeploymentController,
+    created_by: &'a str,
+    #[serde(rename = "enableECSManagedTags")]
+    enable_ecs_managed_tags: bool,
+    propagate_tags: &'a str,
+    enable_execute_command: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health_check_grace_period_seconds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network_configuration: Option<&'a NetworkConfiguration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_service_deployment: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<&'a [Tag]>,
+}
+
+/// ECS's `Deployment` shape, borrowed from a [`Deployment`] with its live counts.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeploymentWire<'a> {
+    id: &'a str,
+    status: DeploymentStatus,
+    task_definition: String,
+    desired_count: u32,
+    pending_count: u32,
+    running_count: u32,
+    failed_tasks: u32,
+    created_at: f64,
+    updated_at: f64,
+    launch_type: &'a str,
+    rollout_state: RolloutState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rollout_state_reason: Option<&'a str>,
+    /// The service's: berth's deployments share it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network_configuration: Option<&'a NetworkConfiguration>,
+}
+
+/// ECS's `DeploymentController`; berth has only the rolling `ECS` one.
+#[derive(Serialize)]
+struct DeploymentController {
+    #[serde(rename = "type")]
+    kind: &'static str,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn percent_limits_round_as_ecs_does() {
@@ -536,5 +590,91 @@ mod tests {
         }
         assert_eq!(s.events.len(), MAX_EVENTS);
         assert_eq!(s.events[0].message, "m149");
+    }
+
+    /// A DAEMON service with no optional member set, whose deployments are all draining or
+    /// done (so it has no PRIMARY).
+    fn bare_service() -> Service {
+        serde_json::from_value(json!({
+            "name": "agentd", "cluster": "c", "status": "DRAINING", "desiredCount": 0,
+            "schedulingStrategy": "DAEMON", "launchType": "EC2",
+            "deploymentConfiguration": {"maximumPercent": 100, "minimumHealthyPercent": 0},
+            "deployments": [
+                {"id": "ecs-svc/2", "status": "ACTIVE", "family": "agentd", "revision": 2,
+                 "createdAt": 5.0, "updatedAt": 6.5, "rolloutState": "FAILED"},
+                {"id": "ecs-svc/1", "status": "INACTIVE", "family": "agentd", "revision": 1,
+                 "createdAt": 1.0, "updatedAt": 2.0, "rolloutState": "COMPLETED"}],
+            "createdAt": 1.0, "createdBy": "me", "tags": [{"key": "k", "value": "v"}]}))
+        .unwrap()
+    }
+
+    /// Golden: the optional members are absent, counts sum over every deployment, and the
+    /// service's task definition is empty without a PRIMARY. (`service-wire.json` is the full
+    /// shape.)
+    #[test]
+    fn a_bare_services_wire_shape() {
+        let w = bare_service().to_wire(
+            "arn:svc",
+            "arn:cluster",
+            &|f, r| format!("arn:td/{f}:{r}"),
+            &|id| DeploymentCounts {
+                running: id.len() as u32,
+                pending: 1,
+                failed: 2,
+            },
+            &|_| 4,
+            false,
+        );
+        assert_eq!(
+            w,
+            json!({
+                "clusterArn": "arn:cluster",
+                "createdAt": 1.0,
+                "createdBy": "me",
+                "deploymentConfiguration": {
+                    "deploymentCircuitBreaker": {
+                        "enable": false,
+                        "rollback": false
+                    },
+                    "maximumPercent": 100,
+                    "minimumHealthyPercent": 0
+                },
+                "deploymentController": {
+                    "type": "ECS"
+                },
+                "deployments": [
+                    {
+                        "createdAt": 5.0,
+                        "desiredCount": 4,
+                        "failedTasks": 2,
+                        "id": "ecs-svc/2",
+                        "launchType": "EC2",
+                        "pendingCount": 1,
+                        "rolloutState": "FAILED",
+                        "runningCount": 9,
+                        "status": "ACTIVE",
+                        "taskDefinition": "arn:td/agentd:2",
+                        "updatedAt": 6.5
+                    }
+                ],
+                "desiredCount": 0,
+                "enableECSManagedTags": false,
+                "enableExecuteCommand": false,
+                "events": [],
+                "launchType": "EC2",
+                "loadBalancers": [],
+                "pendingCount": 2,
+                "placementConstraints": [],
+                "placementStrategy": [],
+                "propagateTags": "NONE",
+                "runningCount": 18,
+                "schedulingStrategy": "DAEMON",
+                "serviceArn": "arn:svc",
+                "serviceName": "agentd",
+                "serviceRegistries": [],
+                "status": "DRAINING",
+                "taskDefinition": ""
+            })
+        );
     }
 }

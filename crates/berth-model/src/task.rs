@@ -5,8 +5,9 @@
 //! its cpu, memory and host ports on its instance until it is STOPPED.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
+use crate::wire::{self, EmptyList};
 use crate::{ApiError, KeyValuePair, Tag, TaskDefinition, TransportProtocol};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
@@ -288,39 +289,6 @@ pub struct TaskStats {
     pub at: f64,
 }
 
-impl Container {
-    /// The container as DescribeTasks shows it, inside the task `task_arn`.
-    fn to_wire(&self, task_arn: &str) -> Value {
-        let mut v = json!({
-            "containerArn": format!("{}/{}", task_arn.replacen(":task/", ":container/", 1), self.name),
-            "taskArn": task_arn,
-            "name": self.name,
-            "image": self.image,
-            "lastStatus": self.last_status.as_str(),
-            "networkBindings": self.network_bindings,
-            "networkInterfaces": [],
-            "healthStatus": self.health_status,
-            "cpu": self.cpu.to_string(),
-        });
-        if let Some(code) = self.exit_code {
-            v["exitCode"] = json!(code);
-        }
-        if let Some(r) = &self.reason {
-            v["reason"] = json!(r);
-        }
-        if let Some(id) = &self.runtime_id {
-            v["runtimeId"] = json!(id);
-        }
-        if let Some(m) = self.memory {
-            v["memory"] = json!(m.to_string());
-        }
-        if let Some(m) = self.memory_reservation {
-            v["memoryReservation"] = json!(m.to_string());
-        }
-        v
-    }
-}
-
 impl Task {
     /// The service this task belongs to (its group is `service:NAME`), if any.
     pub fn service_name(&self) -> Option<&str> {
@@ -336,6 +304,7 @@ impl Task {
         self.last_status < TaskStatus::Running
     }
 
+    /// The ECS `Task` wire shape. `tags` appear only `with_tags` (DescribeTasks' `include`).
     pub fn to_wire(
         &self,
         task_arn: &str,
@@ -344,98 +313,376 @@ impl Task {
         instance_arn: Option<&str>,
         with_tags: bool,
     ) -> Value {
-        let containers: Vec<Value> = self
+        let container_arn = task_arn.replacen(":task/", ":container/", 1);
+        let containers = self
             .containers
             .iter()
-            .map(|c| c.to_wire(task_arn))
+            .map(|c| ContainerWire {
+                container_arn: format!("{container_arn}/{}", c.name),
+                task_arn,
+                name: &c.name,
+                image: &c.image,
+                last_status: c.last_status,
+                network_bindings: &c.network_bindings,
+                network_interfaces: EmptyList,
+                health_status: c.health_status,
+                cpu: c.cpu.to_string(),
+                exit_code: c.exit_code,
+                reason: c.reason.as_deref(),
+                runtime_id: c.runtime_id.as_deref(),
+                memory: c.memory.map(|m| m.to_string()),
+                memory_reservation: c.memory_reservation.map(|m| m.to_string()),
+            })
             .collect();
-        let mut v = json!({
-            "taskArn": task_arn,
-            "clusterArn": cluster_arn,
-            "taskDefinitionArn": taskdef_arn,
-            "lastStatus": match (&self.stop_after_drain, self.last_status) {
-                (Some(_), TaskStatus::Running) => "DEACTIVATING",
-                _ => self.last_status.as_str(),
-            },
-            "desiredStatus": if self.stop_after_drain.is_some() {
-                DesiredStatus::Stopped.as_str()
-            } else {
-                self.desired_status.as_str()
-            },
-            "launchType": self.launch_type,
-            "cpu": self.cpu.to_string(),
-            "memory": self.memory.to_string(),
-            "containers": containers,
-            "overrides": {
-                "containerOverrides": self.overrides.container_overrides,
-                "inferenceAcceleratorOverrides": [],
-            },
-            "createdAt": self.created_at,
-            "version": self.version,
-            "healthStatus": self.health_status,
-            "connectivity": "CONNECTED",
-            "connectivityAt": self.created_at,
-            "attachments": [],
-            "attributes": [],
-            "enableExecuteCommand": false,
-        });
-        let opt = |v: &mut Value, k: &str, x: Option<Value>| {
-            if let Some(x) = x {
-                v[k] = x;
-            }
+        // A task drained before it stops is DEACTIVATING, and already on its way to STOPPED.
+        let (last_status, desired_status) = match (&self.stop_after_drain, self.last_status) {
+            (Some(_), TaskStatus::Running) => (TaskStatus::Deactivating, DesiredStatus::Stopped),
+            (Some(_), s) => (s, DesiredStatus::Stopped),
+            (None, s) => (s, self.desired_status),
         };
-        opt(
-            &mut v,
-            "containerInstanceArn",
-            instance_arn.map(|a| json!(a)),
-        );
-        opt(&mut v, "group", self.group.as_ref().map(|g| json!(g)));
-        opt(
-            &mut v,
-            "startedBy",
-            self.started_by.as_ref().map(|g| json!(g)),
-        );
-        opt(&mut v, "startedAt", self.started_at.map(|t| json!(t)));
-        opt(&mut v, "stoppingAt", self.stopping_at.map(|t| json!(t)));
-        opt(&mut v, "stoppedAt", self.stopped_at.map(|t| json!(t)));
-        opt(
-            &mut v,
-            "executionStoppedAt",
-            self.execution_stopped_at.map(|t| json!(t)),
-        );
-        opt(
-            &mut v,
-            "pullStartedAt",
-            self.pull_started_at.map(|t| json!(t)),
-        );
-        opt(
-            &mut v,
-            "pullStoppedAt",
-            self.pull_stopped_at.map(|t| json!(t)),
-        );
-        opt(&mut v, "stopCode", self.stop_code.map(|c| json!(c)));
-        opt(
-            &mut v,
-            "stoppedReason",
-            self.stopped_reason.as_ref().map(|r| json!(r)),
-        );
-        if let Some(cpu) = &self.overrides.cpu {
-            v["overrides"]["cpu"] = json!(cpu);
-        }
-        if let Some(m) = &self.overrides.memory {
-            v["overrides"]["memory"] = json!(m);
-        }
-        if with_tags {
-            v["tags"] = json!(self.tags);
-        }
-        v
+        wire::to_value(TaskWire {
+            task_arn,
+            cluster_arn,
+            task_definition_arn: taskdef_arn,
+            container_instance_arn: instance_arn,
+            last_status,
+            desired_status,
+            launch_type: &self.launch_type,
+            cpu: self.cpu.to_string(),
+            memory: self.memory.to_string(),
+            containers,
+            overrides: TaskOverrideWire {
+                container_overrides: &self.overrides.container_overrides,
+                inference_accelerator_overrides: EmptyList,
+                cpu: self.overrides.cpu.as_deref(),
+                memory: self.overrides.memory.as_deref(),
+            },
+            created_at: self.created_at,
+            version: self.version,
+            health_status: self.health_status,
+            connectivity: "CONNECTED",
+            connectivity_at: self.created_at,
+            attachments: EmptyList,
+            attributes: EmptyList,
+            enable_execute_command: false,
+            group: self.group.as_deref(),
+            started_by: self.started_by.as_deref(),
+            started_at: self.started_at,
+            stopping_at: self.stopping_at,
+            stopped_at: self.stopped_at,
+            execution_stopped_at: self.execution_stopped_at,
+            pull_started_at: self.pull_started_at,
+            pull_stopped_at: self.pull_stopped_at,
+            stop_code: self.stop_code,
+            stopped_reason: self.stopped_reason.as_deref(),
+            tags: with_tags.then_some(self.tags.as_slice()),
+        })
     }
+}
+
+/// ECS's `Task` shape, borrowed from a [`Task`].
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TaskWire<'a> {
+    task_arn: &'a str,
+    cluster_arn: &'a str,
+    task_definition_arn: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container_instance_arn: Option<&'a str>,
+    last_status: TaskStatus,
+    desired_status: DesiredStatus,
+    launch_type: &'a str,
+    cpu: String,
+    memory: String,
+    containers: Vec<ContainerWire<'a>>,
+    overrides: TaskOverrideWire<'a>,
+    created_at: f64,
+    version: u64,
+    health_status: HealthStatus,
+    connectivity: &'static str,
+    connectivity_at: f64,
+    attachments: EmptyList,
+    attributes: EmptyList,
+    enable_execute_command: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_by: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_at: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stopping_at: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stopped_at: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    execution_stopped_at: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pull_started_at: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pull_stopped_at: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_code: Option<StopCode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stopped_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<&'a [Tag]>,
+}
+
+/// ECS's `Container` shape (of a task), borrowed from a [`Container`].
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ContainerWire<'a> {
+    container_arn: String,
+    task_arn: &'a str,
+    name: &'a str,
+    image: &'a str,
+    last_status: TaskStatus,
+    network_bindings: &'a [NetworkBinding],
+    network_interfaces: EmptyList,
+    health_status: HealthStatus,
+    /// ECS answers a container's cpu and memory as strings.
+    cpu: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_code: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runtime_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory_reservation: Option<String>,
+}
+
+/// ECS's `TaskOverride` shape: the container overrides and the task's cpu and memory (the
+/// other overrides berth keeps are not shown).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TaskOverrideWire<'a> {
+    container_overrides: &'a [ContainerOverride],
+    inference_accelerator_overrides: EmptyList,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory: Option<&'a str>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A task with every optional member set, still draining its load balancers before it
+    /// stops (so RUNNING shows as DEACTIVATING).
+    fn full_task() -> Task {
+        serde_json::from_value(json!({
+            "id": "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "cluster": "prod", "family": "dns",
+            "revision": 2, "containerInstanceId": "8c3f1a9e-1111-4222-8333-944455556666",
+            "lastStatus": "RUNNING", "desiredStatus": "RUNNING", "launchType": "EC2",
+            "cpu": 256, "memory": 128, "hostPorts": [[5353, "udp"]],
+            "containers": [{"name": "dns", "image": "coredns", "lastStatus": "STOPPED",
+                "exitCode": 137, "reason": "OOM", "healthStatus": "UNHEALTHY",
+                "networkBindings": [{"bindIP": "0.0.0.0", "containerPort": 53,
+                    "hostPort": 5353, "protocol": "udp"}],
+                "runtimeId": "abc123", "cpu": 256, "memory": 128, "memoryReservation": 64,
+                "essential": true},
+                {"name": "side", "image": "busybox", "lastStatus": "PENDING"}],
+            "overrides": {"containerOverrides": [{"name": "dns", "command": ["-conf", "x"],
+                "environment": [{"name": "K", "value": "V"}], "cpu": 128, "memory": 64,
+                "memoryReservation": 32, "environmentFiles": []}],
+                "cpu": "512", "memory": "1024", "taskRoleArn": "arn:role"},
+            "group": "service:dns", "startedBy": "ecs-svc/1234567890123456789",
+            "tags": [{"key": "env", "value": "prod"}],
+            "createdAt": 1718000000.5, "startedAt": 1718000003.25, "stoppingAt": 1718000010.0,
+            "stoppedAt": 1718000020.125, "executionStoppedAt": 1718000019.0,
+            "pullStartedAt": 1718000001.0, "pullStoppedAt": 1718000002.75,
+            "stopCode": "EssentialContainerExited", "stoppedReason": "Essential container exited",
+            "healthStatus": "UNHEALTHY", "version": 9,
+            "stats": {"cpuUnits": 12.5, "memoryMib": 30.0, "at": 1718000009.0},
+            "stopAfterDrain": "Scaling in", "failedHealthChecks": true
+        }))
+        .unwrap()
+    }
+
+    /// A task just placed: no optional member set.
+    fn bare_task() -> Task {
+        serde_json::from_value(json!({
+            "id": "t1", "cluster": "c", "family": "f", "revision": 1,
+            "lastStatus": "PROVISIONING", "desiredStatus": "RUNNING", "launchType": "EC2",
+            "cpu": 0, "memory": 0, "containers": [{"name": "a", "image": "i",
+                "lastStatus": "PENDING"}],
+            "createdAt": 1.0
+        }))
+        .unwrap()
+    }
+
+    /// Golden: DescribeTasks' shape of a task with every optional member, and of a bare one.
+    #[test]
+    fn wire_shape_is_ecs_task() {
+        let arn = "arn:aws:ecs:us-east-1:000000000000:task/prod/0f1e";
+        let full = full_task().to_wire(arn, "arn:cluster", "arn:td/dns:2", Some("arn:ci"), true);
+        assert_eq!(
+            full,
+            json!({
+                "attachments": [],
+                "attributes": [],
+                "clusterArn": "arn:cluster",
+                "connectivity": "CONNECTED",
+                "connectivityAt": 1718000000.5,
+                "containerInstanceArn": "arn:ci",
+                "containers": [
+                    {
+                        "containerArn": "arn:aws:ecs:us-east-1:000000000000:container/prod/0f1e/dns",
+                        "cpu": "256",
+                        "exitCode": 137,
+                        "healthStatus": "UNHEALTHY",
+                        "image": "coredns",
+                        "lastStatus": "STOPPED",
+                        "memory": "128",
+                        "memoryReservation": "64",
+                        "name": "dns",
+                        "networkBindings": [
+                            {
+                                "bindIP": "0.0.0.0",
+                                "containerPort": 53,
+                                "hostPort": 5353,
+                                "protocol": "udp"
+                            }
+                        ],
+                        "networkInterfaces": [],
+                        "reason": "OOM",
+                        "runtimeId": "abc123",
+                        "taskArn": "arn:aws:ecs:us-east-1:000000000000:task/prod/0f1e"
+                    },
+                    {
+                        "containerArn": "arn:aws:ecs:us-east-1:000000000000:container/prod/0f1e/side",
+                        "cpu": "0",
+                        "healthStatus": "UNKNOWN",
+                        "image": "busybox",
+                        "lastStatus": "PENDING",
+                        "name": "side",
+                        "networkBindings": [],
+                        "networkInterfaces": [],
+                        "taskArn": "arn:aws:ecs:us-east-1:000000000000:task/prod/0f1e"
+                    }
+                ],
+                "cpu": "256",
+                "createdAt": 1718000000.5,
+                "desiredStatus": "STOPPED",
+                "enableExecuteCommand": false,
+                "executionStoppedAt": 1718000019.0,
+                "group": "service:dns",
+                "healthStatus": "UNHEALTHY",
+                "lastStatus": "DEACTIVATING",
+                "launchType": "EC2",
+                "memory": "128",
+                "overrides": {
+                    "containerOverrides": [
+                        {
+                            "command": [
+                                "-conf",
+                                "x"
+                            ],
+                            "cpu": 128,
+                            "environment": [
+                                {
+                                    "name": "K",
+                                    "value": "V"
+                                }
+                            ],
+                            "environmentFiles": [],
+                            "memory": 64,
+                            "memoryReservation": 32,
+                            "name": "dns"
+                        }
+                    ],
+                    "cpu": "512",
+                    "inferenceAcceleratorOverrides": [],
+                    "memory": "1024"
+                },
+                "pullStartedAt": 1718000001.0,
+                "pullStoppedAt": 1718000002.75,
+                "startedAt": 1718000003.25,
+                "startedBy": "ecs-svc/1234567890123456789",
+                "stopCode": "EssentialContainerExited",
+                "stoppedAt": 1718000020.125,
+                "stoppedReason": "Essential container exited",
+                "stoppingAt": 1718000010.0,
+                "tags": [
+                    {
+                        "key": "env",
+                        "value": "prod"
+                    }
+                ],
+                "taskArn": "arn:aws:ecs:us-east-1:000000000000:task/prod/0f1e",
+                "taskDefinitionArn": "arn:td/dns:2",
+                "version": 9
+            })
+        );
+        let arn = "arn:aws:ecs:us-east-1:000000000000:task/c/t1";
+        let bare = bare_task().to_wire(arn, "arn:cluster", "arn:td/f:1", None, false);
+        assert_eq!(
+            bare,
+            json!({
+                "attachments": [],
+                "attributes": [],
+                "clusterArn": "arn:cluster",
+                "connectivity": "CONNECTED",
+                "connectivityAt": 1.0,
+                "containers": [
+                    {
+                        "containerArn": "arn:aws:ecs:us-east-1:000000000000:container/c/t1/a",
+                        "cpu": "0",
+                        "healthStatus": "UNKNOWN",
+                        "image": "i",
+                        "lastStatus": "PENDING",
+                        "name": "a",
+                        "networkBindings": [],
+                        "networkInterfaces": [],
+                        "taskArn": "arn:aws:ecs:us-east-1:000000000000:task/c/t1"
+                    }
+                ],
+                "cpu": "0",
+                "createdAt": 1.0,
+                "desiredStatus": "RUNNING",
+                "enableExecuteCommand": false,
+                "healthStatus": "UNKNOWN",
+                "lastStatus": "PROVISIONING",
+                "launchType": "EC2",
+                "memory": "0",
+                "overrides": {
+                    "containerOverrides": [],
+                    "inferenceAcceleratorOverrides": []
+                },
+                "taskArn": "arn:aws:ecs:us-east-1:000000000000:task/c/t1",
+                "taskDefinitionArn": "arn:td/f:1",
+                "version": 0
+            })
+        );
+    }
+
+    #[test]
+    fn a_draining_task_shows_deactivating_only_while_running() {
+        let mut t = full_task();
+        let w = t.to_wire("arn:task/a", "c", "td", None, false);
+        assert_eq!(
+            (w["lastStatus"].as_str(), w["desiredStatus"].as_str()),
+            (Some("DEACTIVATING"), Some("STOPPED"))
+        );
+        t.last_status = TaskStatus::Deprovisioning;
+        let w = t.to_wire("arn:task/a", "c", "td", None, false);
+        assert_eq!(
+            (w["lastStatus"].as_str(), w["desiredStatus"].as_str()),
+            (Some("DEPROVISIONING"), Some("STOPPED"))
+        );
+        assert!(w.get("tags").is_none() && w.get("containerInstanceArn").is_none());
+        t.stop_after_drain = None;
+        let w = t.to_wire("arn:task/a", "c", "td", None, false);
+        assert_eq!(
+            (w["lastStatus"].as_str(), w["desiredStatus"].as_str()),
+            (Some("DEPROVISIONING"), Some("RUNNING"))
+        );
+    }
 
     #[test]
     fn overrides_apply_to_named_containers_only() {
@@ -476,6 +723,27 @@ mod tests {
             TransportProtocol::Udp
         );
         assert_eq!(serde_json::to_string(&t).unwrap(), stored);
+    }
+
+    /// The wire structs serialize statuses with serde; ECS's spelling is `as_str`.
+    #[test]
+    fn statuses_serialize_as_their_wire_spelling() {
+        use TaskStatus::*;
+        for s in [
+            Provisioning,
+            Pending,
+            Activating,
+            Running,
+            Deactivating,
+            Stopping,
+            Deprovisioning,
+            Stopped,
+        ] {
+            assert_eq!(json!(s), json!(s.as_str()));
+        }
+        for s in [DesiredStatus::Running, DesiredStatus::Stopped] {
+            assert_eq!(json!(s), json!(s.as_str()));
+        }
     }
 
     #[test]

@@ -7,8 +7,13 @@
 //! `InvalidParameterException` that names the member. So the request decoders
 //! (`TaskDefinition::from_request`, `PlacementStrategy::from_request`, ...) first check the
 //! enum members of the raw JSON with [`check`], then let serde build the typed value.
+//!
+//! Responses go the other way: each record borrows into a private wire struct deriving
+//! `Serialize` (`TaskWire`, `ServiceWire`, ...), whose fields are the ECS shape's members, and
+//! [`to_value`] renders it.
 
 use serde::de::DeserializeOwned;
+use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use crate::ApiError;
@@ -115,6 +120,23 @@ where
 {
     let v = <Option<Value> as serde::Deserialize>::deserialize(d)?;
     Ok(v.and_then(|v| E::deserialize(v).ok()))
+}
+
+/// Renders a response's wire struct. Wire structs hold strings, numbers, lists, string-keyed
+/// maps and JSON values, which always serialize (a non-finite float becomes `null`, as with
+/// `json!`, whose own unwrap this is).
+pub(crate) fn to_value(shape: impl Serialize) -> Value {
+    serde_json::to_value(shape).expect("wire structs always serialize")
+}
+
+/// A list member berth always answers empty (`attachments`, `networkInterfaces`, ...).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct EmptyList;
+
+impl Serialize for EmptyList {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(std::iter::empty::<()>())
+    }
 }
 
 #[cfg(test)]

@@ -76,13 +76,24 @@ pub fn default_data_dir() -> PathBuf {
         .join("berth")
 }
 
-/// Runs the control plane. With `up`, also prepares the newcomer's example (the `default`
-/// cluster) and prints the environment to paste.
-pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
-    let data_dir = opts.data_dir.clone().unwrap_or_else(default_data_dir);
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
-    let key = creds::load_or_create(&data_dir)?;
+/// What the server's parts share: the store, the clock, the load balancer's data plane,
+/// the metrics hub and the control layer.
+struct Core {
+    store: Arc<dyn berth_store::Store>,
+    clock: Arc<dyn berth_model::Clock>,
+    plane: berth_lb::DataPlane,
+    hub: Arc<MetricsHub>,
+    health: Arc<dyn berth_model::lb::TargetHealthSource>,
+    ops: Ops,
+    agent_timeout: f64,
+}
+
+/// Opens (and migrates) the store and builds the control layer over it.
+async fn open_core(
+    opts: &ServerOpts,
+    data_dir: &std::path::Path,
+    key: &creds::RootKey,
+) -> Result<Core> {
     let db = data_dir.join("berth.redb");
     let store = RedbStore::open(&db).with_context(|| format!("opening store {}", db.display()))?;
     let store: Arc<dyn berth_store::Store> = Arc::new(store);
@@ -106,7 +117,6 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     // Metrics flow from agents' reports and the load balancer into the time-series hub,
     // which the autoscaler, `/metrics` and the API read.
     let hub = Arc::new(MetricsHub::new());
-    let (metrics_plane, metrics_hub) = (plane.clone(), hub.clone());
     let ops = Ops::new(
         store.clone(),
         clock.clone(),
@@ -121,28 +131,33 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     .with_target_health(health.clone())
     .with_lb_host(opts.lb_host.to_string())
     .with_metrics_hub(hub.clone());
-    let state = ApiState::new(
-        ops.clone(),
-        KeyRing::new().with_key(&key.access_key_id, &key.secret_access_key),
-    )
-    .with_metrics(Arc::new(move |out: &mut String| {
-        metrics_plane.render_metrics(out);
-        metrics_hub.render(out);
-    }));
+    Ok(Core {
+        store,
+        clock,
+        plane,
+        hub,
+        health,
+        ops,
+        agent_timeout,
+    })
+}
+
+/// Starts the controllers under `supervisor`.
+fn spawn_controllers(supervisor: &mut Supervisor, core: &Core, opts: &ServerOpts) {
+    let (store, clock) = (&core.store, &core.clock);
     let period = opts.autoscale_period.clamp(1.0, 60.0);
-    let mut supervisor = Supervisor::new(CancellationToken::new());
     let collector = Arc::new(Collector::new(
         store.clone(),
         clock.clone(),
-        hub.clone(),
-        Some(plane.clone()),
+        core.hub.clone(),
+        Some(core.plane.clone()),
         period,
     ));
     supervisor.spawn("metrics collector", move |stop| collector.clone().run(stop));
     let autoscaler = Arc::new(Autoscaler::new(
         store.clone(),
         clock.clone(),
-        hub,
+        core.hub.clone(),
         AutoscaleConfig {
             period,
             scale_out_datapoints: opts.autoscale_out_points.max(1),
@@ -150,14 +165,19 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
         },
     ));
     supervisor.spawn("autoscaler", move |stop| autoscaler.clone().run(stop));
-    let balancing = Arc::new(Balancing::new(store.clone(), plane.clone(), opts.lb_host));
+    let balancing = Arc::new(Balancing::new(
+        store.clone(),
+        core.plane.clone(),
+        opts.lb_host,
+    ));
     supervisor.spawn("load balancer sync", move |stop| {
         balancing.clone().run(stop)
     });
+    let agent_timeout = core.agent_timeout;
     let controller = ServiceController::new(
         store.clone(),
         clock.clone(),
-        ops.launcher(),
+        core.ops.launcher(),
         ControllerConfig {
             region: env::DEFAULT_REGION.to_owned(),
             account_id: opts.account_id.clone(),
@@ -168,7 +188,7 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
                 .max(agent_timeout),
         },
     )
-    .with_target_health(health);
+    .with_target_health(core.health.clone());
     let controller = Arc::new(controller);
     supervisor.spawn("service controller", move |stop| {
         controller.clone().run(stop)
@@ -182,12 +202,94 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     supervisor.spawn("task reaper", move |stop| {
         reaper.clone().run(reap_every, stop)
     });
+}
+
+/// Starts `berth up`'s local agent, in the `default` cluster, under `supervisor`.
+async fn start_local_agent(
+    supervisor: &mut Supervisor,
+    opts: &ServerOpts,
+    data_dir: &std::path::Path,
+    endpoint: &str,
+    token: &str,
+    agent_timeout: f64,
+) -> Result<()> {
+    let agent_dir = data_dir.join("agent");
+    std::fs::create_dir_all(&agent_dir)?;
+    let driver = crate::agent::driver(opts.driver, &agent_dir).await?;
+    let cfg = AgentConfig {
+        server: endpoint.to_owned(),
+        cluster: "default".into(),
+        join_token: token.to_owned(),
+        state_dir: agent_dir,
+        attributes: vec![("berth.managed".into(), Some("true".into()))],
+        poll_wait: Duration::from_secs_f64((agent_timeout / 4.0).clamp(0.5, 20.0)),
+        cleanup_after: Duration::from_secs(600),
+        cpu_units: None,
+        memory_mib: None,
+        logs_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+        advertise: None,
+    };
+    tracing::info!(driver = driver.name(), "starting the local agent");
+    supervisor.spawn("local agent", move |stop| {
+        let agent = Agent::new(cfg.clone(), driver.clone());
+        async move {
+            match agent.run(stop.clone().cancelled_owned()).await {
+                Ok(()) => {}
+                // Final, as for `berth agent`: stay down (no restart) until shutdown.
+                Err(e @ AgentError::Deregistered) => {
+                    tracing::error!(error = %e, "local agent stopped");
+                    stop.cancelled().await;
+                }
+                // Anything else: the supervisor logs the return and restarts it.
+                Err(e) => tracing::error!(error = %e, "local agent failed"),
+            }
+        }
+    });
+    Ok(())
+}
+
+/// The lines a newcomer pastes into a shell.
+fn print_exports(endpoint: &str, data_dir: &std::path::Path, key: &creds::RootKey, token: &str) {
+    println!(
+        "berth is up: API at {endpoint}, state in {}",
+        data_dir.display()
+    );
+    println!("# paste into your shell to use the aws CLI or any SDK against berth:");
+    println!("export AWS_ACCESS_KEY_ID={}", key.access_key_id);
+    println!("export AWS_SECRET_ACCESS_KEY={}", key.secret_access_key);
+    println!("export AWS_DEFAULT_REGION={}", env::DEFAULT_REGION);
+    println!("export AWS_ENDPOINT_URL_ECS={endpoint}");
+    println!("export AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2={endpoint}");
+    println!("# agents on other hosts join the default cluster with:");
+    println!("#   berth agent --server {endpoint} --cluster default --token {token}");
+    println!("# then: aws ecs list-clusters");
+}
+
+/// Runs the control plane. With `up`, also prepares the newcomer's example (the `default`
+/// cluster and a local agent) and prints the environment to paste.
+pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
+    let data_dir = opts.data_dir.clone().unwrap_or_else(default_data_dir);
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    let key = creds::load_or_create(&data_dir)?;
+    let core = open_core(&opts, &data_dir, &key).await?;
+    let (metrics_plane, metrics_hub) = (core.plane.clone(), core.hub.clone());
+    let state = ApiState::new(
+        core.ops.clone(),
+        KeyRing::new().with_key(&key.access_key_id, &key.secret_access_key),
+    )
+    .with_metrics(Arc::new(move |out: &mut String| {
+        metrics_plane.render_metrics(out);
+        metrics_hub.render(out);
+    }));
+    let mut supervisor = Supervisor::new(CancellationToken::new());
+    spawn_controllers(&mut supervisor, &core, &opts);
     if up {
         // The example cluster exists before the API answers, so a client that sees the API
         // up also sees `default` (CreateCluster of an existing cluster is a no-op).
         let req = berth_ops::parse_body(br#"{"clusterName": "default"}"#)
             .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-        berth_ops::ecs::clusters::create(&ops.ctx(env::DEFAULT_REGION), req)
+        berth_ops::ecs::clusters::create(&core.ops.ctx(env::DEFAULT_REGION), req)
             .await
             .map_err(|e| anyhow::anyhow!("creating the default cluster: {}", e.message))?;
     }
@@ -203,61 +305,26 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
         closing.begin_shutdown();
         let _ = signalled_tx.send(true);
     });
-    let server = tokio::spawn(async move { serve.await });
+    let mut server = tokio::spawn(async move { serve.await });
 
     let endpoint = format!("http://{addr}");
     let token = join_token(&key.secret_access_key, "default");
     if up && !opts.no_agent {
-        let agent_dir = data_dir.join("agent");
-        std::fs::create_dir_all(&agent_dir)?;
-        let driver = crate::agent::driver(opts.driver, &agent_dir).await?;
-        let cfg = AgentConfig {
-            server: endpoint.clone(),
-            cluster: "default".into(),
-            join_token: token.clone(),
-            state_dir: agent_dir,
-            attributes: vec![("berth.managed".into(), Some("true".into()))],
-            poll_wait: Duration::from_secs_f64((agent_timeout / 4.0).clamp(0.5, 20.0)),
-            cleanup_after: Duration::from_secs(600),
-            cpu_units: None,
-            memory_mib: None,
-            logs_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
-            advertise: None,
-        };
-        tracing::info!(driver = driver.name(), "starting the local agent");
-        supervisor.spawn("local agent", move |stop| {
-            let agent = Agent::new(cfg.clone(), driver.clone());
-            async move {
-                match agent.run(stop.clone().cancelled_owned()).await {
-                    Ok(()) => {}
-                    // Final, as for `berth agent`: stay down (no restart) until shutdown.
-                    Err(e @ AgentError::Deregistered) => {
-                        tracing::error!(error = %e, "local agent stopped");
-                        stop.cancelled().await;
-                    }
-                    // Anything else: the supervisor logs the return and restarts it.
-                    Err(e) => tracing::error!(error = %e, "local agent failed"),
-                }
-            }
-        });
+        let timeout = core.agent_timeout;
+        start_local_agent(
+            &mut supervisor,
+            &opts,
+            &data_dir,
+            &endpoint,
+            &token,
+            timeout,
+        )
+        .await?;
     }
-    println!(
-        "berth is up: API at {endpoint}, state in {}",
-        data_dir.display()
-    );
-    println!("# paste into your shell to use the aws CLI or any SDK against berth:");
-    println!("export AWS_ACCESS_KEY_ID={}", key.access_key_id);
-    println!("export AWS_SECRET_ACCESS_KEY={}", key.secret_access_key);
-    println!("export AWS_DEFAULT_REGION={}", env::DEFAULT_REGION);
-    println!("export AWS_ENDPOINT_URL_ECS={endpoint}");
-    println!("export AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2={endpoint}");
-    println!("# agents on other hosts join the default cluster with:");
-    println!("#   berth agent --server {endpoint} --cluster default --token {token}");
-    println!("# then: aws ecs list-clusters");
+    print_exports(&endpoint, &data_dir, &key, &token);
 
     // In-flight requests get a few seconds to finish after SIGTERM; a stalled client cannot
     // hold the server up for longer.
-    let mut server = server;
     tokio::select! {
         r = &mut server => r?.context("API server failed")?,
         _ = async {
@@ -269,7 +336,7 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     // (and named in the log).
     supervisor.shutdown(SHUTDOWN_GRACE).await;
     // Load-balancer listeners close; their in-flight requests get the same grace.
-    if tokio::time::timeout(SHUTDOWN_GRACE, plane.shutdown())
+    if tokio::time::timeout(SHUTDOWN_GRACE, core.plane.shutdown())
         .await
         .is_err()
     {

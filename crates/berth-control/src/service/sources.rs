@@ -4,10 +4,11 @@
 //!   so a record that does not decode still gets its reconcile, and its error, alone).
 //! - `tasks/...` wakes the task's service, named by its group (`service:NAME`); other tasks
 //!   wake nothing.
-//! - `instances/CLUSTER/...` wakes the cluster's host check, and every service of the
-//!   cluster only when the instance changed in a way placement cares about (status,
-//!   resources, attributes): the agent's heartbeat rewrites `lastSeen` every few seconds and
-//!   must not cost a reconcile of every service.
+//! - `instances/CLUSTER/...` wakes the cluster's host check and every service of the cluster,
+//!   only when the instance changed in a way they care about (registered, deregistered,
+//!   status, resources, attributes): the agent's heartbeat rewrites `lastSeen` every few
+//!   seconds and must cost nothing. Silence is time, not a write: the host check requeues
+//!   itself for the moment the next host would count as lost.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -123,7 +124,6 @@ impl Sources {
         let Some(cluster) = cluster_of_instance_key(&ev.kv.key) else {
             return;
         };
-        self.trigger.send(Key::Hosts(cluster.to_owned()));
         let new = match ev.kind {
             EventKind::Delete => None,
             EventKind::Put => shape(&ev.kv.value),
@@ -137,6 +137,7 @@ impl Sources {
             old != new
         };
         if changed {
+            self.trigger.send(Key::Hosts(cluster.to_owned()));
             self.wake_cluster(cluster);
         }
     }

@@ -31,7 +31,8 @@ pub struct LaunchSpec {
     pub overrides: TaskOverride,
     /// How many tasks to launch.
     pub count: usize,
-    /// The task group (`family:FAMILY` unless RunTask names one; `service:NAME` for a service's tasks).
+    /// The task group (`family:FAMILY` unless RunTask names one; `service:NAME` for a service's
+    /// tasks).
     pub group: Option<String>,
     /// Who started the tasks (`startedBy`): a free tag, or the service's deployment id.
     pub started_by: Option<String>,
@@ -45,7 +46,8 @@ pub struct LaunchSpec {
     pub constraints: Vec<Constraint>,
     /// StartTask: place one task on each of these instance ids, and nowhere else.
     pub on_instances: Option<Vec<String>>,
-    /// RunTask's `clientToken`: a launch repeated with the same token returns the first one's tasks instead of launching again.
+    /// RunTask's `clientToken`: a launch repeated with the same token returns the first one's tasks
+    /// instead of launching again.
     pub client_token: Option<String>,
 }
 
@@ -386,7 +388,8 @@ fn with_tasks(
 }
 
 impl Launcher {
-    /// A launcher over `store`; an instance whose agent has not polled for `agent_timeout_secs` gets no tasks.
+    /// A launcher over `store`; an instance whose agent has not polled for `agent_timeout_secs`
+    /// gets no tasks.
     pub fn new(store: Arc<dyn Store>, agent_timeout_secs: f64) -> Self {
         Self {
             store,

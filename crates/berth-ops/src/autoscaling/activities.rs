@@ -23,7 +23,8 @@ pub struct DescribeRequest {
     include_not_scaled_activities: Option<bool>,
 }
 
-/// Application Auto Scaling `DescribeScalingActivities`: the recorded scaling activities, newest first.
+/// Application Auto Scaling `DescribeScalingActivities`: the recorded scaling activities, newest
+/// first.
 pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     berth_model::autoscaling::validate_ecs_target(
         &req.service_namespace,

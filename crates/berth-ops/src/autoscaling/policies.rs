@@ -121,7 +121,8 @@ fn alarm_ref(ctx: &Ctx, name: String) -> AlarmRef {
     }
 }
 
-/// Application Auto Scaling `PutScalingPolicy`: creates or replaces a target tracking or step scaling policy.
+/// Application Auto Scaling `PutScalingPolicy`: creates or replaces a target tracking or step
+/// scaling policy.
 pub async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
     check_target(
         &req.service_namespace,

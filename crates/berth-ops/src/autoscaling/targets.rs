@@ -72,7 +72,8 @@ fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Application Auto Scaling `RegisterScalableTarget`: registers a target, or updates the one registered.
+/// Application Auto Scaling `RegisterScalableTarget`: registers a target, or updates the one
+/// registered.
 pub async fn register(ctx: &Ctx, req: RegisterRequest) -> Result<Value, ApiError> {
     check_target(
         &req.service_namespace,

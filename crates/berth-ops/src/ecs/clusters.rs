@@ -296,7 +296,8 @@ pub struct DeleteClusterRequest {
     cluster: String,
 }
 
-/// ECS `DeleteCluster`: refused while the cluster has active services or registered container instances.
+/// ECS `DeleteCluster`: refused while the cluster has active services or registered container
+/// instances.
 pub async fn delete(ctx: &Ctx, req: DeleteClusterRequest) -> Result<Value, ApiError> {
     let name = cluster_name(Some(&req.cluster))?;
     let mut retry = berth_store::Retry::new();

@@ -25,16 +25,21 @@ pub const MAX_CONTAINERS: usize = 10;
 /// ECS caps a task definition's JSON at 64 KiB.
 pub const MAX_TASKDEF_BYTES: usize = 64 * 1024;
 
+/// A task definition revision's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaskDefinitionStatus {
+    /// Can be used to launch tasks.
     #[default]
     Active,
+    /// Deregistered: running tasks keep it, new ones cannot use it.
     Inactive,
+    /// DeleteTaskDefinitions was asked; it is deleted once no task uses it.
     DeleteInProgress,
 }
 
 impl TaskDefinitionStatus {
+    /// Parses ListTaskDefinitions' `status` filter.
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         Ok(match s {
             "ACTIVE" => Self::Active,
@@ -49,10 +54,13 @@ impl TaskDefinitionStatus {
     }
 }
 
+/// A `name`/`value` pair (a container's `environment`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyValuePair {
+    /// The variable's name.
     #[serde(default)]
     pub name: String,
+    /// Its value.
     #[serde(default)]
     pub value: String,
 }
@@ -65,20 +73,26 @@ wire_enum! {
         /// ECS's default.
         #[default]
         Tcp = "tcp",
+        /// `udp`; a port is TCP unless it says so.
         Udp = "udp",
     }
 }
 
+/// A container's `portMappings` entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PortMapping {
+    /// The port inside the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_port: Option<i64>,
+    /// The host port (0 or absent: one picked when the task is placed; with `awsvpc` or `host`
+    /// networking, the container port).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_port: Option<i64>,
     /// Always set once registered (ECS's default is tcp).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<TransportProtocol>,
+    /// The mapping's name (Service Connect), kept as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// The members berth does not interpret (`appProtocol`, `containerPortRange`: a range only
@@ -87,16 +101,22 @@ pub struct PortMapping {
     pub extra: Map<String, Value>,
 }
 
+/// A container's Docker health check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthCheck {
+    /// The command Docker runs (`["CMD-SHELL", "curl -f http://localhost/"]`).
     pub command: Vec<String>,
+    /// Seconds between checks (default 30).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<i64>,
+    /// Seconds a check may take (default 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<i64>,
+    /// Consecutive failures before the container is unhealthy (default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<i64>,
+    /// Seconds after start during which failures do not count (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_period: Option<i64>,
 }
@@ -122,10 +142,13 @@ wire_enum! {
     }
 }
 
+/// One `dependsOn` entry: a container that must reach a condition before this one starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerDependency {
+    /// The container depended on.
     pub container_name: String,
+    /// What it must reach.
     pub condition: ContainerCondition,
 }
 
@@ -137,8 +160,10 @@ pub struct LogConfiguration {
     /// Text, not an enum: ECS lists eight drivers, but berth never refused others (Docker's
     /// `local`, plugins), so stored definitions may name any, and berth does not act on it.
     pub log_driver: String,
+    /// Options of the log driver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<BTreeMap<String, String>>,
+    /// Options taken from secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_options: Option<Vec<Secret>>,
 }
@@ -147,47 +172,68 @@ pub struct LogConfiguration {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Secret {
+    /// The option's name.
     pub name: String,
+    /// The ARN of the Secrets Manager secret or SSM parameter holding its value.
     pub value_from: String,
 }
 
+/// One container of a task definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerDefinition {
+    /// Its name, unique in the task definition.
     #[serde(default)]
     pub name: String,
+    /// The image to run.
     #[serde(default)]
     pub image: String,
+    /// Cpu units reserved (0: none).
     #[serde(default)]
     pub cpu: i64,
+    /// Hard memory limit, in MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<i64>,
+    /// Soft memory reservation, in MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_reservation: Option<i64>,
+    /// Published ports.
     #[serde(default)]
     pub port_mappings: Vec<PortMapping>,
+    /// Whether the task stops when this container exits (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub essential: Option<bool>,
+    /// The entry point instead of the image's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry_point: Option<Vec<String>>,
+    /// The command instead of the image's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
+    /// Environment variables.
     #[serde(default)]
     pub environment: Vec<KeyValuePair>,
+    /// Where volumes are mounted.
     #[serde(default)]
     pub mount_points: Vec<MountPoint>,
+    /// Containers whose volumes it mounts.
     #[serde(default)]
     pub volumes_from: Vec<VolumeFrom>,
+    /// Containers that must reach a condition before it starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub depends_on: Option<Vec<ContainerDependency>>,
+    /// Its Docker health check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
+    /// Seconds its dependencies may take to reach their conditions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_timeout: Option<i64>,
+    /// Seconds between the stop signal and a kill.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<i64>,
+    /// Labels of its Docker container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker_labels: Option<BTreeMap<String, String>>,
+    /// Where its logs go (kept as given; berth does not act on it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_configuration: Option<LogConfiguration>,
     /// Every other ContainerDefinition field, kept as registered.
@@ -206,28 +252,40 @@ impl ContainerDefinition {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskDefinition {
+    /// The family: the name of every revision of this definition.
     #[serde(default)]
     pub family: String,
+    /// The revision number, from 1, never reused.
     #[serde(default)]
     pub revision: u32,
+    /// ACTIVE, INACTIVE or DELETE_IN_PROGRESS.
     #[serde(default)]
     pub status: TaskDefinitionStatus,
+    /// The containers (1 to [`MAX_CONTAINERS`]).
     #[serde(default)]
     pub container_definitions: Vec<ContainerDefinition>,
+    /// The IAM role the containers would assume, kept as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_role_arn: Option<String>,
+    /// The IAM role the agent would use to pull and log, kept as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_role_arn: Option<String>,
+    /// `bridge` (the default), `host`, `awsvpc` or `none`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_mode: Option<String>,
+    /// Volumes its containers can mount.
     #[serde(default)]
     pub volumes: Vec<Volume>,
+    /// Constraints on where its tasks are placed.
     #[serde(default)]
     pub placement_constraints: Vec<TaskDefinitionPlacementConstraint>,
+    /// The launch types it was registered for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requires_compatibilities: Option<Vec<String>>,
+    /// The launch types it is compatible with: `EC2`, and `FARGATE` when its settings allow it.
     #[serde(default)]
     pub compatibilities: Vec<String>,
+    /// Attributes an instance needs to run it (berth requires none: registration empties it).
     #[serde(default)]
     pub requires_attributes: Vec<Attribute>,
     /// Task-level cpu in units, as a string (ECS's wire type).
@@ -236,16 +294,22 @@ pub struct TaskDefinition {
     /// Task-level memory in MiB, as a string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
+    /// The containers' PID namespace (`host` or `task`), kept as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_mode: Option<String>,
+    /// The containers' IPC namespace (`host`, `task` or `none`), kept as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipc_mode: Option<String>,
+    /// When the revision was registered, in epoch seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered_at: Option<f64>,
+    /// When it was deregistered, in epoch seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deregistered_at: Option<f64>,
+    /// When its deletion was asked, in epoch seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_requested_at: Option<f64>,
+    /// The ARN of the identity that registered it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered_by: Option<String>,
     /// Tags travel beside the task definition on the wire, not inside it.
@@ -259,12 +323,14 @@ pub struct TaskDefinition {
 /// How a client names a task definition: `family`, `family:revision`, or a full ARN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskDefRef {
+    /// The family.
     pub family: String,
     /// `None` means "the latest ACTIVE revision".
     pub revision: Option<u32>,
 }
 
 impl TaskDefRef {
+    /// Parses `family`, `family:revision` or a task definition ARN.
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         let body = if Arn::looks_like_arn(s) {
             match Arn::parse(s) {

@@ -16,7 +16,13 @@ const MAX_FN_LINES: usize = 120;
 
 /// `path` (relative to `crates/`) or `path::fn` exempt from the limits, each with its reason.
 /// Keep it short: splitting is the default answer.
-const ALLOWLIST: &[(&str, &str)] = &[("berth/src/server.rs::run", "being reworked on main")];
+const ALLOWLIST: &[(&str, &str)] = &[
+    ("berth/src/server.rs::run", "being reworked on main"),
+    (
+        "berth-model/src/taskdef.rs",
+        "over by its field docs (missing_docs); split the container types out next",
+    ),
+];
 
 #[test]
 fn no_oversized_files_or_functions() {

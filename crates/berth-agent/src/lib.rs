@@ -30,6 +30,8 @@
 //! Every call returns [`DriverError`]; [`DriverError::ImageNotFound`] is what the agent turns
 //! into `CannotPullContainerError`, [`DriverError::Unavailable`] means the runtime is down.
 
+#![warn(missing_docs)]
+
 mod docker;
 mod driver;
 mod error;

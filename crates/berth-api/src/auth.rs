@@ -13,10 +13,12 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
+    /// An empty key ring: every request is refused until keys are added.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Adds an access key and its secret access key (the pair a client signs with).
     pub fn with_key(mut self, access_key_id: impl Into<String>, secret: impl Into<String>) -> Self {
         self.keys.insert(access_key_id.into(), secret.into());
         self

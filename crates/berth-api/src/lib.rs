@@ -13,6 +13,8 @@
 //!
 //! Start with [`router`] and [`ApiState`].
 
+#![warn(missing_docs)]
+
 mod agent;
 mod auth;
 mod autoscaling;

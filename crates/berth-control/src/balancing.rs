@@ -38,14 +38,20 @@ use tokio_util::sync::CancellationToken;
 /// Everything [`desired`] reads, as loaded from the store.
 #[derive(Debug, Default, Clone)]
 pub struct LbRecords {
+    /// Every ELBv2 listener.
     pub listeners: Vec<Listener>,
+    /// Every listener rule.
     pub rules: Vec<ListenerRule>,
+    /// Every target group.
     pub target_groups: Vec<TargetGroup>,
+    /// Every target registration (the targets of all target groups).
     pub targets: Vec<TargetRegistration>,
+    /// Every container instance, for the host address of each target.
     pub instances: Vec<ContainerInstance>,
 }
 
 impl LbRecords {
+    /// Reads every listener, rule, target group, registration and container instance.
     pub async fn load(store: &dyn Store) -> Result<Self, berth_store::StoreError> {
         Ok(Self {
             listeners: values(store.list_json::<Listener>(keys::ELB_LISTENERS).await?),
@@ -259,6 +265,7 @@ pub struct Balancing {
 }
 
 impl Balancing {
+    /// A balancer that configures `plane` from `store`; listeners bind to `bind_ip`.
     pub fn new(store: Arc<dyn Store>, plane: DataPlane, bind_ip: IpAddr) -> Self {
         Self {
             store,
@@ -312,6 +319,7 @@ pub struct PlaneHealth {
 }
 
 impl PlaneHealth {
+    /// The health source of the targets served by `plane`.
     pub fn new(plane: DataPlane) -> Self {
         Self { plane }
     }

@@ -23,19 +23,31 @@ use crate::store_err;
 /// What to launch.
 #[derive(Debug, Clone)]
 pub struct LaunchSpec {
+    /// The name of the cluster to launch into.
     pub cluster: String,
     /// The registered definition; `overrides` are applied on top.
     pub taskdef: TaskDefinition,
+    /// Per-launch changes to the definition (RunTask's `overrides`).
     pub overrides: TaskOverride,
+    /// How many tasks to launch.
     pub count: usize,
+    /// The task group (`family:FAMILY` unless RunTask names one; `service:NAME` for a service's
+    /// tasks).
     pub group: Option<String>,
+    /// Who started the tasks (`startedBy`): a free tag, or the service's deployment id.
     pub started_by: Option<String>,
+    /// Tags of the new tasks.
     pub tags: Vec<Tag>,
+    /// The launch type recorded on the tasks (`EC2`, `EXTERNAL` or `FARGATE`).
     pub launch_type: String,
+    /// Placement strategies, applied in order.
     pub strategies: Vec<Strategy>,
+    /// Placement constraints every chosen instance must satisfy.
     pub constraints: Vec<Constraint>,
     /// StartTask: place one task on each of these instance ids, and nowhere else.
     pub on_instances: Option<Vec<String>>,
+    /// RunTask's `clientToken`: a launch repeated with the same token returns the first one's tasks
+    /// instead of launching again.
     pub client_token: Option<String>,
 }
 
@@ -44,7 +56,9 @@ pub struct LaunchSpec {
 pub struct PlacementFailure {
     /// The closest matching instance (or the one StartTask named).
     pub arn: Option<String>,
+    /// Why the task was not placed.
     pub reason: PlacementReason,
+    /// More about the reason, when there is something to say.
     pub detail: Option<String>,
 }
 
@@ -71,9 +85,12 @@ impl PlacementReason {
     }
 }
 
+/// What a launch did: the tasks it created and the ones it could not place.
 #[derive(Debug, Clone, Default)]
 pub struct LaunchOutcome {
+    /// The tasks created.
     pub tasks: Vec<Task>,
+    /// One entry per task that could not be placed.
     pub failures: Vec<PlacementFailure>,
 }
 
@@ -371,6 +388,8 @@ fn with_tasks(
 }
 
 impl Launcher {
+    /// A launcher over `store`; an instance whose agent has not polled for `agent_timeout_secs`
+    /// gets no tasks.
     pub fn new(store: Arc<dyn Store>, agent_timeout_secs: f64) -> Self {
         Self {
             store,

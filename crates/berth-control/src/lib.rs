@@ -18,6 +18,8 @@
 //! Decisions are pure functions over plain data (tested as such); the async functions around
 //! them load, decide, and write in one transaction, retrying on conflict.
 
+#![warn(missing_docs)]
+
 pub mod autoscale;
 mod balancing;
 mod launch;

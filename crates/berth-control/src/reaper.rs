@@ -9,6 +9,7 @@ use berth_model::{keys, Clock, Task, TaskStatus};
 use berth_store::{Store, StoreExt, Txn};
 use tokio_util::sync::CancellationToken;
 
+/// Deletes STOPPED tasks once their retention has passed.
 pub struct Reaper {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -22,6 +23,7 @@ pub(crate) fn expired(t: &Task, now: f64, retention_secs: f64) -> bool {
 }
 
 impl Reaper {
+    /// A reaper that forgets tasks `retention_secs` after they stopped.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, retention_secs: f64) -> Self {
         Self {
             store,

@@ -54,11 +54,14 @@ pub fn usage_of<'a>(
 /// Every instance and task of one cluster, as of one moment.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterSnapshot {
+    /// Every container instance of the cluster, with the revision it was read at.
     pub instances: Vec<(ContainerInstance, Revision)>,
+    /// Every task of the cluster, with the revision it was read at.
     pub tasks: Vec<(Task, Revision)>,
 }
 
 impl ClusterSnapshot {
+    /// Reads the cluster's instances and tasks.
     pub async fn load(store: &dyn Store, cluster: &str) -> Result<Self, StoreError> {
         let instances = store
             .list_json::<ContainerInstance>(&keys::instances_of(cluster))

@@ -15,15 +15,20 @@ use crate::{
 /// The header that carries the cluster's join token.
 pub const JOIN_TOKEN_HEADER: &str = "x-berth-join-token";
 
+/// What an agent sends to register its host (`POST /agent/v1/register`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentRegistration {
+    /// The cluster to join.
     pub cluster: String,
     /// Set when re-registering after a restart, so the host keeps its identity.
     #[serde(default)]
     pub instance_id: Option<String>,
+    /// The host's name, for logs.
     pub hostname: String,
+    /// What the host offers to tasks.
     pub resources: HostResources,
+    /// The agent's attributes (`ecs.os-type`, capabilities, `--attribute`s).
     #[serde(default)]
     pub attributes: Vec<Attribute>,
     /// The agent's ECS `versionInfo`, passed through to the instance record (see
@@ -35,10 +40,13 @@ pub struct AgentRegistration {
     pub endpoint: Option<String>,
 }
 
+/// The answer to a registration: the container instance the host now is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentRegistered {
+    /// The container instance id; the agent keeps it to re-register as the same instance.
     pub instance_id: String,
+    /// The container instance's ARN.
     pub instance_arn: String,
 }
 
@@ -46,14 +54,22 @@ pub struct AgentRegistered {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentTask {
+    /// The task id.
     pub task_id: String,
+    /// The task's ARN.
     pub task_arn: String,
+    /// The task definition's family.
     pub family: String,
+    /// The task definition's revision.
     pub revision: u32,
+    /// RUNNING, or STOPPED when the agent must stop the task.
     pub desired_status: DesiredStatus,
+    /// The status the server last recorded for the task.
     pub last_status: TaskStatus,
+    /// The task definition's `networkMode` (`bridge` when absent).
     #[serde(default)]
     pub network_mode: Option<String>,
+    /// The containers to run, overrides applied.
     pub containers: Vec<ContainerDefinition>,
 }
 
@@ -63,6 +79,7 @@ pub struct AgentTask {
 pub struct DesiredSet {
     /// Changes whenever the set changes; the agent sends it back as `since`.
     pub fingerprint: String,
+    /// Every task assigned to the instance.
     pub tasks: Vec<AgentTask>,
     /// False when the server no longer knows the instance (deregistered): re-register.
     #[serde(default = "yes")]
@@ -73,53 +90,76 @@ fn yes() -> bool {
     true
 }
 
+/// One container's state, as the agent saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerReport {
+    /// The container's name in the task definition.
     pub name: String,
+    /// The container's status.
     pub last_status: TaskStatus,
+    /// The exit code, once the container has exited.
     #[serde(default)]
     pub exit_code: Option<i64>,
+    /// Why the container stopped or could not start (e.g. `CannotPullContainerError: ...`).
     #[serde(default)]
     pub reason: Option<String>,
+    /// The host ports its container ports are published on.
     #[serde(default)]
     pub network_bindings: Vec<NetworkBinding>,
+    /// The result of its health check (UNKNOWN without one).
     #[serde(default)]
     pub health_status: HealthStatus,
+    /// The container's id in the agent's runtime (the Docker container id).
     #[serde(default)]
     pub runtime_id: Option<String>,
 }
 
+/// One task's state, as the agent saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskReport {
+    /// The task id.
     pub task_id: String,
+    /// The task's status, derived from its containers'.
     pub last_status: TaskStatus,
+    /// Each container's state.
     #[serde(default)]
     pub containers: Vec<ContainerReport>,
+    /// The task's health, from its essential containers' health checks.
     #[serde(default)]
     pub health_status: HealthStatus,
+    /// When the task became RUNNING, in epoch seconds.
     #[serde(default)]
     pub started_at: Option<f64>,
+    /// When the task stopped, in epoch seconds.
     #[serde(default)]
     pub stopped_at: Option<f64>,
+    /// When the image pulls began, in epoch seconds.
     #[serde(default)]
     pub pull_started_at: Option<f64>,
+    /// When the image pulls ended, in epoch seconds.
     #[serde(default)]
     pub pull_stopped_at: Option<f64>,
     /// Set by the agent when it stops a task on its own (exit, failure to start).
     #[serde(default)]
     pub stop_code: Option<StopCode>,
+    /// Why the task stopped (ECS's `stoppedReason`).
     #[serde(default)]
     pub stopped_reason: Option<String>,
+    /// The task's latest resource use, for the metrics store.
     #[serde(default)]
     pub stats: Option<TaskStats>,
 }
 
+/// A batch of task reports from one instance (`POST /agent/v1/status`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusReport {
+    /// The instance's cluster.
     pub cluster: String,
+    /// The container instance id.
     pub instance_id: String,
+    /// The latest report of each task whose state changed.
     pub tasks: Vec<TaskReport>,
 }

@@ -9,12 +9,18 @@ use std::fmt;
 /// The account id berth reports when none is configured.
 pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
 
+/// The resource types of ECS ARNs (the part before the first `/` of the resource).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResourceKind {
+    /// `cluster/NAME`.
     Cluster,
+    /// `task-definition/FAMILY:REVISION`.
     TaskDefinition,
+    /// `task/CLUSTER/ID`.
     Task,
+    /// `container-instance/CLUSTER/ID`.
     ContainerInstance,
+    /// `service/CLUSTER/NAME`.
     Service,
     /// `service-deployment/CLUSTER/SERVICE/ID`: one deployment of a service.
     ServiceDeployment,
@@ -23,6 +29,7 @@ pub enum ResourceKind {
 }
 
 impl ResourceKind {
+    /// The type as it appears in the ARN (`task-definition`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Cluster => "cluster",
@@ -53,13 +60,18 @@ impl ResourceKind {
 /// or `cluster/id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Arn {
+    /// The region the ARN names.
     pub region: String,
+    /// The 12-digit account id.
     pub account: String,
+    /// The resource type.
     pub kind: ResourceKind,
+    /// Everything after `kind/`.
     pub resource: String,
 }
 
 impl Arn {
+    /// An ARN of `kind` in this region and account.
     pub fn new(
         region: &str,
         account: &str,

@@ -2,11 +2,13 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The time of day, as seen by a controller or handler.
 pub trait Clock: Send + Sync + 'static {
     /// Seconds since the Unix epoch, with fractions (the AWS JSON timestamp).
     fn now(&self) -> f64;
 }
 
+/// The real clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 

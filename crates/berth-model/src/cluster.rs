@@ -6,14 +6,18 @@ use serde_json::Value;
 use crate::wire::{self, EmptyList};
 use crate::{ApiError, Tag};
 
+/// A cluster's status: ACTIVE until DeleteCluster makes it INACTIVE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ClusterStatus {
+    /// In use.
     Active,
+    /// Deleted; kept so that describing it still answers, as ECS does.
     Inactive,
 }
 
 impl ClusterStatus {
+    /// The wire string (`ACTIVE`, `INACTIVE`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Active => "ACTIVE",
@@ -25,11 +29,14 @@ impl ClusterStatus {
 /// A cluster setting; ECS knows one, `containerInsights` (`enabled`, `enhanced`, `disabled`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterSetting {
+    /// The setting's name (`containerInsights`).
     pub name: String,
+    /// Its value.
     pub value: String,
 }
 
 impl ClusterSetting {
+    /// Checks the settings of a CreateCluster, UpdateCluster or UpdateClusterSettings.
     pub fn validate_all(settings: &[ClusterSetting]) -> Result<(), ApiError> {
         for s in settings {
             if s.name != "containerInsights" {
@@ -52,14 +59,20 @@ impl ClusterSetting {
 /// The optional parts of DescribeClusters' answer, asked for with `include`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClusterField {
+    /// `ATTACHMENTS`.
     Attachments,
+    /// `CONFIGURATIONS`.
     Configurations,
+    /// `SETTINGS`.
     Settings,
+    /// `STATISTICS`.
     Statistics,
+    /// `TAGS`.
     Tags,
 }
 
 impl ClusterField {
+    /// Parses one `include` value.
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         Ok(match s {
             "ATTACHMENTS" => Self::Attachments,
@@ -81,18 +94,26 @@ impl ClusterField {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Cluster {
+    /// The cluster's name (unique in the region).
     pub cluster_name: String,
+    /// ACTIVE, or INACTIVE once deleted.
     pub status: ClusterStatus,
+    /// The cluster settings (`containerInsights`).
     #[serde(default)]
     pub settings: Vec<ClusterSetting>,
+    /// The `configuration` given at creation or by UpdateCluster, kept as given and echoed back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub configuration: Option<Value>,
+    /// The cluster's tags.
     #[serde(default)]
     pub tags: Vec<Tag>,
+    /// Capacity providers named at creation, echoed back (berth does not act on them).
     #[serde(default)]
     pub capacity_providers: Vec<String>,
+    /// The default capacity provider strategy, echoed back (berth does not act on it).
     #[serde(default)]
     pub default_capacity_provider_strategy: Vec<Value>,
+    /// The Service Connect defaults, echoed back (berth does not act on them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_connect_defaults: Option<Value>,
     /// Epoch seconds.
@@ -102,13 +123,18 @@ pub struct Cluster {
 /// Live numbers shown with a cluster.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClusterCounts {
+    /// Container instances registered (ACTIVE or DRAINING).
     pub registered_container_instances: u64,
+    /// Tasks whose last status is RUNNING.
     pub running_tasks: u64,
+    /// Tasks not yet RUNNING (PROVISIONING, PENDING, ACTIVATING).
     pub pending_tasks: u64,
+    /// Services that are ACTIVE.
     pub active_services: u64,
 }
 
 impl Cluster {
+    /// A new ACTIVE cluster created at `now` (epoch seconds), with `containerInsights` disabled.
     pub fn new(name: String, now: f64) -> Self {
         Self {
             cluster_name: name,

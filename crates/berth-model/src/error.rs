@@ -11,17 +11,29 @@ use std::fmt;
 pub enum ErrorCode {
     /// The client's request is invalid in a way ECS reports as a generic client error.
     ClientException,
+    /// A parameter is missing, malformed or out of range.
     InvalidParameterException,
+    /// The named cluster does not exist (or is INACTIVE).
     ClusterNotFoundException,
+    /// DeleteCluster while the cluster has active services.
     ClusterContainsServicesException,
+    /// DeleteCluster while the cluster has tasks.
     ClusterContainsTasksException,
+    /// DeleteCluster while container instances are registered.
     ClusterContainsContainerInstancesException,
+    /// The named resource does not exist.
     ResourceNotFoundException,
+    /// A quota would be exceeded.
     LimitExceededException,
+    /// The resource is in use and cannot be changed or deleted now.
     ResourceInUseException,
+    /// PutAttributes would give a resource more attributes than ECS allows.
     AttributeLimitExceededException,
+    /// The named service does not exist.
     ServiceNotFoundException,
+    /// The service is not ACTIVE (it is being deleted, or was).
     ServiceNotActiveException,
+    /// The attribute target (a container instance) does not exist.
     TargetNotFoundException,
     /// An action the target prefix names that berth does not know.
     UnknownOperationException,
@@ -31,47 +43,79 @@ pub enum ErrorCode {
     RequestEntityTooLarge,
     /// Authentication failures (403).
     MissingAuthenticationTokenException,
+    /// The `Authorization` header or the signed query is missing a part.
     IncompleteSignatureException,
+    /// The access key id is unknown.
     UnrecognizedClientException,
+    /// The signature does not match, or the request is signed for another scope or time.
     InvalidSignatureException,
+    /// The identity may not perform the action.
     AccessDeniedException,
     /// Our own fault (500).
     ServerException,
     /// Elastic Load Balancing (v2) codes, as the Query protocol sends them (all 400).
     ElbValidationError,
+    /// `InvalidAction`: the Query `Action` is not an ELBv2 action berth knows.
     ElbInvalidAction,
+    /// `LoadBalancerNotFound`.
     ElbLoadBalancerNotFound,
+    /// `TargetGroupNotFound`.
     ElbTargetGroupNotFound,
+    /// `ListenerNotFound`.
     ElbListenerNotFound,
+    /// `RuleNotFound`.
     ElbRuleNotFound,
+    /// `DuplicateLoadBalancerName`: a load balancer of that name exists.
     ElbDuplicateLoadBalancerName,
+    /// `DuplicateTargetGroupName`: a target group of that name exists.
     ElbDuplicateTargetGroupName,
+    /// `DuplicateListener`: a listener already binds that port.
     ElbDuplicateListener,
+    /// `PriorityInUse`: the listener has a rule of that priority.
     ElbPriorityInUse,
+    /// `ResourceInUse`: e.g. deleting a target group a listener or rule still forwards to.
     ElbResourceInUse,
+    /// `InvalidTarget`: a target that cannot be registered.
     ElbInvalidTarget,
+    /// `TooManyTargets`.
     ElbTooManyTargets,
+    /// `TooManyTargetGroups`.
     ElbTooManyTargetGroups,
+    /// `TooManyActions`.
     ElbTooManyActions,
+    /// `TooManyRules`.
     ElbTooManyRules,
+    /// `TooManyTags`.
     ElbTooManyTags,
+    /// `DuplicateTagKeys`: one tag key given twice.
     ElbDuplicateTagKeys,
+    /// `InvalidConfigurationRequest`: a setting that conflicts with the resource's others.
     ElbInvalidConfigurationRequest,
+    /// `InvalidLoadBalancerAction`: an action list that is not valid for a listener or rule.
     ElbInvalidLoadBalancerAction,
+    /// `UnsupportedProtocol`.
     ElbUnsupportedProtocol,
+    /// `OperationNotPermitted`.
     ElbOperationNotPermitted,
     /// Application Auto Scaling codes (AWS JSON 1.1; `LimitExceededException` and
     /// `ResourceNotFoundException` are shared with ECS above).
     ValidationException,
+    /// The named target, policy or scheduled action does not exist.
     ObjectNotFoundException,
+    /// Another request changed the same resource meanwhile; retry.
     ConcurrentUpdateException,
+    /// The scalable target's resource (the ECS service) cannot be read.
     FailedResourceAccessException,
+    /// Application Auto Scaling's own fault (500).
     InternalServiceException,
+    /// The `NextToken` is not one this API issued.
     InvalidNextTokenException,
+    /// A resource would have more tags than allowed.
     TooManyTagsException,
 }
 
 impl ErrorCode {
+    /// The wire code (`__type`, or the Query `Code`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientException => "ClientException",
@@ -183,26 +227,33 @@ impl fmt::Display for ErrorCode {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct ApiError {
+    /// What kind of error, which decides the wire code and HTTP status.
     pub code: ErrorCode,
+    /// The human-readable message.
     pub message: String,
 }
 
 impl ApiError {
+    /// An error with this code and message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
         }
     }
+    /// A `ClientException`.
     pub fn client(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::ClientException, message)
     }
+    /// An `InvalidParameterException`.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidParameterException, message)
     }
+    /// `ClusterNotFoundException`, with ECS's message.
     pub fn cluster_not_found() -> Self {
         Self::new(ErrorCode::ClusterNotFoundException, "Cluster not found.")
     }
+    /// A `ServerException` (500): our own fault.
     pub fn server(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::ServerException, message)
     }

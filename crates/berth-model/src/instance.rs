@@ -10,15 +10,21 @@ use serde_json::Value;
 use crate::wire::{self, EmptyList};
 use crate::{ApiError, Tag};
 
+/// A container instance's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum InstanceStatus {
+    /// Takes new tasks.
     Active,
+    /// Takes no new tasks; its service tasks are replaced elsewhere
+    /// (UpdateContainerInstancesState).
     Draining,
+    /// Deregistered.
     Inactive,
 }
 
 impl InstanceStatus {
+    /// The wire string (`ACTIVE`, `DRAINING`, `INACTIVE`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Active => "ACTIVE",
@@ -26,6 +32,7 @@ impl InstanceStatus {
             Self::Inactive => "INACTIVE",
         }
     }
+    /// Parses UpdateContainerInstancesState's `status` (INACTIVE parses too, for filters).
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         match s {
             "ACTIVE" => Ok(Self::Active),
@@ -42,11 +49,15 @@ impl InstanceStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Attribute {
+    /// The attribute's name (`ecs.os-type`, or a custom one).
     pub name: String,
+    /// Its value, if it has one (an attribute may be a bare capability).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// The type of the resource it is on (`container-instance`), in requests and answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_type: Option<String>,
+    /// The id or ARN of the resource it is on, in requests and answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_id: Option<String>,
 }
@@ -92,10 +103,14 @@ impl Attribute {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HostResources {
+    /// CPU units (1024 per vCPU).
     pub cpu: u64,
+    /// Memory, in MiB.
     pub memory: u64,
+    /// TCP host ports (reserved on registration, or taken by tasks).
     #[serde(default)]
     pub ports: Vec<u16>,
+    /// UDP host ports (reserved on registration, or taken by tasks).
     #[serde(default)]
     pub ports_udp: Vec<u16>,
 }
@@ -169,15 +184,23 @@ impl HostResources {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerInstance {
+    /// The container instance id (the last part of its ARN).
     pub id: String,
+    /// The name of its cluster.
     pub cluster: String,
+    /// The EC2 instance id the registration named, or one made up from `id` (`i-...`).
     pub ec2_instance_id: String,
+    /// ACTIVE, DRAINING or INACTIVE.
     pub status: InstanceStatus,
+    /// Why it has its status, when ECS would say.
     #[serde(default)]
     pub status_reason: Option<String>,
+    /// The resources the host registered with.
     pub registered: HostResources,
+    /// Its attributes, the agent's and custom ones (PutAttributes).
     #[serde(default)]
     pub attributes: Vec<Attribute>,
+    /// Its tags.
     #[serde(default)]
     pub tags: Vec<Tag>,
     /// ECS's `versionInfo` as the agent (or RegisterContainerInstance) gave it. Kept as JSON:
@@ -185,6 +208,7 @@ pub struct ContainerInstance {
     /// (for the query language), and DescribeContainerInstances answers it back as given.
     #[serde(default)]
     pub version_info: Value,
+    /// When it registered, in epoch seconds.
     pub registered_at: f64,
     /// When the agent last polled; `agentConnected` is derived from it.
     #[serde(default)]
@@ -200,12 +224,16 @@ pub struct ContainerInstance {
 /// Live numbers shown with an instance.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InstanceUsage {
+    /// Registered resources minus those held by its tasks.
     pub remaining: HostResources,
+    /// Its tasks whose last status is RUNNING.
     pub running_tasks: u64,
+    /// Its tasks not yet RUNNING.
     pub pending_tasks: u64,
 }
 
 impl ContainerInstance {
+    /// The attribute of this name, if the instance has it.
     pub fn attribute(&self, name: &str) -> Option<&Attribute> {
         self.attributes.iter().find(|a| a.name == name)
     }

@@ -1,9 +1,11 @@
 //! Where each record lives in the store. One function per record kind, so the layout is
 //! written down once; revisions are zero-padded so that keys sort in revision order.
 
+/// A cluster: `clusters/NAME`.
 pub fn cluster(name: &str) -> String {
     format!("clusters/{name}")
 }
+/// The prefix of every cluster.
 pub const CLUSTERS: &str = "clusters/";
 
 /// The family record holds the last revision ever issued, so numbers are never reused.
@@ -11,12 +13,15 @@ pub fn family(family: &str) -> String {
     format!("families/{family}")
 }
 
+/// A task definition revision: `taskdefs/FAMILY/REV`, the revision zero-padded to ten digits.
 pub fn taskdef(family: &str, revision: u32) -> String {
     format!("taskdefs/{family}/{revision:010}")
 }
+/// The prefix of a family's revisions (in revision order).
 pub fn taskdefs_of(family: &str) -> String {
     format!("taskdefs/{family}/")
 }
+/// The prefix of every task definition.
 pub const TASKDEFS: &str = "taskdefs/";
 
 /// Splits a `taskdefs/FAMILY/REV` key.
@@ -26,13 +31,16 @@ pub fn parse_taskdef(key: &str) -> Option<(&str, u32)> {
     Some((family, rev.parse().ok()?))
 }
 
+/// A container instance: `instances/CLUSTER/ID`.
 pub fn instance(cluster: &str, id: &str) -> String {
     format!("instances/{cluster}/{id}")
 }
 
+/// A task: `tasks/CLUSTER/ID`.
 pub fn task(cluster: &str, id: &str) -> String {
     format!("tasks/{cluster}/{id}")
 }
+/// The prefix of every task.
 pub const TASKS: &str = "tasks/";
 
 /// The assignment index: one key per task placed on an instance, written in the same
@@ -40,9 +48,11 @@ pub const TASKS: &str = "tasks/";
 pub fn assignment(instance_id: &str, task_id: &str) -> String {
     format!("assign/{instance_id}/{task_id}")
 }
+/// The prefix of one instance's assignments.
 pub fn assignments_of(instance_id: &str) -> String {
     format!("assign/{instance_id}/")
 }
+/// The prefix of every assignment.
 pub const ASSIGNMENTS: &str = "assign/";
 
 /// RunTask's idempotency tokens.
@@ -50,9 +60,11 @@ pub fn client_token(cluster: &str, token: &str) -> String {
     format!("tokens/{cluster}/{token}")
 }
 
+/// A service: `services/CLUSTER/NAME`.
 pub fn service(cluster: &str, name: &str) -> String {
     format!("services/{cluster}/{name}")
 }
+/// The prefix of every service.
 pub const SERVICES: &str = "services/";
 
 /// The service-task index: one key per task of a service (`group` `service:NAME`), written
@@ -61,20 +73,25 @@ pub const SERVICES: &str = "services/";
 pub fn service_task(cluster: &str, service: &str, task_id: &str) -> String {
     format!("svctasks/{cluster}/{service}/{task_id}")
 }
+/// The prefix of one service's task index.
 pub fn service_tasks_of(cluster: &str, service: &str) -> String {
     format!("svctasks/{cluster}/{service}/")
 }
+/// The prefix of every service-task index entry.
 pub const SERVICE_TASKS: &str = "svctasks/";
 
 /// The schema version of the stored records (see berth-control's `migrate`).
 pub const SCHEMA_VERSION: &str = "meta/schema";
 
+/// The prefix of a cluster's services.
 pub fn services_of(cluster: &str) -> String {
     format!("services/{cluster}/")
 }
+/// The prefix of a cluster's container instances.
 pub fn instances_of(cluster: &str) -> String {
     format!("instances/{cluster}/")
 }
+/// The prefix of a cluster's tasks.
 pub fn tasks_of(cluster: &str) -> String {
     format!("tasks/{cluster}/")
 }
@@ -86,10 +103,15 @@ pub fn tasks_of(cluster: &str) -> String {
 
 /// Everything ELB stores lives under this prefix.
 pub const ELB: &str = "elb/";
+/// Load balancers: `elb/lb/app/NAME/ID`.
 pub const ELB_LOAD_BALANCERS: &str = "elb/lb/";
+/// Target groups: `elb/tg/NAME/ID`.
 pub const ELB_TARGET_GROUPS: &str = "elb/tg/";
+/// Listeners, under their load balancer: `elb/listener/app/NAME/LB_ID/ID`.
 pub const ELB_LISTENERS: &str = "elb/listener/";
+/// Listener rules, under their listener.
 pub const ELB_RULES: &str = "elb/rule/";
+/// Target registrations, under their target group.
 pub const ELB_TARGETS: &str = "elb/target/";
 /// Name indexes (`elb/name/lb/NAME`, `elb/name/tg/NAME`) hold the ARN; they keep names unique.
 pub const ELB_NAMES: &str = "elb/name/";
@@ -106,12 +128,15 @@ fn elb_resource<'a>(arn: &'a str, kind: &str) -> &'a str {
         .unwrap_or(arn)
 }
 
+/// A load balancer, by its ARN.
 pub fn elb_load_balancer(arn: &str) -> String {
     format!("{ELB_LOAD_BALANCERS}{}", elb_resource(arn, "loadbalancer"))
 }
+/// A target group, by its ARN.
 pub fn elb_target_group(arn: &str) -> String {
     format!("{ELB_TARGET_GROUPS}{}", elb_resource(arn, "targetgroup"))
 }
+/// A listener, by its ARN.
 pub fn elb_listener(arn: &str) -> String {
     format!("{ELB_LISTENERS}{}", elb_resource(arn, "listener"))
 }
@@ -119,6 +144,7 @@ pub fn elb_listener(arn: &str) -> String {
 pub fn elb_listeners_of(lb_arn: &str) -> String {
     format!("{ELB_LISTENERS}{}/", elb_resource(lb_arn, "loadbalancer"))
 }
+/// A listener rule, by its ARN.
 pub fn elb_rule(arn: &str) -> String {
     format!("{ELB_RULES}{}", elb_resource(arn, "listener-rule"))
 }
@@ -130,21 +156,27 @@ pub fn elb_rules_of(listener_arn: &str) -> String {
 pub fn elb_rules_of_lb(lb_arn: &str) -> String {
     format!("{ELB_RULES}{}/", elb_resource(lb_arn, "loadbalancer"))
 }
+/// A target registration: the target group's prefix, then `ID:PORT` (port zero-padded).
 pub fn elb_target(tg_arn: &str, target_id: &str, port: u16) -> String {
     format!("{}{target_id}:{port:05}", elb_targets_of(tg_arn))
 }
+/// The prefix of a target group's registrations.
 pub fn elb_targets_of(tg_arn: &str) -> String {
     format!("{ELB_TARGETS}{}/", elb_resource(tg_arn, "targetgroup"))
 }
+/// The name index of a load balancer.
 pub fn elb_lb_name(name: &str) -> String {
     format!("{ELB_NAMES}lb/{name}")
 }
+/// The name index of a target group.
 pub fn elb_tg_name(name: &str) -> String {
     format!("{ELB_NAMES}tg/{name}")
 }
+/// The port index of a listener.
 pub fn elb_port(port: u16) -> String {
     format!("{ELB_PORTS}{port:05}")
 }
+/// The priority index of a listener's rule.
 pub fn elb_priority(listener_arn: &str, priority: u32) -> String {
     format!(
         "{ELB_PRIORITIES}{}/{priority:05}",
@@ -159,29 +191,40 @@ pub fn elb_priority(listener_arn: &str, priority: u32) -> String {
 
 /// Everything Application Auto Scaling stores lives under this prefix.
 pub const AUTOSCALING: &str = "aas/";
+/// Scalable targets.
 pub const AAS_TARGETS: &str = "aas/target/";
+/// Scaling policies, under their target.
 pub const AAS_POLICIES: &str = "aas/policy/";
+/// Scheduled actions, under their target.
 pub const AAS_SCHEDULED: &str = "aas/scheduled/";
+/// Scaling activities, under their target.
 pub const AAS_ACTIVITIES: &str = "aas/activity/";
+/// Metric alarms, by name.
 pub const AAS_ALARMS: &str = "aas/alarm/";
+/// Scalable targets' tags.
 pub const AAS_TAGS: &str = "aas/tags/";
 
 /// A resource id as one key segment (see above).
 pub fn aas_resource_segment(resource_id: &str) -> String {
     resource_id.replace('/', ":")
 }
+/// A scalable target, by resource id.
 pub fn aas_target(resource_id: &str) -> String {
     format!("{AAS_TARGETS}{}", aas_resource_segment(resource_id))
 }
+/// A scaling policy, by target and name.
 pub fn aas_policy(resource_id: &str, policy_name: &str) -> String {
     format!("{}{policy_name}", aas_policies_of(resource_id))
 }
+/// The prefix of a target's scaling policies.
 pub fn aas_policies_of(resource_id: &str) -> String {
     format!("{AAS_POLICIES}{}/", aas_resource_segment(resource_id))
 }
+/// A scheduled action, by target and name.
 pub fn aas_scheduled(resource_id: &str, name: &str) -> String {
     format!("{}{name}", aas_scheduled_of(resource_id))
 }
+/// The prefix of a target's scheduled actions.
 pub fn aas_scheduled_of(resource_id: &str) -> String {
     format!("{AAS_SCHEDULED}{}/", aas_resource_segment(resource_id))
 }
@@ -193,9 +236,11 @@ pub fn aas_activity(resource_id: &str, start_time: f64, activity_id: &str) -> St
         aas_activities_of(resource_id)
     )
 }
+/// The prefix of a target's scaling activities (in start-time order).
 pub fn aas_activities_of(resource_id: &str) -> String {
     format!("{AAS_ACTIVITIES}{}/", aas_resource_segment(resource_id))
 }
+/// A metric alarm, by name.
 pub fn aas_alarm(name: &str) -> String {
     format!("{AAS_ALARMS}{name}")
 }

@@ -12,11 +12,14 @@
 //! Start with [`ApiError`] (every error a client can see, mapped to its ECS code in one place),
 //! [`Arn`] (the ECS resource names), [`Cluster`] and [`TaskDefinition`].
 
+#![warn(missing_docs)]
+
 pub mod agent;
 mod arn;
 pub mod autoscaling;
 mod clock;
 mod cluster;
+mod container;
 mod error;
 mod instance;
 pub mod keys;

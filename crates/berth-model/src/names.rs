@@ -25,10 +25,12 @@ pub fn validate_name(what: &str, name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Checks a cluster name (letters, digits, `-` and `_`, at most [`NAME_MAX`]).
 pub fn validate_cluster_name(name: &str) -> Result<(), ApiError> {
     validate_name("Cluster name", name)
 }
 
+/// Checks a task definition family (the same rules as a cluster name).
 pub fn validate_family(name: &str) -> Result<(), ApiError> {
     validate_name("Family", name)
 }

@@ -18,8 +18,11 @@ use crate::ApiError;
 wire_enum! {
     /// ECS's `PlacementStrategyType`.
     pub enum PlacementStrategyType ("placementStrategy type") {
+        /// Place tasks at random among the instances that fit.
         Random = "random",
+        /// Spread tasks evenly over the values of `field`.
         Spread = "spread",
+        /// Pack tasks onto the instances with the least of `field` (cpu or memory) left.
         Binpack = "binpack",
     }
 }
@@ -27,7 +30,9 @@ wire_enum! {
 wire_enum! {
     /// ECS's `PlacementConstraintType` (services, RunTask).
     pub enum PlacementConstraintType ("placementConstraints type") {
+        /// Each task on a different container instance.
         DistinctInstance = "distinctInstance",
+        /// Only instances matching the `expression`.
         MemberOf = "memberOf",
     }
 }
@@ -35,6 +40,7 @@ wire_enum! {
 wire_enum! {
     /// ECS's `TaskDefinitionPlacementConstraintType`: a task definition can only say `memberOf`.
     pub enum TaskDefinitionPlacementConstraintType ("placementConstraints type") {
+        /// Only instances matching the `expression`.
         MemberOf = "memberOf",
     }
 }
@@ -45,6 +51,7 @@ pub struct PlacementStrategy {
     /// `cpu` / `memory` for binpack, `instanceId` / `host` / `attribute:NAME` for spread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The strategy (`type`).
     #[serde(rename = "type")]
     pub kind: PlacementStrategyType,
 }
@@ -55,6 +62,7 @@ pub struct PlacementConstraint {
     /// A cluster query language expression (`memberOf` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expression: Option<String>,
+    /// The constraint (`type`).
     #[serde(rename = "type")]
     pub kind: PlacementConstraintType,
 }
@@ -62,6 +70,7 @@ pub struct PlacementConstraint {
 /// One `placementConstraints` entry of a task definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskDefinitionPlacementConstraint {
+    /// A cluster query language expression (`memberOf`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expression: Option<String>,
     /// Optional in ECS's model. Task definitions stored before berth checked this member

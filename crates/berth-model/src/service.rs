@@ -14,15 +14,20 @@ use crate::{ApiError, PlacementConstraint, PlacementStrategy, Tag};
 /// Events kept per service (ECS shows the latest 100).
 pub const MAX_EVENTS: usize = 100;
 
+/// A service's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ServiceStatus {
+    /// Running and keeping its tasks.
     Active,
+    /// Deleted; its tasks are being stopped.
     Draining,
+    /// Deleted, and its tasks are gone.
     Inactive,
 }
 
 impl ServiceStatus {
+    /// The wire string (`ACTIVE`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Active => "ACTIVE",
@@ -32,26 +37,36 @@ impl ServiceStatus {
     }
 }
 
+/// How a service places its tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SchedulingStrategy {
+    /// Keep `desiredCount` tasks, placed by the strategies.
     #[default]
     Replica,
+    /// One task on each container instance that satisfies the constraints.
     Daemon,
 }
 
+/// The deployment circuit breaker: fail a rollout whose tasks keep failing to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct CircuitBreaker {
+    /// Whether the circuit breaker is on.
     pub enable: bool,
+    /// Whether a failed rollout rolls back to the last completed deployment.
     pub rollback: bool,
 }
 
+/// How a rollout replaces tasks (`deploymentConfiguration`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentConfiguration {
+    /// The circuit breaker.
     #[serde(default)]
     pub deployment_circuit_breaker: CircuitBreaker,
+    /// The most tasks during a rollout, in percent of the desired count.
     pub maximum_percent: u32,
+    /// The fewest healthy tasks during a rollout, in percent of the desired count.
     pub minimum_healthy_percent: u32,
 }
 
@@ -105,32 +120,49 @@ impl DeploymentConfiguration {
     }
 }
 
+/// A deployment's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DeploymentStatus {
+    /// The deployment the service runs: the newest one.
     Primary,
+    /// An older deployment whose tasks are being replaced.
     Active,
+    /// Done: it has no tasks left.
     Inactive,
 }
 
+/// Where a deployment's rollout stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RolloutState {
+    /// Its tasks are being started and the older ones stopped.
     InProgress,
+    /// It reached its desired count of healthy tasks.
     Completed,
+    /// The circuit breaker failed it.
     Failed,
 }
 
+/// A service deployment: one task definition revision being rolled out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Deployment {
+    /// Its id (`ecs-svc/...`), which its tasks carry as `startedBy`.
     pub id: String,
+    /// PRIMARY, ACTIVE or INACTIVE.
     pub status: DeploymentStatus,
+    /// The family of the task definition it runs.
     pub family: String,
+    /// The revision of the task definition it runs.
     pub revision: u32,
+    /// When it was created, in epoch seconds.
     pub created_at: f64,
+    /// When it last changed, in epoch seconds.
     pub updated_at: f64,
+    /// Where its rollout stands.
     pub rollout_state: RolloutState,
+    /// Why the rollout is in its state (ECS's words).
     #[serde(default)]
     pub rollout_state_reason: Option<String>,
     /// Set when this deployment is a rollback: the failed deployment it replaces.
@@ -138,11 +170,15 @@ pub struct Deployment {
     pub rollback_of: Option<String>,
 }
 
+/// One entry of a service's `events`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceEvent {
+    /// The event's id (a UUID).
     pub id: String,
+    /// When it happened, in epoch seconds.
     pub created_at: f64,
+    /// What happened, in ECS's words (`(service web) has reached a steady state.`).
     pub message: String,
 }
 
@@ -156,14 +192,19 @@ pub struct ServiceEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceLoadBalancer {
+    /// The blue/green settings, kept as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advanced_configuration: Option<AdvancedConfiguration>,
+    /// The container to register as the target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_name: Option<String>,
+    /// The container port to register (the host port it is published on is the target's port).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_port: Option<i32>,
+    /// A Classic Load Balancer's name, kept as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer_name: Option<String>,
+    /// The target group to register the tasks in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_group_arn: Option<String>,
 }
@@ -172,12 +213,16 @@ pub struct ServiceLoadBalancer {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct AdvancedConfiguration {
+    /// The target group of the blue/green alternate environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alternate_target_group_arn: Option<String>,
+    /// The listener rule serving production traffic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub production_listener_rule: Option<String>,
+    /// The IAM role ECS would use to manage the load balancer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
+    /// The listener rule serving test traffic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_listener_rule: Option<String>,
 }
@@ -195,7 +240,9 @@ impl ServiceLoadBalancer {
 wire_enum! {
     /// ECS's `AssignPublicIp`.
     pub enum AssignPublicIp ("assignPublicIp") {
+        /// Give the task's network interface a public IP.
         Enabled = "ENABLED",
+        /// No public IP (the default).
         Disabled = "DISABLED",
     }
 }
@@ -205,6 +252,7 @@ wire_enum! {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkConfiguration {
+    /// The awsvpc settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub awsvpc_configuration: Option<AwsVpcConfiguration>,
 }
@@ -221,6 +269,7 @@ pub struct AwsVpcConfiguration {
         skip_serializing_if = "Option::is_none"
     )]
     pub assign_public_ip: Option<AssignPublicIp>,
+    /// Security groups of the tasks' network interfaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_groups: Option<Vec<String>>,
     /// Required by ECS; a record stored without it (before berth checked the shape) reads as
@@ -244,35 +293,53 @@ impl NetworkConfiguration {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Service {
+    /// The service's name (unique in its cluster).
     pub name: String,
+    /// The name of its cluster.
     pub cluster: String,
+    /// ACTIVE, DRAINING or INACTIVE.
     pub status: ServiceStatus,
+    /// How many tasks it should run (REPLICA).
     pub desired_count: u32,
+    /// REPLICA or DAEMON.
     #[serde(default)]
     pub scheduling_strategy: SchedulingStrategy,
+    /// `EC2`, `EXTERNAL` or `FARGATE`, given to its tasks.
     pub launch_type: String,
+    /// How rollouts replace tasks.
     pub deployment_configuration: DeploymentConfiguration,
     /// Newest first; the first is PRIMARY.
     pub deployments: Vec<Deployment>,
+    /// Recent events, newest first (at most [`MAX_EVENTS`]).
     #[serde(default)]
     pub events: Vec<ServiceEvent>,
+    /// Constraints every placement must satisfy.
     #[serde(default)]
     pub placement_constraints: Vec<PlacementConstraint>,
+    /// How tasks are spread over instances, in order.
     #[serde(default)]
     pub placement_strategy: Vec<PlacementStrategy>,
+    /// The target groups its tasks are registered in.
     #[serde(default)]
     pub load_balancers: Vec<ServiceLoadBalancer>,
+    /// The awsvpc network settings, kept and shown.
     #[serde(default)]
     pub network_configuration: Option<NetworkConfiguration>,
+    /// Seconds after a task starts during which failed health checks do not stop it.
     #[serde(default)]
     pub health_check_grace_period_seconds: Option<u32>,
+    /// Its tags.
     #[serde(default)]
     pub tags: Vec<Tag>,
+    /// `TASK_DEFINITION`, `SERVICE` or `NONE`, kept and shown.
     #[serde(default)]
     pub propagate_tags: Option<String>,
+    /// Kept and shown (berth adds no managed tags).
     #[serde(default)]
     pub enable_ecs_managed_tags: bool,
+    /// When it was created, in epoch seconds.
     pub created_at: f64,
+    /// The ARN of the identity that created it.
     pub created_by: String,
     /// Whether the last reconcile found the service converged (for the steady-state event).
     #[serde(default)]
@@ -285,12 +352,16 @@ pub struct Service {
 /// Live counts of one deployment, derived from its tasks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeploymentCounts {
+    /// Tasks RUNNING.
     pub running: u32,
+    /// Tasks not yet RUNNING.
     pub pending: u32,
+    /// Tasks that stopped having failed to start or failed their health checks.
     pub failed: u32,
 }
 
 impl Service {
+    /// The PRIMARY deployment, if the service has one.
     pub fn primary(&self) -> Option<&Deployment> {
         self.deployments
             .iter()

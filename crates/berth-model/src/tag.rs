@@ -5,11 +5,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::ApiError;
 
+/// The most tags a resource can have.
 pub const MAX_TAGS: usize = 50;
 
+/// A resource tag, as ECS writes it (`{"key": ..., "value": ...}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tag {
+    /// 1 to 128 characters; not starting with `aws:`.
     pub key: String,
+    /// 0 to 256 characters (absent reads as empty).
     #[serde(default)]
     pub value: String,
 }
@@ -56,6 +60,7 @@ pub fn validate_tags(tags: &[Tag]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Checks the keys of an UntagResource: at most [`MAX_TAGS`], each a valid key.
 pub fn validate_tag_keys(keys: &[String]) -> Result<(), ApiError> {
     if keys.len() > MAX_TAGS {
         return Err(ApiError::invalid(format!(
@@ -85,6 +90,7 @@ pub fn merge_tags(existing: &mut Vec<Tag>, new: &[Tag]) -> Result<(), ApiError> 
     Ok(())
 }
 
+/// Removes the tags with these keys (keys not present are ignored).
 pub fn remove_tags(existing: &mut Vec<Tag>, keys: &[String]) {
     existing.retain(|t| !keys.contains(&t.key));
 }

@@ -10,20 +10,30 @@ use serde_json::{Map, Value};
 use crate::wire::{self, EmptyList};
 use crate::{ApiError, KeyValuePair, Tag, TaskDefinition, TransportProtocol};
 
+/// A task's (or container's) status; the variants are in lifecycle order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaskStatus {
+    /// Placed on an instance; its resources are being set up.
     Provisioning,
+    /// Its images are being pulled and containers created.
     Pending,
+    /// Its resources (network, load-balancer targets) are being activated.
     Activating,
+    /// Its essential containers run.
     Running,
+    /// Being taken out of its load balancers before it stops.
     Deactivating,
+    /// Its containers are being stopped.
     Stopping,
+    /// Its resources are being released.
     Deprovisioning,
+    /// Done; it holds nothing on its instance.
     Stopped,
 }
 
 impl TaskStatus {
+    /// The wire string (`RUNNING`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Provisioning => "PROVISIONING",
@@ -38,14 +48,18 @@ impl TaskStatus {
     }
 }
 
+/// What the control plane wants of a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DesiredStatus {
+    /// Keep it running.
     Running,
+    /// Stop it.
     Stopped,
 }
 
 impl DesiredStatus {
+    /// The wire string (`RUNNING`, `STOPPED`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Running => "RUNNING",
@@ -64,21 +78,30 @@ impl DesiredStatus {
     }
 }
 
+/// Why a task stopped (ECS's `stopCode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum StopCode {
+    /// A container failed to start (image pull, bad definition).
     TaskFailedToStart,
+    /// An essential container exited.
     EssentialContainerExited,
+    /// Stopped by StopTask.
     UserInitiated,
+    /// The service scheduler stopped it (scale-in, replacement, failed health checks).
     ServiceSchedulerInitiated,
     /// The host was lost (its agent stopped answering) or removed.
     InfrastructureHealth,
 }
 
+/// A task's or container's health, from container health checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum HealthStatus {
+    /// Every health-checked essential container passes.
     Healthy,
+    /// A health-checked essential container fails.
     Unhealthy,
+    /// Not checked, or not yet known.
     #[default]
     Unknown,
 }
@@ -87,10 +110,14 @@ pub enum HealthStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkBinding {
+    /// The host address the port is published on.
     #[serde(rename = "bindIP")]
     pub bind_ip: String,
+    /// The port inside the container.
     pub container_port: u16,
+    /// The port on the host.
     pub host_port: u16,
+    /// `tcp` or `udp`.
     pub protocol: TransportProtocol,
 }
 
@@ -98,25 +125,37 @@ pub struct NetworkBinding {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Container {
+    /// The container's name in the task definition.
     pub name: String,
+    /// The image it runs.
     pub image: String,
+    /// The container's status.
     pub last_status: TaskStatus,
+    /// Its exit code, once it has exited.
     #[serde(default)]
     pub exit_code: Option<i64>,
+    /// Why it stopped or could not start.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Its published ports.
     #[serde(default)]
     pub network_bindings: Vec<NetworkBinding>,
+    /// Its health (UNKNOWN without a health check).
     #[serde(default)]
     pub health_status: HealthStatus,
+    /// Its id in the agent's runtime (the Docker container id).
     #[serde(default)]
     pub runtime_id: Option<String>,
+    /// Cpu units reserved by the container definition (0: none).
     #[serde(default)]
     pub cpu: i64,
+    /// Hard memory limit, in MiB.
     #[serde(default)]
     pub memory: Option<i64>,
+    /// Soft memory reservation, in MiB.
     #[serde(default)]
     pub memory_reservation: Option<i64>,
+    /// Whether the task stops when this container exits.
     #[serde(default)]
     pub essential: bool,
 }
@@ -125,16 +164,22 @@ pub struct Container {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerOverride {
+    /// The container to override (its name in the task definition).
     #[serde(default)]
     pub name: String,
+    /// The command to run instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
+    /// Environment variables to add or replace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<Vec<KeyValuePair>>,
+    /// Cpu units instead of the definition's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<i64>,
+    /// Hard memory limit, in MiB, instead of the definition's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<i64>,
+    /// Memory reservation, in MiB, instead of the definition's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_reservation: Option<i64>,
     /// The overrides berth does not apply (`environmentFiles`, `resourceRequirements`, ...),
@@ -147,10 +192,13 @@ pub struct ContainerOverride {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskOverride {
+    /// Per-container overrides.
     #[serde(default)]
     pub container_overrides: Vec<ContainerOverride>,
+    /// Task cpu instead of the definition's (`1024`, `1 vCPU`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<String>,
+    /// Task memory instead of the definition's (`2048`, `2 GB`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
     /// The overrides berth does not apply (`taskRoleArn`, `ephemeralStorage`, ...), kept as
@@ -205,6 +253,7 @@ impl TaskOverride {
         Ok(td)
     }
 
+    /// Whether nothing is overridden.
     pub fn is_empty(&self) -> bool {
         self.container_overrides.is_empty()
             && self.cpu.is_none()
@@ -217,49 +266,74 @@ impl TaskOverride {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Task {
+    /// The task id (the last part of its ARN).
     pub id: String,
+    /// The name of its cluster.
     pub cluster: String,
+    /// Its task definition's family.
     pub family: String,
+    /// Its task definition's revision.
     pub revision: u32,
+    /// The container instance it is placed on (none until placed).
     #[serde(default)]
     pub container_instance_id: Option<String>,
+    /// What the agent last reported (or the control plane set).
     pub last_status: TaskStatus,
+    /// What the control plane wants: RUNNING, or STOPPED once asked to stop.
     pub desired_status: DesiredStatus,
+    /// `EC2`, `EXTERNAL` or `FARGATE`.
     pub launch_type: String,
     /// Cpu units and memory MiB this task holds on its instance.
     pub cpu: u64,
+    /// The memory, in MiB (see `cpu`).
     pub memory: u64,
     /// Fixed host ports this task holds (dynamic ones are not reserved).
     #[serde(default)]
     pub host_ports: Vec<(u16, TransportProtocol)>,
+    /// Each container, as last reported.
     pub containers: Vec<Container>,
+    /// The RunTask or service overrides it was launched with.
     #[serde(default)]
     pub overrides: TaskOverride,
+    /// Its task group (`family:FAMILY`, `service:NAME`, or RunTask's `group`).
     #[serde(default)]
     pub group: Option<String>,
+    /// Who started it: RunTask's `startedBy`, or the service deployment's id.
     #[serde(default)]
     pub started_by: Option<String>,
+    /// Its tags.
     #[serde(default)]
     pub tags: Vec<Tag>,
+    /// When it was created, in epoch seconds.
     pub created_at: f64,
+    /// When it became RUNNING.
     #[serde(default)]
     pub started_at: Option<f64>,
+    /// When it was asked to stop (desired STOPPED).
     #[serde(default)]
     pub stopping_at: Option<f64>,
+    /// When it became STOPPED.
     #[serde(default)]
     pub stopped_at: Option<f64>,
+    /// When its last container stopped.
     #[serde(default)]
     pub execution_stopped_at: Option<f64>,
+    /// When its image pulls began.
     #[serde(default)]
     pub pull_started_at: Option<f64>,
+    /// When its image pulls ended.
     #[serde(default)]
     pub pull_stopped_at: Option<f64>,
+    /// Why it stopped (a code).
     #[serde(default)]
     pub stop_code: Option<StopCode>,
+    /// Why it stopped (words).
     #[serde(default)]
     pub stopped_reason: Option<String>,
+    /// Its health, from its essential containers'.
     #[serde(default)]
     pub health_status: HealthStatus,
+    /// Bumped on every change, as ECS's `version`.
     #[serde(default)]
     pub version: u64,
     /// The latest cpu (percent of the task's reservation) and memory (MiB) samples.
@@ -285,7 +359,9 @@ pub struct Task {
 pub struct TaskStats {
     /// Cpu used, in cpu units (1024 = one core fully busy).
     pub cpu_units: f64,
+    /// Memory used, in MiB.
     pub memory_mib: f64,
+    /// When the sample was taken, in epoch seconds.
     pub at: f64,
 }
 
@@ -300,6 +376,7 @@ impl Task {
         self.last_status != TaskStatus::Stopped
     }
 
+    /// Whether it is not yet RUNNING (PROVISIONING, PENDING or ACTIVATING).
     pub fn is_pending(&self) -> bool {
         self.last_status < TaskStatus::Running
     }

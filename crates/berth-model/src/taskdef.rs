@@ -9,15 +9,19 @@
 //! are kept verbatim in `extra`, so describe returns what was registered without berth
 //! shadowing a model it does not act on.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::wire::{self, wire_enum};
+pub use crate::container::{
+    ContainerCondition, ContainerDefinition, ContainerDependency, HealthCheck, KeyValuePair,
+    LogConfiguration, PortMapping, Secret, TransportProtocol,
+};
+use crate::wire;
 use crate::{
-    validate_family, validate_name, validate_tags, ApiError, Arn, Attribute, ErrorCode, MountPoint,
-    ResourceKind, Tag, TaskDefinitionPlacementConstraint, Volume, VolumeFrom,
+    validate_family, validate_name, validate_tags, ApiError, Arn, Attribute, ErrorCode,
+    ResourceKind, Tag, TaskDefinitionPlacementConstraint, Volume,
 };
 
 /// ECS allows at most 10 containers in a task definition.
@@ -25,16 +29,21 @@ pub const MAX_CONTAINERS: usize = 10;
 /// ECS caps a task definition's JSON at 64 KiB.
 pub const MAX_TASKDEF_BYTES: usize = 64 * 1024;
 
+/// A task definition revision's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaskDefinitionStatus {
+    /// Can be used to launch tasks.
     #[default]
     Active,
+    /// Deregistered: running tasks keep it, new ones cannot use it.
     Inactive,
+    /// DeleteTaskDefinitions was asked; it is deleted once no task uses it.
     DeleteInProgress,
 }
 
 impl TaskDefinitionStatus {
+    /// Parses ListTaskDefinitions' `status` filter.
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         Ok(match s {
             "ACTIVE" => Self::Active,
@@ -49,185 +58,44 @@ impl TaskDefinitionStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyValuePair {
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub value: String,
-}
-
-wire_enum! {
-    /// ECS's `TransportProtocol` of a port: the one protocol type of berth (task definitions,
-    /// network bindings, the scheduler's ports, the agents' drivers).
-    #[derive(Default)]
-    pub enum TransportProtocol ("protocol") {
-        /// ECS's default.
-        #[default]
-        Tcp = "tcp",
-        Udp = "udp",
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct PortMapping {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container_port: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host_port: Option<i64>,
-    /// Always set once registered (ECS's default is tcp).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub protocol: Option<TransportProtocol>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// The members berth does not interpret (`appProtocol`, `containerPortRange`: a range only
-    /// excuses a missing `containerPort`), verbatim.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HealthCheck {
-    pub command: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retries: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_period: Option<i64>,
-}
-
-impl PortMapping {
-    /// The mapping's protocol (tcp unless it says otherwise).
-    pub fn protocol(&self) -> TransportProtocol {
-        self.protocol.unwrap_or_default()
-    }
-}
-
-wire_enum! {
-    /// ECS's `ContainerCondition`: what a `dependsOn` entry waits for.
-    pub enum ContainerCondition ("dependsOn condition") {
-        /// The dependency has started.
-        Start = "START",
-        /// The dependency has exited.
-        Complete = "COMPLETE",
-        /// The dependency has exited with code 0.
-        Success = "SUCCESS",
-        /// The dependency's health check passes.
-        Healthy = "HEALTHY",
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ContainerDependency {
-    pub container_name: String,
-    pub condition: ContainerCondition,
-}
-
-/// A container's `logConfiguration`. Fields in alphabetical order of their wire names (the
-/// member was stored as a raw JSON object before it was typed; see `placement`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LogConfiguration {
-    /// Text, not an enum: ECS lists eight drivers, but berth never refused others (Docker's
-    /// `local`, plugins), so stored definitions may name any, and berth does not act on it.
-    pub log_driver: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub options: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_options: Option<Vec<Secret>>,
-}
-
-/// ECS's `Secret`: an option's value taken from Secrets Manager or SSM.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Secret {
-    pub name: String,
-    pub value_from: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct ContainerDefinition {
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub image: String,
-    #[serde(default)]
-    pub cpu: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_reservation: Option<i64>,
-    #[serde(default)]
-    pub port_mappings: Vec<PortMapping>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub essential: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub entry_point: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<Vec<String>>,
-    #[serde(default)]
-    pub environment: Vec<KeyValuePair>,
-    #[serde(default)]
-    pub mount_points: Vec<MountPoint>,
-    #[serde(default)]
-    pub volumes_from: Vec<VolumeFrom>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub depends_on: Option<Vec<ContainerDependency>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_check: Option<HealthCheck>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_timeout: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_timeout: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub docker_labels: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub log_configuration: Option<LogConfiguration>,
-    /// Every other ContainerDefinition field, kept as registered.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-impl ContainerDefinition {
-    /// Whether the task stops when this container exits (ECS: true unless said otherwise).
-    pub fn is_essential(&self) -> bool {
-        self.essential.unwrap_or(true)
-    }
-}
-
 /// A task definition as stored and (minus `tags`) as described.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskDefinition {
+    /// The family: the name of every revision of this definition.
     #[serde(default)]
     pub family: String,
+    /// The revision number, from 1, never reused.
     #[serde(default)]
     pub revision: u32,
+    /// ACTIVE, INACTIVE or DELETE_IN_PROGRESS.
     #[serde(default)]
     pub status: TaskDefinitionStatus,
+    /// The containers (1 to [`MAX_CONTAINERS`]).
     #[serde(default)]
     pub container_definitions: Vec<ContainerDefinition>,
+    /// The IAM role the containers would assume, kept as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_role_arn: Option<String>,
+    /// The IAM role the agent would use to pull and log, kept as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_role_arn: Option<String>,
+    /// `bridge` (the default), `host`, `awsvpc` or `none`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_mode: Option<String>,
+    /// Volumes its containers can mount.
     #[serde(default)]
     pub volumes: Vec<Volume>,
+    /// Constraints on where its tasks are placed.
     #[serde(default)]
     pub placement_constraints: Vec<TaskDefinitionPlacementConstraint>,
+    /// The launch types it was registered for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requires_compatibilities: Option<Vec<String>>,
+    /// The launch types it is compatible with: `EC2`, and `FARGATE` when its settings allow it.
     #[serde(default)]
     pub compatibilities: Vec<String>,
+    /// Attributes an instance needs to run it (berth requires none: registration empties it).
     #[serde(default)]
     pub requires_attributes: Vec<Attribute>,
     /// Task-level cpu in units, as a string (ECS's wire type).
@@ -236,16 +104,22 @@ pub struct TaskDefinition {
     /// Task-level memory in MiB, as a string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
+    /// The containers' PID namespace (`host` or `task`), kept as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_mode: Option<String>,
+    /// The containers' IPC namespace (`host`, `task` or `none`), kept as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipc_mode: Option<String>,
+    /// When the revision was registered, in epoch seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered_at: Option<f64>,
+    /// When it was deregistered, in epoch seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deregistered_at: Option<f64>,
+    /// When its deletion was asked, in epoch seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_requested_at: Option<f64>,
+    /// The ARN of the identity that registered it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered_by: Option<String>,
     /// Tags travel beside the task definition on the wire, not inside it.
@@ -259,12 +133,14 @@ pub struct TaskDefinition {
 /// How a client names a task definition: `family`, `family:revision`, or a full ARN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskDefRef {
+    /// The family.
     pub family: String,
     /// `None` means "the latest ACTIVE revision".
     pub revision: Option<u32>,
 }
 
 impl TaskDefRef {
+    /// Parses `family`, `family:revision` or a task definition ARN.
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         let body = if Arn::looks_like_arn(s) {
             match Arn::parse(s) {
@@ -759,6 +635,7 @@ fn normalize_health_check(n: &str, h: &mut HealthCheck) -> Result<(), ApiError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MountPoint;
     use serde_json::json;
 
     fn td(v: Value) -> Result<TaskDefinition, ApiError> {

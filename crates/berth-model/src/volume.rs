@@ -22,8 +22,10 @@ use crate::ApiError;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct MountPoint {
+    /// Where the volume is mounted in the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_path: Option<String>,
+    /// Mount read-only (default: read-write).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
     /// A `volumes` entry's name.
@@ -35,6 +37,7 @@ pub struct MountPoint {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeFrom {
+    /// Mount read-only (default: as the source container mounts them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
     /// Another container of the task.
@@ -46,20 +49,26 @@ pub struct VolumeFrom {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Volume {
+    /// The volume is configured when the task is launched, not here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub configured_at_launch: Option<bool>,
+    /// A Docker volume, managed by a volume driver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker_volume_configuration: Option<DockerVolumeConfiguration>,
+    /// An Amazon EFS file system.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub efs_volume_configuration: Option<EfsVolumeConfiguration>,
+    /// An FSx for Windows File Server file system.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fsx_windows_file_server_volume_configuration:
         Option<FsxWindowsFileServerVolumeConfiguration>,
     /// A bind mount of a host path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<HostVolumeProperties>,
+    /// The name containers' `mountPoints` refer to it by.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// An S3 Files file system.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3files_volume_configuration: Option<S3FilesVolumeConfiguration>,
 }
@@ -68,6 +77,7 @@ pub struct Volume {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct HostVolumeProperties {
+    /// The path on the host (absent: a path Docker picks, kept while containers use it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_path: Option<String>,
 }
@@ -75,7 +85,9 @@ pub struct HostVolumeProperties {
 wire_enum! {
     /// ECS's `Scope` of a Docker volume.
     pub enum Scope ("dockerVolumeConfiguration scope") {
+        /// Created with the task and removed when it stops.
         Task = "task",
+        /// Kept after the task stops, for other tasks to use.
         Shared = "shared",
     }
 }
@@ -84,12 +96,16 @@ wire_enum! {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct DockerVolumeConfiguration {
+    /// Create the volume if it does not exist (`shared` scope only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoprovision: Option<bool>,
+    /// The volume driver (`local` by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
+    /// Options passed to the driver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver_opts: Option<BTreeMap<String, String>>,
+    /// Labels of the Docker volume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
     #[serde(
@@ -97,13 +113,16 @@ pub struct DockerVolumeConfiguration {
         deserialize_with = "wire::lenient",
         skip_serializing_if = "Option::is_none"
     )]
+    /// `task`: removed when the task stops; `shared`: kept after it.
     pub scope: Option<Scope>,
 }
 
 wire_enum! {
     /// ECS's `EFSTransitEncryption`.
     pub enum EfsTransitEncryption ("efsVolumeConfiguration transitEncryption") {
+        /// Encrypt data in transit.
         Enabled = "ENABLED",
+        /// Do not encrypt data in transit (the default).
         Disabled = "DISABLED",
     }
 }
@@ -111,7 +130,9 @@ wire_enum! {
 wire_enum! {
     /// ECS's `EFSAuthorizationConfigIAM`.
     pub enum EfsAuthorizationConfigIam ("efsVolumeConfiguration authorizationConfig iam") {
+        /// Mount with the task's IAM role (needs transit encryption).
         Enabled = "ENABLED",
+        /// Mount without IAM authorisation (the default).
         Disabled = "DISABLED",
     }
 }
@@ -120,9 +141,12 @@ wire_enum! {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct EfsVolumeConfiguration {
+    /// How to authorise access (access point, IAM).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_config: Option<EfsAuthorizationConfig>,
+    /// The EFS file system id.
     pub file_system_id: String,
+    /// The directory of the file system to mount as the root (default `/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_directory: Option<String>,
     #[serde(
@@ -130,7 +154,9 @@ pub struct EfsVolumeConfiguration {
         deserialize_with = "wire::lenient",
         skip_serializing_if = "Option::is_none"
     )]
+    /// Whether data is encrypted in transit between host and file system.
     pub transit_encryption: Option<EfsTransitEncryption>,
+    /// The port of the encrypted transit (default: the EFS mount helper's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transit_encryption_port: Option<i32>,
 }
@@ -139,6 +165,7 @@ pub struct EfsVolumeConfiguration {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct EfsAuthorizationConfig {
+    /// The EFS access point to mount through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_point_id: Option<String>,
     #[serde(
@@ -146,6 +173,7 @@ pub struct EfsAuthorizationConfig {
         deserialize_with = "wire::lenient",
         skip_serializing_if = "Option::is_none"
     )]
+    /// Whether to mount with the task's IAM role.
     pub iam: Option<EfsAuthorizationConfigIam>,
 }
 
@@ -153,8 +181,11 @@ pub struct EfsAuthorizationConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct FsxWindowsFileServerVolumeConfiguration {
+    /// The credentials used to mount.
     pub authorization_config: FsxWindowsFileServerAuthorizationConfig,
+    /// The FSx file system id.
     pub file_system_id: String,
+    /// The directory of the file system to mount as the root.
     pub root_directory: String,
 }
 
@@ -162,7 +193,9 @@ pub struct FsxWindowsFileServerVolumeConfiguration {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct FsxWindowsFileServerAuthorizationConfig {
+    /// The ARN of the Secrets Manager secret or SSM parameter holding the credentials.
     pub credentials_parameter: String,
+    /// The Active Directory domain.
     pub domain: String,
 }
 
@@ -170,11 +203,15 @@ pub struct FsxWindowsFileServerAuthorizationConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct S3FilesVolumeConfiguration {
+    /// The access point to mount through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_point_arn: Option<String>,
+    /// The ARN of the file system.
     pub file_system_arn: String,
+    /// The directory of the file system to mount as the root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_directory: Option<String>,
+    /// The port of the encrypted transit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transit_encryption_port: Option<i32>,
 }

@@ -16,6 +16,8 @@
 //!   berth's metric alarms (Application Auto Scaling).
 //! - [`agent`]: what node agents do: register, long-poll their desired tasks, report status.
 
+#![warn(missing_docs)]
+
 pub mod agent;
 pub mod autoscaling;
 pub mod ecs;

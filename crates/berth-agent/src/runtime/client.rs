@@ -10,10 +10,17 @@ use serde::de::DeserializeOwned;
 /// Why a call to the server failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The request did not get an answer (connection, timeout, or an unreadable body).
     #[error("cannot reach the server: {0}")]
     Transport(#[from] reqwest::Error),
+    /// The server answered with an error status.
     #[error("server refused: {status}: {body}")]
-    Refused { status: u16, body: String },
+    Refused {
+        /// The HTTP status code.
+        status: u16,
+        /// The response body, as text (the server's error message).
+        body: String,
+    },
 }
 
 #[derive(Clone)]

@@ -35,7 +35,9 @@ use crate::Driver;
 pub struct AgentConfig {
     /// The control plane's URL, e.g. `http://127.0.0.1:9400`.
     pub server: String,
+    /// The name of the cluster to join.
     pub cluster: String,
+    /// The cluster's join token (`berth join-token`), sent with every call to the server.
     pub join_token: String,
     /// Where the agent keeps its identity.
     pub state_dir: PathBuf,
@@ -47,6 +49,7 @@ pub struct AgentConfig {
     pub cleanup_after: Duration,
     /// Override the detected resources (tests simulating hosts of a given size).
     pub cpu_units: Option<u64>,
+    /// With `cpu_units`: the memory to offer, in MiB.
     pub memory_mib: Option<u64>,
     /// Where to serve container logs (`None`: no log endpoint).
     pub logs_listen: Option<std::net::SocketAddr>,
@@ -65,8 +68,10 @@ struct Identity {
 /// Why the agent stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
+    /// The state dir could not be created, read or written.
     #[error("agent state dir: {0}")]
     State(#[from] std::io::Error),
+    /// The server no longer knows this container instance; its tasks have been stopped.
     #[error("the container instance was deregistered from the cluster")]
     Deregistered,
 }
@@ -114,6 +119,7 @@ impl Local {
     }
 }
 
+/// The node agent of one host: joins a cluster and runs the tasks placed on it.
 pub struct Agent {
     cfg: AgentConfig,
     driver: Arc<dyn Driver>,
@@ -121,6 +127,7 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// An agent with this configuration that runs containers with `driver`.
     pub fn new(cfg: AgentConfig, driver: Arc<dyn Driver>) -> Self {
         let client = ServerClient::new(&cfg.server, &cfg.join_token);
         Self {

@@ -57,10 +57,13 @@ pub fn target_group_key(metric: &str, tg: &str) -> SeriesKey {
 }
 
 impl MetricsHub {
+    /// An empty hub.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Locks the store, for reads and writes of several series at once (a poisoned lock is taken
+    /// anyway: the series stay usable).
     pub fn lock(&self) -> MutexGuard<'_, MetricStore> {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -115,6 +118,8 @@ pub struct Collector {
 }
 
 impl Collector {
+    /// A collector that samples every `period` seconds (at least one) into `hub`; `plane` gives the
+    /// load balancers' counts (`None`: no data plane in this process).
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,

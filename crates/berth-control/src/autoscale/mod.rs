@@ -303,6 +303,7 @@ pub struct Autoscaler {
 }
 
 impl Autoscaler {
+    /// An autoscaler that reads metrics from `hub` and applies what `cfg` sets.
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,

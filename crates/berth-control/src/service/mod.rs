@@ -66,6 +66,7 @@ pub const RESYNC_SECS: u64 = 30;
 pub struct ControllerConfig {
     /// The region named in ARNs the controller writes into events and failures.
     pub region: String,
+    /// The account id named in those ARNs.
     pub account_id: String,
     /// Seconds without a poll after which an agent counts as disconnected.
     pub agent_timeout_secs: f64,
@@ -73,6 +74,7 @@ pub struct ControllerConfig {
     pub host_lost_secs: f64,
 }
 
+/// Keeps every service at its desired count and rolls out its deployments.
 pub struct ServiceController {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,

@@ -8,27 +8,38 @@ use serde::{Deserialize, Serialize};
 use super::validation;
 use crate::ApiError;
 
+/// What a metric measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum MetricKind {
+    /// `AWS/ECS` `CPUUtilization`: the service's tasks' CPU use, in percent of what they reserve.
     CpuUtilization,
+    /// `AWS/ECS` `MemoryUtilization`: the service's tasks' memory use, in percent of what they
+    /// reserve.
     MemoryUtilization,
+    /// `AWS/ApplicationELB` `RequestCountPerTarget`: a target group's requests per healthy target.
     RequestCountPerTarget,
 }
 
 /// A metric berth can measure: the kind, and the service or target group it is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MetricRef {
+    /// What is measured.
     pub kind: MetricKind,
+    /// The ECS cluster (CPU and memory).
     pub cluster: Option<String>,
+    /// The ECS service (CPU and memory).
     pub service: Option<String>,
     /// `targetgroup/NAME/ID`, as CloudWatch's `TargetGroup` dimension holds it.
     pub target_group_arn_suffix: Option<String>,
 }
 
+/// A CloudWatch dimension (`ClusterName`, `ServiceName`, `TargetGroup`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MetricDimension {
+    /// The dimension's name.
     pub name: String,
+    /// Its value.
     pub value: String,
 }
 
@@ -99,29 +110,48 @@ pub fn metric_from_cloudwatch(
 // ---------------------------------------------------------------------------------------------
 // Metric alarms (berth's extension; CloudWatch's PutMetricAlarm in its own JSON).
 
+/// An alarm's state: the metric is within its threshold.
 pub const ALARM_OK: &str = "OK";
+/// An alarm's state: the metric breaches its threshold; its actions run.
 pub const ALARM_ALARM: &str = "ALARM";
+/// An alarm's state: not enough data points yet (every new alarm starts here).
 pub const ALARM_INSUFFICIENT_DATA: &str = "INSUFFICIENT_DATA";
 
+/// A metric alarm (berth's PutMetricAlarm), stored in CloudWatch's JSON form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MetricAlarm {
+    /// The alarm's name (unique in the region).
     pub alarm_name: String,
+    /// The alarm's ARN.
     pub alarm_arn: String,
+    /// The CloudWatch namespace of its metric (`AWS/ECS`, `AWS/ApplicationELB`).
     pub namespace: String,
+    /// The metric's name.
     pub metric_name: String,
+    /// The metric's dimensions.
     #[serde(default)]
     pub dimensions: Vec<MetricDimension>,
+    /// The statistic evaluated: `Average`, `Sum`, `Minimum` or `Maximum` (others read as
+    /// `Average`).
     pub statistic: String,
+    /// The length of one evaluation period, in seconds.
     pub period: u32,
+    /// How many consecutive periods must breach before the alarm fires.
     pub evaluation_periods: u32,
+    /// The value the statistic is compared with.
     pub threshold: f64,
+    /// How the statistic is compared with the threshold (`GreaterThanOrEqualToThreshold`, ...).
     pub comparison_operator: String,
+    /// The ARNs of the step scaling policies run while the alarm is in ALARM.
     #[serde(default)]
     pub alarm_actions: Vec<String>,
+    /// OK, ALARM or INSUFFICIENT_DATA, as the autoscaler last evaluated it.
     pub state_value: String,
+    /// Why the alarm is in its state.
     #[serde(default)]
     pub state_reason: String,
+    /// When the state last changed, in epoch seconds.
     pub state_updated_timestamp: f64,
 }
 

@@ -33,7 +33,9 @@ pub use policy::{
 };
 pub use schedule::{parse_at, RateUnit, ScalableTargetAction, Schedule, ScheduledAction};
 
+/// The one service namespace berth scales.
 pub const ECS_NAMESPACE: &str = "ecs";
+/// The one scalable dimension berth scales: an ECS service's desired count.
 pub const ECS_DESIRED_COUNT: &str = "ecs:service:DesiredCount";
 /// Capacities are 0..=MAX_CAPACITY.
 pub const MAX_CAPACITY: u32 = 10_000;
@@ -103,30 +105,45 @@ pub fn validate_capacity(min: u32, max: u32) -> Result<(), ApiError> {
 // ---------------------------------------------------------------------------------------------
 // Scalable targets.
 
+/// Which kinds of scaling are paused on a target (`SuspendedState`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SuspendedState {
+    /// Scale-in by scaling policies is paused.
     #[serde(default)]
     pub dynamic_scaling_in_suspended: bool,
+    /// Scale-out by scaling policies is paused.
     #[serde(default)]
     pub dynamic_scaling_out_suspended: bool,
+    /// Scheduled actions are paused.
     #[serde(default)]
     pub scheduled_scaling_suspended: bool,
 }
 
+/// A scalable target (RegisterScalableTarget): an ECS service and the bounds of its desired count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ScalableTarget {
+    /// Always [`ECS_NAMESPACE`].
     pub service_namespace: String,
+    /// `service/CLUSTER/SERVICE`.
     pub resource_id: String,
+    /// Always [`ECS_DESIRED_COUNT`].
     pub scalable_dimension: String,
+    /// The least desired count scaling may set.
     pub min_capacity: u32,
+    /// The most desired count scaling may set.
     pub max_capacity: u32,
+    /// The IAM role: the one RegisterScalableTarget names, else the ECS service-linked role's
+    /// ARN (berth does not assume it).
     #[serde(rename = "RoleARN")]
     pub role_arn: String,
+    /// When the target was registered, in epoch seconds.
     pub creation_time: f64,
+    /// Which kinds of scaling are paused.
     #[serde(default)]
     pub suspended_state: SuspendedState,
+    /// The target's ARN (`arn:aws:application-autoscaling:REGION:ACCOUNT:scalable-target/ID`).
     #[serde(rename = "ScalableTargetARN")]
     pub scalable_target_arn: String,
 }
@@ -146,22 +163,33 @@ impl ScalableTarget {
 // ---------------------------------------------------------------------------------------------
 // Scaling activities (written by the autoscaler controller).
 
+/// One scaling activity: a change of a target's capacity, by a policy or a scheduled action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ScalingActivity {
+    /// The activity's id (a UUID).
     pub activity_id: String,
+    /// Always [`ECS_NAMESPACE`].
     pub service_namespace: String,
+    /// The target's resource id.
     pub resource_id: String,
+    /// Always [`ECS_DESIRED_COUNT`].
     pub scalable_dimension: String,
+    /// What was done (`Setting desired count to 3.`).
     pub description: String,
+    /// Why: the alarm or scheduled action that triggered it, as Application Auto Scaling words it.
     pub cause: String,
+    /// When it began, in epoch seconds.
     pub start_time: f64,
+    /// When it ended, in epoch seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<f64>,
     /// Pending | InProgress | Successful | Overridden | Unfulfilled | Failed.
     pub status_code: String,
+    /// More about the status (why it failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_message: Option<String>,
+    /// Application Auto Scaling's `Details` (berth leaves it empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<String>,
 }

@@ -10,95 +10,139 @@ use super::metric::{
 use super::{parse_service_resource_id, validation};
 use crate::ApiError;
 
+/// An alarm a policy uses (`Alarms` of DescribeScalingPolicies).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct AlarmRef {
+    /// The alarm's name.
     pub alarm_name: String,
+    /// The alarm's ARN.
     #[serde(rename = "AlarmARN")]
     pub alarm_arn: String,
 }
 
+/// A target tracking policy's predefined metric.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PredefinedMetric {
+    /// `ECSServiceAverageCPUUtilization`, `ECSServiceAverageMemoryUtilization` or
+    /// `ALBRequestCountPerTarget`.
     pub predefined_metric_type: String,
+    /// For `ALBRequestCountPerTarget`: `app/LB/ID/targetgroup/TG/ID`, the target group to follow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_label: Option<String>,
 }
 
+/// A target tracking policy's CloudWatch metric (one berth measures).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CustomizedMetric {
+    /// The metric's name.
     pub metric_name: String,
+    /// The metric's CloudWatch namespace.
     pub namespace: String,
+    /// The metric's dimensions.
     #[serde(default)]
     pub dimensions: Vec<MetricDimension>,
+    /// `Average`, `Minimum`, `Maximum`, `SampleCount` or `Sum`.
     pub statistic: String,
+    /// The metric's unit, echoed back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
 }
 
+/// A target tracking policy's configuration: keep the metric at `target_value`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct TargetTrackingConfig {
+    /// The value to keep the metric at, in the metric's unit.
     pub target_value: f64,
+    /// The metric, if it is a predefined one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predefined_metric_specification: Option<PredefinedMetric>,
+    /// The metric, if it is a CloudWatch one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customized_metric_specification: Option<CustomizedMetric>,
+    /// Seconds after a scale-out before another (default
+    /// [`DEFAULT_COOLDOWN_SECS`](super::DEFAULT_COOLDOWN_SECS)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_out_cooldown: Option<u32>,
+    /// Seconds after a scale-in before another (default
+    /// [`DEFAULT_COOLDOWN_SECS`](super::DEFAULT_COOLDOWN_SECS)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_in_cooldown: Option<u32>,
+    /// Only ever scale out: scale-in is left to other policies or to the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable_scale_in: Option<bool>,
 }
 
+/// One step of a step scaling policy: the adjustment for a range of the metric.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct StepAdjustment {
+    /// The range's lower bound, relative to the alarm's threshold (none: minus infinity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric_interval_lower_bound: Option<f64>,
+    /// The range's upper bound, relative to the alarm's threshold (none: infinity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric_interval_upper_bound: Option<f64>,
+    /// The change of capacity, in the unit of the policy's `adjustment_type`.
     pub scaling_adjustment: i32,
 }
 
+/// A step scaling policy's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct StepScalingConfig {
+    /// `ChangeInCapacity`, `PercentChangeInCapacity` or `ExactCapacity`.
     pub adjustment_type: String,
+    /// The steps, covering the metric's range without gaps or overlaps.
     #[serde(default)]
     pub step_adjustments: Vec<StepAdjustment>,
+    /// With `PercentChangeInCapacity`: the least number of tasks a step changes capacity by.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_adjustment_magnitude: Option<i32>,
+    /// Seconds after a scaling activity before the policy scales again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cooldown: Option<u32>,
+    /// `Average`, `Minimum` or `Maximum`, echoed back (the alarm's statistic is the one used).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric_aggregation_type: Option<String>,
 }
 
+/// The `PolicyType` of a target tracking policy.
 pub const TARGET_TRACKING: &str = "TargetTrackingScaling";
+/// The `PolicyType` of a step scaling policy.
 pub const STEP_SCALING: &str = "StepScaling";
 
+/// A scaling policy (PutScalingPolicy), in Application Auto Scaling's wire form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ScalingPolicy {
+    /// The policy's ARN.
     #[serde(rename = "PolicyARN")]
     pub policy_arn: String,
+    /// The policy's name (unique per target).
     pub policy_name: String,
+    /// Always [`ECS_NAMESPACE`](super::ECS_NAMESPACE).
     pub service_namespace: String,
+    /// The target's resource id (`service/CLUSTER/SERVICE`).
     pub resource_id: String,
+    /// Always [`ECS_DESIRED_COUNT`](super::ECS_DESIRED_COUNT).
     pub scalable_dimension: String,
+    /// [`TARGET_TRACKING`] or [`STEP_SCALING`].
     pub policy_type: String,
+    /// Set for a target tracking policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_tracking_scaling_policy_configuration: Option<TargetTrackingConfig>,
+    /// Set for a step scaling policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_scaling_policy_configuration: Option<StepScalingConfig>,
     /// For target tracking, the two alarms AWS would create; for step scaling, empty in the
     /// store (DescribeScalingPolicies fills in the alarms whose actions name the policy).
     #[serde(default)]
     pub alarms: Vec<AlarmRef>,
+    /// When the policy was created, in epoch seconds.
     pub creation_time: f64,
 }
 
@@ -169,6 +213,8 @@ impl TargetTrackingConfig {
         }
     }
 
+    /// Checks the target value, the cooldowns (0 to 86400 s) and that the metric is one berth
+    /// measures.
     pub fn validate(&self, resource_id: &str) -> Result<(), ApiError> {
         if !self.target_value.is_finite() || self.target_value <= 0.0 {
             return Err(validation("TargetValue must be a positive number."));

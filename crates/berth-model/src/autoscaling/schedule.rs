@@ -7,40 +7,59 @@ use serde::{Deserialize, Serialize};
 use super::validation;
 use crate::ApiError;
 
+/// The capacity bounds a scheduled action sets on its target when it runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ScalableTargetAction {
+    /// The new minimum capacity (unchanged when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_capacity: Option<u32>,
+    /// The new maximum capacity (unchanged when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_capacity: Option<u32>,
 }
 
+/// A scheduled action (PutScheduledAction), in Application Auto Scaling's wire form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ScheduledAction {
+    /// The action's name (unique per target).
     pub scheduled_action_name: String,
+    /// The action's ARN.
     #[serde(rename = "ScheduledActionARN")]
     pub scheduled_action_arn: String,
+    /// Always [`ECS_NAMESPACE`](super::ECS_NAMESPACE).
     pub service_namespace: String,
+    /// The schedule expression: `at(...)`, `rate(...)` or `cron(...)` (see [`Schedule`]).
     pub schedule: String,
+    /// The IANA time zone the expression is read in (default UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
+    /// The target's resource id (`service/CLUSTER/SERVICE`).
     pub resource_id: String,
+    /// Always [`ECS_DESIRED_COUNT`](super::ECS_DESIRED_COUNT).
     pub scalable_dimension: String,
+    /// The action does not run before this time (epoch seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<f64>,
+    /// The action does not run after this time (epoch seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<f64>,
+    /// The capacity bounds to set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scalable_target_action: Option<ScalableTargetAction>,
+    /// When the action was created, in epoch seconds.
     pub creation_time: f64,
 }
 
+/// The unit of a `rate(...)` expression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateUnit {
+    /// `minute` / `minutes`.
     Minutes,
+    /// `hour` / `hours`.
     Hours,
+    /// `day` / `days`.
     Days,
 }
 
@@ -51,12 +70,19 @@ pub enum Schedule {
     /// (the action's `Timezone` shifts it).
     At(i64),
     /// `rate(N unit)`: every N units.
-    Rate { value: u32, unit: RateUnit },
+    Rate {
+        /// How many units between runs (at least 1).
+        value: u32,
+        /// The unit of `value`.
+        unit: RateUnit,
+    },
     /// `cron(min hour day-of-month month day-of-week year)`: the six fields as given.
     Cron(Vec<String>),
 }
 
 impl Schedule {
+    /// Parses and checks a schedule expression, with Application Auto Scaling's error for a bad
+    /// one.
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         let bad = |why: &str| validation(format!("Invalid schedule expression {s:?}: {why}"));
         let inner = |p: &str| {

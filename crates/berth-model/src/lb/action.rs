@@ -12,14 +12,19 @@ use crate::{ApiError, ErrorCode};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ElbAction {
+    /// `forward`, `fixed-response` or `redirect`.
     #[serde(rename = "Type")]
     pub action_type: String,
+    /// `forward` to one target group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_group_arn: Option<String>,
+    /// `forward` to several target groups, by weight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forward_config: Option<ForwardConfig>,
+    /// The answer of a `fixed-response` action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fixed_response_config: Option<FixedResponseConfig>,
+    /// Where a `redirect` action sends the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_config: Option<RedirectConfig>,
     #[serde(
@@ -27,20 +32,26 @@ pub struct ElbAction {
         deserialize_with = "opt_num",
         skip_serializing_if = "Option::is_none"
     )]
+    /// The order of the action among the listener's or rule's actions (lowest first).
     pub order: Option<u32>,
 }
 
+/// A forward action's target groups and stickiness.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ForwardConfig {
+    /// The target groups to forward to (at most [`MAX_FORWARD_TARGET_GROUPS`]).
     #[serde(default, deserialize_with = "list")]
     pub target_groups: Vec<WeightedTargetGroup>,
+    /// Whether a client sticks to the target group it was sent to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_group_stickiness_config: Option<StickinessConfig>,
 }
 
+/// A target group of a forward action, with its share of requests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WeightedTargetGroup {
+    /// The target group's ARN.
     #[serde(rename = "TargetGroupArn")]
     pub arn: String,
     #[serde(
@@ -49,12 +60,15 @@ pub struct WeightedTargetGroup {
         deserialize_with = "opt_num",
         skip_serializing_if = "Option::is_none"
     )]
+    /// Its weight, relative to the others' (0 to 999; 1 when not given).
     pub weight: Option<u32>,
 }
 
+/// Target group stickiness of a forward action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct StickinessConfig {
+    /// Whether a client keeps going to the same target group.
     #[serde(default, deserialize_with = "opt_bool")]
     pub enabled: Option<bool>,
     #[serde(
@@ -62,32 +76,45 @@ pub struct StickinessConfig {
         deserialize_with = "opt_num",
         skip_serializing_if = "Option::is_none"
     )]
+    /// How long it does, in seconds.
     pub duration_seconds: Option<u32>,
 }
 
+/// A fixed response: the status, type and body an action answers with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct FixedResponseConfig {
+    /// The response body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_body: Option<String>,
+    /// The HTTP status code (`2XX`, `4XX` or `5XX`).
     pub status_code: String,
+    /// The `Content-Type` (`text/plain`, `text/html`, `application/json`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
 }
 
+/// A redirect: each part of the URL is replaced, `#{protocol}`, `#{host}`, `#{port}`, `#{path}` and
+/// `#{query}` standing for the request's own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RedirectConfig {
+    /// `HTTP` or `HTTPS` (default `#{protocol}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
+    /// The port (default `#{port}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<String>,
+    /// The host name (default `#{host}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// The path, starting with `/` (default `/#{path}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// The query, without `?` (default `#{query}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
+    /// `HTTP_301` (permanent) or `HTTP_302` (temporary).
     pub status_code: String,
 }
 

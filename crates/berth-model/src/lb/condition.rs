@@ -12,6 +12,8 @@ use crate::ApiError;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RuleCondition {
+    /// The legacy form's field: `path-pattern`, `host-header`, `http-header`,
+    /// `http-request-method`, `query-string` or `source-ip`.
     #[serde(default)]
     pub field: Option<String>,
     #[serde(
@@ -19,49 +21,66 @@ pub struct RuleCondition {
         deserialize_with = "list",
         skip_serializing_if = "Vec::is_empty"
     )]
+    /// The legacy form's values (path and host patterns).
     pub values: Vec<String>,
+    /// Host names the request's `Host` must match (`*` and `?` wildcards).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_header_config: Option<ValuesConfig>,
+    /// Paths the request's path must match (`*` and `?` wildcards).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_pattern_config: Option<ValuesConfig>,
+    /// A header, and values it must match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_header_config: Option<HttpHeaderConfig>,
+    /// Query parameters the request must have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_string_config: Option<QueryStringConfig>,
+    /// HTTP methods the request must use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_request_method_config: Option<ValuesConfig>,
+    /// CIDR blocks the client's address must be in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ip_config: Option<ValuesConfig>,
 }
 
+/// The values of a condition, any of which may match.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ValuesConfig {
+    /// The values (patterns, methods or CIDR blocks).
     #[serde(default, deserialize_with = "list")]
     pub values: Vec<String>,
 }
 
+/// A header condition: the header, and values any of which may match.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct HttpHeaderConfig {
+    /// The header's name.
     #[serde(default)]
     pub http_header_name: Option<String>,
+    /// Patterns its value may match (`*` and `?` wildcards).
     #[serde(default, deserialize_with = "list")]
     pub values: Vec<String>,
 }
 
+/// A query string condition: pairs any of which may match.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct QueryStringConfig {
+    /// The key/value pairs.
     #[serde(default, deserialize_with = "list")]
     pub values: Vec<QueryStringPair>,
 }
 
+/// One query parameter a request may match.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct QueryStringPair {
+    /// The parameter's name (absent: any parameter with the value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The value it must have (`*` and `?` wildcards).
     #[serde(default)]
     pub value: String,
 }
@@ -69,11 +88,22 @@ pub struct QueryStringPair {
 /// What a condition tests, with its values, whichever form the client used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConditionMatch {
+    /// The request path matches one of the patterns.
     PathPattern(Vec<String>),
+    /// The `Host` header matches one of the patterns.
     HostHeader(Vec<String>),
-    HttpHeader { name: String, values: Vec<String> },
+    /// The header is present and matches one of the patterns.
+    HttpHeader {
+        /// The header's name.
+        name: String,
+        /// Patterns its value may match.
+        values: Vec<String>,
+    },
+    /// The method is one of these.
     HttpRequestMethod(Vec<String>),
+    /// One of the query parameters is present with its value.
     QueryString(Vec<QueryStringPair>),
+    /// The client's address is in one of these CIDR blocks.
     SourceIp(Vec<String>),
 }
 
@@ -130,6 +160,7 @@ impl RuleCondition {
         Ok(m)
     }
 
+    /// Checks the condition: a known field, its values' count and shape.
     pub fn validate(&self) -> Result<(), ApiError> {
         let m = self.resolve()?;
         let n = match &m {

@@ -10,6 +10,8 @@ enum NumOrStr {
     Str(String),
 }
 
+/// An optional whole number given as a JSON number or a string (`"80"`); a value out of `T`'s range
+/// is an error.
 pub fn opt_num<'de, D: Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<Option<T>, D::Error> {
     let v: Option<NumOrStr> = Option::deserialize(d)?;
     let n = match v {
@@ -32,6 +34,7 @@ enum BoolOrStr {
     Str(String),
 }
 
+/// An optional boolean given as a JSON boolean or the string `"true"` / `"false"`.
 pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     match Option::<BoolOrStr>::deserialize(d)? {
         None => Ok(None),

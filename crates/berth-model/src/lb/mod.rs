@@ -38,7 +38,9 @@ pub use names::{merge_elb_tags, validate_elb_name, validate_elb_port, validate_e
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ElbTag {
+    /// The tag's key.
     pub key: String,
+    /// The tag's value (absent: no value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
 }
@@ -49,8 +51,11 @@ pub const MAX_ELB_TAGS: usize = 50;
 /// An application load balancer. Every listener binds on the server's load-balancer host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadBalancer {
+    /// The load balancer's ARN.
     pub arn: String,
+    /// The load balancer's name (unique in the region).
     pub name: String,
+    /// The DNS name clients reach it by.
     pub dns_name: String,
     /// `internet-facing` or `internal`.
     pub scheme: String,
@@ -58,13 +63,18 @@ pub struct LoadBalancer {
     pub lb_type: String,
     /// `ipv4` or `dualstack`.
     pub ip_address_type: String,
+    /// Subnets given at creation, echoed back.
     #[serde(default)]
     pub subnets: Vec<String>,
+    /// Security groups given at creation, echoed back.
     #[serde(default)]
     pub security_groups: Vec<String>,
+    /// The VPC, echoed back.
     #[serde(default)]
     pub vpc_id: Option<String>,
+    /// When it was created, in epoch seconds.
     pub created_at: f64,
+    /// Its tags.
     #[serde(default)]
     pub tags: Vec<ElbTag>,
 }
@@ -72,14 +82,21 @@ pub struct LoadBalancer {
 /// How a target group checks its targets' health.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetHealthCheck {
+    /// Whether targets are checked at all.
     pub enabled: bool,
+    /// `HTTP` (the only protocol berth checks with).
     pub protocol: String,
     /// A port number, or `traffic-port` (the target's own port).
     pub port: String,
+    /// The HTTP path requested.
     pub path: String,
+    /// Seconds between checks of one target (5 to 300).
     pub interval_secs: u32,
+    /// Seconds a check may take before it counts as failed (2 to 120, less than the interval).
     pub timeout_secs: u32,
+    /// Consecutive successes before an unhealthy target is healthy (2 to 10).
     pub healthy_threshold: u32,
+    /// Consecutive failures before a healthy target is unhealthy (2 to 10).
     pub unhealthy_threshold: u32,
     /// HTTP codes counted as healthy: `200`, `200,202`, `200-299`.
     pub matcher: String,
@@ -103,6 +120,7 @@ impl Default for TargetHealthCheck {
 }
 
 impl TargetHealthCheck {
+    /// Checks the settings against ELB's bounds (and berth's: HTTP only).
     pub fn validate(&self) -> Result<(), ApiError> {
         if !(5..=300).contains(&self.interval_secs) {
             return Err(validation(
@@ -183,36 +201,53 @@ fn parse_port(s: &str) -> Option<u16> {
 /// How a target group picks a target for a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LbAlgorithm {
+    /// Each target in turn (`round_robin`).
     RoundRobin,
+    /// The target with the fewest requests in flight (`least_outstanding_requests`).
     LeastOutstandingRequests,
 }
 
+/// The attribute: seconds a deregistered target keeps its in-flight requests (0 to 3600).
 pub const ATTR_DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
+/// The attribute: `round_robin` or `least_outstanding_requests`.
 pub const ATTR_ALGORITHM: &str = "load_balancing.algorithm.type";
+/// The attribute: whether a client sticks to one target (by cookie).
 pub const ATTR_STICKINESS_ENABLED: &str = "stickiness.enabled";
+/// The attribute: how stickiness works (`lb_cookie` only).
 pub const ATTR_STICKINESS_TYPE: &str = "stickiness.type";
+/// The attribute: how long the stickiness cookie lasts, in seconds.
 pub const ATTR_STICKINESS_DURATION: &str = "stickiness.lb_cookie.duration_seconds";
+/// The attribute: seconds over which a new target's share of requests ramps up (0: none).
 pub const ATTR_SLOW_START: &str = "slow_start.duration_seconds";
 
 /// A target group: where listeners and rules forward, and the targets registered in it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetGroup {
+    /// The target group's ARN.
     pub arn: String,
+    /// The target group's name (unique in the region).
     pub name: String,
     /// `HTTP`.
     pub protocol: String,
+    /// `HTTP1`, `HTTP2` or `GRPC`, echoed back.
     #[serde(default)]
     pub protocol_version: Option<String>,
+    /// The port targets receive traffic on unless they are registered with their own.
     pub port: u16,
+    /// The VPC, echoed back.
     #[serde(default)]
     pub vpc_id: Option<String>,
     /// `instance` or `ip`.
     pub target_type: String,
+    /// `ipv4` or `ipv6`, echoed back.
     pub ip_address_type: String,
+    /// How targets' health is checked.
     pub health_check: TargetHealthCheck,
     /// Every attribute, defaults included (see [`TargetGroup::default_attributes`]).
     pub attributes: BTreeMap<String, String>,
+    /// When it was created, in epoch seconds.
     pub created_at: f64,
+    /// Its tags.
     #[serde(default)]
     pub tags: Vec<ElbTag>,
 }
@@ -277,6 +312,7 @@ impl TargetGroup {
             .unwrap_or(300)
     }
 
+    /// How a target is picked for a request (the `load_balancing.algorithm.type` attribute).
     pub fn algorithm(&self) -> LbAlgorithm {
         match self.attributes.get(ATTR_ALGORITHM).map(String::as_str) {
             Some("least_outstanding_requests") => LbAlgorithm::LeastOutstandingRequests,
@@ -284,6 +320,7 @@ impl TargetGroup {
         }
     }
 
+    /// Whether clients stick to one target (the `stickiness.enabled` attribute).
     pub fn stickiness_enabled(&self) -> bool {
         self.attributes
             .get(ATTR_STICKINESS_ENABLED)
@@ -299,15 +336,21 @@ impl TargetGroup {
 /// A listener: a port on the load-balancer host, and what to do with requests no rule matches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Listener {
+    /// The listener's ARN.
     pub arn: String,
+    /// The ARN of its load balancer.
     pub load_balancer_arn: String,
+    /// The port it binds on the load-balancer host (unique: one listener per port).
     pub port: u16,
     /// `HTTP`.
     pub protocol: String,
+    /// What requests that no rule matches get.
     pub default_actions: Vec<ElbAction>,
     /// The ARN DescribeRules shows for the listener's default rule.
     pub default_rule_arn: String,
+    /// When it was created, in epoch seconds.
     pub created_at: f64,
+    /// Its tags.
     #[serde(default)]
     pub tags: Vec<ElbTag>,
 }
@@ -315,20 +358,29 @@ pub struct Listener {
 /// A listener rule: when every condition matches, the actions apply. Lower priority first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListenerRule {
+    /// The rule's ARN.
     pub arn: String,
+    /// The ARN of its listener.
     pub listener_arn: String,
+    /// Its priority, unique within the listener (lower is evaluated first).
     pub priority: u32,
+    /// What a request must match; all must hold.
     pub conditions: Vec<RuleCondition>,
+    /// What happens to a matching request.
     pub actions: Vec<ElbAction>,
+    /// When it was created, in epoch seconds.
     pub created_at: f64,
+    /// Its tags.
     #[serde(default)]
     pub tags: Vec<ElbTag>,
 }
 
 /// Rule priorities ELB accepts.
 pub const MIN_RULE_PRIORITY: u32 = 1;
+/// The highest rule priority (the lowest precedence).
 pub const MAX_RULE_PRIORITY: u32 = 50_000;
 
+/// Checks a rule priority ([`MIN_RULE_PRIORITY`] to [`MAX_RULE_PRIORITY`]).
 pub fn validate_priority(p: i64) -> Result<u32, ApiError> {
     if (i64::from(MIN_RULE_PRIORITY)..=i64::from(MAX_RULE_PRIORITY)).contains(&p) {
         Ok(p as u32)
@@ -342,13 +394,16 @@ pub fn validate_priority(p: i64) -> Result<u32, ApiError> {
 /// A target registered in a target group (one per id and port).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetRegistration {
+    /// The ARN of the target group.
     pub target_group_arn: String,
     /// An instance id or an IP address, as the group's target type says.
     pub id: String,
     /// The request's port, or the target group's.
     pub port: u16,
+    /// The target's Availability Zone, if given.
     #[serde(default)]
     pub availability_zone: Option<String>,
+    /// When it was registered, in epoch seconds.
     pub registered_at: f64,
     /// Who registered it: an ECS task ARN when ECS did; `None` when a user did.
     #[serde(default)]
@@ -365,17 +420,21 @@ fn validation(m: impl Into<String>) -> ApiError {
 /// One target's health as the data plane sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetHealthEntry {
+    /// The target's id (instance id or IP address).
     pub id: String,
+    /// The target's port.
     pub port: u16,
     /// `initial`, `healthy`, `unhealthy`, `unused`, `draining` or `unavailable`.
     pub state: String,
     /// An ELB reason code such as `Target.FailedHealthChecks`.
     pub reason: Option<String>,
+    /// Text about the state, for people.
     pub description: Option<String>,
 }
 
 /// Where DescribeTargetHealth reads health from (the data plane, or a fake in tests).
 pub trait TargetHealthSource: Send + Sync {
+    /// The health of every target registered in a target group.
     fn target_health(&self, target_group_arn: &str) -> Vec<TargetHealthEntry>;
 }
 

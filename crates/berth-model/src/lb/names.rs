@@ -25,6 +25,7 @@ pub fn validate_elb_name(kind: &str, name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Checks a listener or target port (1 to 65535) and returns it as a `u16`.
 pub fn validate_elb_port(port: i64) -> Result<u16, ApiError> {
     u16::try_from(port)
         .ok()
@@ -32,6 +33,8 @@ pub fn validate_elb_port(port: i64) -> Result<u16, ApiError> {
         .ok_or_else(|| validation(format!("Port {port} is not between 1 and 65535")))
 }
 
+/// Checks ELBv2 tags: keys of 1 to 128 characters not starting with `aws:`, each key once,
+/// values of at most 256, and at most `MAX_ELB_TAGS` of them.
 pub fn validate_elb_tags(tags: &[ElbTag]) -> Result<(), ApiError> {
     let mut seen = std::collections::HashSet::new();
     for t in tags {

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::{page, page_json};
 use crate::Ctx;
 
+/// The request of `DescribeScalingActivities`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DescribeRequest {
@@ -22,6 +23,8 @@ pub struct DescribeRequest {
     include_not_scaled_activities: Option<bool>,
 }
 
+/// Application Auto Scaling `DescribeScalingActivities`: the recorded scaling activities, newest
+/// first.
 pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     berth_model::autoscaling::validate_ecs_target(
         &req.service_namespace,

@@ -14,6 +14,7 @@ use crate::{store_err, to_bytes, Ctx};
 /// CloudWatch allows five actions per alarm state.
 const MAX_ACTIONS: usize = 5;
 
+/// The request of `PutMetricAlarm`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PutRequest {
@@ -31,6 +32,7 @@ pub struct PutRequest {
     alarm_actions: Vec<String>,
 }
 
+/// `PutMetricAlarm`: creates or replaces an alarm (its state is kept across a replace).
 pub async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
     let key = keys::aas_alarm(&req.alarm_name);
     let mut alarm = MetricAlarm {
@@ -92,12 +94,14 @@ pub async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
     Err(concurrent())
 }
 
+/// The request of `DescribeAlarms`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DescribeRequest {
     alarm_names: Option<Vec<String>>,
 }
 
+/// `DescribeAlarms`: the alarms, with their current state.
 pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     let all = ctx
         .store()
@@ -116,12 +120,14 @@ pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError
     Ok(json!({ "MetricAlarms": alarms }))
 }
 
+/// The request of `DeleteAlarms`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DeleteRequest {
     alarm_names: Vec<String>,
 }
 
+/// `DeleteAlarms`: deletes the named alarms.
 pub async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
     let mut txn = Txn::new();
     for name in &req.alarm_names {

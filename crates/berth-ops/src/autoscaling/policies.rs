@@ -17,6 +17,7 @@ use crate::{store_err, to_bytes, Ctx};
 /// Scaling policies per scalable target.
 const MAX_POLICIES: usize = 50;
 
+/// The request of `PutScalingPolicy`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PutRequest {
@@ -120,6 +121,8 @@ fn alarm_ref(ctx: &Ctx, name: String) -> AlarmRef {
     }
 }
 
+/// Application Auto Scaling `PutScalingPolicy`: creates or replaces a target tracking or step
+/// scaling policy.
 pub async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
     check_target(
         &req.service_namespace,
@@ -213,6 +216,7 @@ pub async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
     Err(concurrent())
 }
 
+/// The request of `DescribeScalingPolicies`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DescribeRequest {
@@ -244,6 +248,7 @@ pub async fn alarms_by_policy(ctx: &Ctx) -> Result<HashMap<String, Vec<AlarmRef>
     Ok(out)
 }
 
+/// Application Auto Scaling `DescribeScalingPolicies`.
 pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     berth_model::autoscaling::validate_ecs_target(
         &req.service_namespace,
@@ -279,6 +284,7 @@ pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError
     Ok(page_json("ScalingPolicies", items, next))
 }
 
+/// The request of `DeleteScalingPolicy`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DeleteRequest {
@@ -288,6 +294,7 @@ pub struct DeleteRequest {
     scalable_dimension: String,
 }
 
+/// Application Auto Scaling `DeleteScalingPolicy`.
 pub async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
     check_target(
         &req.service_namespace,

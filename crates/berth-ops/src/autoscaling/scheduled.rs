@@ -12,6 +12,7 @@ use crate::{store_err, to_bytes, Ctx};
 /// Scheduled actions per scalable target.
 const MAX_SCHEDULED: usize = 200;
 
+/// The request of `PutScheduledAction`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PutRequest {
@@ -77,6 +78,7 @@ fn validate_action(a: &ScalableTargetAction) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Application Auto Scaling `PutScheduledAction`: creates or updates a scheduled action.
 pub async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
     check_target(
         &req.service_namespace,
@@ -182,6 +184,7 @@ pub async fn put(ctx: &Ctx, req: PutRequest) -> Result<Value, ApiError> {
     Err(concurrent())
 }
 
+/// The request of `DescribeScheduledActions`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DescribeRequest {
@@ -194,6 +197,7 @@ pub struct DescribeRequest {
     next_token: Option<String>,
 }
 
+/// Application Auto Scaling `DescribeScheduledActions`.
 pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     berth_model::autoscaling::validate_ecs_target(
         &req.service_namespace,
@@ -226,6 +230,7 @@ pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError
     Ok(page_json("ScheduledActions", items, next))
 }
 
+/// The request of `DeleteScheduledAction`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DeleteRequest {
@@ -235,6 +240,7 @@ pub struct DeleteRequest {
     scalable_dimension: String,
 }
 
+/// Application Auto Scaling `DeleteScheduledAction`.
 pub async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
     check_target(
         &req.service_namespace,

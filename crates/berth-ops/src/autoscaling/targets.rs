@@ -27,6 +27,7 @@ pub(super) struct SuspendedStateIn {
     scheduled_scaling_suspended: Option<bool>,
 }
 
+/// The request of `RegisterScalableTarget`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RegisterRequest {
@@ -71,6 +72,8 @@ fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Application Auto Scaling `RegisterScalableTarget`: registers a target, or updates the one
+/// registered.
 pub async fn register(ctx: &Ctx, req: RegisterRequest) -> Result<Value, ApiError> {
     check_target(
         &req.service_namespace,
@@ -185,6 +188,7 @@ pub async fn register(ctx: &Ctx, req: RegisterRequest) -> Result<Value, ApiError
     Err(concurrent())
 }
 
+/// The request of `DescribeScalableTargets`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DescribeRequest {
@@ -196,6 +200,7 @@ pub struct DescribeRequest {
     next_token: Option<String>,
 }
 
+/// Application Auto Scaling `DescribeScalableTargets`.
 pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     berth_model::autoscaling::validate_ecs_target(
         &req.service_namespace,
@@ -223,6 +228,7 @@ pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError
     Ok(page_json("ScalableTargets", items, next))
 }
 
+/// The request of `DeregisterScalableTarget`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DeregisterRequest {
@@ -278,6 +284,7 @@ async fn target_by_arn(ctx: &Ctx, arn: &str) -> Result<ScalableTarget, ApiError>
         })
 }
 
+/// The request of `TagResource`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct TagRequest {
@@ -286,6 +293,7 @@ pub struct TagRequest {
     tags: BTreeMap<String, String>,
 }
 
+/// The request of `UntagResource`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct UntagRequest {
@@ -294,6 +302,7 @@ pub struct UntagRequest {
     tag_keys: Vec<String>,
 }
 
+/// The request of `ListTagsForResource`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ListTagsRequest {
@@ -329,6 +338,7 @@ async fn edit_tags(
     Err(concurrent())
 }
 
+/// Application Auto Scaling `TagResource` (on a scalable target).
 pub async fn tag(ctx: &Ctx, req: TagRequest) -> Result<Value, ApiError> {
     if req.tags.is_empty() {
         return Err(validation("Tags must not be empty."));
@@ -341,6 +351,7 @@ pub async fn tag(ctx: &Ctx, req: TagRequest) -> Result<Value, ApiError> {
     .await
 }
 
+/// Application Auto Scaling `UntagResource` (on a scalable target).
 pub async fn untag(ctx: &Ctx, req: UntagRequest) -> Result<Value, ApiError> {
     edit_tags(ctx, &req.resource_arn, |t| {
         for k in &req.tag_keys {
@@ -351,6 +362,7 @@ pub async fn untag(ctx: &Ctx, req: UntagRequest) -> Result<Value, ApiError> {
     .await
 }
 
+/// Application Auto Scaling `ListTagsForResource` (of a scalable target).
 pub async fn list_tags(ctx: &Ctx, req: ListTagsRequest) -> Result<Value, ApiError> {
     let target = target_by_arn(ctx, &req.resource_arn).await?;
     let tags = ctx

@@ -99,6 +99,7 @@ fn too_contended() -> ApiError {
     ApiError::server("The cluster is being modified by too many requests at once; retry.")
 }
 
+/// The request of `CreateCluster`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateClusterRequest {
@@ -115,6 +116,7 @@ pub struct CreateClusterRequest {
     service_connect_defaults: Option<Value>,
 }
 
+/// ECS `CreateCluster`.
 pub async fn create(ctx: &Ctx, req: CreateClusterRequest) -> Result<Value, ApiError> {
     let name = req
         .cluster_name
@@ -152,6 +154,7 @@ pub async fn create(ctx: &Ctx, req: CreateClusterRequest) -> Result<Value, ApiEr
     Err(too_contended())
 }
 
+/// The request of `DescribeClusters`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeClustersRequest {
@@ -160,6 +163,7 @@ pub struct DescribeClustersRequest {
     include: Vec<String>,
 }
 
+/// ECS `DescribeClusters`.
 pub async fn describe(ctx: &Ctx, req: DescribeClustersRequest) -> Result<Value, ApiError> {
     let include = req
         .include
@@ -200,6 +204,7 @@ pub async fn describe(ctx: &Ctx, req: DescribeClustersRequest) -> Result<Value, 
     Ok(json!({ "clusters": clusters, "failures": failures }))
 }
 
+/// The request of `ListClusters`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListClustersRequest {
@@ -207,6 +212,7 @@ pub struct ListClustersRequest {
     max_results: Option<i64>,
 }
 
+/// ECS `ListClusters`.
 pub async fn list(ctx: &Ctx, req: ListClustersRequest) -> Result<Value, ApiError> {
     let all = ctx
         .store()
@@ -222,6 +228,7 @@ pub async fn list(ctx: &Ctx, req: ListClustersRequest) -> Result<Value, ApiError
     Ok(page_json("clusterArns", arns, next))
 }
 
+/// The request of `UpdateCluster`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateClusterRequest {
@@ -231,6 +238,7 @@ pub struct UpdateClusterRequest {
     service_connect_defaults: Option<Value>,
 }
 
+/// ECS `UpdateCluster`.
 pub async fn update(ctx: &Ctx, req: UpdateClusterRequest) -> Result<Value, ApiError> {
     let name = cluster_name(Some(&req.cluster))?;
     if let Some(s) = &req.settings {
@@ -256,6 +264,7 @@ pub async fn update(ctx: &Ctx, req: UpdateClusterRequest) -> Result<Value, ApiEr
     Err(too_contended())
 }
 
+/// The request of `UpdateClusterSettings`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateClusterSettingsRequest {
@@ -263,6 +272,7 @@ pub struct UpdateClusterSettingsRequest {
     settings: Vec<ClusterSetting>,
 }
 
+/// ECS `UpdateClusterSettings`.
 pub async fn update_settings(
     ctx: &Ctx,
     req: UpdateClusterSettingsRequest,
@@ -279,12 +289,15 @@ pub async fn update_settings(
     .await
 }
 
+/// The request of `DeleteCluster`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeleteClusterRequest {
     cluster: String,
 }
 
+/// ECS `DeleteCluster`: refused while the cluster has active services or registered container
+/// instances.
 pub async fn delete(ctx: &Ctx, req: DeleteClusterRequest) -> Result<Value, ApiError> {
     let name = cluster_name(Some(&req.cluster))?;
     let mut retry = berth_store::Retry::new();

@@ -96,6 +96,7 @@ pub(crate) struct CreatedAt {
     after: Option<f64>,
 }
 
+/// The request of `ListServiceDeployments`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListRequest {
@@ -108,6 +109,7 @@ pub struct ListRequest {
     max_results: Option<i64>,
 }
 
+/// ECS `ListServiceDeployments`.
 pub async fn list(ctx: &Ctx, req: ListRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     if let Some(bad) = req.status.iter().find(|s| !STATUSES.contains(&s.as_str())) {
@@ -156,12 +158,14 @@ pub async fn list(ctx: &Ctx, req: ListRequest) -> Result<Value, ApiError> {
     Ok(page_json("serviceDeployments", page, next))
 }
 
+/// The request of `DescribeServiceDeployments`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeRequest {
     service_deployment_arns: Vec<String>,
 }
 
+/// ECS `DescribeServiceDeployments`.
 pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     if req.service_deployment_arns.is_empty() || req.service_deployment_arns.len() > MAX_DESCRIBE {
         return Err(ApiError::invalid(format!(

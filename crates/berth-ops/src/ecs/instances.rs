@@ -171,6 +171,7 @@ pub(crate) async fn register_instance(
     ))
 }
 
+/// The request of `RegisterContainerInstance`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterRequest {
@@ -187,6 +188,7 @@ pub struct RegisterRequest {
     instance_identity_document: Option<String>,
 }
 
+/// ECS `RegisterContainerInstance`.
 pub async fn register(ctx: &Ctx, req: RegisterRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     let ec2 = req
@@ -219,6 +221,7 @@ pub async fn register(ctx: &Ctx, req: RegisterRequest) -> Result<Value, ApiError
     Ok(json!({ "containerInstance": wire(ctx, &inst, &usage, true) }))
 }
 
+/// The request of `DeregisterContainerInstance`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeregisterRequest {
@@ -228,6 +231,7 @@ pub struct DeregisterRequest {
     force: Option<bool>,
 }
 
+/// ECS `DeregisterContainerInstance`.
 pub async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     load_active(ctx, &cluster).await?;
@@ -284,6 +288,7 @@ pub async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Value, ApiE
     ))
 }
 
+/// The request of `DescribeContainerInstances`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeRequest {
@@ -293,6 +298,7 @@ pub struct DescribeRequest {
     include: Vec<String>,
 }
 
+/// ECS `DescribeContainerInstances`.
 pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     load_active(ctx, &cluster).await?;
@@ -321,6 +327,7 @@ pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError
     Ok(json!({ "containerInstances": out, "failures": failures }))
 }
 
+/// The request of `ListContainerInstances`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListRequest {
@@ -331,6 +338,7 @@ pub struct ListRequest {
     max_results: Option<i64>,
 }
 
+/// ECS `ListContainerInstances`.
 pub async fn list(ctx: &Ctx, req: ListRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     load_active(ctx, &cluster).await?;
@@ -373,6 +381,7 @@ pub async fn list(ctx: &Ctx, req: ListRequest) -> Result<Value, ApiError> {
     Ok(page_json("containerInstanceArns", arns, next))
 }
 
+/// The request of `UpdateContainerInstancesState`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateStateRequest {
@@ -381,6 +390,7 @@ pub struct UpdateStateRequest {
     status: String,
 }
 
+/// ECS `UpdateContainerInstancesState` (ACTIVE or DRAINING).
 pub async fn update_state(ctx: &Ctx, req: UpdateStateRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     load_active(ctx, &cluster).await?;
@@ -443,6 +453,7 @@ pub async fn update_state(ctx: &Ctx, req: UpdateStateRequest) -> Result<Value, A
     Ok(json!({ "containerInstances": out, "failures": failures }))
 }
 
+/// The request of `PutAttributes` and `DeleteAttributes`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AttributesRequest {
@@ -531,14 +542,17 @@ async fn change_attributes(
     Ok(json!({ "attributes": req.attributes }))
 }
 
+/// ECS `PutAttributes` (on container instances).
 pub async fn put_attributes(ctx: &Ctx, req: AttributesRequest) -> Result<Value, ApiError> {
     change_attributes(ctx, req, true).await
 }
 
+/// ECS `DeleteAttributes` (from container instances).
 pub async fn delete_attributes(ctx: &Ctx, req: AttributesRequest) -> Result<Value, ApiError> {
     change_attributes(ctx, req, false).await
 }
 
+/// The request of `ListAttributes`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListAttributesRequest {
@@ -550,6 +564,7 @@ pub struct ListAttributesRequest {
     max_results: Option<i64>,
 }
 
+/// ECS `ListAttributes`.
 pub async fn list_attributes(ctx: &Ctx, req: ListAttributesRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     load_active(ctx, &cluster).await?;

@@ -16,6 +16,7 @@ use crate::{store_err, Ctx};
 /// The longest window served: what the one-minute ring keeps.
 const MAX_MINUTES: u32 = 60;
 
+/// The request of `GetServiceMetrics`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Request {
@@ -25,6 +26,7 @@ pub struct Request {
     minutes: Option<u32>,
 }
 
+/// berth's `GetServiceMetrics`: a service's recent series, at most the last hour.
 pub async fn get(ctx: &Ctx, req: Request) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     let minutes = req.minutes.unwrap_or(15);

@@ -254,6 +254,7 @@ async fn save_guarded(ctx: &Ctx, svc: &Service, rev: u64, txn: Txn) -> Result<bo
     ))
 }
 
+/// The request of `CreateService`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateServiceRequest {
@@ -289,6 +290,7 @@ fn grace(v: Option<i64>) -> Result<Option<u32>, ApiError> {
     }
 }
 
+/// ECS `CreateService`.
 pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     validate_name("Service name", &req.service_name)?;
@@ -405,6 +407,7 @@ pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiEr
     Err(ApiError::server("The cluster changed concurrently; retry."))
 }
 
+/// The request of `UpdateService`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateServiceRequest {
@@ -537,6 +540,7 @@ fn apply_update(
     Ok(())
 }
 
+/// ECS `UpdateService`.
 pub async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     let name = service_name(&req.service)?;
@@ -581,6 +585,7 @@ pub async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value, ApiEr
     Err(ApiError::server("Service changed concurrently; retry."))
 }
 
+/// The request of `DeleteService`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeleteServiceRequest {
@@ -589,6 +594,7 @@ pub struct DeleteServiceRequest {
     force: Option<bool>,
 }
 
+/// ECS `DeleteService`: a REPLICA service still asking for tasks is only deleted with `force`.
 pub async fn delete(ctx: &Ctx, req: DeleteServiceRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     let name = service_name(&req.service)?;
@@ -620,6 +626,7 @@ pub async fn delete(ctx: &Ctx, req: DeleteServiceRequest) -> Result<Value, ApiEr
     Err(ApiError::server("Service changed concurrently; retry."))
 }
 
+/// The request of `DescribeServices`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeServicesRequest {
@@ -629,6 +636,7 @@ pub struct DescribeServicesRequest {
     include: Vec<String>,
 }
 
+/// ECS `DescribeServices`.
 pub async fn describe(ctx: &Ctx, req: DescribeServicesRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     if req.services.is_empty() || req.services.len() > 10 {
@@ -652,6 +660,7 @@ pub async fn describe(ctx: &Ctx, req: DescribeServicesRequest) -> Result<Value, 
     Ok(json!({ "services": out, "failures": failures }))
 }
 
+/// The request of `ListServices`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListServicesRequest {
@@ -662,6 +671,7 @@ pub struct ListServicesRequest {
     max_results: Option<i64>,
 }
 
+/// ECS `ListServices`.
 pub async fn list(ctx: &Ctx, req: ListServicesRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     load_active(ctx, &cluster).await?;

@@ -173,6 +173,7 @@ async fn record(
     Ok(Some((kv.value, kv.mod_revision)))
 }
 
+/// The request of `TagResource`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TagResourceRequest {
@@ -180,12 +181,14 @@ pub struct TagResourceRequest {
     tags: Vec<Tag>,
 }
 
+/// ECS `TagResource`.
 pub async fn tag(ctx: &Ctx, req: TagResourceRequest) -> Result<Value, ApiError> {
     validate_tags(&req.tags)?;
     modify(ctx, &req.resource_arn, |tags| merge_tags(tags, &req.tags)).await?;
     Ok(json!({}))
 }
 
+/// The request of `UntagResource`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UntagResourceRequest {
@@ -193,6 +196,7 @@ pub struct UntagResourceRequest {
     tag_keys: Vec<String>,
 }
 
+/// ECS `UntagResource`.
 pub async fn untag(ctx: &Ctx, req: UntagResourceRequest) -> Result<Value, ApiError> {
     validate_tag_keys(&req.tag_keys)?;
     modify(ctx, &req.resource_arn, |tags| {
@@ -203,12 +207,14 @@ pub async fn untag(ctx: &Ctx, req: UntagResourceRequest) -> Result<Value, ApiErr
     Ok(json!({}))
 }
 
+/// The request of `ListTagsForResource`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListTagsRequest {
     resource_arn: String,
 }
 
+/// ECS `ListTagsForResource`.
 pub async fn list(ctx: &Ctx, req: ListTagsRequest) -> Result<Value, ApiError> {
     // ListTagsForResource has no ResourceNotFoundException in ECS's model: a missing
     // resource is an invalid parameter there.

@@ -172,6 +172,7 @@ fn arn(ctx: &Ctx, td: &TaskDefinition) -> String {
     )
 }
 
+/// ECS `RegisterTaskDefinition`; it takes the raw body, which is size-checked before it is parsed.
 pub async fn register(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     if body.len() > MAX_TASKDEF_BYTES {
         return Err(ApiError::client(format!(
@@ -244,6 +245,7 @@ async fn resolve(ctx: &Ctx, r: &TaskDefRef) -> Result<Option<(TaskDefinition, u6
     }
 }
 
+/// The request of `DescribeTaskDefinition`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeTaskDefinitionRequest {
@@ -252,6 +254,7 @@ pub struct DescribeTaskDefinitionRequest {
     include: Vec<String>,
 }
 
+/// ECS `DescribeTaskDefinition`.
 pub async fn describe(ctx: &Ctx, req: DescribeTaskDefinitionRequest) -> Result<Value, ApiError> {
     let with_tags = match req.include.as_slice() {
         [] => false,
@@ -269,6 +272,7 @@ pub async fn describe(ctx: &Ctx, req: DescribeTaskDefinitionRequest) -> Result<V
     Ok(out)
 }
 
+/// The request of `ListTaskDefinitions`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListTaskDefinitionsRequest {
@@ -279,6 +283,7 @@ pub struct ListTaskDefinitionsRequest {
     max_results: Option<i64>,
 }
 
+/// ECS `ListTaskDefinitions`.
 pub async fn list(ctx: &Ctx, req: ListTaskDefinitionsRequest) -> Result<Value, ApiError> {
     let status = TaskDefinitionStatus::parse(req.status.as_deref().unwrap_or("ACTIVE"))?;
     let desc = match req.sort.as_deref() {
@@ -323,6 +328,7 @@ fn list_sort_key(td: &TaskDefinition) -> String {
     format!("{} {:010}", td.family, td.revision)
 }
 
+/// The request of `ListTaskDefinitionFamilies`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListFamiliesRequest {
@@ -332,6 +338,7 @@ pub struct ListFamiliesRequest {
     max_results: Option<i64>,
 }
 
+/// ECS `ListTaskDefinitionFamilies`.
 pub async fn list_families(ctx: &Ctx, req: ListFamiliesRequest) -> Result<Value, ApiError> {
     let want = req.status.as_deref().unwrap_or("ALL");
     if !matches!(want, "ACTIVE" | "INACTIVE" | "ALL") {
@@ -391,12 +398,14 @@ async fn save(ctx: &Ctx, td: &TaskDefinition, rev: u64) -> Result<bool, ApiError
     ))
 }
 
+/// The request of `DeregisterTaskDefinition`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeregisterRequest {
     task_definition: String,
 }
 
+/// ECS `DeregisterTaskDefinition`.
 pub async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Value, ApiError> {
     let (family, revision) = exact(&req.task_definition)?;
     let r = TaskDefRef {
@@ -422,12 +431,14 @@ pub async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Value, ApiE
     ))
 }
 
+/// The request of `DeleteTaskDefinitions`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeleteRequest {
     task_definitions: Vec<String>,
 }
 
+/// ECS `DeleteTaskDefinitions` (1 to 10 at once; each one that cannot be deleted is a failure).
 pub async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
     if req.task_definitions.is_empty() || req.task_definitions.len() > 10 {
         return Err(ApiError::invalid(

@@ -134,6 +134,7 @@ fn launch_answer(ctx: &Ctx, out: berth_control::LaunchOutcome) -> Value {
     json!({ "tasks": tasks, "failures": failures })
 }
 
+/// The request of `RunTask`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunTaskRequest {
@@ -154,6 +155,7 @@ pub struct RunTaskRequest {
     client_token: Option<String>,
 }
 
+/// ECS `RunTask`.
 pub async fn run(ctx: &Ctx, req: RunTaskRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     let count = req.count.unwrap_or(1);
@@ -187,6 +189,7 @@ pub async fn run(ctx: &Ctx, req: RunTaskRequest) -> Result<Value, ApiError> {
     Ok(launch_answer(ctx, out))
 }
 
+/// The request of `StartTask`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StartTaskRequest {
@@ -201,6 +204,7 @@ pub struct StartTaskRequest {
     tags: Vec<Tag>,
 }
 
+/// ECS `StartTask`.
 pub async fn start(ctx: &Ctx, req: StartTaskRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     if req.container_instances.is_empty() || req.container_instances.len() > 10 {
@@ -237,6 +241,7 @@ pub async fn start(ctx: &Ctx, req: StartTaskRequest) -> Result<Value, ApiError> 
     Ok(launch_answer(ctx, out))
 }
 
+/// The request of `StopTask`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StopTaskRequest {
@@ -245,6 +250,7 @@ pub struct StopTaskRequest {
     reason: Option<String>,
 }
 
+/// ECS `StopTask`.
 pub async fn stop(ctx: &Ctx, req: StopTaskRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     let id = task_id(&req.task)?;
@@ -265,6 +271,7 @@ pub async fn stop(ctx: &Ctx, req: StopTaskRequest) -> Result<Value, ApiError> {
     Ok(json!({ "task": task_wire(ctx, &t, false) }))
 }
 
+/// The request of `DescribeTasks`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeTasksRequest {
@@ -274,6 +281,7 @@ pub struct DescribeTasksRequest {
     include: Vec<String>,
 }
 
+/// ECS `DescribeTasks`.
 pub async fn describe(ctx: &Ctx, req: DescribeTasksRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     if req.tasks.is_empty() || req.tasks.len() > 100 {
@@ -302,6 +310,7 @@ pub async fn describe(ctx: &Ctx, req: DescribeTasksRequest) -> Result<Value, Api
     Ok(json!({ "tasks": out, "failures": failures }))
 }
 
+/// The request of `ListTasks`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListTasksRequest {
@@ -316,6 +325,7 @@ pub struct ListTasksRequest {
     max_results: Option<i64>,
 }
 
+/// ECS `ListTasks`.
 pub async fn list(ctx: &Ctx, req: ListTasksRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     load_active(ctx, &cluster).await?;
@@ -345,6 +355,7 @@ pub async fn list(ctx: &Ctx, req: ListTasksRequest) -> Result<Value, ApiError> {
     Ok(page_json("taskArns", arns, next))
 }
 
+/// The request of `GetTaskLogsEndpoint`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogsEndpointRequest {

@@ -97,6 +97,7 @@ fn duplicate(port: u16) -> ApiError {
     )
 }
 
+/// The request of `CreateListener`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CreateRequest {
@@ -110,6 +111,7 @@ pub struct CreateRequest {
     tags: Vec<ElbTag>,
 }
 
+/// ELBv2 `CreateListener`.
 pub async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
     let lb_arn = req
         .load_balancer_arn
@@ -176,6 +178,7 @@ pub async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
     Err(too_contended())
 }
 
+/// The request of `DescribeListeners`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DescribeRequest {
@@ -187,6 +190,7 @@ pub struct DescribeRequest {
     page_size: Option<u32>,
 }
 
+/// ELBv2 `DescribeListeners`.
 pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     let mut found: Vec<(String, Listener)> = Vec::new();
     match (&req.load_balancer_arn, req.listener_arns.is_empty()) {
@@ -223,6 +227,7 @@ pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError
     ))
 }
 
+/// The request of `ModifyListener`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ModifyRequest {
@@ -234,6 +239,7 @@ pub struct ModifyRequest {
     default_actions: Vec<ElbAction>,
 }
 
+/// ELBv2 `ModifyListener`.
 pub async fn modify(ctx: &Ctx, req: ModifyRequest) -> Result<Value, ApiError> {
     let arn = req
         .listener_arn
@@ -281,12 +287,14 @@ pub async fn modify(ctx: &Ctx, req: ModifyRequest) -> Result<Value, ApiError> {
     Err(too_contended())
 }
 
+/// The request of `DeleteListener`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DeleteRequest {
     listener_arn: Option<String>,
 }
 
+/// ELBv2 `DeleteListener`.
 pub async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
     let arn = req
         .listener_arn

@@ -57,6 +57,7 @@ pub(crate) struct SubnetMapping {
     subnet_id: Option<String>,
 }
 
+/// The request of `CreateLoadBalancer`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CreateRequest {
@@ -75,6 +76,7 @@ pub struct CreateRequest {
     ip_address_type: Option<String>,
 }
 
+/// ELBv2 `CreateLoadBalancer`.
 pub async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
     let name = req.name.ok_or_else(|| invalid("Name is required"))?;
     validate_elb_name("Load balancer", &name)?;
@@ -144,6 +146,7 @@ pub async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
     Err(too_contended())
 }
 
+/// The request of `DescribeLoadBalancers`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DescribeRequest {
@@ -156,6 +159,7 @@ pub struct DescribeRequest {
     page_size: Option<u32>,
 }
 
+/// ELBv2 `DescribeLoadBalancers`.
 pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     if !req.load_balancer_arns.is_empty() && !req.names.is_empty() {
         return Err(invalid(
@@ -207,12 +211,14 @@ pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError
     Ok(page_result("LoadBalancers", items, next))
 }
 
+/// The request of `DeleteLoadBalancer`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DeleteRequest {
     load_balancer_arn: Option<String>,
 }
 
+/// ELBv2 `DeleteLoadBalancer`.
 pub async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
     let arn = req
         .load_balancer_arn

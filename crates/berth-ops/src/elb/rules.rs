@@ -97,6 +97,7 @@ fn default_wire(l: &Listener) -> Value {
     })
 }
 
+/// The request of `CreateRule`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CreateRequest {
@@ -111,6 +112,7 @@ pub struct CreateRequest {
     tags: Vec<ElbTag>,
 }
 
+/// ELBv2 `CreateRule`.
 pub async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
     let l_arn = req
         .listener_arn
@@ -180,6 +182,7 @@ pub async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
     Err(too_contended())
 }
 
+/// The request of `DescribeRules`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DescribeRequest {
@@ -199,6 +202,7 @@ fn order_key(p: Option<u32>, arn: &str) -> String {
     }
 }
 
+/// ELBv2 `DescribeRules`.
 pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     let mut found: Vec<(String, Value)> = Vec::new();
     match (&req.listener_arn, req.rule_arns.is_empty()) {
@@ -230,6 +234,7 @@ pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError
     Ok(page_result("Rules", rules, next))
 }
 
+/// The request of `ModifyRule`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ModifyRequest {
@@ -240,6 +245,7 @@ pub struct ModifyRequest {
     actions: Vec<ElbAction>,
 }
 
+/// ELBv2 `ModifyRule`.
 pub async fn modify(ctx: &Ctx, req: ModifyRequest) -> Result<Value, ApiError> {
     let arn = req.rule_arn.ok_or_else(|| invalid("RuleArn is required"))?;
     if !req.conditions.is_empty() {
@@ -282,6 +288,7 @@ pub(crate) struct PriorityPair {
     priority: Option<i64>,
 }
 
+/// The request of `SetRulePriorities`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SetPrioritiesRequest {
@@ -306,6 +313,7 @@ pub(crate) fn clashing_priority(
     None
 }
 
+/// ELBv2 `SetRulePriorities`.
 pub async fn set_priorities(ctx: &Ctx, req: SetPrioritiesRequest) -> Result<Value, ApiError> {
     if req.rule_priorities.is_empty() {
         return Err(invalid("RulePriorities is required"));
@@ -383,12 +391,14 @@ pub async fn set_priorities(ctx: &Ctx, req: SetPrioritiesRequest) -> Result<Valu
     Err(too_contended())
 }
 
+/// The request of `DeleteRule`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DeleteRequest {
     rule_arn: Option<String>,
 }
 
+/// ELBv2 `DeleteRule`.
 pub async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
     let arn = req.rule_arn.ok_or_else(|| invalid("RuleArn is required"))?;
     let mut retry = berth_store::Retry::new();

@@ -91,6 +91,7 @@ async fn update(
     Err(too_contended())
 }
 
+/// The request of `AddTags`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct AddRequest {
@@ -100,6 +101,7 @@ pub struct AddRequest {
     tags: Vec<ElbTag>,
 }
 
+/// ELBv2 `AddTags`.
 pub async fn add(ctx: &Ctx, req: AddRequest) -> Result<Value, ApiError> {
     if req.tags.is_empty() {
         return Err(invalid("Tags is required"));
@@ -118,6 +120,7 @@ pub async fn add(ctx: &Ctx, req: AddRequest) -> Result<Value, ApiError> {
     .await
 }
 
+/// The request of `RemoveTags`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RemoveRequest {
@@ -127,6 +130,7 @@ pub struct RemoveRequest {
     tag_keys: Vec<String>,
 }
 
+/// ELBv2 `RemoveTags`.
 pub async fn remove(ctx: &Ctx, req: RemoveRequest) -> Result<Value, ApiError> {
     update(ctx, &req.resource_arns, |tags| {
         tags.retain(|t| !req.tag_keys.contains(&t.key));
@@ -135,6 +139,7 @@ pub async fn remove(ctx: &Ctx, req: RemoveRequest) -> Result<Value, ApiError> {
     .await
 }
 
+/// The request of `DescribeTags`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DescribeRequest {
@@ -142,6 +147,7 @@ pub struct DescribeRequest {
     resource_arns: Vec<String>,
 }
 
+/// ELBv2 `DescribeTags`.
 pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     if req.resource_arns.is_empty() {
         return Err(invalid("ResourceArns is required"));

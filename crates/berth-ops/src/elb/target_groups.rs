@@ -160,6 +160,7 @@ impl HealthParams {
     }
 }
 
+/// The request of `CreateTargetGroup`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CreateRequest {
@@ -177,6 +178,7 @@ pub struct CreateRequest {
     health: HealthParams,
 }
 
+/// ELBv2 `CreateTargetGroup`.
 pub async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
     let name = req.name.ok_or_else(|| invalid("Name is required"))?;
     validate_elb_name("Target group", &name)?;
@@ -261,6 +263,7 @@ pub async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
     Err(too_contended())
 }
 
+/// The request of `DescribeTargetGroups`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DescribeRequest {
@@ -274,6 +277,7 @@ pub struct DescribeRequest {
     page_size: Option<u32>,
 }
 
+/// ELBv2 `DescribeTargetGroups`.
 pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
     let given = [
         req.load_balancer_arn.is_some(),
@@ -359,6 +363,7 @@ async fn update(
     Err(too_contended())
 }
 
+/// The request of `ModifyTargetGroup`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ModifyRequest {
@@ -367,6 +372,7 @@ pub struct ModifyRequest {
     health: serde_json::Map<String, Value>,
 }
 
+/// ELBv2 `ModifyTargetGroup`.
 pub async fn modify(ctx: &Ctx, req: ModifyRequest) -> Result<Value, ApiError> {
     let arn = req
         .target_group_arn
@@ -389,12 +395,14 @@ fn attributes_wire(attrs: &BTreeMap<String, String>) -> Value {
     json!({ "Attributes": list })
 }
 
+/// The request of `DescribeTargetGroupAttributes`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DescribeAttributesRequest {
     target_group_arn: Option<String>,
 }
 
+/// ELBv2 `DescribeTargetGroupAttributes`.
 pub async fn describe_attributes(
     ctx: &Ctx,
     req: DescribeAttributesRequest,
@@ -413,6 +421,7 @@ pub(crate) struct Attribute {
     value: Option<String>,
 }
 
+/// The request of `ModifyTargetGroupAttributes`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ModifyAttributesRequest {
@@ -421,6 +430,7 @@ pub struct ModifyAttributesRequest {
     attributes: Vec<Attribute>,
 }
 
+/// ELBv2 `ModifyTargetGroupAttributes`.
 pub async fn modify_attributes(ctx: &Ctx, req: ModifyAttributesRequest) -> Result<Value, ApiError> {
     let arn = req
         .target_group_arn
@@ -445,12 +455,14 @@ pub async fn modify_attributes(ctx: &Ctx, req: ModifyAttributesRequest) -> Resul
     Ok(attributes_wire(&tg.attributes))
 }
 
+/// The request of `DeleteTargetGroup`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DeleteRequest {
     target_group_arn: Option<String>,
 }
 
+/// ELBv2 `DeleteTargetGroup`.
 pub async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
     let arn = req
         .target_group_arn

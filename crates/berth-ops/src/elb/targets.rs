@@ -27,6 +27,7 @@ pub(crate) struct TargetDescription {
     availability_zone: Option<String>,
 }
 
+/// The request of `RegisterTargets` and `DeregisterTargets`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct TargetsRequest {
@@ -81,6 +82,7 @@ async fn prepare(ctx: &Ctx, req: TargetsRequest) -> Result<(String, Vec<Target>)
     Ok((arn, targets))
 }
 
+/// ELBv2 `RegisterTargets`.
 pub async fn register(ctx: &Ctx, req: TargetsRequest) -> Result<Value, ApiError> {
     if req.targets.is_empty() {
         return Err(invalid("Targets is required"));
@@ -135,6 +137,7 @@ pub async fn register(ctx: &Ctx, req: TargetsRequest) -> Result<Value, ApiError>
     Err(too_contended())
 }
 
+/// ELBv2 `DeregisterTargets`.
 pub async fn deregister(ctx: &Ctx, req: TargetsRequest) -> Result<Value, ApiError> {
     if req.targets.is_empty() {
         return Err(invalid("Targets is required"));
@@ -176,6 +179,7 @@ pub async fn deregister(ctx: &Ctx, req: TargetsRequest) -> Result<Value, ApiErro
     Err(too_contended())
 }
 
+/// The request of `DescribeTargetHealth`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct HealthRequest {
@@ -255,6 +259,7 @@ pub(crate) fn health_rows(
     out
 }
 
+/// ELBv2 `DescribeTargetHealth`.
 pub async fn describe_health(ctx: &Ctx, req: HealthRequest) -> Result<Value, ApiError> {
     let arn = req
         .target_group_arn

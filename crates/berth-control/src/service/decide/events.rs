@@ -234,9 +234,15 @@ pub enum StopReason {
     /// Its containers failed their health checks past the grace period.
     ContainerHealthChecks,
     /// Its target failed this target group's health checks past the grace period.
-    ElbHealthChecks { target_group: String },
+    ElbHealthChecks {
+        /// The ARN of the target group the task's target failed.
+        target_group: String,
+    },
     /// Scale-in, or a task of an older deployment that the new one replaces.
-    Scaling { deployment: String },
+    Scaling {
+        /// The id of the deployment that initiated it (the primary one).
+        deployment: String,
+    },
     /// Its container instance is DRAINING.
     InstanceDraining,
 }

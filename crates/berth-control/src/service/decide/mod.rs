@@ -62,18 +62,24 @@ pub struct Plan {
     pub requeue_after: Option<f64>,
 }
 
+/// A batch of tasks to launch for one deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Launch {
+    /// The deployment the tasks belong to.
     pub deployment_id: String,
+    /// How many tasks to launch.
     pub count: usize,
+    /// DAEMON services: exactly one task on each of these instances.
     pub on_instances: Option<Vec<String>>,
 }
 
 /// Everything the decision looks at.
 pub struct Input<'a> {
+    /// The service being decided on.
     pub service: &'a Service,
     /// Every task of the service's group (live and stopped).
     pub tasks: Vec<&'a Task>,
+    /// The cluster's container instances.
     pub instances: &'a [ContainerInstance],
     /// For DAEMON services: the instances the service should run on.
     pub daemon_instances: Vec<String>,
@@ -81,6 +87,7 @@ pub struct Input<'a> {
     pub health_checked: &'a dyn Fn(&Deployment) -> bool,
     /// How a task's load-balancer targets are doing (services with `loadBalancers`).
     pub lb_health: &'a dyn Fn(&Task) -> LbHealth,
+    /// The current time, in seconds since the epoch.
     pub now: f64,
     /// A new unique id (events).
     pub new_id: &'a mut dyn FnMut() -> String,

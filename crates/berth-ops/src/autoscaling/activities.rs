@@ -26,27 +26,23 @@ pub struct DescribeRequest {
 /// Application Auto Scaling `DescribeScalingActivities`: the recorded scaling activities, newest
 /// first.
 pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
-    berth_model::autoscaling::validate_ecs_target(
-        &req.service_namespace,
-        req.resource_id.as_deref(),
-        req.scalable_dimension.as_deref(),
-    )?;
+    let sel = super::Selection {
+        namespace: &req.service_namespace,
+        resource_id: req.resource_id.as_deref(),
+        dimension: req.scalable_dimension.as_deref(),
+    };
     let all = super::records::<ScalingActivity>(
         ctx,
-        req.resource_id.as_deref(),
+        sel,
         keys::aas_activities_of,
         keys::AAS_ACTIVITIES,
+        |a| &a.scalable_dimension,
     )
     .await?;
     // Sorted by start time across targets (the page key leads with it), newest first.
     let mut items: Vec<(String, ScalingActivity)> = all
         .into_iter()
-        .filter(|(_, a, _)| {
-            req.scalable_dimension
-                .as_ref()
-                .is_none_or(|d| *d == a.scalable_dimension)
-        })
-        .map(|(k, a, _)| {
+        .map(|(k, a)| {
             let micros = (a.start_time.max(0.0) * 1e6) as u64;
             (format!("{micros:020}/{k}"), a)
         })

@@ -82,16 +82,36 @@ async fn load_target(
     })
 }
 
-/// Every record of one kind under one scalable target (`of(resource_id)`), or under all of
-/// them (`all`) when the request names none: the Describe actions' common first step.
+/// What a Describe action asks for: a namespace, and optionally one resource and one scalable
+/// dimension.
+struct Selection<'a> {
+    namespace: &'a str,
+    resource_id: Option<&'a str>,
+    dimension: Option<&'a str>,
+}
+
+/// The Describe actions' common start: checks the selection, then lists the records of one
+/// kind under its resource (`of(resource_id)`), or under every target (`all`) when it names
+/// none, and keeps those of its dimension (`dimension_of`), as `(key, record)`.
 async fn records<T: serde::de::DeserializeOwned>(
     ctx: &Ctx,
-    resource_id: Option<&str>,
+    sel: Selection<'_>,
     of: fn(&str) -> String,
     all: &str,
-) -> Result<Vec<(String, T, Revision)>, ApiError> {
-    let prefix = resource_id.map_or_else(|| all.to_owned(), of);
-    ctx.store().list_json::<T>(&prefix).await.map_err(store_err)
+    dimension_of: fn(&T) -> &str,
+) -> Result<Vec<(String, T)>, ApiError> {
+    validate_ecs_target(sel.namespace, sel.resource_id, sel.dimension)?;
+    let prefix = sel.resource_id.map_or_else(|| all.to_owned(), of);
+    let listed = ctx
+        .store()
+        .list_json::<T>(&prefix)
+        .await
+        .map_err(store_err)?;
+    Ok(listed
+        .into_iter()
+        .filter(|(_, r, _)| sel.dimension.is_none_or(|d| d == dimension_of(r)))
+        .map(|(k, r, _)| (k, r))
+        .collect())
 }
 
 /// Deletes the record at `key`, or answers ObjectNotFoundException with `missing()`: the

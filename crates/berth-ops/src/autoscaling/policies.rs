@@ -250,30 +250,17 @@ pub async fn alarms_by_policy(ctx: &Ctx) -> Result<HashMap<String, Vec<AlarmRef>
 
 /// Application Auto Scaling `DescribeScalingPolicies`.
 pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
-    berth_model::autoscaling::validate_ecs_target(
-        &req.service_namespace,
-        req.resource_id.as_deref(),
-        req.scalable_dimension.as_deref(),
-    )?;
-    let all = super::records::<ScalingPolicy>(
-        ctx,
-        req.resource_id.as_deref(),
-        keys::aas_policies_of,
-        keys::AAS_POLICIES,
-    )
-    .await?;
-    let items: Vec<(String, ScalingPolicy)> = all
-        .into_iter()
-        .filter(|(_, p, _)| {
-            req.policy_names.is_empty() || req.policy_names.contains(&p.policy_name)
+    let sel = super::Selection {
+        namespace: &req.service_namespace,
+        resource_id: req.resource_id.as_deref(),
+        dimension: req.scalable_dimension.as_deref(),
+    };
+    let mut items =
+        super::records::<ScalingPolicy>(ctx, sel, keys::aas_policies_of, keys::AAS_POLICIES, |p| {
+            &p.scalable_dimension
         })
-        .filter(|(_, p, _)| {
-            req.scalable_dimension
-                .as_ref()
-                .is_none_or(|d| *d == p.scalable_dimension)
-        })
-        .map(|(k, p, _)| (k, p))
-        .collect();
+        .await?;
+    items.retain(|(_, p)| req.policy_names.is_empty() || req.policy_names.contains(&p.policy_name));
     let (mut items, next) = page(items, req.max_results, req.next_token.as_deref(), false)?;
     if items.iter().any(|p| p.policy_type == STEP_SCALING) {
         let by_policy = alarms_by_policy(ctx).await?;

@@ -199,33 +199,25 @@ pub struct DescribeRequest {
 
 /// Application Auto Scaling `DescribeScheduledActions`.
 pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
-    berth_model::autoscaling::validate_ecs_target(
-        &req.service_namespace,
-        req.resource_id.as_deref(),
-        req.scalable_dimension.as_deref(),
-    )?;
-    let all = super::records::<ScheduledAction>(
+    let sel = super::Selection {
+        namespace: &req.service_namespace,
+        resource_id: req.resource_id.as_deref(),
+        dimension: req.scalable_dimension.as_deref(),
+    };
+    let mut items = super::records::<ScheduledAction>(
         ctx,
-        req.resource_id.as_deref(),
+        sel,
         keys::aas_scheduled_of,
         keys::AAS_SCHEDULED,
+        |a| &a.scalable_dimension,
     )
     .await?;
-    let items = all
-        .into_iter()
-        .filter(|(_, a, _)| {
-            req.scheduled_action_names.is_empty()
-                || req
-                    .scheduled_action_names
-                    .contains(&a.scheduled_action_name)
-        })
-        .filter(|(_, a, _)| {
-            req.scalable_dimension
-                .as_ref()
-                .is_none_or(|d| *d == a.scalable_dimension)
-        })
-        .map(|(k, a, _)| (k, a))
-        .collect();
+    items.retain(|(_, a)| {
+        req.scheduled_action_names.is_empty()
+            || req
+                .scheduled_action_names
+                .contains(&a.scheduled_action_name)
+    });
     let (items, next) = page(items, req.max_results, req.next_token.as_deref(), false)?;
     Ok(page_json("ScheduledActions", items, next))
 }

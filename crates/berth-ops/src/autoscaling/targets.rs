@@ -202,28 +202,17 @@ pub struct DescribeRequest {
 
 /// Application Auto Scaling `DescribeScalableTargets`.
 pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError> {
-    berth_model::autoscaling::validate_ecs_target(
-        &req.service_namespace,
-        None,
-        req.scalable_dimension.as_deref(),
-    )?;
-    let all = ctx
-        .store()
-        .list_json::<ScalableTarget>(keys::AAS_TARGETS)
-        .await
-        .map_err(store_err)?;
-    let items = all
-        .into_iter()
-        .filter(|(_, t, _)| {
-            req.resource_ids.is_empty() || req.resource_ids.contains(&t.resource_id)
+    let sel = super::Selection {
+        namespace: &req.service_namespace,
+        resource_id: None,
+        dimension: req.scalable_dimension.as_deref(),
+    };
+    let mut items =
+        super::records::<ScalableTarget>(ctx, sel, keys::aas_target, keys::AAS_TARGETS, |t| {
+            &t.scalable_dimension
         })
-        .filter(|(_, t, _)| {
-            req.scalable_dimension
-                .as_ref()
-                .is_none_or(|d| *d == t.scalable_dimension)
-        })
-        .map(|(k, t, _)| (k, t))
-        .collect();
+        .await?;
+    items.retain(|(_, t)| req.resource_ids.is_empty() || req.resource_ids.contains(&t.resource_id));
     let (items, next) = page(items, req.max_results, req.next_token.as_deref(), false)?;
     Ok(page_json("ScalableTargets", items, next))
 }

@@ -174,18 +174,13 @@ pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError
     let mut found: Vec<(String, LoadBalancer)> = Vec::new();
     if !req.names.is_empty() {
         for name in &req.names {
-            let arn = ctx
-                .store()
-                .get_json::<String>(&keys::elb_lb_name(name))
-                .await
-                .map_err(store_err)?
-                .map(|(a, _)| a)
-                .ok_or_else(|| {
-                    err(
-                        ErrorCode::ElbLoadBalancerNotFound,
-                        format!("Load balancers '[{name}]' not found"),
-                    )
-                })?;
+            let arn = super::arn_by_name(ctx, &keys::elb_lb_name(name), || {
+                err(
+                    ErrorCode::ElbLoadBalancerNotFound,
+                    format!("Load balancers '[{name}]' not found"),
+                )
+            })
+            .await?;
             let (lb, _) = load(ctx, &arn).await?;
             found.push((keys::elb_load_balancer(&arn), lb));
         }

@@ -12,7 +12,7 @@ pub mod targets;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use berth_model::{ApiError, ErrorCode};
-use berth_store::{Txn, TxnResult};
+use berth_store::{StoreExt, Txn, TxnResult};
 use serde_json::Value;
 
 use crate::{store_err, Ctx};
@@ -32,6 +32,20 @@ pub(crate) fn err(code: ErrorCode, m: impl Into<String>) -> ApiError {
 
 fn too_contended() -> ApiError {
     ApiError::server("The resource is being modified by too many requests at once; retry.")
+}
+
+/// The ARN a name index (`elb/name/...`) holds, or `missing()`.
+async fn arn_by_name(
+    ctx: &Ctx,
+    index_key: &str,
+    missing: impl FnOnce() -> ApiError,
+) -> Result<String, ApiError> {
+    ctx.store()
+        .get_json::<String>(index_key)
+        .await
+        .map_err(store_err)?
+        .map(|(arn, _)| arn)
+        .ok_or_else(missing)
 }
 
 /// A fresh 16-hex-digit resource id.

@@ -310,18 +310,13 @@ pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError
         }
     } else if !req.names.is_empty() {
         for name in &req.names {
-            let arn = ctx
-                .store()
-                .get_json::<String>(&keys::elb_tg_name(name))
-                .await
-                .map_err(store_err)?
-                .map(|(a, _)| a)
-                .ok_or_else(|| {
-                    err(
-                        ErrorCode::ElbTargetGroupNotFound,
-                        format!("One or more target groups not found: '{name}'"),
-                    )
-                })?;
+            let arn = super::arn_by_name(ctx, &keys::elb_tg_name(name), || {
+                err(
+                    ErrorCode::ElbTargetGroupNotFound,
+                    format!("One or more target groups not found: '{name}'"),
+                )
+            })
+            .await?;
             let (tg, _) = load(ctx, &arn).await?;
             found.push((keys::elb_target_group(&arn), tg));
         }

@@ -810,10 +810,16 @@ def test_circuit_breaker_rolls_back(berth, ecs, agents):
     bad_id = re.search(r"\(deployment (ecs-svc/\d+)\)", failed[0]).group(1)
     assert bad_id not in (first, d["id"])
     assert any(m == f"(service {name}) (deployment {d['id']}) rolling back to deployment {first}." for m in msgs), msgs
-    # The failed deployment's tasks: at least the threshold (3 for 3 desired), all crashed.
-    crashed = [t for t in service_tasks(ecs, name, desired="STOPPED") if t["startedBy"] == bad_id]
-    assert len(crashed) >= 3
-    assert all(t["stopCode"] == "EssentialContainerExited" for t in crashed)
+    # The failed deployment's tasks: at least the threshold (3 for 3 desired) crashed; a
+    # replacement still starting when the breaker tripped is stopped by the rollback, as ECS does
+    # (the same rule as test_circuit_breaker_rolls_back_tasks_that_never_turn_healthy).
+    bad_tasks = [t for t in service_tasks(ecs, name, desired="STOPPED") if t["startedBy"] == bad_id]
+    crashed = [t for t in bad_tasks if t["stopCode"] == "EssentialContainerExited"]
+    assert len(crashed) >= 3, bad_tasks
+    rolled_back = [t for t in bad_tasks if t not in crashed]
+    assert all(t["stopCode"] == "ServiceSchedulerInitiated"
+               and t["stoppedReason"] == f"Scaling activity initiated by (deployment {d['id']})"
+               for t in rolled_back), rolled_back
     assert {t["taskDefinitionArn"] for t in running(ecs, name)} == {good}
     wait_for(lambda: len(processes_with_argv(argv)) == 3, 10, what="three good processes")
     assert p.stdout.count("\n") >= 2  # progress lines were printed

@@ -228,6 +228,7 @@ async fn start_local_agent(
         memory_mib: None,
         logs_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         advertise: None,
+        metadata_listen: Some(std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
     };
     tracing::info!(driver = driver.name(), "starting the local agent");
     supervisor.spawn("local agent", move |stop| {

@@ -101,6 +101,8 @@ pub(crate) struct Runner {
     pub desired: watch::Receiver<DesiredStatus>,
     pub reports: mpsc::UnboundedSender<TaskReport>,
     pub adopted: Vec<OwnedContainer>,
+    /// The task metadata endpoint, whose URIs each container gets.
+    pub metadata: Option<super::metadata::Metadata>,
 }
 
 /// What decided that the task ends.
@@ -256,7 +258,10 @@ impl Runner {
                     }
                     Some(false) => waiting = true,
                     Some(true) => {
-                        let spec = container_spec(&self.task, &self.cluster, &st.slots[i].def);
+                        let mut spec = container_spec(&self.task, &self.cluster, &st.slots[i].def);
+                        if let Some(m) = &self.metadata {
+                            m.apply(&mut spec);
+                        }
                         match self.driver.start(&spec).await {
                             Ok(id) => {
                                 st.slots[i].id = Some(id);
@@ -552,6 +557,7 @@ mod tests {
             desired: drx,
             reports: rtx,
             adopted: Vec::new(),
+            metadata: None,
         };
         (r, dtx, rrx)
     }
@@ -706,6 +712,7 @@ mod shutdown_tests {
             desired: drx,
             reports: rtx,
             adopted: Vec::new(),
+            metadata: None,
         };
         (r, dtx)
     }

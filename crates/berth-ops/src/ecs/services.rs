@@ -279,7 +279,7 @@ pub struct CreateServiceRequest {
     #[serde(default)]
     tags: Vec<Tag>,
     propagate_tags: Option<String>,
-    #[serde(default)]
+    #[serde(default, rename = "enableECSManagedTags")]
     enable_ecs_managed_tags: bool,
     /// Members berth does not implement (`deploymentController` other than ECS,
     /// `capacityProviderStrategy`, `networkConfiguration` ...): refused unless neutral.
@@ -429,6 +429,7 @@ pub struct UpdateServiceRequest {
     health_check_grace_period_seconds: Option<i64>,
     load_balancers: Option<Vec<Value>>,
     propagate_tags: Option<String>,
+    #[serde(rename = "enableECSManagedTags")]
     enable_ecs_managed_tags: Option<bool>,
     /// Members berth does not implement: refused unless neutral (see `unsupported`).
     #[serde(flatten)]

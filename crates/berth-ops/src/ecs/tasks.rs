@@ -188,7 +188,7 @@ pub struct RunTaskRequest {
     tags: Vec<Tag>,
     client_token: Option<String>,
     propagate_tags: Option<String>,
-    #[serde(default)]
+    #[serde(default, rename = "enableECSManagedTags")]
     enable_ecs_managed_tags: bool,
     /// Members berth does not implement (`capacityProviderStrategy`, `networkConfiguration`,
     /// `platformVersion`, `enableExecuteCommand` true ...): refused unless neutral.
@@ -253,7 +253,7 @@ pub struct StartTaskRequest {
     #[serde(default)]
     tags: Vec<Tag>,
     propagate_tags: Option<String>,
-    #[serde(default)]
+    #[serde(default, rename = "enableECSManagedTags")]
     enable_ecs_managed_tags: bool,
     /// Members berth does not implement (`capacityProviderStrategy`, `networkConfiguration`,
     /// `platformVersion`, `enableExecuteCommand` true ...): refused unless neutral.

@@ -38,12 +38,9 @@ def ecs(berth):
 @pytest.fixture(autouse=True)
 def nothing_left(ecs):
     yield
-    delete_services_and_wait(ecs)
-    arns = ecs.list_tasks(cluster="default")["taskArns"]
-    for t in arns:
+    for t in ecs.list_tasks(cluster="default")["taskArns"]:
         ecs.stop_task(cluster="default", task=t)
-    for t in arns:
-        wait_task(ecs, t, "STOPPED", timeout=30)
+    delete_services_and_wait(ecs)
 
 
 def sleeper(ecs, **kw):

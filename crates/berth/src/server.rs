@@ -261,6 +261,7 @@ fn print_exports(endpoint: &str, data_dir: &std::path::Path, key: &creds::RootKe
     println!("export AWS_DEFAULT_REGION={}", env::DEFAULT_REGION);
     println!("export AWS_ENDPOINT_URL_ECS={endpoint}");
     println!("export AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2={endpoint}");
+    println!("export AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING={endpoint}");
     println!("# agents on other hosts join the default cluster with:");
     println!("#   berth agent --server {endpoint} --cluster default --token {token}");
     println!("# then: aws ecs list-clusters");

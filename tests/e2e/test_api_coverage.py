@@ -33,8 +33,8 @@ HONOURED = {
     "CreateService.loadBalancers": "test_lb_services.py::test_traffic_spreads_and_rolling_deploy_drops_nothing",
     "CreateService.launchType": "test_services.py::test_create_and_describe_every_field",
     "CreateService.deploymentConfiguration": "test_services.py::test_rolling_deployment_respects_the_limits",
-    "CreateService.placementConstraints": "test_services.py::test_unplaceable_service_says_why",
-    "CreateService.placementStrategy": "test_services.py::test_tasks_spread_and_killed_containers_are_replaced",
+    "CreateService.placementConstraints": "test_api_members.py::test_create_service_placement_members",
+    "CreateService.placementStrategy": "test_api_members.py::test_create_service_placement_members",
     "CreateService.healthCheckGracePeriodSeconds": "test_services.py::test_unhealthy_tasks_are_replaced_after_the_grace_period",
     "CreateService.schedulingStrategy": "test_services.py::test_daemon_service_follows_instances",
     "CreateService.tags": "test_services.py::test_service_tags_through_the_tagging_api",
@@ -52,7 +52,7 @@ HONOURED = {
     "UpdateService.healthCheckGracePeriodSeconds": "test_services.py::test_update_service_fields",
     "UpdateService.enableECSManagedTags": "test_api_members.py::test_service_tag_members_on_create_and_update",
     "UpdateService.propagateTags": "test_api_members.py::test_service_tag_members_on_create_and_update",
-    "UpdateService.loadBalancers": "test_lb_services.py::test_service_load_balancer_validation",
+    "UpdateService.loadBalancers": "test_lb_services.py::test_service_load_balancer_validation",  # applied as CreateService's are (effect: test_traffic_spreads_and_rolling_deploy_drops_nothing)
 
     "RunTask.cluster": "test_tasks_lifecycle.py::test_run_to_running_then_stop_by_user",
     "RunTask.taskDefinition": "test_tasks_lifecycle.py::test_run_to_running_then_stop_by_user",

@@ -3,13 +3,15 @@ e2e file shows: task tags from `propagateTags` and `enableECSManagedTags`, `grou
 `memoryReservation` override, StartTask's members, and UpdateService's placement and tag
 members. `test_api_coverage.py` points at these tests by name.
 
-`berth up --driver process`: tasks are `sleep` processes, stopped (and waited for) after each
-test.
+`berth up --driver process` plus a second process-driver agent (attribute `role=extra`), so
+placement has two hosts to choose from: tasks are shell loops, stopped (and waited for) after
+each test.
 """
 import pytest
 
 from conftest import (
-    Berth, delete_services_and_wait, register, run_one, uniq, wait_for, wait_task,
+    Agent, Berth, delete_services_and_wait, join_token, register, run_one, uniq, wait_for,
+    wait_task,
 )
 
 SLEEP = "trap 'exit 0' TERM; while :; do sleep 0.2; done"
@@ -35,8 +37,20 @@ def ecs(berth):
     return c
 
 
+@pytest.fixture(scope="module")
+def hosts(berth, ecs, fresh_module_dir):
+    """The local agent's instance and a second host's (attribute role=extra)."""
+    a = Agent(berth, fresh_module_dir + "/extra", join_token(berth), attributes=["role=extra"]).start()
+    extra = a.wait_registered(ecs)
+    [local] = [i for i in ecs.list_container_instances(cluster="default")["containerInstanceArns"]
+               if i != extra]
+    yield local, extra
+    delete_services_and_wait(ecs)
+    a.stop()
+
+
 @pytest.fixture(autouse=True)
-def nothing_left(ecs):
+def nothing_left(ecs, hosts):
     yield
     for t in ecs.list_tasks(cluster="default")["taskArns"]:
         ecs.stop_task(cluster="default", task=t)
@@ -72,9 +86,9 @@ def test_run_task_tags_group_and_overrides(ecs):
         ecs.run_task(cluster="default", taskDefinition=td, propagateTags="SERVICE")
 
 
-def test_start_task_members(ecs):
+def test_start_task_members(ecs, hosts):
     td = sleeper(ecs)
-    [host] = ecs.list_container_instances(cluster="default")["containerInstanceArns"]
+    host, _ = hosts
     r = ecs.start_task(cluster="default", taskDefinition=td, containerInstances=[host],
                        group="st-grp", startedBy="st-who", tags=[{"key": "k", "value": "v"}],
                        propagateTags="TASK_DEFINITION", enableECSManagedTags=True,
@@ -111,18 +125,44 @@ def test_service_tag_members_on_create_and_update(ecs):
     assert service_task_tags(ecs, name, exclude=first) == {"svc": "1"}
 
 
-def test_update_service_placement_members(ecs):
+def instances_of(ecs, name, count):
+    def placed():
+        arns = ecs.list_tasks(cluster="default", serviceName=name)["taskArns"]
+        if len(arns) != count:
+            return None
+        ts = ecs.describe_tasks(cluster="default", tasks=arns)["tasks"]
+        return all(t["lastStatus"] == "RUNNING" for t in ts) and [t["containerInstanceArn"] for t in ts]
+    return wait_for(placed, timeout=30, what=f"{count} tasks of {name} running")
+
+
+def test_create_service_placement_members(ecs, hosts):
+    local, extra = hosts
+    td = sleeper(ecs)
+    spread = uniq("spread")
+    ecs.create_service(cluster="default", serviceName=spread, taskDefinition=td, desiredCount=2,
+                       placementStrategy=[{"type": "spread", "field": "instanceId"}])
+    assert sorted(instances_of(ecs, spread, 2)) == sorted([local, extra])
+    packed = uniq("binpack")
+    ecs.create_service(cluster="default", serviceName=packed, taskDefinition=td, desiredCount=2,
+                       placementStrategy=[{"type": "binpack", "field": "memory"}])
+    assert len(set(instances_of(ecs, packed, 2))) == 1
+    member = uniq("member")
+    ecs.create_service(cluster="default", serviceName=member, taskDefinition=td, desiredCount=2,
+                       placementConstraints=[{"type": "memberOf", "expression": "attribute:role == extra"}])
+    assert instances_of(ecs, member, 2) == [extra, extra]
+
+
+def test_update_service_placement_members(ecs, hosts):
     td = sleeper(ecs)
     name = uniq("place")
-    ecs.create_service(cluster="default", serviceName=name, taskDefinition=td, desiredCount=2)
-    wait_for(lambda: ecs.describe_services(cluster="default", services=[name])["services"][0]
-             ["runningCount"] == 2, timeout=30, what="two tasks on the one host")
+    ecs.create_service(cluster="default", serviceName=name, taskDefinition=td, desiredCount=3)
+    instances_of(ecs, name, 3)
     first = ecs.describe_services(cluster="default", services=[name])["services"][0]["deployments"][0]["id"]
     s = ecs.update_service(cluster="default", service=name,
                            placementStrategy=[{"type": "binpack", "field": "memory"}],
                            placementConstraints=[{"type": "distinctInstance"}])["service"]
-    # A placement change starts a deployment placed by the new rules: on one host,
-    # distinctInstance lets one of its tasks run, and the service says why the other cannot.
+    # A placement change starts a deployment placed by the new rules: on two hosts,
+    # distinctInstance lets two of its tasks run, and the service says why the third cannot.
     assert s["deployments"][0]["id"] != first
     assert s["placementStrategy"] == [{"type": "binpack", "field": "memory"}]
     assert s["placementConstraints"] == [{"type": "distinctInstance"}]
@@ -130,4 +170,4 @@ def test_update_service_placement_members(ecs):
     def said_why():
         svc = ecs.describe_services(cluster="default", services=[name])["services"][0]
         return any("unable to place a task" in e["message"] for e in svc["events"])
-    wait_for(said_why, timeout=30, what="the service to say it cannot place the second task")
+    wait_for(said_why, timeout=30, what="the service to say it cannot place the third task")

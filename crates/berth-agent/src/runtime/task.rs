@@ -532,6 +532,7 @@ mod tests {
             last_status: TaskStatus::Provisioning,
             network_mode: None,
             containers: serde_json::from_value(containers).unwrap_or_default(),
+            secrets: None,
         }
     }
 
@@ -698,6 +699,7 @@ mod shutdown_tests {
             network_mode: None,
             containers: serde_json::from_value(json!([{"name": "app", "image": "i"}]))
                 .unwrap_or_default(),
+            secrets: None,
         };
         let r = Runner {
             driver: Arc::new(fake.clone()),

@@ -2,6 +2,8 @@
 //! stage, stages moving on PutSecretValue, update, describe, list, deletion with a recovery
 //! window (reads refused meanwhile, gone after), restore, forced deletion, and the errors.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 mod support;
 
 use berth_model::ErrorCode;

@@ -1,6 +1,8 @@
 //! SSM Parameter Store against the in-memory store: versions, overwrite, SecureString sealed
 //! at rest, selectors, paths, filters, labels, history, deletes and their errors.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 mod support;
 
 use berth_model::ErrorCode;

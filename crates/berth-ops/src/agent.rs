@@ -207,6 +207,9 @@ async fn desired_set(
 /// The secret values of a task the agent must start (resolved now, for this answer only),
 /// `Some(None)` when it needs none, or `None` when one cannot be resolved: the task is then
 /// stopped (TaskFailedToStart, ECS's ResourceInitializationError) before the agent sees it.
+/// Only a task still starting (PROVISIONING / PENDING) gets values: an agent takes a task's
+/// containers from the first answer that carries it, and one already running (or adopted
+/// after an agent restart) keeps the containers it has, so values are sent once, at start.
 async fn task_secrets(
     ctx: &Ctx,
     t: &Task,
@@ -216,13 +219,11 @@ async fn task_secrets(
         t.last_status,
         TaskStatus::Provisioning | TaskStatus::Pending
     );
-    if t.desired_status != DesiredStatus::Running || t.last_status == TaskStatus::Stopped {
+    if t.desired_status != DesiredStatus::Running || !starting {
         return Ok(Some(None));
     }
     match crate::secrets::resolve_task(ctx, td).await? {
         Ok(resolved) => Ok(Some(resolved)),
-        // A task already running keeps its containers; only a restart would need the values.
-        Err(_) if !starting => Ok(Some(None)),
         Err(reason) => {
             tracing::info!(task = %t.id, "task failed to start: a secret cannot be resolved");
             let now = ctx.now();

@@ -153,6 +153,17 @@ async fn secrets_reach_the_agent_only() {
         !format!("{set:?}").contains("ssm-pw"),
         "Debug shows a value"
     );
+    // Sent once, at start: once the task runs, answers no longer carry the values.
+    let id = task_arn.rsplit('/').next().unwrap();
+    let report: berth_model::agent::StatusReport = serde_json::from_value(json!({
+        "cluster": "c", "instanceId": reg.instance_id,
+        "tasks": [{"taskId": id, "lastStatus": "RUNNING",
+                   "containers": [{"name": "app", "lastStatus": "RUNNING"}]}]}))
+    .unwrap();
+    ok(agent::status(&env.ops, &report).await);
+    let set = poll(&env, &reg.instance_id).await;
+    assert_eq!(set.tasks.len(), 1);
+    assert!(set.tasks[0].secrets.is_none());
 }
 
 #[tokio::test]

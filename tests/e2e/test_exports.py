@@ -11,7 +11,7 @@ import botocore.session
 from conftest import Berth
 
 # Every API berth serves today, by botocore service name.
-SERVED = {"ecs", "elbv2", "application-autoscaling"}
+SERVED = {"ecs", "elbv2", "application-autoscaling", "ssm", "secretsmanager"}
 
 # A cheap read per service, to show the client reached berth.
 PROBES = {

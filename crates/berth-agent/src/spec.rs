@@ -89,6 +89,15 @@ pub struct ContainerSpec {
     pub working_directory: Option<String>,
     /// User (`name`, `uid` or `uid:gid`).
     pub user: Option<String>,
+    /// Private registry credentials (`repositoryCredentials`, resolved by the server). The
+    /// docker driver never pulls (see [`ContainerSpec::image`]), so nothing reads them yet;
+    /// never written to disk (`Debug` redacts them).
+    #[serde(skip)]
+    pub registry_auth: Option<berth_model::secrets::RegistryAuth>,
+    /// Log driver options taken from secrets (`logConfiguration.secretOptions`, resolved by
+    /// the server), to merge with the log configuration's options; never written to disk.
+    #[serde(skip)]
+    pub log_secret_options: BTreeMap<String, String>,
 }
 
 impl ContainerSpec {
@@ -118,6 +127,8 @@ impl ContainerSpec {
             labels: BTreeMap::new(),
             working_directory: None,
             user: None,
+            registry_auth: None,
+            log_secret_options: BTreeMap::new(),
         }
     }
 }

@@ -71,6 +71,10 @@ pub struct AgentTask {
     pub network_mode: Option<String>,
     /// The containers to run, overrides applied.
     pub containers: Vec<ContainerDefinition>,
+    /// The values of the containers' secrets, resolved by the server for this agent only
+    /// (absent when the task takes none, or no longer needs them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<crate::secrets::ResolvedSecrets>,
 }
 
 /// The answer to a poll.

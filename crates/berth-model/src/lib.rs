@@ -26,6 +26,7 @@ pub mod keys;
 pub mod lb;
 mod names;
 mod placement;
+pub mod secrets;
 mod service;
 mod tag;
 mod task;

@@ -537,6 +537,7 @@ mod tests {
             last_status: TaskStatus::Provisioning,
             network_mode: None,
             containers: serde_json::from_value(containers).unwrap_or_default(),
+            secrets: None,
         }
     }
 
@@ -704,6 +705,7 @@ mod shutdown_tests {
             network_mode: None,
             containers: serde_json::from_value(json!([{"name": "app", "image": "i"}]))
                 .unwrap_or_default(),
+            secrets: None,
         };
         let r = Runner {
             driver: Arc::new(fake.clone()),

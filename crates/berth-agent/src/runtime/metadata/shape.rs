@@ -256,6 +256,7 @@ mod tests {
             desired_status: DesiredStatus::Running,
             last_status: TaskStatus::Running,
             network_mode: Some("bridge".into()),
+            secrets: None,
             containers: serde_json::from_value(json!([
                 {"name": "app", "image": "img", "cpu": 512, "memory": 128,
                  "dockerLabels": {"team": "a"},

@@ -112,6 +112,8 @@ pub enum ErrorCode {
     InvalidNextTokenException,
     /// A resource would have more tags than allowed.
     TooManyTagsException,
+    /// CloudWatch Logs: the log group or stream already exists.
+    ResourceAlreadyExistsException,
 }
 
 impl ErrorCode {
@@ -171,6 +173,7 @@ impl ErrorCode {
             Self::InternalServiceException => "InternalServiceException",
             Self::InvalidNextTokenException => "InvalidNextTokenException",
             Self::TooManyTagsException => "TooManyTagsException",
+            Self::ResourceAlreadyExistsException => "ResourceAlreadyExistsException",
         }
     }
 

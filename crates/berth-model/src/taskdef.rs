@@ -294,6 +294,9 @@ impl TaskDefinition {
         let (mut cpu_sum, mut mem_sum) = (0i64, 0i64);
         for c in self.container_definitions.iter_mut() {
             rules.apply(c)?;
+            if let Some(log) = &c.log_configuration {
+                crate::logs::AwsLogsOptions::from_config(log)?;
+            }
             cpu_sum += c.cpu;
             mem_sum += c.memory.or(c.memory_reservation).unwrap_or(0);
         }

@@ -144,6 +144,41 @@ impl RejectedLogEventsInfo {
     }
 }
 
+/// What an agent posts to `/agent/v1/logs`: lines of one container's output for one stream.
+/// A batch with no events opens the stream (creating the group if allowed) and returns where
+/// the stream's shipping got to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShipBatch {
+    /// The agent's cluster (its join token is checked against it).
+    pub cluster: String,
+    /// `awslogs-group`.
+    pub log_group_name: String,
+    /// The stream (see [`AwsLogsOptions::stream_name`]).
+    pub log_stream_name: String,
+    /// `awslogs-create-group`.
+    #[serde(default)]
+    pub create_group: bool,
+    /// The lines, in the order the container wrote them.
+    #[serde(default)]
+    pub events: Vec<InputLogEvent>,
+    /// Where shipping got to with the last of these lines.
+    #[serde(default)]
+    pub cursor: Option<ShipCursor>,
+}
+
+/// The answer to a [`ShipBatch`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShipAnswer {
+    /// Where the stream's shipping got to (after this batch).
+    #[serde(default)]
+    pub cursor: Option<ShipCursor>,
+    /// Events CloudWatch's rules refused (too old, too new, past retention).
+    #[serde(default)]
+    pub rejected: u64,
+}
+
 /// Validates a log group name as CloudWatch Logs does: 1 to 512 of `[.\-_/#A-Za-z0-9]`.
 pub fn validate_group_name(name: &str) -> Result<(), ApiError> {
     let ok = (1..=512).contains(&name.len())

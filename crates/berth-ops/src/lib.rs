@@ -14,6 +14,8 @@
 //! - [`elb`]: load balancers, listeners, rules, target groups, targets, tags (ELBv2).
 //! - [`autoscaling`]: scalable targets, scaling policies, scheduled actions, activities and
 //!   berth's metric alarms (Application Auto Scaling).
+//! - [`logs`]: the CloudWatch Logs subset (log groups, streams, events, retention) and the
+//!   agent's shipping of `awslogs` output, over a separate log store (`berth-logs`).
 //! - [`agent`]: what node agents do: register, long-poll their desired tasks, report status.
 
 #![warn(missing_docs)]
@@ -22,6 +24,7 @@ pub mod agent;
 pub mod autoscaling;
 pub mod ecs;
 pub mod elb;
+pub mod logs;
 mod paging;
 
 use std::sync::Arc;
@@ -74,6 +77,8 @@ pub struct Ops {
     pub(crate) lb_host: Arc<str>,
     /// The metrics time series (service CPU, memory, requests), for `GetServiceMetrics`.
     pub(crate) metrics_hub: Option<Arc<berth_control::autoscale::MetricsHub>>,
+    /// Where CloudWatch Logs keeps groups, streams and events (none: Logs is not served).
+    pub(crate) logs: Option<Arc<dyn berth_logs::LogStore>>,
 }
 
 /// The region agents are shown unless told otherwise.
@@ -94,6 +99,7 @@ impl Ops {
             target_health: None,
             lb_host: Arc::from(DEFAULT_LB_HOST),
             metrics_hub: None,
+            logs: None,
         }
     }
 
@@ -107,6 +113,17 @@ impl Ops {
     pub fn with_metrics_hub(mut self, hub: Arc<berth_control::autoscale::MetricsHub>) -> Self {
         self.metrics_hub = Some(hub);
         self
+    }
+
+    /// Serves CloudWatch Logs from `store`.
+    pub fn with_logs(mut self, store: Arc<dyn berth_logs::LogStore>) -> Self {
+        self.logs = Some(store);
+        self
+    }
+
+    /// The log store, for the retention sweep.
+    pub fn log_store(&self) -> Option<Arc<dyn berth_logs::LogStore>> {
+        self.logs.clone()
     }
 
     /// The host ELB listeners bind on, shown as every load balancer's `DNSName`.

@@ -420,6 +420,7 @@ fn create_body(spec: &ContainerSpec, scope: Option<&str>) -> ContainerCreateBody
             .then(|| i64::try_from(spec.cpu_shares.max(2)).unwrap_or(i64::MAX)),
         memory: spec.memory_mib.map(mib_to_bytes),
         memory_reservation: spec.memory_reservation_mib.map(mib_to_bytes),
+        log_config: log_config(spec),
         ..Default::default()
     };
     ContainerCreateBody {
@@ -441,6 +442,16 @@ fn create_body(spec: &ContainerSpec, scope: Option<&str>) -> ContainerCreateBody
         host_config: Some(host_config),
         ..Default::default()
     }
+}
+
+/// `logConfiguration` for drivers other than `awslogs`, passed through to Docker as it is
+/// (`berth logs` then reads only what that driver lets `docker logs` read).
+fn log_config(spec: &ContainerSpec) -> Option<bollard::models::HostConfigLogConfig> {
+    let (driver, options) = spec.log_driver.as_ref()?;
+    Some(bollard::models::HostConfigLogConfig {
+        typ: Some(driver.clone()),
+        config: Some(options.clone().into_iter().collect()),
+    })
 }
 
 /// Maps Docker's inspect answer to the driver's status.

@@ -89,6 +89,9 @@ pub struct ContainerSpec {
     pub working_directory: Option<String>,
     /// User (`name`, `uid` or `uid:gid`).
     pub user: Option<String>,
+    /// A Docker log driver and its options (`logConfiguration`, for drivers other than
+    /// `awslogs`, which the agent itself ships); none keeps the runtime's default.
+    pub log_driver: Option<(String, BTreeMap<String, String>)>,
 }
 
 impl ContainerSpec {
@@ -118,6 +121,7 @@ impl ContainerSpec {
             labels: BTreeMap::new(),
             working_directory: None,
             user: None,
+            log_driver: None,
         }
     }
 }

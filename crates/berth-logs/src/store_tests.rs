@@ -138,7 +138,10 @@ fn deleting_frees_bytes_and_the_cursor_is_kept_with_the_batch() {
     s.create_group(&group("g", None)).unwrap();
     s.create_stream("g", &stream("a")).unwrap();
     s.create_stream("g", &stream("b")).unwrap();
-    let cur = ShipCursor { at: 1.5, count: 2 };
+    let cur = ShipCursor {
+        stdout_lines: 1,
+        stderr_lines: 2,
+    };
     s.append("g", "a", &[ev(1, "x")], 1, Some(cur)).unwrap();
     s.append("g", "b", &[ev(1, "y")], 1, None).unwrap();
     assert_eq!(s.streams("g", "a").unwrap()[0].agent_cursor, Some(cur));

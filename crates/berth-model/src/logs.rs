@@ -67,20 +67,22 @@ pub struct LogStream {
     #[serde(default)]
     pub stored_bytes: i64,
     /// Where the agent shipping a container's output into this stream got to (berth's own;
-    /// never on the wire): the source time of the last line taken, and how many lines with
-    /// exactly that time were taken, so a restarted agent neither repeats nor skips a line.
+    /// never on the wire), so a restarted agent neither repeats nor skips a line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_cursor: Option<ShipCursor>,
 }
 
-/// How far an agent has shipped one container's output (see [`LogStream::agent_cursor`]).
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+/// How far an agent has shipped one container's output (see [`LogStream::agent_cursor`]):
+/// lines taken from each of its streams. A driver replays a container's output in the same
+/// order every time, per stream (timestamps are not a key: the process driver's are the
+/// file's, and many lines share a millisecond), so counts are an exact resume point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ShipCursor {
-    /// The source time (epoch seconds, as the driver reports it) of the last line shipped.
-    pub at: f64,
-    /// Lines shipped with exactly that time.
-    pub count: u64,
+    /// Lines of standard output shipped.
+    pub stdout_lines: u64,
+    /// Lines of standard error shipped.
+    pub stderr_lines: u64,
 }
 
 /// One event as PutLogEvents gives it.
@@ -268,6 +270,12 @@ impl AwsLogsOptions {
     /// The options of `cfg` if its driver is `awslogs` (`Ok(None)` for other drivers), or the
     /// ClientException ECS-style naming the option berth cannot honour.
     pub fn from_config(cfg: &LogConfiguration) -> Result<Option<Self>, ApiError> {
+        if cfg.log_driver == "awsfirelens" {
+            return Err(ApiError::client(
+                "Log driver awsfirelens (FireLens) is not supported by berth: it has no \
+                 FireLens log router; use awslogs or a Docker log driver.",
+            ));
+        }
         if cfg.log_driver != "awslogs" {
             return Ok(None);
         }

@@ -468,7 +468,10 @@ async fn shipping_creates_group_and_stream_and_keeps_the_cursor() {
     assert_eq!(code(missing), ErrorCode::ResourceNotFoundException);
     let open = ok(ship::ship(&env.ops, batch(true, vec![], None)).await);
     assert_eq!(open.cursor, None);
-    let cur = ShipCursor { at: T0, count: 2 };
+    let cur = ShipCursor {
+        stdout_lines: 2,
+        stderr_lines: 0,
+    };
     let ev = |m: &str| InputLogEvent {
         timestamp: NOW_MS,
         message: m.into(),

@@ -8,6 +8,7 @@
 //! - When the control plane is unreachable, tasks keep running; reconciliation resumes with
 //!   the next successful poll. Nothing is stopped for lack of an answer.
 
+mod awslogs;
 mod client;
 mod convert;
 mod host;
@@ -345,6 +346,11 @@ impl Agent {
                 desired: drx,
                 reports: tx.clone(),
                 adopted: local.adoptable.remove(&t.task_id).unwrap_or_default(),
+                logs: Some(awslogs::LogShipping {
+                    client: self.client.clone(),
+                    driver: self.driver.clone(),
+                    cluster: self.cfg.cluster.clone(),
+                }),
             };
             local.managed.insert(
                 t.task_id.clone(),

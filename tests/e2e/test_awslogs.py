@@ -329,3 +329,41 @@ def test_output_written_while_the_server_is_down_arrives_once_in_order(berth, ec
     assert got == list(range(1, len(got) + 1)), "every line once, in order"
     ecs.stop_task(cluster="default", task=arn)
     wait_task(ecs, arn, "STOPPED", timeout=30)
+
+
+# ---------------------------------------------------------------------------------------------
+# `berth up` as a newcomer runs it: the export line, and awslogs on the process driver
+
+def test_berth_up_exports_the_logs_endpoint_and_ships_process_output(base):
+    d = os.path.join(base, "up")
+    os.makedirs(d)
+    b = Berth(d, args=["--driver", "process"]).start()
+    try:
+        exports = b.read_exports()
+        assert exports["AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"] == b.endpoint
+        # botocore reads that name for the service id "CloudWatch Logs".
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(AWS_ENDPOINT_URL_CLOUDWATCH_LOGS=b.endpoint, AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
+                   AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", AWS_DEFAULT_REGION="eu-west-1",
+                   AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+        code = ("import boto3; c = boto3.client('logs'); "
+                "print(c.meta.endpoint_url); c.describe_log_groups()")
+        p = subprocess.run([os.sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+        assert p.returncode == 0 and p.stdout.strip() == b.endpoint, p.stderr
+        ecs, logs = b.client(), b.client("logs")
+        g = "/ecs/" + uniq("proc")
+        td = awslogs_td(ecs, g, ["sh", "-c", "echo one; echo two >&2; echo three"],
+                        **{"awslogs-stream-prefix": "p", "awslogs-create-group": "true"})
+        arn = run_one(ecs, td)["taskArn"]
+        stream = f"p/app/{arn.rsplit('/', 1)[1]}"
+        got = wait_for(lambda: (lambda m: m if len(m) >= 3 else None)(messages(all_events(logs, g, stream))), 30,
+                       interval=0.2, what="the process's output in CloudWatch Logs")
+        assert sorted(got) == ["one", "three", "two"]
+        # Docker log drivers need Docker: the process driver refuses them when the task starts.
+        td = register(ecs, uniq("pj"), [{"name": "app", "image": IMAGE, "memory": 32, "command": ["true"],
+                                         "logConfiguration": {"logDriver": "json-file"}}])
+        arn = run_one(ecs, td["taskDefinition"]["taskDefinitionArn"])["taskArn"]
+        t = wait_task(ecs, arn, "STOPPED", timeout=30)
+        assert "logDriver json-file" in t["stoppedReason"]
+    finally:
+        b.stop()

@@ -32,9 +32,10 @@ use crate::Driver;
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// The most a blocking-mode buffer holds before the tailer stops reading.
 const BLOCKING_CAP_BYTES: u64 = 8 * 1024 * 1024;
-/// A batch's events and bytes (CloudWatch's PutLogEvents limits).
+/// A batch's events (CloudWatch's PutLogEvents limit) and bytes: half of CloudWatch's limit,
+/// so that the JSON of a batch (escaped text) stays within the agent endpoint's body limit.
 const BATCH_EVENTS: usize = berth_model::logs::MAX_BATCH_EVENTS;
-const BATCH_BYTES: usize = berth_model::logs::MAX_BATCH_BYTES - 64 * 1024;
+const BATCH_BYTES: usize = berth_model::logs::MAX_BATCH_BYTES / 2;
 /// The longest line shipped as one event; longer lines are cut, as CloudWatch caps events.
 const MAX_LINE: usize = berth_model::logs::MAX_MESSAGE_BYTES;
 

@@ -253,6 +253,7 @@ pub struct FilterRequest {
     /// Deprecated by AWS; results are always interleaved.
     #[allow(dead_code)]
     interleaved: Option<bool>,
+    start_from_head: Option<bool>,
     unmask: Option<bool>,
 }
 
@@ -262,6 +263,12 @@ pub struct FilterRequest {
 pub async fn filter(ctx: &Ctx, req: FilterRequest) -> Result<Value, ApiError> {
     if req.unmask == Some(true) {
         return Err(refuse("unmask", "berth has no data protection policies"));
+    }
+    if req.start_from_head == Some(false) {
+        return Err(refuse(
+            "startFromHead",
+            "FilterLogEvents returns events oldest first",
+        ));
     }
     let group = group_of(req.log_group_name, req.log_group_identifier)?;
     if req.log_stream_names.is_some() && req.log_stream_name_prefix.is_some() {

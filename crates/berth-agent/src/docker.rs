@@ -420,6 +420,7 @@ fn create_body(spec: &ContainerSpec, scope: Option<&str>) -> ContainerCreateBody
             .then(|| i64::try_from(spec.cpu_shares.max(2)).unwrap_or(i64::MAX)),
         memory: spec.memory_mib.map(mib_to_bytes),
         memory_reservation: spec.memory_reservation_mib.map(mib_to_bytes),
+        log_config: log_config(spec),
         ..Default::default()
     };
     ContainerCreateBody {
@@ -441,6 +442,22 @@ fn create_body(spec: &ContainerSpec, scope: Option<&str>) -> ContainerCreateBody
         host_config: Some(host_config),
         ..Default::default()
     }
+}
+
+/// `logConfiguration` for drivers other than `awslogs`, passed through to Docker as it is
+/// (`berth logs` then reads only what that driver lets `docker logs` read). Options taken
+/// from secrets (`secretOptions`, resolved by the server) join the plain ones.
+fn log_config(spec: &ContainerSpec) -> Option<bollard::models::HostConfigLogConfig> {
+    let (driver, options) = spec.log_driver.as_ref()?;
+    let config = options
+        .iter()
+        .chain(&spec.log_secret_options)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Some(bollard::models::HostConfigLogConfig {
+        typ: Some(driver.clone()),
+        config: Some(config),
+    })
 }
 
 /// Maps Docker's inspect answer to the driver's status.
@@ -726,6 +743,18 @@ fn map_err(e: BollardError, what: &str) -> DriverError {
 mod tests {
     use super::*;
     use crate::spec::{HealthCheckSpec, PortSpec};
+
+    #[test]
+    fn log_secret_options_join_the_docker_log_options() {
+        let mut spec = ContainerSpec::new("t-1", "app", "img:1");
+        spec.log_driver = Some(("splunk".into(), [("splunk-url".into(), "u".into())].into()));
+        spec.log_secret_options = [("splunk-token".into(), "t0k".into())].into();
+        let lc = log_config(&spec).unwrap();
+        assert_eq!(lc.typ.as_deref(), Some("splunk"));
+        let cfg = lc.config.unwrap();
+        assert_eq!(cfg["splunk-url"], "u");
+        assert_eq!(cfg["splunk-token"], "t0k");
+    }
 
     #[test]
     fn create_body_maps_the_ecs_spec() {

@@ -98,6 +98,9 @@ pub struct ContainerSpec {
     /// the server), to merge with the log configuration's options; never written to disk.
     #[serde(skip)]
     pub log_secret_options: BTreeMap<String, String>,
+    /// A Docker log driver and its options (`logConfiguration`, for drivers other than
+    /// `awslogs`, which the agent itself ships); none keeps the runtime's default.
+    pub log_driver: Option<(String, BTreeMap<String, String>)>,
 }
 
 impl ContainerSpec {
@@ -129,6 +132,7 @@ impl ContainerSpec {
             user: None,
             registry_auth: None,
             log_secret_options: BTreeMap::new(),
+            log_driver: None,
         }
     }
 }

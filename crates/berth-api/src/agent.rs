@@ -81,3 +81,20 @@ pub(crate) async fn status(
         Err(e) => fail(e),
     }
 }
+
+/// `POST /agent/v1/logs`: a batch of an `awslogs` container's output.
+pub(crate) async fn logs(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Json(batch): Json<berth_model::logs::ShipBatch>,
+) -> Response {
+    let result = async {
+        check_token(&state, &headers, &batch.cluster)?;
+        berth_ops::logs::ship::ship(&state.ops, batch).await
+    }
+    .await;
+    match result {
+        Ok(a) => Json(a).into_response(),
+        Err(e) => fail(e),
+    }
+}

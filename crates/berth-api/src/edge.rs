@@ -27,6 +27,8 @@ const AUTOSCALING_TARGET_PREFIX: &str = "AnyScaleFrontendService.";
 const SSM_TARGET_PREFIX: &str = "AmazonSSM.";
 /// Secrets Manager, signed for `secretsmanager`.
 const SECRETS_MANAGER_TARGET_PREFIX: &str = "secretsmanager.";
+/// CloudWatch Logs, signed for `logs`.
+const LOGS_TARGET_PREFIX: &str = "Logs_20140328.";
 const JSON_11: &str = "application/x-amz-json-1.1";
 
 /// The API server's routes: `POST /` for the AWS APIs, `GET /ping` for liveness probes.
@@ -38,6 +40,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/agent/v1/register", post(crate::agent::register))
         .route("/agent/v1/poll", get(crate::agent::poll))
         .route("/agent/v1/status", post(crate::agent::status))
+        .route("/agent/v1/logs", post(crate::agent::logs))
         .with_state(state)
 }
 
@@ -64,8 +67,14 @@ async fn aws_api(State(state): State<ApiState>, req: Request) -> Response {
         return crate::elb::serve(state, parts, body, rid).await;
     }
     let result = async {
-        let body = read_body(body, &parts.headers).await?;
         let target = header(&parts.headers, "x-amz-target").unwrap_or_default();
+        // A full PutLogEvents batch is 1 MiB of events, plus its JSON.
+        let cap = if target.starts_with(LOGS_TARGET_PREFIX) {
+            MAX_LOGS_BODY_BYTES
+        } else {
+            MAX_BODY_BYTES
+        };
+        let body = read_body_capped(body, &parts.headers, cap).await?;
         let auth = |service: &str| authenticate(&state, &parts, &body, service);
         if let Some(action) = target.strip_prefix(BERTH_TARGET_PREFIX) {
             let ctx = state.ops.ctx(auth("ecs")?.region);
@@ -85,6 +94,10 @@ async fn aws_api(State(state): State<ApiState>, req: Request) -> Response {
             let ctx = state.ops.ctx(auth("secretsmanager")?.region);
             tracing::debug!(%action, request_id = %rid, "secretsmanager request");
             return crate::secrets::secretsmanager(&ctx, action, &body).await;
+        }
+        if let Some(action) = target.strip_prefix(LOGS_TARGET_PREFIX) {
+            let ctx = state.ops.ctx(auth("logs")?.region);
+            return crate::logs::dispatch(&ctx, action, &body).await;
         }
         let Some(action) = target.strip_prefix(ECS_TARGET_PREFIX) else {
             // Authenticate first, as AWS does, so an unsigned probe learns nothing.
@@ -146,9 +159,20 @@ pub(crate) fn header(h: &HeaderMap, name: &str) -> Option<String> {
 const DRAIN_BYTES: usize = 4 * MAX_BODY_BYTES;
 
 pub(crate) async fn read_body(body: Body, headers: &HeaderMap) -> Result<Vec<u8>, ApiError> {
+    read_body_capped(body, headers, MAX_BODY_BYTES).await
+}
+
+/// CloudWatch Logs requests may be this large (a full PutLogEvents batch and its JSON).
+const MAX_LOGS_BODY_BYTES: usize = 3 * MAX_BODY_BYTES;
+
+async fn read_body_capped(
+    body: Body,
+    headers: &HeaderMap,
+    max: usize,
+) -> Result<Vec<u8>, ApiError> {
     let declared = header(headers, "content-length").and_then(|l| l.parse::<usize>().ok());
-    let mut refused = declared.is_some_and(|l| l > MAX_BODY_BYTES);
-    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(MAX_BODY_BYTES));
+    let mut refused = declared.is_some_and(|l| l > max);
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(max));
     let mut seen = 0usize;
     let mut chunks = body.into_data_stream();
     while let Some(chunk) = chunks.next().await {
@@ -159,17 +183,17 @@ pub(crate) async fn read_body(body: Body, headers: &HeaderMap) -> Result<Vec<u8>
             )
         })?;
         seen = seen.saturating_add(chunk.len());
-        refused |= seen > MAX_BODY_BYTES;
+        refused |= seen > max;
         if !refused {
             buf.extend_from_slice(&chunk);
-        } else if seen > MAX_BODY_BYTES + DRAIN_BYTES {
+        } else if seen > max + DRAIN_BYTES {
             break;
         }
     }
     if refused {
         return Err(ApiError::new(
             ErrorCode::RequestEntityTooLarge,
-            format!("Request body is larger than {MAX_BODY_BYTES} bytes."),
+            format!("Request body is larger than {max} bytes."),
         ));
     }
     Ok(buf)

@@ -60,7 +60,11 @@ fn assert_not(graph: &BTreeMap<String, Vec<String>>, krate: &str, forbidden: &[&
 #[test]
 fn the_http_edge_never_touches_the_store() {
     let g = workspace_deps();
-    assert_not(&g, "berth-api", &["berth-store", "berth-agent", "berth-lb"]);
+    assert_not(
+        &g,
+        "berth-api",
+        &["berth-store", "berth-agent", "berth-lb", "berth-logs"],
+    );
     assert!(g["berth-api"].iter().any(|d| d == "berth-ops"));
 }
 
@@ -92,6 +96,31 @@ fn agents_reach_the_control_plane_over_http_only() {
     assert_not(
         &g,
         "berth-agent",
-        &["berth-store", "berth-api", "berth-ops", "berth-control"],
+        &[
+            "berth-store",
+            "berth-api",
+            "berth-ops",
+            "berth-control",
+            "berth-logs",
+        ],
     );
+}
+
+#[test]
+fn log_storage_stands_apart_from_cluster_state() {
+    // Log events have their own store: it knows the model and nothing of the cluster store,
+    // the control layer or HTTP; only the control layer (and the binary) open it.
+    let g = workspace_deps();
+    assert_not(
+        &g,
+        "berth-logs",
+        &[
+            "berth-store",
+            "berth-api",
+            "berth-ops",
+            "berth-control",
+            "berth-agent",
+        ],
+    );
+    assert!(g["berth-ops"].iter().any(|d| d == "berth-logs"));
 }

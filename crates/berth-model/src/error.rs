@@ -150,6 +150,8 @@ pub enum ErrorCode {
     InvalidRequestException,
     /// Secrets Manager's own fault (500).
     InternalServiceError,
+    /// CloudWatch Logs: the log group or stream already exists.
+    ResourceAlreadyExistsException,
 }
 
 impl ErrorCode {
@@ -228,6 +230,7 @@ impl ErrorCode {
             Self::ResourceExistsException => "ResourceExistsException",
             Self::InvalidRequestException => "InvalidRequestException",
             Self::InternalServiceError => "InternalServiceError",
+            Self::ResourceAlreadyExistsException => "ResourceAlreadyExistsException",
         }
     }
 

@@ -24,6 +24,7 @@ mod error;
 mod instance;
 pub mod keys;
 pub mod lb;
+pub mod logs;
 mod names;
 mod placement;
 pub mod secrets;

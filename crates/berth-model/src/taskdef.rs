@@ -295,6 +295,9 @@ impl TaskDefinition {
         for c in self.container_definitions.iter_mut() {
             rules.apply(c)?;
             crate::secrets::validate_container_secrets(c)?;
+            if let Some(log) = &c.log_configuration {
+                crate::logs::AwsLogsOptions::from_config(log)?;
+            }
             cpu_sum += c.cpu;
             mem_sum += c.memory.or(c.memory_reservation).unwrap_or(0);
         }

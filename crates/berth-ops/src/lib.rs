@@ -16,6 +16,8 @@
 //!   berth's metric alarms (Application Auto Scaling).
 //! - [`secrets`]: SSM Parameter Store and Secrets Manager, and the resolution of tasks'
 //!   `secrets` for their agents.
+//! - [`logs`]: the CloudWatch Logs subset (log groups, streams, events, retention) and the
+//!   agent's shipping of `awslogs` output, over a separate log store (`berth-logs`).
 //! - [`agent`]: what node agents do: register, long-poll their desired tasks, report status.
 
 #![warn(missing_docs)]
@@ -24,6 +26,7 @@ pub mod agent;
 pub mod autoscaling;
 pub mod ecs;
 pub mod elb;
+pub mod logs;
 mod paging;
 pub mod secrets;
 
@@ -79,6 +82,8 @@ pub struct Ops {
     pub(crate) metrics_hub: Option<Arc<berth_control::autoscale::MetricsHub>>,
     /// The key SecureString parameters and secret values are sealed with.
     pub(crate) secrets_key: Arc<secrets::SecretsKey>,
+    /// Where CloudWatch Logs keeps groups, streams and events (none: Logs is not served).
+    pub(crate) logs: Option<Arc<dyn berth_logs::LogStore>>,
 }
 
 /// The region agents are shown unless told otherwise.
@@ -101,6 +106,7 @@ impl Ops {
             metrics_hub: None,
             // A key of this process only, until the server sets the data dir's.
             secrets_key: Arc::new(secrets::SecretsKey::generate()),
+            logs: None,
         }
     }
 
@@ -120,6 +126,17 @@ impl Ops {
     pub fn with_metrics_hub(mut self, hub: Arc<berth_control::autoscale::MetricsHub>) -> Self {
         self.metrics_hub = Some(hub);
         self
+    }
+
+    /// Serves CloudWatch Logs from `store`.
+    pub fn with_logs(mut self, store: Arc<dyn berth_logs::LogStore>) -> Self {
+        self.logs = Some(store);
+        self
+    }
+
+    /// The log store, for the retention sweep.
+    pub fn log_store(&self) -> Option<Arc<dyn berth_logs::LogStore>> {
+        self.logs.clone()
     }
 
     /// The host ELB listeners bind on, shown as every load balancer's `DNSName`.

@@ -10,6 +10,8 @@ pub const DATA_DIR: &str = "BERTH_DATA_DIR";
 pub const LISTEN: &str = "BERTH_LISTEN";
 /// Account id shown in ARNs (`--account-id`).
 pub const ACCOUNT_ID: &str = "BERTH_ACCOUNT_ID";
+/// The log store's byte cap (`--logs-max-bytes`).
+pub const LOGS_MAX_BYTES: &str = "BERTH_LOGS_MAX_BYTES";
 
 /// The standard AWS variables the CLI client reads, like every SDK.
 pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";

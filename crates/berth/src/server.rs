@@ -64,6 +64,13 @@ pub struct ServerOpts {
     /// Consecutive ten-second datapoints below 90% of the target before a scale-in.
     #[arg(long, default_value_t = 15)]
     pub autoscale_in_points: usize,
+    /// Bytes of CloudWatch Logs events kept (in `logs.redb`, apart from the cluster state);
+    /// past it the oldest events are evicted, and counted.
+    #[arg(long, env = env::LOGS_MAX_BYTES, default_value_t = 256 * 1024 * 1024)]
+    pub logs_max_bytes: u64,
+    /// Seconds between sweeps that drop events older than their log group's retention.
+    #[arg(long, default_value_t = 60.0)]
+    pub logs_sweep_interval: f64,
 }
 
 /// How long in-flight requests, then the supervised tasks, then the load balancer's requests
@@ -134,6 +141,16 @@ async fn open_core(
     .with_secrets_key(berth_ops::secrets::SecretsKey::from_bytes(
         creds::secrets_key(data_dir)?,
     ));
+    // Log events live in their own file, bounded, so they never weigh on the cluster store.
+    let logs_path = data_dir.join("logs.redb");
+    let logs = berth_logs::RedbLogStore::open(
+        &logs_path,
+        berth_logs::LogStoreConfig {
+            max_bytes: opts.logs_max_bytes,
+        },
+    )
+    .with_context(|| format!("opening log store {}", logs_path.display()))?;
+    let ops = ops.with_logs(Arc::new(logs));
     Ok(Core {
         store,
         clock,
@@ -205,6 +222,36 @@ fn spawn_controllers(supervisor: &mut Supervisor, core: &Core, opts: &ServerOpts
     supervisor.spawn("task reaper", move |stop| {
         reaper.clone().run(reap_every, stop)
     });
+    if let Some(logs) = core.ops.log_store() {
+        let every = Duration::from_secs_f64(opts.logs_sweep_interval.clamp(0.1, 3600.0));
+        let clock = clock.clone();
+        supervisor.spawn("log retention sweep", move |stop| {
+            sweep_logs(logs.clone(), clock.clone(), every, stop)
+        });
+    }
+}
+
+/// Drops events older than their group's retention, every `every`, until `stop`.
+async fn sweep_logs(
+    logs: Arc<dyn berth_logs::LogStore>,
+    clock: Arc<dyn berth_model::Clock>,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    loop {
+        let now_ms = (clock.now() * 1000.0) as i64;
+        let store = logs.clone();
+        match tokio::task::spawn_blocking(move || store.sweep(now_ms)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(dropped = n, "log retention sweep"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "log retention sweep failed"),
+            Err(e) => tracing::warn!(error = %e, "log retention sweep panicked"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
 }
 
 /// Starts `berth up`'s local agent, in the `default` cluster, under `supervisor`.
@@ -267,6 +314,7 @@ fn print_exports(endpoint: &str, data_dir: &std::path::Path, key: &creds::RootKe
     println!("export AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING={endpoint}");
     println!("export AWS_ENDPOINT_URL_SSM={endpoint}");
     println!("export AWS_ENDPOINT_URL_SECRETS_MANAGER={endpoint}");
+    println!("export AWS_ENDPOINT_URL_CLOUDWATCH_LOGS={endpoint}");
     println!("# agents on other hosts join the default cluster with:");
     println!("#   berth agent --server {endpoint} --cluster default --token {token}");
     println!("# then: aws ecs list-clusters");

@@ -683,6 +683,14 @@ impl Driver for ProcessDriver {
     }
 
     fn start(&self, spec: &ContainerSpec) -> BoxFuture<'_, Result<ContainerId, DriverError>> {
+        if let Some((driver, _)) = &spec.log_driver {
+            // Docker log drivers need Docker; `awslogs` is shipped by the agent itself.
+            let e = DriverError::InvalidSpec(format!(
+                "logConfiguration.logDriver {driver} needs the docker driver (the process \
+                 driver keeps output in its own files; use awslogs to ship it)"
+            ));
+            return Box::pin(async move { Err(e) });
+        }
         let spec = spec.clone();
         Box::pin(async move { self.do_start(&spec).await })
     }

@@ -102,4 +102,20 @@ impl ServerClient {
             .await?;
         Self::answer::<serde_json::Value>(resp).await.map(|_| ())
     }
+
+    /// Ships a batch of an `awslogs` container's output (or opens its stream).
+    pub(crate) async fn ship(
+        &self,
+        batch: &berth_model::logs::ShipBatch,
+    ) -> Result<berth_model::logs::ShipAnswer, ClientError> {
+        let resp = self
+            .http
+            .post(format!("{}/agent/v1/logs", self.base))
+            .header(JOIN_TOKEN_HEADER, &self.token)
+            .timeout(Duration::from_secs(10))
+            .json(batch)
+            .send()
+            .await?;
+        Self::answer(resp).await
+    }
 }

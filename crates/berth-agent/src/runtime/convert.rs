@@ -87,6 +87,11 @@ pub(crate) fn container_spec(
         .get("user")
         .and_then(|v| v.as_str())
         .map(str::to_owned);
+    spec.log_driver = c
+        .log_configuration
+        .as_ref()
+        .filter(|l| l.log_driver != "awslogs")
+        .map(|l| (l.log_driver.clone(), l.options.clone().unwrap_or_default()));
     spec
 }
 

@@ -8,6 +8,7 @@
 //! - When the control plane is unreachable, tasks keep running; reconciliation resumes with
 //!   the next successful poll. Nothing is stopped for lack of an answer.
 
+mod awslogs;
 mod client;
 mod convert;
 mod host;
@@ -357,6 +358,11 @@ impl Agent {
                 reports: tx.clone(),
                 adopted: local.adoptable.remove(&t.task_id).unwrap_or_default(),
                 metadata: metadata.cloned(),
+                logs: Some(awslogs::LogShipping {
+                    client: self.client.clone(),
+                    driver: self.driver.clone(),
+                    cluster: self.cfg.cluster.clone(),
+                }),
             };
             local.managed.insert(
                 t.task_id.clone(),

@@ -103,6 +103,8 @@ pub(crate) struct Runner {
     pub adopted: Vec<OwnedContainer>,
     /// The task metadata endpoint, whose URIs each container gets.
     pub metadata: Option<super::metadata::Metadata>,
+    /// Ships `awslogs` containers' output (none in tests without a server).
+    pub logs: Option<super::awslogs::LogShipping>,
 }
 
 /// What decided that the task ends.
@@ -172,6 +174,16 @@ impl State {
 }
 
 impl Runner {
+    /// Why the container's log configuration keeps it from starting (an `awslogs` group that
+    /// does not exist and may not be created), if it does.
+    async fn check_logs(&self, def: &ContainerDefinition) -> Option<String> {
+        self.logs
+            .as_ref()?
+            .check(def, &self.task.task_id)
+            .await
+            .err()
+    }
+
     fn send(&self, st: &mut State) {
         let _ = self.reports.send(st.snapshot());
     }
@@ -258,12 +270,24 @@ impl Runner {
                     }
                     Some(false) => waiting = true,
                     Some(true) => {
+                        if let Some(reason) = self.check_logs(&st.slots[i].def).await {
+                            st.slots[i].exit = Some(-1);
+                            st.slots[i].start_failed = true;
+                            st.slots[i].reason = Some(reason.clone());
+                            return Some(Ending::stop(
+                                Some(StopCode::TaskFailedToStart),
+                                Some(reason),
+                            ));
+                        }
                         let mut spec = container_spec(&self.task, &self.cluster, &st.slots[i].def);
                         if let Some(m) = &self.metadata {
                             m.apply(&mut spec);
                         }
                         match self.driver.start(&spec).await {
                             Ok(id) => {
+                                if let Some(l) = &self.logs {
+                                    l.attach(&st.slots[i].def, &self.task.task_id, &id);
+                                }
                                 st.slots[i].id = Some(id);
                                 self.refresh(&mut st.slots[i]).await;
                                 // Every container start is a state change the server sees
@@ -476,6 +500,14 @@ impl Runner {
             })
             .collect::<Vec<_>>();
         let adopted = slots.iter().any(|s| s.id.is_some());
+        // Adopted containers' output is shipped on from where the server says it got to.
+        if let Some(l) = &self.logs {
+            for s in slots.iter() {
+                if let Some(id) = &s.id {
+                    l.attach(&s.def, &self.task.task_id, id);
+                }
+            }
+        }
         let mut st = State {
             slots,
             report: TaskReport {
@@ -559,6 +591,7 @@ mod tests {
             reports: rtx,
             adopted: Vec::new(),
             metadata: None,
+            logs: None,
         };
         (r, dtx, rrx)
     }
@@ -715,6 +748,7 @@ mod shutdown_tests {
             reports: rtx,
             adopted: Vec::new(),
             metadata: None,
+            logs: None,
         };
         (r, dtx)
     }

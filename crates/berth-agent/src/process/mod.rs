@@ -98,6 +98,24 @@ use health::HealthEntry;
 use logs::{open_log, LogReader};
 use record::{read_exit, write_exit_if_absent, ContainerDir, Record, RECORD_VERSION};
 
+/// The process driver honours a spec's command, entry point, environment (with environment
+/// files), user, working directory, ports through `$PORT`, stop timeout and health check;
+/// what only a container runtime can do is refused here (the scheduler keeps such tasks off
+/// process-driver hosts through `requiresAttributes`; this is the second line).
+fn refuse_docker_only(spec: &ContainerSpec) -> Result<(), DriverError> {
+    if !spec.ulimits.is_empty() {
+        return Err(DriverError::InvalidSpec(
+            "the process driver cannot apply ulimits".into(),
+        ));
+    }
+    if spec.docker != crate::spec::DockerOptions::default() {
+        return Err(DriverError::InvalidSpec(
+            "the process driver cannot apply mounts, privileges, namespaces, devices or other Docker-only settings".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The supervisor run as `/bin/sh -c SUPERVISOR berth-supervisor EXIT_FILE CMD ARGS...`.
 ///
 /// It traps (and so survives) TERM, INT and HUP; the command, started in the background,
@@ -226,6 +244,7 @@ impl ProcessDriver {
     }
 
     async fn do_start(&self, spec: &ContainerSpec) -> Result<ContainerId, DriverError> {
+        refuse_docker_only(spec)?;
         let argv = command_line(spec)?;
         let spec = with_host_ports(spec)?;
         let mut env = base_env();

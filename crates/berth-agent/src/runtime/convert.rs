@@ -100,6 +100,9 @@ mod tests {
             last_status: TaskStatus::Provisioning,
             network_mode: Some("bridge".into()),
             containers: vec![c.clone()],
+            volumes: Vec::new(),
+            pid_mode: None,
+            ipc_mode: None,
         };
         let s = container_spec(&t, "default", &c);
         assert_eq!(s.command, Some(vec!["httpd".into(), "-f".into()]));

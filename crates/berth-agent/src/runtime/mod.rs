@@ -12,6 +12,7 @@ mod client;
 mod convert;
 mod host;
 mod logs;
+mod options;
 mod task;
 
 use std::collections::{HashMap, HashSet};
@@ -173,6 +174,9 @@ impl Agent {
             attr("ecs.capability.container-health-check", None),
             attr("ecs.capability.container-ordering", None),
         ];
+        for cap in self.driver.capabilities() {
+            attributes.push(attr(&cap, None));
+        }
         for (k, v) in &self.cfg.attributes {
             attributes.push(attr(k, v.as_deref()));
         }
@@ -429,6 +433,11 @@ impl Agent {
         if let Ok(list) = self.driver.list_owned().await {
             for c in list.iter().filter(|c| due.contains(&c.task_id)) {
                 let _ = self.driver.remove(&c.id).await;
+            }
+        }
+        for id in &due {
+            if let Err(e) = self.driver.remove_task_volumes(id).await {
+                tracing::warn!(task = %id, error = %e, "cannot remove the task's volumes");
             }
         }
         for id in due {

@@ -184,8 +184,10 @@ def test_container_fields_take_effect(ecs, agent, out, base):
     td = register(ecs, uniq("fields"), [side, app],
                   volumes=[{"name": "scratch"}, {"name": "out", "host": {"sourcePath": out}}])["taskDefinition"]
     names = {a["name"] for a in td["requiresAttributes"]}
-    assert "com.amazonaws.ecs.capability.docker-remote-api.1.18" in names
-    assert "ecs.capability.container-ordering" in names
+    assert {"com.amazonaws.ecs.capability.docker-remote-api.1.17",
+            "com.amazonaws.ecs.capability.docker-remote-api.1.22",
+            "com.amazonaws.ecs.capability.docker-remote-api.1.25",
+            "ecs.capability.container-ordering"} <= names
     arn = run_one(ecs, td["taskDefinitionArn"])["taskArn"]
     t = wait_task(ecs, arn, "RUNNING", timeout=30)
     wait_for(lambda: os.path.exists(os.path.join(out, "done")), 20, what="the app's report")
@@ -400,7 +402,7 @@ def test_s3_environment_files_are_refused(ecs):
     assert "environmentFiles" in msg and "S3" in msg
 
 
-def test_a_process_host_is_never_given_a_task_needing_docker(berth, ecs, base):
+def test_a_process_host_is_never_given_a_task_needing_docker(berth, ecs, base, out):
     cluster = uniq("proc")
     ecs.create_cluster(clusterName=cluster)
     a = Agent(berth, os.path.join(base, "proc-host"), join_token(berth, cluster), cluster=cluster,
@@ -421,17 +423,22 @@ def test_a_process_host_is_never_given_a_task_needing_docker(berth, ecs, base):
         other = "ARM64" if os.uname().machine in ("x86_64", "amd64") else "X86_64"
         td = register(ecs, uniq("arch"), [{"name": "app", "image": IMAGE, "memory": 32, "command": SLEEPER}],
                       runtimePlatform={"cpuArchitecture": other, "operatingSystemFamily": "LINUX"})
-        assert {"name": "ecs.cpu-architecture", "value": other.lower().replace("x86_64", "x86_64")} in [
+        assert {"name": "ecs.cpu-architecture", "value": other.lower()} in [
             {k: a[k] for k in ("name", "value") if k in a} for a in td["taskDefinition"]["requiresAttributes"]]
         r = ecs.run_task(cluster=cluster, taskDefinition=td["taskDefinition"]["taskDefinitionArn"])
         assert not r["tasks"] and r["failures"][0]["reason"] == "ATTRIBUTE"
         # A task the process driver can honour is placed there.
+        # Ulimits the shell can set are applied by the process driver too.
+        script = f"ulimit -Sn > {out}/nofile; ulimit -Hn >> {out}/nofile; pwd >> {out}/nofile; exec sleep 30"
         plain = register(ecs, uniq("plain"), [{"name": "app", "image": IMAGE, "memory": 32,
                                                "user": str(os.getuid()), "workingDirectory": "/tmp",
-                                               "command": ["sleep", "30"]}])["taskDefinition"]
+                                               "ulimits": [{"name": "nofile", "softLimit": 256, "hardLimit": 512}],
+                                               "command": ["sh", "-c", script]}])["taskDefinition"]
         assert plain["requiresAttributes"] == []
         arn = run_one(ecs, plain["taskDefinitionArn"], cluster=cluster)["taskArn"]
         wait_task(ecs, arn, "RUNNING", cluster=cluster, timeout=20)
+        wait_for(lambda: len(read(out, "nofile").split()) == 3, 10, what="the report")
+        assert read(out, "nofile").split() == ["256", "512", "/tmp"]
         stop_all(ecs, cluster)
     finally:
         a.stop()

@@ -57,7 +57,7 @@ pub use names::{
 pub use options::{
     parse_env_file, ContainerOptions, ContainerRestartPolicy, Device, EnvironmentFile, HostEntry,
     KernelCapabilities, LinuxParameters, SystemControl, Tmpfs, Ulimit, OPTION_MEMBERS,
-    ULIMIT_NAMES,
+    PORTABLE_ULIMITS, ULIMIT_NAMES,
 };
 pub use placement::{
     PlacementConstraint, PlacementConstraintType, PlacementStrategy, PlacementStrategyType,

@@ -44,6 +44,13 @@ pub const ULIMIT_NAMES: &[&str] = &[
     "stack",
 ];
 
+/// The ulimits a host without Docker can apply too (the process driver sets them with the
+/// POSIX shell's `ulimit` before it runs the command); a task using only these needs no
+/// Docker host.
+pub const PORTABLE_ULIMITS: &[&str] = &[
+    "core", "cpu", "data", "fsize", "memlock", "nofile", "rss", "stack",
+];
+
 /// ECS's `KernelCapabilities`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]

@@ -473,7 +473,11 @@ fn container_attributes(c: &ContainerDefinition, add: &mut impl FnMut(&str)) {
     if o.restart_policy.is_some() {
         add(CAP_RESTART_POLICY);
     }
-    if !o.ulimits.is_empty() {
+    // The process driver applies the portable ulimits too; the others need Docker.
+    if o.ulimits
+        .iter()
+        .any(|u| !crate::options::PORTABLE_ULIMITS.contains(&u.name.as_str()))
+    {
         add(&docker_api(18));
     }
     if !o.system_controls.is_empty() {
@@ -618,7 +622,8 @@ mod tests {
     #[test]
     fn honoured_members_pass_and_require_docker() {
         let mut v = with_container(json!({
-            "ulimits": [{"name": "nofile", "softLimit": 1024, "hardLimit": 2048}],
+            "ulimits": [{"name": "nofile", "softLimit": 1024, "hardLimit": 2048},
+                        {"name": "nproc", "softLimit": 100, "hardLimit": 100}],
             "privileged": true, "user": "1000", "links": ["b:db"],
             "mountPoints": [{"sourceVolume": "scratch", "containerPath": "/data"}],
             "restartPolicy": {"enabled": true, "ignoredExitCodes": [0], "restartAttemptPeriod": 60},
@@ -653,6 +658,7 @@ mod tests {
         // A plain definition needs nothing a process-driver host lacks.
         let plain = td(json!({"family": "p", "containerDefinitions": [
             {"name": "a", "image": "i", "memory": 8, "user": "1000", "workingDirectory": "/tmp",
+             "ulimits": [{"name": "nofile", "softLimit": 64, "hardLimit": 128}],
              "healthCheck": {"command": ["CMD-SHELL", "true"]}}]}))
         .unwrap();
         let names: Vec<String> = required_attributes(&plain)

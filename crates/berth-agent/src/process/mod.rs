@@ -8,7 +8,9 @@
 //! fresh environment: `PATH` (the agent's, or a standard one) plus the spec's variables. It
 //! runs in the spec's working directory, or in its own state directory when none is given,
 //! as the spec's user when one is given (`uid[:gid]` or a name from `/etc/passwd`; needs
-//! root).
+//! root), with the spec's portable ulimits (`nofile`, `core`, `cpu`, `data`, `fsize`,
+//! `memlock`, `rss`, `stack`, set by the shell before the command runs). Mounts, privileges,
+//! namespaces and the other Docker-only settings are refused (`DriverError::InvalidSpec`).
 //!
 //! # The supervisor and exit codes
 //! Each container is started as `/bin/sh -c SUPERVISOR`, in a new process group whose id is
@@ -103,10 +105,11 @@ use record::{read_exit, write_exit_if_absent, ContainerDir, Record, RECORD_VERSI
 /// what only a container runtime can do is refused here (the scheduler keeps such tasks off
 /// process-driver hosts through `requiresAttributes`; this is the second line).
 fn refuse_docker_only(spec: &ContainerSpec) -> Result<(), DriverError> {
-    if !spec.ulimits.is_empty() {
-        return Err(DriverError::InvalidSpec(
-            "the process driver cannot apply ulimits".into(),
-        ));
+    if let Some(u) = spec.ulimits.iter().find(|u| ulimit_flag(&u.name).is_none()) {
+        return Err(DriverError::InvalidSpec(format!(
+            "the process driver cannot apply the {} ulimit",
+            u.name
+        )));
     }
     if spec.docker != crate::spec::DockerOptions::default() {
         return Err(DriverError::InvalidSpec(
@@ -114,6 +117,47 @@ fn refuse_docker_only(spec: &ContainerSpec) -> Result<(), DriverError> {
         ));
     }
     Ok(())
+}
+
+/// The POSIX shell's `ulimit` flag for an ECS ulimit name (see
+/// `berth_model::PORTABLE_ULIMITS`).
+fn ulimit_flag(name: &str) -> Option<char> {
+    Some(match name {
+        "core" => 'c',
+        "cpu" => 't',
+        "data" => 'd',
+        "fsize" => 'f',
+        "memlock" => 'l',
+        "nofile" => 'n',
+        "rss" => 'm',
+        "stack" => 's',
+        _ => return None,
+    })
+}
+
+/// Shell lines run before the supervisor that set the spec's ulimits on it, and so on the
+/// command it runs (the workspace forbids the `unsafe` that `setrlimit` in `pre_exec` needs;
+/// the shell's `ulimit` is that same call). The soft limit is lowered first so a lower hard
+/// limit is never below it; a limit that cannot be set ends the supervisor with 125 (written
+/// as the exit code) before the command runs.
+fn ulimit_prelude(spec: &ContainerSpec) -> String {
+    let value = |v: i64| {
+        if v < 0 {
+            "unlimited".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    spec.ulimits
+        .iter()
+        .filter_map(|u| {
+            let f = ulimit_flag(&u.name)?;
+            let (soft, hard) = (value(u.soft), value(u.hard));
+            Some(format!(
+                "ulimit -S -{f} {soft} 2>/dev/null; {{ ulimit -H -{f} {hard} && ulimit -S -{f} {soft}; }} || {{ echo 125 > \"$1\"; exit 125; }}\n"
+            ))
+        })
+        .collect()
 }
 
 /// The supervisor run as `/bin/sh -c SUPERVISOR berth-supervisor EXIT_FILE CMD ARGS...`.
@@ -279,7 +323,7 @@ impl ProcessDriver {
         } = prepared;
         let mut cmd = tokio::process::Command::new("/bin/sh");
         cmd.arg("-c")
-            .arg(SUPERVISOR)
+            .arg(format!("{}{SUPERVISOR}", ulimit_prelude(spec)))
             .arg("berth-supervisor")
             .arg(dir.exit())
             .args(&argv)
@@ -843,6 +887,48 @@ mod tests {
         let (dir, _) = driver.load(&id).unwrap();
         let out = std::fs::read_to_string(dir.stdout()).unwrap();
         assert_eq!(out.trim(), format!("{dynamic} {dynamic} 4567"));
+    }
+
+    /// Portable ulimits reach the process; the others, and Docker-only settings, are refused.
+    #[tokio::test]
+    async fn ulimits_reach_the_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = ProcessDriver::new(dir.path().to_path_buf()).unwrap();
+        let mut spec = ContainerSpec::new("t", "app", "x");
+        spec.entry_point = Some(vec!["sh".into(), "-c".into()]);
+        spec.command = Some(vec!["echo $(ulimit -Sn) $(ulimit -Hn) $(ulimit -Sc)".into()]);
+        spec.ulimits = vec![
+            crate::spec::UlimitSpec {
+                name: "nofile".into(),
+                soft: 64,
+                hard: 128,
+            },
+            crate::spec::UlimitSpec {
+                name: "core".into(),
+                soft: 0,
+                hard: 0,
+            },
+        ];
+        let id = driver.start(&spec).await.unwrap();
+        assert_eq!(driver.wait_exit(&id).await.unwrap(), 0);
+        let (d, _) = driver.load(&id).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(d.stdout()).unwrap().trim(),
+            "64 128 0"
+        );
+
+        let mut other = spec.clone();
+        other.ulimits[0].name = "nproc".into();
+        assert!(matches!(
+            driver.start(&other).await,
+            Err(DriverError::InvalidSpec(_))
+        ));
+        let mut docker_only = spec.clone();
+        docker_only.docker.privileged = true;
+        assert!(matches!(
+            driver.start(&docker_only).await,
+            Err(DriverError::InvalidSpec(_))
+        ));
     }
 
     #[test]

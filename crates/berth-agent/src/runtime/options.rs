@@ -39,6 +39,15 @@ pub(crate) fn task_volumes(task: &AgentTask) -> (Vec<VolumeSpec>, HashMap<String
     let mut sources = HashMap::new();
     for v in &task.volumes {
         let Some(name) = v.name.clone() else { continue };
+        // EFS, FSx and S3 Files volumes (refused at registration since, but possibly in
+        // definitions registered before) have no source here: a mount of one fails its
+        // container rather than getting scratch space in their place.
+        if v.efs_volume_configuration.is_some()
+            || v.fsx_windows_file_server_volume_configuration.is_some()
+            || v.s3files_volume_configuration.is_some()
+        {
+            continue;
+        }
         if let Some(p) = v.host.as_ref().and_then(|h| h.source_path.clone()) {
             sources.insert(name, MountSource::Bind(p));
             continue;
@@ -360,6 +369,17 @@ mod tests {
             vec!["side", "side"]
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_volume_berth_cannot_mount_fails_its_container() {
+        let t = task(
+            json!([{"name": "a", "image": "i", "mountPoints": [{"sourceVolume": "efs", "containerPath": "/e"}]}]),
+            json!([{"name": "efs", "efsVolumeConfiguration": {"fileSystemId": "fs-1"}}]),
+        );
+        assert!(task_volumes(&t).0.is_empty());
+        let e = runtime_spec(&t, "c", &t.containers[0], &[]).unwrap_err();
+        assert!(e.contains("efs"), "{e}");
     }
 
     #[test]

@@ -95,6 +95,15 @@ pub struct ContainerSpec {
     /// What only a container runtime can honour (mounts, privileges, namespaces ...).
     #[serde(default)]
     pub docker: DockerOptions,
+    /// Private registry credentials (`repositoryCredentials`, resolved by the server). The
+    /// docker driver never pulls (see [`ContainerSpec::image`]), so nothing reads them yet;
+    /// never written to disk (`Debug` redacts them).
+    #[serde(skip)]
+    pub registry_auth: Option<berth_model::secrets::RegistryAuth>,
+    /// Log driver options taken from secrets (`logConfiguration.secretOptions`, resolved by
+    /// the server), to merge with the log configuration's options; never written to disk.
+    #[serde(skip)]
+    pub log_secret_options: BTreeMap<String, String>,
 }
 
 /// One ECS `ulimits` entry.
@@ -241,6 +250,8 @@ impl ContainerSpec {
             user: None,
             ulimits: Vec::new(),
             docker: DockerOptions::default(),
+            registry_auth: None,
+            log_secret_options: BTreeMap::new(),
         }
     }
 }

@@ -23,6 +23,10 @@ const ECS_TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
 const BERTH_TARGET_PREFIX: &str = "BerthV1.";
 /// Application Auto Scaling, signed for `application-autoscaling`.
 const AUTOSCALING_TARGET_PREFIX: &str = "AnyScaleFrontendService.";
+/// SSM Parameter Store, signed for `ssm`.
+const SSM_TARGET_PREFIX: &str = "AmazonSSM.";
+/// Secrets Manager, signed for `secretsmanager`.
+const SECRETS_MANAGER_TARGET_PREFIX: &str = "secretsmanager.";
 const JSON_11: &str = "application/x-amz-json-1.1";
 
 /// The API server's routes: `POST /` for the AWS APIs, `GET /ping` for liveness probes.
@@ -71,6 +75,16 @@ async fn aws_api(State(state): State<ApiState>, req: Request) -> Response {
             let ctx = state.ops.ctx(auth("application-autoscaling")?.region);
             tracing::debug!(%action, request_id = %rid, "application-autoscaling request");
             return crate::autoscaling::dispatch(&ctx, action, &body).await;
+        }
+        if let Some(action) = target.strip_prefix(SSM_TARGET_PREFIX) {
+            let ctx = state.ops.ctx(auth("ssm")?.region);
+            tracing::debug!(%action, request_id = %rid, "ssm request");
+            return crate::secrets::ssm(&ctx, action, &body).await;
+        }
+        if let Some(action) = target.strip_prefix(SECRETS_MANAGER_TARGET_PREFIX) {
+            let ctx = state.ops.ctx(auth("secretsmanager")?.region);
+            tracing::debug!(%action, request_id = %rid, "secretsmanager request");
+            return crate::secrets::secretsmanager(&ctx, action, &body).await;
         }
         let Some(action) = target.strip_prefix(ECS_TARGET_PREFIX) else {
             // Authenticate first, as AWS does, so an unsigned probe learns nothing.

@@ -9,7 +9,8 @@
 //! (`__type`, `message`) through [`berth_model::ApiError`], in one place.
 //! Elastic Load Balancing (v2) is the AWS Query protocol on the same URL: a form-encoded body
 //! (`Action=CreateLoadBalancer&...`) signed for `elasticloadbalancing`, answered in XML
-//! (`elb`). Application Auto Scaling is JSON 1.1 with its own target prefix (`autoscaling`).
+//! (`elb`). Application Auto Scaling is JSON 1.1 with its own target prefix (`autoscaling`), and so are SSM Parameter Store
+//! and Secrets Manager (`secrets`).
 //!
 //! Start with [`router`] and [`ApiState`].
 
@@ -22,6 +23,7 @@ mod ecs;
 mod edge;
 mod elb;
 mod metrics;
+mod secrets;
 mod state;
 
 pub use auth::KeyRing;

@@ -80,6 +80,10 @@ pub struct AgentTask {
     /// The task definition's `ipcMode` (`host`, `task` or `none`).
     #[serde(default)]
     pub ipc_mode: Option<String>,
+    /// The values of the containers' secrets, resolved by the server for this agent only
+    /// (absent when the task takes none, or no longer needs them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<crate::secrets::ResolvedSecrets>,
 }
 
 /// The answer to a poll.

@@ -112,6 +112,44 @@ pub enum ErrorCode {
     InvalidNextTokenException,
     /// A resource would have more tags than allowed.
     TooManyTagsException,
+    /// SSM: the named parameter does not exist.
+    ParameterNotFound,
+    /// SSM: PutParameter without `Overwrite` on an existing parameter.
+    ParameterAlreadyExists,
+    /// SSM: the parameter has no such version or label.
+    ParameterVersionNotFound,
+    /// SSM: a value that does not match the parameter's `AllowedPattern`, or a malformed name or label.
+    ParameterPatternMismatchException,
+    /// SSM: an `AllowedPattern` that is not a regular expression.
+    InvalidAllowedPatternException,
+    /// SSM: a parameter `Type` other than String, StringList, SecureString.
+    UnsupportedParameterType,
+    /// SSM: a name deeper than fifteen levels.
+    HierarchyLevelLimitExceededException,
+    /// SSM: a parameter already has 100 versions and the oldest is labelled.
+    ParameterMaxVersionLimitExceeded,
+    /// SSM: a version would carry more than ten labels.
+    ParameterVersionLabelLimitExceeded,
+    /// SSM: a filter key DescribeParameters / GetParametersByPath do not know.
+    InvalidFilterKey,
+    /// SSM: a filter option that is not valid for its key.
+    InvalidFilterOption,
+    /// SSM: a filter value that is not valid.
+    InvalidFilterValue,
+    /// SSM: a `NextToken` SSM did not issue (SSM's name for it).
+    InvalidNextToken,
+    /// SSM: a `KeyId` other than the default key.
+    InvalidKeyId,
+    /// SSM: the parameter changed concurrently; retry.
+    TooManyUpdates,
+    /// SSM's own fault (500).
+    InternalServerError,
+    /// Secrets Manager: a secret of that name, or a version of that id with another value, exists.
+    ResourceExistsException,
+    /// Secrets Manager: the request is not valid in the secret's state (e.g. scheduled for deletion).
+    InvalidRequestException,
+    /// Secrets Manager's own fault (500).
+    InternalServiceError,
 }
 
 impl ErrorCode {
@@ -171,13 +209,35 @@ impl ErrorCode {
             Self::InternalServiceException => "InternalServiceException",
             Self::InvalidNextTokenException => "InvalidNextTokenException",
             Self::TooManyTagsException => "TooManyTagsException",
+            Self::ParameterNotFound => "ParameterNotFound",
+            Self::ParameterAlreadyExists => "ParameterAlreadyExists",
+            Self::ParameterVersionNotFound => "ParameterVersionNotFound",
+            Self::ParameterPatternMismatchException => "ParameterPatternMismatchException",
+            Self::InvalidAllowedPatternException => "InvalidAllowedPatternException",
+            Self::UnsupportedParameterType => "UnsupportedParameterType",
+            Self::HierarchyLevelLimitExceededException => "HierarchyLevelLimitExceededException",
+            Self::ParameterMaxVersionLimitExceeded => "ParameterMaxVersionLimitExceeded",
+            Self::ParameterVersionLabelLimitExceeded => "ParameterVersionLabelLimitExceeded",
+            Self::InvalidFilterKey => "InvalidFilterKey",
+            Self::InvalidFilterOption => "InvalidFilterOption",
+            Self::InvalidFilterValue => "InvalidFilterValue",
+            Self::InvalidNextToken => "InvalidNextToken",
+            Self::InvalidKeyId => "InvalidKeyId",
+            Self::TooManyUpdates => "TooManyUpdates",
+            Self::InternalServerError => "InternalServerError",
+            Self::ResourceExistsException => "ResourceExistsException",
+            Self::InvalidRequestException => "InvalidRequestException",
+            Self::InternalServiceError => "InternalServiceError",
         }
     }
 
     /// The HTTP status AWS JSON services answer this code with.
     pub fn status(self) -> u16 {
         match self {
-            Self::ServerException | Self::InternalServiceException => 500,
+            Self::ServerException
+            | Self::InternalServiceException
+            | Self::InternalServerError
+            | Self::InternalServiceError => 500,
             Self::RequestEntityTooLarge => 413,
             Self::MissingAuthenticationTokenException
             | Self::IncompleteSignatureException

@@ -27,6 +27,7 @@ pub mod lb;
 mod names;
 mod options;
 mod placement;
+pub mod secrets;
 mod service;
 mod support;
 mod tag;

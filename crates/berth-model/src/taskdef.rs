@@ -295,6 +295,7 @@ impl TaskDefinition {
         let (mut cpu_sum, mut mem_sum) = (0i64, 0i64);
         for c in self.container_definitions.iter_mut() {
             rules.apply(c)?;
+            crate::secrets::validate_container_secrets(c)?;
             cpu_sum += c.cpu;
             mem_sum += c.memory.or(c.memory_reservation).unwrap_or(0);
         }

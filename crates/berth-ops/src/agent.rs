@@ -10,8 +10,8 @@ use std::time::Duration;
 use berth_control::lifecycle;
 use berth_model::agent::{AgentRegistered, AgentRegistration, AgentTask, DesiredSet, StatusReport};
 use berth_model::{
-    keys, validate_cluster_name, validate_id, ApiError, ContainerInstance, ErrorCode,
-    InstanceStatus, Task, TaskDefinition,
+    keys, validate_cluster_name, validate_id, ApiError, ContainerInstance, DesiredStatus,
+    ErrorCode, InstanceStatus, StopCode, Task, TaskDefinition, TaskStatus,
 };
 use berth_store::{StoreExt, Txn};
 use futures::StreamExt;
@@ -182,6 +182,9 @@ async fn desired_set(
             continue;
         };
         let td = t.overrides.apply(td)?;
+        let Some(secrets) = task_secrets(ctx, &t, &td).await? else {
+            continue;
+        };
         tasks.push(AgentTask {
             task_arn: task_arn_of(ctx, &t),
             task_id: t.id.clone(),
@@ -194,6 +197,7 @@ async fn desired_set(
             pid_mode: td.pid_mode.clone(),
             ipc_mode: td.ipc_mode.clone(),
             containers: td.container_definitions,
+            secrets,
         });
     }
     Ok(DesiredSet {
@@ -201,6 +205,45 @@ async fn desired_set(
         tasks,
         registered: true,
     })
+}
+
+/// The secret values of a task the agent must start (resolved now, for this answer only),
+/// `Some(None)` when it needs none, or `None` when one cannot be resolved: the task is then
+/// stopped (TaskFailedToStart, ECS's ResourceInitializationError) before the agent sees it.
+/// Only a task still starting (PROVISIONING / PENDING) gets values: an agent takes a task's
+/// containers from the first answer that carries it, and one already running (or adopted
+/// after an agent restart) keeps the containers it has, so values are sent once, at start.
+async fn task_secrets(
+    ctx: &Ctx,
+    t: &Task,
+    td: &TaskDefinition,
+) -> Result<Option<Option<berth_model::secrets::ResolvedSecrets>>, ApiError> {
+    let starting = matches!(
+        t.last_status,
+        TaskStatus::Provisioning | TaskStatus::Pending
+    );
+    if t.desired_status != DesiredStatus::Running || !starting {
+        return Ok(Some(None));
+    }
+    match crate::secrets::resolve_task(ctx, td).await? {
+        Ok(resolved) => Ok(Some(resolved)),
+        Err(reason) => {
+            tracing::info!(task = %t.id, "task failed to start: a secret cannot be resolved");
+            let now = ctx.now();
+            lifecycle::update_task(&ctx.state.store, &t.cluster, &t.id, |task| {
+                if !matches!(
+                    task.last_status,
+                    TaskStatus::Provisioning | TaskStatus::Pending
+                ) {
+                    return false;
+                }
+                lifecycle::force_stopped(task, StopCode::TaskFailedToStart, &reason, now);
+                true
+            })
+            .await?;
+            Ok(None)
+        }
+    }
 }
 
 /// The instance's desired task set, once it differs from `q.since` or the wait is over (or

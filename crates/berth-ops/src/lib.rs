@@ -14,6 +14,8 @@
 //! - [`elb`]: load balancers, listeners, rules, target groups, targets, tags (ELBv2).
 //! - [`autoscaling`]: scalable targets, scaling policies, scheduled actions, activities and
 //!   berth's metric alarms (Application Auto Scaling).
+//! - [`secrets`]: SSM Parameter Store and Secrets Manager, and the resolution of tasks'
+//!   `secrets` for their agents.
 //! - [`agent`]: what node agents do: register, long-poll their desired tasks, report status.
 
 #![warn(missing_docs)]
@@ -23,6 +25,7 @@ pub mod autoscaling;
 pub mod ecs;
 pub mod elb;
 mod paging;
+pub mod secrets;
 
 use std::sync::Arc;
 
@@ -74,6 +77,8 @@ pub struct Ops {
     pub(crate) lb_host: Arc<str>,
     /// The metrics time series (service CPU, memory, requests), for `GetServiceMetrics`.
     pub(crate) metrics_hub: Option<Arc<berth_control::autoscale::MetricsHub>>,
+    /// The key SecureString parameters and secret values are sealed with.
+    pub(crate) secrets_key: Arc<secrets::SecretsKey>,
 }
 
 /// The region agents are shown unless told otherwise.
@@ -94,7 +99,15 @@ impl Ops {
             target_health: None,
             lb_host: Arc::from(DEFAULT_LB_HOST),
             metrics_hub: None,
+            // A key of this process only, until the server sets the data dir's.
+            secrets_key: Arc::new(secrets::SecretsKey::generate()),
         }
+    }
+
+    /// Seals SecureString parameters and secret values with `key` (the data dir's).
+    pub fn with_secrets_key(mut self, key: secrets::SecretsKey) -> Self {
+        self.secrets_key = Arc::new(key);
+        self
     }
 
     /// Reads ELB target health from `src` (the load balancer's data plane).

@@ -57,6 +57,14 @@ pub struct AgentOpts {
     /// stop each other's containers.
     #[arg(long)]
     pub scope: Option<String>,
+    /// Where to serve the task metadata endpoint (`ECS_CONTAINER_METADATA_URI_V4`). The
+    /// default, an unspecified address, means Docker's bridge gateway with the docker driver
+    /// (reachable from bridge and host mode containers) and loopback with the process driver.
+    #[arg(long, default_value = "0.0.0.0:0")]
+    pub metadata_listen: std::net::SocketAddr,
+    /// Serve no task metadata endpoint (containers get no metadata URI).
+    #[arg(long)]
+    pub no_metadata: bool,
 }
 
 /// The docker scope of an agent keeping its state in `state_dir`: the directory's absolute
@@ -182,6 +190,7 @@ pub fn config(o: &AgentOpts, state_dir: PathBuf) -> Result<AgentConfig> {
         memory_mib: o.memory,
         logs_listen: Some(o.logs_listen),
         advertise: o.advertise.clone(),
+        metadata_listen: (!o.no_metadata).then_some(o.metadata_listen),
     })
 }
 

@@ -70,9 +70,56 @@ pub fn load_or_create(data_dir: &Path) -> Result<RootKey> {
     Ok(key)
 }
 
+/// The key that seals SecureString parameters and secret values at rest: 32 random bytes
+/// in `secrets.key` beside the store, created (mode 0600) on first start. Losing it loses
+/// those values; the store alone never holds them in plain text.
+pub fn secrets_key(data_dir: &Path) -> Result<[u8; 32]> {
+    let p = data_dir.join("secrets.key");
+    if let Ok(bytes) = std::fs::read(&p) {
+        return <[u8; 32]>::try_from(bytes.as_slice())
+            .map_err(|_| anyhow::anyhow!("{} is not a 32-byte key", p.display()));
+    }
+    let mut key = [0u8; 32];
+    rand::thread_rng().fill(&mut key);
+    let tmp = p.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(&key)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &p).with_context(|| format!("writing {}", p.display()))?;
+    Ok(key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_secrets_key_is_kept_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = secrets_key(dir.path()).unwrap();
+        assert_eq!(secrets_key(dir.path()).unwrap(), k);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("secrets.key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
 
     #[test]
     fn generated_keys_look_like_aws_keys() {

@@ -130,7 +130,10 @@ async fn open_core(
     )
     .with_target_health(health.clone())
     .with_lb_host(opts.lb_host.to_string())
-    .with_metrics_hub(hub.clone());
+    .with_metrics_hub(hub.clone())
+    .with_secrets_key(berth_ops::secrets::SecretsKey::from_bytes(
+        creds::secrets_key(data_dir)?,
+    ));
     Ok(Core {
         store,
         clock,
@@ -228,6 +231,7 @@ async fn start_local_agent(
         memory_mib: None,
         logs_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         advertise: None,
+        metadata_listen: Some(std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
     };
     tracing::info!(driver = driver.name(), "starting the local agent");
     supervisor.spawn("local agent", move |stop| {
@@ -260,6 +264,9 @@ fn print_exports(endpoint: &str, data_dir: &std::path::Path, key: &creds::RootKe
     println!("export AWS_DEFAULT_REGION={}", env::DEFAULT_REGION);
     println!("export AWS_ENDPOINT_URL_ECS={endpoint}");
     println!("export AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2={endpoint}");
+    println!("export AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING={endpoint}");
+    println!("export AWS_ENDPOINT_URL_SSM={endpoint}");
+    println!("export AWS_ENDPOINT_URL_SECRETS_MANAGER={endpoint}");
     println!("# agents on other hosts join the default cluster with:");
     println!("#   berth agent --server {endpoint} --cluster default --token {token}");
     println!("# then: aws ecs list-clusters");

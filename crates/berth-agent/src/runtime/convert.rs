@@ -37,6 +37,21 @@ pub(crate) fn container_spec(
         .iter()
         .map(|kv| (kv.name.clone(), kv.value.clone()))
         .collect();
+    // Secrets come after the environment, so a secret wins over a variable of the same
+    // name, as the ECS agent merges them.
+    if let Some(r) = task
+        .secrets
+        .as_ref()
+        .and_then(|s| s.containers.get(&c.name))
+    {
+        spec.environment.extend(
+            r.environment
+                .iter()
+                .map(|kv| (kv.name.clone(), kv.value.clone())),
+        );
+        spec.registry_auth = r.registry_auth.clone();
+        spec.log_secret_options = r.log_options.clone();
+    }
     spec.port_mappings = c
         .port_mappings
         .iter()
@@ -103,6 +118,7 @@ mod tests {
             volumes: Vec::new(),
             pid_mode: None,
             ipc_mode: None,
+            secrets: None,
         };
         let s = container_spec(&t, "default", &c);
         assert_eq!(s.command, Some(vec!["httpd".into(), "-f".into()]));
@@ -114,5 +130,52 @@ mod tests {
         assert_eq!((h.interval, h.retries), (Duration::from_secs(5), 2));
         assert_eq!(s.stop_timeout, Duration::from_secs(3));
         assert_eq!(s.working_directory.as_deref(), Some("/srv"));
+    }
+
+    #[test]
+    fn resolved_secrets_join_the_environment_and_win() {
+        use berth_model::secrets::{RegistryAuth, ResolvedContainer, ResolvedSecrets};
+        use berth_model::KeyValuePair;
+        let c: ContainerDefinition = serde_json::from_value(json!({
+            "name": "app", "image": "img",
+            "environment": [{"name": "A", "value": "plain"}, {"name": "B", "value": "b"}]
+        }))
+        .unwrap();
+        let mut secrets = ResolvedSecrets::default();
+        secrets.containers.insert(
+            "app".into(),
+            ResolvedContainer {
+                environment: vec![KeyValuePair {
+                    name: "A".into(),
+                    value: "secret".into(),
+                }],
+                log_options: [("token".to_owned(), "t0k".to_owned())].into(),
+                registry_auth: Some(RegistryAuth {
+                    username: "u".into(),
+                    password: "p".into(),
+                }),
+            },
+        );
+        let t = AgentTask {
+            task_id: "t1".into(),
+            task_arn: "arn".into(),
+            family: "f".into(),
+            revision: 1,
+            desired_status: DesiredStatus::Running,
+            last_status: TaskStatus::Provisioning,
+            network_mode: None,
+            containers: vec![c.clone()],
+            secrets: Some(secrets),
+            volumes: Vec::new(),
+            pid_mode: None,
+            ipc_mode: None,
+        };
+        let s = container_spec(&t, "default", &c);
+        // Later entries win: the secret's A after the environment's.
+        assert_eq!(s.environment.last(), Some(&("A".into(), "secret".into())));
+        assert_eq!(s.log_secret_options["token"], "t0k");
+        assert_eq!(s.registry_auth.unwrap().username, "u");
+        let stored = serde_json::to_string(&container_spec(&t, "default", &c)).unwrap();
+        assert!(!stored.contains("t0k"), "log secrets are never written");
     }
 }

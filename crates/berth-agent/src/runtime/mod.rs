@@ -12,6 +12,7 @@ mod client;
 mod convert;
 mod host;
 mod logs;
+mod metadata;
 mod options;
 mod task;
 
@@ -57,6 +58,10 @@ pub struct AgentConfig {
     /// The host name or address the server and CLI reach this agent by (default: the
     /// listen address when it is specific, else this host's name).
     pub advertise: Option<String>,
+    /// Where to serve the task metadata endpoint (`None`: no endpoint, no
+    /// `ECS_CONTAINER_METADATA_URI_V4`). An unspecified address (`0.0.0.0:0`) means Docker's
+    /// bridge gateway with the docker driver, loopback otherwise.
+    pub metadata_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -228,6 +233,7 @@ impl Agent {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), AgentError> {
         let (endpoint, _log_endpoint) = self.serve_logs().await?;
+        let (metadata, _metadata_endpoint) = self.serve_metadata().await?.unzip();
         let instance_id = self.register(endpoint).await?;
         let (tx, rx) = mpsc::unbounded_channel::<TaskReport>();
         let reporter = tokio::spawn(reporter(
@@ -272,7 +278,11 @@ impl Agent {
             }
             since = set.fingerprint.clone();
             local.reap().await;
-            self.reconcile(&set, &mut local, &tx).await;
+            if let Some(m) = &metadata {
+                m.update(&set.tasks);
+            }
+            self.reconcile(&set, &mut local, &tx, metadata.as_ref())
+                .await;
         };
         // After a deregistration the runners are done: let the reporter deliver what they said
         // last, briefly. On a plain shutdown tasks keep running and there is nothing to wait for.
@@ -323,6 +333,7 @@ impl Agent {
         set: &DesiredSet,
         local: &mut Local,
         tx: &mpsc::UnboundedSender<TaskReport>,
+        metadata: Option<&metadata::Metadata>,
     ) {
         let wanted: HashSet<&str> = set.tasks.iter().map(|t| t.task_id.as_str()).collect();
         for t in &set.tasks {
@@ -349,6 +360,7 @@ impl Agent {
                 desired: drx,
                 reports: tx.clone(),
                 adopted: local.adoptable.remove(&t.task_id).unwrap_or_default(),
+                metadata: metadata.cloned(),
             };
             local.managed.insert(
                 t.task_id.clone(),
@@ -414,6 +426,30 @@ impl Agent {
         };
         tracing::info!(%bound, "serving container logs");
         Ok((Some(format!("{host}:{}", bound.port())), Some(server)))
+    }
+
+    /// Starts the task metadata endpoint, if configured.
+    async fn serve_metadata(
+        &self,
+    ) -> Result<Option<(metadata::Metadata, metadata::Serving)>, AgentError> {
+        let Some(listen) = self.cfg.metadata_listen else {
+            return Ok(None);
+        };
+        let zone = self
+            .cfg
+            .attributes
+            .iter()
+            .find(|(k, _)| k == metadata::ZONE_ATTRIBUTE)
+            .and_then(|(_, v)| v.clone());
+        let setup = metadata::Setup {
+            listen,
+            state_dir: &self.cfg.state_dir,
+            cluster: &self.cfg.cluster,
+            zone,
+        };
+        Ok(Some(
+            metadata::Metadata::start(setup, self.driver.clone()).await?,
+        ))
     }
 
     /// Removes the containers of tasks the server forgot, once `cleanup_after` has passed.

@@ -263,6 +263,7 @@ mod tests {
             volumes: serde_json::from_value(volumes).unwrap(),
             pid_mode: Some("task".into()),
             ipc_mode: Some("task".into()),
+            secrets: None,
         }
     }
 

@@ -114,6 +114,8 @@ pub(crate) struct Runner {
     pub desired: watch::Receiver<DesiredStatus>,
     pub reports: mpsc::UnboundedSender<TaskReport>,
     pub adopted: Vec<OwnedContainer>,
+    /// The task metadata endpoint, whose URIs each container gets.
+    pub metadata: Option<super::metadata::Metadata>,
 }
 
 /// What decided that the task ends.
@@ -335,7 +337,8 @@ impl Runner {
 
     /// Starts container `i`, whose dependencies are met; on failure, the task's ending.
     async fn start_one(&mut self, st: &mut State, i: usize) -> Result<(), Ending> {
-        let spec = match runtime_spec(&self.task, &self.cluster, &st.slots[i].def, &st.started) {
+        let mut spec = match runtime_spec(&self.task, &self.cluster, &st.slots[i].def, &st.started)
+        {
             Ok(spec) => spec,
             Err(e) => {
                 return Err(Self::fail_start(
@@ -344,6 +347,9 @@ impl Runner {
                 ))
             }
         };
+        if let Some(m) = &self.metadata {
+            m.apply(&mut spec);
+        }
         match self.driver.start(&spec).await {
             Ok(id) => {
                 st.started.push((st.slots[i].def.name.clone(), id.clone()));
@@ -660,6 +666,7 @@ mod tests {
             last_status: TaskStatus::Provisioning,
             network_mode: None,
             containers: serde_json::from_value(containers).unwrap_or_default(),
+            secrets: None,
             volumes: Vec::new(),
             pid_mode: None,
             ipc_mode: None,
@@ -683,6 +690,7 @@ mod tests {
             desired: drx,
             reports: rtx,
             adopted: Vec::new(),
+            metadata: None,
         };
         (r, dtx, rrx)
     }
@@ -829,6 +837,7 @@ mod shutdown_tests {
             network_mode: None,
             containers: serde_json::from_value(json!([{"name": "app", "image": "i"}]))
                 .unwrap_or_default(),
+            secrets: None,
             volumes: Vec::new(),
             pid_mode: None,
             ipc_mode: None,
@@ -840,6 +849,7 @@ mod shutdown_tests {
             desired: drx,
             reports: rtx,
             adopted: Vec::new(),
+            metadata: None,
         };
         (r, dtx)
     }

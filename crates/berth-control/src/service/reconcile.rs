@@ -415,6 +415,7 @@ impl ServiceController {
         told: &mut Vec<Event>,
     ) -> bool {
         let (strategies, constraints) = placement(svc);
+        let tags = service_task_tags(svc, &td);
         let spec = LaunchSpec {
             cluster: svc.cluster.clone(),
             taskdef: td,
@@ -422,11 +423,7 @@ impl ServiceController {
             count: l.count,
             group: Some(svc.group()),
             started_by: Some(d.id.clone()),
-            tags: if svc.propagate_tags.as_deref() == Some("SERVICE") {
-                svc.tags.clone()
-            } else {
-                Vec::new()
-            },
+            tags,
             launch_type: svc.launch_type.clone(),
             strategies,
             constraints,
@@ -486,6 +483,29 @@ impl ServiceController {
 /// A service with nothing moving: one deployment, every task of it running as desired, and
 /// a plan that changes nothing. Anything else is looked at again within
 /// [`UNSETTLED_LOOK_SECS`].
+/// The tags of a service's new task: the service's with `propagateTags` SERVICE, the task
+/// definition's with TASK_DEFINITION, plus ECS's managed `aws:ecs:clusterName` and
+/// `aws:ecs:serviceName` with `enableECSManagedTags`.
+fn service_task_tags(svc: &Service, td: &TaskDefinition) -> Vec<berth_model::Tag> {
+    let mut tags = match svc.propagate_tags.as_deref() {
+        Some("SERVICE") => svc.tags.clone(),
+        Some("TASK_DEFINITION") => td.tags.clone(),
+        _ => Vec::new(),
+    };
+    if svc.enable_ecs_managed_tags {
+        for (key, value) in [
+            ("aws:ecs:clusterName", &svc.cluster),
+            ("aws:ecs:serviceName", &svc.name),
+        ] {
+            tags.push(berth_model::Tag {
+                key: key.into(),
+                value: value.clone(),
+            });
+        }
+    }
+    tags
+}
+
 fn settled(l: &Loaded, plan: &Plan) -> bool {
     plan.launch.is_empty()
         && plan.stop.is_empty()

@@ -8,6 +8,7 @@ pub mod services;
 pub mod tags;
 pub mod taskdefs;
 pub mod tasks;
+mod unsupported;
 
 pub(crate) use instances::{instance_arn as instance_arn_of, register_instance, Registration};
 pub(crate) use tasks::task_arn as task_arn_of;

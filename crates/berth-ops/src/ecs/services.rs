@@ -7,8 +7,8 @@ use berth_control::{deployment_id, service::counts};
 use berth_model::{
     keys, validate_cluster_name, validate_name, validate_tags, ApiError, Arn, CircuitBreaker,
     Deployment, DeploymentConfiguration, DeploymentCounts, DeploymentStatus, ErrorCode,
-    NetworkConfiguration, PlacementConstraint, PlacementStrategy, ResourceKind, RolloutState,
-    SchedulingStrategy, Service, ServiceLoadBalancer, ServiceStatus, Tag, Task, TaskDefinition,
+    PlacementConstraint, PlacementStrategy, ResourceKind, RolloutState, SchedulingStrategy,
+    Service, ServiceLoadBalancer, ServiceStatus, Tag, Task, TaskDefinition,
 };
 use berth_sched::{Constraint, Strategy};
 use berth_store::{StoreExt, Txn, TxnResult};
@@ -144,6 +144,9 @@ pub(crate) struct WireDeploymentConfiguration {
     deployment_circuit_breaker: Option<CircuitBreaker>,
     maximum_percent: Option<i64>,
     minimum_healthy_percent: Option<i64>,
+    /// Members berth does not implement (refused unless neutral).
+    #[serde(flatten)]
+    rest: serde_json::Map<String, Value>,
 }
 
 fn configuration(
@@ -152,6 +155,7 @@ fn configuration(
     strategy: SchedulingStrategy,
 ) -> Result<DeploymentConfiguration, ApiError> {
     let Some(w) = w else { return Ok(base) };
+    super::unsupported::refuse("deploymentConfiguration.", &w.rest)?;
     let pct = |v: Option<i64>, d: u32| -> Result<u32, ApiError> {
         match v {
             None => Ok(d),
@@ -270,14 +274,26 @@ pub struct CreateServiceRequest {
     placement_strategy: Vec<Value>,
     #[serde(default)]
     load_balancers: Vec<Value>,
-    network_configuration: Option<Value>,
     health_check_grace_period_seconds: Option<i64>,
     scheduling_strategy: Option<SchedulingStrategy>,
     #[serde(default)]
     tags: Vec<Tag>,
     propagate_tags: Option<String>,
-    #[serde(default)]
+    #[serde(default, rename = "enableECSManagedTags")]
     enable_ecs_managed_tags: bool,
+    /// Members berth does not implement (`deploymentController` other than ECS,
+    /// `capacityProviderStrategy`, `networkConfiguration` ...): refused unless neutral.
+    #[serde(flatten)]
+    rest: serde_json::Map<String, Value>,
+}
+
+fn check_propagate_tags(p: Option<&str>) -> Result<(), ApiError> {
+    match p {
+        None | Some("TASK_DEFINITION" | "SERVICE" | "NONE") => Ok(()),
+        Some(_) => Err(ApiError::invalid(
+            "propagateTags must be TASK_DEFINITION, SERVICE or NONE.",
+        )),
+    }
 }
 
 fn grace(v: Option<i64>) -> Result<Option<u32>, ApiError> {
@@ -294,6 +310,7 @@ fn grace(v: Option<i64>) -> Result<Option<u32>, ApiError> {
 pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     validate_name("Service name", &req.service_name)?;
+    super::unsupported::refuse("", &req.rest)?;
     validate_tags(&req.tags)?;
     let strategy = req.scheduling_strategy.unwrap_or_default();
     let desired = match (strategy, req.desired_count) {
@@ -324,11 +341,6 @@ pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiEr
     let placement_constraints = PlacementConstraint::from_request(&req.placement_constraints)?;
     check_placement(&placement_strategy, &placement_constraints)?;
     let load_balancers = ServiceLoadBalancer::from_request(&req.load_balancers)?;
-    let network_configuration = req
-        .network_configuration
-        .as_ref()
-        .map(NetworkConfiguration::from_request)
-        .transpose()?;
     let config = configuration(
         DeploymentConfiguration::default_for(strategy),
         req.deployment_configuration,
@@ -340,13 +352,7 @@ pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiEr
             "Invalid launchType {launch_type:?}"
         )));
     }
-    if let Some(p) = &req.propagate_tags {
-        if !matches!(p.as_str(), "TASK_DEFINITION" | "SERVICE" | "NONE") {
-            return Err(ApiError::invalid(
-                "propagateTags must be TASK_DEFINITION, SERVICE or NONE.",
-            ));
-        }
-    }
+    check_propagate_tags(req.propagate_tags.as_deref())?;
     let grace = grace(req.health_check_grace_period_seconds)?;
     load_active(ctx, &cluster).await?;
     let td_ident = req
@@ -367,7 +373,7 @@ pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiEr
         placement_constraints,
         placement_strategy,
         load_balancers,
-        network_configuration,
+        network_configuration: None,
         health_check_grace_period_seconds: grace,
         tags: req.tags,
         propagate_tags: req.propagate_tags,
@@ -422,7 +428,12 @@ pub struct UpdateServiceRequest {
     force_new_deployment: bool,
     health_check_grace_period_seconds: Option<i64>,
     load_balancers: Option<Vec<Value>>,
-    network_configuration: Option<Value>,
+    propagate_tags: Option<String>,
+    #[serde(rename = "enableECSManagedTags")]
+    enable_ecs_managed_tags: Option<bool>,
+    /// Members berth does not implement: refused unless neutral (see `unsupported`).
+    #[serde(flatten)]
+    rest: serde_json::Map<String, Value>,
 }
 
 /// UpdateService's placement, load balancer and network members, typed (`None`: not given).
@@ -430,7 +441,6 @@ struct UpdateMembers {
     placement_strategy: Option<Vec<PlacementStrategy>>,
     placement_constraints: Option<Vec<PlacementConstraint>>,
     load_balancers: Option<Vec<ServiceLoadBalancer>>,
-    network_configuration: Option<NetworkConfiguration>,
 }
 
 impl UpdateMembers {
@@ -450,11 +460,6 @@ impl UpdateMembers {
                 .load_balancers
                 .as_deref()
                 .map(ServiceLoadBalancer::from_request)
-                .transpose()?,
-            network_configuration: req
-                .network_configuration
-                .as_ref()
-                .map(NetworkConfiguration::from_request)
                 .transpose()?,
         })
     }
@@ -503,8 +508,11 @@ fn apply_update(
         redeploy |= *lb != svc.load_balancers;
         svc.load_balancers = lb.clone();
     }
-    if let Some(n) = &m.network_configuration {
-        svc.network_configuration = Some(n.clone());
+    if let Some(p) = &req.propagate_tags {
+        svc.propagate_tags = Some(p.clone());
+    }
+    if let Some(e) = req.enable_ecs_managed_tags {
+        svc.enable_ecs_managed_tags = e;
     }
     if grace.is_some() {
         svc.health_check_grace_period_seconds = grace;
@@ -544,6 +552,8 @@ fn apply_update(
 pub async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     let name = service_name(&req.service)?;
+    super::unsupported::refuse("", &req.rest)?;
+    check_propagate_tags(req.propagate_tags.as_deref())?;
     let m = UpdateMembers::parse(&req)?;
     check_placement(
         m.placement_strategy.as_deref().unwrap_or(&[]),

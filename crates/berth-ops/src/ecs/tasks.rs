@@ -115,6 +115,40 @@ fn launch_type(lt: Option<&str>, td: &TaskDefinition) -> Result<String, ApiError
     }
 }
 
+/// A RunTask or StartTask task's tags: the request's, then the task definition's with
+/// `propagateTags` TASK_DEFINITION, then ECS's managed `aws:ecs:clusterName` with
+/// `enableECSManagedTags`.
+fn task_tags(
+    mut tags: Vec<Tag>,
+    propagate: Option<&str>,
+    managed: bool,
+    cluster: &str,
+    td: &TaskDefinition,
+) -> Result<Vec<Tag>, ApiError> {
+    match propagate {
+        None | Some("NONE") => {}
+        Some("TASK_DEFINITION") => {
+            for t in &td.tags {
+                if !tags.iter().any(|x| x.key == t.key) {
+                    tags.push(t.clone());
+                }
+            }
+        }
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "propagateTags {other} is not valid for a task outside a service; use TASK_DEFINITION or NONE."
+            )))
+        }
+    }
+    if managed {
+        tags.push(Tag {
+            key: "aws:ecs:clusterName".into(),
+            value: cluster.to_owned(),
+        });
+    }
+    Ok(tags)
+}
+
 fn launch_answer(ctx: &Ctx, out: berth_control::LaunchOutcome) -> Value {
     let tasks: Vec<Value> = out.tasks.iter().map(|t| task_wire(ctx, t, true)).collect();
     let failures: Vec<Value> = out
@@ -153,6 +187,13 @@ pub struct RunTaskRequest {
     #[serde(default)]
     tags: Vec<Tag>,
     client_token: Option<String>,
+    propagate_tags: Option<String>,
+    #[serde(default, rename = "enableECSManagedTags")]
+    enable_ecs_managed_tags: bool,
+    /// Members berth does not implement (`capacityProviderStrategy`, `networkConfiguration`,
+    /// `platformVersion`, `enableExecuteCommand` true ...): refused unless neutral.
+    #[serde(flatten)]
+    rest: serde_json::Map<String, Value>,
 }
 
 /// ECS `RunTask`.
@@ -166,10 +207,19 @@ pub async fn run(ctx: &Ctx, req: RunTaskRequest) -> Result<Value, ApiError> {
     check_len("startedBy", &req.started_by, 128)?;
     check_len("clientToken", &req.client_token, 64)?;
     validate_tags(&req.tags)?;
+    super::unsupported::refuse("", &req.rest)?;
+    super::unsupported::refuse_overrides(&req.overrides)?;
     let strategies = strategies(&req.placement_strategy)?;
     let constraints = constraints(&req.placement_constraints)?;
     load_active(ctx, &cluster).await?;
     let td = super::taskdefs::runnable(ctx, &req.task_definition).await?;
+    let tags = task_tags(
+        req.tags,
+        req.propagate_tags.as_deref(),
+        req.enable_ecs_managed_tags,
+        &cluster,
+        &td,
+    )?;
     let spec = LaunchSpec {
         cluster: cluster.clone(),
         launch_type: launch_type(req.launch_type.as_deref(), &td)?,
@@ -178,7 +228,7 @@ pub async fn run(ctx: &Ctx, req: RunTaskRequest) -> Result<Value, ApiError> {
         overrides: req.overrides,
         count: count as usize,
         started_by: req.started_by,
-        tags: req.tags,
+        tags,
         strategies,
         constraints,
         on_instances: None,
@@ -202,6 +252,13 @@ pub struct StartTaskRequest {
     overrides: TaskOverride,
     #[serde(default)]
     tags: Vec<Tag>,
+    propagate_tags: Option<String>,
+    #[serde(default, rename = "enableECSManagedTags")]
+    enable_ecs_managed_tags: bool,
+    /// Members berth does not implement (`capacityProviderStrategy`, `networkConfiguration`,
+    /// `platformVersion`, `enableExecuteCommand` true ...): refused unless neutral.
+    #[serde(flatten)]
+    rest: serde_json::Map<String, Value>,
 }
 
 /// ECS `StartTask`.
@@ -215,6 +272,8 @@ pub async fn start(ctx: &Ctx, req: StartTaskRequest) -> Result<Value, ApiError> 
     check_len("group", &req.group, 255)?;
     check_len("startedBy", &req.started_by, 128)?;
     validate_tags(&req.tags)?;
+    super::unsupported::refuse("", &req.rest)?;
+    super::unsupported::refuse_overrides(&req.overrides)?;
     let ids = req
         .container_instances
         .iter()
@@ -222,6 +281,13 @@ pub async fn start(ctx: &Ctx, req: StartTaskRequest) -> Result<Value, ApiError> 
         .collect::<Result<Vec<_>, _>>()?;
     load_active(ctx, &cluster).await?;
     let td = super::taskdefs::runnable(ctx, &req.task_definition).await?;
+    let tags = task_tags(
+        req.tags,
+        req.propagate_tags.as_deref(),
+        req.enable_ecs_managed_tags,
+        &cluster,
+        &td,
+    )?;
     let spec = LaunchSpec {
         cluster: cluster.clone(),
         launch_type: "EC2".into(),
@@ -230,7 +296,7 @@ pub async fn start(ctx: &Ctx, req: StartTaskRequest) -> Result<Value, ApiError> 
         overrides: req.overrides,
         count: ids.len(),
         started_by: req.started_by,
-        tags: req.tags,
+        tags,
         strategies: Vec::new(),
         constraints: Vec::new(),
         on_instances: Some(ids),

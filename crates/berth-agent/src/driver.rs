@@ -5,7 +5,9 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use crate::error::DriverError;
-use crate::spec::{ContainerId, ContainerSpec, ContainerStatus, LogLine, OwnedContainer, Stats};
+use crate::spec::{
+    ContainerId, ContainerSpec, ContainerStatus, LogLine, OwnedContainer, Stats, VolumeSpec,
+};
 
 /// A boxed, sendable future (what the object-safe [`Driver`] methods return).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -54,4 +56,53 @@ pub trait Driver: Send + Sync + 'static {
 
     /// Resolves with the exit code once the container has exited (at once if it already has).
     fn wait_exit(&self, id: &ContainerId) -> BoxFuture<'_, Result<i64, DriverError>>;
+
+    /// The ECS capability attributes this driver adds to the host's registration (what it can
+    /// honour beyond what every driver does); the scheduler matches task definitions'
+    /// `requiresAttributes` against them.
+    fn capabilities(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Creates the Docker volumes a task needs (idempotent: an existing volume is kept), or
+    /// fails when a shared volume that must exist does not. Drivers without volumes refuse
+    /// any.
+    fn prepare_volumes<'a>(
+        &'a self,
+        task_id: &'a str,
+        volumes: &'a [VolumeSpec],
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        let _ = task_id;
+        Box::pin(async move {
+            match volumes.first() {
+                None => Ok(()),
+                Some(v) => Err(DriverError::InvalidSpec(format!(
+                    "the {} driver cannot create volume {}",
+                    self.name(),
+                    v.name
+                ))),
+            }
+        })
+    }
+
+    /// Removes the task-scoped volumes of a task whose containers were removed.
+    fn remove_task_volumes<'a>(
+        &'a self,
+        task_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        let _ = task_id;
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Starts an exited container again, in place (same id, mounts and logs): a restart
+    /// policy's restart. Drivers that cannot refuse.
+    fn restart(&self, id: &ContainerId) -> BoxFuture<'_, Result<(), DriverError>> {
+        let id = id.clone();
+        Box::pin(async move {
+            Err(DriverError::InvalidSpec(format!(
+                "the {} driver cannot restart container {id} in place",
+                self.name()
+            )))
+        })
+    }
 }

@@ -8,7 +8,9 @@
 //!   the API version negotiated at connect time (works with Docker 20.10's API 1.41). Maps the
 //!   ECS container definition to Docker: command and entry point, environment, working
 //!   directory, user, port mappings (dynamic host ports read back after the start), cpu
-//!   shares, memory limit and reservation, health check, network mode. Never pulls images.
+//!   shares, memory limit and reservation, health check, network mode, and the members of
+//!   issue 12 (volumes and mounts through Docker's volume API, volumesFrom, links, ulimits,
+//!   linuxParameters, privileges, DNS, sysctls, tty, pid/ipc namespaces). Never pulls images.
 //! - [`ProcessDriver`]: for hosts without Docker. Each container is a process group under a
 //!   tiny `sh` supervisor that records the exit code in a state directory; the driver runs
 //!   health checks and reads stats from `/proc`. See its documentation for the exact rules.

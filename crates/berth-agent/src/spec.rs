@@ -89,6 +89,12 @@ pub struct ContainerSpec {
     pub working_directory: Option<String>,
     /// User (`name`, `uid` or `uid:gid`).
     pub user: Option<String>,
+    /// ECS `ulimits`.
+    #[serde(default)]
+    pub ulimits: Vec<UlimitSpec>,
+    /// What only a container runtime can honour (mounts, privileges, namespaces ...).
+    #[serde(default)]
+    pub docker: DockerOptions,
     /// Private registry credentials (`repositoryCredentials`, resolved by the server). The
     /// docker driver never pulls (see [`ContainerSpec::image`]), so nothing reads them yet;
     /// never written to disk (`Debug` redacts them).
@@ -101,6 +107,121 @@ pub struct ContainerSpec {
     /// A Docker log driver and its options (`logConfiguration`, for drivers other than
     /// `awslogs`, which the agent itself ships); none keeps the runtime's default.
     pub log_driver: Option<(String, BTreeMap<String, String>)>,
+}
+
+/// One ECS `ulimits` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UlimitSpec {
+    /// ECS's name (`nofile`, `nproc`, ...), which is Docker's.
+    pub name: String,
+    /// Soft limit.
+    pub soft: i64,
+    /// Hard limit.
+    pub hard: i64,
+}
+
+/// Where a mount comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountSource {
+    /// A host path (`host.sourcePath`).
+    Bind(String),
+    /// A Docker volume by name (task scratch space or `dockerVolumeConfiguration`).
+    Volume(String),
+}
+
+/// One `mountPoints` entry, resolved against the task's volumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    /// What is mounted.
+    pub source: MountSource,
+    /// Where, in the container.
+    pub target: String,
+    /// Read-only.
+    pub read_only: bool,
+}
+
+/// A host device exposed in the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceSpec {
+    /// Path on the host.
+    pub host_path: String,
+    /// Path in the container.
+    pub container_path: String,
+    /// cgroup permissions, `rwm` or a subset.
+    pub permissions: String,
+}
+
+/// The members of a container definition only the Docker driver honours. A driver that
+/// cannot honour one refuses the spec (the scheduler keeps such tasks off its hosts through
+/// `requiresAttributes`; this is the second line).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DockerOptions {
+    /// Bind mounts and volumes.
+    pub mounts: Vec<MountSpec>,
+    /// `volumesFrom`, resolved: `CONTAINER_ID[:ro]`.
+    pub volumes_from: Vec<String>,
+    /// `links`, resolved: `CONTAINER_ID:alias`.
+    pub links: Vec<String>,
+    /// Privileged container.
+    pub privileged: bool,
+    /// Read-only root file system.
+    pub readonly_rootfs: bool,
+    /// Host name.
+    pub hostname: Option<String>,
+    /// No networking.
+    pub network_disabled: bool,
+    /// DNS servers.
+    pub dns: Vec<String>,
+    /// DNS search domains.
+    pub dns_search: Vec<String>,
+    /// `/etc/hosts` entries, `host:ip`.
+    pub extra_hosts: Vec<String>,
+    /// Security options.
+    pub security_opt: Vec<String>,
+    /// Namespaced kernel parameters.
+    pub sysctls: BTreeMap<String, String>,
+    /// Keep stdin open.
+    pub open_stdin: bool,
+    /// Allocate a TTY.
+    pub tty: bool,
+    /// Run an init process as PID 1.
+    pub init: Option<bool>,
+    /// Capabilities to add.
+    pub cap_add: Vec<String>,
+    /// Capabilities to drop.
+    pub cap_drop: Vec<String>,
+    /// Host devices.
+    pub devices: Vec<DeviceSpec>,
+    /// `/dev/shm` size in MiB.
+    pub shm_size_mib: Option<u64>,
+    /// tmpfs mounts: path to Docker's options (`size=16m,noexec`).
+    pub tmpfs: BTreeMap<String, String>,
+    /// Swap allowed beyond the memory limit, in MiB.
+    pub max_swap_mib: Option<u64>,
+    /// Swappiness (0 to 100).
+    pub swappiness: Option<i64>,
+    /// PID namespace: `host` or `container:ID`.
+    pub pid_mode: Option<String>,
+    /// IPC namespace: `host`, `none`, `shareable` or `container:ID`.
+    pub ipc_mode: Option<String>,
+}
+
+/// A Docker volume a task needs before its containers start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeSpec {
+    /// The Docker volume's name.
+    pub name: String,
+    /// The volume driver (`local`).
+    pub driver: String,
+    /// Options of the driver.
+    pub driver_opts: BTreeMap<String, String>,
+    /// Labels of the volume.
+    pub labels: BTreeMap<String, String>,
+    /// Removed with the task's containers (task scope and scratch space), else kept.
+    pub task_scoped: bool,
+    /// For a kept (shared) volume: create it when missing; otherwise a missing one fails
+    /// the task.
+    pub create_if_missing: bool,
 }
 
 impl ContainerSpec {
@@ -130,6 +251,8 @@ impl ContainerSpec {
             labels: BTreeMap::new(),
             working_directory: None,
             user: None,
+            ulimits: Vec::new(),
+            docker: DockerOptions::default(),
             registry_auth: None,
             log_secret_options: BTreeMap::new(),
             log_driver: None,
@@ -262,6 +385,8 @@ pub mod labels {
     pub const CLUSTER: &str = "berth.cluster";
     /// The container name within the task.
     pub const CONTAINER_NAME: &str = "berth.container-name";
+    /// On a Docker volume: removed with the task's containers (`task`) or kept (`shared`).
+    pub const VOLUME_SCOPE: &str = "berth.volume-scope";
 }
 
 /// The ECS `dockerLabels` plus berth's own labels (berth's win on a clash).

@@ -229,6 +229,7 @@ fn new_task(spec: &LaunchSpec, td: &TaskDefinition, instance_id: &str, now: f64)
             memory: c.memory,
             memory_reservation: c.memory_reservation,
             essential: c.is_essential(),
+            restart_count: None,
         })
         .collect();
     Task {
@@ -298,7 +299,11 @@ fn place(
             .group
             .clone()
             .unwrap_or_else(|| format!("family:{}", td.family)),
-        required_attributes: Default::default(),
+        required_attributes: td
+            .requires_attributes
+            .iter()
+            .map(|a| (a.name.clone(), a.value.clone()))
+            .collect(),
     };
     let failure = |f: berth_sched::Failure| PlacementFailure {
         arn: f.instance_arn,

@@ -40,6 +40,9 @@ pub fn apply_report(task: &mut Task, r: &TaskReport, now: f64) -> bool {
             if cr.runtime_id.is_some() {
                 c.runtime_id = cr.runtime_id.clone();
             }
+            if cr.restart_count.is_some() {
+                c.restart_count = cr.restart_count;
+            }
         }
     }
     task.health_status = r.health_status;
@@ -215,7 +218,7 @@ mod tests {
                 name: "app".into(), image: "img".into(), last_status: TaskStatus::Pending,
                 exit_code: None, reason: None, network_bindings: vec![],
                 health_status: HealthStatus::Unknown, runtime_id: None, cpu: 0,
-                memory: Some(8), memory_reservation: None, essential: true }]
+                memory: Some(8), memory_reservation: None, essential: true, restart_count: None }]
         }))
         .unwrap()
     }
@@ -232,6 +235,7 @@ mod tests {
                 network_bindings: vec![],
                 health_status: HealthStatus::Unknown,
                 runtime_id: Some("abc".into()),
+                restart_count: None,
             }],
             health_status: HealthStatus::Unknown,
             started_at: None,

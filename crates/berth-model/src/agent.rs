@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::{
     Attribute, ContainerDefinition, DesiredStatus, HealthStatus, HostResources, NetworkBinding,
-    StopCode, TaskStats, TaskStatus,
+    StopCode, TaskStats, TaskStatus, Volume,
 };
 
 /// The header that carries the cluster's join token.
@@ -71,6 +71,15 @@ pub struct AgentTask {
     pub network_mode: Option<String>,
     /// The containers to run, overrides applied.
     pub containers: Vec<ContainerDefinition>,
+    /// The task definition's volumes (what the containers' `mountPoints` name).
+    #[serde(default)]
+    pub volumes: Vec<Volume>,
+    /// The task definition's `pidMode` (`host` or `task`).
+    #[serde(default)]
+    pub pid_mode: Option<String>,
+    /// The task definition's `ipcMode` (`host`, `task` or `none`).
+    #[serde(default)]
+    pub ipc_mode: Option<String>,
     /// The values of the containers' secrets, resolved by the server for this agent only
     /// (absent when the task takes none, or no longer needs them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,6 +126,9 @@ pub struct ContainerReport {
     /// The container's id in the agent's runtime (the Docker container id).
     #[serde(default)]
     pub runtime_id: Option<String>,
+    /// How many times its restart policy restarted it in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_count: Option<u32>,
 }
 
 /// One task's state, as the agent saw it.

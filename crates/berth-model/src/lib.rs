@@ -26,9 +26,11 @@ pub mod keys;
 pub mod lb;
 pub mod logs;
 mod names;
+mod options;
 mod placement;
 pub mod secrets;
 mod service;
+mod support;
 mod tag;
 mod task;
 mod taskdef;
@@ -54,6 +56,11 @@ pub use lb::{
 pub use names::{
     validate_cluster_name, validate_family, validate_id, validate_name, ID_MAX, NAME_MAX,
 };
+pub use options::{
+    parse_env_file, ContainerOptions, ContainerRestartPolicy, Device, EnvironmentFile, HostEntry,
+    KernelCapabilities, LinuxParameters, SystemControl, Tmpfs, Ulimit, OPTION_MEMBERS,
+    PORTABLE_ULIMITS, ULIMIT_NAMES,
+};
 pub use placement::{
     PlacementConstraint, PlacementConstraintType, PlacementStrategy, PlacementStrategyType,
     TaskDefinitionPlacementConstraint, TaskDefinitionPlacementConstraintType,
@@ -63,6 +70,10 @@ pub use service::{
     DeploymentConfiguration, DeploymentCounts, DeploymentStatus, NetworkConfiguration,
     RolloutState, SchedulingStrategy, Service, ServiceEvent, ServiceLoadBalancer, ServiceStatus,
     MAX_EVENTS,
+};
+pub use support::{
+    docker_api, required_attributes, CAP_DOCKER_PLUGIN_PREFIX, CAP_HEALTH_CHECK, CAP_ORDERING,
+    CAP_PID_IPC, CAP_PRIVILEGED, CAP_RESTART_POLICY, DOCKER_API_BASE,
 };
 pub use tag::{merge_tags, remove_tags, validate_tag_keys, validate_tags, Tag, MAX_TAGS};
 pub use task::{

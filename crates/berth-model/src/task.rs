@@ -158,6 +158,9 @@ pub struct Container {
     /// Whether the task stops when this container exits.
     #[serde(default)]
     pub essential: bool,
+    /// How many times its restart policy restarted it in place (absent: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_count: Option<u32>,
 }
 
 /// RunTask's `overrides` for one container.
@@ -409,6 +412,7 @@ impl Task {
                 runtime_id: c.runtime_id.as_deref(),
                 memory: c.memory.map(|m| m.to_string()),
                 memory_reservation: c.memory_reservation.map(|m| m.to_string()),
+                restart_count: c.restart_count.filter(|n| *n > 0),
             })
             .collect();
         // A task drained before it stops is DEACTIVATING, and already on its way to STOPPED.
@@ -529,6 +533,11 @@ struct ContainerWire<'a> {
     memory: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     memory_reservation: Option<String>,
+    /// Not in botocore's `Container` shape (ECS shows it only in the task metadata
+    /// endpoint); berth adds it once a restart policy restarted the container, and SDKs
+    /// ignore it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restart_count: Option<u32>,
 }
 
 /// ECS's `TaskOverride` shape: the container overrides and the task's cpu and memory (the

@@ -95,7 +95,8 @@ pub struct TaskDefinition {
     /// The launch types it is compatible with: `EC2`, and `FARGATE` when its settings allow it.
     #[serde(default)]
     pub compatibilities: Vec<String>,
-    /// Attributes an instance needs to run it (berth requires none: registration empties it).
+    /// Attributes an instance needs to run it, derived at registration from the members it
+    /// uses (see `support::required_attributes`).
     #[serde(default)]
     pub requires_attributes: Vec<Attribute>,
     /// Task-level cpu in units, as a string (ECS's wire type).
@@ -335,7 +336,7 @@ impl TaskDefinition {
             compat.push("FARGATE".to_owned());
         }
         self.compatibilities = compat;
-        Ok(())
+        crate::support::check(self)
     }
 
     /// Checks the network, pid and ipc modes and the required compatibilities; returns whether

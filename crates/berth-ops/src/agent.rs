@@ -193,6 +193,9 @@ async fn desired_set(
             desired_status: t.desired_status,
             last_status: t.last_status,
             network_mode: td.network_mode.clone(),
+            volumes: td.volumes.clone(),
+            pid_mode: td.pid_mode.clone(),
+            ipc_mode: td.ipc_mode.clone(),
             containers: td.container_definitions,
             secrets,
         });

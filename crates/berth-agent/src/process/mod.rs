@@ -8,7 +8,9 @@
 //! fresh environment: `PATH` (the agent's, or a standard one) plus the spec's variables. It
 //! runs in the spec's working directory, or in its own state directory when none is given,
 //! as the spec's user when one is given (`uid[:gid]` or a name from `/etc/passwd`; needs
-//! root).
+//! root), with the spec's portable ulimits (`nofile`, `core`, `cpu`, `data`, `fsize`,
+//! `memlock`, `rss`, `stack`, set by the shell before the command runs). Mounts, privileges,
+//! namespaces and the other Docker-only settings are refused (`DriverError::InvalidSpec`).
 //!
 //! # The supervisor and exit codes
 //! Each container is started as `/bin/sh -c SUPERVISOR`, in a new process group whose id is
@@ -68,6 +70,7 @@
 
 mod command;
 mod health;
+mod honour;
 mod logs;
 mod procfs;
 mod record;
@@ -95,6 +98,7 @@ use command::{
     base_env, command_line, is_executable, port_env, resolve_user, with_host_ports, DEFAULT_PATH,
 };
 use health::HealthEntry;
+use honour::{refuse_docker_only, ulimit_prelude};
 use logs::{open_log, LogReader};
 use record::{read_exit, write_exit_if_absent, ContainerDir, Record, RECORD_VERSION};
 
@@ -226,6 +230,7 @@ impl ProcessDriver {
     }
 
     async fn do_start(&self, spec: &ContainerSpec) -> Result<ContainerId, DriverError> {
+        refuse_docker_only(spec)?;
         let argv = command_line(spec)?;
         let spec = with_host_ports(spec)?;
         let mut env = base_env();
@@ -260,7 +265,7 @@ impl ProcessDriver {
         } = prepared;
         let mut cmd = tokio::process::Command::new("/bin/sh");
         cmd.arg("-c")
-            .arg(SUPERVISOR)
+            .arg(format!("{}{SUPERVISOR}", ulimit_prelude(spec)))
             .arg("berth-supervisor")
             .arg(dir.exit())
             .args(&argv)
@@ -832,6 +837,48 @@ mod tests {
         let (dir, _) = driver.load(&id).unwrap();
         let out = std::fs::read_to_string(dir.stdout()).unwrap();
         assert_eq!(out.trim(), format!("{dynamic} {dynamic} 4567"));
+    }
+
+    /// Portable ulimits reach the process; the others, and Docker-only settings, are refused.
+    #[tokio::test]
+    async fn ulimits_reach_the_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = ProcessDriver::new(dir.path().to_path_buf()).unwrap();
+        let mut spec = ContainerSpec::new("t", "app", "x");
+        spec.entry_point = Some(vec!["sh".into(), "-c".into()]);
+        spec.command = Some(vec!["echo $(ulimit -Sn) $(ulimit -Hn) $(ulimit -Sc)".into()]);
+        spec.ulimits = vec![
+            crate::spec::UlimitSpec {
+                name: "nofile".into(),
+                soft: 64,
+                hard: 128,
+            },
+            crate::spec::UlimitSpec {
+                name: "core".into(),
+                soft: 0,
+                hard: 0,
+            },
+        ];
+        let id = driver.start(&spec).await.unwrap();
+        assert_eq!(driver.wait_exit(&id).await.unwrap(), 0);
+        let (d, _) = driver.load(&id).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(d.stdout()).unwrap().trim(),
+            "64 128 0"
+        );
+
+        let mut other = spec.clone();
+        other.ulimits[0].name = "nproc".into();
+        assert!(matches!(
+            driver.start(&other).await,
+            Err(DriverError::InvalidSpec(_))
+        ));
+        let mut docker_only = spec.clone();
+        docker_only.docker.privileged = true;
+        assert!(matches!(
+            driver.start(&docker_only).await,
+            Err(DriverError::InvalidSpec(_))
+        ));
     }
 
     #[test]

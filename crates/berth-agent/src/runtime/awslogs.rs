@@ -15,7 +15,7 @@
 //! The server stores a cursor (lines taken per output stream) with each batch in the same
 //! transaction; a restarted agent reads it back and skips exactly what was shipped.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -161,6 +161,10 @@ pub(crate) struct LogShipping {
     pub client: ServerClient,
     pub driver: Arc<dyn Driver>,
     pub cluster: String,
+    /// The shipper of each container, so a container restarted in place (restart policy)
+    /// gets a new shipper only once the previous one has shipped all it had: two at once
+    /// would both start from the same cursor and ship lines twice.
+    pub running: Arc<std::sync::Mutex<HashMap<String, tokio::task::JoinHandle<()>>>>,
 }
 
 /// Why a container's logs cannot go where its options say (the task fails to start).
@@ -225,8 +229,18 @@ impl LogShipping {
         };
         let stream = opts.stream_name(&def.name, task_id, &id.0);
         let this = self.clone();
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let previous = running.remove(&id.0);
+        let key = id.0.clone();
         let id = id.clone();
-        tokio::spawn(async move { this.ship(opts, stream, id).await });
+        let handle = tokio::spawn(async move {
+            if let Some(previous) = previous {
+                let _ = previous.await;
+            }
+            this.ship(opts, stream, id).await
+        });
+        running.retain(|_, h| !h.is_finished());
+        running.insert(key, handle);
     }
 
     async fn ship(self, opts: AwsLogsOptions, stream: String, id: ContainerId) {

@@ -120,6 +120,9 @@ mod tests {
             last_status: TaskStatus::Provisioning,
             network_mode: Some("bridge".into()),
             containers: vec![c.clone()],
+            volumes: Vec::new(),
+            pid_mode: None,
+            ipc_mode: None,
             secrets: None,
         };
         let s = container_spec(&t, "default", &c);
@@ -168,6 +171,9 @@ mod tests {
             network_mode: None,
             containers: vec![c.clone()],
             secrets: Some(secrets),
+            volumes: Vec::new(),
+            pid_mode: None,
+            ipc_mode: None,
         };
         let s = container_spec(&t, "default", &c);
         // Later entries win: the secret's A after the environment's.

@@ -25,6 +25,10 @@ pub(crate) fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
+/// ECS's spelling of the architecture (`x86_64`, `arm64`).
 pub(crate) fn arch() -> &'static str {
-    std::env::consts::ARCH
+    match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        a => a,
+    }
 }

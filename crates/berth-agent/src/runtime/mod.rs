@@ -14,6 +14,7 @@ mod convert;
 mod host;
 mod logs;
 mod metadata;
+mod options;
 mod task;
 
 use std::collections::{HashMap, HashSet};
@@ -179,6 +180,9 @@ impl Agent {
             attr("ecs.capability.container-health-check", None),
             attr("ecs.capability.container-ordering", None),
         ];
+        for cap in self.driver.capabilities() {
+            attributes.push(attr(&cap, None));
+        }
         for (k, v) in &self.cfg.attributes {
             attributes.push(attr(k, v.as_deref()));
         }
@@ -362,6 +366,7 @@ impl Agent {
                     client: self.client.clone(),
                     driver: self.driver.clone(),
                     cluster: self.cfg.cluster.clone(),
+                    running: Default::default(),
                 }),
             };
             local.managed.insert(
@@ -471,6 +476,11 @@ impl Agent {
         if let Ok(list) = self.driver.list_owned().await {
             for c in list.iter().filter(|c| due.contains(&c.task_id)) {
                 let _ = self.driver.remove(&c.id).await;
+            }
+        }
+        for id in &due {
+            if let Err(e) = self.driver.remove_task_volumes(id).await {
+                tracing::warn!(task = %id, error = %e, "cannot remove the task's volumes");
             }
         }
         for id in due {

@@ -19,6 +19,7 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 
 use super::convert::container_spec;
+use super::options::{implicit_dependencies, runtime_spec, task_volumes};
 use crate::error::DriverError;
 use crate::spec::{ContainerId, ContainerStatus, Health, OwnedContainer, RunState};
 use crate::Driver;
@@ -31,6 +32,13 @@ const TICK: Duration = Duration::from_millis(1000);
 const STATS_EVERY_TICKS: u64 = 5;
 /// How often a start waits before looking at its dependencies again.
 const DEP_POLL: Duration = Duration::from_millis(200);
+
+/// A container's `startTimeout`, if it has one.
+fn start_timeout(def: &ContainerDefinition) -> Option<Duration> {
+    def.start_timeout
+        .and_then(|t| u64::try_from(t).ok())
+        .map(Duration::from_secs)
+}
 
 fn now() -> f64 {
     std::time::SystemTime::now()
@@ -47,6 +55,10 @@ struct Slot {
     exit: Option<i64>,
     reason: Option<String>,
     start_failed: bool,
+    /// Restarts by its restart policy.
+    restarts: u32,
+    /// Bumped on each restart, so a wait on the container's previous run is ignored.
+    generation: u64,
 }
 
 impl Slot {
@@ -90,6 +102,7 @@ impl Slot {
                 .unwrap_or_default(),
             health_status: self.health(),
             runtime_id: self.id.as_ref().map(|i| i.0.clone()),
+            restart_count: (self.restarts > 0).then_some(self.restarts),
         }
     }
 }
@@ -144,6 +157,9 @@ impl Ending {
 
 struct State {
     slots: Vec<Slot>,
+    /// The task's containers started so far, in start order (the first leads the task's
+    /// pid and ipc namespaces).
+    started: Vec<(String, ContainerId)>,
     report: TaskReport,
     last_stats: Option<(u64, f64)>,
 }
@@ -238,12 +254,21 @@ impl Runner {
             }
             ready &= ok;
         }
+        // `volumesFrom` and `links` need their containers created first.
+        for name in implicit_dependencies(def) {
+            let dep = slots.iter().find(|s| s.def.name == name)?;
+            if dep.start_failed {
+                return None;
+            }
+            ready &= dep.id.is_some();
+        }
         Some(ready)
     }
 
     /// Starts every container, honouring `dependsOn`. Returns the ending if the task cannot
     /// start or is asked to stop meanwhile.
     async fn start_all(&mut self, st: &mut State) -> Option<Ending> {
+        let began = tokio::time::Instant::now();
         loop {
             if *self.desired.borrow() == DesiredStatus::Stopped {
                 return Some(Ending::stop(None, None));
@@ -268,54 +293,22 @@ impl Runner {
                             Some(reason),
                         ));
                     }
-                    Some(false) => waiting = true,
+                    Some(false) => {
+                        if let Some(limit) = start_timeout(&st.slots[i].def) {
+                            if began.elapsed() >= limit {
+                                let reason = format!(
+                                    "Container {} could not start: its dependencies did not reach their conditions within its startTimeout ({}s)",
+                                    st.slots[i].def.name,
+                                    limit.as_secs()
+                                );
+                                return Some(Self::fail_start(&mut st.slots[i], reason));
+                            }
+                        }
+                        waiting = true
+                    }
                     Some(true) => {
-                        if let Some(reason) = self.check_logs(&st.slots[i].def).await {
-                            st.slots[i].exit = Some(-1);
-                            st.slots[i].start_failed = true;
-                            st.slots[i].reason = Some(reason.clone());
-                            return Some(Ending::stop(
-                                Some(StopCode::TaskFailedToStart),
-                                Some(reason),
-                            ));
-                        }
-                        let mut spec = container_spec(&self.task, &self.cluster, &st.slots[i].def);
-                        if let Some(m) = &self.metadata {
-                            m.apply(&mut spec);
-                        }
-                        match self.driver.start(&spec).await {
-                            Ok(id) => {
-                                if let Some(l) = &self.logs {
-                                    l.attach(&st.slots[i].def, &self.task.task_id, &id);
-                                }
-                                st.slots[i].id = Some(id);
-                                self.refresh(&mut st.slots[i]).await;
-                                // Every container start is a state change the server sees
-                                // at once, even while others still wait for dependencies.
-                                // After the last one the task's RUNNING report follows at
-                                // once and says it all: a report of its own here would only
-                                // hold RUNNING up behind one more round trip to the server.
-                                let all_started =
-                                    st.slots.iter().all(|s| s.id.is_some() || s.exit.is_some());
-                                if !all_started {
-                                    self.send(st);
-                                }
-                            }
-                            Err(e) => {
-                                let reason = match &e {
-                                    DriverError::ImageNotFound(img) => format!(
-                                        "CannotPullContainerError: pull image manifest: {img}: not found (berth never pulls; load the image on the host)"
-                                    ),
-                                    other => format!("CannotStartContainerError: {other}"),
-                                };
-                                st.slots[i].exit = Some(-1);
-                                st.slots[i].start_failed = true;
-                                st.slots[i].reason = Some(reason.clone());
-                                return Some(Ending::stop(
-                                    Some(StopCode::TaskFailedToStart),
-                                    Some(reason),
-                                ));
-                            }
+                        if let Err(ending) = self.start_one(st, i).await {
+                            return Some(ending);
                         }
                     }
                 }
@@ -354,6 +347,101 @@ impl Runner {
         }
     }
 
+    /// Starts container `i`, whose dependencies are met; on failure, the task's ending.
+    async fn start_one(&mut self, st: &mut State, i: usize) -> Result<(), Ending> {
+        if let Some(reason) = self.check_logs(&st.slots[i].def).await {
+            return Err(Self::fail_start(&mut st.slots[i], reason));
+        }
+        let mut spec = match runtime_spec(&self.task, &self.cluster, &st.slots[i].def, &st.started)
+        {
+            Ok(spec) => spec,
+            Err(e) => {
+                return Err(Self::fail_start(
+                    &mut st.slots[i],
+                    format!("CannotStartContainerError: {e}"),
+                ))
+            }
+        };
+        if let Some(m) = &self.metadata {
+            m.apply(&mut spec);
+        }
+        match self.driver.start(&spec).await {
+            Ok(id) => {
+                if let Some(l) = &self.logs {
+                    l.attach(&st.slots[i].def, &self.task.task_id, &id);
+                }
+                st.started.push((st.slots[i].def.name.clone(), id.clone()));
+                st.slots[i].id = Some(id);
+                self.refresh(&mut st.slots[i]).await;
+                // Every container start is a state change the server sees at once, even
+                // while others still wait for dependencies. After the last one the task's
+                // RUNNING report follows at once and says it all: a report of its own here
+                // would only hold RUNNING up behind one more round trip to the server.
+                let all_started = st.slots.iter().all(|s| s.id.is_some() || s.exit.is_some());
+                if !all_started {
+                    self.send(st);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let reason = match &e {
+                    DriverError::ImageNotFound(img) => format!(
+                        "CannotPullContainerError: pull image manifest: {img}: not found (berth never pulls; load the image on the host)"
+                    ),
+                    other => format!("CannotStartContainerError: {other}"),
+                };
+                Err(Self::fail_start(&mut st.slots[i], reason))
+            }
+        }
+    }
+
+    /// Marks `slot` as failed to start and ends the task for `reason`.
+    fn fail_start(slot: &mut Slot, reason: String) -> Ending {
+        slot.exit = Some(-1);
+        slot.start_failed = true;
+        slot.reason = Some(reason.clone());
+        Ending::stop(Some(StopCode::TaskFailedToStart), Some(reason))
+    }
+
+    /// Restarts an exited container in place when its restart policy says so: not for an
+    /// ignored exit code, nor when it ran less than the policy's attempt period, nor when the
+    /// task is being stopped.
+    async fn try_restart(&self, slot: &mut Slot) -> bool {
+        let (Some(code), Some(id)) = (slot.exit, slot.id.clone()) else {
+            return false;
+        };
+        let Some(policy) = slot.def.options().ok().and_then(|o| o.restart_policy) else {
+            return false;
+        };
+        let ran = slot
+            .status
+            .as_ref()
+            .and_then(|s| Some(s.finished_at? - s.started_at?))
+            .unwrap_or(0.0);
+        if !policy.restarts(code, ran) || *self.desired.borrow() == DesiredStatus::Stopped {
+            return false;
+        }
+        match self.driver.restart(&id).await {
+            Ok(()) => {
+                tracing::info!(task = %self.task.task_id, container = %slot.def.name, code, "restarted by its restart policy");
+                slot.exit = None;
+                slot.reason = None;
+                slot.restarts += 1;
+                slot.generation += 1;
+                // The output's follow ended with the exit: ship on from the cursor.
+                if let Some(l) = &self.logs {
+                    l.attach(&slot.def, &self.task.task_id, &id);
+                }
+                self.refresh(slot).await;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(task = %self.task.task_id, error = %e, "restart failed");
+                false
+            }
+        }
+    }
+
     async fn sample_stats(&self, st: &mut State) {
         let (mut cpu, mut mem) = (0u64, 0u64);
         for s in st.slots.iter().filter(|s| s.running()) {
@@ -380,10 +468,19 @@ impl Runner {
     /// Watches running containers until the task must end.
     async fn monitor(&mut self, st: &mut State) -> Ending {
         let mut exits = FuturesUnordered::new();
+        let wait = |i: usize, s: &Slot| {
+            let (d, id, generation) = (self.driver.clone(), s.id.clone(), s.generation);
+            Box::pin(async move {
+                let code = match id {
+                    Some(id) => d.wait_exit(&id).await,
+                    None => Err(DriverError::NotFound(String::new())),
+                };
+                (i, generation, code)
+            })
+        };
         for (i, s) in st.slots.iter().enumerate() {
-            if let (Some(id), None) = (&s.id, s.exit) {
-                let (d, id) = (self.driver.clone(), id.clone());
-                exits.push(Box::pin(async move { (i, d.wait_exit(&id).await) }));
+            if s.id.is_some() && s.exit.is_none() {
+                exits.push(wait(i, s));
             }
         }
         let mut tick = tokio::time::interval(TICK);
@@ -398,12 +495,21 @@ impl Runner {
                         return Ending::stop(None, None);
                     }
                 }
-                Some((i, code)) = exits.next(), if !exits.is_empty() => {
+                Some((i, generation, code)) = exits.next(), if !exits.is_empty() => {
+                    if st.slots[i].generation != generation {
+                        continue;
+                    }
                     let slot = &mut st.slots[i];
                     self.refresh(slot).await;
                     if let Ok(code) = code {
                         slot.exit.get_or_insert(code);
                     }
+                    if self.try_restart(slot).await {
+                        exits.push(wait(i, &st.slots[i]));
+                        self.send(st);
+                        continue;
+                    }
+                    let slot = &st.slots[i];
                     let essential = slot.def.is_essential();
                     self.send(st);
                     if essential {
@@ -417,6 +523,9 @@ impl Runner {
                     for i in 0..st.slots.len() {
                         if st.slots[i].running() {
                             self.refresh(&mut st.slots[i]).await;
+                            if st.slots[i].exit.is_some() && self.try_restart(&mut st.slots[i]).await {
+                                exits.push(wait(i, &st.slots[i]));
+                            }
                         }
                     }
                     let after: Vec<(HealthStatus, Option<i64>)> =
@@ -496,6 +605,8 @@ impl Runner {
                     status: owned.map(|o| o.status),
                     exit,
                     start_failed: false,
+                    restarts: 0,
+                    generation: 0,
                 }
             })
             .collect::<Vec<_>>();
@@ -508,8 +619,13 @@ impl Runner {
                 }
             }
         }
+        let started = slots
+            .iter()
+            .filter_map(|s| Some((s.def.name.clone(), s.id.clone()?)))
+            .collect();
         let mut st = State {
             slots,
+            started,
             report: TaskReport {
                 task_id: self.task.task_id.clone(),
                 last_status: TaskStatus::Pending,
@@ -531,6 +647,17 @@ impl Runner {
             }
             st.report.pull_started_at = Some(now());
             self.send(&mut st);
+        }
+        let (volumes, _) = task_volumes(&self.task);
+        if let Err(e) = self
+            .driver
+            .prepare_volumes(&self.task.task_id, &volumes)
+            .await
+        {
+            let reason =
+                format!("ResourceInitializationError: failed to prepare the task's volumes: {e}");
+            let ending = Ending::stop(Some(StopCode::TaskFailedToStart), Some(reason));
+            return self.stop_all(&mut st, ending).await;
         }
         if let Some(ending) = self.start_all(&mut st).await {
             return self.stop_all(&mut st, ending).await;
@@ -570,6 +697,9 @@ mod tests {
             network_mode: None,
             containers: serde_json::from_value(containers).unwrap_or_default(),
             secrets: None,
+            volumes: Vec::new(),
+            pid_mode: None,
+            ipc_mode: None,
         }
     }
 
@@ -739,6 +869,9 @@ mod shutdown_tests {
             containers: serde_json::from_value(json!([{"name": "app", "image": "i"}]))
                 .unwrap_or_default(),
             secrets: None,
+            volumes: Vec::new(),
+            pid_mode: None,
+            ipc_mode: None,
         };
         let r = Runner {
             driver: Arc::new(fake.clone()),

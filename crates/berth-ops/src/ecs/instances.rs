@@ -514,7 +514,9 @@ async fn change_attributes(
                 let custom = i
                     .attributes
                     .iter()
-                    .filter(|a| !a.name.starts_with("ecs."))
+                    .filter(|a| {
+                        !a.name.starts_with("ecs.") && !a.name.starts_with("com.amazonaws.ecs.")
+                    })
                     .count();
                 if custom > MAX_ATTRIBUTES {
                     return Err(ApiError::new(

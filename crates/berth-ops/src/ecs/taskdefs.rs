@@ -185,7 +185,7 @@ pub async fn register(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     td.registered_by = Some(ctx.principal_arn());
     td.deregistered_at = None;
     td.delete_requested_at = None;
-    td.requires_attributes = Vec::new();
+    td.requires_attributes = berth_model::required_attributes(&td);
     let td = enqueue(ctx, td).await?;
     Ok(json!({ "taskDefinition": td.to_wire(&arn(ctx, &td)), "tags": td.tags }))
 }

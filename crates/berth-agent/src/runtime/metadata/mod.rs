@@ -362,8 +362,11 @@ mod tests {
             desired_status: DesiredStatus::Running,
             last_status: TaskStatus::Running,
             network_mode: None,
-            secrets: None,
             containers: serde_json::from_value(json!([{"name": "app", "image": "i"}])).unwrap(),
+            volumes: Vec::new(),
+            pid_mode: None,
+            ipc_mode: None,
+            secrets: None,
         }
     }
 

@@ -256,7 +256,6 @@ mod tests {
             desired_status: DesiredStatus::Running,
             last_status: TaskStatus::Running,
             network_mode: Some("bridge".into()),
-            secrets: None,
             containers: serde_json::from_value(json!([
                 {"name": "app", "image": "img", "cpu": 512, "memory": 128,
                  "dockerLabels": {"team": "a"},
@@ -264,6 +263,10 @@ mod tests {
                 {"name": "side", "image": "img2", "memoryReservation": 32}
             ]))
             .unwrap(),
+            volumes: Vec::new(),
+            pid_mode: None,
+            ipc_mode: None,
+            secrets: None,
         }
     }
 

@@ -7,8 +7,7 @@ use berth_model::TransportProtocol;
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum,
-    ContainerStatsResponse, HealthConfig, HealthStatusEnum, HostConfig, PortBinding,
+    ContainerInspectResponse, ContainerStateStatusEnum, ContainerStatsResponse, HealthStatusEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, ListContainersOptions, LogsOptions,
@@ -17,12 +16,17 @@ use bollard::query_parameters::{
 use bollard::{ClientVersion, Docker};
 use futures::{Stream, StreamExt};
 
+mod create;
+mod volumes;
+
+use create::{container_name, create_body};
+
 use crate::driver::{BoxFuture, BoxStream, Driver};
 use crate::error::DriverError;
 use crate::spec::{
-    labels, now_epoch, owned_labels, parse_rfc3339, ContainerId, ContainerSpec, ContainerStatus,
-    Health, HealthCommand, LineSplitter, LogLine, NetworkBinding, NetworkMode, OwnedContainer,
-    RunState, Stats, Stream as LogStream,
+    labels, now_epoch, parse_rfc3339, ContainerId, ContainerSpec, ContainerStatus, Health,
+    LineSplitter, LogLine, NetworkBinding, OwnedContainer, RunState, Stats, Stream as LogStream,
+    VolumeSpec,
 };
 
 /// Label holding the optional scope of a [`DockerDriver`] (see [`DockerDriver::with_scope`]).
@@ -286,6 +290,24 @@ impl Driver for DockerDriver {
         "docker"
     }
 
+    /// Every Docker remote API version up to the negotiated one (as ECS's agent registers
+    /// them), privileged containers, the `local` volume driver, task pid/ipc namespaces and
+    /// in-place restarts.
+    fn capabilities(&self) -> Vec<String> {
+        let (major, minor) = self.api_version();
+        let minor = if major > 1 { 99 } else { minor };
+        let mut caps: Vec<String> = (17..=minor)
+            .map(|m| berth_model::docker_api(m as u32))
+            .collect();
+        caps.extend([
+            berth_model::CAP_PRIVILEGED.to_owned(),
+            format!("{}local", berth_model::CAP_DOCKER_PLUGIN_PREFIX),
+            berth_model::CAP_PID_IPC.to_owned(),
+            berth_model::CAP_RESTART_POLICY.to_owned(),
+        ]);
+        caps
+    }
+
     fn start(&self, spec: &ContainerSpec) -> BoxFuture<'_, Result<ContainerId, DriverError>> {
         let spec = spec.clone();
         Box::pin(async move { self.do_start(&spec).await })
@@ -335,129 +357,37 @@ impl Driver for DockerDriver {
         let id = id.clone();
         Box::pin(async move { self.do_wait(&id).await })
     }
-}
 
-/// Docker container name: `berth-{container}-{task id}`, limited to the characters Docker
-/// accepts.
-fn container_name(spec: &ContainerSpec) -> String {
-    let raw = format!("berth-{}-{}", spec.container_name, spec.task_id);
-    raw.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
-                c
-            } else {
-                '-'
-            }
+    fn prepare_volumes<'a>(
+        &'a self,
+        task_id: &'a str,
+        volumes: &'a [VolumeSpec],
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(self.do_prepare_volumes(task_id, volumes))
+    }
+
+    fn remove_task_volumes<'a>(
+        &'a self,
+        task_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(self.do_remove_task_volumes(task_id))
+    }
+
+    fn restart(&self, id: &ContainerId) -> BoxFuture<'_, Result<(), DriverError>> {
+        let id = id.clone();
+        Box::pin(async move {
+            self.docker
+                .start_container(&id.0, None)
+                .await
+                .map_err(|e| map_err(e, "restart container"))
         })
-        .collect()
+    }
 }
 
 /// Seconds for Docker's `t` parameter: rounded up, at least 0.
 fn timeout_secs(timeout: Duration) -> i32 {
     let secs = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
     i32::try_from(secs).unwrap_or(i32::MAX)
-}
-
-fn duration_ns(d: Duration) -> i64 {
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
-}
-
-fn mib_to_bytes(mib: u64) -> i64 {
-    i64::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX)
-}
-
-fn port_key(container_port: u16, protocol: TransportProtocol) -> String {
-    format!("{container_port}/{}", protocol.as_str())
-}
-
-/// The create request for a spec.
-fn create_body(spec: &ContainerSpec, scope: Option<&str>) -> ContainerCreateBody {
-    let mut container_labels: HashMap<String, String> = owned_labels(spec).into_iter().collect();
-    if let Some(scope) = scope {
-        container_labels.insert(SCOPE_LABEL.into(), scope.into());
-    }
-    let network_mode = match spec.network_mode {
-        NetworkMode::Bridge | NetworkMode::Awsvpc => "bridge",
-        NetworkMode::Host => "host",
-        NetworkMode::None => "none",
-    };
-    let publishes = matches!(spec.network_mode, NetworkMode::Bridge | NetworkMode::Awsvpc);
-    let exposed: Vec<String> = spec
-        .port_mappings
-        .iter()
-        .map(|p| port_key(p.container_port, p.protocol))
-        .collect();
-    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-    if publishes {
-        for p in &spec.port_mappings {
-            let host_port = if p.host_port == 0 {
-                String::new()
-            } else {
-                p.host_port.to_string()
-            };
-            port_bindings
-                .entry(port_key(p.container_port, p.protocol))
-                .or_insert_with(|| Some(Vec::new()))
-                .get_or_insert_with(Vec::new)
-                .push(PortBinding {
-                    host_ip: Some(String::new()),
-                    host_port: Some(host_port),
-                });
-        }
-    }
-    let healthcheck = spec.health_check.as_ref().map(|h| HealthConfig {
-        test: Some(HealthCommand::parse(&h.command).docker_test()),
-        interval: Some(duration_ns(h.interval)),
-        timeout: Some(duration_ns(h.timeout)),
-        retries: Some(i64::from(h.retries.max(1))),
-        start_period: Some(duration_ns(h.start_period)),
-        start_interval: None,
-    });
-    let host_config = HostConfig {
-        network_mode: Some(network_mode.into()),
-        port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
-        cpu_shares: (spec.cpu_shares > 0)
-            .then(|| i64::try_from(spec.cpu_shares.max(2)).unwrap_or(i64::MAX)),
-        memory: spec.memory_mib.map(mib_to_bytes),
-        memory_reservation: spec.memory_reservation_mib.map(mib_to_bytes),
-        log_config: log_config(spec),
-        ..Default::default()
-    };
-    ContainerCreateBody {
-        image: Some(spec.image.clone()),
-        entrypoint: spec.entry_point.clone(),
-        cmd: spec.command.clone(),
-        env: Some(
-            spec.environment
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect(),
-        ),
-        working_dir: spec.working_directory.clone(),
-        user: spec.user.clone(),
-        labels: Some(container_labels),
-        exposed_ports: (!exposed.is_empty()).then_some(exposed),
-        healthcheck,
-        stop_timeout: Some(i64::from(timeout_secs(spec.stop_timeout))),
-        host_config: Some(host_config),
-        ..Default::default()
-    }
-}
-
-/// `logConfiguration` for drivers other than `awslogs`, passed through to Docker as it is
-/// (`berth logs` then reads only what that driver lets `docker logs` read). Options taken
-/// from secrets (`secretOptions`, resolved by the server) join the plain ones.
-fn log_config(spec: &ContainerSpec) -> Option<bollard::models::HostConfigLogConfig> {
-    let (driver, options) = spec.log_driver.as_ref()?;
-    let config = options
-        .iter()
-        .chain(&spec.log_secret_options)
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    Some(bollard::models::HostConfigLogConfig {
-        typ: Some(driver.clone()),
-        config: Some(config),
-    })
 }
 
 /// Maps Docker's inspect answer to the driver's status.
@@ -742,88 +672,6 @@ fn map_err(e: BollardError, what: &str) -> DriverError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{HealthCheckSpec, PortSpec};
-
-    #[test]
-    fn log_secret_options_join_the_docker_log_options() {
-        let mut spec = ContainerSpec::new("t-1", "app", "img:1");
-        spec.log_driver = Some(("splunk".into(), [("splunk-url".into(), "u".into())].into()));
-        spec.log_secret_options = [("splunk-token".into(), "t0k".into())].into();
-        let lc = log_config(&spec).unwrap();
-        assert_eq!(lc.typ.as_deref(), Some("splunk"));
-        let cfg = lc.config.unwrap();
-        assert_eq!(cfg["splunk-url"], "u");
-        assert_eq!(cfg["splunk-token"], "t0k");
-    }
-
-    #[test]
-    fn create_body_maps_the_ecs_spec() {
-        let mut spec = ContainerSpec::new("t-1", "web app", "img:1");
-        spec.command = Some(vec!["httpd".into(), "-f".into()]);
-        spec.environment = vec![("A".into(), "1".into())];
-        spec.port_mappings = vec![
-            PortSpec {
-                container_port: 8080,
-                host_port: 0,
-                protocol: TransportProtocol::Tcp,
-            },
-            PortSpec {
-                container_port: 53,
-                host_port: 5353,
-                protocol: TransportProtocol::Udp,
-            },
-        ];
-        spec.cpu_shares = 1;
-        spec.memory_mib = Some(64);
-        spec.memory_reservation_mib = Some(32);
-        spec.health_check = Some(HealthCheckSpec {
-            command: vec!["CMD-SHELL".into(), "true".into()],
-            interval: Duration::from_secs(5),
-            timeout: Duration::from_millis(1500),
-            retries: 3,
-            start_period: Duration::ZERO,
-        });
-        let body = create_body(&spec, Some("s1"));
-        let host = body.host_config.clone().unwrap_or_default();
-        assert_eq!(host.cpu_shares, Some(2));
-        assert_eq!(host.memory, Some(64 << 20));
-        assert_eq!(host.memory_reservation, Some(32 << 20));
-        assert_eq!(host.network_mode.as_deref(), Some("bridge"));
-        let bindings = host.port_bindings.unwrap_or_default();
-        let tcp = bindings
-            .get("8080/tcp")
-            .cloned()
-            .flatten()
-            .unwrap_or_default();
-        assert_eq!(tcp[0].host_port.as_deref(), Some(""));
-        let udp = bindings
-            .get("53/udp")
-            .cloned()
-            .flatten()
-            .unwrap_or_default();
-        assert_eq!(udp[0].host_port.as_deref(), Some("5353"));
-        let hc = body.healthcheck.clone().unwrap_or_default();
-        assert_eq!(hc.test, Some(vec!["CMD-SHELL".into(), "true".into()]));
-        assert_eq!(hc.interval, Some(5_000_000_000));
-        assert_eq!(hc.timeout, Some(1_500_000_000));
-        let labels = body.labels.clone().unwrap_or_default();
-        assert_eq!(labels.get(SCOPE_LABEL).map(String::as_str), Some("s1"));
-        assert_eq!(
-            labels.get("berth.container-name").map(String::as_str),
-            Some("web app")
-        );
-        assert_eq!(body.env, Some(vec!["A=1".to_string()]));
-        assert_eq!(container_name(&spec), "berth-web-app-t-1");
-        // The default cpu (0) leaves Docker's default.
-        spec.cpu_shares = 0;
-        assert_eq!(
-            create_body(&spec, None)
-                .host_config
-                .unwrap_or_default()
-                .cpu_shares,
-            None
-        );
-    }
 
     #[test]
     fn timestamps_are_split_from_frames() {

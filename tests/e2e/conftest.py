@@ -527,3 +527,38 @@ def resources(ci, which="remainingResources"):
         elif r["type"] == "STRINGSET":
             out[r["name"]] = set(r.get("stringSetValue", []))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Docker, for the files that run tasks on the docker driver
+
+TEST_IMAGE = "berth-test/busybox:latest"
+
+
+def docker(*args, check=True):
+    """Runs the docker CLI; asserts success unless `check` is false."""
+    p = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60)
+    if check:
+        assert p.returncode == 0, f"docker {' '.join(args)}: {p.stderr}"
+    return p
+
+
+def docker_ok():
+    """Whether a Docker daemon answers."""
+    import shutil
+    if not shutil.which("docker"):
+        return False
+    try:
+        return docker("version", check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@functools.lru_cache(maxsize=None)
+def build_test_image():
+    """Builds `berth-test/busybox` from Debian's busybox (no registry needed), once per run."""
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "build-test-image.sh")
+    p = subprocess.run([script], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return TEST_IMAGE
+

@@ -8,7 +8,6 @@ does, other log drivers passed to Docker, and output written while the server is
 across an agent restart) arriving once, in order, with nothing lost.
 """
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -17,6 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import Agent, Berth, join_token, register, run_one, supports_flag, uniq, wait_for, wait_task
+from conftest import docker, docker_ok, build_test_image
 
 IMAGE = "berth-test/busybox:latest"
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
@@ -201,20 +201,6 @@ def test_awslogs_options_are_checked_at_registration(ecs):
 # ---------------------------------------------------------------------------------------------
 # The awslogs driver on Docker
 
-def docker(*args, check=True):
-    p = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60)
-    if check:
-        assert p.returncode == 0, f"docker {' '.join(args)}: {p.stderr}"
-    return p
-
-
-def docker_ok():
-    if not shutil.which("docker"):
-        return False
-    try:
-        return docker("version", check=False).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
 
 
 needs_docker = pytest.mark.skipif(not docker_ok(), reason="no Docker daemon")
@@ -227,9 +213,7 @@ def scope():
 
 @pytest.fixture(scope="module")
 def agent(berth, ecs, base, scope):
-    p = subprocess.run([os.path.join(ROOT, "scripts", "build-test-image.sh")], capture_output=True, text=True,
-                       timeout=600)
-    assert p.returncode == 0, p.stdout + p.stderr
+    build_test_image()
     a = Agent(berth, os.path.join(base, "host"), join_token(berth), driver="docker", scope=scope).start()
     a.wait_registered(ecs)
     yield a

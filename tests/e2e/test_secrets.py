@@ -16,7 +16,8 @@ from botocore.exceptions import ClientError
 from conftest import (
     Agent, Berth, describe_task, join_token, register, strict_responses, uniq, wait_for, wait_task,
 )
-from test_tasks_docker import IMAGE, ROOT, _remove_scope, docker_ok
+from conftest import build_test_image
+from test_tasks_docker import IMAGE, _remove_scope, docker_ok
 
 SSM_PW = "ssm-Secure-Value-4711"
 ASM_KEY = "asm-Json-Value-0815"
@@ -172,9 +173,7 @@ def scope():
 
 @pytest.fixture(scope="module")
 def image():
-    p = subprocess.run([os.path.join(ROOT, "scripts", "build-test-image.sh")], capture_output=True, text=True,
-                       timeout=600)
-    assert p.returncode == 0, p.stdout + p.stderr
+    build_test_image()
     return IMAGE
 
 

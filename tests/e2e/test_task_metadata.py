@@ -8,8 +8,6 @@ process (cluster `proc`). Every task is stopped and every container removed by l
 """
 import json
 import os
-import shutil
-import subprocess
 import tempfile
 import urllib.error
 import urllib.request
@@ -17,26 +15,13 @@ import urllib.request
 import pytest
 
 from conftest import Agent, Berth, join_token, register, run_one, uniq, wait_for, wait_task
+from conftest import docker, docker_ok, build_test_image
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 IMAGE = "berth-test/busybox:latest"
 SLEEP = "trap 'exit 0' TERM; while :; do sleep 0.2; done"
 
 
-def docker(*args, check=True):
-    p = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60)
-    if check:
-        assert p.returncode == 0, f"docker {' '.join(args)}: {p.stderr}"
-    return p
-
-
-def docker_ok():
-    if not shutil.which("docker"):
-        return False
-    try:
-        return docker("version", check=False).returncode == 0
-    except Exception:  # noqa: BLE001
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +56,7 @@ def _stop_all(ecs, cluster):
 def docker_agent(berth, ecs, base):
     if not docker_ok():
         pytest.skip("no Docker daemon")
-    p = subprocess.run([os.path.join(ROOT, "scripts", "build-test-image.sh")], capture_output=True,
-                       text=True, timeout=600)
-    assert p.returncode == 0, p.stdout + p.stderr
+    build_test_image()
     scope = uniq("e2e-md")
     a = Agent(berth, os.path.join(base, "docker-host"), join_token(berth), driver="docker",
               scope=scope).start()

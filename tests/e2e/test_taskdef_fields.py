@@ -7,8 +7,6 @@ process-driver host that is never given a task needing Docker (`ATTRIBUTE`).
 """
 import json
 import os
-import shutil
-import subprocess
 import tempfile
 
 import pytest
@@ -17,26 +15,13 @@ from conftest import (
     Agent, Berth, describe_task, expect_error, join_token, register, run_one, supports_flag, uniq,
     wait_for, wait_task,
 )
+from conftest import docker, docker_ok, build_test_image
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 IMAGE = "berth-test/busybox:latest"
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.2; done"]
 
 
-def docker(*args, check=True):
-    p = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60)
-    if check:
-        assert p.returncode == 0, f"docker {' '.join(args)}: {p.stderr}"
-    return p
-
-
-def docker_ok():
-    if not shutil.which("docker"):
-        return False
-    try:
-        return docker("version", check=False).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
 
 
 needs_docker = pytest.mark.skipif(not docker_ok(), reason="no Docker daemon")
@@ -71,9 +56,7 @@ def ecs(berth):
 
 @pytest.fixture(scope="module")
 def test_image():
-    p = subprocess.run([os.path.join(ROOT, "scripts", "build-test-image.sh")], capture_output=True, text=True,
-                       timeout=600)
-    assert p.returncode == 0, p.stdout + p.stderr
+    build_test_image()
     return IMAGE
 
 

@@ -7,8 +7,6 @@ touch each other's containers.
 """
 import json
 import os
-import shutil
-import subprocess
 import tempfile
 import urllib.request
 
@@ -18,6 +16,7 @@ from conftest import (
     Agent, Berth, describe_task, join_token, register, resources, run_one, supports_flag, uniq,
     wait_for, wait_task,
 )
+from conftest import docker, docker_ok, build_test_image
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 IMAGE = "berth-test/busybox:latest"
@@ -33,20 +32,6 @@ def server_args():
     return args
 
 
-def docker(*args, check=True):
-    p = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60)
-    if check:
-        assert p.returncode == 0, f"docker {' '.join(args)}: {p.stderr}"
-    return p
-
-
-def docker_ok():
-    if not shutil.which("docker"):
-        return False
-    try:
-        return docker("version", check=False).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
 
 
 pytestmark = pytest.mark.skipif(not docker_ok(), reason="no Docker daemon")
@@ -54,9 +39,7 @@ pytestmark = pytest.mark.skipif(not docker_ok(), reason="no Docker daemon")
 
 @pytest.fixture(scope="session")
 def test_image():
-    p = subprocess.run([os.path.join(ROOT, "scripts", "build-test-image.sh")], capture_output=True, text=True,
-                       timeout=600)
-    assert p.returncode == 0, p.stdout + p.stderr
+    build_test_image()
     return IMAGE
 
 

@@ -378,27 +378,46 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     }
     print_exports(&endpoint, &data_dir, &key, &token);
 
-    // In-flight requests get a few seconds to finish after SIGTERM; a stalled client cannot
-    // hold the server up for longer.
-    tokio::select! {
-        r = &mut server => r?.context("API server failed")?,
-        _ = async {
-            let _ = signalled.wait_for(|s| *s).await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => tracing::warn!("requests still open after {SHUTDOWN_GRACE:?}; exiting anyway"),
-    }
-    // Controllers and the local agent finish their pass and stop; stragglers are aborted
-    // (and named in the log).
-    supervisor.shutdown(SHUTDOWN_GRACE).await;
-    // Load-balancer listeners close; their in-flight requests get the same grace.
-    if tokio::time::timeout(SHUTDOWN_GRACE, core.plane.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "load balancer requests still open after {SHUTDOWN_GRACE:?}; exiting anyway"
-        );
-    }
+    // After SIGTERM three things wind down at once, each within SHUTDOWN_GRACE: the API's
+    // in-flight requests (a stalled client cannot hold the server up for longer), the
+    // controllers and the local agent (they finish their pass; stragglers are aborted and
+    // named in the log), and the load balancer's listeners with their in-flight requests. None
+    // waits for another, so a stalled client never adds to the others' time: every record they
+    // work from is in the store, and the next start reconciles from there.
+    let mut others_signalled = signalled.clone();
+    let api = async {
+        tokio::select! {
+            r = &mut server => r?.context("API server failed"),
+            _ = async {
+                let _ = signalled.wait_for(|s| *s).await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } => {
+                tracing::warn!("requests still open after {SHUTDOWN_GRACE:?}; exiting anyway");
+                Ok(())
+            }
+        }
+    };
+    let plane = core.plane.clone();
+    let others = async move {
+        // The sender goes without a signal only when the API server itself ended (an error,
+        // returned below): nothing to wind down then.
+        if others_signalled.wait_for(|s| *s).await.is_err() {
+            return;
+        }
+        let lb = async {
+            if tokio::time::timeout(SHUTDOWN_GRACE, plane.shutdown())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "load balancer requests still open after {SHUTDOWN_GRACE:?}; exiting anyway"
+                );
+            }
+        };
+        tokio::join!(supervisor.shutdown(SHUTDOWN_GRACE), lb);
+    };
+    let (served, ()) = tokio::join!(api, others);
+    served?;
     tracing::info!("berth stopped");
     Ok(())
 }

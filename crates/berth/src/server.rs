@@ -2,9 +2,9 @@
 //!
 //! The controllers and `berth up`'s local agent run under one [`Supervisor`], so a panic in
 //! one is logged and the loop restarted rather than lost, and a shutdown stops them. SIGTERM
-//! (or Ctrl-C) winds down in order: the API stops accepting and finishes its requests, then
-//! the supervised tasks stop (nothing writes to the store after that), then the load
-//! balancer's listeners close. Each step gets [`SHUTDOWN_GRACE`].
+//! (or Ctrl-C) winds three things down at once, each within [`SHUTDOWN_GRACE`]: the API stops
+//! accepting and finishes its requests, the supervised tasks stop, and the load balancer's
+//! listeners close. The store is closed only after all three.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

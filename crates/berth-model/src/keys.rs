@@ -249,6 +249,50 @@ pub fn aas_tags(resource_id: &str) -> String {
     format!("{AAS_TAGS}{}", aas_resource_segment(resource_id))
 }
 
+// ---------------------------------------------------------------------------------------------
+// Host groups (the Auto Scaling Group analogue; see `hostgroup`). Names are validated before
+// they become keys (Auto Scaling names hold no `/`).
+
+/// A launch configuration, by name.
+pub fn hg_launch_config(name: &str) -> String {
+    format!("{HG_LAUNCH_CONFIGS}{name}")
+}
+/// The prefix of every launch configuration.
+pub const HG_LAUNCH_CONFIGS: &str = "hostgroups/lc/";
+/// A host group, by name.
+pub fn host_group(name: &str) -> String {
+    format!("{HOST_GROUPS}{name}")
+}
+/// The prefix of every host group.
+pub const HOST_GROUPS: &str = "hostgroups/group/";
+/// One host of a group: `hostgroups/host/GROUP/INSTANCE_ID`.
+pub fn hg_host(group: &str, instance_id: &str) -> String {
+    format!("{}{instance_id}", hg_hosts_of(group))
+}
+/// The prefix of one group's hosts.
+pub fn hg_hosts_of(group: &str) -> String {
+    format!("{HG_HOSTS}{group}/")
+}
+/// The prefix of every host of every group.
+pub const HG_HOSTS: &str = "hostgroups/host/";
+/// A scaling activity of a group; keys sort by start time (microseconds), then id.
+pub fn hg_activity(group: &str, start_time: f64, activity_id: &str) -> String {
+    let micros = (start_time.max(0.0) * 1e6) as u64;
+    format!("{}{micros:020}/{activity_id}", hg_activities_of(group))
+}
+/// The prefix of one group's scaling activities.
+pub fn hg_activities_of(group: &str) -> String {
+    format!("hostgroups/activity/{group}/")
+}
+
+/// A capacity provider made by CreateCapacityProvider, by name (`FARGATE` and `FARGATE_SPOT`
+/// are berth's own and are not stored).
+pub fn capacity_provider(name: &str) -> String {
+    format!("{CAPACITY_PROVIDERS}{name}")
+}
+/// The prefix of every stored capacity provider.
+pub const CAPACITY_PROVIDERS: &str = "capacityproviders/";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,10 +17,12 @@
 pub mod agent;
 mod arn;
 pub mod autoscaling;
+pub mod capacity;
 mod clock;
 mod cluster;
 mod container;
 mod error;
+pub mod hostgroup;
 mod instance;
 pub mod keys;
 pub mod lb;

@@ -670,3 +670,21 @@ def test_agent_refuses_bad_attributes(berth, token, base):
     a = Agent(berth, os.path.join(base, uniq("badattr")), token, attributes=["not valid=x"])
     p = subprocess.run(a.command(), capture_output=True, text=True, timeout=30)
     assert p.returncode != 0 and "bad --attribute" in p.stderr
+
+
+@pytest.mark.parametrize("bad_id", ["x/../../y", "é" * 20, "a" * 300, ""])
+def test_agent_registration_refuses_ids_that_are_not_ids(berth, token, bad_id):
+    """A caller-chosen instance id becomes a store key: refused unless it is letters, digits and
+    '-' (issue 14: a multibyte id panicked, and `x/../../y` nested under another's keys)."""
+    import urllib.error
+    import urllib.request
+    body = json.dumps({"cluster": "default", "instanceId": bad_id, "hostname": "h",
+                       "resources": {"cpu": 1024, "memory": 512}}).encode()
+    req = urllib.request.Request(berth.endpoint + "/agent/v1/register", data=body, method="POST",
+                                 headers={"Content-Type": "application/json", "x-berth-join-token": token})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    assert e.value.code == 400, e.value.read()
+    assert "InvalidParameterException" in e.value.read().decode()
+    # The server keeps answering.
+    assert berth.client().list_clusters()["clusterArns"]

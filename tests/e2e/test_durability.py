@@ -167,3 +167,22 @@ def test_restart_after_kill_9_on_an_idle_server(fresh_dir):
         assert b.client().describe_clusters(clusters=["idle"])["clusters"][0]["status"] == "ACTIVE"
     finally:
         b.stop()
+
+
+def test_data_dir_and_store_files_are_private(fresh_dir):
+    """The data dir holds the store, the access key and the secrets key: owner only (issue 14)."""
+    import os
+    import stat
+    data = os.path.join(fresh_dir, "data")
+    os.mkdir(data)
+    os.chmod(data, 0o755)  # as a umask of 022 leaves it; berth must tighten it
+    b = Berth(data, agent=False).start()
+    try:
+        b.client().list_clusters()
+        mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)
+        assert mode(data) == 0o700, oct(mode(data))
+        for name in ("berth.redb", "logs.redb", "secrets.key"):
+            path = os.path.join(data, name)
+            assert mode(path) == 0o600, (name, oct(mode(path)))
+    finally:
+        b.stop()

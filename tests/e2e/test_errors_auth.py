@@ -54,6 +54,9 @@ BAD_TASKDEFS = {
     "no-containers": dict(containerDefinitions=[]),
     "containers-exceed-task-memory": dict(memory="128", containerDefinitions=[container(memory=256)]),
     "depends-on-unknown": dict(containerDefinitions=[container(dependsOn=[{"containerName": "x", "condition": "START"}])]),
+    "depends-on-cycle": dict(containerDefinitions=[
+        container("a", dependsOn=[{"containerName": "b", "condition": "START"}]),
+        container("b", dependsOn=[{"containerName": "a", "condition": "START"}])]),
     "healthcheck-interval": dict(containerDefinitions=[container(healthCheck={"command": ["CMD", "true"], "interval": 1})]),
 }
 
@@ -241,6 +244,35 @@ def test_tampered_body_fails_the_signature(berth):
     body = json.loads(resp.read())
     conn.close()
     assert (resp.status, body["__type"]) == (403, "InvalidSignatureException")
+
+
+def test_an_unsigned_target_cannot_swap_the_action(berth):
+    """A request signed over `host` alone must not have its action chosen afterwards (issue 14:
+    ListClusters signed, GetJoinToken sent)."""
+    # Sign a request that has no target, then add one after signing.
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    from conftest import REGION
+    u = urllib.parse.urlsplit(berth.endpoint)
+    req = AWSRequest(method="POST", url=berth.endpoint + "/", data=b"{}",
+                     headers={"Content-Type": "application/x-amz-json-1.1", "Host": u.netloc})
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "ecs", REGION).add_auth(req)
+    hdrs = dict(req.headers.items())
+    hdrs["X-Amz-Target"] = "BerthV1.GetJoinToken"
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    conn.request("POST", "/", body=b"{}", headers=hdrs)
+    resp = conn.getresponse()
+    body = json.loads(resp.read())
+    conn.close()
+    assert resp.status == 403 and body["__type"] == "IncompleteSignatureException", body
+    assert "'x-amz-target' must be a 'SignedHeader'" in body.get("message", body.get("Message", "")), body
+
+
+def test_unsigned_payload_is_refused(berth):
+    status, _, body = raw_call(berth.endpoint, "ListClusters", b"{}",
+                               headers={"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
+    assert status == 403 and body["__type"] == "IncompleteSignatureException", body
 
 
 @pytest.mark.parametrize("minutes", [-20, 20])

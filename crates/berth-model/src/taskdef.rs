@@ -9,7 +9,7 @@
 //! are kept verbatim in `extra`, so describe returns what was registered without berth
 //! shadowing a model it does not act on.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -302,6 +302,7 @@ impl TaskDefinition {
             cpu_sum += c.cpu;
             mem_sum += c.memory.or(c.memory_reservation).unwrap_or(0);
         }
+        check_dependency_cycles(&self.container_definitions)?;
         if !self
             .container_definitions
             .iter()
@@ -620,6 +621,66 @@ impl ContainerRules {
     }
 }
 
+/// Refuses a `dependsOn` cycle: its containers would each wait for another and the task
+/// would sit in PENDING forever (ECS refuses it at registration too).
+fn check_dependency_cycles(containers: &[ContainerDefinition]) -> Result<(), ApiError> {
+    let index: HashMap<&str, usize> = containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
+    let edges: Vec<Vec<usize>> = containers
+        .iter()
+        .map(|c| {
+            c.depends_on
+                .iter()
+                .flatten()
+                .filter_map(|d| index.get(d.container_name.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    // 0 = unvisited, 1 = on the current path, 2 = done. Iterative, so a long chain of
+    // containers cannot overflow the stack (there are at most a handful anyway).
+    let mut state = vec![0u8; containers.len()];
+    for start in 0..containers.len() {
+        if state[start] != 0 {
+            continue;
+        }
+        let mut path: Vec<(usize, usize)> = vec![(start, 0)];
+        state[start] = 1;
+        while let Some((node, next)) = path.last_mut() {
+            let node = *node;
+            if let Some(&dep) = edges[node].get(*next) {
+                *next += 1;
+                match state[dep] {
+                    0 => {
+                        state[dep] = 1;
+                        path.push((dep, 0));
+                    }
+                    1 => {
+                        let mut cycle: Vec<&str> = path
+                            .iter()
+                            .skip_while(|(n, _)| *n != dep)
+                            .map(|(n, _)| containers[*n].name.as_str())
+                            .collect();
+                        cycle.push(containers[dep].name.as_str());
+                        return Err(ApiError::client(format!(
+                            "Container dependencies form a cycle: {}. A container cannot wait, \
+                             directly or through others, for itself.",
+                            cycle.join(" -> ")
+                        )));
+                    }
+                    _ => {}
+                }
+            } else {
+                state[node] = 2;
+                path.pop();
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks a health check's timings and fills ECS's defaults.
 fn normalize_health_check(n: &str, h: &mut HealthCheck) -> Result<(), ApiError> {
     if h.command.is_empty() {
@@ -655,6 +716,28 @@ mod tests {
              "portMappings": [{"containerPort": 80}],
              "healthCheck": {"command": ["CMD-SHELL", "true"]},
              "linuxParameters": {"initProcessEnabled": true}}]})
+    }
+
+    #[test]
+    fn dependency_cycles_are_named_and_chains_are_fine() {
+        let td = |deps: serde_json::Value| {
+            let mut t: TaskDefinition =
+                serde_json::from_value(json!({"family": "f", "containerDefinitions": deps}))
+                    .unwrap();
+            t.validate_and_normalize()
+        };
+        let e = td(json!([
+            {"name": "web", "image": "i", "memory": 8, "dependsOn": [{"containerName": "db", "condition": "START"}]},
+            {"name": "db", "image": "i", "memory": 8, "dependsOn": [{"containerName": "web", "condition": "START"}]}]))
+        .unwrap_err();
+        assert!(e.message.contains("web -> db -> web"), "{}", e.message);
+        // A diamond is not a cycle.
+        td(json!([
+            {"name": "a", "image": "i", "memory": 8, "dependsOn": [{"containerName": "b", "condition": "START"}, {"containerName": "c", "condition": "START"}]},
+            {"name": "b", "image": "i", "memory": 8, "essential": false, "dependsOn": [{"containerName": "d", "condition": "START"}]},
+            {"name": "c", "image": "i", "memory": 8, "essential": false, "dependsOn": [{"containerName": "d", "condition": "START"}]},
+            {"name": "d", "image": "i", "memory": 8, "essential": false}]))
+        .unwrap();
     }
 
     #[test]
@@ -756,6 +839,13 @@ mod tests {
             (
                 "bad dep",
                 json!({"family": "a", "containerDefinitions": [{"name": "c", "image": "i", "memory": 8, "dependsOn": [{"containerName": "x", "condition": "START"}]}]}),
+            ),
+            (
+                "dependency cycle",
+                json!({"family": "a", "containerDefinitions": [
+                    {"name": "a", "image": "i", "memory": 8, "dependsOn": [{"containerName": "b", "condition": "START"}]},
+                    {"name": "b", "image": "i", "memory": 8, "dependsOn": [{"containerName": "c", "condition": "START"}]},
+                    {"name": "c", "image": "i", "memory": 8, "dependsOn": [{"containerName": "a", "condition": "START"}]}]}),
             ),
             (
                 "healthy dep without check",

@@ -54,5 +54,5 @@ pub use crate::{
     error::Error,
     sign::sign,
     types::{Credentials, Identity, Request},
-    verify::verify,
+    verify::{verify, verify_with, Policy},
 };

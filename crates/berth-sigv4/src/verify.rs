@@ -38,13 +38,38 @@ const MAX_SKEW_SECS: i64 = 15 * 60;
 /// the signature itself, compared in constant time. The returned [`Identity`]
 /// carries the signed region and service; the caller decides whether they are
 /// the expected ones.
+///
+/// As AWS enforces it, `host` and every `x-amz-*` header the request carries
+/// must be among the signed headers: an unsigned `x-amz-target` would let
+/// anyone holding a request signed for one action replay it as another. This
+/// entry point is for the JSON and Query APIs, whose bodies are always signed,
+/// so `UNSIGNED-PAYLOAD` is refused; [`verify_with`] can allow it (S3's way).
 pub fn verify(
     req: &Request<'_>,
     now: SystemTime,
     secret_for: impl Fn(&str) -> Option<String>,
 ) -> Result<Identity, Error> {
+    verify_with(req, now, secret_for, &Policy::default())
+}
+
+/// What a verifier tolerates beyond AWS's rules for every service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Accept `x-amz-content-sha256: UNSIGNED-PAYLOAD` (the body is then not
+    /// covered by the signature), as S3 does. Off for the JSON and Query APIs.
+    pub allow_unsigned_payload: bool,
+}
+
+/// [`verify`] under a given [`Policy`].
+pub fn verify_with(
+    req: &Request<'_>,
+    now: SystemTime,
+    secret_for: impl Fn(&str) -> Option<String>,
+    policy: &Policy,
+) -> Result<Identity, Error> {
     let query = parse_query(req.query);
     let parts = extract(req, &query)?;
+    check_coverage(req, &parts)?;
 
     let request_date = parts.timestamp.get(..8).unwrap_or_default();
     if parts.scope_date != request_date {
@@ -58,7 +83,7 @@ pub fn verify(
     let secret = secret_for(&parts.access_key_id).ok_or(Error::UnrecognizedClient)?;
 
     check_clock(&parts, Timestamp::from_system_time(now))?;
-    check_content_sha256(req)?;
+    check_content_sha256(req, policy)?;
 
     let signed: Vec<&str> = parts.signed_headers.iter().map(String::as_str).collect();
     let canonical = canonical_request(
@@ -125,16 +150,43 @@ fn check_clock(parts: &SignedParts, now: Timestamp) -> Result<(), Error> {
     Ok(())
 }
 
+/// `host` and every `x-amz-*` header present must be signed (AWS's wording for
+/// `host`; the same rule, named, for the others).
+fn check_coverage(req: &Request<'_>, parts: &SignedParts) -> Result<(), Error> {
+    let signed = |name: &str| parts.signed_headers.iter().any(|h| h == name);
+    if !signed("host") {
+        return Err(Error::IncompleteSignature(
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".to_owned(),
+        ));
+    }
+    for (name, _) in req.headers {
+        let lower = name.to_ascii_lowercase();
+        // Query auth carries its own parameters in the query string, never as headers;
+        // with header auth `x-amz-date` is signed as every other x-amz header is.
+        if lower.starts_with("x-amz-") && !signed(&lower) {
+            return Err(Error::IncompleteSignature(format!(
+                "'{lower}' must be a 'SignedHeader' in the AWS Authorization."
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `x-amz-content-sha256`, when sent, must be `UNSIGNED-PAYLOAD` or the body's
 /// hex SHA-256: the signature covers the header, not the body itself. Other
 /// values (S3's `STREAMING-*` aws-chunked modes) would leave a body the client
 /// meant to protect unchecked, so they are refused.
-fn check_content_sha256(req: &Request<'_>) -> Result<(), Error> {
+fn check_content_sha256(req: &Request<'_>, policy: &Policy) -> Result<(), Error> {
     let Some(claimed) = header_value(req.headers, "x-amz-content-sha256") else {
         return Ok(());
     };
     if claimed == UNSIGNED_PAYLOAD {
-        return Ok(());
+        if policy.allow_unsigned_payload {
+            return Ok(());
+        }
+        return Err(Error::IncompleteSignature(format!(
+            "{UNSIGNED_PAYLOAD} is not accepted by this service: the payload must be signed."
+        )));
     }
     if claimed.len() != 64 || !claimed.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Error::IncompleteSignature(format!(
@@ -433,9 +485,24 @@ mod tests {
             "UNSIGNED-PAYLOAD".to_owned(),
         ));
         let headers = signed(&unsigned, "", body);
-        assert_eq!(code(check(&headers, "", body, T0)), "ok");
-        // UNSIGNED-PAYLOAD means the body is not covered.
-        assert_eq!(code(check(&headers, "", b"anything", T0)), "ok");
+        // The JSON and Query APIs refuse UNSIGNED-PAYLOAD: the body could be swapped.
+        let result = check(&headers, "", b"anything", T0);
+        assert!(
+            matches!(&result, Err(Error::IncompleteSignature(m)) if m.contains("UNSIGNED-PAYLOAD")),
+            "{result:?}"
+        );
+        // Where a policy allows it (S3's way), the body is not covered.
+        let req = Request {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: b"anything",
+        };
+        let allow = Policy {
+            allow_unsigned_payload: true,
+        };
+        assert!(verify_with(&req, at(T0), secrets, &allow).is_ok());
 
         let mut hashed = base_headers();
         hashed.push(("x-amz-content-sha256".to_owned(), sha256_hex(body)));
@@ -447,6 +514,35 @@ mod tests {
             "{result:?}"
         );
         assert_eq!(code(result), "InvalidSignatureException");
+    }
+
+    #[test]
+    fn host_and_every_x_amz_header_must_be_signed() {
+        let body = b"{}";
+        let without_target: Vec<(String, String)> = base_headers()
+            .into_iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("x-amz-target"))
+            .collect();
+        let mut headers = signed(&without_target, "", body);
+        // A target added after signing (an action swapped on a request signed over `host`).
+        headers.push(("X-Amz-Target".to_owned(), "BerthV1.GetJoinToken".to_owned()));
+        let result = check(&headers, "", body, T0);
+        assert!(
+            matches!(&result, Err(Error::IncompleteSignature(m)) if m.contains("'x-amz-target' must be a 'SignedHeader'")),
+            "{result:?}"
+        );
+        // Signing without `host`.
+        let no_host: Vec<(String, String)> = base_headers()
+            .into_iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("host"))
+            .collect();
+        let mut headers = signed(&no_host, "", body);
+        headers.push(("Host".to_owned(), "example.com".to_owned()));
+        let result = check(&headers, "", body, T0);
+        assert!(
+            matches!(&result, Err(Error::IncompleteSignature(m)) if m.contains("'Host'")),
+            "{result:?}"
+        );
     }
 
     #[test]

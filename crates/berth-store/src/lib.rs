@@ -61,7 +61,7 @@ mod types;
 
 pub use crate::{
     error::StoreError,
-    redb_backend::RedbStore,
+    redb_backend::{owner_only, RedbStore},
     retry::{update_json, Retry, Update, UpdateError, CONTENTION_DEADLINE},
     store::{BoxFuture, BoxStream, Store, StoreExt},
     types::{Compare, EventKind, KeyValue, Op, Revision, Txn, TxnResult, WatchEvent},

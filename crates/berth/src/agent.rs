@@ -199,8 +199,7 @@ pub async fn run(o: AgentOpts) -> Result<()> {
         .state_dir
         .clone()
         .unwrap_or_else(|| crate::server::default_data_dir().join("agent"));
-    std::fs::create_dir_all(&state_dir)
-        .with_context(|| format!("creating {}", state_dir.display()))?;
+    crate::server::private_dir(&state_dir)?;
     let (driver, driver_attributes) = connect(o.driver, &state_dir, o.scope.as_deref()).await?;
     tracing::info!(driver = driver.name(), server = %o.server, cluster = %o.cluster, "agent starting");
     let mut cfg = config(&o, state_dir)?;

@@ -143,6 +143,8 @@ async fn open_core(
     ));
     // Log events live in their own file, bounded, so they never weigh on the cluster store.
     let logs_path = data_dir.join("logs.redb");
+    berth_store::owner_only(&logs_path)
+        .with_context(|| format!("securing {}", logs_path.display()))?;
     let logs = berth_logs::RedbLogStore::open(
         &logs_path,
         berth_logs::LogStoreConfig {
@@ -264,7 +266,7 @@ async fn start_local_agent(
     agent_timeout: f64,
 ) -> Result<()> {
     let agent_dir = data_dir.join("agent");
-    std::fs::create_dir_all(&agent_dir)?;
+    private_dir(&agent_dir)?;
     let driver = crate::agent::driver(opts.driver, &agent_dir).await?;
     let cfg = AgentConfig {
         server: endpoint.to_owned(),
@@ -320,12 +322,24 @@ fn print_exports(endpoint: &str, data_dir: &std::path::Path, key: &creds::RootKe
     println!("# then: aws ecs list-clusters");
 }
 
+/// Creates a directory readable by its owner only (0700), or tightens an existing one: the
+/// data dir holds the store, the secrets key and the access key.
+pub(crate) fn private_dir(dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("securing {}", dir.display()))?;
+    }
+    Ok(())
+}
+
 /// Runs the control plane. With `up`, also prepares the newcomer's example (the `default`
 /// cluster and a local agent) and prints the environment to paste.
 pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     let data_dir = opts.data_dir.clone().unwrap_or_else(default_data_dir);
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    private_dir(&data_dir)?;
     let key = creds::load_or_create(&data_dir)?;
     let core = open_core(&opts, &data_dir, &key).await?;
     let (metrics_plane, metrics_hub) = (core.plane.clone(), core.hub.clone());

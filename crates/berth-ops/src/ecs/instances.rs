@@ -95,6 +95,11 @@ pub(crate) async fn register_instance(
     for a in &reg.attributes {
         a.validate()?;
     }
+    // The caller's id becomes a store key: ASCII letters, digits and '-' only (no '/', no
+    // multibyte characters to slice through).
+    if let Some(id) = &reg.instance_id {
+        validate_id("container instance", id)?;
+    }
     let now = ctx.now();
     let mut retry = berth_store::Retry::new();
     while retry.next().await {

@@ -70,9 +70,30 @@ pub struct RedbStore {
     writer: Option<JoinHandle<()>>,
 }
 
+/// Creates `path` if missing and restricts it to its owner (mode 0600), before redb opens it,
+/// so the file is never readable by others even for a moment.
+pub fn owner_only(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 impl RedbStore {
     /// Open (or create) the store file at `path`. Only one process may have it open.
+    /// The file is made readable by its owner only (0600): it holds the cluster's state.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        owner_only(path)
+            .map_err(|e| StoreError::Backend(format!("securing {}: {e}", path.display())))?;
         let db = Database::create(path)
             .map_err(|e| StoreError::Backend(format!("opening {}: {e}", path.display())))?;
         Self::start(db)

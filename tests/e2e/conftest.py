@@ -96,6 +96,14 @@ class Berth:
         with urllib.request.urlopen(self.endpoint + "/ping", timeout=1) as r:
             return r.status == 200
 
+    def metrics_text(self):
+        """`GET /metrics` with the bearer token berth keeps in the data dir."""
+        with open(os.path.join(self.data_dir, "metrics.token")) as f:
+            token = f.read().strip()
+        req = urllib.request.Request(self.endpoint + "/metrics", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.read().decode()
+
     def read_exports(self):
         exports = {}
         while True:

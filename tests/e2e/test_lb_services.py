@@ -376,8 +376,7 @@ def test_metrics_and_dns_name(berth, elb, ecs, agents):
     # the data plane follows the API asynchronously).
     status, _ = wait_for(lambda: get(host, port), 10, what="the listener")
     assert status == 503
-    import urllib.request
-    text = urllib.request.urlopen(f"{berth.endpoint}/metrics", timeout=10).read().decode()
+    text = berth.metrics_text()
     assert "berth_lb_" in text
 
 

@@ -41,8 +41,19 @@ def test_logs_of_unknown_task_fail(local):
 
 
 def scrape(b):
-    with urllib.request.urlopen(b.endpoint + "/metrics", timeout=5) as r:
-        return r.read().decode()
+    return b.metrics_text()
+
+
+def test_metrics_need_the_bearer_token(local):
+    """Cluster names, ARNs and target addresses are not for anyone who reaches the port."""
+    import urllib.error
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic eDp5"}):
+        req = urllib.request.Request(local.endpoint + "/metrics", headers=headers)
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=5)
+        assert e.value.code == 401
+        assert "berth_tasks" not in e.value.read().decode()
+    assert "berth_tasks" in scrape(local)
 
 
 def test_metrics_show_tasks_instances_and_samples(local):

@@ -224,8 +224,7 @@ def test_a_task_gets_its_secrets_and_nobody_else_sees_them(berth, ecs, ssm, sm, 
     assert SSM_PW not in shown and ASM_KEY not in shown
     ecs.stop_task(cluster="default", task=task)
     wait_task(ecs, task, "STOPPED", timeout=30)
-    with urllib.request.urlopen(berth.endpoint + "/metrics", timeout=5) as r:
-        metrics = r.read().decode()
+    metrics = berth.metrics_text()
     for where, text in [("metrics", metrics), ("agent log", agent.log())]:
         assert SSM_PW not in text and ASM_KEY not in text, where
     with open(os.path.join(berth.data_dir, "berth.log"), "rb") as f:

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use berth_model::{Task, TaskStatus};
 
@@ -22,7 +22,35 @@ fn esc(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
-pub(crate) async fn metrics(State(st): State<ApiState>) -> Response {
+/// Whether the request carries the metrics bearer token (compared in constant time).
+fn authorized(st: &ApiState, headers: &HeaderMap) -> bool {
+    let Some(want) = st.metrics_token.as_deref() else {
+        return false;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .trim();
+    given.len() == want.len()
+        && given
+            .bytes()
+            .zip(want.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+pub(crate) async fn metrics(State(st): State<ApiState>, headers: HeaderMap) -> Response {
+    // Cluster names, ARNs and target addresses are not for anyone who can reach the port.
+    if !authorized(&st, &headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer realm=\"berth-metrics\"")],
+            "/metrics needs Authorization: Bearer <the token in DATA_DIR/metrics.token>\n",
+        )
+            .into_response();
+    }
     let Ok(berth_ops::Fleet { tasks, instances }) = st.ops.fleet().await else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "store unavailable\n").into_response();
     };

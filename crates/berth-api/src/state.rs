@@ -16,6 +16,8 @@ pub struct ApiState {
     closing_tx: Arc<tokio::sync::watch::Sender<bool>>,
     /// Appends more series to `/metrics` (the load balancer's).
     pub(crate) extra_metrics: Option<MetricsHook>,
+    /// The bearer token `/metrics` requires (`None`: `/metrics` answers 401 to everyone).
+    pub(crate) metrics_token: Option<Arc<str>>,
 }
 
 /// Something that appends Prometheus text to `/metrics`.
@@ -31,12 +33,19 @@ impl ApiState {
             closing,
             closing_tx: Arc::new(closing_tx),
             extra_metrics: None,
+            metrics_token: None,
         }
     }
 
     /// Appends `hook`'s series to every `/metrics` scrape.
     pub fn with_metrics(mut self, hook: MetricsHook) -> Self {
         self.extra_metrics = Some(hook);
+        self
+    }
+
+    /// Lets scrapers that send `Authorization: Bearer TOKEN` read `/metrics`.
+    pub fn with_metrics_token(mut self, token: impl Into<Arc<str>>) -> Self {
+        self.metrics_token = Some(token.into());
         self
     }
 

@@ -81,6 +81,30 @@ pub fn secrets_key(data_dir: &Path) -> Result<[u8; 32]> {
     }
     let mut key = [0u8; 32];
     rand::thread_rng().fill(&mut key);
+    write_private(&p, &key)?;
+    Ok(key)
+}
+
+/// The bearer token `/metrics` asks scrapers for: 32 random bytes in hex, in `metrics.token`
+/// beside the store (0600), created on first start. It reads metrics and nothing else, so a
+/// Prometheus config never holds an access key.
+pub fn metrics_token(data_dir: &Path) -> Result<String> {
+    let p = data_dir.join("metrics.token");
+    if let Ok(text) = std::fs::read_to_string(&p) {
+        let token = text.trim();
+        anyhow::ensure!(token.len() >= 32, "{} holds no token", p.display());
+        return Ok(token.to_owned());
+    }
+    let mut raw = [0u8; 32];
+    rand::thread_rng().fill(&mut raw);
+    let token = hex::encode(raw);
+    write_private(&p, token.as_bytes())?;
+    Ok(token)
+}
+
+/// Writes `bytes` to `p` through a 0600 temporary file renamed into place, so the file is
+/// never readable by others and never half-written.
+fn write_private(p: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = p.with_extension("tmp");
     {
         use std::io::Write;
@@ -94,11 +118,11 @@ pub fn secrets_key(data_dir: &Path) -> Result<[u8; 32]> {
         let mut f = opts
             .open(&tmp)
             .with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(&key)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
     }
-    std::fs::rename(&tmp, &p).with_context(|| format!("writing {}", p.display()))?;
-    Ok(key)
+    std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
+    Ok(())
 }
 
 #[cfg(test)]

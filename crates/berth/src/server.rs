@@ -319,6 +319,9 @@ fn print_exports(endpoint: &str, data_dir: &std::path::Path, key: &creds::RootKe
     println!("export AWS_ENDPOINT_URL_CLOUDWATCH_LOGS={endpoint}");
     println!("# agents on other hosts join the default cluster with:");
     println!("#   berth agent --server {endpoint} --cluster default --token {token}");
+    println!(
+        "# Prometheus reads {endpoint}/metrics with the bearer token in metrics.token (data dir)"
+    );
     println!("# then: aws ecs list-clusters");
 }
 
@@ -350,7 +353,8 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     .with_metrics(Arc::new(move |out: &mut String| {
         metrics_plane.render_metrics(out);
         metrics_hub.render(out);
-    }));
+    }))
+    .with_metrics_token(creds::metrics_token(&data_dir)?);
     let mut supervisor = Supervisor::new(CancellationToken::new());
     spawn_controllers(&mut supervisor, &core, &opts);
     if up {

@@ -62,8 +62,9 @@ def wait_for(cond, timeout=20.0, interval=0.05, what="condition"):
 class Berth:
     """One berth server process on its own data dir and port."""
 
-    def __init__(self, data_dir, port=None, env=None, keys=True, args=(), agent=True):
+    def __init__(self, data_dir, port=None, env=None, keys=True, args=(), agent=True, nofile=None):
         self.data_dir = data_dir
+        self.nofile = nofile  # an open-file limit for the server process
         self.args = list(args)
         if not agent and supports_flag("up", "--no-agent"):
             # API-only tests: no local agent, whose long-poll would hold up a clean stop.
@@ -85,10 +86,15 @@ class Berth:
             stderr=self.log,
             env=self.env,
             text=True,
+            preexec_fn=self._limits if self.nofile else None,
         )
         # `berth up` prints its export lines once the API answers and the default cluster exists.
         wait_for(self._ready, what="berth to listen")
         return self
+
+    def _limits(self):
+        import resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def _ready(self):
         if self.proc.poll() is not None:

@@ -229,6 +229,18 @@ fn elb_error(l: &ListenerShared, status: StatusCode, why: &str) -> Response<LbBo
     r
 }
 
+/// End-to-end headers a client cannot make hop-by-hop by naming them in `Connection`
+/// (`Connection: Host` would send the target a request with no Host; naming the
+/// credentials or the body's framing would change what the target sees).
+const PROTECTED_FROM_CONNECTION: [HeaderName; 6] = [
+    header::HOST,
+    header::CONTENT_LENGTH,
+    header::CONTENT_TYPE,
+    header::AUTHORIZATION,
+    header::COOKIE,
+    header::EXPECT,
+];
+
 fn strip_hop_by_hop(h: &mut HeaderMap) {
     // One pass over the names finds the (usually zero or one) to remove, cheaper than a
     // hashed removal per hop-by-hop name; at most nine distinct names can match.
@@ -250,6 +262,7 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
             .unwrap_or("")
             .split(',')
             .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .filter(|n| !PROTECTED_FROM_CONNECTION.contains(n))
             .collect();
         for n in listed {
             h.remove(n);
@@ -417,5 +430,27 @@ async fn forward(
             group.metrics.responses.record(status.as_u16());
             elb_error(l, status, "the target did not answer")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_cannot_make_end_to_end_headers_hop_by_hop() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "app.example".parse().unwrap());
+        h.insert(header::AUTHORIZATION, "Bearer t".parse().unwrap());
+        h.insert("x-drop-me", "1".parse().unwrap());
+        h.insert(
+            header::CONNECTION,
+            "close, Host, authorization, x-drop-me".parse().unwrap(),
+        );
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.get(header::HOST).unwrap(), "app.example");
+        assert_eq!(h.get(header::AUTHORIZATION).unwrap(), "Bearer t");
+        assert!(h.get("x-drop-me").is_none());
+        assert!(h.get(header::CONNECTION).is_none());
     }
 }

@@ -111,7 +111,18 @@ pub async fn connect(
         DriverKind::Auto => match docker().await {
             Ok(d) => Ok(d),
             Err(e) => {
-                tracing::info!(error = %e, "docker not available; using the process driver");
+                tracing::warn!(
+                    error = %e,
+                    "Docker is not available: falling back to the PROCESS driver, which runs \
+                     task commands directly on this host as the agent's user, with no container \
+                     isolation (no image, filesystem, network or cgroup separation). Pass \
+                     --driver docker to refuse to start without Docker, or --driver process \
+                     to choose this knowingly."
+                );
+                eprintln!(
+                    "berth agent: WARNING: Docker is not available ({e}); tasks run as plain \
+                     processes on this host, unisolated (see --driver)"
+                );
                 process()
             }
         },

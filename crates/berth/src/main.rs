@@ -6,6 +6,7 @@ mod cli;
 mod client;
 mod creds;
 mod env;
+mod listen;
 mod server;
 
 use anyhow::Result;

@@ -33,6 +33,19 @@ pub struct ServerOpts {
     /// Address the API listens on.
     #[arg(long, env = env::LISTEN, default_value = env::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
+    /// Open API connections at most (default: three quarters of the open-file limit).
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Open API connections from one client address at most (default: a quarter of
+    /// `--max-connections`).
+    #[arg(long)]
+    pub max_connections_per_address: Option<usize>,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, default_value_t = 10.0)]
+    pub header_read_timeout: f64,
+    /// Seconds a kept-alive API connection may sit idle before it is closed.
+    #[arg(long, default_value_t = 60.0)]
+    pub idle_timeout: f64,
     /// Account id shown in ARNs.
     #[arg(long, env = env::ACCOUNT_ID, default_value = DEFAULT_ACCOUNT_ID)]
     pub account_id: String,
@@ -325,6 +338,30 @@ fn print_exports(endpoint: &str, data_dir: &std::path::Path, key: &creds::RootKe
     println!("# then: aws ecs list-clusters");
 }
 
+/// The API listener's limits: sized from the descriptor limit, overridden by the flags.
+fn api_limits(opts: &ServerOpts) -> Result<crate::listen::Limits> {
+    let mut l = crate::listen::Limits::from_fd_limit();
+    if let Some(n) = opts.max_connections {
+        anyhow::ensure!(n > 0, "--max-connections must be at least 1");
+        l.max_connections = n;
+        l.max_per_address = l.max_per_address.min(n);
+    }
+    if let Some(n) = opts.max_connections_per_address {
+        anyhow::ensure!(n > 0, "--max-connections-per-address must be at least 1");
+        l.max_per_address = n.min(l.max_connections);
+    }
+    let secs = |name: &str, v: f64| -> Result<Duration> {
+        anyhow::ensure!(
+            v.is_finite() && v > 0.0,
+            "--{name} must be a positive number of seconds"
+        );
+        Ok(Duration::from_secs_f64(v))
+    };
+    l.header_read_timeout = secs("header-read-timeout", opts.header_read_timeout)?;
+    l.idle_timeout = secs("idle-timeout", opts.idle_timeout)?;
+    Ok(l)
+}
+
 /// Creates a directory readable by its owner only (0700), or tightens an existing one: the
 /// data dir holds the store, the secrets key and the access key.
 pub(crate) fn private_dir(dir: &std::path::Path) -> Result<()> {
@@ -373,12 +410,14 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     tracing::info!(%addr, data_dir = %data_dir.display(), "berth API listening");
     let closing = state.clone();
     let (signalled_tx, mut signalled) = tokio::sync::watch::channel(false);
-    let serve = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+    let limits = api_limits(&opts)?;
+    tracing::info!(?limits, "API connection limits");
+    let serve = crate::listen::serve(listener, router(state), limits, async move {
         shutdown_signal().await;
         closing.begin_shutdown();
         let _ = signalled_tx.send(true);
     });
-    let mut server = tokio::spawn(async move { serve.await });
+    let mut server = tokio::spawn(serve);
 
     let endpoint = format!("http://{addr}");
     let token = join_token(&key.secret_access_key, "default");

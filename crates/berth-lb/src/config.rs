@@ -238,7 +238,7 @@ pub struct DataPlaneOptions {
     /// How long `shutdown` (or removing a listener) waits for in-flight requests.
     pub shutdown_timeout: Duration,
     /// Dedicated single-threaded serving runtimes (thread-per-core, like nginx workers),
-    /// each with its own SO_REUSEPORT socket and upstream pools. 0 = serve on the runtime
+    /// each accepting on its own descriptor of a listener's socket, with its own upstream pools. 0 = serve on the runtime
     /// that calls `apply`.
     pub workers: usize,
 }

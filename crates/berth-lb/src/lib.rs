@@ -70,7 +70,7 @@ pub enum ListenerError {
         source: std::io::Error,
     },
     /// Another of this data plane's listeners (its id given) is bound to the same address;
-    /// checked with workers, where SO_REUSEPORT would otherwise share the port silently.
+    /// checked before binding, so the error names the listener rather than the OS's EADDRINUSE.
     #[error("address already in use by listener {0}")]
     InUse(String),
     /// One of the listener's rules could not be compiled.
@@ -248,8 +248,8 @@ impl DataPlane {
         errors
     }
 
-    /// Binds a listener's socket(s): one on the caller's runtime, or one per worker sharing
-    /// the address through SO_REUSEPORT.
+    /// Binds a listener's socket, exclusively: served on the caller's runtime, or by every
+    /// worker through its own descriptor of the one socket.
     async fn bind(
         &self,
         lc: &ListenerConfig,
@@ -266,7 +266,7 @@ impl DataPlane {
                 tokio::runtime::Handle::current(),
             )]);
         }
-        // SO_REUSEPORT would let two of our own listeners share a port silently.
+        // Name the listener already on this address (the OS would only say EADDRINUSE).
         if lc.bind.port() != 0 {
             let st = lock(&self.inner.state);
             if let Some((other, _)) = st.listeners.iter().find(|(_, h)| h.bind == lc.bind) {

@@ -36,7 +36,7 @@ pub(crate) struct ListenerHandle {
 }
 
 impl ListenerHandle {
-    /// Serves each socket on its runtime (all sockets share one address via SO_REUSEPORT).
+    /// Serves each descriptor on its runtime (all are descriptors of one exclusive socket).
     pub fn start(
         sockets: Vec<(std::net::TcpListener, Handle)>,
         bind: SocketAddr,

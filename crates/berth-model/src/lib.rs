@@ -37,6 +37,7 @@ mod tag;
 mod task;
 mod taskdef;
 mod volume;
+pub mod vpc;
 mod wire;
 
 pub use arn::{Arn, ResourceKind, DEFAULT_ACCOUNT_ID};

@@ -697,6 +697,7 @@ mod tests {
             network_mode: None,
             containers: serde_json::from_value(containers).unwrap_or_default(),
             secrets: None,
+            network: None,
             volumes: Vec::new(),
             pid_mode: None,
             ipc_mode: None,
@@ -869,6 +870,7 @@ mod shutdown_tests {
             containers: serde_json::from_value(json!([{"name": "app", "image": "i"}]))
                 .unwrap_or_default(),
             secrets: None,
+            network: None,
             volumes: Vec::new(),
             pid_mode: None,
             ipc_mode: None,

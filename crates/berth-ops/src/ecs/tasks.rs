@@ -233,6 +233,7 @@ pub async fn run(ctx: &Ctx, req: RunTaskRequest) -> Result<Value, ApiError> {
         constraints,
         on_instances: None,
         client_token: req.client_token,
+        network: None,
     };
     let arn_of = |id: &str| instance_arn(ctx, &cluster, id);
     let out = ctx.state.launcher.launch(&spec, ctx.now(), &arn_of).await?;
@@ -301,6 +302,7 @@ pub async fn start(ctx: &Ctx, req: StartTaskRequest) -> Result<Value, ApiError> 
         constraints: Vec::new(),
         on_instances: Some(ids),
         client_token: None,
+        network: None,
     };
     let arn_of = |id: &str| instance_arn(ctx, &cluster, id);
     let out = ctx.state.launcher.launch(&spec, ctx.now(), &arn_of).await?;

@@ -115,11 +115,13 @@ pub fn allocate_ip(net: Ipv4Net, used: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> 
         .find(|ip| !used.contains(ip))
 }
 
-/// A locally administered MAC address derived from the task's IP (unique per address, as
-/// Docker derives its own `02:42:...`).
+/// The MAC address of a task's interface: locally administered, derived from its address
+/// exactly as Docker derives an endpoint's (`02:42:` and the IPv4 octets), so the address the
+/// API shows is the one the interface has on Docker API 1.41, which takes no MAC per network
+/// endpoint (from 1.44 the driver also asks for it explicitly).
 pub fn mac_for(ip: Ipv4Addr) -> String {
     let o = ip.octets();
-    format!("0a:b7:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+    format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
 }
 
 /// An EC2-style id from random bits: `prefix-` and 17 hex digits (the caller draws them; the
@@ -400,7 +402,7 @@ mod tests {
         assert_eq!(*got.last().unwrap(), Ipv4Addr::new(10, 0, 0, 14));
         used.remove(&Ipv4Addr::new(10, 0, 0, 7));
         assert_eq!(allocate_ip(net, &used), Some(Ipv4Addr::new(10, 0, 0, 7)));
-        assert_eq!(mac_for(Ipv4Addr::new(10, 0, 0, 7)), "0a:b7:0a:00:00:07");
+        assert_eq!(mac_for(Ipv4Addr::new(10, 0, 0, 7)), "02:42:0a:00:00:07");
     }
 
     #[test]

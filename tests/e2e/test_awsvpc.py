@@ -11,6 +11,7 @@ import ipaddress
 import json
 import os
 import random
+import subprocess
 import tempfile
 import urllib.error
 import urllib.request
@@ -22,7 +23,7 @@ from conftest import (
     Agent, Berth, describe_task, free_port, join_token, register, supports_flag, uniq, wait_for,
     wait_task,
 )
-from conftest import docker, docker_ok, build_test_image
+from conftest import docker, docker_ok, build_test_image, REGION
 
 IMAGE = "berth-test/busybox:latest"
 
@@ -122,7 +123,6 @@ def cleanup(scope, cidr, task_ids):
             block = n[len("berth-vpc-"):].rsplit("-", 1)
             if len(block) == 2 and ipaddress.ip_network("/".join(block)).subnet_of(net):
                 docker("network", "rm", n, check=False)
-    import subprocess
     listing = subprocess.run(["iptables", "-w", "-S", "BERTH-SG"], capture_output=True, text=True).stdout
     for tid in task_ids:
         chain = "BERTH-T-" + tid[:16]
@@ -144,7 +144,7 @@ def default_network(ec2):
 
 
 def new_group(ec2, vpc_id, port=None, cidr=None):
-    g = ec2.create_security_group(GroupName=uniq("sg"), Description="e2e", VpcId=vpc_id)["GroupId"]
+    g = ec2.create_security_group(GroupName=uniq("grp"), Description="e2e", VpcId=vpc_id)["GroupId"]
     if port:
         ec2.authorize_security_group_ingress(GroupId=g, IpPermissions=[{
             "IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": cidr}]}])
@@ -196,8 +196,13 @@ def container_id(task, name):
 
 
 def wget_from(task, url):
-    """Fetches `url` from inside `task`'s side container; the body, or None."""
-    p = docker("exec", container_id(task, "side"), "wget", "-q", "-T", "2", "-O", "-", url, check=False)
+    """Fetches `url` from inside `task`'s side container; the body, or None (also when no
+    answer comes within 4 s: a dropped SYN gets none; busybox's own `-T` crashes here)."""
+    try:
+        p = subprocess.run(["docker", "exec", container_id(task, "side"), "wget", "-q", "-O", "-", url],
+                           capture_output=True, text=True, timeout=4)
+    except subprocess.TimeoutExpired:
+        return None
     return p.stdout if p.returncode == 0 else None
 
 
@@ -210,7 +215,7 @@ def test_ec2_through_the_cli_and_boto3(berth, ec2, cidr):
     assert default[0]["VpcId"].startswith("vpc-") and len(default[0]["VpcId"]) == 21
     subnets = berth.aws("ec2", "describe-subnets", "--filters", f"Name=vpc-id,Values={default[0]['VpcId']}")["Subnets"]
     assert len(subnets) == 2 and all(s["DefaultForAz"] for s in subnets)
-    assert {s["AvailabilityZone"] for s in subnets} == {"us-east-1a", "us-east-1b"}
+    assert {s["AvailabilityZone"] for s in subnets} == {f"{REGION}a", f"{REGION}b"}
     assert all(ipaddress.ip_network(s["CidrBlock"]).subnet_of(ipaddress.ip_network(cidr)) for s in subnets)
     groups = berth.aws("ec2", "describe-security-groups", "--filters", "Name=group-name,Values=default")["SecurityGroups"]
     assert [g["VpcId"] for g in groups] == [default[0]["VpcId"]]
@@ -219,7 +224,7 @@ def test_ec2_through_the_cli_and_boto3(berth, ec2, cidr):
     vpc = ec2.create_vpc(CidrBlock="10.99.0.0/16", TagSpecifications=[
         {"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": "e2e"}]}])["Vpc"]
     assert vpc["Tags"] == [{"Key": "Name", "Value": "e2e"}] and not vpc["IsDefault"]
-    sub = ec2.create_subnet(VpcId=vpc["VpcId"], CidrBlock="10.99.1.0/24", AvailabilityZone="us-east-1b")["Subnet"]
+    sub = ec2.create_subnet(VpcId=vpc["VpcId"], CidrBlock="10.99.1.0/24", AvailabilityZone=f"{REGION}b")["Subnet"]
     assert sub["AvailableIpAddressCount"] == 251
     with pytest.raises(ClientError) as e:
         ec2.create_subnet(VpcId=vpc["VpcId"], CidrBlock="10.99.1.128/25")
@@ -345,10 +350,11 @@ def test_two_tasks_on_port_80_each_with_its_own_address(ecs, ec2, agent, cidr):
     link = docker("exec", container_id(a, "side"), "cat", "/sys/class/net/eth0/address").stdout.strip()
     assert link == da["macAddress"]
     # The task metadata endpoint still answers inside the task's own namespace.
-    env = docker("exec", container_id(a, "side"), "printenv", "ECS_CONTAINER_METADATA_URI_V4", check=False).stdout.strip()
-    if env:
-        meta = json.loads(wget_from(a, env + "/task"))
-        assert meta["TaskARN"] == a["taskArn"]
+    uri = subprocess.run(["docker", "exec", container_id(a, "side"), "sh", "-c", "echo $ECS_CONTAINER_METADATA_URI_V4"],
+                         capture_output=True, text=True, timeout=10).stdout.strip()
+    if uri:
+        meta = json.loads(wget_from(a, uri + "/task"))
+        assert meta["TaskARN"].rsplit("/", 1)[1] == a["taskArn"].rsplit("/", 1)[1]
     ecs.stop_task(cluster="default", task=a["taskArn"])
     stopped = wait_task(ecs, a["taskArn"], "STOPPED", timeout=40)
     assert eni_of(stopped)[1]["status"] == "DETACHED"

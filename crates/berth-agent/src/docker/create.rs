@@ -122,7 +122,8 @@ pub(super) fn create_body(spec: &ContainerSpec, scope: Option<&str>) -> Containe
         working_dir: spec.working_directory.clone(),
         user: spec.user.clone(),
         labels: Some(container_labels),
-        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        // Docker refuses exposed ports in another container's network namespace.
+        exposed_ports: (!exposed.is_empty() && joined.is_none()).then_some(exposed),
         healthcheck,
         stop_timeout: Some(i64::from(timeout_secs(spec.stop_timeout))),
         host_config: Some(host_config),

@@ -93,6 +93,26 @@ fn vpc_wire(ctx: &Ctx, v: &Vpc) -> Value {
     })
 }
 
+/// A subnet's zone as a client of `ctx`'s region sees it: records keep no region (one store
+/// serves every region a client signs for), so the zone is the region and the stored letter.
+fn zone(ctx: &Ctx, s: &Subnet) -> String {
+    format!("{}{}", ctx.region, ZONES[zone_index(&s.availability_zone)])
+}
+
+/// EC2's zone id (`use1-az1` for `us-east-1a`).
+fn zone_id(ctx: &Ctx, s: &Subnet) -> String {
+    let parts: Vec<&str> = ctx.region.split('-').collect();
+    let short = match parts.as_slice() {
+        [a, b, n] => format!(
+            "{}{}{n}",
+            a.get(..2).unwrap_or(a),
+            b.get(..1).unwrap_or(b)
+        ),
+        _ => ctx.region.clone(),
+    };
+    format!("{short}-az{}", zone_index(&s.availability_zone) + 1)
+}
+
 fn subnet_wire(ctx: &Ctx, s: &Subnet, used: usize) -> Value {
     let avail = Ipv4Net::parse(&s.cidr_block, false)
         .map_or(0, |n| n.usable().saturating_sub(used as u64));
@@ -103,8 +123,8 @@ fn subnet_wire(ctx: &Ctx, s: &Subnet, used: usize) -> Value {
         "ownerId": ctx.state.config.account_id,
         "state": "available",
         "cidrBlock": s.cidr_block,
-        "availabilityZone": s.availability_zone,
-        "availabilityZoneId": format!("use1-az{}", zone_index(&s.availability_zone) + 1),
+        "availabilityZone": zone(ctx, s),
+        "availabilityZoneId": zone_id(ctx, s),
         "availableIpAddressCount": avail,
         "defaultForAz": s.default_for_az,
         "mapPublicIpOnLaunch": false,
@@ -405,7 +425,7 @@ pub async fn describe_subnets(ctx: &Ctx, req: DescribeSubnetsRequest) -> Result<
             "subnet-id" => Some(vec![s.subnet_id.clone()]),
             "vpc-id" => Some(vec![s.vpc_id.clone()]),
             "cidr" | "cidr-block" | "cidrBlock" => Some(vec![s.cidr_block.clone()]),
-            "availability-zone" | "availabilityZone" => Some(vec![s.availability_zone.clone()]),
+            "availability-zone" | "availabilityZone" => Some(vec![zone(ctx, &s)]),
             "default-for-az" | "defaultForAz" => Some(vec![s.default_for_az.to_string()]),
             "state" => Some(vec!["available".into()]),
             "owner-id" => Some(vec![ctx.state.config.account_id.clone()]),

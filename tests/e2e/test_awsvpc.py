@@ -391,7 +391,7 @@ def test_service_behind_a_load_balancer_with_an_ip_target_group(berth, ecs, ec2,
     elb = berth.client("elbv2")
     lb = elb.create_load_balancer(Name=uniq("lb"))["LoadBalancers"][0]
     ip_tg = elb.create_target_group(Name=uniq("tg"), Protocol="HTTP", Port=80, VpcId=vpc["VpcId"],
-                                    TargetType="ip", HealthCheckIntervalSeconds=5,
+                                    TargetType="ip", HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
                                     HealthyThresholdCount=2)["TargetGroups"][0]
     inst_tg = elb.create_target_group(Name=uniq("tg"), Protocol="HTTP", Port=80, VpcId=vpc["VpcId"],
                                       TargetType="instance")["TargetGroups"][0]

@@ -128,7 +128,10 @@ pub trait Driver: Send + Sync + 'static {
     }
 
     /// Removes what `prepare_network` and `apply_ingress` made for a task (idempotent).
-    fn remove_task_network<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
+    fn remove_task_network<'a>(
+        &'a self,
+        task_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
         let _ = task_id;
         Box::pin(async { Ok(()) })
     }

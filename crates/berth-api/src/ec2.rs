@@ -32,7 +32,9 @@ fn to_member_form(body: &[u8]) -> Vec<u8> {
     let pairs: Vec<String> = text
         .split('&')
         .map(|pair| {
-            let (k, v) = pair.split_once('=').map_or((pair, None), |(k, v)| (k, Some(v)));
+            let (k, v) = pair
+                .split_once('=')
+                .map_or((pair, None), |(k, v)| (k, Some(v)));
             let key: Vec<String> = k
                 .split('.')
                 .enumerate()
@@ -110,7 +112,10 @@ pub(crate) async fn serve(state: ApiState, parts: Parts, body: Body, rid: String
     };
     let mut resp = (status, xml).into_response();
     let h = resp.headers_mut();
-    h.insert("content-type", HeaderValue::from_static("text/xml;charset=UTF-8"));
+    h.insert(
+        "content-type",
+        HeaderValue::from_static("text/xml;charset=UTF-8"),
+    );
     if let Ok(v) = HeaderValue::from_str(&rid) {
         h.insert("x-amzn-requestid", v);
     }
@@ -188,7 +193,8 @@ fn response_xml(action: &str, result: &Value, request_id: &str) -> String {
 
 /// An error answer, in EC2's `<Response><Errors>` shape.
 fn error_xml(e: &ApiError, request_id: &str) -> String {
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>");
+    let mut out =
+        String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>");
     query::escape(e.code.as_str(), &mut out);
     out.push_str("</Code><Message>");
     query::escape(&e.message, &mut out);
@@ -205,7 +211,8 @@ mod tests {
 
     #[test]
     fn flattened_lists_parse() {
-        let body = b"Action=DescribeSubnets&Version=2016-11-15&SubnetId.1=subnet-a&SubnetId.2=subnet-b\
+        let body =
+            b"Action=DescribeSubnets&Version=2016-11-15&SubnetId.1=subnet-a&SubnetId.2=subnet-b\
             &Filter.1.Name=vpc-id&Filter.1.Value.1=vpc-1&Filter.1.Value.2=vpc-2";
         let q = query::parse_form(&to_member_form(body)).unwrap();
         assert_eq!(q.action, "DescribeSubnets");
@@ -219,7 +226,10 @@ mod tests {
               &IpPermissions.1.FromPort=80&IpPermissions.1.IpRanges.1.CidrIp=10.0.0.0%2F8",
         ))
         .unwrap();
-        assert_eq!(q.params["IpPermissions"][0]["IpRanges"][0]["CidrIp"], "10.0.0.0/8");
+        assert_eq!(
+            q.params["IpPermissions"][0]["IpRanges"][0]["CidrIp"],
+            "10.0.0.0/8"
+        );
     }
 
     #[test]
@@ -236,7 +246,9 @@ mod tests {
         );
         assert!(e.contains("<Response><Errors><Error><Code>InvalidSubnetID.NotFound</Code><Message>no &lt;such&gt;</Message></Error></Errors><RequestID>r2</RequestID></Response>"), "{e}");
         assert_eq!(
-            ec2_code(ApiError::new(ErrorCode::ElbValidationError, "x")).code.as_str(),
+            ec2_code(ApiError::new(ErrorCode::ElbValidationError, "x"))
+                .code
+                .as_str(),
             "InvalidParameterValue"
         );
     }

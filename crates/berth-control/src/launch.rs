@@ -463,9 +463,9 @@ impl Launcher {
                 .when_mod_revision(pkey.clone(), prev_rev)
                 .put(pkey.clone(), now.to_string().into_bytes());
             let enis = match &spec.network {
-                Some(n) => Some(
-                    crate::eni::Allocator::load(&*self.store, n, &spec.cluster, &snap).await?,
-                ),
+                Some(n) => {
+                    Some(crate::eni::Allocator::load(&*self.store, n, &spec.cluster, &snap).await?)
+                }
                 None => None,
             };
             let (txn, out) = with_tasks(txn, spec, &td, results, now, enis)?;

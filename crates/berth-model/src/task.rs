@@ -454,7 +454,11 @@ impl Task {
             health_status: self.health_status,
             connectivity: "CONNECTED",
             connectivity_at: self.created_at,
-            attachments: self.eni.iter().map(|e| eni_attachment(e, last_status)).collect(),
+            attachments: self
+                .eni
+                .iter()
+                .map(|e| eni_attachment(e, last_status))
+                .collect(),
             attributes: EmptyList,
             enable_execute_command: false,
             group: self.group.as_deref(),

@@ -134,9 +134,7 @@ pub fn ec2_id(prefix: &str, random: u128) -> String {
 pub fn is_ec2_id(prefix: &str, id: &str) -> bool {
     id.strip_prefix(prefix)
         .and_then(|r| r.strip_prefix('-'))
-        .is_some_and(|h| {
-            matches!(h.len(), 8 | 17) && h.bytes().all(|b| b.is_ascii_hexdigit())
-        })
+        .is_some_and(|h| matches!(h.len(), 8 | 17) && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// An EC2 tag (`key`/`value`).

@@ -59,9 +59,11 @@ async fn the_default_vpc_is_made_once() {
         .await
         .is_ok());
     // A block outside /16../20 is refused (on a store without a default VPC yet).
-    assert!(ec2::ensure_defaults(&support::env().ops, "us-east-1", "10.0.0.0/8")
-        .await
-        .is_err());
+    assert!(
+        ec2::ensure_defaults(&support::env().ops, "us-east-1", "10.0.0.0/8")
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -93,7 +95,9 @@ async fn subnets_stay_inside_their_vpc_and_apart() {
         "DependencyViolation"
     );
     assert_eq!(
-        ec2_code(vpcs::describe_subnets(c, p(json!({"SubnetId": ["subnet-0123456789abcdef0"]}))).await),
+        ec2_code(
+            vpcs::describe_subnets(c, p(json!({"SubnetId": ["subnet-0123456789abcdef0"]}))).await
+        ),
         "InvalidSubnetID.NotFound"
     );
     assert_eq!(
@@ -105,7 +109,9 @@ async fn subnets_stay_inside_their_vpc_and_apart() {
         "DryRunOperation"
     );
     assert_eq!(
-        ec2_code(vpcs::create_vpc(c, p(json!({"CidrBlock": "10.1.0.0/16", "Ipv6Pool": "x"}))).await),
+        ec2_code(
+            vpcs::create_vpc(c, p(json!({"CidrBlock": "10.1.0.0/16", "Ipv6Pool": "x"}))).await
+        ),
         "UnsupportedOperation"
     );
 }
@@ -126,7 +132,10 @@ async fn ingress_rules_are_authorized_once_and_revoked() {
     let rule = json!({"GroupId": g, "IpPermissions": [{"IpProtocol": "tcp", "FromPort": "80",
         "ToPort": "80", "IpRanges": [{"CidrIp": "10.0.0.1/8"}], "Groups": [{"GroupId": default}]}]});
     let out = ok(sg::authorize(c, p(rule.clone())).await);
-    assert_eq!(out["securityGroupRuleSet"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        out["securityGroupRuleSet"].as_array().map(Vec::len),
+        Some(2)
+    );
     assert_eq!(out["securityGroupRuleSet"][0]["cidrIpv4"], "10.0.0.0/8");
     assert_eq!(
         ec2_code(sg::authorize(c, p(rule.clone())).await),
@@ -148,7 +157,13 @@ async fn ingress_rules_are_authorized_once_and_revoked() {
         "InvalidPermission.NotFound"
     );
     assert_eq!(
-        ec2_code(sg::authorize(c, p(json!({"GroupId": g, "IpProtocol": "gre", "CidrIp": "1.2.3.4/32"}))).await),
+        ec2_code(
+            sg::authorize(
+                c,
+                p(json!({"GroupId": g, "IpProtocol": "gre", "CidrIp": "1.2.3.4/32"}))
+            )
+            .await
+        ),
         "InvalidParameterValue"
     );
     assert_eq!(
@@ -208,9 +223,15 @@ async fn awsvpc_tasks_get_distinct_addresses_freed_when_stopped() {
     let addrs: BTreeSet<(String, String)> = tasks.iter().map(eni).collect();
     assert_eq!(addrs.len(), 10);
     // Round-robin over both subnets.
-    assert_eq!(addrs.iter().map(|(s, _)| s).collect::<BTreeSet<_>>().len(), 2);
+    assert_eq!(
+        addrs.iter().map(|(s, _)| s).collect::<BTreeSet<_>>().len(),
+        2
+    );
     assert_eq!(tasks[0]["attachments"][0]["status"], "PRECREATED");
-    assert_eq!(tasks[0]["attachments"][0]["type"], "ElasticNetworkInterface");
+    assert_eq!(
+        tasks[0]["attachments"][0]["type"],
+        "ElasticNetworkInterface"
+    );
     // The default group applied; the agent is told the interface.
     let d = ok(vpcs::describe_subnets(c, p(json!({"SubnetId": [subnets[0]]}))).await);
     assert_eq!(d["subnetSet"][0]["availableIpAddressCount"], 4091 - 5);
@@ -259,13 +280,11 @@ async fn network_configuration_is_checked_as_ecs_checks_it() {
         msg(berth_ops::ecs::tasks::run(c, run(Value::Null)).await),
         "Network Configuration must be provided when networkMode 'awsvpc' is specified."
     );
-    assert!(msg(
-        berth_ops::ecs::tasks::run(
-            c,
-            run(json!({"awsvpcConfiguration": {"subnets": ["subnet-0123456789abcdef0"]}}))
-        )
-        .await
+    assert!(msg(berth_ops::ecs::tasks::run(
+        c,
+        run(json!({"awsvpcConfiguration": {"subnets": ["subnet-0123456789abcdef0"]}}))
     )
+    .await)
     .contains("The subnet ID 'subnet-0123456789abcdef0' does not exist"));
     assert!(msg(
         berth_ops::ecs::tasks::run(

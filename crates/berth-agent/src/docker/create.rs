@@ -58,8 +58,8 @@ pub(super) fn create_body(spec: &ContainerSpec, scope: Option<&str>) -> Containe
         NetworkMode::None => "none",
     };
     // An awsvpc task's ports are on its own address: nothing is published on the host.
-    let publishes = joined.is_none()
-        && matches!(spec.network_mode, NetworkMode::Bridge | NetworkMode::Awsvpc);
+    let publishes =
+        joined.is_none() && matches!(spec.network_mode, NetworkMode::Bridge | NetworkMode::Awsvpc);
     let exposed: Vec<String> = spec
         .port_mappings
         .iter()

@@ -44,7 +44,10 @@ pub fn restore_script(task_id: &str, net: &AgentNetwork) -> String {
         "-A {chain} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN\n"
     ));
     for a in &net.ingress {
-        s.push_str(&format!("-A {chain} {} -j RETURN\n", match_args(a).join(" ")));
+        s.push_str(&format!(
+            "-A {chain} {} -j RETURN\n",
+            match_args(a).join(" ")
+        ));
     }
     s.push_str(&format!("-A {chain} -j DROP\nCOMMIT\n"));
     s

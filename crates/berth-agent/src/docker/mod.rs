@@ -328,7 +328,10 @@ impl Driver for DockerDriver {
         Box::pin(firewall::apply(task_id, network))
     }
 
-    fn remove_task_network<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
+    fn remove_task_network<'a>(
+        &'a self,
+        task_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
             firewall::remove(task_id).await?;
             self.remove_pause(task_id).await

@@ -46,7 +46,9 @@ impl DockerDriver {
         if self.docker.inspect_image(PAUSE_IMAGE).await.is_ok() {
             return Ok(());
         }
-        let (repo, tag) = PAUSE_IMAGE.split_once(':').unwrap_or((PAUSE_IMAGE, "latest"));
+        let (repo, tag) = PAUSE_IMAGE
+            .split_once(':')
+            .unwrap_or((PAUSE_IMAGE, "latest"));
         let options = CreateImageOptions {
             from_src: Some("-".into()),
             repo: Some(repo.into()),
@@ -58,11 +60,9 @@ impl DockerDriver {
             ..Default::default()
         };
         let tar = tar_one("pause", &pause_elf());
-        let mut progress = self.docker.create_image(
-            Some(options),
-            Some(bollard::body_full(tar.into())),
-            None,
-        );
+        let mut progress =
+            self.docker
+                .create_image(Some(options), Some(bollard::body_full(tar.into())), None);
         while let Some(step) = progress.next().await {
             step.map_err(|e| map_err(e, "import pause image"))?;
         }
@@ -74,7 +74,10 @@ impl DockerDriver {
         let name = network_name(&net.eni.subnet_cidr);
         if self
             .docker
-            .inspect_network(&name, None::<bollard::query_parameters::InspectNetworkOptions>)
+            .inspect_network(
+                &name,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
             .await
             .is_ok()
         {
@@ -118,7 +121,10 @@ impl DockerDriver {
         let name = pause_name(task_id);
         if let Ok(c) = self
             .docker
-            .inspect_container(&name, None::<bollard::query_parameters::InspectContainerOptions>)
+            .inspect_container(
+                &name,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
             .await
         {
             if c.state.and_then(|s| s.running) == Some(true) {
@@ -176,7 +182,10 @@ impl DockerDriver {
         let name = pause_name(task_id);
         let network = self
             .docker
-            .inspect_container(&name, None::<bollard::query_parameters::InspectContainerOptions>)
+            .inspect_container(
+                &name,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
             .await
             .ok()
             .and_then(|c| c.host_config?.network_mode);

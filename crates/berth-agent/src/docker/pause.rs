@@ -79,7 +79,7 @@ pub(crate) fn pause_elf() -> Vec<u8> {
     e.extend_from_slice(&64u16.to_le_bytes()); // e_shentsize
     e.extend_from_slice(&0u16.to_le_bytes()); // e_shnum
     e.extend_from_slice(&0u16.to_le_bytes()); // e_shstrndx
-    // The one PT_LOAD segment: the whole file, readable and executable.
+                                              // The one PT_LOAD segment: the whole file, readable and executable.
     e.extend_from_slice(&1u32.to_le_bytes()); // p_type: LOAD
     e.extend_from_slice(&5u32.to_le_bytes()); // p_flags: R + X
     e.extend_from_slice(&0u64.to_le_bytes()); // p_offset

@@ -145,7 +145,10 @@ pub(crate) fn tags_for(
         }
         for t in s.tag {
             if t.key.is_empty() || t.key.len() > 127 || t.value.len() > 255 {
-                return Err(bad_value(format!("Tag key or value of '{}' is invalid", t.key)));
+                return Err(bad_value(format!(
+                    "Tag key or value of '{}' is invalid",
+                    t.key
+                )));
             }
             out.retain(|o| o.key != t.key);
             out.push(Ec2Tag {

@@ -4,8 +4,8 @@
 //! in one VPC, and with no groups given the VPC's `default` group applies, as on ECS.
 
 use berth_model::vpc::{
-    resolve_ingress, AddressHolder, AgentNetwork, SecurityGroup, TaskEni,
-    MAX_TASK_SECURITY_GROUPS, MAX_TASK_SUBNETS,
+    resolve_ingress, AddressHolder, AgentNetwork, SecurityGroup, TaskEni, MAX_TASK_SECURITY_GROUPS,
+    MAX_TASK_SUBNETS,
 };
 use berth_model::{keys, ApiError, AssignPublicIp, AwsVpcConfiguration, NetworkConfiguration};
 use berth_store::StoreExt;
@@ -27,11 +27,9 @@ pub async fn resolve(
     let vpc_cfg = given.and_then(|n| n.awsvpc_configuration.as_ref());
     let cfg = match (awsvpc, vpc_cfg) {
         (false, None) => return Ok(None),
-        (false, Some(_)) => {
-            return Err(ApiError::invalid(
-                "Network Configuration is not valid for the given networkMode of this task definition.",
-            ))
-        }
+        (false, Some(_)) => return Err(ApiError::invalid(
+            "Network Configuration is not valid for the given networkMode of this task definition.",
+        )),
         (true, None) => {
             return Err(ApiError::invalid(
                 "Network Configuration must be provided when networkMode 'awsvpc' is specified.",

@@ -7,9 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_model::vpc::{
-    ec2_error, is_ec2_id, normalise_protocol, Ipv4Net, SecurityGroup, SgRule,
-};
+use berth_model::vpc::{ec2_error, is_ec2_id, normalise_protocol, Ipv4Net, SecurityGroup, SgRule};
 use berth_model::{keys, ApiError};
 use berth_store::{StoreExt, Txn};
 use serde::Deserialize;
@@ -80,7 +78,9 @@ async fn load_by_id_or_name(
 
 /// The `IpPermissions` shape of `rules`, grouped by protocol and ports.
 fn permissions_wire(ctx: &Ctx, rules: &[SgRule]) -> Value {
-    let mut by: BTreeMap<(String, i32, i32), (Vec<Value>, Vec<Value>)> = BTreeMap::new();
+    // (protocol, from, to) -> (ipRanges, groups)
+    type Sources = (Vec<Value>, Vec<Value>);
+    let mut by: BTreeMap<(String, i32, i32), Sources> = BTreeMap::new();
     for r in rules {
         let e = by
             .entry((r.ip_protocol.clone(), r.from_port, r.to_port))
@@ -157,7 +157,9 @@ pub async fn create(ctx: &Ctx, req: CreateSecurityGroupRequest) -> Result<Value,
         )
     };
     let name = req.group_name.ok_or_else(|| missing("groupName"))?;
-    let description = req.group_description.ok_or_else(|| missing("groupDescription"))?;
+    let description = req
+        .group_description
+        .ok_or_else(|| missing("groupDescription"))?;
     if name.is_empty() || name.len() > 255 || name.starts_with("sg-") {
         return Err(bad_value(format!(
             "Value ({name}) for parameter groupName is invalid. Group names may not be empty, longer than 255 characters, or begin with sg-."
@@ -254,11 +256,18 @@ pub async fn describe(ctx: &Ctx, req: DescribeSecurityGroupsRequest) -> Result<V
             "vpc-id" => Some(vec![g.vpc_id.clone()]),
             "description" => Some(vec![g.description.clone()]),
             "owner-id" => Some(vec![ctx.state.config.account_id.clone()]),
-            "ip-permission.protocol" => Some(g.ingress.iter().map(|r| r.ip_protocol.clone()).collect()),
-            "ip-permission.cidr" => Some(g.ingress.iter().filter_map(|r| r.cidr_ip.clone()).collect()),
-            "ip-permission.group-id" => {
-                Some(g.ingress.iter().filter_map(|r| r.source_group_id.clone()).collect())
+            "ip-permission.protocol" => {
+                Some(g.ingress.iter().map(|r| r.ip_protocol.clone()).collect())
             }
+            "ip-permission.cidr" => {
+                Some(g.ingress.iter().filter_map(|r| r.cidr_ip.clone()).collect())
+            }
+            "ip-permission.group-id" => Some(
+                g.ingress
+                    .iter()
+                    .filter_map(|r| r.source_group_id.clone())
+                    .collect(),
+            ),
             _ => tag_field(n, &g.tags),
         })?;
         if ok {
@@ -345,7 +354,9 @@ pub(crate) fn rule_ports(
         "icmp" => {
             let (f, t) = (from.unwrap_or(-1), to.unwrap_or(-1));
             if !(-1..=255).contains(&f) || !(-1..=255).contains(&t) {
-                return Err(bad_value(format!("Invalid value for ICMP type/code: {f}/{t}")));
+                return Err(bad_value(format!(
+                    "Invalid value for ICMP type/code: {f}/{t}"
+                )));
             }
             Ok((f, t))
         }
@@ -353,7 +364,7 @@ pub(crate) fn rule_ports(
             let (Some(f), Some(t)) = (from, to) else {
                 return Err(ec2_error(
                     "InvalidParameterValue",
-                    format!("Invalid value 'Must specify both from and to ports with TCP/UDP.' for portRange"),
+                    "Invalid value 'Must specify both from and to ports with TCP/UDP.' for portRange",
                 ));
             };
             if !(0..=65535).contains(&f) || !(0..=65535).contains(&t) || f > t {
@@ -370,32 +381,74 @@ pub(crate) fn rule_ports(
 /// CLI sends for `--protocol --port --cidr`), with source groups checked to exist.
 async fn requested_rules(ctx: &Ctx, req: &IngressRequest) -> Result<Vec<SgRule>, ApiError> {
     let mut perms: Vec<WirePermission> = Vec::new();
-    if req.ip_protocol.is_some() || req.cidr_ip.is_some() || req.source_security_group_name.is_some() {
+    if req.ip_protocol.is_some()
+        || req.cidr_ip.is_some()
+        || req.source_security_group_name.is_some()
+    {
         if !req.ip_permissions.is_empty() {
             return Err(bad_value(
                 "The parameter 'ipPermissions' may not be used in combination with 'ipProtocol', 'cidrIp' or 'sourceSecurityGroupName'",
             ));
         }
-        if req.source_security_group_owner_id.as_deref().is_some_and(|o| o != ctx.state.config.account_id) {
-            return Err(ec2_error("UnsupportedOperation", "berth has one account: SourceSecurityGroupOwnerId must be it"));
+        if req
+            .source_security_group_owner_id
+            .as_deref()
+            .is_some_and(|o| o != ctx.state.config.account_id)
+        {
+            return Err(ec2_error(
+                "UnsupportedOperation",
+                "berth has one account: SourceSecurityGroupOwnerId must be it",
+            ));
         }
         perms.push(WirePermission {
             ip_protocol: Some(req.ip_protocol.clone().unwrap_or_else(|| "-1".into())),
             from_port: req.from_port.clone(),
             to_port: req.to_port.clone(),
-            ip_ranges: req.cidr_ip.iter().map(|c| WireRange { cidr_ip: Some(c.clone()), description: None }).collect(),
-            groups: req.source_security_group_name.iter().map(|n| WirePair { group_id: None, group_name: Some(n.clone()), description: None }).collect(),
+            ip_ranges: req
+                .cidr_ip
+                .iter()
+                .map(|c| WireRange {
+                    cidr_ip: Some(c.clone()),
+                    description: None,
+                })
+                .collect(),
+            groups: req
+                .source_security_group_name
+                .iter()
+                .map(|n| WirePair {
+                    group_id: None,
+                    group_name: Some(n.clone()),
+                    description: None,
+                })
+                .collect(),
             ..Default::default()
         });
     }
-    perms.extend(req.ip_permissions.iter().map(|p| WirePermission {
-        ip_protocol: p.ip_protocol.clone(),
-        from_port: p.from_port.clone(),
-        to_port: p.to_port.clone(),
-        ip_ranges: p.ip_ranges.iter().map(|r| WireRange { cidr_ip: r.cidr_ip.clone(), description: r.description.clone() }).collect(),
-        groups: p.groups.iter().map(|g| WirePair { group_id: g.group_id.clone(), group_name: g.group_name.clone(), description: g.description.clone() }).collect(),
-        ipv6_ranges: p.ipv6_ranges.clone(),
-        prefix_list_ids: p.prefix_list_ids.clone(),
+    perms.extend(req.ip_permissions.iter().map(|p| {
+        WirePermission {
+            ip_protocol: p.ip_protocol.clone(),
+            from_port: p.from_port.clone(),
+            to_port: p.to_port.clone(),
+            ip_ranges: p
+                .ip_ranges
+                .iter()
+                .map(|r| WireRange {
+                    cidr_ip: r.cidr_ip.clone(),
+                    description: r.description.clone(),
+                })
+                .collect(),
+            groups: p
+                .groups
+                .iter()
+                .map(|g| WirePair {
+                    group_id: g.group_id.clone(),
+                    group_name: g.group_name.clone(),
+                    description: g.description.clone(),
+                })
+                .collect(),
+            ipv6_ranges: p.ipv6_ranges.clone(),
+            prefix_list_ids: p.prefix_list_ids.clone(),
+        }
     }));
     let mut out = Vec::new();
     for p in perms {
@@ -407,7 +460,10 @@ async fn requested_rules(ctx: &Ctx, req: &IngressRequest) -> Result<Vec<SgRule>,
         }
         let raw = p.ip_protocol.as_deref().unwrap_or_default();
         let proto = normalise_protocol(raw).ok_or_else(|| {
-            ec2_error("InvalidParameterValue", format!("Invalid value '{raw}' for IP protocol. Unknown protocol."))
+            ec2_error(
+                "InvalidParameterValue",
+                format!("Invalid value '{raw}' for IP protocol. Unknown protocol."),
+            )
         })?;
         let (from, to) = rule_ports(
             proto,
@@ -425,13 +481,13 @@ async fn requested_rules(ctx: &Ctx, req: &IngressRequest) -> Result<Vec<SgRule>,
         };
         for r in p.ip_ranges {
             let c = r.cidr_ip.unwrap_or_default();
-            let net = Ipv4Net::parse(&c, true).ok_or_else(|| {
-                bad_value(format!("CIDR block {c} is malformed"))
-            })?;
+            let net = Ipv4Net::parse(&c, true)
+                .ok_or_else(|| bad_value(format!("CIDR block {c} is malformed")))?;
             out.push(rule(Some(net.to_string()), None, r.description));
         }
         for g in p.groups {
-            let (src, _) = load_by_id_or_name(ctx, g.group_id.as_deref(), g.group_name.as_deref()).await?;
+            let (src, _) =
+                load_by_id_or_name(ctx, g.group_id.as_deref(), g.group_name.as_deref()).await?;
             out.push(rule(None, Some(src.group_id), g.description));
         }
     }
@@ -439,9 +495,20 @@ async fn requested_rules(ctx: &Ctx, req: &IngressRequest) -> Result<Vec<SgRule>,
 }
 
 fn rule_text(r: &SgRule) -> String {
-    let peer = r.cidr_ip.clone().or(r.source_group_id.clone()).unwrap_or_default();
-    let proto = if r.ip_protocol == "-1" { "ALL".to_owned() } else { r.ip_protocol.to_uppercase() };
-    format!("peer: {peer}, {proto}, from port: {}, to port: {}, ALLOW", r.from_port, r.to_port)
+    let peer = r
+        .cidr_ip
+        .clone()
+        .or(r.source_group_id.clone())
+        .unwrap_or_default();
+    let proto = if r.ip_protocol == "-1" {
+        "ALL".to_owned()
+    } else {
+        r.ip_protocol.to_uppercase()
+    };
+    format!(
+        "peer: {peer}, {proto}, from port: {}, to port: {}, ALLOW",
+        r.from_port, r.to_port
+    )
 }
 
 fn rule_wire(ctx: &Ctx, g: &SecurityGroup, r: &SgRule) -> Value {
@@ -463,15 +530,21 @@ fn rule_wire(ctx: &Ctx, g: &SecurityGroup, r: &SgRule) -> Value {
 pub async fn authorize(ctx: &Ctx, req: IngressRequest) -> Result<Value, ApiError> {
     check(req.dry_run, &req.rest)?;
     if !req.security_group_rule_id.is_empty() {
-        return Err(bad_value("SecurityGroupRuleIds is not a member of AuthorizeSecurityGroupIngress"));
+        return Err(bad_value(
+            "SecurityGroupRuleIds is not a member of AuthorizeSecurityGroupIngress",
+        ));
     }
     let rules = requested_rules(ctx, &req).await?;
     if rules.is_empty() {
-        return Err(ec2_error("MissingParameter", "No ip permissions were given"));
+        return Err(ec2_error(
+            "MissingParameter",
+            "No ip permissions were given",
+        ));
     }
     let mut retry = berth_store::Retry::new();
     while retry.next().await {
-        let (mut g, rev) = load_by_id_or_name(ctx, req.group_id.as_deref(), req.group_name.as_deref()).await?;
+        let (mut g, rev) =
+            load_by_id_or_name(ctx, req.group_id.as_deref(), req.group_name.as_deref()).await?;
         for r in &rules {
             if g.ingress.iter().any(|o| o.same_grant(r)) {
                 return Err(ec2_error(
@@ -481,11 +554,21 @@ pub async fn authorize(ctx: &Ctx, req: IngressRequest) -> Result<Value, ApiError
             }
         }
         if g.ingress.len() + rules.len() > 60 {
-            return Err(ec2_error("RulesPerSecurityGroupLimitExceeded", "The maximum number of rules per security group has been reached."));
+            return Err(ec2_error(
+                "RulesPerSecurityGroupLimitExceeded",
+                "The maximum number of rules per security group has been reached.",
+            ));
         }
         g.ingress.extend(rules.iter().cloned());
         let key = keys::ec2_security_group(&g.group_id);
-        if commit(ctx, Txn::new().when_mod_revision(&key, rev).put(&key, to_bytes(&g)?)).await? {
+        if commit(
+            ctx,
+            Txn::new()
+                .when_mod_revision(&key, rev)
+                .put(&key, to_bytes(&g)?),
+        )
+        .await?
+        {
             let set: Vec<Value> = rules.iter().map(|r| rule_wire(ctx, &g, r)).collect();
             return Ok(json!({"return": true, "securityGroupRuleSet": set}));
         }
@@ -499,31 +582,53 @@ pub async fn revoke(ctx: &Ctx, req: IngressRequest) -> Result<Value, ApiError> {
     check(req.dry_run, &req.rest)?;
     let rules = requested_rules(ctx, &req).await?;
     if rules.is_empty() && req.security_group_rule_id.is_empty() {
-        return Err(ec2_error("MissingParameter", "No ip permissions were given"));
+        return Err(ec2_error(
+            "MissingParameter",
+            "No ip permissions were given",
+        ));
     }
     let mut retry = berth_store::Retry::new();
     while retry.next().await {
-        let (mut g, rev) = load_by_id_or_name(ctx, req.group_id.as_deref(), req.group_name.as_deref()).await?;
+        let (mut g, rev) =
+            load_by_id_or_name(ctx, req.group_id.as_deref(), req.group_name.as_deref()).await?;
         let mut gone = Vec::new();
         for r in &rules {
             let Some(i) = g.ingress.iter().position(|o| o.same_grant(r)) else {
-                return Err(ec2_error("InvalidPermission.NotFound", "The specified rule does not exist in this security group."));
+                return Err(ec2_error(
+                    "InvalidPermission.NotFound",
+                    "The specified rule does not exist in this security group.",
+                ));
             };
             gone.push(g.ingress.remove(i));
         }
         for id in &req.security_group_rule_id {
             let Some(i) = g.ingress.iter().position(|o| &o.rule_id == id) else {
-                return Err(ec2_error("InvalidSecurityGroupRuleId.NotFound", format!("The security group rule ID '{id}' does not exist")));
+                return Err(ec2_error(
+                    "InvalidSecurityGroupRuleId.NotFound",
+                    format!("The security group rule ID '{id}' does not exist"),
+                ));
             };
             gone.push(g.ingress.remove(i));
         }
         let key = keys::ec2_security_group(&g.group_id);
-        if commit(ctx, Txn::new().when_mod_revision(&key, rev).put(&key, to_bytes(&g)?)).await? {
-            let set: Vec<Value> = gone.iter().map(|r| json!({
-                "securityGroupRuleId": r.rule_id, "groupId": g.group_id, "isEgress": false,
-                "ipProtocol": r.ip_protocol, "fromPort": r.from_port, "toPort": r.to_port,
-                "cidrIpv4": r.cidr_ip, "referencedSecurityGroupId": r.source_group_id,
-            })).collect();
+        if commit(
+            ctx,
+            Txn::new()
+                .when_mod_revision(&key, rev)
+                .put(&key, to_bytes(&g)?),
+        )
+        .await?
+        {
+            let set: Vec<Value> = gone
+                .iter()
+                .map(|r| {
+                    json!({
+                        "securityGroupRuleId": r.rule_id, "groupId": g.group_id, "isEgress": false,
+                        "ipProtocol": r.ip_protocol, "fromPort": r.from_port, "toPort": r.to_port,
+                        "cidrIpv4": r.cidr_ip, "referencedSecurityGroupId": r.source_group_id,
+                    })
+                })
+                .collect();
             return Ok(json!({"return": true, "revokedSecurityGroupRuleSet": set}));
         }
     }
@@ -545,19 +650,31 @@ pub struct DeleteSecurityGroupRequest {
 /// EC2 `DeleteSecurityGroup`: never a VPC's `default`, nor a group another group's rules name.
 pub async fn delete(ctx: &Ctx, req: DeleteSecurityGroupRequest) -> Result<Value, ApiError> {
     check(req.dry_run, &req.rest)?;
-    let (g, rev) = load_by_id_or_name(ctx, req.group_id.as_deref(), req.group_name.as_deref()).await?;
+    let (g, rev) =
+        load_by_id_or_name(ctx, req.group_id.as_deref(), req.group_name.as_deref()).await?;
     if g.group_name == "default" {
         return Err(ec2_error(
             "CannotDelete",
-            format!("the specified group: \"{}\" name: \"default\" cannot be deleted by a user", g.group_id),
+            format!(
+                "the specified group: \"{}\" name: \"default\" cannot be deleted by a user",
+                g.group_id
+            ),
         ));
     }
     let referenced = list_all::<SecurityGroup>(ctx, keys::EC2_SECURITY_GROUPS)
         .await?
         .iter()
-        .any(|(o, _)| o.group_id != g.group_id && o.ingress.iter().any(|r| r.source_group_id.as_deref() == Some(&g.group_id)));
+        .any(|(o, _)| {
+            o.group_id != g.group_id
+                && o.ingress
+                    .iter()
+                    .any(|r| r.source_group_id.as_deref() == Some(&g.group_id))
+        });
     if referenced {
-        return Err(ec2_error("DependencyViolation", format!("resource {} has a dependent object", g.group_id)));
+        return Err(ec2_error(
+            "DependencyViolation",
+            format!("resource {} has a dependent object", g.group_id),
+        ));
     }
     let key = keys::ec2_security_group(&g.group_id);
     if !commit(ctx, Txn::new().when_mod_revision(&key, rev).delete(&key)).await? {

@@ -29,7 +29,10 @@ fn lenient_list<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
 /// The VPC `id` names, with its revision, or EC2's not-found / malformed error.
 pub async fn load_vpc(ctx: &Ctx, id: &str) -> Result<(Vpc, u64), ApiError> {
     if !berth_model::vpc::is_ec2_id("vpc", id) {
-        return Err(ec2_error("InvalidVpcID.Malformed", format!("Invalid id: \"{id}\"")));
+        return Err(ec2_error(
+            "InvalidVpcID.Malformed",
+            format!("Invalid id: \"{id}\""),
+        ));
     }
     ctx.store()
         .get_json::<Vpc>(&keys::ec2_vpc(id))
@@ -103,19 +106,15 @@ fn zone(ctx: &Ctx, s: &Subnet) -> String {
 fn zone_id(ctx: &Ctx, s: &Subnet) -> String {
     let parts: Vec<&str> = ctx.region.split('-').collect();
     let short = match parts.as_slice() {
-        [a, b, n] => format!(
-            "{}{}{n}",
-            a.get(..2).unwrap_or(a),
-            b.get(..1).unwrap_or(b)
-        ),
+        [a, b, n] => format!("{}{}{n}", a.get(..2).unwrap_or(a), b.get(..1).unwrap_or(b)),
         _ => ctx.region.clone(),
     };
     format!("{short}-az{}", zone_index(&s.availability_zone) + 1)
 }
 
 fn subnet_wire(ctx: &Ctx, s: &Subnet, used: usize) -> Value {
-    let avail = Ipv4Net::parse(&s.cidr_block, false)
-        .map_or(0, |n| n.usable().saturating_sub(used as u64));
+    let avail =
+        Ipv4Net::parse(&s.cidr_block, false).map_or(0, |n| n.usable().saturating_sub(used as u64));
     json!({
         "subnetId": s.subnet_id,
         "subnetArn": format!("arn:aws:ec2:{}:{}:subnet/{}", ctx.region, ctx.state.config.account_id, s.subnet_id),
@@ -329,7 +328,10 @@ pub struct CreateSubnetRequest {
 pub async fn create_subnet(ctx: &Ctx, req: CreateSubnetRequest) -> Result<Value, ApiError> {
     check(req.dry_run, &req.rest)?;
     let vpc_id = req.vpc_id.as_deref().ok_or_else(|| {
-        ec2_error("MissingParameter", "The request must contain the parameter vpcId")
+        ec2_error(
+            "MissingParameter",
+            "The request must contain the parameter vpcId",
+        )
     })?;
     let net = parse_block(req.cidr_block.as_deref(), "InvalidSubnet.Range")?;
     let zones: Vec<String> = ZONES.iter().map(|z| format!("{}{z}", ctx.region)).collect();
@@ -350,7 +352,10 @@ pub async fn create_subnet(ctx: &Ctx, req: CreateSubnetRequest) -> Result<Value,
         let vnet = Ipv4Net::parse(&vpc.cidr_block, false)
             .ok_or_else(|| ApiError::server("stored VPC has a bad CIDR"))?;
         if !vnet.covers(net) {
-            return Err(ec2_error("InvalidSubnet.Range", format!("The CIDR '{net}' is invalid.")));
+            return Err(ec2_error(
+                "InvalidSubnet.Range",
+                format!("The CIDR '{net}' is invalid."),
+            ));
         }
         let siblings = list_all::<Subnet>(ctx, keys::EC2_SUBNETS).await?;
         let clash = siblings.iter().any(|(s, _)| {

@@ -7,9 +7,8 @@ use berth_control::{deployment_id, service::counts};
 use berth_model::{
     keys, validate_cluster_name, validate_name, validate_tags, ApiError, Arn, CircuitBreaker,
     Deployment, DeploymentConfiguration, DeploymentCounts, DeploymentStatus, ErrorCode,
-    NetworkConfiguration,
-    PlacementConstraint, PlacementStrategy, ResourceKind, RolloutState, SchedulingStrategy,
-    Service, ServiceLoadBalancer, ServiceStatus, Tag, Task, TaskDefinition,
+    NetworkConfiguration, PlacementConstraint, PlacementStrategy, ResourceKind, RolloutState,
+    SchedulingStrategy, Service, ServiceLoadBalancer, ServiceStatus, Tag, Task, TaskDefinition,
 };
 use berth_sched::{Constraint, Strategy};
 use berth_store::{StoreExt, Txn, TxnResult};
@@ -619,7 +618,10 @@ pub async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value, ApiEr
             if let Some(current) = current {
                 guard = check_load_balancers(ctx, lbs, &current).await?;
                 if td.is_some() || m.network_given.is_some() {
-                    let given = m.network_given.as_ref().or(svc.network_configuration.as_ref());
+                    let given = m
+                        .network_given
+                        .as_ref()
+                        .or(svc.network_configuration.as_ref());
                     let mode = current.network_mode.as_deref();
                     m.network = Some(crate::ec2::network::resolve(ctx, mode, given).await?);
                 }

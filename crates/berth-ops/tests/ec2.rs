@@ -208,7 +208,10 @@ async fn awsvpc_tasks_get_distinct_addresses_freed_when_stopped() {
     // A host without the task-eni capability gets no awsvpc task.
     ok(berth_ops::agent::register(&env.ops, &host("c", &[])).await);
     let td = awsvpc_taskdef(c).await;
-    let net = json!({"awsvpcConfiguration": {"subnets": subnets}});
+    let app = ok(sg::create(c, p(json!({"GroupName": "app", "GroupDescription": "d"}))).await)
+        ["groupId"]
+        .clone();
+    let net = json!({"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [app]}});
     let run = |count: u32| {
         req::<berth_ops::ecs::tasks::RunTaskRequest>(
             json!({"cluster": "c", "taskDefinition": td, "count": count, "networkConfiguration": net}),
@@ -216,7 +219,10 @@ async fn awsvpc_tasks_get_distinct_addresses_freed_when_stopped() {
     };
     let out = ok(berth_ops::ecs::tasks::run(c, run(1)).await);
     assert_eq!(out["failures"][0]["reason"], "ATTRIBUTE", "{out}");
-    ok(berth_ops::agent::register(&env.ops, &host("c", &[("ecs.capability.task-eni", "")])).await);
+    ok(
+        berth_ops::agent::register(&env.ops, &host("c", &[("ecs.capability.task-eni", "true")]))
+            .await,
+    );
     let out = ok(berth_ops::ecs::tasks::run(c, run(10)).await);
     let tasks = out["tasks"].as_array().expect("tasks").clone();
     assert_eq!(tasks.len(), 10, "{out}");
@@ -228,6 +234,11 @@ async fn awsvpc_tasks_get_distinct_addresses_freed_when_stopped() {
         2
     );
     assert_eq!(tasks[0]["attachments"][0]["status"], "PRECREATED");
+    // A group a task's interface is in cannot be deleted.
+    assert_eq!(
+        ec2_code(sg::delete(c, p(json!({"GroupId": app}))).await),
+        "DependencyViolation"
+    );
     assert_eq!(
         tasks[0]["attachments"][0]["type"],
         "ElasticNetworkInterface"

@@ -647,7 +647,28 @@ pub struct DeleteSecurityGroupRequest {
     rest: Map<String, Value>,
 }
 
-/// EC2 `DeleteSecurityGroup`: never a VPC's `default`, nor a group another group's rules name.
+/// Whether a task that is not STOPPED has an interface in group `id` (as EC2 refuses to delete
+/// a group a network interface is in).
+async fn in_use(ctx: &Ctx, id: &str) -> Result<bool, ApiError> {
+    let holders = list_all::<berth_model::vpc::AddressHolder>(ctx, keys::EC2_ADDRESSES).await?;
+    for (h, _) in holders
+        .iter()
+        .filter(|(h, _)| h.security_groups.iter().any(|g| g == id))
+    {
+        let task = ctx
+            .store()
+            .get_json::<berth_model::Task>(&keys::task(&h.cluster, &h.task_id))
+            .await
+            .map_err(store_err)?;
+        if task.is_some_and(|(t, _)| t.last_status != berth_model::TaskStatus::Stopped) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// EC2 `DeleteSecurityGroup`: never a VPC's `default`, nor a group another group's rules name
+/// or a running task's interface is in.
 pub async fn delete(ctx: &Ctx, req: DeleteSecurityGroupRequest) -> Result<Value, ApiError> {
     check(req.dry_run, &req.rest)?;
     let (g, rev) =
@@ -670,7 +691,7 @@ pub async fn delete(ctx: &Ctx, req: DeleteSecurityGroupRequest) -> Result<Value,
                     .iter()
                     .any(|r| r.source_group_id.as_deref() == Some(&g.group_id))
         });
-    if referenced {
+    if referenced || in_use(ctx, &g.group_id).await? {
         return Err(ec2_error(
             "DependencyViolation",
             format!("resource {} has a dependent object", g.group_id),

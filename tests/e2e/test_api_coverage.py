@@ -88,6 +88,15 @@ HONOURED = {
     "ContainerOverride.memory": "test_agents.py::test_overrides_change_what_a_task_holds",
     "ContainerOverride.memoryReservation": "test_api_members.py::test_run_task_tags_group_and_overrides",
 
+    "RunTask.networkConfiguration": "test_awsvpc.py::test_two_tasks_on_port_80_each_with_its_own_address",
+    "StartTask.networkConfiguration": "test_awsvpc.py::test_network_configuration_is_checked",
+    "CreateService.networkConfiguration": "test_awsvpc.py::test_service_behind_a_load_balancer_with_an_ip_target_group",
+    "UpdateService.networkConfiguration": "test_awsvpc.py::test_network_configuration_is_checked",
+    "NetworkConfiguration.awsvpcConfiguration": "test_awsvpc.py::test_two_tasks_on_port_80_each_with_its_own_address",
+    "AwsVpcConfiguration.subnets": "test_awsvpc.py::test_two_tasks_on_port_80_each_with_its_own_address",
+    "AwsVpcConfiguration.securityGroups": "test_awsvpc.py::test_security_groups_are_enforced",
+    "AwsVpcConfiguration.assignPublicIp": "test_awsvpc.py::test_network_configuration_is_checked",
+
     "DeploymentConfiguration.deploymentCircuitBreaker": "test_services.py::test_circuit_breaker_rolls_back",
     "DeploymentConfiguration.maximumPercent": "test_services.py::test_rolling_deployment_respects_the_limits",
     "DeploymentConfiguration.minimumHealthyPercent": "test_services.py::test_rolling_deployment_respects_the_limits",
@@ -98,13 +107,11 @@ SVC = {"serviceName": "cov", "taskDefinition": TD, "desiredCount": 1}
 UPD = {"service": "cov"}
 RUN = {"taskDefinition": TD}
 START = {"taskDefinition": TD, "containerInstances": [INSTANCE]}
-AWSVPC = {"awsvpcConfiguration": {"subnets": ["subnet-1"]}}
 
 
 def _common(op, base):
     """The refusals every one of the four actions shares, for `op` on `base`."""
     out = {
-        f"{op}.networkConfiguration": (op, {**base, "networkConfiguration": AWSVPC}),
         f"{op}.enableExecuteCommand": (op, {**base, "enableExecuteCommand": True}),
         f"{op}.volumeConfigurations": (op, {**base, "volumeConfigurations": [
             {"name": "v", "managedEBSVolume": {"roleArn": "arn:aws:iam::1:role/r"}}]}),
@@ -140,12 +147,6 @@ REFUSED = {
     "CreateService.clientToken": ("CreateService", {**SVC, "clientToken": "tok"}),
     "RunTask.referenceId": ("RunTask", {**RUN, "referenceId": "ref"}),
     "StartTask.referenceId": ("StartTask", {**START, "referenceId": "ref"}),
-    "NetworkConfiguration.awsvpcConfiguration": ("RunTask", {**RUN, "networkConfiguration": AWSVPC}),
-    "AwsVpcConfiguration.subnets": ("RunTask", {**RUN, "networkConfiguration": AWSVPC}),
-    "AwsVpcConfiguration.securityGroups": ("RunTask", {**RUN, "networkConfiguration": {
-        "awsvpcConfiguration": {"subnets": ["subnet-1"], "securityGroups": ["sg-1"]}}}),
-    "AwsVpcConfiguration.assignPublicIp": ("RunTask", {**RUN, "networkConfiguration": {
-        "awsvpcConfiguration": {"subnets": ["subnet-1"], "assignPublicIp": "ENABLED"}}}),
     "TaskOverride.executionRoleArn": ("RunTask", {**RUN, "overrides": {
         "executionRoleArn": "arn:aws:iam::1:role/r"}}),
     "TaskOverride.taskRoleArn": ("RunTask", {**RUN, "overrides": {

@@ -94,6 +94,48 @@ pub trait Driver: Send + Sync + 'static {
         Box::pin(async { Ok(()) })
     }
 
+    /// Gives an awsvpc task its network namespace with its own address (the docker driver's
+    /// pause container on the subnet's bridge) and returns what its containers join
+    /// (`container:NAME`'s NAME). Drivers without per-task interfaces refuse.
+    fn prepare_network<'a>(
+        &'a self,
+        task_id: &'a str,
+        network: &'a berth_model::vpc::AgentNetwork,
+    ) -> BoxFuture<'a, Result<String, DriverError>> {
+        let _ = (task_id, network);
+        Box::pin(async move {
+            Err(DriverError::InvalidSpec(format!(
+                "the {} driver cannot give a task its own network interface (awsvpc)",
+                self.name()
+            )))
+        })
+    }
+
+    /// Enforces an awsvpc task's security groups (its ingress allowances), replacing what
+    /// was enforced for it before.
+    fn apply_ingress<'a>(
+        &'a self,
+        task_id: &'a str,
+        network: &'a berth_model::vpc::AgentNetwork,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        let _ = (task_id, network);
+        Box::pin(async move {
+            Err(DriverError::InvalidSpec(format!(
+                "the {} driver cannot enforce security groups",
+                self.name()
+            )))
+        })
+    }
+
+    /// Removes what `prepare_network` and `apply_ingress` made for a task (idempotent).
+    fn remove_task_network<'a>(
+        &'a self,
+        task_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        let _ = task_id;
+        Box::pin(async { Ok(()) })
+    }
+
     /// Starts an exited container again, in place (same id, mounts and logs): a restart
     /// policy's restart. Drivers that cannot refuse.
     fn restart(&self, id: &ContainerId) -> BoxFuture<'_, Result<(), DriverError>> {

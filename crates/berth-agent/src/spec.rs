@@ -45,7 +45,8 @@ pub enum NetworkMode {
     Host,
     /// Loopback only.
     None,
-    /// Treated as `Bridge` (the container gets its own network namespace) for now.
+    /// The task's own network namespace (see `DockerOptions::network_container`); without
+    /// one, treated as `Bridge`.
     Awsvpc,
 }
 
@@ -156,6 +157,10 @@ pub struct DeviceSpec {
 /// `requiresAttributes`; this is the second line).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DockerOptions {
+    /// An awsvpc task's pause container, whose network namespace the container joins
+    /// (`network_mode: container:NAME`; it publishes no ports).
+    #[serde(default)]
+    pub network_container: Option<String>,
     /// Bind mounts and volumes.
     pub mounts: Vec<MountSpec>,
     /// `volumesFrom`, resolved: `CONTAINER_ID[:ro]`.

@@ -64,7 +64,11 @@ async fn aws_api(State(state): State<ApiState>, req: Request) -> Response {
     let rid = request_id();
     let (parts, body) = req.into_parts();
     if is_query_protocol(&parts.headers) {
-        return crate::elb::serve(state, parts, body, rid).await;
+        // Query-protocol services share the form body; the signing scope tells them apart.
+        return match scope_service(&parts.headers).as_deref() {
+            Some(crate::ec2::SERVICE) => crate::ec2::serve(state, parts, body, rid).await,
+            _ => crate::elb::serve(state, parts, body, rid).await,
+        };
     }
     let result = async {
         let target = header(&parts.headers, "x-amz-target").unwrap_or_default();
@@ -148,6 +152,16 @@ fn is_query_protocol(h: &HeaderMap) -> bool {
                 .to_ascii_lowercase()
                 .starts_with("application/x-www-form-urlencoded")
         })
+}
+
+/// The service a request was signed for: the fourth part of its SigV4 credential scope
+/// (`Credential=AKID/DATE/REGION/SERVICE/aws4_request`). Authentication itself is checked by
+/// the service's handler; this only routes.
+fn scope_service(h: &HeaderMap) -> Option<String> {
+    let auth = header(h, "authorization")?;
+    let cred = auth.split("Credential=").nth(1)?;
+    let scope = cred.split([',', ' ']).next()?;
+    scope.split('/').nth(3).map(str::to_owned)
 }
 
 pub(crate) fn header(h: &HeaderMap, name: &str) -> Option<String> {
@@ -244,6 +258,17 @@ pub(crate) use berth_ops::parse_body;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_requests_route_by_signing_scope() {
+        let mut h = HeaderMap::new();
+        assert_eq!(scope_service(&h), None);
+        h.insert(
+            "authorization",
+            HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=00"),
+        );
+        assert_eq!(scope_service(&h).as_deref(), Some("ec2"));
+    }
 
     #[test]
     fn request_ids_are_distinct_uuid_v4() {

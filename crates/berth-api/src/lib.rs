@@ -11,6 +11,8 @@
 //! (`Action=CreateLoadBalancer&...`) signed for `elasticloadbalancing`, answered in XML
 //! (`elb`). Application Auto Scaling is JSON 1.1 with its own target prefix (`autoscaling`),
 //! and so are SSM Parameter Store and Secrets Manager (`secrets`) and CloudWatch Logs (`logs`).
+//! The EC2 subset (VPCs, subnets, security groups: `ec2`) is EC2's own query protocol; Query
+//! requests are routed by the service their SigV4 credential scope names.
 //!
 //! Start with [`router`] and [`ApiState`].
 
@@ -19,6 +21,7 @@
 mod agent;
 mod auth;
 mod autoscaling;
+mod ec2;
 mod ecs;
 mod edge;
 mod elb;

@@ -49,6 +49,9 @@ pub struct LaunchSpec {
     /// RunTask's `clientToken`: a launch repeated with the same token returns the first one's tasks
     /// instead of launching again.
     pub client_token: Option<String>,
+    /// An awsvpc task's `networkConfiguration`, checked and completed (default security
+    /// group) by the caller: each task gets an interface in one of its subnets.
+    pub network: Option<berth_model::NetworkConfiguration>,
 }
 
 /// A task that could not be placed, as RunTask's `failures` shows it.
@@ -263,6 +266,7 @@ fn new_task(spec: &LaunchSpec, td: &TaskDefinition, instance_id: &str, now: f64)
         stats: None,
         stop_after_drain: None,
         failed_health_checks: false,
+        eni: None,
     }
 }
 
@@ -360,12 +364,18 @@ fn with_tasks(
     td: &TaskDefinition,
     results: Vec<Result<String, PlacementFailure>>,
     now: f64,
+    mut enis: Option<crate::eni::Allocator>,
 ) -> Result<(Txn, LaunchOutcome), ApiError> {
     let mut out = LaunchOutcome::default();
     for r in results {
         match r {
             Ok(instance_id) => {
-                let t = new_task(spec, td, &instance_id, now);
+                let mut t = new_task(spec, td, &instance_id, now);
+                if let Some(a) = enis.as_mut() {
+                    let (next, eni) = a.give(txn, &spec.cluster, &t.id)?;
+                    txn = next;
+                    t.eni = Some(eni);
+                }
                 let bytes = serde_json::to_vec(&t)
                     .map_err(|e| ApiError::server(format!("encoding task: {e}")))?;
                 txn = txn.put(keys::task(&spec.cluster, &t.id), bytes).put(
@@ -452,7 +462,13 @@ impl Launcher {
             let txn = Txn::new()
                 .when_mod_revision(pkey.clone(), prev_rev)
                 .put(pkey.clone(), now.to_string().into_bytes());
-            let (txn, out) = with_tasks(txn, spec, &td, results, now)?;
+            let enis = match &spec.network {
+                Some(n) => {
+                    Some(crate::eni::Allocator::load(&*self.store, n, &spec.cluster, &snap).await?)
+                }
+                None => None,
+            };
+            let (txn, out) = with_tasks(txn, spec, &td, results, now, enis)?;
             match self.store.txn(txn).await.map_err(store_err)? {
                 TxnResult::Committed { .. } => return Ok(out),
                 TxnResult::Conflict { .. } => continue,

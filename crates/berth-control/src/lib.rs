@@ -22,6 +22,7 @@
 
 pub mod autoscale;
 mod balancing;
+mod eni;
 mod launch;
 pub mod lifecycle;
 pub mod migrate;

@@ -48,6 +48,19 @@ impl Reaper {
             if let Some(svc) = t.service_name() {
                 txn = txn.delete(keys::service_task(&t.cluster, svc, &t.id));
             }
+            // The task's address, unless another task holds it by now.
+            if let Some(eni) = &t.eni {
+                let akey = keys::ec2_address(&eni.subnet_id, &eni.ip);
+                if let Some((h, arev)) = self
+                    .store
+                    .get_json::<berth_model::vpc::AddressHolder>(&akey)
+                    .await?
+                {
+                    if h.task_id == t.id && h.cluster == t.cluster {
+                        txn = txn.when_mod_revision(akey.clone(), arev).delete(akey);
+                    }
+                }
+            }
             if let berth_store::TxnResult::Committed { .. } = self.store.txn(txn).await? {
                 removed += 1;
             }

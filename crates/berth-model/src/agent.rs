@@ -84,6 +84,9 @@ pub struct AgentTask {
     /// (absent when the task takes none, or no longer needs them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<crate::secrets::ResolvedSecrets>,
+    /// An awsvpc task's interface and the ingress its security groups allow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::vpc::AgentNetwork>,
 }
 
 /// The answer to a poll.

@@ -97,6 +97,9 @@ pub enum ErrorCode {
     ElbUnsupportedProtocol,
     /// `OperationNotPermitted`.
     ElbOperationNotPermitted,
+    /// An EC2 Query API error, by EC2's own code (`InvalidSubnetID.NotFound`,
+    /// `InvalidParameterValue` ...): EC2 has hundreds, so they are named where raised.
+    Ec2(&'static str),
     /// Application Auto Scaling codes (AWS JSON 1.1; `LimitExceededException` and
     /// `ResourceNotFoundException` are shared with ECS above).
     ValidationException,
@@ -204,6 +207,7 @@ impl ErrorCode {
             Self::ElbInvalidLoadBalancerAction => "InvalidLoadBalancerAction",
             Self::ElbUnsupportedProtocol => "UnsupportedProtocol",
             Self::ElbOperationNotPermitted => "OperationNotPermitted",
+            Self::Ec2(code) => code,
             Self::ValidationException => "ValidationException",
             Self::ObjectNotFoundException => "ObjectNotFoundException",
             Self::ConcurrentUpdateException => "ConcurrentUpdateException",

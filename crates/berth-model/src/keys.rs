@@ -293,6 +293,40 @@ pub fn capacity_provider(name: &str) -> String {
 /// The prefix of every stored capacity provider.
 pub const CAPACITY_PROVIDERS: &str = "capacityproviders/";
 
+/// The prefix of every EC2 record (VPCs, subnets, security groups, task addresses).
+pub const EC2: &str = "ec2/";
+/// The prefix of every VPC.
+pub const EC2_VPCS: &str = "ec2/vpc/";
+/// The prefix of every subnet.
+pub const EC2_SUBNETS: &str = "ec2/subnet/";
+/// The prefix of every security group.
+pub const EC2_SECURITY_GROUPS: &str = "ec2/sg/";
+/// The default VPC's id, written with it at start-up (so it is made once).
+pub const EC2_DEFAULT_VPC: &str = "ec2/default-vpc";
+/// A VPC: `ec2/vpc/ID`.
+pub fn ec2_vpc(id: &str) -> String {
+    format!("{EC2_VPCS}{id}")
+}
+/// A subnet: `ec2/subnet/ID`.
+pub fn ec2_subnet(id: &str) -> String {
+    format!("{EC2_SUBNETS}{id}")
+}
+/// A security group: `ec2/sg/ID`.
+pub fn ec2_security_group(id: &str) -> String {
+    format!("{EC2_SECURITY_GROUPS}{id}")
+}
+/// An address given to a task in a subnet (its value: the task's key), written in the same
+/// transaction as the task so no two tasks share one: `ec2/ip/SUBNET/IP`.
+pub fn ec2_address(subnet_id: &str, ip: &str) -> String {
+    format!("{}{ip}", ec2_addresses_of(subnet_id))
+}
+/// The prefix of the addresses given in one subnet.
+pub fn ec2_addresses_of(subnet_id: &str) -> String {
+    format!("{EC2_ADDRESSES}{subnet_id}/")
+}
+/// The prefix of every address given to a task.
+pub const EC2_ADDRESSES: &str = "ec2/ip/";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,7 @@ mod tag;
 mod task;
 mod taskdef;
 mod volume;
+pub mod vpc;
 mod wire;
 
 pub use arn::{Arn, ResourceKind, DEFAULT_ACCOUNT_ID};
@@ -75,7 +76,7 @@ pub use service::{
 };
 pub use support::{
     docker_api, required_attributes, CAP_DOCKER_PLUGIN_PREFIX, CAP_HEALTH_CHECK, CAP_ORDERING,
-    CAP_PID_IPC, CAP_PRIVILEGED, CAP_RESTART_POLICY, DOCKER_API_BASE,
+    CAP_PID_IPC, CAP_PRIVILEGED, CAP_RESTART_POLICY, CAP_TASK_ENI, DOCKER_API_BASE,
 };
 pub use tag::{merge_tags, remove_tags, validate_tag_keys, validate_tags, Tag, MAX_TAGS};
 pub use task::{

@@ -36,6 +36,8 @@ pub const CAP_ORDERING: &str = "ecs.capability.container-ordering";
 pub const CAP_PID_IPC: &str = "ecs.capability.pid-ipc-namespace-sharing";
 /// `restartPolicy`.
 pub const CAP_RESTART_POLICY: &str = "ecs.capability.container-restart-policy";
+/// `networkMode: awsvpc`: the task gets its own network interface (the docker driver's).
+pub const CAP_TASK_ENI: &str = "ecs.capability.task-eni";
 
 /// A `com.amazonaws.ecs.capability.docker-remote-api.1.MINOR` attribute name.
 pub fn docker_api(minor: u32) -> String {
@@ -417,6 +419,9 @@ pub fn required_attributes(td: &TaskDefinition) -> Vec<Attribute> {
     if td.pid_mode.is_some() || td.ipc_mode.is_some() {
         add(CAP_PID_IPC);
         add(DOCKER_API_BASE);
+    }
+    if td.network_mode.as_deref() == Some("awsvpc") {
+        add(CAP_TASK_ENI);
     }
     for v in &td.volumes {
         add(DOCKER_API_BASE);

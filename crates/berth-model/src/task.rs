@@ -354,6 +354,10 @@ pub struct Task {
     /// read it. Absent from records that predate it and from every other task.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub failed_health_checks: bool,
+    /// An awsvpc task's network interface (its own address in one of its subnets), given at
+    /// placement; none for other network modes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eni: Option<crate::vpc::TaskEni>,
 }
 
 /// Resource use of a task as the agent last sampled it.
@@ -404,7 +408,14 @@ impl Task {
                 image: &c.image,
                 last_status: c.last_status,
                 network_bindings: &c.network_bindings,
-                network_interfaces: EmptyList,
+                network_interfaces: self
+                    .eni
+                    .iter()
+                    .map(|e| NetworkInterfaceWire {
+                        attachment_id: &e.attachment_id,
+                        private_ipv4_address: &e.ip,
+                    })
+                    .collect(),
                 health_status: c.health_status,
                 cpu: c.cpu.to_string(),
                 exit_code: c.exit_code,
@@ -443,7 +454,11 @@ impl Task {
             health_status: self.health_status,
             connectivity: "CONNECTED",
             connectivity_at: self.created_at,
-            attachments: EmptyList,
+            attachments: self
+                .eni
+                .iter()
+                .map(|e| eni_attachment(e, last_status))
+                .collect(),
             attributes: EmptyList,
             enable_execute_command: false,
             group: self.group.as_deref(),
@@ -482,7 +497,7 @@ struct TaskWire<'a> {
     health_status: HealthStatus,
     connectivity: &'static str,
     connectivity_at: f64,
-    attachments: EmptyList,
+    attachments: Vec<Value>,
     attributes: EmptyList,
     enable_execute_command: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -519,7 +534,7 @@ struct ContainerWire<'a> {
     image: &'a str,
     last_status: TaskStatus,
     network_bindings: &'a [NetworkBinding],
-    network_interfaces: EmptyList,
+    network_interfaces: Vec<NetworkInterfaceWire<'a>>,
     health_status: HealthStatus,
     /// ECS answers a container's cpu and memory as strings.
     cpu: String,
@@ -538,6 +553,38 @@ struct ContainerWire<'a> {
     /// ignore it.
     #[serde(skip_serializing_if = "Option::is_none")]
     restart_count: Option<u32>,
+}
+
+/// ECS's `NetworkInterface` shape (a container of an awsvpc task).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NetworkInterfaceWire<'a> {
+    attachment_id: &'a str,
+    private_ipv4_address: &'a str,
+}
+
+/// ECS's `Attachment` for an awsvpc task's interface: PRECREATED until the task is placed and
+/// starting, ATTACHED while it runs, DETACHED once it stopped (ECS's own sequence, without
+/// the transient ATTACHING / DETACHING berth has no use for).
+fn eni_attachment(e: &crate::vpc::TaskEni, status: TaskStatus) -> Value {
+    let state = match status {
+        TaskStatus::Provisioning => "PRECREATED",
+        TaskStatus::Stopped => "DETACHED",
+        _ => "ATTACHED",
+    };
+    let detail = |name: &str, value: &str| serde_json::json!({"name": name, "value": value});
+    serde_json::json!({
+        "id": e.attachment_id,
+        "type": "ElasticNetworkInterface",
+        "status": state,
+        "details": [
+            detail("subnetId", &e.subnet_id),
+            detail("networkInterfaceId", &e.eni_id),
+            detail("macAddress", &e.mac),
+            detail("privateDnsName", &e.private_dns_name()),
+            detail("privateIPv4Address", &e.ip),
+        ],
+    })
 }
 
 /// ECS's `TaskOverride` shape: the container overrides and the task's cpu and memory (the

@@ -156,6 +156,7 @@ async fn desired_set(
 ) -> Result<DesiredSet, ApiError> {
     let mut taskdefs: HashMap<(String, u32), Option<TaskDefinition>> = HashMap::new();
     let mut tasks = Vec::new();
+    let mut holders = None;
     for kv in kvs {
         let Some(id) = kv.key.rsplit('/').next() else {
             continue;
@@ -185,7 +186,14 @@ async fn desired_set(
         let Some(secrets) = task_secrets(ctx, &t, &td).await? else {
             continue;
         };
+        let network = match &t.eni {
+            Some(eni) if t.last_status != TaskStatus::Stopped => {
+                Some(crate::ec2::network::agent_network(ctx, eni, &mut holders).await?)
+            }
+            _ => None,
+        };
         tasks.push(AgentTask {
+            network,
             task_arn: task_arn_of(ctx, &t),
             task_id: t.id.clone(),
             family: t.family.clone(),
@@ -281,12 +289,16 @@ pub async fn poll(
             break (kvs, fp);
         }
         let mut changes = ctx.state.store.watch(&prefix, rev);
+        // Security groups and the addresses their members hold (`ec2/`) change what an
+        // awsvpc task's agent enforces without changing its assignments: answer at once.
+        let mut network = ctx.state.store.watch(keys::EC2, rev);
         tokio::select! {
             r = tokio::time::timeout_at(deadline, changes.next()) => {
                 if r.is_err() {
                     break (kvs, fp);
                 }
             }
+            _ = network.next() => break (kvs, fp),
             _ = &mut closing => break (kvs, fp),
         }
     };

@@ -18,12 +18,15 @@
 //!   `secrets` for their agents.
 //! - [`logs`]: the CloudWatch Logs subset (log groups, streams, events, retention) and the
 //!   agent's shipping of `awslogs` output, over a separate log store (`berth-logs`).
+//! - [`ec2`]: the EC2 subset awsvpc tasks need (VPCs, subnets, security groups) and the
+//!   default VPC made at start-up.
 //! - [`agent`]: what node agents do: register, long-poll their desired tasks, report status.
 
 #![warn(missing_docs)]
 
 pub mod agent;
 pub mod autoscaling;
+pub mod ec2;
 pub mod ecs;
 pub mod elb;
 pub mod logs;

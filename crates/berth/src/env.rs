@@ -12,6 +12,8 @@ pub const LISTEN: &str = "BERTH_LISTEN";
 pub const ACCOUNT_ID: &str = "BERTH_ACCOUNT_ID";
 /// The log store's byte cap (`--logs-max-bytes`).
 pub const LOGS_MAX_BYTES: &str = "BERTH_LOGS_MAX_BYTES";
+/// The default VPC's CIDR block (awsvpc tasks' addresses come from its subnets).
+pub const DEFAULT_VPC_CIDR: &str = "BERTH_DEFAULT_VPC_CIDR";
 
 /// The standard AWS variables the CLI client reads, like every SDK.
 pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";

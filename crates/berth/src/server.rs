@@ -84,6 +84,11 @@ pub struct ServerOpts {
     /// Seconds between sweeps that drop events older than their log group's retention.
     #[arg(long, default_value_t = 60.0)]
     pub logs_sweep_interval: f64,
+    /// The default VPC's block, made once at the first start with a default subnet (`/20`)
+    /// per zone; chosen clear of Docker's address pools (172.17-31.0.0/16, 192.168.0.0/16)
+    /// and of common home and office networks. Later starts keep what the store has.
+    #[arg(long, env = env::DEFAULT_VPC_CIDR, default_value = berth_model::vpc::DEFAULT_VPC_CIDR)]
+    pub default_vpc_cidr: String,
 }
 
 /// How long in-flight requests, then the supervised tasks, then the load balancer's requests
@@ -166,6 +171,10 @@ async fn open_core(
     )
     .with_context(|| format!("opening log store {}", logs_path.display()))?;
     let ops = ops.with_logs(Arc::new(logs));
+    // The default VPC, its subnets and `default` security group, as an AWS account has them.
+    berth_ops::ec2::ensure_defaults(&ops, env::DEFAULT_REGION, &opts.default_vpc_cidr)
+        .await
+        .map_err(|e| anyhow::anyhow!("making the default VPC: {}", e.message))?;
     Ok(Core {
         store,
         clock,

@@ -47,12 +47,19 @@ pub(super) fn create_body(spec: &ContainerSpec, scope: Option<&str>) -> Containe
     if let Some(scope) = scope {
         container_labels.insert(SCOPE_LABEL.into(), scope.into());
     }
+    let joined = match (spec.network_mode, &spec.docker.network_container) {
+        (NetworkMode::Awsvpc, Some(c)) => Some(format!("container:{c}")),
+        _ => None,
+    };
     let network_mode = match spec.network_mode {
+        _ if joined.is_some() => joined.as_deref().unwrap_or("bridge"),
         NetworkMode::Bridge | NetworkMode::Awsvpc => "bridge",
         NetworkMode::Host => "host",
         NetworkMode::None => "none",
     };
-    let publishes = matches!(spec.network_mode, NetworkMode::Bridge | NetworkMode::Awsvpc);
+    // An awsvpc task's ports are on its own address: nothing is published on the host.
+    let publishes =
+        joined.is_none() && matches!(spec.network_mode, NetworkMode::Bridge | NetworkMode::Awsvpc);
     let exposed: Vec<String> = spec
         .port_mappings
         .iter()
@@ -98,7 +105,8 @@ pub(super) fn create_body(spec: &ContainerSpec, scope: Option<&str>) -> Containe
     apply_host_options(&spec.docker, spec.memory_mib, &mut host_config);
     let d = &spec.docker;
     ContainerCreateBody {
-        hostname: d.hostname.clone(),
+        // Docker refuses a hostname for a container in another's network namespace.
+        hostname: d.hostname.clone().filter(|_| joined.is_none()),
         network_disabled: d.network_disabled.then_some(true),
         open_stdin: d.open_stdin.then_some(true),
         tty: d.tty.then_some(true),
@@ -114,7 +122,8 @@ pub(super) fn create_body(spec: &ContainerSpec, scope: Option<&str>) -> Containe
         working_dir: spec.working_directory.clone(),
         user: spec.user.clone(),
         labels: Some(container_labels),
-        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        // Docker refuses exposed ports in another container's network namespace.
+        exposed_ports: (!exposed.is_empty() && joined.is_none()).then_some(exposed),
         healthcheck,
         stop_timeout: Some(i64::from(timeout_secs(spec.stop_timeout))),
         host_config: Some(host_config),

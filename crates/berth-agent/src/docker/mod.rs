@@ -17,6 +17,9 @@ use bollard::{ClientVersion, Docker};
 use futures::{Stream, StreamExt};
 
 mod create;
+pub mod firewall;
+mod network;
+mod pause;
 mod volumes;
 
 use create::{container_name, create_body};
@@ -304,8 +307,35 @@ impl Driver for DockerDriver {
             format!("{}local", berth_model::CAP_DOCKER_PLUGIN_PREFIX),
             berth_model::CAP_PID_IPC.to_owned(),
             berth_model::CAP_RESTART_POLICY.to_owned(),
+            berth_model::CAP_TASK_ENI.to_owned(),
         ]);
         caps
+    }
+
+    fn prepare_network<'a>(
+        &'a self,
+        task_id: &'a str,
+        network: &'a berth_model::vpc::AgentNetwork,
+    ) -> BoxFuture<'a, Result<String, DriverError>> {
+        Box::pin(self.do_prepare_network(task_id, network))
+    }
+
+    fn apply_ingress<'a>(
+        &'a self,
+        task_id: &'a str,
+        network: &'a berth_model::vpc::AgentNetwork,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(firewall::apply(task_id, network))
+    }
+
+    fn remove_task_network<'a>(
+        &'a self,
+        task_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            firewall::remove(task_id).await?;
+            self.remove_pause(task_id).await
+        })
     }
 
     fn start(&self, spec: &ContainerSpec) -> BoxFuture<'_, Result<ContainerId, DriverError>> {

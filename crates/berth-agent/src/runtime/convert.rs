@@ -124,6 +124,7 @@ mod tests {
             pid_mode: None,
             ipc_mode: None,
             secrets: None,
+            network: None,
         };
         let s = container_spec(&t, "default", &c);
         assert_eq!(s.command, Some(vec!["httpd".into(), "-f".into()]));
@@ -171,6 +172,7 @@ mod tests {
             network_mode: None,
             containers: vec![c.clone()],
             secrets: Some(secrets),
+            network: None,
             volumes: Vec::new(),
             pid_mode: None,
             ipc_mode: None,

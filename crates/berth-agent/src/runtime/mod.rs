@@ -101,6 +101,9 @@ struct Local {
     /// The containers the driver had when the agent started, by task, until a runner adopts
     /// them.
     adoptable: HashMap<String, Vec<OwnedContainer>>,
+    /// The security-group allowances enforced for each awsvpc task, as last applied: an
+    /// answer that changes them is applied at once (the runner applied the first).
+    ingress: HashMap<String, Vec<berth_model::vpc::IngressAllow>>,
 }
 
 impl Local {
@@ -344,6 +347,7 @@ impl Agent {
                     *d = t.desired_status;
                     changed
                 });
+                self.update_ingress(t, &mut local.ingress).await;
                 continue;
             }
             if let Some(r) = local.finished.get(&t.task_id) {
@@ -352,6 +356,9 @@ impl Agent {
                     let _ = tx.send(r.clone());
                 }
                 continue;
+            }
+            if let Some(n) = &t.network {
+                local.ingress.insert(t.task_id.clone(), n.ingress.clone());
             }
             let (dtx, drx) = watch::channel(t.desired_status);
             let runner = task::Runner {
@@ -409,7 +416,29 @@ impl Agent {
             }
         }
         local.adoptable.retain(|id, _| wanted.contains(id.as_str()));
+        local.ingress.retain(|id, _| wanted.contains(id.as_str()));
         self.cleanup(&mut local.forgotten, &local.managed).await;
+    }
+
+    /// Re-applies a running awsvpc task's security groups when the server's answer changed
+    /// them (a rule authorized or revoked, a member of a source group started or stopped).
+    async fn update_ingress(
+        &self,
+        t: &berth_model::agent::AgentTask,
+        applied: &mut HashMap<String, Vec<berth_model::vpc::IngressAllow>>,
+    ) {
+        let Some(net) = &t.network else {
+            return;
+        };
+        if applied.get(&t.task_id) == Some(&net.ingress) {
+            return;
+        }
+        match self.driver.apply_ingress(&t.task_id, net).await {
+            Ok(()) => {
+                applied.insert(t.task_id.clone(), net.ingress.clone());
+            }
+            Err(e) => tracing::warn!(task = %t.task_id, error = %e, "cannot apply security groups"),
+        }
     }
 
     /// Starts the log endpoint, if configured; returns the address to advertise and a guard
@@ -481,6 +510,9 @@ impl Agent {
         for id in &due {
             if let Err(e) = self.driver.remove_task_volumes(id).await {
                 tracing::warn!(task = %id, error = %e, "cannot remove the task's volumes");
+            }
+            if let Err(e) = self.driver.remove_task_network(id).await {
+                tracing::warn!(task = %id, error = %e, "cannot remove the task's network");
             }
         }
         for id in due {

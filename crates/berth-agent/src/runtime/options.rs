@@ -264,6 +264,7 @@ mod tests {
             pid_mode: Some("task".into()),
             ipc_mode: Some("task".into()),
             secrets: None,
+            network: None,
         }
     }
 

@@ -162,6 +162,8 @@ struct State {
     started: Vec<(String, ContainerId)>,
     report: TaskReport,
     last_stats: Option<(u64, f64)>,
+    /// An awsvpc task's pause container (whose network namespace its containers join).
+    network_container: Option<String>,
 }
 
 impl State {
@@ -365,6 +367,7 @@ impl Runner {
         if let Some(m) = &self.metadata {
             m.apply(&mut spec);
         }
+        spec.docker.network_container = st.network_container.clone();
         match self.driver.start(&spec).await {
             Ok(id) => {
                 if let Some(l) = &self.logs {
@@ -574,6 +577,12 @@ impl Runner {
                     .get_or_insert_with(|| "Task stopped before the container started".into());
             }
         }
+        // The task's address is free again once it is STOPPED: its interface goes first.
+        if self.task.network.is_some() {
+            if let Err(e) = self.driver.remove_task_network(&self.task.task_id).await {
+                tracing::warn!(task = %self.task.task_id, error = %e, "cannot remove the task's network");
+            }
+        }
         st.report.last_status = TaskStatus::Stopped;
         st.report.stopped_at = Some(now());
         let last = st.snapshot();
@@ -640,6 +649,7 @@ impl Runner {
                 stats: None,
             },
             last_stats: None,
+            network_container: None,
         };
         if !adopted {
             if *self.desired.borrow() == DesiredStatus::Stopped {
@@ -658,6 +668,23 @@ impl Runner {
                 format!("ResourceInitializationError: failed to prepare the task's volumes: {e}");
             let ending = Ending::stop(Some(StopCode::TaskFailedToStart), Some(reason));
             return self.stop_all(&mut st, ending).await;
+        }
+        if let Some(net) = &self.task.network {
+            // The security groups first, so the address is never open; then the interface.
+            let ready = match self.driver.apply_ingress(&self.task.task_id, net).await {
+                Ok(()) => self.driver.prepare_network(&self.task.task_id, net).await,
+                Err(e) => Err(e),
+            };
+            match ready {
+                Ok(name) => st.network_container = Some(name),
+                Err(e) => {
+                    let reason = format!(
+                        "ResourceInitializationError: failed to set up the task's network interface: {e}"
+                    );
+                    let ending = Ending::stop(Some(StopCode::TaskFailedToStart), Some(reason));
+                    return self.stop_all(&mut st, ending).await;
+                }
+            }
         }
         if let Some(ending) = self.start_all(&mut st).await {
             return self.stop_all(&mut st, ending).await;
@@ -697,6 +724,7 @@ mod tests {
             network_mode: None,
             containers: serde_json::from_value(containers).unwrap_or_default(),
             secrets: None,
+            network: None,
             volumes: Vec::new(),
             pid_mode: None,
             ipc_mode: None,
@@ -869,6 +897,7 @@ mod shutdown_tests {
             containers: serde_json::from_value(json!([{"name": "app", "image": "i"}]))
                 .unwrap_or_default(),
             secrets: None,
+            network: None,
             volumes: Vec::new(),
             pid_mode: None,
             ipc_mode: None,

@@ -186,7 +186,7 @@ pub(crate) fn parse_form(body: &[u8]) -> Result<QueryRequest, ApiError> {
 }
 
 /// Escapes text for an XML element's content.
-fn escape(s: &str, out: &mut String) {
+pub(crate) fn escape(s: &str, out: &mut String) {
     for c in s.chars() {
         match c {
             '<' => out.push_str("&lt;"),

@@ -416,6 +416,10 @@ impl ServiceController {
     ) -> bool {
         let (strategies, constraints) = placement(svc);
         let tags = service_task_tags(svc, &td);
+        // An awsvpc deployment's tasks each get an interface in the service's subnets.
+        let network = (td.network_mode.as_deref() == Some("awsvpc"))
+            .then(|| svc.network_configuration.clone())
+            .flatten();
         let spec = LaunchSpec {
             cluster: svc.cluster.clone(),
             taskdef: td,
@@ -429,6 +433,7 @@ impl ServiceController {
             constraints,
             on_instances: l.on_instances.clone(),
             client_token: None,
+            network,
         };
         let arn_of = |id: &str| self.instance_arn(&svc.cluster, id);
         match self.launcher.launch(&spec, now, &arn_of).await {

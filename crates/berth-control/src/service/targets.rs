@@ -48,12 +48,19 @@ pub fn owner(task: &Task) -> String {
 }
 
 /// The target a task serves `entry` on: its instance's id and the host port bound to the
-/// container port, once the agent has reported the binding.
+/// container port, once the agent has reported the binding; for an awsvpc task (an `ip`
+/// target group) its own address and the container port, as ECS registers it.
 pub fn target_of(
     task: &Task,
     entry: &LbEntry,
     instances: &HashMap<&str, &ContainerInstance>,
 ) -> Option<(String, u16)> {
+    if let Some(eni) = &task.eni {
+        task.containers
+            .iter()
+            .find(|c| c.name == entry.container_name)?;
+        return Some((eni.ip.clone(), entry.container_port));
+    }
     let inst = instances.get(task.container_instance_id.as_deref()?)?;
     let port = task
         .containers

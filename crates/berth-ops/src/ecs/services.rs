@@ -7,8 +7,8 @@ use berth_control::{deployment_id, service::counts};
 use berth_model::{
     keys, validate_cluster_name, validate_name, validate_tags, ApiError, Arn, CircuitBreaker,
     Deployment, DeploymentConfiguration, DeploymentCounts, DeploymentStatus, ErrorCode,
-    PlacementConstraint, PlacementStrategy, ResourceKind, RolloutState, SchedulingStrategy,
-    Service, ServiceLoadBalancer, ServiceStatus, Tag, Task, TaskDefinition,
+    NetworkConfiguration, PlacementConstraint, PlacementStrategy, ResourceKind, RolloutState,
+    SchedulingStrategy, Service, ServiceLoadBalancer, ServiceStatus, Tag, Task, TaskDefinition,
 };
 use berth_sched::{Constraint, Strategy};
 use berth_store::{StoreExt, Txn, TxnResult};
@@ -97,7 +97,17 @@ async fn check_load_balancers(
             return Err(missing());
         }
         let rev = match crate::elb::target_groups::load(ctx, tg).await {
-            Ok((_, rev)) => rev,
+            Ok((group, rev)) => {
+                let awsvpc = td.network_mode.as_deref() == Some("awsvpc");
+                if awsvpc != (group.target_type == "ip") {
+                    return Err(ApiError::invalid(format!(
+                        "The provided target group {tg} has target type {}, which is incompatible with the {} network mode specified in the task definition.",
+                        group.target_type,
+                        td.network_mode.as_deref().unwrap_or("bridge")
+                    )));
+                }
+                rev
+            }
             Err(e) if e.code == ErrorCode::ElbTargetGroupNotFound => return Err(missing()),
             Err(e) => return Err(e),
         };
@@ -281,6 +291,7 @@ pub struct CreateServiceRequest {
     propagate_tags: Option<String>,
     #[serde(default, rename = "enableECSManagedTags")]
     enable_ecs_managed_tags: bool,
+    network_configuration: Option<Value>,
     /// Members berth does not implement (`deploymentController` other than ECS,
     /// `capacityProviderStrategy`, `networkConfiguration` ...): refused unless neutral.
     #[serde(flatten)]
@@ -359,6 +370,12 @@ pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiEr
         .task_definition
         .ok_or_else(|| ApiError::invalid("taskDefinition is required."))?;
     let td = super::taskdefs::runnable(ctx, &td_ident).await?;
+    let network = match &req.network_configuration {
+        Some(v) => Some(NetworkConfiguration::from_request(v)?),
+        None => None,
+    };
+    let network =
+        crate::ec2::network::resolve(ctx, td.network_mode.as_deref(), network.as_ref()).await?;
     let now = ctx.now();
     let svc = Service {
         name: req.service_name.clone(),
@@ -373,7 +390,7 @@ pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiEr
         placement_constraints,
         placement_strategy,
         load_balancers,
-        network_configuration: None,
+        network_configuration: network,
         health_check_grace_period_seconds: grace,
         tags: req.tags,
         propagate_tags: req.propagate_tags,
@@ -431,6 +448,7 @@ pub struct UpdateServiceRequest {
     propagate_tags: Option<String>,
     #[serde(rename = "enableECSManagedTags")]
     enable_ecs_managed_tags: Option<bool>,
+    network_configuration: Option<Value>,
     /// Members berth does not implement: refused unless neutral (see `unsupported`).
     #[serde(flatten)]
     rest: serde_json::Map<String, Value>,
@@ -441,6 +459,10 @@ struct UpdateMembers {
     placement_strategy: Option<Vec<PlacementStrategy>>,
     placement_constraints: Option<Vec<PlacementConstraint>>,
     load_balancers: Option<Vec<ServiceLoadBalancer>>,
+    /// The network configuration given, typed; then checked and completed against the
+    /// definition the service will run (`Some(None)`: none, for a non-awsvpc definition).
+    network_given: Option<NetworkConfiguration>,
+    network: Option<Option<NetworkConfiguration>>,
 }
 
 impl UpdateMembers {
@@ -461,6 +483,12 @@ impl UpdateMembers {
                 .as_deref()
                 .map(ServiceLoadBalancer::from_request)
                 .transpose()?,
+            network_given: req
+                .network_configuration
+                .as_ref()
+                .map(NetworkConfiguration::from_request)
+                .transpose()?,
+            network: None,
         })
     }
 }
@@ -508,6 +536,10 @@ fn apply_update(
         redeploy |= *lb != svc.load_balancers;
         svc.load_balancers = lb.clone();
     }
+    if let Some(n) = &m.network {
+        redeploy |= *n != svc.network_configuration;
+        svc.network_configuration = n.clone();
+    }
     if let Some(p) = &req.propagate_tags {
         svc.propagate_tags = Some(p.clone());
     }
@@ -554,7 +586,7 @@ pub async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value, ApiEr
     let name = service_name(&req.service)?;
     super::unsupported::refuse("", &req.rest)?;
     check_propagate_tags(req.propagate_tags.as_deref())?;
-    let m = UpdateMembers::parse(&req)?;
+    let mut m = UpdateMembers::parse(&req)?;
     check_placement(
         m.placement_strategy.as_deref().unwrap_or(&[]),
         m.placement_constraints.as_deref().unwrap_or(&[]),
@@ -571,7 +603,7 @@ pub async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value, ApiEr
     while retry.next().await {
         let (mut svc, rev) = load(ctx, &cluster, &name).await?.ok_or_else(not_found)?;
         let mut guard = Txn::new();
-        if m.load_balancers.is_some() || td.is_some() {
+        if m.load_balancers.is_some() || td.is_some() || m.network_given.is_some() {
             let lbs = m.load_balancers.as_ref().unwrap_or(&svc.load_balancers);
             let current = match (&td, svc.primary()) {
                 (Some(td), _) => Some(td.clone()),
@@ -585,6 +617,14 @@ pub async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value, ApiEr
             };
             if let Some(current) = current {
                 guard = check_load_balancers(ctx, lbs, &current).await?;
+                if td.is_some() || m.network_given.is_some() {
+                    let given = m
+                        .network_given
+                        .as_ref()
+                        .or(svc.network_configuration.as_ref());
+                    let mode = current.network_mode.as_deref();
+                    m.network = Some(crate::ec2::network::resolve(ctx, mode, given).await?);
+                }
             }
         }
         apply_update(&mut svc, &req, &m, td.as_ref(), grace, ctx.now())?;

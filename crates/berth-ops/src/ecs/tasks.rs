@@ -190,10 +190,24 @@ pub struct RunTaskRequest {
     propagate_tags: Option<String>,
     #[serde(default, rename = "enableECSManagedTags")]
     enable_ecs_managed_tags: bool,
-    /// Members berth does not implement (`capacityProviderStrategy`, `networkConfiguration`,
+    network_configuration: Option<Value>,
+    /// Members berth does not implement (`capacityProviderStrategy`,
     /// `platformVersion`, `enableExecuteCommand` true ...): refused unless neutral.
     #[serde(flatten)]
     rest: serde_json::Map<String, Value>,
+}
+
+/// A launch's `networkConfiguration` checked against the definition's network mode and the
+/// EC2 records, and completed (see `ec2::network::resolve`).
+async fn network(
+    ctx: &Ctx,
+    td: &berth_model::TaskDefinition,
+    given: Option<&Value>,
+) -> Result<Option<berth_model::NetworkConfiguration>, ApiError> {
+    let given = given
+        .map(berth_model::NetworkConfiguration::from_request)
+        .transpose()?;
+    crate::ec2::network::resolve(ctx, td.network_mode.as_deref(), given.as_ref()).await
 }
 
 /// ECS `RunTask`.
@@ -213,6 +227,7 @@ pub async fn run(ctx: &Ctx, req: RunTaskRequest) -> Result<Value, ApiError> {
     let constraints = constraints(&req.placement_constraints)?;
     load_active(ctx, &cluster).await?;
     let td = super::taskdefs::runnable(ctx, &req.task_definition).await?;
+    let network = network(ctx, &td, req.network_configuration.as_ref()).await?;
     let tags = task_tags(
         req.tags,
         req.propagate_tags.as_deref(),
@@ -233,6 +248,7 @@ pub async fn run(ctx: &Ctx, req: RunTaskRequest) -> Result<Value, ApiError> {
         constraints,
         on_instances: None,
         client_token: req.client_token,
+        network,
     };
     let arn_of = |id: &str| instance_arn(ctx, &cluster, id);
     let out = ctx.state.launcher.launch(&spec, ctx.now(), &arn_of).await?;
@@ -255,7 +271,8 @@ pub struct StartTaskRequest {
     propagate_tags: Option<String>,
     #[serde(default, rename = "enableECSManagedTags")]
     enable_ecs_managed_tags: bool,
-    /// Members berth does not implement (`capacityProviderStrategy`, `networkConfiguration`,
+    network_configuration: Option<Value>,
+    /// Members berth does not implement (`capacityProviderStrategy`,
     /// `platformVersion`, `enableExecuteCommand` true ...): refused unless neutral.
     #[serde(flatten)]
     rest: serde_json::Map<String, Value>,
@@ -281,6 +298,7 @@ pub async fn start(ctx: &Ctx, req: StartTaskRequest) -> Result<Value, ApiError> 
         .collect::<Result<Vec<_>, _>>()?;
     load_active(ctx, &cluster).await?;
     let td = super::taskdefs::runnable(ctx, &req.task_definition).await?;
+    let network = network(ctx, &td, req.network_configuration.as_ref()).await?;
     let tags = task_tags(
         req.tags,
         req.propagate_tags.as_deref(),
@@ -301,6 +319,7 @@ pub async fn start(ctx: &Ctx, req: StartTaskRequest) -> Result<Value, ApiError> 
         constraints: Vec::new(),
         on_instances: Some(ids),
         client_token: None,
+        network,
     };
     let arn_of = |id: &str| instance_arn(ctx, &cluster, id);
     let out = ctx.state.launcher.launch(&spec, ctx.now(), &arn_of).await?;

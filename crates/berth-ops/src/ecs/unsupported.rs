@@ -26,9 +26,6 @@ fn why(member: &str) -> &'static str {
         "vpcLatticeConfigurations" => "berth has no VPC Lattice",
         "volumeConfigurations" => "berth has no managed EBS volumes",
         "enableExecuteCommand" => "berth has no ECS Exec",
-        "networkConfiguration" => {
-            "berth has no awsvpc networking (subnets, security groups, public IPs) yet"
-        }
         "role" => "berth has no IAM roles",
         "executionRoleArn" | "taskRoleArn" => "berth has no IAM roles",
         "availabilityZoneRebalancing" => "berth does not rebalance tasks across zones",

@@ -367,6 +367,7 @@ mod tests {
             pid_mode: None,
             ipc_mode: None,
             secrets: None,
+            network: None,
         }
     }
 

@@ -267,6 +267,7 @@ mod tests {
             pid_mode: None,
             ipc_mode: None,
             secrets: None,
+            network: None,
         }
     }
 

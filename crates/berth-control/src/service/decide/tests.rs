@@ -102,6 +102,7 @@ fn task(id: &str, dep: &str, status: TaskStatus, instance: &str) -> Task {
         stats: None::<TaskStats>,
         stop_after_drain: None,
         failed_health_checks: false,
+        eni: None,
     }
 }
 

@@ -8,6 +8,8 @@
 //!   derived usage (remaining resources, task counts) of each instance.
 //! - [`ServiceController`]: keeps services at their desired count, rolls out deployments
 //!   (with the circuit breaker and rollback), replaces tasks of lost hosts.
+//! - [`capacity`]: capacity providers at run time: the host group behind a provider,
+//!   PROVISIONING tasks placed when capacity appears, and managed scaling.
 //! - [`Reaper`]: removes STOPPED tasks once ECS would have forgotten them.
 //! - [`autoscale`]: the metrics pipeline and the autoscaler (Application Auto Scaling).
 //! - [`Balancing`]: keeps the load balancer's data plane configured from the ELBv2 records;
@@ -22,6 +24,7 @@
 
 pub mod autoscale;
 mod balancing;
+pub mod capacity;
 mod launch;
 pub mod lifecycle;
 pub mod migrate;
@@ -34,6 +37,7 @@ mod supervise;
 pub use balancing::{desired as lb_config, target_key, Balancing, LbRecords, PlaneHealth};
 pub use launch::{
     instance_views, LaunchOutcome, LaunchSpec, Launcher, PlacementFailure, PlacementReason,
+    ProviderTarget,
 };
 pub use reaper::Reaper;
 pub use service::{deployment_id, ControllerConfig, ServiceController};

@@ -46,6 +46,13 @@ pub struct ServerOpts {
     /// (default: twice the agent timeout).
     #[arg(long)]
     pub host_lost_timeout: Option<f64>,
+    /// Seconds a task launched through a capacity provider may wait in PROVISIONING for
+    /// capacity before it stops with `TaskFailedToStart` (ECS: about 30 minutes).
+    #[arg(long, default_value_t = 1800.0)]
+    pub provisioning_timeout: f64,
+    /// Seconds between passes of the capacity loop (PROVISIONING placement, managed scaling).
+    #[arg(long, default_value_t = 1.0)]
+    pub capacity_period: f64,
     /// `berth up` only: the local agent's driver.
     #[arg(long, value_enum, default_value_t = crate::agent::DriverKind::Auto)]
     pub driver: crate::agent::DriverKind,
@@ -213,6 +220,17 @@ fn spawn_controllers(supervisor: &mut Supervisor, core: &Core, opts: &ServerOpts
     supervisor.spawn("service controller", move |stop| {
         controller.clone().run(stop)
     });
+    let capacity = Arc::new(berth_control::capacity::ManagedScaling::new(
+        store.clone(),
+        clock.clone(),
+        core.ops.launcher(),
+        Some(core.hub.clone()),
+        berth_control::capacity::ScalingConfig {
+            period: opts.capacity_period.clamp(0.05, 60.0),
+            provisioning_timeout: opts.provisioning_timeout.max(0.0),
+        },
+    ));
+    supervisor.spawn("capacity providers", move |stop| capacity.clone().run(stop));
     let reaper = Arc::new(Reaper::new(
         store.clone(),
         clock.clone(),

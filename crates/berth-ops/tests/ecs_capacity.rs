@@ -24,8 +24,11 @@ async fn group(env: &Env, name: &str, protected: bool) {
         "AvailabilityZones": ["us-east-1a"], "Cluster": "c", "Provider": "process",
         "CreatedTime": 0.0
     });
-    let txn = Txn::new().put(keys::host_group(name), serde_json::to_vec(&g).unwrap());
-    env.store.txn(txn).await.unwrap();
+    let txn = Txn::new().put(
+        keys::host_group(name),
+        serde_json::to_vec(&g).expect("present"),
+    );
+    env.store.txn(txn).await.expect("present");
 }
 
 async fn provider(env: &Env, name: &str, group: &str) -> Value {
@@ -75,9 +78,9 @@ async fn create_applies_ecs_defaults_and_describe_lists_fargate_first() {
     let all = ok(capacity::describe(&env.ctx, req(json!({}))).await);
     let names: Vec<&str> = all["capacityProviders"]
         .as_array()
-        .unwrap()
+        .expect("present")
         .iter()
-        .map(|p| p["name"].as_str().unwrap())
+        .map(|p| p["name"].as_str().expect("present"))
         .collect();
     assert_eq!(names, ["FARGATE", "FARGATE_SPOT", "cp"]);
     assert!(all["capacityProviders"][0]
@@ -85,7 +88,10 @@ async fn create_applies_ecs_defaults_and_describe_lists_fargate_first() {
         .is_none());
     // Paging and missing names.
     let page = ok(capacity::describe(&env.ctx, req(json!({"maxResults": 2}))).await);
-    assert_eq!(page["capacityProviders"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        page["capacityProviders"].as_array().expect("present").len(),
+        2
+    );
     let rest = ok(capacity::describe(
         &env.ctx,
         req(json!({"maxResults": 2, "nextToken": page["nextToken"]})),
@@ -293,7 +299,7 @@ async fn run_task_splits_places_on_the_group_and_waits_in_provisioning() {
     )
     .await);
     assert_eq!(out["failures"], json!([]));
-    for t in out["tasks"].as_array().unwrap() {
+    for t in out["tasks"].as_array().expect("present") {
         assert_eq!(t["lastStatus"], "PROVISIONING");
         assert_eq!(t["capacityProviderName"], "cp");
         assert!(t.get("containerInstanceArn").is_none(), "{t}");
@@ -306,7 +312,7 @@ async fn run_task_splits_places_on_the_group_and_waits_in_provisioning() {
     .await);
     assert!(ec2["tasks"][0]["containerInstanceArn"]
         .as_str()
-        .unwrap()
+        .expect("present")
         .ends_with(&outside));
     // A host of the group appears: the waiting tasks are placed on it.
     let inside = host_in(&env, "c", "hg").await;
@@ -318,16 +324,16 @@ async fn run_task_splits_places_on_the_group_and_waits_in_provisioning() {
     assert_eq!(placed, 2);
     let ids: Vec<&str> = out["tasks"]
         .as_array()
-        .unwrap()
+        .expect("present")
         .iter()
-        .map(|t| t["taskArn"].as_str().unwrap())
+        .map(|t| t["taskArn"].as_str().expect("present"))
         .collect();
     let d = ok(tasks::describe(&env.ctx, req(json!({"cluster": "c", "tasks": ids}))).await);
-    for t in d["tasks"].as_array().unwrap() {
+    for t in d["tasks"].as_array().expect("present") {
         assert!(
             t["containerInstanceArn"]
                 .as_str()
-                .unwrap()
+                .expect("present")
                 .ends_with(&inside),
             "{t}"
         );
@@ -353,7 +359,10 @@ async fn waiting_tasks_time_out_with_task_failed_to_start() {
             "capacityProviderStrategy": [{"capacityProvider": "cp", "base": 1}]})),
     )
     .await);
-    let arn = out["tasks"][0]["taskArn"].as_str().unwrap().to_owned();
+    let arn = out["tasks"][0]["taskArn"]
+        .as_str()
+        .expect("present")
+        .to_owned();
     let launcher = env.ops.launcher();
     let arn_of = |id: &str| id.to_owned();
     assert_eq!(
@@ -374,7 +383,7 @@ async fn waiting_tasks_time_out_with_task_failed_to_start() {
     assert_eq!(t["stopCode"], "TaskFailedToStart");
     assert!(t["stoppedReason"]
         .as_str()
-        .unwrap()
+        .expect("present")
         .contains("PROVISIONING"));
 }
 

@@ -135,7 +135,7 @@ pub async fn create(ctx: &Ctx, req: CreateClusterRequest) -> Result<Value, ApiEr
         "defaultCapacityProviderStrategy",
         &req.default_capacity_provider_strategy,
     )?;
-    super::capacity::strategy::check_associated(&c, &default)?;
+    super::capacity::strategy::check_associated("defaultCapacityProviderStrategy", &c, &default)?;
     c.default_capacity_provider_strategy = super::capacity::strategy::to_values(&default);
     c.service_connect_defaults = req.service_connect_defaults;
     let mut retry = berth_store::Retry::new();

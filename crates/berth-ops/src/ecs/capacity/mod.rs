@@ -647,7 +647,7 @@ pub async fn put_cluster(ctx: &Ctx, req: PutClusterRequest) -> Result<Value, Api
     while retry.next().await {
         let (mut c, rev) = super::clusters::load_active(ctx, &name).await?;
         c.capacity_providers = providers.clone();
-        strategy::check_associated(&c, &default)?;
+        strategy::check_associated("defaultCapacityProviderStrategy", &c, &default)?;
         let services = ctx
             .store()
             .list_json::<Service>(&keys::services_of(&name))

@@ -85,7 +85,11 @@ pub(crate) fn parse(member: &str, items: &[WireItem]) -> Result<Vec<StrategyItem
 }
 
 /// Refuses a strategy naming a provider the cluster does not have.
-pub(crate) fn check_associated(c: &Cluster, items: &[StrategyItem]) -> Result<(), ApiError> {
+pub(crate) fn check_associated(
+    member: &str,
+    c: &Cluster,
+    items: &[StrategyItem],
+) -> Result<(), ApiError> {
     match items
         .iter()
         .find(|i| !c.capacity_providers.contains(&i.capacity_provider))
@@ -93,7 +97,7 @@ pub(crate) fn check_associated(c: &Cluster, items: &[StrategyItem]) -> Result<()
         Some(i) => Err(ApiError::invalid(format!(
             "The specified capacity provider strategy cannot contain a capacity provider that \
              is not associated with the cluster. Associate the capacity provider with the \
-             cluster or specify a valid capacity provider and try again. ({})",
+             cluster or specify a valid capacity provider and try again. ({member}: {})",
             i.capacity_provider
         ))),
         None => Ok(()),
@@ -132,7 +136,7 @@ pub(crate) fn resolve(
         (Some(_), None) => Ok(None),
         (None, Some(items)) => {
             let items = parse("capacityProviderStrategy", items)?;
-            check_associated(c, &items)?;
+            check_associated("capacityProviderStrategy", c, &items)?;
             Ok(Some(items))
         }
         (None, None) => {

@@ -71,6 +71,11 @@ impl Client {
         })
     }
 
+    /// The region requests are signed for.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
     /// Calls one ECS action and returns its JSON answer, or the ECS error as an error.
     pub async fn ecs(&self, action: &str, body: &Value) -> Result<Value> {
         self.call(

@@ -134,7 +134,7 @@ pub async fn run(a: Args) -> Result<()> {
                 p("MinSize", min),
                 p("MaxSize", max),
                 p("DesiredCapacity", desired.unwrap_or(min)),
-                p("AvailabilityZones.member.1", "us-east-1a"),
+                p("AvailabilityZones.member.1", format!("{}a", c.region())),
             ];
             if let Some(g) = grace {
                 params.push(p("HealthCheckGracePeriod", g));

@@ -95,7 +95,13 @@ pub struct HostGroupController {
     clock: Arc<dyn Clock>,
     providers: HashMap<String, Arc<dyn HostProvider>>,
     cfg: HostGroupConfig,
+    /// Per group, when launches may be tried again after a provider failed one (so a broken
+    /// provider is not asked, and a failed activity recorded, twice a second).
+    launch_backoff: std::sync::Mutex<HashMap<String, f64>>,
 }
+
+/// How long a group waits to launch again after a provider failed a launch.
+const LAUNCH_BACKOFF_SECS: f64 = 10.0;
 
 type Res<T> = Result<T, String>;
 
@@ -136,6 +142,7 @@ impl HostGroupController {
             clock,
             providers,
             cfg,
+            launch_backoff: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -251,8 +258,17 @@ impl HostGroupController {
         let find = |id: &str| observed.iter().find(|(h, _)| h.instance_id == id);
         match step {
             Step::Launch { count, from } => {
+                let until = self
+                    .launch_backoff
+                    .lock()
+                    .map_or(0.0, |m| m.get(name).copied().unwrap_or(0.0));
+                if now < until {
+                    return Ok(());
+                }
                 for i in 0..count {
-                    self.launch(g, provider, from + i, from + count).await?;
+                    if !self.launch(g, provider, from + i, from + count).await? {
+                        break;
+                    }
                 }
             }
             Step::InService {
@@ -353,7 +369,7 @@ impl HostGroupController {
         provider: &Arc<dyn HostProvider>,
         from: u32,
         to: u32,
-    ) -> Res<()> {
+    ) -> Res<bool> {
         let name = &g.auto_scaling_group_name;
         let lc = self
             .store
@@ -441,18 +457,22 @@ impl HostGroupController {
                 tracing::info!(group = %name, host = %id, %handle, "host launched");
                 self.update_host(name, &id, |h| h.provider_handle = Some(handle.clone()))
                     .await?;
+                Ok(true)
             }
             Err(e) => {
                 tracing::warn!(group = %name, host = %id, error = %e, "host launch failed");
+                if let Ok(mut m) = self.launch_backoff.lock() {
+                    m.insert(name.clone(), self.clock.now() + LAUNCH_BACKOFF_SECS);
+                }
                 self.store
                     .txn(Txn::new().delete(keys::hg_host(name, &id)))
                     .await
                     .map_err(se)?;
                 self.finish_activity(name, &activity.activity_id, "Failed", Some(e.0))
                     .await?;
+                Ok(false)
             }
         }
-        Ok(())
     }
 
     /// Marks a host `Terminating` with a new activity.

@@ -86,17 +86,16 @@ impl DockerProvider {
                 if let Some(u) = &self.server_url {
                     return Ok(u.clone());
                 }
-                let gw = docker(&[
+                let cfg = docker(&[
                     "network",
                     "inspect",
                     "bridge",
                     "-f",
-                    "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+                    "{{range .IPAM.Config}}{{.Gateway}} {{.Subnet}}{{end}}",
                 ])
                 .await?;
-                let gw: std::net::IpAddr = gw
-                    .parse()
-                    .map_err(|_| err(format!("docker bridge gateway {gw:?} is not an address")))?;
+                let gw = gateway_of(&cfg)
+                    .ok_or_else(|| err(format!("no gateway in the docker bridge's IPAM config {cfg:?}")))?;
                 let listener = tokio::net::TcpListener::bind((gw, 0))
                     .await
                     .map_err(|e| err(format!("binding {gw}: {e}")))?;
@@ -125,6 +124,20 @@ impl DockerProvider {
             .await
             .cloned()
     }
+}
+
+/// The bridge's gateway from `GATEWAY SUBNET` (docker leaves the gateway out when it picked
+/// the default: the subnet's first address).
+fn gateway_of(cfg: &str) -> Option<std::net::IpAddr> {
+    let mut parts = cfg.split_whitespace();
+    let first = parts.next()?;
+    if let Ok(ip) = first.parse() {
+        return Some(ip);
+    }
+    let net: std::net::Ipv4Addr = first.split('/').next()?.parse().ok()?;
+    Some(std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+        u32::from(net) + 1,
+    )))
 }
 
 /// Copies bytes between each accepted connection and `target`.
@@ -201,6 +214,24 @@ async fn build_image(work: &Path, tag: &str) -> Result<(), HostError> {
     let _ = std::fs::remove_dir_all(&root);
     tracing::info!(%tag, "built the docker host image");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_from_ipam_config() {
+        assert_eq!(
+            gateway_of("172.17.0.1 172.17.0.0/16").unwrap().to_string(),
+            "172.17.0.1"
+        );
+        assert_eq!(
+            gateway_of(" 172.18.0.0/16").unwrap().to_string(),
+            "172.18.0.1"
+        );
+        assert!(gateway_of("").is_none());
+    }
 }
 
 fn shell_quote(s: &str) -> String {

@@ -12,7 +12,9 @@ mod scaling;
 mod through;
 
 pub use provision::{is_waiting, timeout_reason};
-pub use scaling::{decide, reservation_key, ManagedScaling, ScalingConfig, ScalingDecision};
+pub use scaling::{
+    decide, reservation_key, ManagedScaling, Observed, ScalingConfig, ScalingDecision,
+};
 
 use berth_model::capacity::{CapacityProvider, FARGATE, FARGATE_SPOT};
 use berth_model::hostgroup::{HostGroup, ATTR_HOST_GROUP};

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use berth_metrics::SeriesKey;
 use berth_model::capacity::CapacityProvider;
-use berth_model::hostgroup::{instance_type_size, HostGroup, HostRecord, ATTR_HOST_ID};
+use berth_model::hostgroup::{
+    instance_type_size, HostGroup, HostRecord, LaunchConfiguration, ATTR_HOST_ID,
+};
 use berth_model::{keys, ApiError, Clock, Cluster, ClusterStatus, TaskStatus};
 use berth_sched::capacity::{self as calc, GroupState, ScalingSettings};
 use berth_store::{Store, StoreExt, Txn, TxnResult};
@@ -80,16 +82,27 @@ pub struct ScalingDecision {
     pub protection: Vec<(String, bool)>,
 }
 
-/// The pure decision for one provider's group: `tasks_per_host` counts the live tasks on each
-/// host (by instance id), `waiting` the (cpu, memory) of its PROVISIONING tasks.
+/// What managed scaling observed of a provider's group.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed<'a> {
+    /// The group's hosts.
+    pub hosts: &'a [HostRecord],
+    /// Live tasks on each host, by host instance id.
+    pub tasks_per_host: &'a HashMap<String, u32>,
+    /// The (cpu, memory) of the provider's PROVISIONING tasks.
+    pub waiting: &'a [(u64, u64)],
+    /// The (cpu units, MiB) of one host of the group's instance type.
+    pub host_size: (u64, u64),
+}
+
+/// The pure decision for one provider's group at `now`.
 pub fn decide(
     p: &CapacityProvider,
     g: &HostGroup,
-    hosts: &[HostRecord],
-    tasks_per_host: &HashMap<String, u32>,
-    waiting: &[(u64, u64)],
+    o: Observed<'_>,
     now: f64,
 ) -> Option<ScalingDecision> {
+    let (hosts, tasks_per_host, waiting) = (o.hosts, o.tasks_per_host, o.waiting);
     let asg = p.auto_scaling_group_provider.as_ref()?;
     let m = asg.managed_scaling.as_ref()?;
     if m.status.as_deref() != Some("ENABLED") {
@@ -101,12 +114,7 @@ pub fn decide(
         .collect();
     let on = |h: &HostRecord| tasks_per_host.get(&h.instance_id).copied().unwrap_or(0);
     let busy = live.iter().filter(|h| on(h) > 0).count() as u32;
-    let size = live
-        .first()
-        .and_then(|h| instance_type_size(&h.instance_type))
-        .unwrap_or((0, 0));
-    let size = if size == (0, 0) { (1, 1) } else { size };
-    let needed = calc::hosts_needed(busy, waiting, size);
+    let needed = calc::hosts_needed(busy, waiting, o.host_size);
     let warmup = f64::from(
         m.instance_warmup_period
             .unwrap_or(calc::defaults::WARMUP_SECS),
@@ -266,12 +274,41 @@ impl ManagedScaling {
             }
         }
         let records: Vec<HostRecord> = hosts.iter().map(|(h, _)| h.clone()).collect();
-        let Some(d) = decide(p, &g, &records, &per_host, &waiting, now) else {
+        // The size of a host the group would start: its launch configuration's instance type.
+        let host_size = self
+            .store
+            .get_json::<LaunchConfiguration>(&keys::hg_launch_config(&g.launch_configuration_name))
+            .await
+            .map_err(store_err)?
+            .and_then(|(lc, _)| instance_type_size(&lc.instance_type))
+            .or_else(|| {
+                records
+                    .first()
+                    .and_then(|h| instance_type_size(&h.instance_type))
+            })
+            .unwrap_or((0, 0));
+        let observed = Observed {
+            hosts: &records,
+            tasks_per_host: &per_host,
+            waiting: &waiting,
+            host_size,
+        };
+        let Some(d) = decide(p, &g, observed, now) else {
             return Ok(());
         };
         if let Some(hub) = &self.hub {
             hub.lock()
                 .record(&reservation_key(&p.name, &g.cluster), now, d.reservation);
+        }
+        // Protection first: when the group then shrinks, the host group controller already
+        // sees which hosts run tasks.
+        for (id, protect) in &d.protection {
+            if let Some((h, rev)) = hosts.iter().find(|(h, _)| &h.instance_id == id) {
+                let mut h2 = h.clone();
+                h2.protected_from_scale_in = *protect;
+                self.put(&keys::hg_host(&g.auto_scaling_group_name, id), &h2, *rev)
+                    .await?;
+            }
         }
         if d.desired != g.desired_capacity {
             tracing::info!(provider = %p.name, group = %g.auto_scaling_group_name,
@@ -281,14 +318,6 @@ impl ManagedScaling {
             g2.desired_capacity = d.desired;
             self.put(&keys::host_group(&g.auto_scaling_group_name), &g2, grev)
                 .await?;
-        }
-        for (id, protect) in &d.protection {
-            if let Some((h, rev)) = hosts.iter().find(|(h, _)| &h.instance_id == id) {
-                let mut h2 = h.clone();
-                h2.protected_from_scale_in = *protect;
-                self.put(&keys::hg_host(&g.auto_scaling_group_name, id), &h2, *rev)
-                    .await?;
-            }
         }
         Ok(())
     }

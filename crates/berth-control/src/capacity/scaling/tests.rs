@@ -38,6 +38,19 @@ fn host(id: &str, launched: f64, protected: bool) -> HostRecord {
     .unwrap()
 }
 
+fn obs<'a>(
+    hosts: &'a [HostRecord],
+    per: &'a HashMap<String, u32>,
+    waiting: &'a [(u64, u64)],
+) -> Observed<'a> {
+    Observed {
+        hosts,
+        tasks_per_host: per,
+        waiting,
+        host_size: (2048, 2048),
+    }
+}
+
 #[test]
 fn provisioning_tasks_scale_the_group_out() {
     let hosts = vec![host("i-1", 0.0, false)];
@@ -46,9 +59,7 @@ fn provisioning_tasks_scale_the_group_out() {
     let d = decide(
         &provider("DISABLED", 0),
         &group(1),
-        &hosts,
-        &per,
-        &[(1024, 512); 4],
+        obs(&hosts, &per, &[(1024, 512); 4]),
         1000.0,
     )
     .unwrap();
@@ -67,9 +78,7 @@ fn empty_hosts_go_busy_ones_stay_and_are_protected() {
     let d = decide(
         &provider("ENABLED", 0),
         &group(3),
-        &hosts,
-        &per,
-        &[],
+        obs(&hosts, &per, &[]),
         1000.0,
     )
     .unwrap();
@@ -91,9 +100,7 @@ fn warming_hosts_hold_scale_in() {
     let d = decide(
         &provider("DISABLED", 300),
         &group(2),
-        &hosts,
-        &per,
-        &[],
+        obs(&hosts, &per, &[]),
         1000.0,
     )
     .unwrap();
@@ -101,9 +108,7 @@ fn warming_hosts_hold_scale_in() {
     let d = decide(
         &provider("DISABLED", 300),
         &group(2),
-        &hosts,
-        &per,
-        &[],
+        obs(&hosts, &per, &[]),
         1300.0,
     )
     .unwrap();
@@ -116,5 +121,6 @@ fn disabled_scaling_decides_nothing() {
     if let Some(a) = p.auto_scaling_group_provider.as_mut() {
         a.managed_scaling = None;
     }
-    assert!(decide(&p, &group(1), &[], &HashMap::new(), &[], 0.0).is_none());
+    let per = HashMap::new();
+    assert!(decide(&p, &group(1), obs(&[], &per, &[]), 0.0).is_none());
 }

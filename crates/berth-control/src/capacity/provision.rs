@@ -26,11 +26,12 @@ pub fn is_waiting(t: &Task) -> bool {
         && t.last_status != TaskStatus::Stopped
 }
 
-/// The stopped reason of a task that waited too long, in ECS's words.
+/// The stopped reason of a task that waited too long: ECS's words (`EMPTY CAPACITY
+/// PROVIDER`, with stopCode `TaskFailedToStart`), then what berth knows.
 pub fn timeout_reason(provider: &str, secs: f64) -> String {
     format!(
-        "Task failed to start: it stayed in PROVISIONING for {secs:.0} seconds waiting for \
-         capacity from capacity provider {provider}."
+        "EMPTY CAPACITY PROVIDER: the task stayed in PROVISIONING for {secs:.0} seconds \
+         without capacity from capacity provider {provider}."
     )
 }
 

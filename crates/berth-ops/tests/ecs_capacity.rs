@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 
 use berth_model::{keys, ErrorCode};
-use berth_ops::ecs::{capacity, clusters, tasks};
+use berth_ops::ecs::{capacity, clusters, services, tasks};
 use berth_store::Txn;
 use serde_json::{json, Value};
 use support::{cluster, code, env, host, ok, req, taskdef, Env, SECRET};
@@ -414,4 +414,104 @@ async fn strategies_are_checked_against_the_cluster() {
     .await
     .unwrap_err();
     assert!(e.message.contains("weight"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn services_keep_their_strategy_and_hold_on_to_their_providers() {
+    let env = env();
+    group(&env, "hg", false).await;
+    provider(&env, "cp", "hg").await;
+    group(&env, "hg2", false).await;
+    provider(&env, "cp2", "hg2").await;
+    cluster(&env.ctx, "c").await;
+    ok(capacity::put_cluster(
+        &env.ctx,
+        req(json!({"cluster": "c", "capacityProviders": ["cp", "cp2"],
+            "defaultCapacityProviderStrategy": []})),
+    )
+    .await);
+    let td = taskdef(&env.ctx, "web").await;
+    let strategy = json!([{"capacityProvider": "cp", "weight": 1, "base": 1}]);
+    let s = ok(services::create(
+        &env.ctx,
+        req(
+            json!({"cluster": "c", "serviceName": "s", "taskDefinition": td, "desiredCount": 2,
+            "capacityProviderStrategy": strategy}),
+        ),
+    )
+    .await);
+    assert_eq!(s["service"]["capacityProviderStrategy"], strategy);
+    // DAEMON services take no strategy.
+    let e = services::create(
+        &env.ctx,
+        req(
+            json!({"cluster": "c", "serviceName": "d", "taskDefinition": td,
+            "schedulingStrategy": "DAEMON", "capacityProviderStrategy": strategy}),
+        ),
+    )
+    .await
+    .expect_err("refused");
+    assert!(e.message.contains("DAEMON"), "{}", e.message);
+    // A provider a service uses stays on the cluster and cannot be deleted.
+    let e = capacity::put_cluster(
+        &env.ctx,
+        req(json!({"cluster": "c", "capacityProviders": ["cp2"], "defaultCapacityProviderStrategy": []})),
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(e.code, ErrorCode::ResourceInUseException);
+    let e = capacity::delete(&env.ctx, req(json!({"capacityProvider": "cp"})))
+        .await
+        .expect_err("refused");
+    assert!(e.message.contains("services: s"), "{}", e.message);
+    // UpdateService changes it with a new deployment.
+    let other = json!([{"capacityProvider": "cp2", "weight": 1, "base": 0}]);
+    let u = ok(services::update(
+        &env.ctx,
+        req(json!({"cluster": "c", "service": "s", "capacityProviderStrategy": other})),
+    )
+    .await);
+    assert_eq!(u["service"]["capacityProviderStrategy"], other);
+    assert_eq!(
+        u["service"]["deployments"].as_array().expect("list").len(),
+        2
+    );
+    ok(capacity::put_cluster(
+        &env.ctx,
+        req(json!({"cluster": "c", "capacityProviders": ["cp2"], "defaultCapacityProviderStrategy": []})),
+    )
+    .await);
+}
+
+#[tokio::test]
+async fn run_task_splits_count_by_base_then_weight() {
+    let env = env();
+    group(&env, "hg", false).await;
+    provider(&env, "cp", "hg").await;
+    group(&env, "hg2", false).await;
+    provider(&env, "cp2", "hg2").await;
+    cluster(&env.ctx, "c").await;
+    ok(capacity::put_cluster(
+        &env.ctx,
+        req(json!({"cluster": "c", "capacityProviders": ["cp", "cp2"],
+            "defaultCapacityProviderStrategy": []})),
+    )
+    .await);
+    let td = taskdef(&env.ctx, "web").await;
+    let out = ok(tasks::run(
+        &env.ctx,
+        req(json!({"cluster": "c", "taskDefinition": td, "count": 5,
+            "capacityProviderStrategy": [{"capacityProvider": "cp", "base": 1, "weight": 1},
+                                         {"capacityProvider": "cp2", "weight": 3}]})),
+    )
+    .await);
+    let on = |p: &str| {
+        out["tasks"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter(|t| t["capacityProviderName"] == p)
+            .count()
+    };
+    assert_eq!((on("cp"), on("cp2")), (2, 3));
 }

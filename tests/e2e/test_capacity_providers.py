@@ -148,6 +148,33 @@ def test_provisioning_tasks_bring_hosts_and_empty_hosts_go(server):
     assert ecs.delete_capacity_provider(capacityProvider=provider)["capacityProvider"]["status"] == "INACTIVE"
 
 
+def test_service_through_a_provider_runs_on_its_hosts(server):
+    ecs, asg = server.client(), server.client("autoscaling")
+    cluster = uniq("cps")
+    name, provider = group_with_provider(server, cluster)
+    td = sleeper(ecs)
+    svc = ecs.create_service(cluster=cluster, serviceName="web", taskDefinition=td, desiredCount=3,
+                             capacityProviderStrategy=[{"capacityProvider": provider, "weight": 1}])
+    assert svc["service"]["capacityProviderStrategy"] == [
+        {"capacityProvider": provider, "weight": 1, "base": 0}]
+    # Three 1-vCPU tasks on 2-vCPU hosts: managed scaling asks for two hosts.
+    hosts = {h["InstanceId"] for h in in_service(asg, name, 2)}
+
+    def running():
+        arns = ecs.list_tasks(cluster=cluster, serviceName="web", desiredStatus="RUNNING")["taskArns"]
+        ts = describe(ecs, cluster, arns) if arns else []
+        return ts if len(ts) == 3 and all(t["lastStatus"] == "RUNNING" for t in ts) else None
+
+    tasks = wait_for(running, timeout=90, interval=0.3, what="service tasks RUNNING")
+    assert all(t["capacityProviderName"] == provider for t in tasks)
+    cis = ecs.describe_container_instances(
+        cluster=cluster, containerInstances=list({t["containerInstanceArn"] for t in tasks}))["containerInstances"]
+    assert {ci["ec2InstanceId"] for ci in cis} == hosts
+    ecs.update_service(cluster=cluster, service="web", desiredCount=0)
+    in_service(asg, name, 0)
+    ecs.delete_service(cluster=cluster, service="web")
+
+
 def test_strategy_validation_through_the_cli(server):
     ecs = server.client()
     cluster = uniq("cpv")

@@ -78,13 +78,13 @@ def user_data(cluster):
     return f"#!/bin/bash\necho ECS_CLUSTER={cluster} >> /etc/ecs/ecs.config\n"
 
 
-def make_group(b, name, cluster, desired, provider="process", **kw):
+def make_group(b, name, cluster, desired, provider="process", max_size=5, **kw):
     asg = b.client("autoscaling")
     b.client().create_cluster(clusterName=cluster)
     asg.create_launch_configuration(LaunchConfigurationName=name, ImageId="berth-host",
                                     InstanceType="t3.small", UserData=user_data(cluster))
     asg.create_auto_scaling_group(
-        AutoScalingGroupName=name, LaunchConfigurationName=name, MinSize=0, MaxSize=5,
+        AutoScalingGroupName=name, LaunchConfigurationName=name, MinSize=0, MaxSize=max_size,
         DesiredCapacity=desired, AvailabilityZones=["eu-west-1a"], HealthCheckGracePeriod=60,
         Tags=[{"Key": "berth:provider", "Value": provider, "PropagateAtLaunch": False}], **kw)
     return asg

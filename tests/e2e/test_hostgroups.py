@@ -309,3 +309,49 @@ def test_command_provider_scripts():
             cleanup_groups(b)
             b.stop()
             kill_all_under(d)
+
+
+def test_scale_in_drains_service_tasks_first(server):
+    """The host picked for scale-in is set DRAINING; the service scheduler moves its task to the
+    other host before the host is terminated (so the task stops as a service replacement, not
+    with its host)."""
+    from conftest import register
+    name, cluster = uniq("hgdr"), uniq("hgdrc")
+    asg = make_group(server, name, cluster, 2, TerminationPolicies=["NewestInstance"])
+    hosts = in_service(asg, name, 2)
+    ecs = server.client()
+    wait_cluster_hosts(ecs, cluster, [h["InstanceId"] for h in hosts])
+    td = register(ecs, uniq("hgdrtd"), [{"name": "app", "image": "busybox", "memory": 32,
+                                          "command": ["sleep", "3600"]}])["taskDefinition"]["taskDefinitionArn"]
+    svc = uniq("hgdrsvc")
+    ecs.create_service(cluster=cluster, serviceName=svc, taskDefinition=td, desiredCount=2,
+                       placementStrategy=[{"type": "spread", "field": "instanceId"}])
+
+    def running_by_host():
+        arns = ecs.list_tasks(cluster=cluster, serviceName=svc, desiredStatus="RUNNING")["taskArns"]
+        ts = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []
+        out = {}
+        for t in ts:
+            if t["lastStatus"] == "RUNNING":
+                out.setdefault(t["containerInstanceArn"], []).append(t["taskArn"])
+        return out
+    placed = wait_for(lambda: (lambda m: len(m) == 2 and m)(running_by_host()), timeout=60, interval=0.3,
+                      what="a service task on each host")
+    cis = {i["containerInstanceArn"]: i["ec2InstanceId"] for i in active_instances(ecs, cluster)}
+    newest = max(hosts, key=lambda h: [a for a in asg.describe_scaling_activities(AutoScalingGroupName=name)["Activities"]
+                                       if a["Description"].endswith(h["InstanceId"])][0]["StartTime"])["InstanceId"]
+    victim_ci = [c for c, i in cis.items() if i == newest][0]
+    [victim_task] = placed[victim_ci]
+    asg.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=1)
+    [left] = in_service(asg, name, 1)
+    assert left["InstanceId"] != newest
+    m = wait_for(lambda: (lambda m: sum(map(len, m.values())) == 2 and m)(running_by_host()), timeout=60,
+                 interval=0.3, what="both service tasks running")
+    assert list(m) != [victim_ci] and victim_ci not in m
+    stopped = ecs.describe_tasks(cluster=cluster, tasks=[victim_task])["tasks"][0]
+    assert stopped.get("stopCode") == "ServiceSchedulerInitiated", stopped
+    ecs.update_service(cluster=cluster, service=svc, desiredCount=0)
+    ecs.delete_service(cluster=cluster, service=svc, force=True)
+    asg.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)
+    wait_for(lambda: not asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"],
+             timeout=60, what="group deleted")

@@ -45,8 +45,8 @@ def kill_all_under(path):
             pass
 
 
-def start_server(d, *args, env=None):
-    return Berth(d, agent=False, env=env,
+def start_server(d, *args, env=None, port=None):
+    return Berth(d, agent=False, env=env, port=port,
                  args=["--host-agent-driver", "process", "--agent-timeout", "6", *args]).start()
 
 
@@ -355,3 +355,29 @@ def test_scale_in_drains_service_tasks_first(server):
     asg.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)
     wait_for(lambda: not asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"],
              timeout=60, what="group deleted")
+
+
+def test_process_hosts_are_adopted_after_a_server_restart():
+    """A restarted server finds its process hosts by their handles (pid + start time): the same
+    hosts stay in service, none is started twice."""
+    with tempfile.TemporaryDirectory() as d:
+        b = start_server(d)
+        try:
+            name, cluster = uniq("hga"), uniq("hgac")
+            asg = make_group(b, name, cluster, 2)
+            before = sorted(h["InstanceId"] for h in in_service(asg, name, 2))
+            agents = sorted(pids_under(os.path.join(d, "hosts")))
+            assert len(agents) == 2
+            b.stop()
+            # The hosts outlive the server, as machines would.
+            assert sorted(pids_under(os.path.join(d, "hosts"))) == agents
+            b = start_server(d, port=b.port)
+            asg = b.client("autoscaling")
+            wait_cluster_hosts(b.client(), cluster, before)
+            after = sorted(h["InstanceId"] for h in in_service(asg, name, 2))
+            assert after == before
+            assert sorted(pids_under(os.path.join(d, "hosts"))) == agents
+        finally:
+            cleanup_groups(b)
+            b.stop()
+            kill_all_under(d)

@@ -45,8 +45,8 @@ def kill_all_under(path):
             pass
 
 
-def start_server(d, *args, env=None):
-    return Berth(d, agent=False, env=env,
+def start_server(d, *args, env=None, port=None):
+    return Berth(d, agent=False, env=env, port=port,
                  args=["--host-agent-driver", "process", "--agent-timeout", "6", *args]).start()
 
 
@@ -78,13 +78,13 @@ def user_data(cluster):
     return f"#!/bin/bash\necho ECS_CLUSTER={cluster} >> /etc/ecs/ecs.config\n"
 
 
-def make_group(b, name, cluster, desired, provider="process", **kw):
+def make_group(b, name, cluster, desired, provider="process", max_size=5, **kw):
     asg = b.client("autoscaling")
     b.client().create_cluster(clusterName=cluster)
     asg.create_launch_configuration(LaunchConfigurationName=name, ImageId="berth-host",
                                     InstanceType="t3.small", UserData=user_data(cluster))
     asg.create_auto_scaling_group(
-        AutoScalingGroupName=name, LaunchConfigurationName=name, MinSize=0, MaxSize=5,
+        AutoScalingGroupName=name, LaunchConfigurationName=name, MinSize=0, MaxSize=max_size,
         DesiredCapacity=desired, AvailabilityZones=["eu-west-1a"], HealthCheckGracePeriod=60,
         Tags=[{"Key": "berth:provider", "Value": provider, "PropagateAtLaunch": False}], **kw)
     return asg
@@ -305,6 +305,78 @@ def test_command_provider_scripts():
             in_service(asg, name, 0)
             wait_for(lambda: not os.listdir(hosts_dir) or not any(f.endswith(".pid") for f in os.listdir(hosts_dir)),
                      timeout=30, what="the destroy script ran")
+        finally:
+            cleanup_groups(b)
+            b.stop()
+            kill_all_under(d)
+
+
+def test_scale_in_drains_service_tasks_first(server):
+    """The host picked for scale-in is set DRAINING; the service scheduler moves its task to the
+    other host before the host is terminated (so the task stops as a service replacement, not
+    with its host)."""
+    from conftest import register
+    name, cluster = uniq("hgdr"), uniq("hgdrc")
+    asg = make_group(server, name, cluster, 2, TerminationPolicies=["NewestInstance"])
+    hosts = in_service(asg, name, 2)
+    ecs = server.client()
+    wait_cluster_hosts(ecs, cluster, [h["InstanceId"] for h in hosts])
+    td = register(ecs, uniq("hgdrtd"), [{"name": "app", "image": "busybox", "memory": 32,
+                                          "command": ["sleep", "3600"]}])["taskDefinition"]["taskDefinitionArn"]
+    svc = uniq("hgdrsvc")
+    ecs.create_service(cluster=cluster, serviceName=svc, taskDefinition=td, desiredCount=2,
+                       placementStrategy=[{"type": "spread", "field": "instanceId"}])
+
+    def running_by_host():
+        arns = ecs.list_tasks(cluster=cluster, serviceName=svc, desiredStatus="RUNNING")["taskArns"]
+        ts = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []
+        out = {}
+        for t in ts:
+            if t["lastStatus"] == "RUNNING":
+                out.setdefault(t["containerInstanceArn"], []).append(t["taskArn"])
+        return out
+    placed = wait_for(lambda: (lambda m: len(m) == 2 and m)(running_by_host()), timeout=60, interval=0.3,
+                      what="a service task on each host")
+    cis = {i["containerInstanceArn"]: i["ec2InstanceId"] for i in active_instances(ecs, cluster)}
+    newest = max(hosts, key=lambda h: [a for a in asg.describe_scaling_activities(AutoScalingGroupName=name)["Activities"]
+                                       if a["Description"].endswith(h["InstanceId"])][0]["StartTime"])["InstanceId"]
+    victim_ci = [c for c, i in cis.items() if i == newest][0]
+    [victim_task] = placed[victim_ci]
+    asg.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=1)
+    [left] = in_service(asg, name, 1)
+    assert left["InstanceId"] != newest
+    m = wait_for(lambda: (lambda m: sum(map(len, m.values())) == 2 and m)(running_by_host()), timeout=60,
+                 interval=0.3, what="both service tasks running")
+    assert list(m) != [victim_ci] and victim_ci not in m
+    stopped = ecs.describe_tasks(cluster=cluster, tasks=[victim_task])["tasks"][0]
+    assert stopped.get("stopCode") == "ServiceSchedulerInitiated", stopped
+    ecs.update_service(cluster=cluster, service=svc, desiredCount=0)
+    ecs.delete_service(cluster=cluster, service=svc, force=True)
+    asg.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)
+    wait_for(lambda: not asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"],
+             timeout=60, what="group deleted")
+
+
+def test_process_hosts_are_adopted_after_a_server_restart():
+    """A restarted server finds its process hosts by their handles (pid + start time): the same
+    hosts stay in service, none is started twice."""
+    with tempfile.TemporaryDirectory() as d:
+        b = start_server(d)
+        try:
+            name, cluster = uniq("hga"), uniq("hgac")
+            asg = make_group(b, name, cluster, 2)
+            before = sorted(h["InstanceId"] for h in in_service(asg, name, 2))
+            agents = sorted(pids_under(os.path.join(d, "hosts")))
+            assert len(agents) == 2
+            b.stop()
+            # The hosts outlive the server, as machines would.
+            assert sorted(pids_under(os.path.join(d, "hosts"))) == agents
+            b = start_server(d, port=b.port)
+            asg = b.client("autoscaling")
+            wait_cluster_hosts(b.client(), cluster, before)
+            after = sorted(h["InstanceId"] for h in in_service(asg, name, 2))
+            assert after == before
+            assert sorted(pids_under(os.path.join(d, "hosts"))) == agents
         finally:
             cleanup_groups(b)
             b.stop()

@@ -29,7 +29,7 @@ async fn group(ctx: &Ctx, name: &str, extra: Value) {
         "AutoScalingGroupName": name, "LaunchConfigurationName": "lc",
         "MinSize": "0", "MaxSize": "3", "AvailabilityZones": ["us-east-1a"],
     });
-    for (k, v) in extra.as_object().unwrap() {
+    for (k, v) in extra.as_object().expect("test setup") {
         body[k] = v.clone();
     }
     ok(groups::create(ctx, p(body)).await);
@@ -39,8 +39,8 @@ async fn stored(env: &support::Env, name: &str) -> HostGroup {
     env.store
         .get_json::<HostGroup>(&keys::host_group(name))
         .await
-        .unwrap()
-        .unwrap()
+        .expect("test setup")
+        .expect("test setup")
         .0
 }
 
@@ -61,9 +61,12 @@ async fn add_host(env: &support::Env, group: &str, id: &str, launched_at: f64) {
         terminating_since: None,
     };
     env.store
-        .txn(Txn::new().put(keys::hg_host(group, id), serde_json::to_vec(&h).unwrap()))
+        .txn(Txn::new().put(
+            keys::hg_host(group, id),
+            serde_json::to_vec(&h).expect("test setup"),
+        ))
         .await
-        .unwrap();
+        .expect("test setup");
 }
 
 #[tokio::test]
@@ -208,9 +211,12 @@ async fn berths_own_groups_are_invisible() {
     let mut g = stored(&env, "fargate").await;
     g.managed_by = Some("FARGATE".into());
     env.store
-        .txn(Txn::new().put(keys::host_group("fargate"), serde_json::to_vec(&g).unwrap()))
+        .txn(Txn::new().put(
+            keys::host_group("fargate"),
+            serde_json::to_vec(&g).expect("test setup"),
+        ))
         .await
-        .unwrap();
+        .expect("test setup");
     let d = ok(groups::describe(ctx, p(json!({}))).await);
     assert_eq!(d["AutoScalingGroups"], json!([]));
     let set = json!({"AutoScalingGroupName": "fargate", "DesiredCapacity": "1"});
@@ -287,8 +293,8 @@ async fn protection_and_terminate_take_effect() {
         .store
         .get_json::<HostRecord>(&keys::hg_host("g", "i-00000000000000002"))
         .await
-        .unwrap()
-        .unwrap()
+        .expect("test setup")
+        .expect("test setup")
         .0;
     assert_eq!(h.lifecycle_state, "Terminating");
 }

@@ -146,15 +146,21 @@ impl HostGroupController {
         }
     }
 
-    /// Reconciles every group each period until `stop`.
+    /// Reconciles every group until `stop`: again as soon as a host group record changes
+    /// (a new desired capacity is acted on at once), and every period regardless (agents'
+    /// health and providers' hosts change without a write here).
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        use futures::StreamExt;
         loop {
+            let rev = self.store.revision().await.unwrap_or(0);
             if let Err(e) = self.pass().await {
                 tracing::warn!(error = %e, "host group pass failed");
             }
+            let mut changes = self.store.watch(keys::HOST_GROUPS, rev);
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(self.cfg.period) => {}
+                _ = changes.next() => {}
             }
         }
     }

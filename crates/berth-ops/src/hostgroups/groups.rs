@@ -48,7 +48,6 @@ pub const CREATE_MEMBERS: &[&str] = &[
     "DesiredCapacity",
     "DefaultCooldown",
     "AvailabilityZones",
-    "VPCZoneIdentifier",
     "HealthCheckType",
     "HealthCheckGracePeriod",
     "TerminationPolicies",
@@ -72,8 +71,6 @@ pub struct CreateRequest {
     default_cooldown: Option<u32>,
     #[serde(default, deserialize_with = "list")]
     availability_zones: Vec<String>,
-    #[serde(rename = "VPCZoneIdentifier")]
-    vpc_zone_identifier: Option<String>,
     health_check_type: Option<String>,
     #[serde(default, deserialize_with = "opt_num")]
     health_check_grace_period: Option<u32>,
@@ -156,19 +153,9 @@ async fn load_lc(ctx: &Ctx, name: &str) -> Result<(LaunchConfiguration, u64), Ap
         })
 }
 
-fn zones(ctx: &Ctx, azs: Vec<String>, vpc: Option<String>) -> Result<Vec<String>, ApiError> {
-    let mut zones = azs;
-    if let Some(v) = vpc.filter(|v| !v.is_empty()) {
-        // Subnets stand for zones in berth's single-host-network model: shown, not enforced.
-        for s in v.split(',') {
-            if s.trim().is_empty() {
-                return Err(invalid("VPCZoneIdentifier holds an empty subnet id"));
-            }
-        }
-        if zones.is_empty() {
-            zones.push(format!("{}a", ctx.region));
-        }
-    }
+/// The group's zones: names in the request's region (berth has no subnets to place hosts in,
+/// so `VPCZoneIdentifier` is refused by name).
+fn zones(ctx: &Ctx, zones: Vec<String>) -> Result<Vec<String>, ApiError> {
     if zones.is_empty() {
         return Err(invalid(
             "At least one Availability Zone or VPC Subnet is required.",
@@ -199,7 +186,7 @@ pub async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
     let health_check_type = req.health_check_type.unwrap_or_else(|| "EC2".into());
     check_health_type(&health_check_type)?;
     check_policies(&req.termination_policies)?;
-    let zones = zones(ctx, req.availability_zones, req.vpc_zone_identifier)?;
+    let zones = zones(ctx, req.availability_zones)?;
     let mut provider = String::new();
     let mut tags = Vec::new();
     for t in req.tags {
@@ -300,7 +287,6 @@ pub const UPDATE_MEMBERS: &[&str] = &[
     "DesiredCapacity",
     "DefaultCooldown",
     "AvailabilityZones",
-    "VPCZoneIdentifier",
     "HealthCheckType",
     "HealthCheckGracePeriod",
     "TerminationPolicies",
@@ -323,8 +309,6 @@ pub struct UpdateRequest {
     default_cooldown: Option<u32>,
     #[serde(default, deserialize_with = "list")]
     availability_zones: Vec<String>,
-    #[serde(rename = "VPCZoneIdentifier")]
-    vpc_zone_identifier: Option<String>,
     health_check_type: Option<String>,
     #[serde(default, deserialize_with = "opt_num")]
     health_check_grace_period: Option<u32>,
@@ -346,14 +330,10 @@ pub async fn update(ctx: &Ctx, req: UpdateRequest) -> Result<Value, ApiError> {
         check_health_type(t)?;
     }
     check_policies(&req.termination_policies)?;
-    let new_zones = if req.availability_zones.is_empty() && req.vpc_zone_identifier.is_none() {
+    let new_zones = if req.availability_zones.is_empty() {
         None
     } else {
-        Some(zones(
-            ctx,
-            req.availability_zones.clone(),
-            req.vpc_zone_identifier.clone(),
-        )?)
+        Some(zones(ctx, req.availability_zones.clone())?)
     };
     let mut retry = berth_store::Retry::new();
     while retry.next().await {

@@ -216,24 +216,6 @@ async fn build_image(work: &Path, tag: &str) -> Result<(), HostError> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gateway_from_ipam_config() {
-        assert_eq!(
-            gateway_of("172.17.0.1 172.17.0.0/16").unwrap().to_string(),
-            "172.17.0.1"
-        );
-        assert_eq!(
-            gateway_of(" 172.18.0.0/16").unwrap().to_string(),
-            "172.18.0.1"
-        );
-        assert!(gateway_of("").is_none());
-    }
-}
-
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
@@ -305,5 +287,23 @@ impl HostProvider for DockerProvider {
             }
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_from_ipam_config() {
+        assert_eq!(
+            gateway_of("172.17.0.1 172.17.0.0/16").unwrap().to_string(),
+            "172.17.0.1"
+        );
+        assert_eq!(
+            gateway_of(" 172.18.0.0/16").unwrap().to_string(),
+            "172.18.0.1"
+        );
+        assert!(gateway_of("").is_none());
     }
 }

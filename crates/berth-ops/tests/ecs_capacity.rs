@@ -159,6 +159,13 @@ async fn create_refuses_as_ecs_does() {
     .await
     .unwrap_err();
     assert!(e.message.contains("instance protection"), "{}", e.message);
+    let e = bad(
+        json!({"name": "cp", "autoScalingGroupProvider": {"autoScalingGroupArn": "hg",
+        "managedDraining": "DISABLED"}}),
+    )
+    .await
+    .expect_err("refused");
+    assert!(e.message.contains("managedDraining"), "{}", e.message);
     let e = bad(json!({"name": "cp", "managedInstancesProvider": {"infrastructureRoleArn": "x"}}))
         .await
         .unwrap_err();

@@ -169,6 +169,19 @@ fn enabled_flag(member: &str, v: Option<String>, default: &str) -> Result<String
     }
 }
 
+/// `managedDraining`: berth's host groups always drain a host's service tasks before they
+/// terminate it, so only `ENABLED` (ECS's default) describes what happens.
+fn draining(v: Option<String>) -> Result<String, ApiError> {
+    let v = enabled_flag("managedDraining", v, "ENABLED")?;
+    if v == "DISABLED" {
+        return Err(ApiError::invalid(
+            "managedDraining DISABLED is not supported: berth's host groups always drain a \
+             host's service tasks before terminating it.",
+        ));
+    }
+    Ok(v)
+}
+
 /// ECS's rule: managed termination protection needs managed scaling and a group whose new
 /// instances are protected from scale-in.
 fn check_termination_protection(
@@ -255,11 +268,7 @@ pub async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
             wire_asg.managed_termination_protection,
             "DISABLED",
         )?),
-        managed_draining: Some(enabled_flag(
-            "managedDraining",
-            wire_asg.managed_draining,
-            "ENABLED",
-        )?),
+        managed_draining: Some(draining(wire_asg.managed_draining)?),
     };
     check_termination_protection(&asg, &group)?;
     let p = CapacityProvider {
@@ -479,7 +488,7 @@ pub async fn update(ctx: &Ctx, req: UpdateRequest) -> Result<Value, ApiError> {
                 Some(enabled_flag("managedTerminationProtection", Some(t), "")?);
         }
         if let Some(d) = upd.managed_draining.clone() {
-            asg.managed_draining = Some(enabled_flag("managedDraining", Some(d), "")?);
+            asg.managed_draining = Some(draining(Some(d))?);
         }
         let group = load_group(ctx, group_name_of(&asg.auto_scaling_group_arn)).await?;
         check_termination_protection(asg, &group)?;

@@ -372,6 +372,32 @@ async fn waiting_tasks_time_out_with_task_failed_to_start() {
         .to_owned();
     let launcher = env.ops.launcher();
     let arn_of = |id: &str| id.to_owned();
+    // A waiting task stopped by StopTask stops at the next pass, with the user's reason.
+    let stopped = ok(tasks::run(
+        &env.ctx,
+        req(json!({"cluster": "c", "taskDefinition": td,
+            "capacityProviderStrategy": [{"capacityProvider": "cp", "base": 1}]})),
+    )
+    .await);
+    let other = stopped["tasks"][0]["taskArn"]
+        .as_str()
+        .expect("present")
+        .to_owned();
+    ok(tasks::stop(
+        &env.ctx,
+        req(json!({"cluster": "c", "task": other, "reason": "not needed"})),
+    )
+    .await);
+    assert_eq!(
+        ok(launcher
+            .place_waiting("c", support::T0 + 1.0, 60.0, &arn_of)
+            .await),
+        1
+    );
+    let d = ok(tasks::describe(&env.ctx, req(json!({"cluster": "c", "tasks": [other]}))).await);
+    assert_eq!(d["tasks"][0]["lastStatus"], "STOPPED");
+    assert_eq!(d["tasks"][0]["stopCode"], "UserInitiated");
+    assert_eq!(d["tasks"][0]["stoppedReason"], "not needed");
     assert_eq!(
         ok(launcher
             .place_waiting("c", support::T0 + 10.0, 60.0, &arn_of)

@@ -49,12 +49,14 @@ pub async fn load_provider(
         .filter(|(p, _)| p.status == "ACTIVE"))
 }
 
-/// The host group that backs provider `name`, with its mod revision: for a stored provider the
-/// group its `autoScalingGroupArn` names, for `FARGATE` / `FARGATE_SPOT` the group berth
-/// manages for it (`managed_by`). `None` when there is no such group (yet).
+/// The host group that backs provider `name` in `cluster`, with its mod revision: for a
+/// stored provider the group its `autoScalingGroupArn` names, for `FARGATE` / `FARGATE_SPOT`
+/// the group berth manages for it in that cluster (`managed_by`). `None` when there is no
+/// such group (yet).
 pub async fn backing_group(
     store: &dyn Store,
     name: &str,
+    cluster: &str,
 ) -> Result<Option<(HostGroup, u64)>, ApiError> {
     if is_builtin(name) {
         let groups = store
@@ -63,7 +65,7 @@ pub async fn backing_group(
             .map_err(store_err)?;
         return Ok(groups
             .into_iter()
-            .find(|(_, g, _)| g.managed_by.as_deref() == Some(name))
+            .find(|(_, g, _)| g.managed_by.as_deref() == Some(name) && g.cluster == cluster)
             .map(|(_, g, rev)| (g, rev)));
     }
     let Some((p, _)) = load_provider(store, name).await? else {

@@ -149,7 +149,11 @@ impl Launcher {
         arn_of: &(dyn Fn(&str) -> String + Sync),
     ) -> Result<Vec<(Task, u64)>, ApiError> {
         let store = &*self.store;
-        let group = super::backing_group(store, provider)
+        let cluster = tasks
+            .first()
+            .map(|(t, _)| t.cluster.as_str())
+            .unwrap_or_default();
+        let group = super::backing_group(store, provider, cluster)
             .await?
             .map(|(g, _)| g.auto_scaling_group_name);
         let target = ProviderTarget {

@@ -227,7 +227,8 @@ impl ManagedScaling {
 
     /// Managed scaling of one provider's group.
     async fn scale(&self, p: &CapacityProvider, now: f64) -> Result<(), ApiError> {
-        let Some((g, grev)) = super::backing_group(&*self.store, &p.name).await? else {
+        // A stored provider names its group; the cluster only matters for FARGATE's.
+        let Some((g, grev)) = super::backing_group(&*self.store, &p.name, "").await? else {
             return Ok(());
         };
         let hosts: Vec<(HostRecord, u64)> = self

@@ -12,9 +12,13 @@ use crate::snapshot::ClusterSnapshot;
 use crate::store_err;
 
 impl Launcher {
-    /// The provider `name` as a launch target (its host group, when it has one).
-    pub async fn provider_target(&self, name: &str) -> Result<ProviderTarget, ApiError> {
-        let group = super::backing_group(&*self.store, name)
+    /// The provider `name` as a launch target in `cluster` (its host group, when it has one).
+    pub async fn provider_target(
+        &self,
+        name: &str,
+        cluster: &str,
+    ) -> Result<ProviderTarget, ApiError> {
+        let group = super::backing_group(&*self.store, name, cluster)
             .await?
             .map(|(g, _)| g.auto_scaling_group_name);
         Ok(ProviderTarget {
@@ -74,7 +78,10 @@ impl Launcher {
             if super::is_builtin(&item.capacity_provider) {
                 one.launch_type = "FARGATE".into();
             }
-            one.capacity_provider = Some(self.provider_target(&item.capacity_provider).await?);
+            one.capacity_provider = Some(
+                self.provider_target(&item.capacity_provider, &spec.cluster)
+                    .await?,
+            );
             let got = self.launch(&one, now, arn_of).await?;
             out.tasks.extend(got.tasks);
             out.failures.extend(got.failures);

@@ -3,7 +3,7 @@
 
 use berth_model::{ApiError, ErrorCode};
 use berth_ops::ecs::{
-    self, clusters, deployments, instances, metrics, services, tags, taskdefs, tasks,
+    self, capacity, clusters, deployments, instances, metrics, services, tags, taskdefs, tasks,
 };
 use berth_ops::Ctx;
 use serde_json::Value;
@@ -45,6 +45,11 @@ pub(crate) async fn dispatch(ctx: &Ctx, action: &str, body: &[u8]) -> Result<Val
         "StopTask" => tasks::stop(ctx, parse_body(body)?).await,
         "DescribeTasks" => tasks::describe(ctx, parse_body(body)?).await,
         "ListTasks" => tasks::list(ctx, parse_body(body)?).await,
+        "CreateCapacityProvider" => capacity::create(ctx, parse_body(body)?).await,
+        "DescribeCapacityProviders" => capacity::describe(ctx, parse_body(body)?).await,
+        "UpdateCapacityProvider" => capacity::update(ctx, parse_body(body)?).await,
+        "DeleteCapacityProvider" => capacity::delete(ctx, parse_body(body)?).await,
+        "PutClusterCapacityProviders" => capacity::put_cluster(ctx, parse_body(body)?).await,
         "TagResource" => tags::tag(ctx, parse_body(body)?).await,
         "UntagResource" => tags::untag(ctx, parse_body(body)?).await,
         "ListTagsForResource" => tags::list(ctx, parse_body(body)?).await,

@@ -64,9 +64,10 @@ async fn aws_api(State(state): State<ApiState>, req: Request) -> Response {
     let rid = request_id();
     let (parts, body) = req.into_parts();
     if is_query_protocol(&parts.headers) {
-        // Query-protocol services share the form body; the signing scope tells them apart.
-        return match scope_service(&parts.headers).as_deref() {
+        // Query services share the form body; the signature's scope names the service.
+        return match scope_service(&parts).as_deref() {
             Some(crate::ec2::SERVICE) => crate::ec2::serve(state, parts, body, rid).await,
+            Some(crate::asg::SERVICE) => crate::asg::serve(state, parts, body, rid).await,
             _ => crate::elb::serve(state, parts, body, rid).await,
         };
     }
@@ -154,14 +155,21 @@ fn is_query_protocol(h: &HeaderMap) -> bool {
         })
 }
 
-/// The service a request was signed for: the fourth part of its SigV4 credential scope
-/// (`Credential=AKID/DATE/REGION/SERVICE/aws4_request`). Authentication itself is checked by
-/// the service's handler; this only routes.
-fn scope_service(h: &HeaderMap) -> Option<String> {
-    let auth = header(h, "authorization")?;
-    let cred = auth.split("Credential=").nth(1)?;
-    let scope = cred.split([',', ' ']).next()?;
-    scope.split('/').nth(3).map(str::to_owned)
+/// The service a request is signed for: the fourth part of the SigV4 credential scope
+/// (`AKID/DATE/REGION/SERVICE/aws4_request`), from the `Authorization` header or a presigned
+/// URL's `X-Amz-Credential`. Only routing reads it; the signature is verified by the service.
+fn scope_service(parts: &Parts) -> Option<String> {
+    let from_header = header(&parts.headers, "authorization").and_then(|a| {
+        let cred = a.split("Credential=").nth(1)?;
+        Some(cred.split([',', ' ']).next()?.to_owned())
+    });
+    let cred = from_header.or_else(|| {
+        parts.uri.query()?.split('&').find_map(|kv| {
+            let v = kv.strip_prefix("X-Amz-Credential=")?;
+            Some(v.replace("%2F", "/").replace("%2f", "/"))
+        })
+    })?;
+    cred.split('/').nth(3).map(str::to_owned)
 }
 
 pub(crate) fn header(h: &HeaderMap, name: &str) -> Option<String> {
@@ -261,13 +269,24 @@ mod tests {
 
     #[test]
     fn query_requests_route_by_signing_scope() {
-        let mut h = HeaderMap::new();
-        assert_eq!(scope_service(&h), None);
-        h.insert(
-            "authorization",
-            HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=00"),
+        let parts = |auth: Option<&'static str>, uri: &str| {
+            let mut b = axum::http::Request::builder().uri(uri);
+            if let Some(a) = auth {
+                b = b.header("authorization", a);
+            }
+            b.body(()).unwrap().into_parts().0
+        };
+        assert_eq!(scope_service(&parts(None, "/")), None);
+        let ec2 = parts(
+            Some("AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=00"),
+            "/",
         );
-        assert_eq!(scope_service(&h).as_deref(), Some("ec2"));
+        assert_eq!(scope_service(&ec2).as_deref(), Some("ec2"));
+        let presigned = parts(
+            None,
+            "/?X-Amz-Credential=AKID%2F20260101%2Fus-east-1%2Fautoscaling%2Faws4_request",
+        );
+        assert_eq!(scope_service(&presigned).as_deref(), Some("autoscaling"));
     }
 
     #[test]

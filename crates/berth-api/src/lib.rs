@@ -14,11 +14,15 @@
 //! The EC2 subset (VPCs, subnets, security groups: `ec2`) is EC2's own query protocol; Query
 //! requests are routed by the service their SigV4 credential scope names.
 //!
+//! EC2 Auto Scaling (berth's host groups, `asg`) is the Query protocol too, signed for
+//! `autoscaling`: the edge tells Query services apart by the signature's credential scope.
+//!
 //! Start with [`router`] and [`ApiState`].
 
 #![warn(missing_docs)]
 
 mod agent;
+mod asg;
 mod auth;
 mod autoscaling;
 mod ec2;

@@ -52,6 +52,31 @@ pub struct LaunchSpec {
     /// An awsvpc task's `networkConfiguration`, checked and completed (default security
     /// group) by the caller: each task gets an interface in one of its subnets.
     pub network: Option<berth_model::NetworkConfiguration>,
+    /// Launched through a capacity provider: the tasks may use only its host group's hosts,
+    /// and a task that does not fit now is created PROVISIONING (placed later) instead of
+    /// failing.
+    pub capacity_provider: Option<ProviderTarget>,
+}
+
+/// A capacity provider a launch goes through, and the host group behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderTarget {
+    /// The provider's name, recorded on the tasks (`capacityProviderName`).
+    pub name: String,
+    /// The host group whose hosts the tasks may use; `None` while the provider has no group
+    /// (its tasks wait in PROVISIONING).
+    pub group: Option<String>,
+}
+
+impl ProviderTarget {
+    /// Whether a scheduler view is one of this provider's hosts.
+    pub fn admits(&self, v: &InstanceView) -> bool {
+        self.group.as_ref().is_some_and(|g| {
+            v.attributes
+                .get(berth_model::hostgroup::ATTR_HOST_GROUP)
+                .is_some_and(|a| a.as_deref() == Some(g.as_str()))
+        })
+    }
 }
 
 /// A task that could not be placed, as RunTask's `failures` shows it.
@@ -104,8 +129,8 @@ struct TokenRecord {
 
 /// Places and creates tasks. One per server; cheap to share.
 pub struct Launcher {
-    store: Arc<dyn Store>,
-    agent_timeout_secs: f64,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) agent_timeout_secs: f64,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -215,7 +240,7 @@ pub(crate) fn fixed_host_ports(td: &TaskDefinition) -> Vec<(u16, TransportProtoc
     out
 }
 
-fn new_task(spec: &LaunchSpec, td: &TaskDefinition, instance_id: &str, now: f64) -> Task {
+fn new_task(spec: &LaunchSpec, td: &TaskDefinition, instance_id: Option<&str>, now: f64) -> Task {
     let containers = td
         .container_definitions
         .iter()
@@ -240,10 +265,11 @@ fn new_task(spec: &LaunchSpec, td: &TaskDefinition, instance_id: &str, now: f64)
         cluster: spec.cluster.clone(),
         family: td.family.clone(),
         revision: td.revision,
-        container_instance_id: Some(instance_id.to_owned()),
+        container_instance_id: instance_id.map(str::to_owned),
         last_status: TaskStatus::Provisioning,
         desired_status: DesiredStatus::Running,
         launch_type: spec.launch_type.clone(),
+        capacity_provider_name: spec.capacity_provider.as_ref().map(|p| p.name.clone()),
         cpu: td.cpu_units(),
         memory: td.memory_mib(),
         host_ports: fixed_host_ports(td),
@@ -286,7 +312,7 @@ pub(crate) fn assignment_bytes(desired: DesiredStatus) -> Vec<u8> {
 
 /// Where the tasks of `spec` go, one result per task: the instance id, or why none fits.
 /// `views` are the instances it may use.
-fn place(
+pub(crate) fn place(
     spec: &LaunchSpec,
     td: &TaskDefinition,
     views: &[InstanceView],
@@ -369,25 +395,34 @@ fn with_tasks(
     let mut out = LaunchOutcome::default();
     for r in results {
         match r {
-            Ok(instance_id) => {
-                let mut t = new_task(spec, td, &instance_id, now);
-                if let Some(a) = enis.as_mut() {
-                    let (next, eni) = a.give(txn, &spec.cluster, &t.id)?;
-                    txn = next;
-                    t.eni = Some(eni);
-                }
-                let bytes = serde_json::to_vec(&t)
-                    .map_err(|e| ApiError::server(format!("encoding task: {e}")))?;
-                txn = txn.put(keys::task(&spec.cluster, &t.id), bytes).put(
-                    keys::assignment(&instance_id, &t.id),
-                    assignment_bytes(DesiredStatus::Running),
-                );
-                if let Some(svc) = t.service_name() {
-                    txn = txn.put(keys::service_task(&spec.cluster, svc, &t.id), Vec::new());
-                }
-                out.tasks.push(t);
+            // Through a capacity provider, a task that does not fit now waits in
+            // PROVISIONING with no instance (ECS holds it) until the provisioner places it.
+            Ok(instance_id) => out.tasks.push(new_task(spec, td, Some(&instance_id), now)),
+            Err(_) if spec.capacity_provider.is_some() => {
+                out.tasks.push(new_task(spec, td, None, now))
             }
             Err(f) => out.failures.push(f),
+        }
+    }
+    for t in out.tasks.iter_mut() {
+        // An awsvpc task's interface is allocated with the task, placed or PROVISIONING
+        // (ECS provisions the ENI before the task is placed too).
+        if let Some(a) = enis.as_mut() {
+            let (next, eni) = a.give(txn, &spec.cluster, &t.id)?;
+            txn = next;
+            t.eni = Some(eni);
+        }
+        let bytes =
+            serde_json::to_vec(&*t).map_err(|e| ApiError::server(format!("encoding task: {e}")))?;
+        txn = txn.put(keys::task(&spec.cluster, &t.id), bytes);
+        if let Some(instance_id) = &t.container_instance_id {
+            txn = txn.put(
+                keys::assignment(instance_id, &t.id),
+                assignment_bytes(DesiredStatus::Running),
+            );
+        }
+        if let Some(svc) = t.service_name() {
+            txn = txn.put(keys::service_task(&spec.cluster, svc, &t.id), Vec::new());
         }
     }
     if let Some(token) = &spec.client_token {
@@ -413,7 +448,7 @@ impl Launcher {
         }
     }
 
-    fn lock_for(&self, cluster: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn lock_for(&self, cluster: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         locks.entry(cluster.to_owned()).or_default().clone()
     }
@@ -451,14 +486,27 @@ impl Launcher {
                         spec.on_instances
                             .as_ref()
                             .is_none_or(|only| only.contains(&v.id))
+                            && spec.capacity_provider.as_ref().is_none_or(|p| p.admits(v))
                     })
                     .collect();
-            if views.is_empty() {
+            let results = if views.is_empty() && spec.capacity_provider.is_some() {
+                // No host yet: every task waits for capacity.
+                (0..spec.count)
+                    .map(|_| {
+                        Err(PlacementFailure {
+                            arn: None,
+                            reason: PlacementReason::Resource,
+                            detail: None,
+                        })
+                    })
+                    .collect()
+            } else if views.is_empty() {
                 return Err(ApiError::invalid(
                     "No Container Instances were found in your cluster.",
                 ));
-            }
-            let results = place(spec, &td, &views, now, arn_of)?;
+            } else {
+                place(spec, &td, &views, now, arn_of)?
+            };
             let txn = Txn::new()
                 .when_mod_revision(pkey.clone(), prev_rev)
                 .put(pkey.clone(), now.to_string().into_bytes());

@@ -8,10 +8,14 @@
 //!   derived usage (remaining resources, task counts) of each instance.
 //! - [`ServiceController`]: keeps services at their desired count, rolls out deployments
 //!   (with the circuit breaker and rollback), replaces tasks of lost hosts.
+//! - [`capacity`]: capacity providers at run time: the host group behind a provider,
+//!   PROVISIONING tasks placed when capacity appears, and managed scaling.
 //! - [`Reaper`]: removes STOPPED tasks once ECS would have forgotten them.
 //! - [`autoscale`]: the metrics pipeline and the autoscaler (Application Auto Scaling).
 //! - [`Balancing`]: keeps the load balancer's data plane configured from the ELBv2 records;
 //!   [`PlaneHealth`] reads its target health back for the API and the service controller.
+//! - [`hostgroup`]: the host group controller (Auto Scaling groups' analogue) and the
+//!   [`hostgroup::HostProvider`] trait hosts are made through.
 //! - [`Supervisor`]: runs the long-lived loops above (each `run` takes a
 //!   [`CancellationToken`]), restarts one that panics, and stops them all at shutdown.
 //!
@@ -23,6 +27,8 @@
 pub mod autoscale;
 mod balancing;
 mod eni;
+pub mod capacity;
+pub mod hostgroup;
 mod launch;
 pub mod lifecycle;
 pub mod migrate;
@@ -35,6 +41,7 @@ mod supervise;
 pub use balancing::{desired as lb_config, target_key, Balancing, LbRecords, PlaneHealth};
 pub use launch::{
     instance_views, LaunchOutcome, LaunchSpec, Launcher, PlacementFailure, PlacementReason,
+    ProviderTarget,
 };
 pub use reaper::Reaper;
 pub use service::{deployment_id, ControllerConfig, ServiceController};

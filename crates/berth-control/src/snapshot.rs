@@ -147,6 +147,7 @@ mod tests {
             last_status: status,
             desired_status: DesiredStatus::Running,
             launch_type: "EC2".into(),
+            capacity_provider_name: None,
             cpu,
             memory: mem,
             host_ports: ports.iter().map(|p| (*p, TransportProtocol::Tcp)).collect(),

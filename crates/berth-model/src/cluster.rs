@@ -107,10 +107,13 @@ pub struct Cluster {
     /// The cluster's tags.
     #[serde(default)]
     pub tags: Vec<Tag>,
-    /// Capacity providers named at creation, echoed back (berth does not act on them).
+    /// The capacity providers associated with the cluster (CreateCluster,
+    /// PutClusterCapacityProviders): the only ones a strategy in the cluster may name.
     #[serde(default)]
     pub capacity_providers: Vec<String>,
-    /// The default capacity provider strategy, echoed back (berth does not act on it).
+    /// The default capacity provider strategy (`capacityProvider`, `weight`, `base` items,
+    /// validated before they are stored): used by RunTask when neither a launch type nor a
+    /// strategy is given.
     #[serde(default)]
     pub default_capacity_provider_strategy: Vec<Value>,
     /// The Service Connect defaults, echoed back (berth does not act on them).

@@ -155,6 +155,10 @@ pub enum ErrorCode {
     InternalServiceError,
     /// CloudWatch Logs: the log group or stream already exists.
     ResourceAlreadyExistsException,
+    /// EC2 Auto Scaling: a launch configuration or group of that name exists (`AlreadyExists`).
+    AsgAlreadyExists,
+    /// EC2 Auto Scaling: the group is scaling or in its cooldown (`ScalingActivityInProgress`).
+    AsgScalingActivityInProgress,
 }
 
 impl ErrorCode {
@@ -235,6 +239,8 @@ impl ErrorCode {
             Self::InvalidRequestException => "InvalidRequestException",
             Self::InternalServiceError => "InternalServiceError",
             Self::ResourceAlreadyExistsException => "ResourceAlreadyExistsException",
+            Self::AsgAlreadyExists => "AlreadyExists",
+            Self::AsgScalingActivityInProgress => "ScalingActivityInProgress",
         }
     }
 

@@ -306,6 +306,9 @@ pub struct Service {
     pub scheduling_strategy: SchedulingStrategy,
     /// `EC2`, `EXTERNAL` or `FARGATE`, given to its tasks.
     pub launch_type: String,
+    /// The capacity provider strategy its tasks are launched with (empty: `launch_type`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capacity_provider_strategy: Vec<crate::capacity::StrategyItem>,
     /// How rollouts replace tasks.
     pub deployment_configuration: DeploymentConfiguration,
     /// Newest first; the first is PRIMARY.
@@ -438,6 +441,7 @@ impl Service {
             running_count: running,
             pending_count: pending,
             launch_type: &self.launch_type,
+            capacity_provider_strategy: &self.capacity_provider_strategy,
             task_definition: primary
                 .map(|d| taskdef_arn(&d.family, d.revision))
                 .unwrap_or_default(),
@@ -475,6 +479,8 @@ struct ServiceWire<'a> {
     running_count: u32,
     pending_count: u32,
     launch_type: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    capacity_provider_strategy: &'a [crate::capacity::StrategyItem],
     /// The PRIMARY deployment's; empty when there is none.
     task_definition: String,
     deployment_configuration: &'a DeploymentConfiguration,

@@ -286,6 +286,9 @@ pub struct Task {
     pub desired_status: DesiredStatus,
     /// `EC2`, `EXTERNAL` or `FARGATE`.
     pub launch_type: String,
+    /// The capacity provider it was launched through (none for a launch type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_provider_name: Option<String>,
     /// Cpu units and memory MiB this task holds on its instance.
     pub cpu: u64,
     /// The memory, in MiB (see `cpu`).
@@ -440,6 +443,7 @@ impl Task {
             last_status,
             desired_status,
             launch_type: &self.launch_type,
+            capacity_provider_name: self.capacity_provider_name.as_deref(),
             cpu: self.cpu.to_string(),
             memory: self.memory.to_string(),
             containers,
@@ -488,6 +492,8 @@ struct TaskWire<'a> {
     last_status: TaskStatus,
     desired_status: DesiredStatus,
     launch_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capacity_provider_name: Option<&'a str>,
     cpu: String,
     memory: String,
     containers: Vec<ContainerWire<'a>>,

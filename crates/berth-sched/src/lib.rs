@@ -8,7 +8,8 @@
 //! same crate evaluates ECS cluster query language expressions ([`Expr`]), for `memberOf`
 //! constraints and ListContainerInstances filters.
 //!
-//! **Start with [`place`].**
+//! **Start with [`place`].** Capacity-provider arithmetic (strategy split, managed scaling)
+//! is in [`capacity`].
 //!
 //! # Pipeline
 //! Shaped as Nomad's scheduler stack, once per task:
@@ -44,6 +45,7 @@
 
 #![warn(missing_docs)]
 
+pub mod capacity;
 mod error;
 mod expr;
 mod feasible;

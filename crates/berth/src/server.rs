@@ -16,6 +16,7 @@ use std::time::Duration;
 use berth_agent::{Agent, AgentConfig, AgentError};
 use berth_api::{join_token, router, ApiState, KeyRing, Ops, OpsConfig};
 use berth_control::autoscale::{AutoscaleConfig, Autoscaler, Collector, MetricsHub};
+use berth_control::hostgroup::{HostGroupConfig, HostGroupController};
 use berth_control::{
     Balancing, CancellationToken, ControllerConfig, PlaneHealth, Reaper, ServiceController,
     Supervisor,
@@ -59,6 +60,13 @@ pub struct ServerOpts {
     /// (default: twice the agent timeout).
     #[arg(long)]
     pub host_lost_timeout: Option<f64>,
+    /// Seconds a task launched through a capacity provider may wait in PROVISIONING for
+    /// capacity before it stops with `TaskFailedToStart` (ECS: about 30 minutes).
+    #[arg(long, default_value_t = 1800.0)]
+    pub provisioning_timeout: f64,
+    /// Seconds between passes of the capacity loop (PROVISIONING placement, managed scaling).
+    #[arg(long, default_value_t = 1.0)]
+    pub capacity_period: f64,
     /// `berth up` only: the local agent's driver.
     #[arg(long, value_enum, default_value_t = crate::agent::DriverKind::Auto)]
     pub driver: crate::agent::DriverKind,
@@ -89,6 +97,23 @@ pub struct ServerOpts {
     /// and of common home and office networks. Later starts keep what the store has.
     #[arg(long, env = env::DEFAULT_VPC_CIDR, default_value = berth_model::vpc::DEFAULT_VPC_CIDR)]
     pub default_vpc_cidr: String,
+    /// The host provider of host groups that name none (tag `berth:provider`): process,
+    /// docker or command.
+    #[arg(long, default_value = "process")]
+    pub host_provider: String,
+    /// The driver of `process` hosts' agents.
+    #[arg(long, value_enum, default_value_t = crate::agent::DriverKind::Auto)]
+    pub host_agent_driver: crate::agent::DriverKind,
+    /// The `command` provider's scripts: `create=PATH,destroy=PATH,list=PATH`.
+    #[arg(long)]
+    pub host_provider_command: Option<String>,
+    /// The URL hosts reach this server by (default: the listen address; docker hosts: a
+    /// forwarder on the Docker bridge gateway).
+    #[arg(long)]
+    pub host_server_url: Option<String>,
+    /// Seconds a scale-in waits for a host's service tasks to move before terminating it.
+    #[arg(long, default_value_t = 300.0)]
+    pub host_drain_timeout: f64,
 }
 
 /// How long in-flight requests, then the supervised tasks, then the load balancer's requests
@@ -237,6 +262,17 @@ fn spawn_controllers(supervisor: &mut Supervisor, core: &Core, opts: &ServerOpts
     supervisor.spawn("service controller", move |stop| {
         controller.clone().run(stop)
     });
+    let capacity = Arc::new(berth_control::capacity::ManagedScaling::new(
+        store.clone(),
+        clock.clone(),
+        core.ops.launcher(),
+        Some(core.hub.clone()),
+        berth_control::capacity::ScalingConfig {
+            period: opts.capacity_period.clamp(0.05, 60.0),
+            provisioning_timeout: opts.provisioning_timeout.max(0.0),
+        },
+    ));
+    supervisor.spawn("capacity providers", move |stop| capacity.clone().run(stop));
     let reaper = Arc::new(Reaper::new(
         store.clone(),
         clock.clone(),
@@ -276,6 +312,41 @@ async fn sweep_logs(
             _ = tokio::time::sleep(every) => {}
         }
     }
+}
+
+/// Starts the host group controller, with the providers this server can use.
+fn start_host_groups(
+    supervisor: &mut Supervisor,
+    core: &Core,
+    opts: &ServerOpts,
+    data_dir: &std::path::Path,
+    addr: SocketAddr,
+    endpoint: &str,
+    key: &creds::RootKey,
+) -> Result<()> {
+    let providers = crate::hosts::providers(opts, data_dir, addr)?;
+    let secret = key.secret_access_key.clone();
+    let cfg = HostGroupConfig {
+        default_provider: opts.host_provider.clone(),
+        server_url: opts
+            .host_server_url
+            .clone()
+            .unwrap_or_else(|| endpoint.to_owned()),
+        join_token: Arc::new(move |cluster: &str| join_token(&secret, cluster)),
+        period: Duration::from_millis(500),
+        drain_timeout: opts.host_drain_timeout.max(0.0),
+        agent_timeout: core.agent_timeout,
+    };
+    let controller = Arc::new(HostGroupController::new(
+        core.store.clone(),
+        core.clock.clone(),
+        providers,
+        cfg,
+    ));
+    supervisor.spawn("host group controller", move |stop| {
+        controller.clone().run(stop)
+    });
+    Ok(())
 }
 
 /// Starts `berth up`'s local agent, in the `default` cluster, under `supervisor`.
@@ -442,6 +513,15 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
         )
         .await?;
     }
+    start_host_groups(
+        &mut supervisor,
+        &core,
+        &opts,
+        &data_dir,
+        addr,
+        &endpoint,
+        &key,
+    )?;
     print_exports(&endpoint, &data_dir, &key, &token);
 
     // After SIGTERM three things wind down at once, each within SHUTDOWN_GRACE: the API's

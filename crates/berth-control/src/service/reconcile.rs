@@ -434,9 +434,18 @@ impl ServiceController {
             on_instances: l.on_instances.clone(),
             client_token: None,
             network,
+            capacity_provider: None,
         };
         let arn_of = |id: &str| self.instance_arn(&svc.cluster, id);
-        match self.launcher.launch(&spec, now, &arn_of).await {
+        let launched = if svc.capacity_provider_strategy.is_empty() || spec.on_instances.is_some() {
+            self.launcher.launch(&spec, now, &arn_of).await
+        } else {
+            let items = &svc.capacity_provider_strategy;
+            self.launcher
+                .launch_through(&spec, items, now, &arn_of)
+                .await
+        };
+        match launched {
             Ok(out) => {
                 if !out.tasks.is_empty() {
                     let ids: Vec<&str> = out.tasks.iter().map(|t| t.id.as_str()).collect();

@@ -84,7 +84,7 @@ fn wire(ctx: &Ctx, c: &Cluster, include: Option<&[ClusterField]>, counts: Cluste
 
 /// Writes `c` if the cluster key is still at `rev` (0 = absent). `false` means another writer
 /// got there first: the caller re-reads and decides again.
-async fn put_cluster(ctx: &Ctx, c: &Cluster, rev: u64) -> Result<bool, ApiError> {
+pub(crate) async fn put_cluster(ctx: &Ctx, c: &Cluster, rev: u64) -> Result<bool, ApiError> {
     let key = keys::cluster(&c.cluster_name);
     let txn = Txn::new()
         .when_mod_revision(key.clone(), rev)
@@ -112,7 +112,7 @@ pub struct CreateClusterRequest {
     #[serde(default)]
     capacity_providers: Vec<String>,
     #[serde(default)]
-    default_capacity_provider_strategy: Vec<Value>,
+    default_capacity_provider_strategy: Vec<super::capacity::strategy::WireItem>,
     service_connect_defaults: Option<Value>,
 }
 
@@ -128,8 +128,15 @@ pub async fn create(ctx: &Ctx, req: CreateClusterRequest) -> Result<Value, ApiEr
     c.apply_settings(&req.settings);
     c.tags = req.tags;
     c.configuration = req.configuration;
-    c.capacity_providers = req.capacity_providers;
-    c.default_capacity_provider_strategy = req.default_capacity_provider_strategy;
+    // The providers must exist and the default strategy may name only them, as in
+    // PutClusterCapacityProviders.
+    c.capacity_providers = super::capacity::existing(ctx, &req.capacity_providers).await?;
+    let default = super::capacity::strategy::parse(
+        "defaultCapacityProviderStrategy",
+        &req.default_capacity_provider_strategy,
+    )?;
+    super::capacity::strategy::check_associated("defaultCapacityProviderStrategy", &c, &default)?;
+    c.default_capacity_provider_strategy = super::capacity::strategy::to_values(&default);
     c.service_connect_defaults = req.service_connect_defaults;
     let mut retry = berth_store::Retry::new();
     while retry.next().await {
@@ -152,6 +159,12 @@ pub async fn create(ctx: &Ctx, req: CreateClusterRequest) -> Result<Value, ApiEr
         }
     }
     Err(too_contended())
+}
+
+/// The `{"cluster": ...}` answer of an action that changed cluster `c`.
+pub(crate) async fn answer(ctx: &Ctx, c: &Cluster) -> Result<Value, ApiError> {
+    let counts = counts(ctx, &c.cluster_name).await?;
+    Ok(json!({ "cluster": wire(ctx, c, None, counts) }))
 }
 
 /// The request of `DescribeClusters`.

@@ -317,13 +317,20 @@ pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError
         .await
         .map_err(store_err)?;
     let usages = snap.usages();
+    let providers = super::capacity::providers_by_group(ctx).await?;
     let (mut out, mut failures) = (Vec::new(), Vec::new());
     for ident in &req.container_instances {
         let id = instance_id(ident)?;
         match snap.instances.iter().find(|(i, _)| i.id == id) {
             Some((i, _)) => {
                 let u = usages.get(&i.id).cloned().unwrap_or_default();
-                out.push(wire(ctx, i, &u, with_tags));
+                let mut v = wire(ctx, i, &u, with_tags);
+                // A host of a provider's group belongs to that provider, as ECS shows it.
+                let group = berth_control::capacity::instance_group(i);
+                if let Some(p) = group.and_then(|g| providers.get(g)) {
+                    v["capacityProviderName"] = json!(p);
+                }
+                out.push(v);
             }
             None => failures.push(json!({
                 "arn": instance_arn(ctx, &cluster, &id), "reason": "MISSING"})),

@@ -1,5 +1,6 @@
 //! The ECS actions: one module per resource, each action a typed request and a function.
 
+pub mod capacity;
 pub mod clusters;
 pub mod deployments;
 pub mod instances;

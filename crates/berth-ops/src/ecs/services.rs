@@ -292,8 +292,9 @@ pub struct CreateServiceRequest {
     #[serde(default, rename = "enableECSManagedTags")]
     enable_ecs_managed_tags: bool,
     network_configuration: Option<Value>,
+    capacity_provider_strategy: Option<Vec<super::capacity::strategy::WireItem>>,
     /// Members berth does not implement (`deploymentController` other than ECS,
-    /// `capacityProviderStrategy`, `networkConfiguration` ...): refused unless neutral.
+    /// `networkConfiguration` ...): refused unless neutral.
     #[serde(flatten)]
     rest: serde_json::Map<String, Value>,
 }
@@ -357,7 +358,19 @@ pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiEr
         req.deployment_configuration,
         strategy,
     )?;
-    let launch_type = req.launch_type.unwrap_or_else(|| "EC2".into());
+    let (c, _) = load_active(ctx, &cluster).await?;
+    let plan = super::capacity::strategy::resolve(
+        &c,
+        req.launch_type.as_deref(),
+        req.capacity_provider_strategy.as_deref(),
+    )?;
+    let explicit = req
+        .capacity_provider_strategy
+        .as_ref()
+        .is_some_and(|v| !v.is_empty());
+    let (launch_type, cp_strategy) =
+        super::capacity::strategy::for_service(plan, strategy, explicit)?;
+    let launch_type = req.launch_type.unwrap_or(launch_type);
     if !matches!(launch_type.as_str(), "EC2" | "FARGATE" | "EXTERNAL") {
         return Err(ApiError::invalid(format!(
             "Invalid launchType {launch_type:?}"
@@ -365,7 +378,6 @@ pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiEr
     }
     check_propagate_tags(req.propagate_tags.as_deref())?;
     let grace = grace(req.health_check_grace_period_seconds)?;
-    load_active(ctx, &cluster).await?;
     let td_ident = req
         .task_definition
         .ok_or_else(|| ApiError::invalid("taskDefinition is required."))?;
@@ -384,6 +396,7 @@ pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiEr
         desired_count: desired,
         scheduling_strategy: strategy,
         launch_type,
+        capacity_provider_strategy: cp_strategy,
         deployment_configuration: config,
         deployments: vec![new_deployment(&td, now)],
         events: Vec::new(),
@@ -449,6 +462,7 @@ pub struct UpdateServiceRequest {
     #[serde(rename = "enableECSManagedTags")]
     enable_ecs_managed_tags: Option<bool>,
     network_configuration: Option<Value>,
+    capacity_provider_strategy: Option<Vec<super::capacity::strategy::WireItem>>,
     /// Members berth does not implement: refused unless neutral (see `unsupported`).
     #[serde(flatten)]
     rest: serde_json::Map<String, Value>,
@@ -463,6 +477,8 @@ struct UpdateMembers {
     /// definition the service will run (`Some(None)`: none, for a non-awsvpc definition).
     network_given: Option<NetworkConfiguration>,
     network: Option<Option<NetworkConfiguration>>,
+    /// Resolved against the cluster by `update` (an empty list: the cluster's default).
+    capacity_provider_strategy: Option<Vec<berth_model::capacity::StrategyItem>>,
 }
 
 impl UpdateMembers {
@@ -489,6 +505,7 @@ impl UpdateMembers {
                 .map(NetworkConfiguration::from_request)
                 .transpose()?,
             network: None,
+            capacity_provider_strategy: None,
         })
     }
 }
@@ -531,6 +548,10 @@ fn apply_update(
     if let Some(c) = &m.placement_constraints {
         redeploy |= *c != svc.placement_constraints;
         svc.placement_constraints = c.clone();
+    }
+    if let Some(s) = &m.capacity_provider_strategy {
+        redeploy |= *s != svc.capacity_provider_strategy;
+        svc.capacity_provider_strategy = s.clone();
     }
     if let Some(lb) = &m.load_balancers {
         redeploy |= *lb != svc.load_balancers;
@@ -592,7 +613,12 @@ pub async fn update(ctx: &Ctx, req: UpdateServiceRequest) -> Result<Value, ApiEr
         m.placement_constraints.as_deref().unwrap_or(&[]),
     )?;
     let grace = grace(req.health_check_grace_period_seconds)?;
-    load_active(ctx, &cluster).await?;
+    let (c, _) = load_active(ctx, &cluster).await?;
+    if let Some(items) = &req.capacity_provider_strategy {
+        let s = super::capacity::strategy::resolve(&c, None, Some(items))?;
+        m.capacity_provider_strategy =
+            Some(s.unwrap_or_else(|| super::capacity::strategy::cluster_default(&c)));
+    }
     let td = match &req.task_definition {
         Some(t) => Some(super::taskdefs::runnable(ctx, t).await?),
         None => None,

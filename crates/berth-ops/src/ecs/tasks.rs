@@ -191,8 +191,9 @@ pub struct RunTaskRequest {
     #[serde(default, rename = "enableECSManagedTags")]
     enable_ecs_managed_tags: bool,
     network_configuration: Option<Value>,
-    /// Members berth does not implement (`capacityProviderStrategy`,
-    /// `platformVersion`, `enableExecuteCommand` true ...): refused unless neutral.
+    capacity_provider_strategy: Option<Vec<super::capacity::strategy::WireItem>>,
+    /// Members berth does not implement (`platformVersion`, `enableExecuteCommand` true
+    /// ...): refused unless neutral.
     #[serde(flatten)]
     rest: serde_json::Map<String, Value>,
 }
@@ -225,7 +226,12 @@ pub async fn run(ctx: &Ctx, req: RunTaskRequest) -> Result<Value, ApiError> {
     super::unsupported::refuse_overrides(&req.overrides)?;
     let strategies = strategies(&req.placement_strategy)?;
     let constraints = constraints(&req.placement_constraints)?;
-    load_active(ctx, &cluster).await?;
+    let (c, _) = load_active(ctx, &cluster).await?;
+    let plan = super::capacity::strategy::resolve(
+        &c,
+        req.launch_type.as_deref(),
+        req.capacity_provider_strategy.as_deref(),
+    )?;
     let td = super::taskdefs::runnable(ctx, &req.task_definition).await?;
     let network = network(ctx, &td, req.network_configuration.as_ref()).await?;
     let tags = task_tags(
@@ -249,9 +255,13 @@ pub async fn run(ctx: &Ctx, req: RunTaskRequest) -> Result<Value, ApiError> {
         on_instances: None,
         client_token: req.client_token,
         network,
+        capacity_provider: None,
     };
     let arn_of = |id: &str| instance_arn(ctx, &cluster, id);
-    let out = ctx.state.launcher.launch(&spec, ctx.now(), &arn_of).await?;
+    let out = match plan {
+        None => ctx.state.launcher.launch(&spec, ctx.now(), &arn_of).await?,
+        Some(items) => super::capacity::launch::through(ctx, spec, &items, &arn_of).await?,
+    };
     Ok(launch_answer(ctx, out))
 }
 
@@ -318,6 +328,7 @@ pub async fn start(ctx: &Ctx, req: StartTaskRequest) -> Result<Value, ApiError> 
         strategies: Vec::new(),
         constraints: Vec::new(),
         on_instances: Some(ids),
+        capacity_provider: None,
         client_token: None,
         network,
     };

@@ -15,9 +15,6 @@ use serde_json::{Map, Value};
 fn why(member: &str) -> &'static str {
     match member {
         "deploymentController" => "berth supports only the ECS deployment controller",
-        "capacityProviderStrategy" => {
-            "berth has no capacity providers yet; use launchType EC2 (the default)"
-        }
         "platformVersion" => {
             "berth runs no Fargate platform versions; the platform version must be null"
         }
@@ -141,12 +138,6 @@ mod tests {
         assert_eq!(e.code, berth_model::ErrorCode::InvalidParameterException);
         assert!(e.message.contains("deploymentController"), "{}", e.message);
         assert!(e.message.contains("only the ECS deployment controller"));
-        let e = refuse(
-            "",
-            &rest(json!({"capacityProviderStrategy": [{"capacityProvider": "FARGATE_SPOT"}]})),
-        )
-        .unwrap_err();
-        assert!(e.message.starts_with("capacityProviderStrategy"));
         let e = refuse(
             "",
             &rest(json!({"networkConfiguration": {"awsvpcConfiguration": {"subnets": ["s"], "assignPublicIp": "ENABLED"}}})),

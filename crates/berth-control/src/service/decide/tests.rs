@@ -41,6 +41,7 @@ fn service(desired: u32, max: u32, min: u32, deployments: Vec<Deployment>) -> Se
         desired_count: desired,
         scheduling_strategy: SchedulingStrategy::Replica,
         launch_type: "EC2".into(),
+        capacity_provider_strategy: Vec::new(),
         deployment_configuration: DeploymentConfiguration {
             deployment_circuit_breaker: CircuitBreaker {
                 enable: true,
@@ -80,6 +81,7 @@ fn task(id: &str, dep: &str, status: TaskStatus, instance: &str) -> Task {
             DesiredStatus::Running
         },
         launch_type: "EC2".into(),
+        capacity_provider_name: None,
         cpu: 0,
         memory: 8,
         host_ports: vec![],

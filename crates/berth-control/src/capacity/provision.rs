@@ -187,6 +187,8 @@ impl Launcher {
             on_instances: None,
             client_token: None,
             capacity_provider: Some(target),
+            // The tasks already hold their interfaces (given when they were created).
+            network: None,
             taskdef,
         };
         let td = spec.overrides.apply(&spec.taskdef)?;

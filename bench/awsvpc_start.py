@@ -81,6 +81,7 @@ class Setup:
         self.dir = tempfile.mkdtemp(prefix="berth-awsvpc-bench-")
         self.port = free_port()
         self.cidr = pick_cidr()
+        print(f"VPC block {self.cidr}", flush=True)
         self.scope = f"bench-awsvpc-{os.getpid()}"
         env = dict(os.environ, BERTH_ROOT_ACCESS_KEY_ID=AK, BERTH_ROOT_SECRET_ACCESS_KEY=SK,
                    BERTH_DEFAULT_VPC_CIDR=self.cidr)
@@ -123,7 +124,7 @@ class Setup:
             return False
 
     def td(self, mode):
-        c = {"name": "app", "image": IMAGE, "memory": 16, "stopTimeout": 1,
+        c = {"name": "app", "image": IMAGE, "memory": 16, "stopTimeout": 2,
              "command": ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.2; done"]}
         return self.ecs.register_task_definition(family=f"bench-{mode}", networkMode=mode,
                                                  containerDefinitions=[c])["taskDefinition"]["taskDefinitionArn"]

@@ -111,8 +111,16 @@ async fn must(args: &[&str]) -> Result<String, DriverError> {
     }
 }
 
-/// Makes `BERTH-SG` and the jumps to it (idempotent).
+/// Set once this process has made `BERTH-SG` and its jumps (each task's start then spends no
+/// `iptables` call on them).
+static DISPATCH_READY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes `BERTH-SG` and the jumps to it (idempotent; checked once per process).
 async fn ensure_dispatch() -> Result<(), DriverError> {
+    use std::sync::atomic::Ordering;
+    if DISPATCH_READY.load(Ordering::Acquire) {
+        return Ok(());
+    }
     let _ = iptables(&["-N", DISPATCH]).await?;
     let forward = if iptables(&["-S", "DOCKER-USER"]).await?.0 {
         "DOCKER-USER"
@@ -124,6 +132,7 @@ async fn ensure_dispatch() -> Result<(), DriverError> {
             must(&["-I", from, "1", "-j", DISPATCH]).await?;
         }
     }
+    DISPATCH_READY.store(true, Ordering::Release);
     Ok(())
 }
 

@@ -69,8 +69,12 @@ impl DockerDriver {
         Ok(())
     }
 
-    /// Creates the subnet's bridge network unless it exists.
+    /// Creates the subnet's bridge network unless it exists. Creates are serialised in this
+    /// process: Docker answers two concurrent creates of one network with "Pool overlaps"
+    /// for the second, before the first can be seen by name.
     async fn ensure_network(&self, net: &AgentNetwork) -> Result<String, DriverError> {
+        static CREATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _one_at_a_time = CREATING.lock().await;
         let name = network_name(&net.eni.subnet_cidr);
         if self
             .docker
@@ -103,11 +107,31 @@ impl DockerDriver {
         };
         match self.docker.create_network(request).await {
             Ok(_) => Ok(name),
-            // Another agent on this daemon made it meanwhile.
-            Err(BollardError::DockerResponseServerError {
-                status_code: 409, ..
-            }) => Ok(name),
-            Err(e) => Err(map_err(e, "create network")),
+            // Another task (or agent on this daemon) made it meanwhile: Docker answers a
+            // concurrent create with a name conflict or, as often, with "Pool overlaps".
+            Err(e) => {
+                let made = self
+                    .docker
+                    .inspect_network(
+                        &name,
+                        None::<bollard::query_parameters::InspectNetworkOptions>,
+                    )
+                    .await
+                    .is_ok();
+                if made
+                    || matches!(
+                        e,
+                        BollardError::DockerResponseServerError {
+                            status_code: 409,
+                            ..
+                        }
+                    )
+                {
+                    Ok(name)
+                } else {
+                    Err(map_err(e, "create network"))
+                }
+            }
         }
     }
 

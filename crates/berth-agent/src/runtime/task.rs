@@ -670,11 +670,13 @@ impl Runner {
             return self.stop_all(&mut st, ending).await;
         }
         if let Some(net) = &self.task.network {
-            // The security groups first, so the address is never open; then the interface.
-            let ready = match self.driver.apply_ingress(&self.task.task_id, net).await {
-                Ok(()) => self.driver.prepare_network(&self.task.task_id, net).await,
-                Err(e) => Err(e),
-            };
+            // The security groups and the interface at once; no container starts before both
+            // are in place, so the address is never open.
+            let (rules, iface) = futures::join!(
+                self.driver.apply_ingress(&self.task.task_id, net),
+                self.driver.prepare_network(&self.task.task_id, net)
+            );
+            let ready = rules.and(iface);
             match ready {
                 Ok(name) => st.network_container = Some(name),
                 Err(e) => {

@@ -267,6 +267,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn query_requests_are_routed_by_their_credential_scope() {
+        let req = |auth: &str, uri: &str| {
+            let mut b = axum::http::Request::builder().uri(uri);
+            if !auth.is_empty() {
+                b = b.header("authorization", auth);
+            }
+            b.body(()).expect("a request").into_parts().0
+        };
+        let signed =
+            "AWS4-HMAC-SHA256 Credential=AKID/20260101/eu-west-1/autoscaling/aws4_request, \
+                      SignedHeaders=host, Signature=00";
+        assert_eq!(
+            scope_service(&req(signed, "/")).as_deref(),
+            Some("autoscaling")
+        );
+        let presigned =
+            "/?X-Amz-Credential=AKID%2F20260101%2Fus-east-1%2Felasticloadbalancing%2Faws4_request";
+        assert_eq!(
+            scope_service(&req("", presigned)).as_deref(),
+            Some("elasticloadbalancing")
+        );
+        assert_eq!(scope_service(&req("", "/")), None);
+        assert_eq!(scope_service(&req("Bearer x", "/")), None);
+    }
+
+    #[test]
     fn request_ids_are_distinct_uuid_v4() {
         let ids: std::collections::HashSet<String> = (0..1000).map(|_| request_id()).collect();
         assert_eq!(ids.len(), 1000);

@@ -71,7 +71,7 @@ def main():
                     times[p].append(add_one(asg, ecs, groups[p], groups[p], counts[p]))
                     counts[p] += 1
             print(f"host add latency (SetDesiredCapacity +1 -> container instance ACTIVE), {args.runs} runs each")
-            print(f"  docker first host (builds berth-host image): {first * 1000:.0f} ms")
+            print(f"  docker first host (builds the berth-host image if this binary has none): {first * 1000:.0f} ms")
             for p in ("process", "docker"):
                 t = times[p]
                 print(f"  {p:8s} median {statistics.median(t) * 1000:7.0f} ms  min {min(t) * 1000:7.0f}  max {max(t) * 1000:7.0f}")

@@ -366,7 +366,14 @@ def test_process_hosts_are_adopted_after_a_server_restart():
             name, cluster = uniq("hga"), uniq("hgac")
             asg = make_group(b, name, cluster, 2)
             before = sorted(h["InstanceId"] for h in in_service(asg, name, 2))
+            # The launch configuration's user data reaches each host (a file in its state dir,
+            # and BERTH_USER_DATA in its environment).
+            for i in before:
+                with open(os.path.join(d, "hosts", i, "user-data")) as f:
+                    assert f.read() == user_data(cluster)
             agents = sorted(pids_under(os.path.join(d, "hosts")))
+            with open(f"/proc/{agents[0]}/environ", "rb") as f:
+                assert f"BERTH_USER_DATA={user_data(cluster)}".encode() in f.read().split(b"\0")
             assert len(agents) == 2
             b.stop()
             # The hosts outlive the server, as machines would.

@@ -268,25 +268,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn query_requests_route_by_signing_scope() {
-        let parts = |auth: Option<&'static str>, uri: &str| {
+    fn query_requests_are_routed_by_their_credential_scope() {
+        let req = |auth: &str, uri: &str| {
             let mut b = axum::http::Request::builder().uri(uri);
-            if let Some(a) = auth {
-                b = b.header("authorization", a);
+            if !auth.is_empty() {
+                b = b.header("authorization", auth);
             }
-            b.body(()).unwrap().into_parts().0
+            b.body(()).expect("a request").into_parts().0
         };
-        assert_eq!(scope_service(&parts(None, "/")), None);
-        let ec2 = parts(
-            Some("AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=00"),
-            "/",
+        let signed =
+            "AWS4-HMAC-SHA256 Credential=AKID/20260101/eu-west-1/autoscaling/aws4_request, \
+                      SignedHeaders=host, Signature=00";
+        assert_eq!(
+            scope_service(&req(signed, "/")).as_deref(),
+            Some("autoscaling")
         );
-        assert_eq!(scope_service(&ec2).as_deref(), Some("ec2"));
-        let presigned = parts(
-            None,
-            "/?X-Amz-Credential=AKID%2F20260101%2Fus-east-1%2Fautoscaling%2Faws4_request",
+        let presigned =
+            "/?X-Amz-Credential=AKID%2F20260101%2Fus-east-1%2Felasticloadbalancing%2Faws4_request";
+        assert_eq!(
+            scope_service(&req("", presigned)).as_deref(),
+            Some("elasticloadbalancing")
         );
-        assert_eq!(scope_service(&presigned).as_deref(), Some("autoscaling"));
+        assert_eq!(scope_service(&req("", "/")), None);
+        assert_eq!(scope_service(&req("Bearer x", "/")), None);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! CPU and memory limits from the instance type) running `berth agent` with the process
 //! driver inside, so killing the container kills the host and its tasks together.
 //!
-//! No image can be pulled, so berth builds its host image itself, once per version:
-//! `berth-host:VERSION` is `docker import` of a tarball holding the running `berth` binary
+//! No image can be pulled, so berth builds its host image itself, once per binary:
+//! `berth-host:VERSION-ID` (ID names the binary) is `docker import` of a tarball holding the running `berth` binary
 //! (`/proc/self/exe`), the shared libraries `ldd` lists for it, and busybox when the machine
 //! has a static one (`/bin/busybox`, Debian's busybox-static) so tasks can run shell commands.
 //! ImageId `berth-host`, empty or `ami-...` means this image; any other ImageId is an image
@@ -116,9 +116,14 @@ impl DockerProvider {
         }
         self.image
             .get_or_try_init(|| async {
-                let tag = format!("berth-host:{}", env!("CARGO_PKG_VERSION"));
-                // A fresh build per server start: the binary may have changed under one version.
-                build_image(&self.work, &tag).await?;
+                let tag = image_tag()?;
+                // Built once per binary: a server restart reuses it, a new build makes its own.
+                if docker(&["image", "inspect", "-f", "{{.Id}}", &tag])
+                    .await
+                    .is_err()
+                {
+                    build_image(&self.work, &tag).await?;
+                }
                 Ok(tag)
             })
             .await
@@ -138,6 +143,24 @@ fn gateway_of(cfg: &str) -> Option<std::net::IpAddr> {
     Some(std::net::IpAddr::V4(std::net::Ipv4Addr::from(
         u32::from(net) + 1,
     )))
+}
+
+/// `berth-host:VERSION-ID`, where ID names the running binary (its size and modification
+/// time), so each build of berth gets its own image and a restart finds the one it made.
+fn image_tag() -> Result<String, HostError> {
+    let meta = std::fs::metadata("/proc/self/exe")
+        .map_err(|e| err(format!("reading the berth binary: {e}")))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    Ok(format!(
+        "berth-host:{}-{:x}{:x}",
+        env!("CARGO_PKG_VERSION"),
+        meta.len(),
+        mtime
+    ))
 }
 
 /// Copies bytes between each accepted connection and `target`.

@@ -117,8 +117,7 @@ def test_provisioning_tasks_bring_hosts_and_empty_hosts_go(server):
     wait_for(lambda: all(i["ProtectedFromScaleIn"] for i in asg.describe_auto_scaling_instances(
         InstanceIds=list(host_ids))["AutoScalingInstances"]), timeout=30, what="hosts protected")
     # The reservation is published (M = N = 2: 100 percent).
-    with urllib.request.urlopen(server.endpoint + "/metrics", timeout=5) as r:
-        metrics = r.read().decode()
+    metrics = server.metrics_text()
     assert "CapacityProviderReservation" in metrics and provider in metrics
 
     # The load on one host goes: that host is removed, the one running tasks stays.

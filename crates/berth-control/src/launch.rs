@@ -49,6 +49,9 @@ pub struct LaunchSpec {
     /// RunTask's `clientToken`: a launch repeated with the same token returns the first one's tasks
     /// instead of launching again.
     pub client_token: Option<String>,
+    /// Set for FARGATE (and FARGATE_SPOT) tasks: they go only on the provider's managed hosts,
+    /// and wait in PROVISIONING for one when none has room (see `crate::fargate`).
+    pub fargate: Option<berth_model::fargate::FargateTask>,
 }
 
 /// A task that could not be placed, as RunTask's `failures` shows it.
@@ -212,7 +215,7 @@ pub(crate) fn fixed_host_ports(td: &TaskDefinition) -> Vec<(u16, TransportProtoc
     out
 }
 
-fn new_task(spec: &LaunchSpec, td: &TaskDefinition, instance_id: &str, now: f64) -> Task {
+fn new_task(spec: &LaunchSpec, td: &TaskDefinition, instance_id: Option<&str>, now: f64) -> Task {
     let containers = td
         .container_definitions
         .iter()
@@ -237,7 +240,7 @@ fn new_task(spec: &LaunchSpec, td: &TaskDefinition, instance_id: &str, now: f64)
         cluster: spec.cluster.clone(),
         family: td.family.clone(),
         revision: td.revision,
-        container_instance_id: Some(instance_id.to_owned()),
+        container_instance_id: instance_id.map(str::to_owned),
         last_status: TaskStatus::Provisioning,
         desired_status: DesiredStatus::Running,
         launch_type: spec.launch_type.clone(),
@@ -263,6 +266,7 @@ fn new_task(spec: &LaunchSpec, td: &TaskDefinition, instance_id: &str, now: f64)
         stats: None,
         stop_after_drain: None,
         failed_health_checks: false,
+        fargate: spec.fargate.clone(),
     }
 }
 
@@ -365,13 +369,24 @@ fn with_tasks(
     for r in results {
         match r {
             Ok(instance_id) => {
-                let t = new_task(spec, td, &instance_id, now);
+                let t = new_task(spec, td, Some(&instance_id), now);
                 let bytes = serde_json::to_vec(&t)
                     .map_err(|e| ApiError::server(format!("encoding task: {e}")))?;
                 txn = txn.put(keys::task(&spec.cluster, &t.id), bytes).put(
                     keys::assignment(&instance_id, &t.id),
                     assignment_bytes(DesiredStatus::Running),
                 );
+                if let Some(svc) = t.service_name() {
+                    txn = txn.put(keys::service_task(&spec.cluster, svc, &t.id), Vec::new());
+                }
+                out.tasks.push(t);
+            }
+            // A Fargate task waits for managed capacity instead of failing (ECS: PROVISIONING).
+            Err(_) if spec.fargate.is_some() => {
+                let t = new_task(spec, td, None, now);
+                let bytes = serde_json::to_vec(&t)
+                    .map_err(|e| ApiError::server(format!("encoding task: {e}")))?;
+                txn = txn.put(keys::task(&spec.cluster, &t.id), bytes);
                 if let Some(svc) = t.service_name() {
                     txn = txn.put(keys::service_task(&spec.cluster, svc, &t.id), Vec::new());
                 }
@@ -442,19 +457,122 @@ impl Launcher {
                             .as_ref()
                             .is_none_or(|only| only.contains(&v.id))
                     })
+                    .filter(|v| crate::fargate::in_pool(v, &spec.cluster, spec.fargate.as_ref()))
                     .collect();
-            if views.is_empty() {
+            if views.is_empty() && spec.fargate.is_none() {
                 return Err(ApiError::invalid(
                     "No Container Instances were found in your cluster.",
                 ));
             }
-            let results = place(spec, &td, &views, now, arn_of)?;
+            let results = if views.is_empty() {
+                // FARGATE with no managed host yet: every task waits (see `with_tasks`).
+                (0..spec.count)
+                    .map(|_| {
+                        Err(PlacementFailure {
+                            arn: None,
+                            reason: PlacementReason::Resource,
+                            detail: None,
+                        })
+                    })
+                    .collect()
+            } else {
+                place(spec, &td, &views, now, arn_of)?
+            };
             let txn = Txn::new()
                 .when_mod_revision(pkey.clone(), prev_rev)
                 .put(pkey.clone(), now.to_string().into_bytes());
             let (txn, out) = with_tasks(txn, spec, &td, results, now)?;
             match self.store.txn(txn).await.map_err(store_err)? {
                 TxnResult::Committed { .. } => return Ok(out),
+                TxnResult::Conflict { .. } => continue,
+            }
+        }
+        Err(ApiError::server(
+            "Too many concurrent placements in this cluster; retry.",
+        ))
+    }
+
+    /// Places FARGATE tasks waiting in PROVISIONING (no instance yet) on their pool's managed
+    /// hosts, under the same cluster lock and `placement/` guard as a launch; returns how many
+    /// it placed. The tasks that still do not fit keep waiting (the managed group grows).
+    pub async fn place_waiting(&self, cluster: &str, now: f64) -> Result<usize, ApiError> {
+        let lock = self.lock_for(cluster);
+        let _guard = lock.lock().await;
+        let mut retry = berth_store::Retry::new();
+        let mut taskdefs: HashMap<(String, u32), Option<TaskDefinition>> = HashMap::new();
+        while retry.next().await {
+            let pkey = format!("placement/{cluster}");
+            let prev = self.store.get(&pkey).await.map_err(store_err)?;
+            let prev_rev = prev.as_ref().map_or(0, |kv| kv.mod_revision);
+            let snap = ClusterSnapshot::load(&*self.store, cluster)
+                .await
+                .map_err(store_err)?;
+            let ident = |id: &str| id.to_owned();
+            let mut views = instance_views(&snap, now, self.agent_timeout_secs, &ident);
+            let mut txn = Txn::new()
+                .when_mod_revision(pkey.clone(), prev_rev)
+                .put(pkey.clone(), now.to_string().into_bytes());
+            let mut placed = 0;
+            for (t, rev) in snap
+                .tasks
+                .iter()
+                .filter(|(t, _)| crate::fargate::is_waiting(t))
+            {
+                let key = (t.family.clone(), t.revision);
+                if !taskdefs.contains_key(&key) {
+                    let td = self
+                        .store
+                        .get_json::<TaskDefinition>(&keys::taskdef(&t.family, t.revision))
+                        .await
+                        .map_err(store_err)?
+                        .map(|(td, _)| td);
+                    taskdefs.insert(key.clone(), td);
+                }
+                let required = taskdefs[&key]
+                    .iter()
+                    .flat_map(|td| td.requires_attributes.iter())
+                    .map(|a| (a.name.clone(), a.value.clone()))
+                    .collect();
+                let ask = TaskAsk {
+                    resources: Resources {
+                        cpu: t.cpu,
+                        memory: t.memory,
+                    },
+                    host_ports: t.host_ports.clone(),
+                    group: t.group.clone().unwrap_or_default(),
+                    required_attributes: required,
+                };
+                let pool: Vec<InstanceView> = views
+                    .iter()
+                    .filter(|v| crate::fargate::in_pool(v, cluster, t.fargate.as_ref()))
+                    .cloned()
+                    .collect();
+                let Ok(mut r) = berth_sched::place(&pool, &ask, 1, &[], &[], now.to_bits()) else {
+                    continue;
+                };
+                let Some(Ok(p)) = r.pop() else { continue };
+                let Some(v) = views.iter_mut().find(|v| v.id == p.instance_id) else {
+                    continue;
+                };
+                v.remaining.cpu = v.remaining.cpu.saturating_sub(t.cpu);
+                v.remaining.memory = v.remaining.memory.saturating_sub(t.memory);
+                v.pending_tasks += 1;
+                let mut t = t.clone();
+                t.container_instance_id = Some(p.instance_id.clone());
+                if let (Some(f), Some(Some(zone))) =
+                    (&mut t.fargate, v.attributes.get("ecs.availability-zone"))
+                {
+                    f.availability_zone = zone.clone();
+                }
+                t.version += 1;
+                txn = crate::lifecycle::write_task(txn, &t, *rev)?;
+                placed += 1;
+            }
+            if placed == 0 {
+                return Ok(0);
+            }
+            match self.store.txn(txn).await.map_err(store_err)? {
+                TxnResult::Committed { .. } => return Ok(placed),
                 TxnResult::Conflict { .. } => continue,
             }
         }

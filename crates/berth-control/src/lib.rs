@@ -9,6 +9,8 @@
 //! - [`ServiceController`]: keeps services at their desired count, rolls out deployments
 //!   (with the circuit breaker and rollback), replaces tasks of lost hosts.
 //! - [`Reaper`]: removes STOPPED tasks once ECS would have forgotten them.
+//! - [`FargateCapacity`]: holds FARGATE tasks in PROVISIONING until managed capacity has room
+//!   and sizes berth's managed host groups to them.
 //! - [`autoscale`]: the metrics pipeline and the autoscaler (Application Auto Scaling).
 //! - [`Balancing`]: keeps the load balancer's data plane configured from the ELBv2 records;
 //!   [`PlaneHealth`] reads its target health back for the API and the service controller.
@@ -22,6 +24,7 @@
 
 pub mod autoscale;
 mod balancing;
+pub mod fargate;
 mod launch;
 pub mod lifecycle;
 pub mod migrate;
@@ -32,6 +35,7 @@ mod snapshot;
 mod supervise;
 
 pub use balancing::{desired as lb_config, target_key, Balancing, LbRecords, PlaneHealth};
+pub use fargate::{FargateCapacity, FargateConfig};
 pub use launch::{
     instance_views, LaunchOutcome, LaunchSpec, Launcher, PlacementFailure, PlacementReason,
 };

@@ -169,6 +169,7 @@ mod tests {
             stats: None,
             stop_after_drain: None,
             failed_health_checks: false,
+            fargate: None,
         }
     }
 

@@ -152,6 +152,8 @@ pub enum ErrorCode {
     InternalServiceError,
     /// CloudWatch Logs: the log group or stream already exists.
     ResourceAlreadyExistsException,
+    /// ECS: the platform version named does not exist (Fargate).
+    PlatformUnknownException,
 }
 
 impl ErrorCode {
@@ -231,6 +233,7 @@ impl ErrorCode {
             Self::InvalidRequestException => "InvalidRequestException",
             Self::InternalServiceError => "InternalServiceError",
             Self::ResourceAlreadyExistsException => "ResourceAlreadyExistsException",
+            Self::PlatformUnknownException => "PlatformUnknownException",
         }
     }
 

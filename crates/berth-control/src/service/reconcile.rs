@@ -429,6 +429,7 @@ impl ServiceController {
             constraints,
             on_instances: l.on_instances.clone(),
             client_token: None,
+            fargate: svc.fargate.clone(),
         };
         let arn_of = |id: &str| self.instance_arn(&svc.cluster, id);
         match self.launcher.launch(&spec, now, &arn_of).await {

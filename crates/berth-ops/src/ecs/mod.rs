@@ -2,6 +2,7 @@
 
 pub mod clusters;
 pub mod deployments;
+pub mod fargate;
 pub mod instances;
 pub mod metrics;
 pub mod services;

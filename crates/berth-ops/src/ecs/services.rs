@@ -215,7 +215,7 @@ pub(crate) async fn service_wire(
             c.running + c.pending
         }
     };
-    Ok(svc.to_wire(
+    let mut v = svc.to_wire(
         &ctx.arn(
             ResourceKind::Service,
             format!("{}/{}", svc.cluster, svc.name),
@@ -225,7 +225,9 @@ pub(crate) async fn service_wire(
         &get,
         &desired,
         with_tags,
-    ))
+    );
+    super::fargate::decorate_service(&mut v, svc);
+    Ok(v)
 }
 
 pub(crate) async fn load(
@@ -307,10 +309,9 @@ fn grace(v: Option<i64>) -> Result<Option<u32>, ApiError> {
 }
 
 /// ECS `CreateService`.
-pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiError> {
+pub async fn create(ctx: &Ctx, mut req: CreateServiceRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     validate_name("Service name", &req.service_name)?;
-    super::unsupported::refuse("", &req.rest)?;
     validate_tags(&req.tags)?;
     let strategy = req.scheduling_strategy.unwrap_or_default();
     let desired = match (strategy, req.desired_count) {
@@ -346,12 +347,6 @@ pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiEr
         req.deployment_configuration,
         strategy,
     )?;
-    let launch_type = req.launch_type.unwrap_or_else(|| "EC2".into());
-    if !matches!(launch_type.as_str(), "EC2" | "FARGATE" | "EXTERNAL") {
-        return Err(ApiError::invalid(format!(
-            "Invalid launchType {launch_type:?}"
-        )));
-    }
     check_propagate_tags(req.propagate_tags.as_deref())?;
     let grace = grace(req.health_check_grace_period_seconds)?;
     load_active(ctx, &cluster).await?;
@@ -359,6 +354,13 @@ pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiEr
         .task_definition
         .ok_or_else(|| ApiError::invalid("taskDefinition is required."))?;
     let td = super::taskdefs::runnable(ctx, &td_ident).await?;
+    let resolved = super::fargate::resolve(
+        req.launch_type.as_deref(),
+        &mut req.rest,
+        &td,
+        &Default::default(),
+    )?;
+    super::unsupported::refuse("", &req.rest)?;
     let now = ctx.now();
     let svc = Service {
         name: req.service_name.clone(),
@@ -366,14 +368,14 @@ pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiEr
         status: ServiceStatus::Active,
         desired_count: desired,
         scheduling_strategy: strategy,
-        launch_type,
+        launch_type: resolved.launch_type,
         deployment_configuration: config,
         deployments: vec![new_deployment(&td, now)],
         events: Vec::new(),
         placement_constraints,
         placement_strategy,
         load_balancers,
-        network_configuration: None,
+        network_configuration: resolved.network,
         health_check_grace_period_seconds: grace,
         tags: req.tags,
         propagate_tags: req.propagate_tags,
@@ -382,6 +384,7 @@ pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiEr
         created_by: ctx.principal_arn(),
         steady: false,
         version: 1,
+        fargate: resolved.fargate,
     };
     let mut retry = berth_store::Retry::new();
     while retry.next().await {

@@ -147,7 +147,7 @@ def test_fargate_service_of_two_tasks(berth, ecs, managed_hosts):
     td = register_fargate(ecs, uniq("svc"))
     name = uniq("fg")
     ecs.create_service(cluster="default", serviceName=name, taskDefinition=td, desiredCount=2,
-                       launchType="FARGATE", networkConfiguration=NET)
+                       launchType="FARGATE", networkConfiguration=NET, platformVersion="1.4.0")
     def running():
         arns = ecs.list_tasks(cluster="default", serviceName=name)["taskArns"]
         ts = describe(ecs, arns) if arns else []
@@ -189,3 +189,16 @@ def test_spot_task_interrupted_and_replaced(berth, ecs, managed_hosts):
     again = wait_for(replaced, 30, what="the service's replacement task")
     assert again["capacityProviderName"] == "FARGATE_SPOT"
     ecs.delete_service(cluster="default", service=name, force=True)
+
+
+def test_run_task_with_a_fargate_spot_strategy(berth, ecs, managed_hosts):
+    td = register_fargate(ecs, uniq("spot1"))
+    out = ecs.run_task(cluster="default", taskDefinition=td, networkConfiguration=NET,
+                       capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}])
+    arn = out["tasks"][0]["taskArn"]
+    wait_for(lambda: describe(ecs, [arn])[0]["lastStatus"] == "RUNNING", 30,
+             what="FARGATE_SPOT task RUNNING")
+    t = describe(ecs, [arn])[0]
+    assert t["capacityProviderName"] == "FARGATE_SPOT"
+    assert t["launchType"] == "FARGATE"
+    ecs.stop_task(cluster="default", task=arn)

@@ -266,7 +266,7 @@ async fn managed_hosts_appear_in_no_ecs_answer() {
     let listed = strings(
         &ok(instances::list(&env.ctx, req(json!({"cluster": "c"}))).await)["containerInstanceArns"],
     );
-    assert_eq!(listed, [mine.instance_arn.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&mine.instance_arn));
     let d = ok(instances::describe(
         &env.ctx,
         req(json!({"cluster": "c", "containerInstances": [managed, mine.instance_id]})),

@@ -73,15 +73,24 @@ fn number(v: Option<&str>) -> Option<u32> {
     v.and_then(|s| s.parse().ok())
 }
 
-/// Resolves a RunTask / CreateService request: takes the members Fargate consumes
-/// (`capacityProviderStrategy` of Fargate providers, `platformVersion`, `networkConfiguration`
-/// for Fargate) out of `rest`, and checks them and the task definition as Fargate does.
-pub(crate) fn resolve(
+/// The Fargate members of a RunTask / CreateService request, taken out of `rest` before the
+/// other members are refused (so the refusal of a member berth does not implement comes
+/// first, as before any task definition is read).
+#[derive(Debug, Clone)]
+pub(crate) struct Taken {
+    launch_type: String,
+    provider: Option<String>,
+    platform: Option<String>,
+    network: Option<NetworkConfiguration>,
+}
+
+/// Takes the members Fargate consumes (`capacityProviderStrategy` of Fargate providers,
+/// `platformVersion`, `networkConfiguration` of a Fargate launch) out of `rest` and checks
+/// them as Fargate does.
+pub(crate) fn take(
     launch_type: Option<&str>,
     rest: &mut Map<String, Value>,
-    td: &TaskDefinition,
-    overrides: &TaskOverride,
-) -> Result<Resolved, ApiError> {
+) -> Result<Taken, ApiError> {
     let provider = fargate_provider(launch_type, rest.get("capacityProviderStrategy"))?;
     if provider.is_some() {
         rest.remove("capacityProviderStrategy");
@@ -92,15 +101,39 @@ pub(crate) fn resolve(
         Some(_) => return Err(ApiError::invalid("platformVersion must be a string.")),
     };
     let platform = fargate::platform_version(pv.as_deref(), provider.is_some())?;
-    let (Some(provider), Some(platform)) = (provider, platform) else {
+    if provider.is_none() {
         let lt = launch_type.unwrap_or("EC2");
         if !matches!(lt, "EC2" | "EXTERNAL") {
             return Err(ApiError::invalid(format!(
                 "Invalid launchType {lt:?}; valid: EC2, FARGATE, EXTERNAL"
             )));
         }
-        return Ok(Resolved {
+        return Ok(Taken {
             launch_type: lt.to_owned(),
+            provider: None,
+            platform: None,
+            network: None,
+        });
+    }
+    let network = network_configuration(rest.remove("networkConfiguration"))?;
+    Ok(Taken {
+        launch_type: "FARGATE".into(),
+        provider,
+        platform,
+        network: Some(network),
+    })
+}
+
+/// Checks the task definition (with the launch's overrides) as Fargate does, for what
+/// [`take`] found.
+pub(crate) fn resolve(
+    taken: Taken,
+    td: &TaskDefinition,
+    overrides: &TaskOverride,
+) -> Result<Resolved, ApiError> {
+    let (Some(provider), Some(platform)) = (taken.provider, taken.platform) else {
+        return Ok(Resolved {
+            launch_type: taken.launch_type,
             fargate: None,
             network: None,
         });
@@ -110,7 +143,6 @@ pub(crate) fn resolve(
             "Task definition does not support launch_type FARGATE.",
         ));
     }
-    let network = network_configuration(rest.remove("networkConfiguration"))?;
     let effective = overrides.apply(td)?;
     fargate::check_size(
         number(effective.cpu.as_deref()),
@@ -118,7 +150,7 @@ pub(crate) fn resolve(
     )?;
     fargate::check_fargate_members(td)?;
     Ok(Resolved {
-        launch_type: "FARGATE".into(),
+        launch_type: taken.launch_type,
         fargate: Some(FargateTask {
             capacity_provider_name: provider,
             platform_version: platform,
@@ -126,7 +158,7 @@ pub(crate) fn resolve(
             ephemeral_storage_gib: fargate::DEFAULT_EPHEMERAL_GIB,
             availability_zone: String::new(),
         }),
-        network: Some(network),
+        network: taken.network,
     })
 }
 

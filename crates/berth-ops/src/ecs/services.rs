@@ -312,6 +312,8 @@ fn grace(v: Option<i64>) -> Result<Option<u32>, ApiError> {
 pub async fn create(ctx: &Ctx, mut req: CreateServiceRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     validate_name("Service name", &req.service_name)?;
+    let taken = super::fargate::take(req.launch_type.as_deref(), &mut req.rest)?;
+    super::unsupported::refuse("", &req.rest)?;
     validate_tags(&req.tags)?;
     let strategy = req.scheduling_strategy.unwrap_or_default();
     let desired = match (strategy, req.desired_count) {
@@ -354,13 +356,7 @@ pub async fn create(ctx: &Ctx, mut req: CreateServiceRequest) -> Result<Value, A
         .task_definition
         .ok_or_else(|| ApiError::invalid("taskDefinition is required."))?;
     let td = super::taskdefs::runnable(ctx, &td_ident).await?;
-    let resolved = super::fargate::resolve(
-        req.launch_type.as_deref(),
-        &mut req.rest,
-        &td,
-        &Default::default(),
-    )?;
-    super::unsupported::refuse("", &req.rest)?;
+    let resolved = super::fargate::resolve(taken, &td, &Default::default())?;
     let now = ctx.now();
     let svc = Service {
         name: req.service_name.clone(),

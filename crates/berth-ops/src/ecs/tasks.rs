@@ -195,18 +195,14 @@ pub async fn run(ctx: &Ctx, mut req: RunTaskRequest) -> Result<Value, ApiError> 
     check_len("startedBy", &req.started_by, 128)?;
     check_len("clientToken", &req.client_token, 64)?;
     validate_tags(&req.tags)?;
+    let taken = super::fargate::take(req.launch_type.as_deref(), &mut req.rest)?;
+    super::unsupported::refuse("", &req.rest)?;
     super::unsupported::refuse_overrides(&req.overrides)?;
     let strategies = strategies(&req.placement_strategy)?;
     let constraints = constraints(&req.placement_constraints)?;
     load_active(ctx, &cluster).await?;
     let td = super::taskdefs::runnable(ctx, &req.task_definition).await?;
-    let resolved = super::fargate::resolve(
-        req.launch_type.as_deref(),
-        &mut req.rest,
-        &td,
-        &req.overrides,
-    )?;
-    super::unsupported::refuse("", &req.rest)?;
+    let resolved = super::fargate::resolve(taken, &td, &req.overrides)?;
     let tags = task_tags(
         req.tags,
         req.propagate_tags.as_deref(),

@@ -52,10 +52,11 @@ async fn create_service_refuses_other_deployment_controllers_and_capacity_provid
         "capacityProviderStrategy",
     );
     // FARGATE_SPOT is berth's own; this definition is not Fargate-compatible.
-    let body = with(
+    let mut body = with(
         "capacityProviderStrategy",
         json!([{"capacityProvider": "FARGATE_SPOT", "weight": 1}]),
     );
+    body["networkConfiguration"] = json!({"awsvpcConfiguration": {"subnets": ["subnet-1"]}});
     refused(
         services::create(&env.ctx, req(body)).await,
         "launch_type FARGATE",

@@ -15,7 +15,8 @@ import tempfile
 
 import pytest
 
-from conftest import Agent, Berth, TEST_IMAGE, join_token, raw_call, uniq, wait_for
+from conftest import (Agent, Berth, TEST_IMAGE, join_token, raw_call, supports_flag, uniq,
+                      wait_for)
 
 NET = {"awsvpcConfiguration": {"subnets": ["subnet-1"]}}
 NET_CLI = "awsvpcConfiguration={subnets=[subnet-1]}"
@@ -27,9 +28,37 @@ def base():
         yield d
 
 
+# With the host group controller in the binary, managed hosts also come from it (process hosts
+# running the process driver), and the last test relies on it alone.
+HOST_GROUPS = supports_flag("up", "--host-provider")
+
+
+def server_args():
+    args = ["--agent-timeout", "5", "--fargate-idle-secs", "2"]
+    if HOST_GROUPS:
+        args += ["--host-agent-driver", "process"]
+    return args
+
+
+def host_processes(group):
+    """Pids of host-group agents of `group` (their argv names the group attribute)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"agent" in argv and f"berth.host-group={group}".encode() in argv:
+            pids.append(int(entry))
+    return pids
+
+
 @pytest.fixture(scope="module")
 def berth(base):
-    b = Berth(os.path.join(base, "server"), agent=False, args=["--agent-timeout", "5"])
+    b = Berth(os.path.join(base, "server"), agent=False, args=server_args())
     os.makedirs(b.data_dir)
     b.start()
     yield b
@@ -202,3 +231,34 @@ def test_run_task_with_a_fargate_spot_strategy(berth, ecs, managed_hosts):
     assert t["capacityProviderName"] == "FARGATE_SPOT"
     assert t["launchType"] == "FARGATE"
     ecs.stop_task(cluster="default", task=arn)
+
+
+@pytest.mark.skipif(not HOST_GROUPS, reason="needs the host group controller (issue 13's host groups)")
+def test_fargate_capacity_comes_and_goes_with_the_host_group_controller(berth, ecs):
+    """No managed host is started by hand: the task waits in PROVISIONING, berth grows its
+    managed group, the host group controller starts a host, the task runs; once it stops, the
+    idle host goes. No ECS or Auto Scaling answer shows the group or its host."""
+    cluster = uniq("fgauto")
+    group = f"berth-fargate-{cluster}"
+    ecs.create_cluster(clusterName=cluster)
+    td = register_fargate(ecs, uniq("auto"))
+    try:
+        arn = ecs.run_task(cluster=cluster, taskDefinition=td, launchType="FARGATE",
+                           networkConfiguration=NET)["tasks"][0]["taskArn"]
+        t = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+        assert t["lastStatus"] == "PROVISIONING"
+        wait_for(lambda: ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]["lastStatus"]
+                 == "RUNNING", 90, what="FARGATE task RUNNING on a host the controller started")
+        assert host_processes(group), "a managed host process runs"
+        assert ecs.list_container_instances(cluster=cluster)["containerInstanceArns"] == []
+        c = ecs.describe_clusters(clusters=[cluster])["clusters"][0]
+        assert c["registeredContainerInstancesCount"] == 0
+        asg = berth.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+        assert group not in [g["AutoScalingGroupName"] for g in asg]
+        ecs.stop_task(cluster=cluster, task=arn)
+        wait_for(lambda: ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]["lastStatus"]
+                 == "STOPPED", 30, what="task STOPPED")
+    finally:
+        # Empty managed hosts go after the idle time (2 s here): that is the cleanup too.
+        wait_for(lambda: not host_processes(group), 90, interval=0.2,
+                 what="the idle managed host to go")

@@ -64,7 +64,11 @@ async fn aws_api(State(state): State<ApiState>, req: Request) -> Response {
     let rid = request_id();
     let (parts, body) = req.into_parts();
     if is_query_protocol(&parts.headers) {
-        return crate::elb::serve(state, parts, body, rid).await;
+        // Query services share the form body; the signature's scope names the service.
+        return match scope_service(&parts).as_deref() {
+            Some(crate::asg::SERVICE) => crate::asg::serve(state, parts, body, rid).await,
+            _ => crate::elb::serve(state, parts, body, rid).await,
+        };
     }
     let result = async {
         let target = header(&parts.headers, "x-amz-target").unwrap_or_default();
@@ -148,6 +152,23 @@ fn is_query_protocol(h: &HeaderMap) -> bool {
                 .to_ascii_lowercase()
                 .starts_with("application/x-www-form-urlencoded")
         })
+}
+
+/// The service a request is signed for: the fourth part of the SigV4 credential scope
+/// (`AKID/DATE/REGION/SERVICE/aws4_request`), from the `Authorization` header or a presigned
+/// URL's `X-Amz-Credential`. Only routing reads it; the signature is verified by the service.
+fn scope_service(parts: &Parts) -> Option<String> {
+    let from_header = header(&parts.headers, "authorization").and_then(|a| {
+        let cred = a.split("Credential=").nth(1)?;
+        Some(cred.split([',', ' ']).next()?.to_owned())
+    });
+    let cred = from_header.or_else(|| {
+        parts.uri.query()?.split('&').find_map(|kv| {
+            let v = kv.strip_prefix("X-Amz-Credential=")?;
+            Some(v.replace("%2F", "/").replace("%2f", "/"))
+        })
+    })?;
+    cred.split('/').nth(3).map(str::to_owned)
 }
 
 pub(crate) fn header(h: &HeaderMap, name: &str) -> Option<String> {

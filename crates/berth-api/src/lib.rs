@@ -12,11 +12,15 @@
 //! (`elb`). Application Auto Scaling is JSON 1.1 with its own target prefix (`autoscaling`),
 //! and so are SSM Parameter Store and Secrets Manager (`secrets`) and CloudWatch Logs (`logs`).
 //!
+//! EC2 Auto Scaling (berth's host groups, `asg`) is the Query protocol too, signed for
+//! `autoscaling`: the edge tells Query services apart by the signature's credential scope.
+//!
 //! Start with [`router`] and [`ApiState`].
 
 #![warn(missing_docs)]
 
 mod agent;
+mod asg;
 mod auth;
 mod autoscaling;
 mod ecs;

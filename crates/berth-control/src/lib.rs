@@ -14,6 +14,8 @@
 //! - [`autoscale`]: the metrics pipeline and the autoscaler (Application Auto Scaling).
 //! - [`Balancing`]: keeps the load balancer's data plane configured from the ELBv2 records;
 //!   [`PlaneHealth`] reads its target health back for the API and the service controller.
+//! - [`hostgroup`]: the host group controller (Auto Scaling groups' analogue) and the
+//!   [`hostgroup::HostProvider`] trait hosts are made through.
 //! - [`Supervisor`]: runs the long-lived loops above (each `run` takes a
 //!   [`CancellationToken`]), restarts one that panics, and stops them all at shutdown.
 //!
@@ -25,6 +27,7 @@
 pub mod autoscale;
 mod balancing;
 pub mod fargate;
+pub mod hostgroup;
 mod launch;
 pub mod lifecycle;
 pub mod migrate;

@@ -154,6 +154,10 @@ pub enum ErrorCode {
     ResourceAlreadyExistsException,
     /// ECS: the platform version named does not exist (Fargate).
     PlatformUnknownException,
+    /// EC2 Auto Scaling: a launch configuration or group of that name exists (`AlreadyExists`).
+    AsgAlreadyExists,
+    /// EC2 Auto Scaling: the group is scaling or in its cooldown (`ScalingActivityInProgress`).
+    AsgScalingActivityInProgress,
 }
 
 impl ErrorCode {
@@ -234,6 +238,8 @@ impl ErrorCode {
             Self::InternalServiceError => "InternalServiceError",
             Self::ResourceAlreadyExistsException => "ResourceAlreadyExistsException",
             Self::PlatformUnknownException => "PlatformUnknownException",
+            Self::AsgAlreadyExists => "AlreadyExists",
+            Self::AsgScalingActivityInProgress => "ScalingActivityInProgress",
         }
     }
 

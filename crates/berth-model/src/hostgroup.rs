@@ -120,6 +120,40 @@ pub struct HostRecord {
     /// The ECS container instance id once its agent registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_instance_id: Option<String>,
+    /// The scaling activity in progress for this host (its launch, then its termination),
+    /// finished by the controller when the provider is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity_id: Option<String>,
+    /// When it entered `Terminating` (epoch seconds): the drain of its service tasks is
+    /// bounded from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminating_since: Option<f64>,
+}
+
+/// One scaling activity of a group (what DescribeScalingActivities shows).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ScalingActivity {
+    /// Its id (a UUID).
+    pub activity_id: String,
+    /// The group it belongs to.
+    pub auto_scaling_group_name: String,
+    /// `Launching a new EC2 instance: i-...` or `Terminating EC2 instance: i-...`.
+    pub description: String,
+    /// Why, in Auto Scaling's words.
+    pub cause: String,
+    /// When it started (epoch seconds).
+    pub start_time: f64,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<f64>,
+    /// `InProgress`, `Successful`, `Failed`, `Cancelled`.
+    pub status_code: String,
+    /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    /// 0 to 100.
+    pub progress: u32,
 }
 
 /// The CPU units (1,024 per vCPU) and memory (MiB) of an instance type, from EC2's own

@@ -76,7 +76,12 @@ pub async fn register(state: &Ops, reg: &AgentRegistration) -> Result<AgentRegis
         Registration {
             cluster: reg.cluster.clone(),
             instance_id: reg.instance_id.clone(),
-            ec2_instance_id: None,
+            // A host group's host names its instance id (`berth.host-id`), as EC2 would.
+            ec2_instance_id: reg
+                .attributes
+                .iter()
+                .find(|a| a.name == berth_model::hostgroup::ATTR_HOST_ID)
+                .and_then(|a| a.value.clone()),
             resources: reg.resources.clone(),
             attributes: reg.attributes.clone(),
             version_info: reg.version_info.clone(),

@@ -14,6 +14,8 @@
 //! - [`elb`]: load balancers, listeners, rules, target groups, targets, tags (ELBv2).
 //! - [`autoscaling`]: scalable targets, scaling policies, scheduled actions, activities and
 //!   berth's metric alarms (Application Auto Scaling).
+//! - [`hostgroups`]: launch configurations, Auto Scaling groups (berth's host groups), their
+//!   instances and scaling activities (EC2 Auto Scaling).
 //! - [`secrets`]: SSM Parameter Store and Secrets Manager, and the resolution of tasks'
 //!   `secrets` for their agents.
 //! - [`logs`]: the CloudWatch Logs subset (log groups, streams, events, retention) and the
@@ -26,6 +28,7 @@ pub mod agent;
 pub mod autoscaling;
 pub mod ecs;
 pub mod elb;
+pub mod hostgroups;
 pub mod logs;
 mod paging;
 pub mod secrets;

@@ -71,6 +71,11 @@ impl Client {
         })
     }
 
+    /// The region requests are signed for.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
     /// Calls one ECS action and returns its JSON answer, or the ECS error as an error.
     pub async fn ecs(&self, action: &str, body: &Value) -> Result<Value> {
         self.call(
@@ -89,7 +94,25 @@ impl Client {
     /// `Name.member.N.Field` pairs; the XML answer's `...Result` comes back as JSON (see
     /// [`xml_to_json`]). Errors come back as `Code: Message`.
     pub async fn elb(&self, action: &str, params: &[(String, String)]) -> Result<Value> {
-        let mut form = format!("Action={}&Version=2015-12-01", form_encode(action));
+        self.query("elasticloadbalancing", "2015-12-01", action, params)
+            .await
+    }
+
+    /// Calls one EC2 Auto Scaling action (berth's host groups) over the Query protocol.
+    pub async fn asg(&self, action: &str, params: &[(String, String)]) -> Result<Value> {
+        self.query("autoscaling", "2011-01-01", action, params)
+            .await
+    }
+
+    /// One Query-protocol call to `service` at API `version`.
+    async fn query(
+        &self,
+        service: &str,
+        version: &str,
+        action: &str,
+        params: &[(String, String)],
+    ) -> Result<Value> {
+        let mut form = format!("Action={}&Version={version}", form_encode(action));
         for (k, v) in params {
             form.push_str(&format!("&{}={}", form_encode(k), form_encode(v)));
         }
@@ -116,13 +139,7 @@ impl Client {
             headers: &headers,
             body: &body,
         };
-        let signed = berth_sigv4::sign(
-            &req,
-            &self.creds,
-            &self.region,
-            "elasticloadbalancing",
-            SystemTime::now(),
-        );
+        let signed = berth_sigv4::sign(&req, &self.creds, &self.region, service, SystemTime::now());
         let mut rb = self.http.post(url).body(body.clone());
         for (k, v) in headers.iter().chain(signed.iter()) {
             if k != "host" {

@@ -6,6 +6,7 @@ mod cli;
 mod client;
 mod creds;
 mod env;
+mod hosts;
 mod server;
 
 use anyhow::Result;
@@ -48,6 +49,8 @@ enum Command {
     Taskdef(cli::taskdef::Args),
     /// Load balancers (ELBv2): create, ls, rm, tg create|ls, listen, health.
     Lb(cli::lb::Args),
+    /// Host groups (Auto Scaling groups): create, list, describe, scale, delete.
+    Hostgroup(cli::hostgroup::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -84,6 +87,7 @@ fn real_main() -> Result<()> {
             Command::Cluster(a) => cli::cluster::run(a).await,
             Command::Taskdef(a) => cli::taskdef::run(a).await,
             Command::Lb(a) => cli::lb::run(a).await,
+            Command::Hostgroup(a) => cli::hostgroup::run(a).await,
         }
     })
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use berth_agent::{Agent, AgentConfig, AgentError};
 use berth_api::{join_token, router, ApiState, KeyRing, Ops, OpsConfig};
 use berth_control::autoscale::{AutoscaleConfig, Autoscaler, Collector, MetricsHub};
+use berth_control::hostgroup::{HostGroupConfig, HostGroupController};
 use berth_control::{
     Balancing, CancellationToken, ControllerConfig, FargateCapacity, FargateConfig, PlaneHealth,
     Reaper, ServiceController, Supervisor,
@@ -84,6 +85,23 @@ pub struct ServerOpts {
     /// At most this many FARGATE_SPOT hosts per cluster (the Spot capacity cap).
     #[arg(long, default_value_t = 10)]
     pub fargate_spot_max_hosts: u32,
+    /// The host provider of host groups that name none (tag `berth:provider`): process,
+    /// docker or command.
+    #[arg(long, default_value = "process")]
+    pub host_provider: String,
+    /// The driver of `process` hosts' agents.
+    #[arg(long, value_enum, default_value_t = crate::agent::DriverKind::Auto)]
+    pub host_agent_driver: crate::agent::DriverKind,
+    /// The `command` provider's scripts: `create=PATH,destroy=PATH,list=PATH`.
+    #[arg(long)]
+    pub host_provider_command: Option<String>,
+    /// The URL hosts reach this server by (default: the listen address; docker hosts: a
+    /// forwarder on the Docker bridge gateway).
+    #[arg(long)]
+    pub host_server_url: Option<String>,
+    /// Seconds a scale-in waits for a host's service tasks to move before terminating it.
+    #[arg(long, default_value_t = 300.0)]
+    pub host_drain_timeout: f64,
 }
 
 /// How long in-flight requests, then the supervised tasks, then the load balancer's requests
@@ -283,6 +301,41 @@ async fn sweep_logs(
     }
 }
 
+/// Starts the host group controller, with the providers this server can use.
+fn start_host_groups(
+    supervisor: &mut Supervisor,
+    core: &Core,
+    opts: &ServerOpts,
+    data_dir: &std::path::Path,
+    addr: SocketAddr,
+    endpoint: &str,
+    key: &creds::RootKey,
+) -> Result<()> {
+    let providers = crate::hosts::providers(opts, data_dir, addr)?;
+    let secret = key.secret_access_key.clone();
+    let cfg = HostGroupConfig {
+        default_provider: opts.host_provider.clone(),
+        server_url: opts
+            .host_server_url
+            .clone()
+            .unwrap_or_else(|| endpoint.to_owned()),
+        join_token: Arc::new(move |cluster: &str| join_token(&secret, cluster)),
+        period: Duration::from_millis(500),
+        drain_timeout: opts.host_drain_timeout.max(0.0),
+        agent_timeout: core.agent_timeout,
+    };
+    let controller = Arc::new(HostGroupController::new(
+        core.store.clone(),
+        core.clock.clone(),
+        providers,
+        cfg,
+    ));
+    supervisor.spawn("host group controller", move |stop| {
+        controller.clone().run(stop)
+    });
+    Ok(())
+}
+
 /// Starts `berth up`'s local agent, in the `default` cluster, under `supervisor`.
 async fn start_local_agent(
     supervisor: &mut Supervisor,
@@ -405,6 +458,15 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
         )
         .await?;
     }
+    start_host_groups(
+        &mut supervisor,
+        &core,
+        &opts,
+        &data_dir,
+        addr,
+        &endpoint,
+        &key,
+    )?;
     print_exports(&endpoint, &data_dir, &key, &token);
 
     // After SIGTERM three things wind down at once, each within SHUTDOWN_GRACE: the API's

@@ -239,8 +239,18 @@ pub(crate) const XMLNS: &str = "http://elasticloadbalancing.amazonaws.com/doc/20
 
 /// A successful answer: `<XResponse><XResult>...</XResult><ResponseMetadata>...`.
 pub(crate) fn response_xml(action: &str, result: &Value, request_id: &str) -> String {
+    response_xml_ns(action, result, request_id, XMLNS)
+}
+
+/// [`response_xml`] for another Query service's namespace (Auto Scaling's, EC2's).
+pub(crate) fn response_xml_ns(
+    action: &str,
+    result: &Value,
+    request_id: &str,
+    xmlns: &str,
+) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    out.push_str(&format!("<{action}Response xmlns=\"{XMLNS}\">"));
+    out.push_str(&format!("<{action}Response xmlns=\"{xmlns}\">"));
     out.push_str(&format!("<{action}Result>"));
     write_children(result, &mut out);
     out.push_str(&format!("</{action}Result>"));
@@ -253,6 +263,11 @@ pub(crate) fn response_xml(action: &str, result: &Value, request_id: &str) -> St
 
 /// An error answer, in the Query protocol's `ErrorResponse` shape.
 pub(crate) fn error_xml(e: &ApiError, request_id: &str) -> String {
+    error_xml_ns(e, request_id, XMLNS)
+}
+
+/// [`error_xml`] for another Query service's namespace.
+pub(crate) fn error_xml_ns(e: &ApiError, request_id: &str, xmlns: &str) -> String {
     let kind = if e.code.status() >= 500 {
         "Receiver"
     } else {
@@ -260,7 +275,7 @@ pub(crate) fn error_xml(e: &ApiError, request_id: &str) -> String {
     };
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     out.push_str(&format!(
-        "<ErrorResponse xmlns=\"{XMLNS}\"><Error><Type>{kind}</Type><Code>"
+        "<ErrorResponse xmlns=\"{xmlns}\"><Error><Type>{kind}</Type><Code>"
     ));
     escape(e.code.query_str(), &mut out);
     out.push_str("</Code><Message>");

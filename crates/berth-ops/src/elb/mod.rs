@@ -65,7 +65,7 @@ impl Ctx {
 }
 
 /// A time as ELB shows it: ISO 8601 with milliseconds, in UTC.
-fn iso(t: f64) -> String {
+pub(crate) fn iso(t: f64) -> String {
     let nanos = (t * 1e9) as i128;
     time::OffsetDateTime::from_unix_timestamp_nanos(nanos - nanos % 1_000_000)
         .ok()

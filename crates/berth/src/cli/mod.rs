@@ -1,6 +1,7 @@
 //! The CLI client: tables for people, `--output json` for scripts.
 
 pub mod cluster;
+pub mod hostgroup;
 pub mod instance;
 pub mod lb;
 pub mod logs;

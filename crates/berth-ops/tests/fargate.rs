@@ -329,6 +329,8 @@ async fn the_managed_group_grows_for_waiting_tasks_and_lets_idle_hosts_go() {
         launched_at: support::T0,
         provider_handle: None,
         container_instance_id: None,
+        activity_id: None,
+        terminating_since: None,
     };
     let key = keys::hg_host("berth-fargate-c", &rec.instance_id);
     let txn = berth_store::Txn::new().put(key.clone(), serde_json::to_vec(&rec).expect("json"));
@@ -454,4 +456,37 @@ async fn a_fargate_service_keeps_its_provider_for_its_tasks() {
         stored.fargate.map(|f| f.capacity_provider_name).as_deref(),
         Some("FARGATE")
     );
+}
+
+#[tokio::test]
+async fn the_auto_scaling_api_neither_shows_nor_takes_managed_names() {
+    fn p<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).expect("request")
+    }
+    use berth_ops::hostgroups::{groups, launch_configs};
+    let env = env();
+    cluster(&env.ctx, "c").await;
+    let td = fargate_td(&env.ctx, "web", "256", "512").await;
+    run(
+        &env.ctx,
+        json!({"cluster": "c", "taskDefinition": td, "launchType": "FARGATE",
+            "networkConfiguration": net()}),
+    )
+    .await;
+    ok(controller(&env).reconcile("c").await);
+    assert!(group(&env, "berth-fargate-c").await.is_some());
+    let lcs = ok(launch_configs::describe(&env.ctx, p(json!({}))).await);
+    assert_eq!(lcs["LaunchConfigurations"], json!([]));
+    let gs = ok(groups::describe(&env.ctx, p(json!({}))).await);
+    assert_eq!(gs["AutoScalingGroups"], json!([]));
+    let e = launch_configs::create(
+        &env.ctx,
+        p(
+            json!({"LaunchConfigurationName": "berth-fargate-x", "ImageId": "i",
+            "InstanceType": "t3.small"}),
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.message.contains("reserved"), "{}", e.message);
 }

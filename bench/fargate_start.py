@@ -112,7 +112,7 @@ def main():
             family="bench", requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
             cpu="256", memory="512",
             containerDefinitions=[{"name": "app", "image": "busybox",
-                                   "command": ["sleep", "100000"], "stopTimeout": 1}],
+                                   "command": ["sleep", "100000"], "stopTimeout": 2}],
         )["taskDefinition"]["taskDefinitionArn"]
 
         def running(arn):

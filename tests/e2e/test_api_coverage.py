@@ -67,6 +67,10 @@ HONOURED = {
     "RunTask.group": "test_api_members.py::test_run_task_tags_group_and_overrides",
     "RunTask.propagateTags": "test_api_members.py::test_run_task_tags_group_and_overrides",
     "RunTask.enableECSManagedTags": "test_api_members.py::test_run_task_tags_group_and_overrides",
+    "RunTask.platformVersion": "test_fargate.py::test_fargate_run_task_runs_on_a_hidden_managed_host",
+    "RunTask.capacityProviderStrategy": "test_fargate.py::test_run_task_with_a_fargate_spot_strategy",
+    "CreateService.platformVersion": "test_fargate.py::test_fargate_service_of_two_tasks",
+    "CreateService.capacityProviderStrategy": "test_fargate.py::test_spot_task_interrupted_and_replaced",
 
     "StartTask.cluster": "test_api_members.py::test_start_task_members",
     "StartTask.containerInstances": "test_api_members.py::test_start_task_members",
@@ -116,7 +120,8 @@ def _common(op, base):
         f"{op}.volumeConfigurations": (op, {**base, "volumeConfigurations": [
             {"name": "v", "managedEBSVolume": {"roleArn": "arn:aws:iam::1:role/r"}}]}),
     }
-    if op != "StartTask":
+    # RunTask's and CreateService's Fargate members are honoured (see HONOURED).
+    if op == "UpdateService":
         out[f"{op}.capacityProviderStrategy"] = (op, {**base, "capacityProviderStrategy": [
             {"capacityProvider": "FARGATE_SPOT", "weight": 1}]})
         out[f"{op}.platformVersion"] = (op, {**base, "platformVersion": "LATEST"})

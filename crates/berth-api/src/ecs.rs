@@ -66,6 +66,7 @@ pub(crate) async fn berth_action(ctx: &Ctx, action: &str, body: &[u8]) -> Result
         "GetJoinToken" => ecs::join_token(ctx, parse_body(body)?).await,
         "GetTaskLogsEndpoint" => tasks::logs_endpoint(ctx, parse_body(body)?).await,
         "GetServiceMetrics" => metrics::get(ctx, parse_body(body)?).await,
+        "InterruptSpotTask" => ecs::fargate::interrupt_spot(ctx, parse_body(body)?).await,
         // Metric alarms, for step scaling policies (CloudWatch itself is not served).
         "PutMetricAlarm" | "DescribeAlarms" | "DeleteAlarms" => {
             match crate::autoscaling::alarm_action(ctx, action, body).await {

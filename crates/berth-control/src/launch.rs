@@ -49,6 +49,9 @@ pub struct LaunchSpec {
     /// RunTask's `clientToken`: a launch repeated with the same token returns the first one's tasks
     /// instead of launching again.
     pub client_token: Option<String>,
+    /// Set for FARGATE (and FARGATE_SPOT) tasks: they go only on the provider's managed hosts,
+    /// and wait in PROVISIONING for one when none has room (see `crate::fargate`).
+    pub fargate: Option<berth_model::fargate::FargateTask>,
     /// An awsvpc task's `networkConfiguration`, checked and completed (default security
     /// group) by the caller: each task gets an interface in one of its subnets.
     pub network: Option<berth_model::NetworkConfiguration>,
@@ -293,6 +296,7 @@ fn new_task(spec: &LaunchSpec, td: &TaskDefinition, instance_id: Option<&str>, n
         stop_after_drain: None,
         failed_health_checks: false,
         eni: None,
+        fargate: spec.fargate.clone(),
     }
 }
 
@@ -401,6 +405,8 @@ fn with_tasks(
             Err(_) if spec.capacity_provider.is_some() => {
                 out.tasks.push(new_task(spec, td, None, now))
             }
+            // A Fargate task waits for managed capacity instead of failing (ECS: PROVISIONING).
+            Err(_) if spec.fargate.is_some() => out.tasks.push(new_task(spec, td, None, now)),
             Err(f) => out.failures.push(f),
         }
     }
@@ -488,8 +494,10 @@ impl Launcher {
                             .is_none_or(|only| only.contains(&v.id))
                             && spec.capacity_provider.as_ref().is_none_or(|p| p.admits(v))
                     })
+                    .filter(|v| crate::fargate::in_pool(v, &spec.cluster, spec.fargate.as_ref()))
                     .collect();
-            let results = if views.is_empty() && spec.capacity_provider.is_some() {
+            let waits = spec.capacity_provider.is_some() || spec.fargate.is_some();
+            let results = if views.is_empty() && waits {
                 // No host yet: every task waits for capacity.
                 (0..spec.count)
                     .map(|_| {
@@ -519,6 +527,95 @@ impl Launcher {
             let (txn, out) = with_tasks(txn, spec, &td, results, now, enis)?;
             match self.store.txn(txn).await.map_err(store_err)? {
                 TxnResult::Committed { .. } => return Ok(out),
+                TxnResult::Conflict { .. } => continue,
+            }
+        }
+        Err(ApiError::server(
+            "Too many concurrent placements in this cluster; retry.",
+        ))
+    }
+
+    /// Places FARGATE tasks waiting in PROVISIONING (no instance yet) on their pool's managed
+    /// hosts, under the same cluster lock and `placement/` guard as a launch; returns how many
+    /// it placed. The tasks that still do not fit keep waiting (the managed group grows).
+    pub async fn place_waiting_fargate(&self, cluster: &str, now: f64) -> Result<usize, ApiError> {
+        let lock = self.lock_for(cluster);
+        let _guard = lock.lock().await;
+        let mut retry = berth_store::Retry::new();
+        let mut taskdefs: HashMap<(String, u32), Option<TaskDefinition>> = HashMap::new();
+        while retry.next().await {
+            let pkey = format!("placement/{cluster}");
+            let prev = self.store.get(&pkey).await.map_err(store_err)?;
+            let prev_rev = prev.as_ref().map_or(0, |kv| kv.mod_revision);
+            let snap = ClusterSnapshot::load(&*self.store, cluster)
+                .await
+                .map_err(store_err)?;
+            let ident = |id: &str| id.to_owned();
+            let mut views = instance_views(&snap, now, self.agent_timeout_secs, &ident);
+            let mut txn = Txn::new()
+                .when_mod_revision(pkey.clone(), prev_rev)
+                .put(pkey.clone(), now.to_string().into_bytes());
+            let mut placed = 0;
+            for (t, rev) in snap
+                .tasks
+                .iter()
+                .filter(|(t, _)| crate::fargate::is_waiting(t))
+            {
+                let key = (t.family.clone(), t.revision);
+                if !taskdefs.contains_key(&key) {
+                    let td = self
+                        .store
+                        .get_json::<TaskDefinition>(&keys::taskdef(&t.family, t.revision))
+                        .await
+                        .map_err(store_err)?
+                        .map(|(td, _)| td);
+                    taskdefs.insert(key.clone(), td);
+                }
+                let required = taskdefs[&key]
+                    .iter()
+                    .flat_map(|td| td.requires_attributes.iter())
+                    .map(|a| (a.name.clone(), a.value.clone()))
+                    .collect();
+                let ask = TaskAsk {
+                    resources: Resources {
+                        cpu: t.cpu,
+                        memory: t.memory,
+                    },
+                    host_ports: t.host_ports.clone(),
+                    group: t.group.clone().unwrap_or_default(),
+                    required_attributes: required,
+                };
+                let pool: Vec<InstanceView> = views
+                    .iter()
+                    .filter(|v| crate::fargate::in_pool(v, cluster, t.fargate.as_ref()))
+                    .cloned()
+                    .collect();
+                let Ok(mut r) = berth_sched::place(&pool, &ask, 1, &[], &[], now.to_bits()) else {
+                    continue;
+                };
+                let Some(Ok(p)) = r.pop() else { continue };
+                let Some(v) = views.iter_mut().find(|v| v.id == p.instance_id) else {
+                    continue;
+                };
+                v.remaining.cpu = v.remaining.cpu.saturating_sub(t.cpu);
+                v.remaining.memory = v.remaining.memory.saturating_sub(t.memory);
+                v.pending_tasks += 1;
+                let mut t = t.clone();
+                t.container_instance_id = Some(p.instance_id.clone());
+                if let (Some(f), Some(Some(zone))) =
+                    (&mut t.fargate, v.attributes.get("ecs.availability-zone"))
+                {
+                    f.availability_zone = zone.clone();
+                }
+                t.version += 1;
+                txn = crate::lifecycle::write_task(txn, &t, *rev)?;
+                placed += 1;
+            }
+            if placed == 0 {
+                return Ok(0);
+            }
+            match self.store.txn(txn).await.map_err(store_err)? {
+                TxnResult::Committed { .. } => return Ok(placed),
                 TxnResult::Conflict { .. } => continue,
             }
         }

@@ -11,6 +11,8 @@
 //! - [`capacity`]: capacity providers at run time: the host group behind a provider,
 //!   PROVISIONING tasks placed when capacity appears, and managed scaling.
 //! - [`Reaper`]: removes STOPPED tasks once ECS would have forgotten them.
+//! - [`FargateCapacity`]: holds FARGATE tasks in PROVISIONING until managed capacity has room
+//!   and sizes berth's managed host groups to them.
 //! - [`autoscale`]: the metrics pipeline and the autoscaler (Application Auto Scaling).
 //! - [`Balancing`]: keeps the load balancer's data plane configured from the ELBv2 records;
 //!   [`PlaneHealth`] reads its target health back for the API and the service controller.
@@ -26,8 +28,9 @@
 
 pub mod autoscale;
 mod balancing;
-mod eni;
 pub mod capacity;
+mod eni;
+pub mod fargate;
 pub mod hostgroup;
 mod launch;
 pub mod lifecycle;
@@ -39,6 +42,7 @@ mod snapshot;
 mod supervise;
 
 pub use balancing::{desired as lb_config, target_key, Balancing, LbRecords, PlaneHealth};
+pub use fargate::{FargateCapacity, FargateConfig};
 pub use launch::{
     instance_views, LaunchOutcome, LaunchSpec, Launcher, PlacementFailure, PlacementReason,
     ProviderTarget,

@@ -171,6 +171,7 @@ mod tests {
             stop_after_drain: None,
             failed_health_checks: false,
             eni: None,
+            fargate: None,
         }
     }
 

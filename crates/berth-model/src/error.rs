@@ -155,6 +155,8 @@ pub enum ErrorCode {
     InternalServiceError,
     /// CloudWatch Logs: the log group or stream already exists.
     ResourceAlreadyExistsException,
+    /// ECS: the platform version named does not exist (Fargate).
+    PlatformUnknownException,
     /// EC2 Auto Scaling: a launch configuration or group of that name exists (`AlreadyExists`).
     AsgAlreadyExists,
     /// EC2 Auto Scaling: the group is scaling or in its cooldown (`ScalingActivityInProgress`).
@@ -239,6 +241,7 @@ impl ErrorCode {
             Self::InvalidRequestException => "InvalidRequestException",
             Self::InternalServiceError => "InternalServiceError",
             Self::ResourceAlreadyExistsException => "ResourceAlreadyExistsException",
+            Self::PlatformUnknownException => "PlatformUnknownException",
             Self::AsgAlreadyExists => "AlreadyExists",
             Self::AsgScalingActivityInProgress => "ScalingActivityInProgress",
         }

@@ -174,6 +174,7 @@ pub fn instance_type_size(name: &str) -> Option<(u64, u64)> {
         "m5.xlarge" => (4, 16.0),
         "m5.2xlarge" => (8, 32.0),
         "m5.4xlarge" => (16, 64.0),
+        "m5.8xlarge" => (32, 128.0),
         "c5.large" => (2, 4.0),
         "c5.xlarge" => (4, 8.0),
         "c5.2xlarge" => (8, 16.0),

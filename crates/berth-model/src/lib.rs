@@ -22,6 +22,7 @@ mod clock;
 mod cluster;
 mod container;
 mod error;
+pub mod fargate;
 pub mod hostgroup;
 mod instance;
 pub mod keys;

@@ -350,6 +350,10 @@ pub struct Service {
     /// Bumped on every change.
     #[serde(default)]
     pub version: u64,
+    /// For a FARGATE service: what its tasks record (provider, platform version); absent for
+    /// every other service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fargate: Option<crate::fargate::FargateTask>,
 }
 
 /// Live counts of one deployment, derived from its tasks.

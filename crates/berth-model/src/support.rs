@@ -56,7 +56,7 @@ const REFUSED_TASK_MEMBERS: &[(&str, &str)] = &[
     ),
     (
         "ephemeralStorage",
-        "ephemeralStorage is only supported for tasks hosted on Fargate; berth runs tasks on the EC2 launch type",
+        "berth cannot cap a task's ephemeral storage (Docker's storage-opt size needs overlay2 on xfs with project quotas, which berth does not require); FARGATE tasks get the default 20 GiB, uncapped",
     ),
     (
         "trustedExecutionConfiguration",

@@ -91,6 +91,8 @@ pub enum StopCode {
     ServiceSchedulerInitiated,
     /// The host was lost (its agent stopped answering) or removed.
     InfrastructureHealth,
+    /// A FARGATE_SPOT task's capacity was reclaimed.
+    SpotInterruption,
 }
 
 /// A task's or container's health, from container health checks.
@@ -361,6 +363,10 @@ pub struct Task {
     /// placement; none for other network modes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eni: Option<crate::vpc::TaskEni>,
+    /// What a FARGATE task records beyond an EC2 one (provider, platform version, storage,
+    /// zone); absent for every other task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fargate: Option<crate::fargate::FargateTask>,
 }
 
 /// Resource use of a task as the agent last sampled it.

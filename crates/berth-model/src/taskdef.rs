@@ -211,19 +211,9 @@ pub fn parse_task_memory(s: &str) -> Result<u32, ApiError> {
     }
 }
 
-/// The cpu/memory pairs Fargate accepts (cpu units, memory MiB range and step).
+/// The cpu/memory pairs Fargate accepts (see `fargate`).
 fn fargate_memory_ok(cpu: u32, mem: u32) -> bool {
-    let (lo, hi, step) = match cpu {
-        256 => return matches!(mem, 512 | 1024 | 2048),
-        512 => (1024, 4096, 1024),
-        1024 => (2048, 8192, 1024),
-        2048 => (4096, 16384, 1024),
-        4096 => (8192, 30720, 1024),
-        8192 => (16384, 61440, 4096),
-        16384 => (32768, 122_880, 8192),
-        _ => return false,
-    };
-    (lo..=hi).contains(&mem) && (mem - lo).is_multiple_of(step)
+    crate::fargate::size_ok(cpu, mem)
 }
 
 /// RegisterTaskDefinition reports a bad family or container name as a ClientException
@@ -332,7 +322,8 @@ impl TaskDefinition {
             || (self.network_mode.as_deref() == Some("awsvpc")
                 && task_cpu
                     .zip(task_mem)
-                    .is_some_and(|(c, m)| fargate_memory_ok(c, m)))
+                    .is_some_and(|(c, m)| fargate_memory_ok(c, m))
+                && crate::fargate::check_fargate_members(self).is_ok())
         {
             compat.push("FARGATE".to_owned());
         }
@@ -381,19 +372,8 @@ impl TaskDefinition {
                     "Fargate only supports network mode 'awsvpc'.",
                 ));
             }
-            match (task_cpu, task_mem) {
-                (Some(c), Some(m)) if fargate_memory_ok(c, m) => {}
-                (Some(_), Some(_)) => {
-                    return Err(ApiError::client(
-                        "No Fargate configuration exists for given values: the task cpu and memory combination is not supported.",
-                    ))
-                }
-                _ => {
-                    return Err(ApiError::client(
-                        "Fargate requires task definition to have execution role ARN to support log driver awslogs or cpu and memory set at the task level.",
-                    ))
-                }
-            }
+            crate::fargate::check_size(task_cpu, task_mem)?;
+            crate::fargate::check_fargate_members(self)?;
         }
         Ok((task_cpu, task_mem))
     }

@@ -45,16 +45,27 @@ async fn create_service_refuses_other_deployment_controllers_and_capacity_provid
     }
     let body = with(
         "capacityProviderStrategy",
-        json!([{"capacityProvider": "FARGATE_SPOT", "weight": 1}]),
+        json!([{"capacityProvider": "mine", "weight": 1}]),
     );
     refused(
         services::create(&env.ctx, req(body)).await,
         "capacityProviderStrategy",
     );
+    // FARGATE_SPOT is berth's own; this definition is not Fargate-compatible.
+    let mut body = with(
+        "capacityProviderStrategy",
+        json!([{"capacityProvider": "FARGATE_SPOT", "weight": 1}]),
+    );
+    body["networkConfiguration"] = json!({"awsvpcConfiguration": {"subnets": ["subnet-1"]}});
+    refused(
+        services::create(&env.ctx, req(body)).await,
+        "launch_type FARGATE",
+    );
+    // ECS's own text for a platform version with the EC2 launch type.
     let body = with("platformVersion", json!("LATEST"));
     refused(
         services::create(&env.ctx, req(body)).await,
-        "platformVersion",
+        "The platform version must be null",
     );
     // Nothing refused was stored.
     let out =

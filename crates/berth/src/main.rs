@@ -6,8 +6,8 @@ mod cli;
 mod client;
 mod creds;
 mod env;
-mod listen;
 mod hosts;
+mod listen;
 mod server;
 
 use anyhow::Result;

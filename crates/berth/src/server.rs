@@ -18,8 +18,8 @@ use berth_api::{join_token, router, ApiState, KeyRing, Ops, OpsConfig};
 use berth_control::autoscale::{AutoscaleConfig, Autoscaler, Collector, MetricsHub};
 use berth_control::hostgroup::{HostGroupConfig, HostGroupController};
 use berth_control::{
-    Balancing, CancellationToken, ControllerConfig, PlaneHealth, Reaper, ServiceController,
-    Supervisor,
+    Balancing, CancellationToken, ControllerConfig, FargateCapacity, FargateConfig, PlaneHealth,
+    Reaper, ServiceController, Supervisor,
 };
 use berth_model::{SystemClock, DEFAULT_ACCOUNT_ID};
 use berth_store::RedbStore;
@@ -97,6 +97,19 @@ pub struct ServerOpts {
     /// and of common home and office networks. Later starts keep what the store has.
     #[arg(long, env = env::DEFAULT_VPC_CIDR, default_value = berth_model::vpc::DEFAULT_VPC_CIDR)]
     pub default_vpc_cidr: String,
+    /// FARGATE capacity: how managed hosts are provided (`process`, `docker` or `command`;
+    /// the host group controller starts them).
+    #[arg(long, default_value = "process")]
+    pub fargate_provider: String,
+    /// Seconds an empty managed (FARGATE) host is kept before it goes.
+    #[arg(long, default_value_t = 60.0)]
+    pub fargate_idle_secs: f64,
+    /// At most this many FARGATE hosts per cluster.
+    #[arg(long, default_value_t = 20)]
+    pub fargate_max_hosts: u32,
+    /// At most this many FARGATE_SPOT hosts per cluster (the Spot capacity cap).
+    #[arg(long, default_value_t = 10)]
+    pub fargate_spot_max_hosts: u32,
     /// The host provider of host groups that name none (tag `berth:provider`): process,
     /// docker or command.
     #[arg(long, default_value = "process")]
@@ -281,6 +294,22 @@ fn spawn_controllers(supervisor: &mut Supervisor, core: &Core, opts: &ServerOpts
     let reap_every = Duration::from_secs_f64((opts.task_retention / 10.0).clamp(1.0, 60.0));
     supervisor.spawn("task reaper", move |stop| {
         reaper.clone().run(reap_every, stop)
+    });
+    let fargate = Arc::new(FargateCapacity::new(
+        store.clone(),
+        clock.clone(),
+        core.ops.launcher(),
+        FargateConfig {
+            provider: opts.fargate_provider.clone(),
+            region: env::DEFAULT_REGION.to_owned(),
+            account_id: opts.account_id.clone(),
+            idle_secs: opts.fargate_idle_secs.max(0.0),
+            max_hosts: opts.fargate_max_hosts,
+            spot_max_hosts: opts.fargate_spot_max_hosts,
+        },
+    ));
+    supervisor.spawn("fargate capacity", move |stop| {
+        fargate.clone().run(Duration::from_millis(500), stop)
     });
     if let Some(logs) = core.ops.log_store() {
         let every = Duration::from_secs_f64(opts.logs_sweep_interval.clamp(0.1, 3600.0));

@@ -189,6 +189,7 @@ impl Launcher {
             capacity_provider: Some(target),
             // The tasks already hold their interfaces (given when they were created).
             network: None,
+            fargate: None,
             taskdef,
         };
         let td = spec.overrides.apply(&spec.taskdef)?;

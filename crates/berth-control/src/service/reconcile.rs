@@ -435,6 +435,7 @@ impl ServiceController {
             client_token: None,
             network,
             capacity_provider: None,
+            fargate: svc.fargate.clone(),
         };
         let arn_of = |id: &str| self.instance_arn(&svc.cluster, id);
         let launched = if svc.capacity_provider_strategy.is_empty() || spec.on_instances.is_some() {

@@ -61,6 +61,7 @@ async fn counts(ctx: &Ctx, name: &str) -> Result<ClusterCounts, ApiError> {
             .instances
             .iter()
             .filter(|(i, _)| i.status != InstanceStatus::Inactive)
+            .filter(|(i, _)| !berth_model::fargate::is_managed_instance(i))
             .count() as u64,
         active_services: services
             .iter()

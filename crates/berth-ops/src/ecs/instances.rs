@@ -51,6 +51,18 @@ fn wire(ctx: &Ctx, i: &ContainerInstance, usage: &InstanceUsage, with_tags: bool
     )
 }
 
+/// An instance a user may see and act on: berth's managed (FARGATE) hosts are never shown,
+/// so every user action finds them missing (agents still reach their own record).
+async fn load_visible(
+    ctx: &Ctx,
+    cluster: &str,
+    id: &str,
+) -> Result<Option<(ContainerInstance, u64)>, ApiError> {
+    Ok(load(ctx, cluster, id)
+        .await?
+        .filter(|(i, _)| !berth_model::fargate::is_managed_instance(i)))
+}
+
 async fn load(
     ctx: &Ctx,
     cluster: &str,
@@ -243,7 +255,7 @@ pub async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Value, ApiE
     let id = instance_id(&req.container_instance)?;
     let mut retry = berth_store::Retry::new();
     while retry.next().await {
-        let (mut inst, rev) = load(ctx, &cluster, &id)
+        let (mut inst, rev) = load_visible(ctx, &cluster, &id)
             .await?
             .filter(|(i, _)| i.status != InstanceStatus::Inactive)
             .ok_or_else(|| ApiError::invalid("The referenced container instance was not found."))?;
@@ -321,7 +333,12 @@ pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError
     let (mut out, mut failures) = (Vec::new(), Vec::new());
     for ident in &req.container_instances {
         let id = instance_id(ident)?;
-        match snap.instances.iter().find(|(i, _)| i.id == id) {
+        let visible = |i: &ContainerInstance| !berth_model::fargate::is_managed_instance(i);
+        match snap
+            .instances
+            .iter()
+            .find(|(i, _)| i.id == id && visible(i))
+        {
             Some((i, _)) => {
                 let u = usages.get(&i.id).cloned().unwrap_or_default();
                 let mut v = wire(ctx, i, &u, with_tags);
@@ -376,6 +393,7 @@ pub async fn list(ctx: &Ctx, req: ListRequest) -> Result<Value, ApiError> {
     let items = snap
         .instances
         .iter()
+        .filter(|(i, _)| !berth_model::fargate::is_managed_instance(i))
         .filter(|(i, _)| match status {
             Some(s) => i.status == s,
             None => i.status != InstanceStatus::Inactive,
@@ -425,7 +443,7 @@ pub async fn update_state(ctx: &Ctx, req: UpdateStateRequest) -> Result<Value, A
         let mut done = None;
         let mut retry = berth_store::Retry::new();
         while retry.next().await {
-            let Some((mut i, rev)) = load(ctx, &cluster, &id)
+            let Some((mut i, rev)) = load_visible(ctx, &cluster, &id)
                 .await?
                 .filter(|(i, _)| i.status != InstanceStatus::Inactive)
             else {
@@ -509,7 +527,7 @@ async fn change_attributes(
         let mut ok = false;
         let mut retry = berth_store::Retry::new();
         while retry.next().await {
-            let Some((mut i, rev)) = load(ctx, &cluster, &id)
+            let Some((mut i, rev)) = load_visible(ctx, &cluster, &id)
                 .await?
                 .filter(|(i, _)| i.status != InstanceStatus::Inactive)
             else {
@@ -600,6 +618,7 @@ pub async fn list_attributes(ctx: &Ctx, req: ListAttributesRequest) -> Result<Va
         .instances
         .iter()
         .filter(|(i, _)| i.status != InstanceStatus::Inactive)
+        .filter(|(i, _)| !berth_model::fargate::is_managed_instance(i))
     {
         for a in &i.attributes {
             if req.attribute_name.as_ref().is_some_and(|n| *n != a.name)

@@ -3,6 +3,7 @@
 pub mod capacity;
 pub mod clusters;
 pub mod deployments;
+pub mod fargate;
 pub mod instances;
 pub mod metrics;
 pub mod services;

@@ -225,7 +225,7 @@ pub(crate) async fn service_wire(
             c.running + c.pending
         }
     };
-    Ok(svc.to_wire(
+    let mut v = svc.to_wire(
         &ctx.arn(
             ResourceKind::Service,
             format!("{}/{}", svc.cluster, svc.name),
@@ -235,7 +235,9 @@ pub(crate) async fn service_wire(
         &get,
         &desired,
         with_tags,
-    ))
+    );
+    super::fargate::decorate_service(&mut v, svc);
+    Ok(v)
 }
 
 pub(crate) async fn load(
@@ -318,10 +320,37 @@ fn grace(v: Option<i64>) -> Result<Option<u32>, ApiError> {
     }
 }
 
+/// A new service's launch type and capacity provider strategy: a Fargate service runs on
+/// berth's managed capacity (its tasks carry `fargate`); any other goes through the capacity
+/// providers (or the cluster's default strategy).
+async fn service_capacity(
+    ctx: &Ctx,
+    cluster: &str,
+    launch_type: &Option<String>,
+    items: &Option<Vec<super::capacity::strategy::WireItem>>,
+    scheduling: SchedulingStrategy,
+    taken: &super::fargate::Taken,
+) -> Result<(String, Vec<berth_model::capacity::StrategyItem>), ApiError> {
+    if taken.is_fargate() {
+        return Ok(("FARGATE".to_owned(), Vec::new()));
+    }
+    let (c, _) = load_active(ctx, cluster).await?;
+    let plan = super::capacity::strategy::resolve(&c, launch_type.as_deref(), items.as_deref())?;
+    let explicit = items.as_ref().is_some_and(|v| !v.is_empty());
+    let (lt, cp_strategy) = super::capacity::strategy::for_service(plan, scheduling, explicit)?;
+    Ok((launch_type.clone().unwrap_or(lt), cp_strategy))
+}
+
 /// ECS `CreateService`.
-pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiError> {
+pub async fn create(ctx: &Ctx, mut req: CreateServiceRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     validate_name("Service name", &req.service_name)?;
+    let taken = super::fargate::take(
+        req.launch_type.as_deref(),
+        super::tasks::strategy_json(req.capacity_provider_strategy.as_deref()),
+        req.network_configuration.clone(),
+        &mut req.rest,
+    )?;
     super::unsupported::refuse("", &req.rest)?;
     validate_tags(&req.tags)?;
     let strategy = req.scheduling_strategy.unwrap_or_default();
@@ -358,19 +387,15 @@ pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiEr
         req.deployment_configuration,
         strategy,
     )?;
-    let (c, _) = load_active(ctx, &cluster).await?;
-    let plan = super::capacity::strategy::resolve(
-        &c,
-        req.launch_type.as_deref(),
-        req.capacity_provider_strategy.as_deref(),
-    )?;
-    let explicit = req
-        .capacity_provider_strategy
-        .as_ref()
-        .is_some_and(|v| !v.is_empty());
-    let (launch_type, cp_strategy) =
-        super::capacity::strategy::for_service(plan, strategy, explicit)?;
-    let launch_type = req.launch_type.unwrap_or(launch_type);
+    let (launch_type, cp_strategy) = service_capacity(
+        ctx,
+        &cluster,
+        &req.launch_type,
+        &req.capacity_provider_strategy,
+        strategy,
+        &taken,
+    )
+    .await?;
     if !matches!(launch_type.as_str(), "EC2" | "FARGATE" | "EXTERNAL") {
         return Err(ApiError::invalid(format!(
             "Invalid launchType {launch_type:?}"
@@ -388,6 +413,7 @@ pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiEr
     };
     let network =
         crate::ec2::network::resolve(ctx, td.network_mode.as_deref(), network.as_ref()).await?;
+    let resolved = super::fargate::resolve(taken, &td, &Default::default())?;
     let now = ctx.now();
     let svc = Service {
         name: req.service_name.clone(),
@@ -412,6 +438,7 @@ pub async fn create(ctx: &Ctx, req: CreateServiceRequest) -> Result<Value, ApiEr
         created_by: ctx.principal_arn(),
         steady: false,
         version: 1,
+        fargate: resolved.fargate,
     };
     let mut retry = berth_store::Retry::new();
     while retry.next().await {

@@ -24,7 +24,7 @@ pub(crate) fn task_wire(ctx: &Ctx, t: &Task, with_tags: bool) -> Value {
         .container_instance_id
         .as_deref()
         .map(|i| instance_arn(ctx, &t.cluster, i));
-    t.to_wire(
+    let mut v = t.to_wire(
         &task_arn(ctx, t),
         &ctx.arn(ResourceKind::Cluster, &t.cluster),
         &ctx.arn(
@@ -33,11 +33,13 @@ pub(crate) fn task_wire(ctx: &Ctx, t: &Task, with_tags: bool) -> Value {
         ),
         instance.as_deref(),
         with_tags,
-    )
+    );
+    super::fargate::decorate(&mut v, t);
+    v
 }
 
 /// A task id from an id or an ARN (`task/CLUSTER/ID` or the old `task/ID`).
-fn task_id(ident: &str) -> Result<String, ApiError> {
+pub(crate) fn task_id(ident: &str) -> Result<String, ApiError> {
     let id = if Arn::looks_like_arn(ident) {
         match Arn::parse(ident) {
             Some(a) if a.kind == ResourceKind::Task => {
@@ -98,20 +100,6 @@ fn check_len(what: &str, v: &Option<String>, max: usize) -> Result<(), ApiError>
             "{what} must be between 1 and {max} characters."
         ))),
         _ => Ok(()),
-    }
-}
-
-fn launch_type(lt: Option<&str>, td: &TaskDefinition) -> Result<String, ApiError> {
-    let lt = lt.unwrap_or("EC2");
-    match lt {
-        "EC2" | "EXTERNAL" => Ok(lt.to_owned()),
-        "FARGATE" if td.compatibilities.iter().any(|c| c == "FARGATE") => Ok(lt.to_owned()),
-        "FARGATE" => Err(ApiError::invalid(
-            "Task definition does not support launch_type FARGATE.",
-        )),
-        other => Err(ApiError::invalid(format!(
-            "Invalid launchType {other:?}; valid: EC2, FARGATE, EXTERNAL"
-        ))),
     }
 }
 
@@ -211,8 +199,15 @@ async fn network(
     crate::ec2::network::resolve(ctx, td.network_mode.as_deref(), given.as_ref()).await
 }
 
+/// A typed strategy back as its wire JSON, for the Fargate check.
+pub(crate) fn strategy_json(
+    items: Option<&[super::capacity::strategy::WireItem]>,
+) -> Option<Value> {
+    items.and_then(|i| serde_json::to_value(i).ok())
+}
+
 /// ECS `RunTask`.
-pub async fn run(ctx: &Ctx, req: RunTaskRequest) -> Result<Value, ApiError> {
+pub async fn run(ctx: &Ctx, mut req: RunTaskRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     let count = req.count.unwrap_or(1);
     if !(1..=10).contains(&count) {
@@ -222,17 +217,30 @@ pub async fn run(ctx: &Ctx, req: RunTaskRequest) -> Result<Value, ApiError> {
     check_len("startedBy", &req.started_by, 128)?;
     check_len("clientToken", &req.client_token, 64)?;
     validate_tags(&req.tags)?;
+    let taken = super::fargate::take(
+        req.launch_type.as_deref(),
+        strategy_json(req.capacity_provider_strategy.as_deref()),
+        req.network_configuration.clone(),
+        &mut req.rest,
+    )?;
     super::unsupported::refuse("", &req.rest)?;
     super::unsupported::refuse_overrides(&req.overrides)?;
     let strategies = strategies(&req.placement_strategy)?;
     let constraints = constraints(&req.placement_constraints)?;
     let (c, _) = load_active(ctx, &cluster).await?;
-    let plan = super::capacity::strategy::resolve(
-        &c,
-        req.launch_type.as_deref(),
-        req.capacity_provider_strategy.as_deref(),
-    )?;
+    // A Fargate launch is placed on berth's managed capacity (`spec.fargate`); any other
+    // strategy goes through the capacity providers.
+    let plan = if taken.is_fargate() {
+        None
+    } else {
+        super::capacity::strategy::resolve(
+            &c,
+            req.launch_type.as_deref(),
+            req.capacity_provider_strategy.as_deref(),
+        )?
+    };
     let td = super::taskdefs::runnable(ctx, &req.task_definition).await?;
+    let resolved = super::fargate::resolve(taken, &td, &req.overrides)?;
     let network = network(ctx, &td, req.network_configuration.as_ref()).await?;
     let tags = task_tags(
         req.tags,
@@ -243,7 +251,7 @@ pub async fn run(ctx: &Ctx, req: RunTaskRequest) -> Result<Value, ApiError> {
     )?;
     let spec = LaunchSpec {
         cluster: cluster.clone(),
-        launch_type: launch_type(req.launch_type.as_deref(), &td)?,
+        launch_type: resolved.launch_type,
         group: Some(req.group.unwrap_or_else(|| format!("family:{}", td.family))),
         taskdef: td,
         overrides: req.overrides,
@@ -256,6 +264,7 @@ pub async fn run(ctx: &Ctx, req: RunTaskRequest) -> Result<Value, ApiError> {
         client_token: req.client_token,
         network,
         capacity_provider: None,
+        fargate: resolved.fargate,
     };
     let arn_of = |id: &str| instance_arn(ctx, &cluster, id);
     let out = match plan {
@@ -331,6 +340,7 @@ pub async fn start(ctx: &Ctx, req: StartTaskRequest) -> Result<Value, ApiError> 
         capacity_provider: None,
         client_token: None,
         network,
+        fargate: None,
     };
     let arn_of = |id: &str| instance_arn(ctx, &cluster, id);
     let out = ctx.state.launcher.launch(&spec, ctx.now(), &arn_of).await?;

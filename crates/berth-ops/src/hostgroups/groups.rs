@@ -169,10 +169,23 @@ fn zones(ctx: &Ctx, zones: Vec<String>) -> Result<Vec<String>, ApiError> {
     Ok(zones)
 }
 
+/// Names starting `berth-fargate-` are berth's managed (FARGATE) groups and their launch
+/// configurations: a user's group or configuration of such a name would be taken for one.
+pub(crate) fn reserved(name: &str) -> Result<(), ApiError> {
+    if berth_model::fargate::is_managed_group_name(name) {
+        return Err(invalid(format!(
+            "The name {name} is reserved: names starting with '{}' are berth's FARGATE capacity.",
+            berth_model::fargate::MANAGED_GROUP_PREFIX
+        )));
+    }
+    Ok(())
+}
+
 /// `CreateAutoScalingGroup`.
 pub async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
     let name = req.auto_scaling_group_name;
     validate_name("autoScalingGroupName", &name)?;
+    reserved(&name)?;
     let lc_name = req.launch_configuration_name.ok_or_else(|| {
         invalid("Valid requests must contain either LaunchTemplate, LaunchConfigurationName, InstanceId or MixedInstancesPolicy parameter.")
     })?;

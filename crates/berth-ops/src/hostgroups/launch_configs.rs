@@ -37,6 +37,7 @@ pub struct CreateRequest {
 pub async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
     let name = req.launch_configuration_name;
     validate_name("launchConfigurationName", &name)?;
+    super::groups::reserved(&name)?;
     let image_id = req.image_id.filter(|i| !i.is_empty()).ok_or_else(|| {
         invalid("Valid requests must contain either the ImageId or the InstanceId parameter.")
     })?;
@@ -132,6 +133,10 @@ pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError
         .map_err(store_err)?;
     let items: Vec<(String, LaunchConfiguration)> = all
         .into_iter()
+        // The launch configurations of berth's FARGATE groups are berth's, never shown.
+        .filter(|(_, lc, _)| {
+            !berth_model::fargate::is_managed_group_name(&lc.launch_configuration_name)
+        })
         .filter(|(_, lc, _)| {
             req.launch_configuration_names.is_empty()
                 || req
@@ -158,6 +163,7 @@ pub struct DeleteRequest {
 pub async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
     let name = req.launch_configuration_name;
     validate_name("launchConfigurationName", &name)?;
+    super::groups::reserved(&name)?;
     let key = keys::hg_launch_config(&name);
     let Some((_, rev)) = ctx
         .store()

@@ -63,6 +63,7 @@ fn service(desired: u32, max: u32, min: u32, deployments: Vec<Deployment>) -> Se
         created_at: 0.0,
         created_by: "me".into(),
         steady: false,
+        fargate: None,
         version: 1,
     }
 }
@@ -105,6 +106,7 @@ fn task(id: &str, dep: &str, status: TaskStatus, instance: &str) -> Task {
         stop_after_drain: None,
         failed_health_checks: false,
         eni: None,
+        fargate: None,
     }
 }
 

@@ -13,7 +13,7 @@ pub(crate) const MAX_ITEMS: usize = 6;
 
 /// One strategy item as the wire gives it (ranges checked here, not by serde, so a mistake is
 /// an InvalidParameterException naming the member).
-#[derive(Deserialize, Debug, Clone)]
+#[derive(Deserialize, Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct WireItem {
     capacity_provider: Option<String>,

@@ -1,0 +1,264 @@
+"""FARGATE end to end: the aws CLI's `run-task --launch-type FARGATE` reaches RUNNING on a
+managed host that no ECS answer shows; a FARGATE service of two tasks; bad cpu/memory refused
+with ECS's text; a FARGATE_SPOT task interrupted (stopCode SpotInterruption) and replaced by
+its service.
+
+Managed hosts are `berth agent` processes carrying the managed group's attribute, as the host
+group controller starts them (`berth.host-group=berth-fargate-CLUSTER`). This file starts
+them itself, so it runs with or without the host group controller; with it, the controller's
+own hosts join as well. awsvpc per-task IPs are the network part's: these tests need none.
+"""
+
+import json
+import os
+import tempfile
+
+import pytest
+
+from conftest import (Agent, Berth, TEST_IMAGE, join_token, raw_call, supports_flag, uniq,
+                      wait_for)
+
+NET = {"awsvpcConfiguration": {"subnets": ["subnet-1"]}}
+NET_CLI = "awsvpcConfiguration={subnets=[subnet-1]}"
+
+
+@pytest.fixture(scope="module")
+def base():
+    with tempfile.TemporaryDirectory() as d:
+        yield d
+
+
+# With the host group controller in the binary, managed hosts also come from it (process hosts
+# running the process driver), and the last test relies on it alone.
+HOST_GROUPS = supports_flag("up", "--host-provider")
+
+
+def server_args():
+    args = ["--agent-timeout", "5", "--fargate-idle-secs", "2"]
+    if HOST_GROUPS:
+        args += ["--host-agent-driver", "process"]
+    return args
+
+
+def host_processes(group):
+    """Pids of host-group agents of `group` (their argv names the group attribute)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"agent" in argv and f"berth.host-group={group}".encode() in argv:
+            pids.append(int(entry))
+    return pids
+
+
+@pytest.fixture(scope="module")
+def berth(base):
+    b = Berth(os.path.join(base, "server"), agent=False, args=server_args())
+    os.makedirs(b.data_dir)
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="module")
+def ecs(berth):
+    return berth.client()
+
+
+@pytest.fixture(scope="module")
+def ec2_host(berth, ecs, base):
+    """One ordinary (EC2) host, so "hidden" is tested against something visible."""
+    a = Agent(berth, os.path.join(base, "ec2-host"), join_token(berth), poll_wait=1).start()
+    a.wait_registered(ecs)
+    yield a
+    _stop_everything(ecs)
+    a.stop()
+
+
+def _stop_everything(ecs, cluster="default"):
+    for arn in ecs.list_services(cluster=cluster)["serviceArns"]:
+        ecs.delete_service(cluster=cluster, service=arn, force=True)
+    for arn in ecs.list_tasks(cluster=cluster)["taskArns"]:
+        ecs.stop_task(cluster=cluster, task=arn)
+    wait_for(lambda: not ecs.list_tasks(cluster=cluster)["taskArns"], 30, interval=0.1,
+             what="every task to stop")
+
+
+@pytest.fixture(scope="module")
+def managed_hosts(berth, ecs, base, ec2_host):
+    """One managed host per provider, started as the host group controller would."""
+    token = join_token(berth)
+    hosts = []
+    for i, group in enumerate(["berth-fargate-default", "berth-fargate-spot-default"]):
+        a = Agent(berth, os.path.join(base, f"managed-{i}"), token, poll_wait=1,
+                  cpu=32768, memory=131072,
+                  attributes=[f"berth.host-group={group}", f"berth.host-id=i-{i:017x}",
+                              "ecs.instance-type=m5.8xlarge"]).start()
+        hosts.append(a)
+    try:
+        for a in hosts:
+            wait_for(a.identity, 20, what="managed host registration")
+        yield hosts
+    finally:
+        _stop_everything(ecs)
+        for a in hosts:
+            a.stop()
+
+
+def register_fargate(ecs, family, cpu="256", memory="512"):
+    return ecs.register_task_definition(
+        family=family, requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+        cpu=cpu, memory=memory,
+        containerDefinitions=[{"name": "app", "image": TEST_IMAGE, "essential": True,
+                               "command": ["sh", "-c", "sleep 300"], "stopTimeout": 2}],
+    )["taskDefinition"]["taskDefinitionArn"]
+
+
+def describe(ecs, arns):
+    return ecs.describe_tasks(cluster="default", tasks=arns)["tasks"]
+
+
+def test_bad_cpu_memory_is_refused_with_ecs_text(berth):
+    r = berth.aws("ecs", "register-task-definition", "--family", uniq("bad"),
+                  "--requires-compatibilities", "FARGATE", "--network-mode", "awsvpc",
+                  "--cpu", "512", "--memory", "256", "--container-definitions",
+                  json.dumps([{"name": "app", "image": TEST_IMAGE}]), check=False)
+    assert r.returncode != 0
+    assert "ClientException" in r.stderr
+    assert ("No Fargate configuration exists for given values: 512 CPU, 256 memory. "
+            "See the Amazon ECS documentation for the valid values.") in r.stderr
+
+
+def test_run_task_without_network_configuration_is_refused(berth, ecs):
+    td = register_fargate(ecs, uniq("nonet"))
+    r = berth.aws("ecs", "run-task", "--launch-type", "FARGATE", "--task-definition", td,
+                  check=False)
+    assert r.returncode != 0
+    assert "Network Configuration must be provided when networkMode 'awsvpc' is specified." in r.stderr
+
+
+def test_fargate_run_task_runs_on_a_hidden_managed_host(berth, ecs, ec2_host, managed_hosts):
+    td = register_fargate(ecs, uniq("web"), cpu="512", memory="1024")
+    out = berth.aws("ecs", "run-task", "--launch-type", "FARGATE", "--task-definition", td,
+                    "--network-configuration", NET_CLI, "--platform-version", "LATEST")
+    task = out["tasks"][0]
+    arn = task["taskArn"]
+    wait_for(lambda: describe(ecs, [arn])[0]["lastStatus"] == "RUNNING", 30,
+             what="FARGATE task RUNNING")
+    t = describe(ecs, [arn])[0]
+    assert t["launchType"] == "FARGATE"
+    assert t["capacityProviderName"] == "FARGATE"
+    assert t["platformVersion"] == "1.4.0"
+    assert t["platformFamily"] == "Linux"
+    assert (t["cpu"], t["memory"]) == ("512", "1024")
+    assert t["ephemeralStorage"] == {"sizeInGiB": 20}
+    assert "containerInstanceArn" not in t
+    # No ECS answer shows the managed hosts.
+    visible = ecs.list_container_instances(cluster="default")["containerInstanceArns"]
+    assert visible == [ec2_host.arn]
+    managed_ids = [a.identity() for a in managed_hosts]
+    d = ecs.describe_container_instances(cluster="default", containerInstances=managed_ids)
+    assert d["containerInstances"] == []
+    assert {f["reason"] for f in d["failures"]} == {"MISSING"}
+    c = ecs.describe_clusters(clusters=["default"])["clusters"][0]
+    assert c["registeredContainerInstancesCount"] == 1
+    # The task does not run on the EC2 host.
+    assert ecs.list_tasks(cluster="default", containerInstance=ec2_host.arn)["taskArns"] == []
+    ecs.stop_task(cluster="default", task=arn)
+
+
+def test_fargate_service_of_two_tasks(berth, ecs, managed_hosts):
+    td = register_fargate(ecs, uniq("svc"))
+    name = uniq("fg")
+    ecs.create_service(cluster="default", serviceName=name, taskDefinition=td, desiredCount=2,
+                       launchType="FARGATE", networkConfiguration=NET, platformVersion="1.4.0")
+    def running():
+        arns = ecs.list_tasks(cluster="default", serviceName=name)["taskArns"]
+        ts = describe(ecs, arns) if arns else []
+        return len(ts) == 2 and all(t["lastStatus"] == "RUNNING" for t in ts) and ts
+    ts = wait_for(running, 30, what="two FARGATE service tasks RUNNING")
+    assert all(t["launchType"] == "FARGATE" and "containerInstanceArn" not in t for t in ts)
+    s = ecs.describe_services(cluster="default", services=[name])["services"][0]
+    assert s["launchType"] == "FARGATE"
+    assert s["platformVersion"] == "1.4.0"
+    ecs.delete_service(cluster="default", service=name, force=True)
+
+
+def test_spot_task_interrupted_and_replaced(berth, ecs, managed_hosts):
+    td = register_fargate(ecs, uniq("spot"))
+    name = uniq("spot")
+    ecs.create_service(cluster="default", serviceName=name, taskDefinition=td, desiredCount=1,
+                       capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}],
+                       networkConfiguration=NET)
+    def one_running():
+        arns = ecs.list_tasks(cluster="default", serviceName=name)["taskArns"]
+        ts = [t for t in (describe(ecs, arns) if arns else []) if t["lastStatus"] == "RUNNING"]
+        return ts[0] if len(ts) == 1 else None
+    first = wait_for(one_running, 30, what="spot task RUNNING")
+    assert first["capacityProviderName"] == "FARGATE_SPOT"
+    status, _, body = raw_call(berth.endpoint, target="BerthV1.InterruptSpotTask",
+                               body={"cluster": "default", "task": first["taskArn"]})
+    assert status == 200, body
+    # The warning: told at once, before the task has stopped.
+    assert body["task"]["stopCode"] == "SpotInterruption"
+    assert body["task"]["stoppedReason"] == "Your Spot Task was interrupted."
+    assert body["task"]["desiredStatus"] == "STOPPED"
+    wait_for(lambda: describe(ecs, [first["taskArn"]])[0]["lastStatus"] == "STOPPED", 30,
+             what="interrupted task STOPPED")
+    t = describe(ecs, [first["taskArn"]])[0]
+    assert t["stopCode"] == "SpotInterruption"
+    def replaced():
+        r = one_running()
+        return r if r and r["taskArn"] != first["taskArn"] else None
+    again = wait_for(replaced, 30, what="the service's replacement task")
+    assert again["capacityProviderName"] == "FARGATE_SPOT"
+    ecs.delete_service(cluster="default", service=name, force=True)
+
+
+def test_run_task_with_a_fargate_spot_strategy(berth, ecs, managed_hosts):
+    td = register_fargate(ecs, uniq("spot1"))
+    out = ecs.run_task(cluster="default", taskDefinition=td, networkConfiguration=NET,
+                       capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}])
+    arn = out["tasks"][0]["taskArn"]
+    wait_for(lambda: describe(ecs, [arn])[0]["lastStatus"] == "RUNNING", 30,
+             what="FARGATE_SPOT task RUNNING")
+    t = describe(ecs, [arn])[0]
+    assert t["capacityProviderName"] == "FARGATE_SPOT"
+    assert t["launchType"] == "FARGATE"
+    ecs.stop_task(cluster="default", task=arn)
+
+
+@pytest.mark.skipif(not HOST_GROUPS, reason="needs the host group controller (issue 13's host groups)")
+def test_fargate_capacity_comes_and_goes_with_the_host_group_controller(berth, ecs):
+    """No managed host is started by hand: the task waits in PROVISIONING, berth grows its
+    managed group, the host group controller starts a host, the task runs; once it stops, the
+    idle host goes. No ECS or Auto Scaling answer shows the group or its host."""
+    cluster = uniq("fgauto")
+    group = f"berth-fargate-{cluster}"
+    ecs.create_cluster(clusterName=cluster)
+    td = register_fargate(ecs, uniq("auto"))
+    try:
+        arn = ecs.run_task(cluster=cluster, taskDefinition=td, launchType="FARGATE",
+                           networkConfiguration=NET)["tasks"][0]["taskArn"]
+        t = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+        assert t["lastStatus"] == "PROVISIONING"
+        wait_for(lambda: ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]["lastStatus"]
+                 == "RUNNING", 90, what="FARGATE task RUNNING on a host the controller started")
+        assert host_processes(group), "a managed host process runs"
+        assert ecs.list_container_instances(cluster=cluster)["containerInstanceArns"] == []
+        c = ecs.describe_clusters(clusters=[cluster])["clusters"][0]
+        assert c["registeredContainerInstancesCount"] == 0
+        asg = berth.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+        assert group not in [g["AutoScalingGroupName"] for g in asg]
+        ecs.stop_task(cluster=cluster, task=arn)
+        wait_for(lambda: ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]["lastStatus"]
+                 == "STOPPED", 30, what="task STOPPED")
+    finally:
+        # Empty managed hosts go after the idle time (2 s here): that is the cleanup too.
+        wait_for(lambda: not host_processes(group), 90, interval=0.2,
+                 what="the idle managed host to go")

@@ -25,8 +25,6 @@ pub(crate) struct Resolved {
     pub launch_type: String,
     /// Set for a Fargate launch.
     pub fargate: Option<FargateTask>,
-    /// Its `networkConfiguration`, typed (Fargate requires one).
-    pub network: Option<NetworkConfiguration>,
 }
 
 /// The Fargate provider a request asks for: `FARGATE` for `launchType FARGATE`, the provider
@@ -81,7 +79,6 @@ pub(crate) struct Taken {
     launch_type: String,
     provider: Option<String>,
     platform: Option<String>,
-    network: Option<NetworkConfiguration>,
 }
 
 /// Tells a Fargate launch (`launchType FARGATE`, or a strategy naming only Fargate providers)
@@ -111,15 +108,15 @@ pub(crate) fn take(
             launch_type: lt.to_owned(),
             provider: None,
             platform: None,
-            network: None,
         });
     }
-    let network = network_configuration(network)?;
+    // Fargate's tasks are awsvpc tasks: one is required (checked again, with its subnets
+    // and groups, by the network part when the task definition is known).
+    network_configuration(network)?;
     Ok(Taken {
         launch_type: "FARGATE".into(),
         provider,
         platform,
-        network: Some(network),
     })
 }
 
@@ -141,7 +138,6 @@ pub(crate) fn resolve(
         return Ok(Resolved {
             launch_type: taken.launch_type,
             fargate: None,
-            network: None,
         });
     };
     if !td.compatibilities.iter().any(|c| c == "FARGATE") {
@@ -164,7 +160,6 @@ pub(crate) fn resolve(
             ephemeral_storage_gib: fargate::DEFAULT_EPHEMERAL_GIB,
             availability_zone: String::new(),
         }),
-        network: taken.network,
     })
 }
 

@@ -6,6 +6,7 @@ pub mod deployments;
 pub mod fargate;
 pub mod instances;
 pub mod metrics;
+mod service_checks;
 pub mod services;
 pub mod tags;
 pub mod taskdefs;

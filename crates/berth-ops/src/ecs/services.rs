@@ -5,17 +5,20 @@
 
 use berth_control::{deployment_id, service::counts};
 use berth_model::{
-    keys, validate_cluster_name, validate_name, validate_tags, ApiError, Arn, CircuitBreaker,
-    Deployment, DeploymentConfiguration, DeploymentCounts, DeploymentStatus, ErrorCode,
-    NetworkConfiguration, PlacementConstraint, PlacementStrategy, ResourceKind, RolloutState,
-    SchedulingStrategy, Service, ServiceLoadBalancer, ServiceStatus, Tag, Task, TaskDefinition,
+    keys, validate_cluster_name, validate_name, validate_tags, ApiError, Arn, Deployment,
+    DeploymentConfiguration, DeploymentCounts, DeploymentStatus, ErrorCode, NetworkConfiguration,
+    PlacementConstraint, PlacementStrategy, ResourceKind, RolloutState, SchedulingStrategy,
+    Service, ServiceLoadBalancer, ServiceStatus, Tag, Task, TaskDefinition,
 };
-use berth_sched::{Constraint, Strategy};
 use berth_store::{StoreExt, Txn, TxnResult};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::clusters::{cluster_name, load_active};
+use super::service_checks::{
+    check_load_balancers, check_placement, check_propagate_tags, configuration, desired_count,
+    grace, service_capacity, WireDeploymentConfiguration,
+};
 use crate::paging::{page_json, paginate};
 use crate::{store_err, to_bytes, Ctx};
 
@@ -58,130 +61,6 @@ fn new_deployment(td: &TaskDefinition, now: f64) -> Deployment {
         rollout_state_reason: Some("ECS deployment is in progress.".into()),
         rollback_of: None,
     }
-}
-
-/// ECS allows this many `loadBalancers` entries per service.
-const MAX_LOAD_BALANCERS: usize = 5;
-
-/// Checks a service's `loadBalancers` as ECS does: each names an existing target group and a
-/// container of the task definition with that container port. Answers a transaction that
-/// holds only if those target groups are still there when the service is written.
-async fn check_load_balancers(
-    ctx: &Ctx,
-    lbs: &[ServiceLoadBalancer],
-    td: &TaskDefinition,
-) -> Result<Txn, ApiError> {
-    let mut guard = Txn::new();
-    if lbs.len() > MAX_LOAD_BALANCERS {
-        return Err(ApiError::invalid(format!(
-            "A service can have at most {MAX_LOAD_BALANCERS} load balancers."
-        )));
-    }
-    for lb in lbs {
-        let Some(tg) = lb.target_group_arn.as_deref() else {
-            return Err(ApiError::invalid(
-                "targetGroupArn is required: berth's load balancers are application load balancers.",
-            ));
-        };
-        let (Some(name), Some(port)) = (lb.container_name.as_deref(), lb.container_port) else {
-            return Err(ApiError::invalid(
-                "containerName and containerPort are required for a load balancer.",
-            ));
-        };
-        let missing = || {
-            ApiError::invalid(format!(
-                "The target group with targetGroupArn {tg} does not exist."
-            ))
-        };
-        if !tg.starts_with("arn:") {
-            return Err(missing());
-        }
-        let rev = match crate::elb::target_groups::load(ctx, tg).await {
-            Ok((group, rev)) => {
-                let awsvpc = td.network_mode.as_deref() == Some("awsvpc");
-                if awsvpc != (group.target_type == "ip") {
-                    return Err(ApiError::invalid(format!(
-                        "The provided target group {tg} has target type {}, which is incompatible with the {} network mode specified in the task definition.",
-                        group.target_type,
-                        td.network_mode.as_deref().unwrap_or("bridge")
-                    )));
-                }
-                rev
-            }
-            Err(e) if e.code == ErrorCode::ElbTargetGroupNotFound => return Err(missing()),
-            Err(e) => return Err(e),
-        };
-        guard = guard.when_mod_revision(keys::elb_target_group(tg), rev);
-        let Some(c) = td.container_definitions.iter().find(|c| c.name == name) else {
-            return Err(ApiError::invalid(format!(
-                "The container {name} does not exist in the task definition."
-            )));
-        };
-        if !c
-            .port_mappings
-            .iter()
-            .any(|p| p.container_port == Some(i64::from(port)))
-        {
-            return Err(ApiError::invalid(format!(
-                "The container {name} does not have a container port {port} defined."
-            )));
-        }
-    }
-    Ok(guard)
-}
-
-fn check_placement(
-    strategy: &[PlacementStrategy],
-    constraints: &[PlacementConstraint],
-) -> Result<(), ApiError> {
-    if strategy.len() > 5 || constraints.len() > 10 {
-        return Err(ApiError::invalid(
-            "At most 5 placement strategies and 10 placement constraints are allowed.",
-        ));
-    }
-    for s in strategy {
-        Strategy::try_from(s).map_err(|e| ApiError::invalid(e.to_string()))?;
-    }
-    for c in constraints {
-        Constraint::try_from(c).map_err(|e| ApiError::invalid(e.to_string()))?;
-    }
-    Ok(())
-}
-
-#[derive(Deserialize, Default, Clone)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct WireDeploymentConfiguration {
-    deployment_circuit_breaker: Option<CircuitBreaker>,
-    maximum_percent: Option<i64>,
-    minimum_healthy_percent: Option<i64>,
-    /// Members berth does not implement (refused unless neutral).
-    #[serde(flatten)]
-    rest: serde_json::Map<String, Value>,
-}
-
-fn configuration(
-    base: DeploymentConfiguration,
-    w: Option<WireDeploymentConfiguration>,
-    strategy: SchedulingStrategy,
-) -> Result<DeploymentConfiguration, ApiError> {
-    let Some(w) = w else { return Ok(base) };
-    super::unsupported::refuse("deploymentConfiguration.", &w.rest)?;
-    let pct = |v: Option<i64>, d: u32| -> Result<u32, ApiError> {
-        match v {
-            None => Ok(d),
-            Some(v) => u32::try_from(v)
-                .map_err(|_| ApiError::invalid("deployment percentages must be non-negative.")),
-        }
-    };
-    let c = DeploymentConfiguration {
-        deployment_circuit_breaker: w
-            .deployment_circuit_breaker
-            .unwrap_or(base.deployment_circuit_breaker),
-        maximum_percent: pct(w.maximum_percent, base.maximum_percent)?,
-        minimum_healthy_percent: pct(w.minimum_healthy_percent, base.minimum_healthy_percent)?,
-    };
-    c.validate(strategy)?;
-    Ok(c)
 }
 
 /// The ECS wire shape of a service, with live counts from its tasks.
@@ -301,46 +180,6 @@ pub struct CreateServiceRequest {
     rest: serde_json::Map<String, Value>,
 }
 
-fn check_propagate_tags(p: Option<&str>) -> Result<(), ApiError> {
-    match p {
-        None | Some("TASK_DEFINITION" | "SERVICE" | "NONE") => Ok(()),
-        Some(_) => Err(ApiError::invalid(
-            "propagateTags must be TASK_DEFINITION, SERVICE or NONE.",
-        )),
-    }
-}
-
-fn grace(v: Option<i64>) -> Result<Option<u32>, ApiError> {
-    match v {
-        None => Ok(None),
-        Some(g) if (0..=2_147_483_647).contains(&g) => Ok(Some(g as u32)),
-        Some(_) => Err(ApiError::invalid(
-            "healthCheckGracePeriodSeconds must be between 0 and 2147483647.",
-        )),
-    }
-}
-
-/// A new service's launch type and capacity provider strategy: a Fargate service runs on
-/// berth's managed capacity (its tasks carry `fargate`); any other goes through the capacity
-/// providers (or the cluster's default strategy).
-async fn service_capacity(
-    ctx: &Ctx,
-    cluster: &str,
-    launch_type: &Option<String>,
-    items: &Option<Vec<super::capacity::strategy::WireItem>>,
-    scheduling: SchedulingStrategy,
-    taken: &super::fargate::Taken,
-) -> Result<(String, Vec<berth_model::capacity::StrategyItem>), ApiError> {
-    if taken.is_fargate() {
-        return Ok(("FARGATE".to_owned(), Vec::new()));
-    }
-    let (c, _) = load_active(ctx, cluster).await?;
-    let plan = super::capacity::strategy::resolve(&c, launch_type.as_deref(), items.as_deref())?;
-    let explicit = items.as_ref().is_some_and(|v| !v.is_empty());
-    let (lt, cp_strategy) = super::capacity::strategy::for_service(plan, scheduling, explicit)?;
-    Ok((launch_type.clone().unwrap_or(lt), cp_strategy))
-}
-
 /// ECS `CreateService`.
 pub async fn create(ctx: &Ctx, mut req: CreateServiceRequest) -> Result<Value, ApiError> {
     let cluster = cluster_name(req.cluster.as_deref())?;
@@ -354,25 +193,7 @@ pub async fn create(ctx: &Ctx, mut req: CreateServiceRequest) -> Result<Value, A
     super::unsupported::refuse("", &req.rest)?;
     validate_tags(&req.tags)?;
     let strategy = req.scheduling_strategy.unwrap_or_default();
-    let desired = match (strategy, req.desired_count) {
-        (SchedulingStrategy::Daemon, Some(_)) => {
-            return Err(ApiError::invalid(
-                "The daemon scheduling strategy does not support a desired count for services.",
-            ))
-        }
-        (SchedulingStrategy::Daemon, None) => 0,
-        (_, Some(n)) if (0..=10_000).contains(&n) => n as u32,
-        (_, Some(_)) => {
-            return Err(ApiError::invalid(
-                "desiredCount must be between 0 and 10000.",
-            ))
-        }
-        (_, None) => {
-            return Err(ApiError::invalid(
-                "desiredCount is required for the REPLICA scheduling strategy.",
-            ))
-        }
-    };
+    let desired = desired_count(strategy, req.desired_count)?;
     if strategy == SchedulingStrategy::Daemon && !req.placement_strategy.is_empty() {
         return Err(ApiError::invalid(
             "Placement strategies are not supported with the DAEMON scheduling strategy.",

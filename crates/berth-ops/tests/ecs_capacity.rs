@@ -233,6 +233,14 @@ async fn clusters_take_providers_and_delete_is_refused_while_used() {
     )
     .await);
     assert_eq!(c["cluster"]["capacityProviders"], json!(["cp", "FARGATE"]));
+    let of_c = ok(capacity::describe(&env.ctx, req(json!({"cluster": "c"}))).await);
+    let names: Vec<&str> = of_c["capacityProviders"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["FARGATE", "cp"]);
     assert_eq!(
         c["cluster"]["defaultCapacityProviderStrategy"],
         json!([{"capacityProvider": "cp", "weight": 1, "base": 0}])

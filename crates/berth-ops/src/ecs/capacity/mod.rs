@@ -350,8 +350,7 @@ pub struct DescribeRequest {
     include: Vec<String>,
     max_results: Option<i64>,
     next_token: Option<String>,
-    /// Managed Instances providers are cluster-scoped; berth has none, so a cluster filter is
-    /// accepted only as a cluster that exists.
+    /// Only the providers associated with this cluster.
     cluster: Option<String>,
 }
 
@@ -376,10 +375,18 @@ pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError
             )));
         }
     }
-    if let Some(c) = &req.cluster {
-        let name = super::clusters::cluster_name(Some(c))?;
-        super::clusters::load_active(ctx, &name).await?;
-    }
+    let only: Option<Vec<String>> = match &req.cluster {
+        Some(c) => {
+            let name = super::clusters::cluster_name(Some(c))?;
+            Some(
+                super::clusters::load_active(ctx, &name)
+                    .await?
+                    .0
+                    .capacity_providers,
+            )
+        }
+        None => None,
+    };
     let stored = ctx
         .store()
         .list_json::<CapacityProvider>(keys::CAPACITY_PROVIDERS)
@@ -390,6 +397,9 @@ pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError
         (format!(" 1{FARGATE_SPOT}"), builtin(ctx, FARGATE_SPOT)),
     ];
     all.extend(stored.into_iter().map(|(k, p, _)| (k, p)));
+    if let Some(only) = &only {
+        all.retain(|(_, p)| only.contains(&p.name));
+    }
     let (mut found, mut failures) = (Vec::new(), Vec::new());
     match &req.capacity_providers {
         Some(names) if !names.is_empty() => {

@@ -6,7 +6,9 @@ its service.
 Managed hosts are `berth agent` processes carrying the managed group's attribute, as the host
 group controller starts them (`berth.host-group=berth-fargate-CLUSTER`). This file starts
 them itself, so it runs with or without the host group controller; with it, the controller's
-own hosts join as well. awsvpc per-task IPs are the network part's: these tests need none.
+own hosts join as well. FARGATE tasks are awsvpc tasks: the managed hosts run the Docker
+driver, each task gets its own address in the default subnet, and everything started is removed
+by scope label, bridge name and chain name (as in test_awsvpc).
 """
 
 import json
@@ -15,11 +17,17 @@ import tempfile
 
 import pytest
 
-from conftest import (Agent, Berth, TEST_IMAGE, join_token, raw_call, supports_flag, uniq,
-                      wait_for)
+from conftest import (Agent, Berth, TEST_IMAGE, build_test_image, docker_ok, join_token,
+                      raw_call, supports_flag, uniq, wait_for)
+from test_awsvpc import cleanup, pick_cidr
 
-NET = {"awsvpcConfiguration": {"subnets": ["subnet-1"]}}
-NET_CLI = "awsvpcConfiguration={subnets=[subnet-1]}"
+pytestmark = pytest.mark.skipif(not docker_ok(), reason="no Docker daemon")
+
+# Filled with the default subnet berth made at start-up (see the `berth` fixture).
+NET = {"awsvpcConfiguration": {"subnets": []}}
+NET_CLI = ""
+SCOPE = uniq("e2e-fargate")
+STARTED = []
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +44,7 @@ HOST_GROUPS = supports_flag("up", "--host-provider")
 def server_args():
     args = ["--agent-timeout", "5", "--fargate-idle-secs", "2"]
     if HOST_GROUPS:
-        args += ["--host-agent-driver", "process"]
+        args += ["--host-agent-driver", "docker"]
     return args
 
 
@@ -58,11 +66,24 @@ def host_processes(group):
 
 @pytest.fixture(scope="module")
 def berth(base):
-    b = Berth(os.path.join(base, "server"), agent=False, args=server_args())
+    global NET_CLI
+    build_test_image()
+    cidr = pick_cidr()
+    b = Berth(os.path.join(base, "server"), agent=False, args=server_args(),
+              env={"BERTH_DEFAULT_VPC_CIDR": cidr})
     os.makedirs(b.data_dir)
     b.start()
-    yield b
-    b.stop()
+    subnet = b.client("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
+    NET["awsvpcConfiguration"]["subnets"] = [subnet]
+    NET_CLI = f"awsvpcConfiguration={{subnets=[{subnet}]}}"
+    b.client().put_cluster_capacity_providers(
+        cluster="default", capacityProviders=["FARGATE", "FARGATE_SPOT"],
+        defaultCapacityProviderStrategy=[])
+    try:
+        yield b
+    finally:
+        b.stop()
+        cleanup(SCOPE, cidr, STARTED)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +117,7 @@ def managed_hosts(berth, ecs, base, ec2_host):
     hosts = []
     for i, group in enumerate(["berth-fargate-default", "berth-fargate-spot-default"]):
         a = Agent(berth, os.path.join(base, f"managed-{i}"), token, poll_wait=1,
-                  cpu=32768, memory=131072,
+                  cpu=32768, memory=131072, driver="docker", scope=SCOPE,
                   attributes=[f"berth.host-group={group}", f"berth.host-id=i-{i:017x}",
                               "ecs.instance-type=m5.8xlarge"]).start()
         hosts.append(a)

@@ -51,7 +51,7 @@ async fn create_service_refuses_other_deployment_controllers_and_capacity_provid
         services::create(&env.ctx, req(body)).await,
         "capacityProviderStrategy",
     );
-    // FARGATE_SPOT is berth's own; this definition is not Fargate-compatible.
+    // FARGATE_SPOT is berth's own, and must be the cluster's to be named in a strategy.
     let mut body = with(
         "capacityProviderStrategy",
         json!([{"capacityProvider": "FARGATE_SPOT", "weight": 1}]),
@@ -59,7 +59,7 @@ async fn create_service_refuses_other_deployment_controllers_and_capacity_provid
     body["networkConfiguration"] = json!({"awsvpcConfiguration": {"subnets": ["subnet-1"]}});
     refused(
         services::create(&env.ctx, req(body)).await,
-        "launch_type FARGATE",
+        "not associated with the cluster",
     );
     // ECS's own text for a platform version with the EC2 launch type.
     let body = with("platformVersion", json!("LATEST"));

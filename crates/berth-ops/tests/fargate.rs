@@ -14,10 +14,28 @@ use berth_store::StoreExt;
 use serde_json::{json, Value};
 use support::{cluster, code, env, host, ok, req, strings, Env};
 
-const NET: &str = r#"{"awsvpcConfiguration": {"subnets": ["subnet-1"]}}"#;
+thread_local! {
+    /// This test's default subnet (each `#[tokio::test]` runs on its own thread).
+    static SUBNET: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Makes the default VPC in the test's store (as the server does at start-up) and keeps its
+/// first subnet for [`net`]: FARGATE tasks are awsvpc tasks, placed in a real subnet.
+async fn init_net(env: &Env) {
+    ok(berth_ops::ec2::ensure_defaults(&env.ops, "us-east-1", "10.247.0.0/16").await);
+    let all = berth_ops::ec2::parse(json!({})).expect("the request parses");
+    let subnets = ok(berth_ops::ec2::vpcs::describe_subnets(&env.ctx, all).await);
+    let id = subnets["subnetSet"][0]["subnetId"]
+        .as_str()
+        .expect("a default subnet")
+        .to_owned();
+    SUBNET.with(|s| *s.borrow_mut() = id);
+}
 
 fn net() -> Value {
-    serde_json::from_str(NET).expect("json")
+    let subnet = SUBNET.with(|s| s.borrow().clone());
+    assert!(!subnet.is_empty(), "init_net first");
+    json!({"awsvpcConfiguration": {"subnets": [subnet]}})
 }
 
 async fn fargate_td(ctx: &Ctx, family: &str, cpu: &str, memory: &str) -> String {
@@ -53,7 +71,11 @@ fn controller(env: &Env) -> FargateCapacity {
 async fn managed_host(env: &Env, cluster: &str, group: &str, host_id: &str) -> String {
     let h = host(
         cluster,
-        &[(ATTR_HOST_GROUP, group), (ATTR_HOST_ID, host_id)],
+        &[
+            (ATTR_HOST_GROUP, group),
+            (ATTR_HOST_ID, host_id),
+            (berth_model::CAP_TASK_ENI, "true"),
+        ],
     );
     ok(berth_ops::agent::register(&env.ops, &h).await).instance_id
 }
@@ -79,6 +101,7 @@ async fn group(env: &Env, name: &str) -> Option<HostGroup> {
 #[tokio::test]
 async fn registration_checks_fargate_sizes_with_ecs_texts() {
     let env = env();
+    init_net(&env).await;
     let body = |cpu: &str, mem: &str| {
         json!({"family": "f", "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc",
             "cpu": cpu, "memory": mem, "containerDefinitions": [{"name": "a", "image": "i"}]})
@@ -126,6 +149,7 @@ async fn registration_checks_fargate_sizes_with_ecs_texts() {
 #[tokio::test]
 async fn run_task_checks_fargate_members_as_ecs() {
     let env = env();
+    init_net(&env).await;
     cluster(&env.ctx, "c").await;
     let td = fargate_td(&env.ctx, "web", "256", "512").await;
     let base = json!({"cluster": "c", "taskDefinition": td, "launchType": "FARGATE"});
@@ -181,6 +205,7 @@ async fn run_task_checks_fargate_members_as_ecs() {
 #[tokio::test]
 async fn a_fargate_task_waits_for_managed_capacity_and_lands_only_there() {
     let env = env();
+    init_net(&env).await;
     cluster(&env.ctx, "c").await;
     let ec2_host = ok(berth_ops::agent::register(&env.ops, &host("c", &[])).await);
     let td = fargate_td(&env.ctx, "web", "1024", "2048").await;
@@ -242,6 +267,7 @@ async fn a_fargate_task_waits_for_managed_capacity_and_lands_only_there() {
 #[tokio::test]
 async fn an_ec2_task_in_a_cluster_of_managed_hosts_only_finds_no_instance() {
     let env = env();
+    init_net(&env).await;
     cluster(&env.ctx, "c").await;
     managed_host(&env, "c", "berth-fargate-c", "i-0000000000000001").await;
     let plain = support::taskdef(&env.ctx, "plain").await;
@@ -260,6 +286,7 @@ async fn an_ec2_task_in_a_cluster_of_managed_hosts_only_finds_no_instance() {
 #[tokio::test]
 async fn managed_hosts_appear_in_no_ecs_answer() {
     let env = env();
+    init_net(&env).await;
     cluster(&env.ctx, "c").await;
     let mine = ok(berth_ops::agent::register(&env.ops, &host("c", &[])).await);
     let managed = managed_host(&env, "c", "berth-fargate-c", "i-0000000000000001").await;
@@ -295,6 +322,7 @@ async fn managed_hosts_appear_in_no_ecs_answer() {
 #[tokio::test]
 async fn the_managed_group_grows_for_waiting_tasks_and_lets_idle_hosts_go() {
     let env = env();
+    init_net(&env).await;
     cluster(&env.ctx, "c").await;
     let td = fargate_td(&env.ctx, "big", "16384", "122880").await;
     for _ in 0..3 {
@@ -378,7 +406,17 @@ async fn the_managed_group_grows_for_waiting_tasks_and_lets_idle_hosts_go() {
 #[tokio::test]
 async fn a_spot_task_is_interrupted_with_ecs_stop_code_and_reason() {
     let env = env();
+    init_net(&env).await;
     cluster(&env.ctx, "c").await;
+    // A strategy names providers of the cluster's (ECS's rule).
+    ok(berth_ops::ecs::capacity::put_cluster(
+        &env.ctx,
+        req(
+            json!({"cluster": "c", "capacityProviders": ["FARGATE", "FARGATE_SPOT"],
+            "defaultCapacityProviderStrategy": []}),
+        ),
+    )
+    .await);
     let td = fargate_td(&env.ctx, "web", "256", "512").await;
     managed_host(&env, "c", "berth-fargate-spot-c", "i-0000000000000002").await;
     managed_host(&env, "c", "berth-fargate-c", "i-0000000000000003").await;
@@ -417,6 +455,7 @@ async fn a_spot_task_is_interrupted_with_ecs_stop_code_and_reason() {
 #[tokio::test]
 async fn a_fargate_service_keeps_its_provider_for_its_tasks() {
     let env = env();
+    init_net(&env).await;
     cluster(&env.ctx, "c").await;
     let td = fargate_td(&env.ctx, "web", "256", "512").await;
     let e = services::create(
@@ -443,7 +482,7 @@ async fn a_fargate_service_keeps_its_provider_for_its_tasks() {
     assert_eq!(s["platformVersion"], "1.4.0");
     assert_eq!(
         s["networkConfiguration"]["awsvpcConfiguration"]["subnets"],
-        json!(["subnet-1"])
+        net()["awsvpcConfiguration"]["subnets"]
     );
     let stored = env
         .store
@@ -465,6 +504,7 @@ async fn the_auto_scaling_api_neither_shows_nor_takes_managed_names() {
     }
     use berth_ops::hostgroups::{groups, launch_configs};
     let env = env();
+    init_net(&env).await;
     cluster(&env.ctx, "c").await;
     let td = fargate_td(&env.ctx, "web", "256", "512").await;
     run(

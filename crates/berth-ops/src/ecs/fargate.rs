@@ -10,7 +10,7 @@
 use berth_control::lifecycle;
 use berth_model::capacity::{FARGATE, FARGATE_SPOT};
 use berth_model::fargate::{self, FargateTask};
-use berth_model::{ApiError, NetworkConfiguration, StopCode, Task, TaskDefinition, TaskOverride};
+use berth_model::{ApiError, StopCode, Task, TaskDefinition, TaskOverride};
 use berth_store::StoreExt;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -82,12 +82,11 @@ pub(crate) struct Taken {
 }
 
 /// Tells a Fargate launch (`launchType FARGATE`, or a strategy naming only Fargate providers)
-/// and checks its members as Fargate does: `platformVersion` (taken out of `rest`) and the
-/// presence of a `networkConfiguration` (its subnets and groups are the network part's).
+/// and checks its `platformVersion` (taken out of `rest`) as Fargate does. Its required
+/// `networkConfiguration` is the network part's to check (a Fargate definition is awsvpc).
 pub(crate) fn take(
     launch_type: Option<&str>,
     strategy: Option<Value>,
-    network: Option<Value>,
     rest: &mut Map<String, Value>,
 ) -> Result<Taken, ApiError> {
     let provider = fargate_provider(launch_type, strategy.as_ref())?;
@@ -110,9 +109,6 @@ pub(crate) fn take(
             platform: None,
         });
     }
-    // Fargate's tasks are awsvpc tasks: one is required (checked again, with its subnets
-    // and groups, by the network part when the task definition is known).
-    network_configuration(network)?;
     Ok(Taken {
         launch_type: "FARGATE".into(),
         provider,
@@ -161,23 +157,6 @@ pub(crate) fn resolve(
             availability_zone: String::new(),
         }),
     })
-}
-
-/// Fargate's tasks are awsvpc tasks: a network configuration with subnets is required, as ECS
-/// requires it (the subnets and security groups themselves are the network part's to check).
-fn network_configuration(v: Option<Value>) -> Result<NetworkConfiguration, ApiError> {
-    let missing = || {
-        ApiError::invalid(
-            "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
-        )
-    };
-    let v = v.filter(|v| !v.is_null()).ok_or_else(missing)?;
-    let nc = NetworkConfiguration::from_request(&v)?;
-    match &nc.awsvpc_configuration {
-        Some(a) if !a.subnets.is_empty() => Ok(nc),
-        Some(_) => Err(ApiError::invalid("subnets can not be empty.")),
-        None => Err(missing()),
-    }
 }
 
 /// Adds a Fargate task's members to its DescribeTasks shape and drops its container instance
@@ -288,18 +267,5 @@ mod tests {
         assert!(fargate_provider(Some("FARGATE"), Some(&spot)).is_err());
         let both = json!([{"capacityProvider": "FARGATE"}, {"capacityProvider": "FARGATE_SPOT"}]);
         assert!(fargate_provider(None, Some(&both)).is_err());
-    }
-
-    #[test]
-    fn network_configuration_is_required() {
-        let e = network_configuration(None).unwrap_err();
-        assert_eq!(
-            e.message,
-            "Network Configuration must be provided when networkMode 'awsvpc' is specified."
-        );
-        let ok = json!({"awsvpcConfiguration": {"subnets": ["subnet-1"]}});
-        assert!(network_configuration(Some(ok)).is_ok());
-        let empty = json!({"awsvpcConfiguration": {"subnets": []}});
-        assert!(network_configuration(Some(empty)).is_err());
     }
 }

@@ -170,11 +170,12 @@ pub(super) async fn service_capacity(
     scheduling: SchedulingStrategy,
     taken: &super::fargate::Taken,
 ) -> Result<(String, Vec<berth_model::capacity::StrategyItem>), ApiError> {
+    let (c, _) = load_active(ctx, cluster).await?;
+    // Checked for a Fargate strategy too: its providers must be the cluster's, as in ECS.
+    let plan = super::capacity::strategy::resolve(&c, launch_type.as_deref(), items.as_deref())?;
     if taken.is_fargate() {
         return Ok(("FARGATE".to_owned(), Vec::new()));
     }
-    let (c, _) = load_active(ctx, cluster).await?;
-    let plan = super::capacity::strategy::resolve(&c, launch_type.as_deref(), items.as_deref())?;
     let explicit = items.as_ref().is_some_and(|v| !v.is_empty());
     let (lt, cp_strategy) = super::capacity::strategy::for_service(plan, scheduling, explicit)?;
     Ok((launch_type.clone().unwrap_or(lt), cp_strategy))

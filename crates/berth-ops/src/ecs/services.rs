@@ -187,7 +187,6 @@ pub async fn create(ctx: &Ctx, mut req: CreateServiceRequest) -> Result<Value, A
     let taken = super::fargate::take(
         req.launch_type.as_deref(),
         super::tasks::strategy_json(req.capacity_provider_strategy.as_deref()),
-        req.network_configuration.clone(),
         &mut req.rest,
     )?;
     super::unsupported::refuse("", &req.rest)?;

@@ -220,7 +220,6 @@ pub async fn run(ctx: &Ctx, mut req: RunTaskRequest) -> Result<Value, ApiError> 
     let taken = super::fargate::take(
         req.launch_type.as_deref(),
         strategy_json(req.capacity_provider_strategy.as_deref()),
-        req.network_configuration.clone(),
         &mut req.rest,
     )?;
     super::unsupported::refuse("", &req.rest)?;
@@ -230,15 +229,12 @@ pub async fn run(ctx: &Ctx, mut req: RunTaskRequest) -> Result<Value, ApiError> 
     let (c, _) = load_active(ctx, &cluster).await?;
     // A Fargate launch is placed on berth's managed capacity (`spec.fargate`); any other
     // strategy goes through the capacity providers.
-    let plan = if taken.is_fargate() {
-        None
-    } else {
-        super::capacity::strategy::resolve(
-            &c,
-            req.launch_type.as_deref(),
-            req.capacity_provider_strategy.as_deref(),
-        )?
-    };
+    let plan = super::capacity::strategy::resolve(
+        &c,
+        req.launch_type.as_deref(),
+        req.capacity_provider_strategy.as_deref(),
+    )?
+    .filter(|_| !taken.is_fargate());
     let td = super::taskdefs::runnable(ctx, &req.task_definition).await?;
     let resolved = super::fargate::resolve(taken, &td, &req.overrides)?;
     let network = network(ctx, &td, req.network_configuration.as_ref()).await?;

@@ -283,3 +283,68 @@ def test_fargate_capacity_comes_and_goes_with_the_host_group_controller(berth, e
         # Empty managed hosts go after the idle time (2 s here): that is the cleanup too.
         wait_for(lambda: not host_processes(group), 90, interval=0.2,
                  what="the idle managed host to go")
+
+
+def test_fargate_tasks_on_port_80_behind_a_load_balancer_and_their_security_group(
+        berth, ecs, managed_hosts):
+    """Issue 13's picture: a FARGATE service of two tasks, both listening on port 80 (each its
+    own address in the subnet), behind a berth load balancer through an `ip` target group and
+    reached through it; their security group first lets nothing in (the load balancer's health
+    checks fail and a direct request gets no answer), then AuthorizeSecurityGroupIngress lets
+    port 80 in and traffic flows."""
+    from test_awsvpc import default_network, eni_of, get, new_group, reachable
+    from conftest import free_port
+    ec2 = berth.client("ec2")
+    elb = berth.client("elbv2")
+    vpc, subnets = default_network(ec2)
+    closed = new_group(ec2, vpc["VpcId"])  # no ingress rule at all
+    td = ecs.register_task_definition(
+        family=uniq("fgweb"), requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+        cpu="256", memory="512",
+        containerDefinitions=[{
+            "name": "web", "image": TEST_IMAGE, "essential": True, "stopTimeout": 2,
+            "portMappings": [{"containerPort": 80}],
+            "command": ["sh", "-c", "mkdir -p /www && hostname -i > /www/index.html && exec httpd -f -p 80 -h /www"]}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    lb = elb.create_load_balancer(Name=uniq("fglb"))["LoadBalancers"][0]
+    tg = elb.create_target_group(Name=uniq("fgtg"), Protocol="HTTP", Port=80, VpcId=vpc["VpcId"],
+                                 TargetType="ip", HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+                                 HealthyThresholdCount=2)["TargetGroups"][0]
+    port = free_port()
+    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}])
+    name = uniq("fgsvc")
+    net = {"awsvpcConfiguration": {"subnets": [s["SubnetId"] for s in subnets], "securityGroups": [closed]}}
+    ecs.create_service(cluster="default", serviceName=name, taskDefinition=td, desiredCount=2,
+                       launchType="FARGATE", networkConfiguration=net, loadBalancers=[{
+                           "targetGroupArn": tg["TargetGroupArn"], "containerName": "web", "containerPort": 80}])
+    try:
+        def two_running():
+            arns = ecs.list_tasks(cluster="default", serviceName=name)["taskArns"]
+            ts = describe(ecs, arns) if arns else []
+            return ts if len(ts) == 2 and all(t["lastStatus"] == "RUNNING" for t in ts) else None
+        tasks = wait_for(two_running, 60, what="two FARGATE tasks RUNNING")
+        for t in tasks:
+            STARTED.append(t["taskArn"].rsplit("/", 1)[1])
+        ips = sorted(eni_of(t)[0]["privateIPv4Address"] for t in tasks)
+        assert len(set(ips)) == 2, ips
+        assert all("containerInstanceArn" not in t and t["launchType"] == "FARGATE" for t in tasks)
+        # Closed: nothing reaches port 80 of either task, not even the load balancer.
+        assert not any(reachable(f"http://{ip}:80/") for ip in ips)
+        h = elb.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])["TargetHealthDescriptions"]
+        assert not any(t["TargetHealth"]["State"] == "healthy" for t in h), h
+        # Open port 80 to the VPC (the host's own connections come from the subnet gateway).
+        ec2.authorize_security_group_ingress(GroupId=closed, IpPermissions=[{
+            "IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": vpc["CidrBlock"]}]}])
+
+        def healthy():
+            h = elb.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])["TargetHealthDescriptions"]
+            return sorted(t["Target"]["Id"] for t in h if t["TargetHealth"]["State"] == "healthy") == ips
+        wait_for(healthy, 60, interval=0.5, what="both FARGATE tasks healthy behind the load balancer")
+        seen = set()
+        def both_answer():
+            seen.add(get(f"http://127.0.0.1:{port}/").strip())
+            return seen == set(ips)
+        wait_for(both_answer, 30, interval=0.1, what="the load balancer to reach both tasks")
+    finally:
+        ecs.delete_service(cluster="default", service=name, force=True)

@@ -11,7 +11,8 @@ import botocore.session
 from conftest import Berth
 
 # Every API berth serves today, by botocore service name.
-SERVED = {"ecs", "elbv2", "application-autoscaling", "ssm", "secretsmanager"}
+SERVED = {"ecs", "elbv2", "application-autoscaling", "ssm", "secretsmanager", "logs", "ec2",
+          "autoscaling"}
 
 # A cheap read per service, to show the client reached berth.
 PROBES = {
@@ -21,6 +22,8 @@ PROBES = {
     "ssm": lambda c: c.describe_parameters(),
     "secretsmanager": lambda c: c.list_secrets(),
     "logs": lambda c: c.describe_log_groups(),
+    "ec2": lambda c: c.describe_vpcs(),
+    "autoscaling": lambda c: c.describe_auto_scaling_groups(),
 }
 
 

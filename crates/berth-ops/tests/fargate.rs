@@ -530,3 +530,34 @@ async fn the_auto_scaling_api_neither_shows_nor_takes_managed_names() {
     .unwrap_err();
     assert!(e.message.contains("reserved"), "{}", e.message);
 }
+
+#[tokio::test]
+async fn a_cluster_default_strategy_of_fargate_makes_a_fargate_launch() {
+    let env = env();
+    init_net(&env).await;
+    cluster(&env.ctx, "c").await;
+    ok(berth_ops::ecs::capacity::put_cluster(
+        &env.ctx,
+        req(json!({"cluster": "c", "capacityProviders": ["FARGATE", "FARGATE_SPOT"],
+            "defaultCapacityProviderStrategy": [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]})),
+    )
+    .await);
+    let td = fargate_td(&env.ctx, "web", "256", "512").await;
+    // Neither a launch type nor a strategy: the cluster's default applies, and it is Fargate's.
+    let out = run(
+        &env.ctx,
+        json!({"cluster": "c", "taskDefinition": td, "networkConfiguration": net()}),
+    )
+    .await;
+    let t = &out["tasks"][0];
+    assert_eq!(t["launchType"], "FARGATE");
+    assert_eq!(t["capacityProviderName"], "FARGATE_SPOT");
+    assert_eq!(t["platformVersion"], "1.4.0");
+    // Sized and placed by the FARGATE controller like any Fargate task.
+    let ctl = controller(&env);
+    ok(ctl.reconcile("c").await);
+    let g = group(&env, "berth-fargate-spot-c")
+        .await
+        .expect("managed group");
+    assert_eq!(g.desired_capacity, 1);
+}

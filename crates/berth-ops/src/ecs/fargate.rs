@@ -116,6 +116,31 @@ pub(crate) fn take(
     })
 }
 
+/// A cluster's default strategy naming only a Fargate provider makes a Fargate launch too, as
+/// in ECS: `plan` (the strategy resolved for a request that named none) goes to Fargate
+/// instead of the capacity providers.
+pub(crate) fn take_default(
+    taken: Taken,
+    plan: &Option<Vec<berth_model::capacity::StrategyItem>>,
+) -> Result<Taken, ApiError> {
+    match plan {
+        Some(items)
+            if !taken.is_fargate()
+                && !items.is_empty()
+                && items
+                    .iter()
+                    .all(|i| fargate::is_fargate_provider(&i.capacity_provider)) =>
+        {
+            let v: Vec<Value> = items
+                .iter()
+                .map(|i| json!({"capacityProvider": i.capacity_provider, "weight": i.weight, "base": i.base}))
+                .collect();
+            take(None, Some(Value::Array(v)), &mut Map::new())
+        }
+        _ => Ok(taken),
+    }
+}
+
 impl Taken {
     /// Whether the request is a Fargate launch.
     pub(crate) fn is_fargate(&self) -> bool {

@@ -168,17 +168,25 @@ pub(super) async fn service_capacity(
     launch_type: &Option<String>,
     items: &Option<Vec<super::capacity::strategy::WireItem>>,
     scheduling: SchedulingStrategy,
-    taken: &super::fargate::Taken,
-) -> Result<(String, Vec<berth_model::capacity::StrategyItem>), ApiError> {
+    taken: super::fargate::Taken,
+) -> Result<
+    (
+        String,
+        Vec<berth_model::capacity::StrategyItem>,
+        super::fargate::Taken,
+    ),
+    ApiError,
+> {
     let (c, _) = load_active(ctx, cluster).await?;
     // Checked for a Fargate strategy too: its providers must be the cluster's, as in ECS.
     let plan = super::capacity::strategy::resolve(&c, launch_type.as_deref(), items.as_deref())?;
+    let taken = super::fargate::take_default(taken, &plan)?;
     if taken.is_fargate() {
-        return Ok(("FARGATE".to_owned(), Vec::new()));
+        return Ok(("FARGATE".to_owned(), Vec::new(), taken));
     }
     let explicit = items.as_ref().is_some_and(|v| !v.is_empty());
     let (lt, cp_strategy) = super::capacity::strategy::for_service(plan, scheduling, explicit)?;
-    Ok((launch_type.clone().unwrap_or(lt), cp_strategy))
+    Ok((launch_type.clone().unwrap_or(lt), cp_strategy, taken))
 }
 
 /// A new service's desired count: none for DAEMON (it runs one task per host), 0..=10,000 and

@@ -207,13 +207,13 @@ pub async fn create(ctx: &Ctx, mut req: CreateServiceRequest) -> Result<Value, A
         req.deployment_configuration,
         strategy,
     )?;
-    let (launch_type, cp_strategy) = service_capacity(
+    let (launch_type, cp_strategy, taken) = service_capacity(
         ctx,
         &cluster,
         &req.launch_type,
         &req.capacity_provider_strategy,
         strategy,
-        &taken,
+        taken,
     )
     .await?;
     if !matches!(launch_type.as_str(), "EC2" | "FARGATE" | "EXTERNAL") {

@@ -233,8 +233,9 @@ pub async fn run(ctx: &Ctx, mut req: RunTaskRequest) -> Result<Value, ApiError> 
         &c,
         req.launch_type.as_deref(),
         req.capacity_provider_strategy.as_deref(),
-    )?
-    .filter(|_| !taken.is_fargate());
+    )?;
+    let taken = super::fargate::take_default(taken, &plan)?;
+    let plan = plan.filter(|_| !taken.is_fargate());
     let td = super::taskdefs::runnable(ctx, &req.task_definition).await?;
     let resolved = super::fargate::resolve(taken, &td, &req.overrides)?;
     let network = network(ctx, &td, req.network_configuration.as_ref()).await?;

@@ -17,7 +17,7 @@ import tempfile
 
 import pytest
 
-from conftest import (Agent, Berth, TEST_IMAGE, build_test_image, docker_ok, join_token,
+from conftest import (Agent, Berth, TEST_IMAGE, build_test_image, docker, docker_ok, join_token,
                       raw_call, supports_flag, uniq, wait_for)
 from test_awsvpc import cleanup, pick_cidr
 
@@ -280,9 +280,18 @@ def test_fargate_capacity_comes_and_goes_with_the_host_group_controller(berth, e
         wait_for(lambda: ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]["lastStatus"]
                  == "STOPPED", 30, what="task STOPPED")
     finally:
-        # Empty managed hosts go after the idle time (2 s here): that is the cleanup too.
+        # Empty managed hosts go after the idle time (2 s here): that is the cleanup too, and
+        # a host that goes takes its containers with it (they ran on this machine's Docker).
         wait_for(lambda: not host_processes(group), 90, interval=0.2,
                  what="the idle managed host to go")
+        left = lambda: docker("ps", "-aq", "--filter", f"label=berth.cluster={cluster}",
+                              check=False).stdout.split()
+        try:
+            wait_for(lambda: not left(), 30, interval=0.2,
+                     what="the destroyed host's containers to be removed")
+        finally:
+            if left():
+                docker("rm", "-f", *left(), check=False)
 
 
 def test_fargate_tasks_on_port_80_behind_a_load_balancer_and_their_security_group(

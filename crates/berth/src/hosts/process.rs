@@ -110,6 +110,40 @@ pub fn agent_args(spec: &HostSpec, state_dir: &str, driver: &str) -> Vec<String>
     args
 }
 
+/// The `--state-dir` a host's agent was started with, from its command line.
+fn state_dir_of(pid: i32) -> Option<PathBuf> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+    let i = args.iter().position(|a| *a == b"--state-dir")?;
+    let dir = String::from_utf8_lossy(args.get(i + 1)?).into_owned();
+    Some(PathBuf::from(dir))
+}
+
+/// A destroyed host's containers go with it. A process host's agent with the Docker driver ran
+/// them on this machine's Docker, labelled with its scope (its state dir): killing the agent
+/// leaves them, so they are removed here, with their task networks. Without Docker (or with
+/// the process driver) there is nothing to remove.
+async fn remove_host_containers(dir: &std::path::Path) {
+    use berth_agent::Driver;
+    let Ok(docker) = berth_agent::DockerDriver::connect().await else {
+        return;
+    };
+    let docker = docker.with_scope(crate::agent::default_scope(dir));
+    let Ok(owned) = docker.list_owned().await else {
+        return;
+    };
+    let mut tasks = std::collections::BTreeSet::new();
+    for c in owned {
+        if let Err(e) = docker.remove(&c.id).await {
+            tracing::warn!(error = %e, task = %c.task_id, "removing a destroyed host's container");
+        }
+        tasks.insert(c.task_id);
+    }
+    for t in tasks {
+        let _ = docker.remove_task_network(&t).await;
+    }
+}
+
 impl HostProvider for ProcessProvider {
     fn create<'a>(&'a self, spec: &'a HostSpec) -> BoxFuture<'a, Result<String, HostError>> {
         async move {
@@ -170,6 +204,7 @@ impl HostProvider for ProcessProvider {
                 return Ok(());
             }
             use nix::sys::signal::Signal;
+            let state_dir = state_dir_of(pid);
             // The agent first (so it starts nothing new), then everything it started.
             let below = descendants(pid);
             kill(pid, Signal::SIGKILL);
@@ -179,6 +214,9 @@ impl HostProvider for ProcessProvider {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
             while handle_alive(handle) && std::time::Instant::now() < deadline {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            if let Some(dir) = state_dir {
+                remove_host_containers(&dir).await;
             }
             Ok(())
         }

@@ -28,6 +28,12 @@
 //! A `txn` that returns `Ok(TxnResult::Committed { .. })` has been fsynced:
 //! it survives `kill -9` of the process and a power loss.
 //!
+//! # The etcd backend
+//!
+//! [`EtcdStore`] keeps the same model in an etcd v3 cluster (berth's revision is
+//! etcd's), so several berth servers can share one replicated store. Open it
+//! with [`EtcdStore::connect_url`] and an `etcd://host:2379,host2:2379/namespace` URL.
+//!
 //! # The redb backend
 //!
 //! [`RedbStore`] keeps everything in one [redb](https://docs.rs/redb) file. A
@@ -54,13 +60,16 @@
 #![warn(missing_docs)]
 
 mod error;
+mod etcd_backend;
 mod redb_backend;
 mod retry;
+pub mod snapshot;
 mod store;
 mod types;
 
 pub use crate::{
     error::StoreError,
+    etcd_backend::{EtcdStore, EtcdTarget, DEFAULT_NAMESPACE},
     redb_backend::{owner_only, RedbStore},
     retry::{update_json, Retry, Update, UpdateError, CONTENTION_DEADLINE},
     store::{BoxFuture, BoxStream, Store, StoreExt},

@@ -1,14 +1,19 @@
-//! Model-based test: random txn sequences applied to `RedbStore::in_memory`
-//! and to a trivial BTreeMap model give the same results, revisions, final
-//! contents and watch history.
+//! Model-based test: random txn sequences applied to a store and to a trivial
+//! BTreeMap model give the same results, revisions, final contents and watch
+//! history. It runs against both backends: `RedbStore::in_memory` and an
+//! `EtcdStore` on a real etcd (one namespace per case).
+
+mod support {
+    pub mod etcd;
+}
 
 use std::collections::BTreeMap;
 use std::task::Poll;
 use std::time::Duration;
 
 use berth_store::{
-    Compare, EventKind, KeyValue, Op, RedbStore, Revision, Store, StoreError, Txn, TxnResult,
-    WatchEvent,
+    Compare, EtcdStore, EventKind, KeyValue, Op, RedbStore, Revision, Store, StoreError, Txn,
+    TxnResult, WatchEvent,
 };
 use futures::StreamExt;
 use proptest::prelude::*;
@@ -59,6 +64,10 @@ struct Model {
     kv: BTreeMap<String, KeyValue>,
     revision: Revision,
     history: Vec<WatchEvent>,
+    /// The store's revision when the case started (etcd's counter is shared by every case).
+    base: Revision,
+    /// Whether the store keeps only the last op per key of a txn (etcd refuses duplicates).
+    last_op_per_key: bool,
 }
 
 impl Model {
@@ -74,10 +83,16 @@ impl Model {
             txn = match expect {
                 Expect::Current => txn.when_mod_revision(key, self.mod_revision(key)),
                 Expect::Absent => txn.when_absent(key),
-                Expect::Rev(r) => txn.when_mod_revision(key, *r),
+                Expect::Rev(r) => txn.when_mod_revision(key, self.base + *r),
             };
         }
-        for op in &g.ops {
+        let key_of = |op: &GenOp| match op {
+            GenOp::Put(k, _) | GenOp::Delete(k) => *k,
+        };
+        for (i, op) in g.ops.iter().enumerate() {
+            if self.last_op_per_key && g.ops[i + 1..].iter().any(|l| key_of(l) == key_of(op)) {
+                continue;
+            }
             txn = match op {
                 GenOp::Put(k, v) => txn.put(KEYS[*k], vec![*v; usize::from(*v % 4)]),
                 GenOp::Delete(k) => txn.delete(KEYS[*k]),
@@ -152,7 +167,7 @@ async fn take(
 
 /// Submits `txns` in order without waiting in between, so the writer can
 /// batch them, then waits for all results.
-async fn submit_pipelined(store: &RedbStore, txns: &[Txn]) -> Vec<TxnResult> {
+async fn submit_pipelined(store: &dyn Store, txns: &[Txn]) -> Vec<TxnResult> {
     let mut futures: Vec<_> = txns.iter().map(|t| store.txn(t.clone())).collect();
     let mut results: Vec<Option<TxnResult>> = vec![None; txns.len()];
     // The first poll enqueues the txn, so this fixes the submission order.
@@ -172,9 +187,16 @@ async fn submit_pipelined(store: &RedbStore, txns: &[Txn]) -> Vec<TxnResult> {
         .collect()
 }
 
-async fn run_case(gens: Vec<GenTxn>, pipeline: usize) {
-    let store = RedbStore::in_memory().expect("store");
-    let mut model = Model::default();
+/// Runs one case on `store`. Txns are submitted `pipeline` at a time without waiting (only
+/// redb orders concurrent txns by submission; for etcd `pipeline` is 1).
+async fn run_case(store: &dyn Store, gens: Vec<GenTxn>, pipeline: usize, etcd: bool) {
+    let base = store.revision().await.expect("revision");
+    let mut model = Model {
+        revision: base,
+        base,
+        last_op_per_key: etcd,
+        ..Model::default()
+    };
     let mut revisions_seen = Vec::new();
 
     for chunk in gens.chunks(pipeline) {
@@ -185,7 +207,7 @@ async fn run_case(gens: Vec<GenTxn>, pipeline: usize) {
             expected.push(model.apply(&txn));
             txns.push(txn);
         }
-        let got = submit_pipelined(&store, &txns).await;
+        let got = submit_pipelined(store, &txns).await;
         assert_eq!(got, expected, "txn results for {txns:?}");
         revisions_seen.push(model.revision);
         assert_eq!(store.revision().await.expect("revision"), model.revision);
@@ -262,6 +284,42 @@ proptest! {
             .enable_time()
             .build()
             .expect("runtime");
-        rt.block_on(run_case(gens, pipeline));
+        rt.block_on(async move {
+            let store = RedbStore::in_memory().expect("store");
+            run_case(&store, gens, pipeline, false).await;
+        });
     }
+}
+
+/// The same property on etcd: one etcd for every case, a fresh namespace per case.
+#[test]
+fn etcd_store_matches_model() {
+    let Some(cluster) = support::etcd::Cluster::start(1) else {
+        return;
+    };
+    let strategy = prop::collection::vec(gen_txn(), 0..40);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(24));
+    let case = std::sync::atomic::AtomicUsize::new(0);
+    let result = runner.run(&strategy, |gens| {
+        let url = cluster.url(&format!(
+            "model-{}",
+            case.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let store = tokio::time::timeout(Duration::from_secs(30), EtcdStore::connect_url(&url))
+                .await
+                .expect("etcd answers within 30s")
+                .expect("connect");
+            tokio::time::timeout(Duration::from_secs(120), run_case(&store, gens, 1, true))
+                .await
+                .expect("a case within 120s");
+        });
+        Ok(())
+    });
+    drop(cluster);
+    result.expect("etcd store matches the model");
 }

@@ -6,6 +6,8 @@ pub const ROOT_ACCESS_KEY_ID: &str = "BERTH_ROOT_ACCESS_KEY_ID";
 pub const ROOT_SECRET_ACCESS_KEY: &str = "BERTH_ROOT_SECRET_ACCESS_KEY";
 /// Data directory of the server (`--data-dir`).
 pub const DATA_DIR: &str = "BERTH_DATA_DIR";
+/// The server's state store (`--store`): `etcd://...` or a data dir / `.redb` file.
+pub const STORE: &str = "BERTH_STORE";
 /// Listen address of the server (`--listen`).
 pub const LISTEN: &str = "BERTH_LISTEN";
 /// Account id shown in ARNs (`--account-id`).

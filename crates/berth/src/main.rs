@@ -1,6 +1,7 @@
 //! The berth binary: `berth up` (all-in-one), `berth server` (control plane) and the CLI
 //! client (`berth cluster ...`, `berth taskdef ...`).
 
+mod admin;
 mod agent;
 mod cli;
 mod client;
@@ -52,6 +53,8 @@ enum Command {
     Lb(cli::lb::Args),
     /// Host groups (Auto Scaling groups): create, list, describe, scale, delete.
     Hostgroup(cli::hostgroup::Args),
+    /// The state store: migrate between redb and etcd, snapshot, restore.
+    Admin(admin::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -89,6 +92,7 @@ fn real_main() -> Result<()> {
             Command::Taskdef(a) => cli::taskdef::run(a).await,
             Command::Lb(a) => cli::lb::run(a).await,
             Command::Hostgroup(a) => cli::hostgroup::run(a).await,
+            Command::Admin(a) => admin::run(a).await,
         }
     })
 }

@@ -22,7 +22,6 @@ use berth_control::{
     Reaper, ServiceController, Supervisor,
 };
 use berth_model::{SystemClock, DEFAULT_ACCOUNT_ID};
-use berth_store::RedbStore;
 
 use crate::{creds, env};
 
@@ -31,6 +30,11 @@ pub struct ServerOpts {
     /// Where state is kept (default: the user's data directory, e.g. ~/.local/share/berth).
     #[arg(long, env = env::DATA_DIR)]
     pub data_dir: Option<PathBuf>,
+    /// The state store: `etcd://host:2379[,host2:2379...][/namespace]` for an etcd cluster
+    /// (keys go under the namespace, default `berth/`), or a data dir / `.redb` file
+    /// (default: the embedded store in the data dir). Keys and logs stay in the data dir.
+    #[arg(long, env = env::STORE)]
+    pub store: Option<String>,
     /// Address the API listens on.
     #[arg(long, env = env::LISTEN, default_value = env::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
@@ -157,9 +161,9 @@ async fn open_core(
     data_dir: &std::path::Path,
     key: &creds::RootKey,
 ) -> Result<Core> {
-    let db = data_dir.join("berth.redb");
-    let store = RedbStore::open(&db).with_context(|| format!("opening store {}", db.display()))?;
-    let store: Arc<dyn berth_store::Store> = Arc::new(store);
+    let store = crate::admin::StoreSpec::or_data_dir(opts.store.as_deref(), data_dir)
+        .open()
+        .await?;
     // Stored state from an earlier release is brought up to this one's schema before anything
     // reads it.
     berth_control::migrate::migrate(&*store)

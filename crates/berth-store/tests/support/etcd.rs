@@ -27,6 +27,8 @@ struct Member {
 pub struct Cluster {
     members: Vec<Member>,
     initial_cluster: String,
+    /// Shared by the members: it seeds the cluster id.
+    token: String,
     _dir: tempfile::TempDir,
 }
 
@@ -76,6 +78,7 @@ impl Cluster {
         let mut cluster = Self {
             members,
             initial_cluster,
+            token: tag,
             _dir: dir,
         };
         for i in 0..n {
@@ -128,7 +131,7 @@ impl Cluster {
             .args(["--listen-peer-urls", &peer])
             .args(["--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &self.initial_cluster])
-            .args(["--initial-cluster-token", &m.name])
+            .args(["--initial-cluster-token", &self.token])
             .args([
                 "--initial-cluster-state",
                 if existing { "existing" } else { "new" },

@@ -24,6 +24,9 @@
 //! `--revisions` revisions. Register rotates over `--families` families so revisions grow.
 //! Afterwards the server is shut down, the store file is reopened and every acknowledged
 //! registration is looked for in it: durability is the point.
+//!
+//! `--etcd etcd://127.0.0.1:2379` runs the whole measurement a second time on that etcd (in a
+//! fresh namespace) and prints etcd's figures as ratios to redb's from the same run.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -34,7 +37,7 @@ use std::time::{Duration, Instant, SystemTime};
 use berth_api::{router, ApiState, KeyRing, Ops, OpsConfig};
 use berth_model::{keys, SystemClock};
 use berth_sigv4::{sign, Credentials, Request as SigRequest};
-use berth_store::{RedbStore, Store, StoreExt};
+use berth_store::{EtcdStore, RedbStore, Store, StoreExt};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -60,6 +63,8 @@ struct Args {
     revisions: u32,
     /// Run only this action (ping, describe, register), for profiling.
     only: Option<String>,
+    /// Also measure on this etcd (`etcd://host:port`), after redb.
+    etcd: Option<String>,
 }
 
 fn parse_args() -> Result<Args, Error> {
@@ -70,13 +75,15 @@ fn parse_args() -> Result<Args, Error> {
         families: 8,
         revisions: 100,
         only: None,
+        etcd: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--help" || flag == "-h" {
             println!(
                 "api_bench [--clients N (32)] [--seconds S (5)] [--slice S (1)] \
-                 [--families F (8)] [--revisions R (100)] [--only ping|describe|register]"
+                 [--families F (8)] [--revisions R (100)] [--only ping|describe|register] \
+                 [--etcd etcd://HOST:PORT]"
             );
             std::process::exit(0);
         }
@@ -88,6 +95,7 @@ fn parse_args() -> Result<Args, Error> {
             "--families" => args.families = value.parse()?,
             "--revisions" => args.revisions = value.parse()?,
             "--only" => args.only = Some(value),
+            "--etcd" => args.etcd = Some(value),
             other => return Err(format!("unknown flag {other} (try --help)").into()),
         }
     }
@@ -596,8 +604,11 @@ fn loadavg() -> String {
 
 /// Counts, in the store file reopened after the server is gone, the revisions of every
 /// family the register phase wrote, and compares them with what was acknowledged.
-async fn durability(path: &Path, args: &Args, acked: &BTreeMap<usize, u64>) -> Result<bool, Error> {
-    let store = RedbStore::open(path)?;
+async fn durability(
+    store: &dyn Store,
+    args: &Args,
+    acked: &BTreeMap<usize, u64>,
+) -> Result<bool, Error> {
     let (mut total_acked, mut total_stored, mut ok) = (0u64, 0u64, true);
     for fam in 0..args.families {
         let family = format!("bench-reg-{fam}");
@@ -626,13 +637,48 @@ async fn durability(path: &Path, args: &Args, acked: &BTreeMap<usize, u64>) -> R
     Ok(ok)
 }
 
+/// Opens the store measured: a redb file in `dir`, or a fresh namespace of the etcd at `etcd`.
+async fn open_store(dir: &Path, etcd: Option<&str>) -> Result<Arc<dyn Store>, Error> {
+    Ok(match etcd {
+        None => Arc::new(RedbStore::open(&dir.join("state.redb"))?),
+        Some(url) => {
+            let ns = dir.file_name().and_then(|n| n.to_str()).unwrap_or("bench");
+            Arc::new(EtcdStore::connect_url(&format!("{}/{ns}", url.trim_end_matches('/'))).await?)
+        }
+    })
+}
+
 async fn run(args: Args) -> Result<bool, Error> {
+    let (redb, mut ok) = run_on(&args, None).await?;
+    if let Some(url) = args.etcd.as_deref() {
+        let (etcd, etcd_ok) = run_on(&args, Some(url)).await?;
+        ok &= etcd_ok;
+        println!("\netcd vs redb, same run (req/s; each also as a ratio to its own ping):");
+        for (e, r) in etcd.iter().zip(&redb) {
+            let ping =
+                |all: &[Figures]| all.iter().find(|f| f.action == Action::Ping).map(|p| p.rps);
+            let own = |f: &Figures, all: &[Figures]| ping(all).map_or(f64::NAN, |p| f.rps / p);
+            println!(
+                "{:<10} redb {:>8.0} ({:.3})  etcd {:>8.0} ({:.3})  etcd/redb {:.3}",
+                e.action.short(),
+                r.rps,
+                own(r, &redb),
+                e.rps,
+                own(e, &etcd),
+                e.rps / r.rps
+            );
+        }
+    }
+    Ok(ok)
+}
+
+/// One whole measurement on one store; its figures, and whether every registration is stored.
+async fn run_on(args: &Args, etcd: Option<&str>) -> Result<(Vec<Figures>, bool), Error> {
     let load_before = loadavg();
     let dir = tempfile::Builder::new()
         .prefix("berth-api-bench-")
         .tempdir()?;
-    let path = dir.path().join("state.redb");
-    let store: Arc<dyn Store> = Arc::new(RedbStore::open(&path)?);
+    let store = open_store(dir.path(), etcd).await?;
     let state = ApiState::new(
         Ops::new(store, Arc::new(SystemClock), OpsConfig::default()),
         KeyRing::new().with_key(AK, SK),
@@ -673,13 +719,15 @@ async fn run(args: Args) -> Result<bool, Error> {
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     println!(
         "berth API throughput: {} keep-alive clients; {} s per action, interleaved in {} s \
-         slices (after {} ms warm-up each); {cores} cores; in-process server, durable redb \
-         store in {}",
+         slices (after {} ms warm-up each); {cores} cores; in-process server, durable store: {}",
         args.clients,
         args.seconds,
         args.slice,
         WARMUP.as_millis(),
-        dir.path().display()
+        etcd.map_or_else(
+            || format!("redb in {}", dir.path().display()),
+            str::to_owned
+        )
     );
     println!(
         "Describe: bare family {DESCRIBE_FAMILY:?} ({} revisions); Register: {} families",
@@ -687,7 +735,7 @@ async fn run(args: Args) -> Result<bool, Error> {
     );
     println!("load average before: {load_before}");
 
-    let (figures, acked) = measure(addr, &actions, &args).await?;
+    let (figures, acked) = measure(addr, &actions, args).await?;
     let load_after = loadavg();
     let ping = figures.iter().find(|f| f.action == Action::Ping);
     let base = ping.filter(|_| figures.len() > 1);
@@ -721,7 +769,9 @@ async fn run(args: Args) -> Result<bool, Error> {
 
     let _ = stop_tx.send(());
     server.await??;
-    durability(&path, &args, &acked).await
+    let store = open_store(dir.path(), etcd).await?;
+    let ok = durability(&*store, args, &acked).await?;
+    Ok((figures, ok))
 }
 
 fn main() -> Result<(), Error> {

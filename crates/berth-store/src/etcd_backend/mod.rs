@@ -15,7 +15,7 @@
 //! so a txn is reduced to its last op per key before it is sent. The final state is the
 //! same; what is lost is the intermediate event (a put followed by a delete of a new key
 //! produces no event, and a delete followed by a put of an existing key keeps its
-//! `create_revision`). No berth caller writes a key twice in one txn.
+//! `create_revision`).
 
 mod watch;
 

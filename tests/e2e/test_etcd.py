@@ -36,7 +36,8 @@ def etcd_server():
              "--advertise-client-urls", f"http://127.0.0.1:{client}",
              "--listen-peer-urls", f"http://127.0.0.1:{peer}",
              "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-             "--initial-cluster", f"{name}=http://127.0.0.1:{peer}"],
+             "--initial-cluster", f"{name}=http://127.0.0.1:{peer}",
+             "--max-txn-ops", "4096"],  # berth's largest txns need more than etcd's 128
             stdout=subprocess.DEVNULL, stderr=log)
         try:
             def healthy():

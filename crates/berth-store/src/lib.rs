@@ -69,7 +69,7 @@ mod types;
 
 pub use crate::{
     error::StoreError,
-    etcd_backend::{EtcdStore, EtcdTarget, DEFAULT_NAMESPACE},
+    etcd_backend::{EtcdStore, EtcdTarget, DEFAULT_NAMESPACE, MIN_MAX_TXN_OPS},
     redb_backend::{owner_only, RedbStore},
     retry::{update_json, Retry, Update, UpdateError, CONTENTION_DEADLINE},
     store::{BoxFuture, BoxStream, Store, StoreExt},

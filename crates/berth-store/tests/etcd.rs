@@ -233,3 +233,27 @@ fn records_copy_between_backends_and_snapshots_restore_into_a_fresh_namespace() 
     });
     drop(cluster);
 }
+
+#[test]
+fn a_txn_over_etcds_op_limit_fails_saying_which_flag_to_raise() {
+    let Some(cluster) = Cluster::start(1) else {
+        return;
+    };
+    let url = cluster.url("limit");
+    run(async move {
+        let store = EtcdStore::connect_url(&url).await.expect("connect");
+        let mut txn = Txn::new();
+        for i in 0..=berth_store::MIN_MAX_TXN_OPS {
+            txn = txn.put(format!("k/{i}"), Vec::new());
+        }
+        match store.txn(txn).await {
+            Err(StoreError::Backend(message)) => {
+                assert!(message.contains("--max-txn-ops"), "{message}")
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // Nothing was written.
+        assert!(store.list("k/").await.expect("list").0.is_empty());
+    });
+    drop(cluster);
+}

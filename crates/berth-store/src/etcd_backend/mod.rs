@@ -8,6 +8,10 @@
 //! revision (paged at that revision); `watch` is an etcd watch from `after + 1` with
 //! `prev_kv`, so a delete event carries the deleted record's `create_revision`.
 //!
+//! etcd must run with `--max-txn-ops` raised to [`MIN_MAX_TXN_OPS`]: berth writes a record
+//! and its index entries in one txn, and some hold more than etcd's default 128 operations
+//! (a txn over the limit fails with an error that says so).
+//!
 //! Every key lives under a namespace (default `berth/`), so one etcd can hold several
 //! berth control planes, or a restore can be checked next to the original.
 //!
@@ -33,6 +37,9 @@ use crate::types::{KeyValue, Op, Revision, Txn, TxnResult, WatchEvent};
 pub const DEFAULT_NAMESPACE: &str = "berth/";
 /// Records per Range request when listing (all at the first page's revision).
 const LIST_PAGE: i64 = 500;
+/// The `--max-txn-ops` etcd needs for berth's largest txns (a target group's targets, a
+/// service's tasks, a restore batch).
+pub const MIN_MAX_TXN_OPS: usize = 4096;
 /// How long connecting to an unreachable cluster may take before `connect` gives up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -240,7 +247,12 @@ impl EtcdStore {
             .when(compares)
             .and_then(ops)
             .or_else(reads);
-        let resp = self.kv().txn(request).await.map_err(etcd_err)?;
+        let ops_count = txn.ops.len() + txn.compares.len();
+        let resp = self
+            .kv()
+            .txn(request)
+            .await
+            .map_err(|e| txn_err(e, ops_count))?;
         let revision = header_revision(resp.header())?;
         if resp.succeeded() {
             return Ok(TxnResult::Committed { revision });
@@ -360,6 +372,23 @@ fn to_etcd(rev: Revision) -> Result<i64, StoreError> {
 
 fn etcd_err(e: etcd_client::Error) -> StoreError {
     StoreError::Backend(format!("etcd: {e}"))
+}
+
+/// etcd's own limits on a txn are server flags; say which one to raise.
+fn txn_err(e: etcd_client::Error, ops: usize) -> StoreError {
+    let text = e.to_string();
+    if text.contains("too many operations in txn request") {
+        return StoreError::Backend(format!(
+            "etcd refused a txn of {ops} operations: start etcd with --max-txn-ops of at least \
+             {MIN_MAX_TXN_OPS} (its default, 128, is too small for berth)"
+        ));
+    }
+    if text.contains("request is too large") {
+        return StoreError::Backend(format!(
+            "etcd refused a txn as too large: raise etcd's --max-request-bytes ({text})"
+        ));
+    }
+    etcd_err(e)
 }
 
 fn unreachable(target: &EtcdTarget) -> StoreError {

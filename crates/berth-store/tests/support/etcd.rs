@@ -132,6 +132,7 @@ impl Cluster {
             .args(["--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-token", &self.token])
+            .args(["--max-txn-ops", "4096"]) // berth_store::MIN_MAX_TXN_OPS
             .args([
                 "--initial-cluster-state",
                 if existing { "existing" } else { "new" },

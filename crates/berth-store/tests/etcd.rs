@@ -257,3 +257,17 @@ fn a_txn_over_etcds_op_limit_fails_saying_which_flag_to_raise() {
     });
     drop(cluster);
 }
+
+#[test]
+fn connecting_where_no_etcd_listens_fails_instead_of_hanging() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    run(async move {
+        match EtcdStore::connect_url(&format!("etcd://127.0.0.1:{port}")).await {
+            Err(StoreError::Backend(message)) => assert!(message.contains("etcd"), "{message}"),
+            other => panic!("expected a connection error, got {other:?}"),
+        }
+    });
+}

@@ -58,12 +58,7 @@ fn a_watch_resumes_across_an_etcd_restart_without_loss_or_repeats() {
         return;
     };
     let url = cluster.url("resume");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+    run(async {
         let store = EtcdStore::connect_url(&url).await.expect("connect");
         let r1 = put(&store, "k/1", "a").await;
         put(&store, "other/1", "x").await;
@@ -90,7 +85,6 @@ fn a_watch_resumes_across_an_etcd_restart_without_loss_or_repeats() {
         let r6 = put(&store, "k/4", "d").await;
         assert_eq!(next(&mut watch).await.expect("event").revision(), r6);
     });
-    drop(rt);
     drop(cluster);
 }
 
@@ -140,12 +134,7 @@ fn three_members_keep_serving_with_one_down() {
     };
     let url = cluster.url("three");
     let only_third = format!("etcd://{}/three", cluster.endpoint(2));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+    run(async {
         let store = EtcdStore::connect_url(&url).await.expect("connect");
         let r1 = put(&store, "k/1", "a").await;
         let mut watch = store.watch("k/", r1);
@@ -189,7 +178,6 @@ fn three_members_keep_serving_with_one_down() {
         let keys: Vec<&str> = kvs.iter().map(|kv| kv.key.as_str()).collect();
         assert_eq!(keys, ["k/1", "k/2", "k/3", "k/4"]);
     });
-    drop(rt);
     drop(cluster);
 }
 

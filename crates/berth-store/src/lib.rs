@@ -56,6 +56,7 @@
 mod error;
 mod redb_backend;
 mod retry;
+pub mod seal;
 mod store;
 mod types;
 
@@ -63,6 +64,7 @@ pub use crate::{
     error::StoreError,
     redb_backend::{owner_only, RedbStore},
     retry::{update_json, Retry, Update, UpdateError, CONTENTION_DEADLINE},
+    seal::{SealError, Sealer},
     store::{BoxFuture, BoxStream, Store, StoreExt},
     types::{Compare, EventKind, KeyValue, Op, Revision, Txn, TxnResult, WatchEvent},
 };

@@ -30,6 +30,9 @@ BERTH_BIN = os.environ.get("BERTH_BIN", os.path.join(os.path.dirname(__file__), 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 REGION = "eu-west-1"
+# Process tasks write to the tests' own (private) temporary dirs: run them as root here;
+# test_process_isolation.py checks the default (an unprivileged user) explicitly.
+os.environ.setdefault("BERTH_TASK_USER", "root")
 
 
 def free_port():
@@ -415,6 +418,8 @@ class Agent:
         cmd = [BERTH_BIN, "agent", "--server", self.berth.endpoint, "--cluster", self.cluster,
                "--token", self.token, "--state-dir", self.state_dir, "--driver", self.driver,
                "--poll-wait", str(self.poll_wait)]
+        if supports_flag("agent", "--task-user"):
+            cmd += ["--task-user", os.environ["BERTH_TASK_USER"]]  # see the top of this file
         for a in self.attributes:
             cmd += ["--attribute", a]
         if self.cpu is not None:

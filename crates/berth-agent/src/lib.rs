@@ -46,7 +46,7 @@ pub use crate::docker::{DockerDriver, SCOPE_LABEL};
 pub use crate::driver::{BoxFuture, BoxStream, Driver};
 pub use crate::error::DriverError;
 pub use crate::fake::{FakeDriver, FAKE_STOP_EXIT_CODE};
-pub use crate::process::ProcessDriver;
+pub use crate::process::{ProcessDriver, DEFAULT_TASK_USER};
 pub use crate::runtime::{Agent, AgentConfig, AgentError, ClientError};
 pub use crate::spec::{
     labels, ContainerId, ContainerSpec, ContainerStatus, Health, HealthCheckSpec, LogLine,

@@ -35,13 +35,23 @@ const JSON_11: &str = "application/x-amz-json-1.1";
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/", post(aws_api))
-        .route("/ping", get(|| async { "ok" }))
+        .route("/ping", get(ping))
         .route("/metrics", get(crate::metrics::metrics))
         .route("/agent/v1/register", post(crate::agent::register))
         .route("/agent/v1/poll", get(crate::agent::poll))
         .route("/agent/v1/status", post(crate::agent::status))
         .route("/agent/v1/logs", post(crate::agent::logs))
         .with_state(state)
+}
+
+/// Liveness and readiness: 503 while the store refuses writes (an I/O fault or a full disk),
+/// so a load balancer or supervisor in front of berth sees it.
+async fn ping(State(state): State<ApiState>) -> Response {
+    if state.ops.store_healthy() {
+        "ok".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
+    }
 }
 
 /// A fresh request id in UUID v4 form: a random base drawn once per process, XORed with a

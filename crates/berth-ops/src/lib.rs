@@ -167,6 +167,11 @@ impl Ops {
         self.clock.now()
     }
 
+    /// Whether the store takes writes now (false after a storage fault, until it recovers).
+    pub fn store_healthy(&self) -> bool {
+        self.store.healthy()
+    }
+
     /// One caller's view, for requests signed for `region`.
     pub fn ctx(&self, region: impl Into<String>) -> Ctx {
         Ctx {

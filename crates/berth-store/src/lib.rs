@@ -64,6 +64,7 @@ mod etcd_backend;
 mod redb_backend;
 mod retry;
 pub mod snapshot;
+pub mod seal;
 mod store;
 mod types;
 
@@ -72,6 +73,7 @@ pub use crate::{
     etcd_backend::{EtcdStore, EtcdTarget, DEFAULT_NAMESPACE, MIN_MAX_TXN_OPS},
     redb_backend::{owner_only, RedbStore},
     retry::{update_json, Retry, Update, UpdateError, CONTENTION_DEADLINE},
+    seal::{SealError, Sealer},
     store::{BoxFuture, BoxStream, Store, StoreExt},
     types::{Compare, EventKind, KeyValue, Op, Revision, Txn, TxnResult, WatchEvent},
 };

@@ -34,6 +34,13 @@ pub trait Store: Send + Sync + 'static {
     /// ones as they commit. Err(Compacted) as the first item if `after` is older than the
     /// retained history. The stream ends after yielding an error.
     fn watch(&self, prefix: &str, after: Revision) -> BoxStream<Result<WatchEvent, StoreError>>;
+
+    /// Whether the store takes writes now. False after a storage fault (an I/O error, a full
+    /// disk) until the backend has recovered; `/ping` answers 503 meanwhile. A backend that
+    /// cannot tell says true.
+    fn healthy(&self) -> bool {
+        true
+    }
 }
 
 /// JSON helpers on any [`Store`], including `dyn Store`.

@@ -34,6 +34,10 @@ pub struct AgentOpts {
     /// The container runtime.
     #[arg(long, value_enum, default_value_t = DriverKind::Auto)]
     pub driver: DriverKind,
+    /// Process driver: the user task commands run as unless a container names its own
+    /// (`nobody`'s uid by default; `root` to run them as the agent's user).
+    #[arg(long, env = env::TASK_USER, default_value = berth_agent::DEFAULT_TASK_USER)]
+    pub task_user: String,
     /// Extra attributes for placement constraints (`k=v` or `k`), repeatable.
     #[arg(long = "attribute")]
     pub attributes: Vec<String>,
@@ -78,8 +82,12 @@ pub fn default_scope(state_dir: &std::path::Path) -> String {
 }
 
 /// Picks and connects the driver; a docker driver gets the state dir's default scope.
-pub async fn driver(kind: DriverKind, state_dir: &std::path::Path) -> Result<Arc<dyn Driver>> {
-    Ok(connect(kind, state_dir, None).await?.0)
+pub async fn driver(
+    kind: DriverKind,
+    state_dir: &std::path::Path,
+    task_user: &str,
+) -> Result<Arc<dyn Driver>> {
+    Ok(connect(kind, state_dir, None, task_user).await?.0)
 }
 
 /// A connected driver and the attributes it adds to the host's registration.
@@ -92,6 +100,7 @@ pub async fn connect(
     kind: DriverKind,
     state_dir: &std::path::Path,
     scope: Option<&str>,
+    task_user: &str,
 ) -> Result<Connected> {
     let scope = scope.map_or_else(|| default_scope(state_dir), str::to_owned);
     let docker = || async {
@@ -101,7 +110,10 @@ pub async fn connect(
     };
     let process = || -> Result<Connected> {
         Ok((
-            Arc::new(ProcessDriver::new(state_dir.join("process")).context("process driver")?),
+            Arc::new(
+                ProcessDriver::with_task_user(state_dir.join("process"), task_user)
+                    .context("process driver")?,
+            ),
             Vec::new(),
         ))
     };
@@ -114,8 +126,8 @@ pub async fn connect(
                 tracing::warn!(
                     error = %e,
                     "Docker is not available: falling back to the PROCESS driver, which runs \
-                     task commands directly on this host as the agent's user, with no container \
-                     isolation (no image, filesystem, network or cgroup separation). Pass \
+                     task commands directly on this host (as --task-user, in a cgroup where \
+                     cgroup v2 allows), with no image, filesystem or network separation. Pass \
                      --driver docker to refuse to start without Docker, or --driver process \
                      to choose this knowingly."
                 );
@@ -211,7 +223,8 @@ pub async fn run(o: AgentOpts) -> Result<()> {
         .clone()
         .unwrap_or_else(|| crate::server::default_data_dir().join("agent"));
     crate::server::private_dir(&state_dir)?;
-    let (driver, driver_attributes) = connect(o.driver, &state_dir, o.scope.as_deref()).await?;
+    let (driver, driver_attributes) =
+        connect(o.driver, &state_dir, o.scope.as_deref(), &o.task_user).await?;
     tracing::info!(driver = driver.name(), server = %o.server, cluster = %o.cluster, "agent starting");
     let mut cfg = config(&o, state_dir)?;
     // The user's --attribute wins over what the driver says.

@@ -70,19 +70,16 @@ pub fn load_or_create(data_dir: &Path) -> Result<RootKey> {
     Ok(key)
 }
 
-/// The key that seals SecureString parameters and secret values at rest: 32 random bytes
-/// in `secrets.key` beside the store, created (mode 0600) on first start. Losing it loses
-/// those values; the store alone never holds them in plain text.
-pub fn secrets_key(data_dir: &Path) -> Result<[u8; 32]> {
-    let p = data_dir.join("secrets.key");
-    if let Ok(bytes) = std::fs::read(&p) {
-        return <[u8; 32]>::try_from(bytes.as_slice())
-            .map_err(|_| anyhow::anyhow!("{} is not a 32-byte key", p.display()));
-    }
-    let mut key = [0u8; 32];
-    rand::thread_rng().fill(&mut key);
-    write_private(&p, &key)?;
-    Ok(key)
+/// The key that seals SecureString parameters and secret values at rest: the operator's
+/// `--master-key-file`, or 32 random bytes in `secrets.key` beside the store, created (mode
+/// 0600) on first start. Losing it loses those values; the store alone never holds them in
+/// plain text.
+pub fn secrets_key(data_dir: &Path, master_key_file: Option<&Path>) -> Result<[u8; 32]> {
+    let sealer = match master_key_file {
+        Some(p) => berth_store::Sealer::from_key_file(p)?,
+        None => berth_store::Sealer::load_or_create(&data_dir.join("secrets.key"))?,
+    };
+    Ok(sealer.key())
 }
 
 /// The bearer token `/metrics` asks scrapers for: 32 random bytes in hex, in `metrics.token`
@@ -132,8 +129,8 @@ mod tests {
     #[test]
     fn the_secrets_key_is_kept_private_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let k = secrets_key(dir.path()).unwrap();
-        assert_eq!(secrets_key(dir.path()).unwrap(), k);
+        let k = secrets_key(dir.path(), None).unwrap();
+        assert_eq!(secrets_key(dir.path(), None).unwrap(), k);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

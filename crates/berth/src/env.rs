@@ -35,5 +35,7 @@ pub const AGENT_SERVER: &str = "BERTH_SERVER";
 pub const AGENT_CLUSTER: &str = "BERTH_CLUSTER";
 pub const JOIN_TOKEN: &str = "BERTH_JOIN_TOKEN";
 pub const AGENT_STATE_DIR: &str = "BERTH_AGENT_STATE_DIR";
+/// Whom the process driver runs task commands as (`--task-user`).
+pub const TASK_USER: &str = "BERTH_TASK_USER";
 /// A host group's host: its launch configuration's user data, decoded.
 pub const USER_DATA: &str = "BERTH_USER_DATA";

@@ -35,6 +35,10 @@ pub struct ServerOpts {
     /// (default: the embedded store in the data dir). Keys and logs stay in the data dir.
     #[arg(long, env = env::STORE)]
     pub store: Option<String>,
+    /// The 256-bit key that seals secret values in the store (32 raw bytes or 64 hex
+    /// digits; keep it 0600). Default: `secrets.key` in the data dir, created on first start.
+    #[arg(long)]
+    pub master_key_file: Option<PathBuf>,
     /// Address the API listens on.
     #[arg(long, env = env::LISTEN, default_value = env::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
@@ -74,6 +78,9 @@ pub struct ServerOpts {
     /// `berth up` only: the local agent's driver.
     #[arg(long, value_enum, default_value_t = crate::agent::DriverKind::Auto)]
     pub driver: crate::agent::DriverKind,
+    /// `berth up` only: whom the local agent's process tasks run as (see `berth agent`).
+    #[arg(long, env = env::TASK_USER, default_value = berth_agent::DEFAULT_TASK_USER)]
+    pub task_user: String,
     /// `berth up` only: do not run a local agent.
     #[arg(long)]
     pub no_agent: bool,
@@ -199,7 +206,7 @@ async fn open_core(
     .with_lb_host(opts.lb_host.to_string())
     .with_metrics_hub(hub.clone())
     .with_secrets_key(berth_ops::secrets::SecretsKey::from_bytes(
-        creds::secrets_key(data_dir)?,
+        creds::secrets_key(data_dir, opts.master_key_file.as_deref())?,
     ));
     // Log events live in their own file, bounded, so they never weigh on the cluster store.
     let logs_path = data_dir.join("logs.redb");
@@ -393,7 +400,7 @@ async fn start_local_agent(
 ) -> Result<()> {
     let agent_dir = data_dir.join("agent");
     private_dir(&agent_dir)?;
-    let driver = crate::agent::driver(opts.driver, &agent_dir).await?;
+    let driver = crate::agent::driver(opts.driver, &agent_dir, &opts.task_user).await?;
     let cfg = AgentConfig {
         server: endpoint.to_owned(),
         cluster: "default".into(),

@@ -110,19 +110,22 @@ pub(super) async fn health_loop(
     }
 }
 
+/// A command of `argv` (never empty: the probe's own argv is checked at parse).
+fn command_of<'a>(mut argv: impl Iterator<Item = &'a String>) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(argv.next().map_or("/bin/false", |a| a.as_str()));
+    c.args(argv);
+    c
+}
+
 /// Runs one health probe; whether it succeeded within the timeout.
 pub(super) async fn probe(command: &HealthCommand, record: &Record, timeout: Duration) -> bool {
     let mut cmd = match command {
+        // As the task's user: through the same `setpriv` prefix as its command.
         HealthCommand::Shell(line) => {
-            let mut c = tokio::process::Command::new("/bin/sh");
-            c.arg("-c").arg(line);
-            c
+            let argv = ["/bin/sh".to_string(), "-c".into(), line.clone()];
+            command_of(record.exec_prefix.iter().chain(&argv))
         }
-        HealthCommand::Exec(argv) => {
-            let mut c = tokio::process::Command::new(&argv[0]);
-            c.args(&argv[1..]);
-            c
-        }
+        HealthCommand::Exec(argv) => command_of(record.exec_prefix.iter().chain(argv)),
         HealthCommand::Disabled => return true,
     };
     cmd.env_clear()
@@ -133,7 +136,7 @@ pub(super) async fn probe(command: &HealthCommand, record: &Record, timeout: Dur
         .stderr(Stdio::null())
         .process_group(0)
         .kill_on_drop(true);
-    if let Some((uid, gid)) = record.user {
+    if let (Some((uid, gid)), true) = (record.user, record.exec_prefix.is_empty()) {
         cmd.uid(uid).gid(gid);
     }
     let Ok(mut child) = cmd.spawn() else {

@@ -71,6 +71,7 @@
 mod command;
 mod health;
 mod honour;
+mod isolate;
 mod logs;
 mod procfs;
 mod record;
@@ -152,6 +153,8 @@ struct Inner {
     /// Health-check state of the containers this instance probes.
     health: Mutex<HashMap<String, HealthEntry>>,
     next_id: AtomicU64,
+    /// The user and cgroup tasks run under (see `isolate`).
+    isolation: isolate::Isolation,
 }
 
 impl Drop for Inner {
@@ -189,12 +192,25 @@ struct Prepared {
     stdout: std::fs::File,
     stderr: std::fs::File,
     user: Option<(u32, u32)>,
+    /// `setpriv ...` when the command runs as another user than the supervisor's.
+    exec_prefix: Vec<String>,
+    cgroup: Option<PathBuf>,
 }
+
+/// Whom tasks run as unless told otherwise: `nobody`.
+pub const DEFAULT_TASK_USER: &str = "65534";
 
 impl ProcessDriver {
     /// A driver keeping its state under `state_dir` (created if missing). A new driver on the
     /// directory of an earlier one adopts that one's containers.
     pub fn new(state_dir: PathBuf) -> Result<Self, DriverError> {
+        Self::with_task_user(state_dir, DEFAULT_TASK_USER)
+    }
+
+    /// [`ProcessDriver::new`], running tasks as `task_user` (a name or `uid[:gid]`; `root`
+    /// for the agent's own user) unless a container names its own `user`.
+    pub fn with_task_user(state_dir: PathBuf, task_user: &str) -> Result<Self, DriverError> {
+        let isolation = isolate::Isolation::detect(task_user)?;
         let containers = state_dir.join("containers");
         std::fs::create_dir_all(&containers)
             .map_err(|e| io_err(format_args!("create {}", containers.display()), e))?;
@@ -208,6 +224,7 @@ impl ProcessDriver {
                 children: Mutex::new(HashMap::new()),
                 health: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(0),
+                isolation,
             }),
         })
     }
@@ -262,13 +279,19 @@ impl ProcessDriver {
             stdout,
             stderr,
             user,
+            exec_prefix,
+            cgroup,
         } = prepared;
         let mut cmd = tokio::process::Command::new("/bin/sh");
         cmd.arg("-c")
-            .arg(format!("{}{SUPERVISOR}", ulimit_prelude(spec)))
+            .arg(format!(
+                "{}{}{SUPERVISOR}",
+                isolate::join_prelude(cgroup.as_deref()),
+                ulimit_prelude(spec)
+            ))
             .arg("berth-supervisor")
             .arg(dir.exit())
-            .args(&argv)
+            .args(exec_prefix.iter().chain(&argv))
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)))
             .current_dir(&working_dir)
@@ -276,9 +299,6 @@ impl ProcessDriver {
             .stdout(stdout)
             .stderr(stderr)
             .process_group(0);
-        if let Some((uid, gid)) = user {
-            cmd.uid(uid).gid(gid);
-        }
         let mut child = cmd
             .spawn()
             .map_err(|e| io_err(format_args!("spawn {}", argv[0]), e))?;
@@ -305,6 +325,8 @@ impl ProcessDriver {
             exit_path: dir.exit(),
             kill_sent: false,
             exit_reason: None,
+            exec_prefix,
+            cgroup,
         };
         if let Err(e) = save(&record, &dir).await {
             let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
@@ -391,6 +413,9 @@ impl ProcessDriver {
             entry.task.abort();
         }
         lock(&self.inner.children).remove(&id.0);
+        if let Some(cg) = &record.cgroup {
+            isolate::remove(cg);
+        }
         match tokio::fs::remove_dir_all(&dir.dir).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -500,7 +525,11 @@ impl Inner {
             let n = self.next_id.fetch_add(1, Ordering::Relaxed);
             let id = format!("{name}-{nanos:x}-{n}");
             let dir = self.dir(&id)?;
-            match std::fs::create_dir(&dir.dir) {
+            // The agent's: a task running as another user only has its `work` inside.
+            let made =
+                std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+                    .create(&dir.dir);
+            match made {
                 Ok(()) => return Ok((id, dir)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(io_err(format_args!("create {}", dir.dir.display()), e)),
@@ -518,11 +547,22 @@ impl Inner {
         env: &[(String, String)],
     ) -> Result<Prepared, DriverError> {
         let user = spec.user.as_deref().map(resolve_user).transpose()?;
+        let user = user.or(self.isolation.default_user);
+        let exec_prefix = self.isolation.exec_prefix(user)?;
         let (id, dir) = self.create_dir(&spec.container_name)?;
-        let files = || -> Result<Prepared, DriverError> {
-            let working_dir = match &spec.working_directory {
-                Some(wd) => PathBuf::from(wd),
-                None => dir.dir.clone(),
+        let mut cgroup = None;
+        let mut files = || -> Result<Prepared, DriverError> {
+            let working_dir = match (&spec.working_directory, user) {
+                (Some(wd), _) => PathBuf::from(wd),
+                // The task's own directory: the state dir itself stays the agent's.
+                (None, Some((uid, gid))) if !exec_prefix.is_empty() => {
+                    let work = dir.dir.join("work");
+                    std::fs::create_dir(&work)
+                        .and_then(|()| std::os::unix::fs::chown(&work, Some(uid), Some(gid)))
+                        .map_err(|e| io_err(format_args!("create {}", work.display()), e))?;
+                    work
+                }
+                (None, _) => dir.dir.clone(),
             };
             if !working_dir.is_dir() {
                 return Err(DriverError::InvalidSpec(format!(
@@ -544,11 +584,9 @@ impl Inner {
             }
             let stdout = open_log(&dir.stdout())?;
             let stderr = open_log(&dir.stderr())?;
-            if let Some((uid, gid)) = user {
-                for p in [dir.dir.clone(), dir.stdout(), dir.stderr()] {
-                    std::os::unix::fs::chown(&p, Some(uid), Some(gid))
-                        .map_err(|e| io_err(format_args!("chown {}", p.display()), e))?;
-                }
+            if let Some(cgroups) = &self.isolation.cgroups {
+                let made = cgroups.create(&id, spec.memory_mib, spec.cpu_shares);
+                cgroup = Some(made.map_err(DriverError::Runtime)?);
             }
             Ok(Prepared {
                 id: id.clone(),
@@ -557,10 +595,15 @@ impl Inner {
                 stdout,
                 stderr,
                 user,
+                exec_prefix: exec_prefix.clone(),
+                cgroup: cgroup.clone(),
             })
         };
         files().inspect_err(|_| {
             let _ = std::fs::remove_dir_all(&dir.dir);
+            if let Some(cg) = &cgroup {
+                isolate::remove(cg);
+            }
         })
     }
 
@@ -638,6 +681,9 @@ impl Inner {
                 Some(at),
                 match (code, &record.exit_reason) {
                     (_, Some(r)) if record.kill_sent && code == 137 => Some(r.clone()),
+                    (137, _) if record.cgroup.as_deref().is_some_and(isolate::oom_killed) => {
+                        Some(isolate::OOM_REASON.into())
+                    }
                     (-1, _) => Some("exit code unknown: the supervisor ended without one".into()),
                     _ => None,
                 },

@@ -53,6 +53,12 @@ pub(crate) struct Record {
     pub kill_sent: bool,
     /// Why it exited, when the driver knows more than the code.
     pub exit_reason: Option<String>,
+    /// What runs the command as `user` (`setpriv ...`); empty when it is the supervisor's.
+    #[serde(default)]
+    pub exec_prefix: Vec<String>,
+    /// The task's cgroup v2 directory, when limits are enforced.
+    #[serde(default)]
+    pub cgroup: Option<PathBuf>,
 }
 
 /// Paths of one container directory.

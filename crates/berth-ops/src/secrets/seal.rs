@@ -1,7 +1,9 @@
-//! Sealing secret values at rest: XChaCha20-Poly1305 (a 192-bit random nonce per value, so
-//! random nonces never collide in practice) under the server's 256-bit key, with the record's
-//! identity as associated data so a sealed value cannot be moved to another record. The key
-//! lives in the data dir (`berth` creates it, mode 0600); the store only ever sees ciphertext.
+//! Sealing secret values at rest, with [`berth_store::Sealer`] (XChaCha20-Poly1305, a fresh
+//! 192-bit random nonce per value, versioned envelope) under the server's 256-bit key, with the
+//! record's identity as associated data so a sealed value cannot be moved to another record.
+//! Stored as base64 in [`StoredValue::Sealed`]; values sealed by older versions (no envelope)
+//! and plain values written before sealing existed still read. The key lives in the data dir
+//! (`berth` creates it, mode 0600) or in `--master-key-file`; the store only sees ciphertext.
 
 use std::fmt;
 
@@ -9,15 +11,11 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use berth_model::secrets::StoredValue;
 use berth_model::ApiError;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use rand::RngCore;
-
-const NONCE: usize = 24;
+use berth_store::Sealer;
 
 /// The key that seals SecureString parameters and secret values. `Debug` never shows it.
 #[derive(Clone)]
-pub struct SecretsKey([u8; 32]);
+pub struct SecretsKey(Sealer);
 
 impl fmt::Debug for SecretsKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -28,38 +26,26 @@ impl fmt::Debug for SecretsKey {
 impl SecretsKey {
     /// The key of these 32 bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
+        Self(Sealer::new(bytes))
     }
 
     /// A new random key.
     pub fn generate() -> Self {
-        let mut k = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut k);
-        Self(k)
+        Self(Sealer::generate())
     }
 
     /// The key's bytes, to keep it.
     pub fn to_bytes(&self) -> [u8; 32] {
-        self.0
+        self.0.key()
     }
 
     /// Seals `plain` for the record `aad`.
     pub(crate) fn seal(&self, aad: &str, plain: &[u8]) -> Result<StoredValue, ApiError> {
-        let cipher = XChaCha20Poly1305::new((&self.0).into());
-        let mut nonce = [0u8; NONCE];
-        rand::thread_rng().fill_bytes(&mut nonce);
-        let ct = cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plain,
-                    aad: aad.as_bytes(),
-                },
-            )
+        let sealed = self
+            .0
+            .seal(aad.as_bytes(), plain)
             .map_err(|_| ApiError::server("sealing a secret value failed"))?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&ct);
-        Ok(StoredValue::Sealed(STANDARD.encode(out)))
+        Ok(StoredValue::Sealed(STANDARD.encode(sealed)))
     }
 
     /// The plain bytes of `v` (sealed for `aad`, or plain).
@@ -74,19 +60,7 @@ impl SecretsKey {
             ))
         };
         let bytes = STANDARD.decode(sealed).map_err(|_| failed())?;
-        if bytes.len() < NONCE {
-            return Err(failed());
-        }
-        let (nonce, ct) = bytes.split_at(NONCE);
-        XChaCha20Poly1305::new((&self.0).into())
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: ct,
-                    aad: aad.as_bytes(),
-                },
-            )
-            .map_err(|_| failed())
+        self.0.open(aad.as_bytes(), &bytes).map_err(|_| failed())
     }
 
     /// `open` as UTF-8 text.
@@ -113,5 +87,17 @@ mod tests {
         assert!(SecretsKey::generate().open("ssm:/a", &v).is_err());
         assert_ne!(k.seal("ssm:/a", b"hunter2").unwrap(), v, "fresh nonce");
         assert_eq!(format!("{k:?}"), "SecretsKey(<redacted>)");
+    }
+
+    #[test]
+    fn values_from_older_versions_still_read() {
+        let k = SecretsKey::generate();
+        // Sealed before the versioned envelope: base64 of nonce and ciphertext only.
+        let v = k.0.seal(b"ssm:/a", b"old").unwrap();
+        let legacy = StoredValue::Sealed(STANDARD.encode(&v[4..]));
+        assert_eq!(k.open("ssm:/a", &legacy).unwrap(), b"old");
+        // Written before sealing existed: plain.
+        let plain = StoredValue::Plain("older".into());
+        assert_eq!(k.open_text("ssm:/a", &plain).unwrap(), "older");
     }
 }

@@ -1,6 +1,7 @@
 //! The redb backend: one file (or memory), one writer thread, group commit.
 
 mod codec;
+mod fault;
 mod watch;
 mod writer;
 
@@ -38,7 +39,8 @@ const BROADCAST_CAPACITY: usize = 1024;
 
 /// State shared by the handle, the writer thread and (weakly) watch streams.
 struct Shared {
-    db: Database,
+    /// The open file, reopened by the writer after an I/O fault (see [`fault`]).
+    db: fault::Db,
     /// Every committed write txn, in revision order.
     events: broadcast::Sender<Arc<writer::Committed>>,
     /// Changelog revisions to retain; read by the writer at every batch.
@@ -94,9 +96,21 @@ impl RedbStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         owner_only(path)
             .map_err(|e| StoreError::Backend(format!("securing {}: {e}", path.display())))?;
-        let db = Database::create(path)
-            .map_err(|e| StoreError::Backend(format!("opening {}: {e}", path.display())))?;
-        Self::start(db)
+        let owned = path.to_path_buf();
+        let opener: fault::Opener = Box::new(move || {
+            Database::create(&owned)
+                .map_err(|e| StoreError::Backend(format!("opening {}: {e}", owned.display())))
+        });
+        let db = opener()?;
+        Self::start(db, Some(opener))
+    }
+
+    /// A store whose file is opened (and reopened after a fault) by `opener`: tests inject
+    /// storage faults through a backend of their own.
+    #[cfg(test)]
+    pub(crate) fn with_opener(opener: fault::Opener) -> Result<Self, StoreError> {
+        let db = opener()?;
+        Self::start(db, Some(opener))
     }
 
     /// A store that lives in memory only (tests, dry runs). Nothing is durable.
@@ -104,7 +118,7 @@ impl RedbStore {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .or_backend()?;
-        Self::start(db)
+        Self::start(db, None)
     }
 
     /// Keep the changelog of the last `revisions` revisions for watch replay
@@ -115,8 +129,9 @@ impl RedbStore {
         self
     }
 
-    fn start(db: Database) -> Result<Self, StoreError> {
+    fn start(db: Database, opener: Option<fault::Opener>) -> Result<Self, StoreError> {
         init_tables(&db)?;
+        let db = fault::Db::new(db, opener);
         let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
         let shared = Arc::new(Shared {
             db,
@@ -196,6 +211,10 @@ impl Store for RedbStore {
     fn watch(&self, prefix: &str, after: Revision) -> BoxStream<Result<WatchEvent, StoreError>> {
         watch::stream(&self.shared, prefix, after)
     }
+
+    fn healthy(&self) -> bool {
+        self.shared.db.healthy()
+    }
 }
 
 /// Runs the read `f` on Tokio's blocking pool (see [`RedbStore`] for why).
@@ -205,7 +224,7 @@ where
     F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
 {
     let shared = Arc::clone(shared);
-    tokio::task::spawn_blocking(move || f(&shared.db))
+    tokio::task::spawn_blocking(move || shared.db.with(f))
         .await
         .map_err(|e| StoreError::Backend(format!("{what} task: {e}")))?
 }

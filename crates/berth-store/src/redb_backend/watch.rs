@@ -107,9 +107,11 @@ impl Watch {
         let shared = self.shared.upgrade().ok_or(StoreError::Closed)?;
         let prefix = self.prefix.clone();
         let after = self.covered;
-        let chunk = tokio::task::spawn_blocking(move || read_chunk(&shared.db, &prefix, after))
-            .await
-            .map_err(|e| StoreError::Backend(format!("watch replay task: {e}")))??;
+        let chunk = tokio::task::spawn_blocking(move || {
+            shared.db.with(|db| read_chunk(db, &prefix, after))
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("watch replay task: {e}")))??;
         self.pending.extend(chunk.events);
         self.covered = chunk.covered;
         self.replay = chunk.more;

@@ -11,8 +11,9 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{Database, ReadableTable, Table, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::{codec, Shared, CHANGELOG, KV, META, META_COMPACTED, META_REVISION};
@@ -33,9 +34,38 @@ pub(super) struct Committed {
     pub events: Vec<WatchEvent>,
 }
 
+/// How often an unhealthy store retries reopening and probing when no write comes in.
+const RECOVERY_INTERVAL: Duration = Duration::from_millis(250);
+
 /// The writer thread's body; returns once every `RedbStore` handle is gone.
+///
+/// After a write fault the database is reopened (see [`super::fault`]) before the next batch,
+/// and while the store is unhealthy and idle a probe commit is retried every
+/// [`RECOVERY_INTERVAL`], so health comes back without waiting for a client's write.
 pub(super) fn run(shared: &Shared, requests: &mpsc::Receiver<Request>) {
-    while let Ok(first) = requests.recv() {
+    // The handle has failed a write since it was opened: reopen it before using it again.
+    let mut faulted = false;
+    loop {
+        let first = if shared.db.healthy() {
+            match requests.recv() {
+                Ok(first) => first,
+                Err(_) => return,
+            }
+        } else {
+            match requests.recv_timeout(RECOVERY_INTERVAL) {
+                Ok(first) => first,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if !faulted || shared.db.reopen() {
+                        faulted = shared.db.probe().is_err();
+                    }
+                    continue;
+                }
+            }
+        };
+        if faulted {
+            faulted = !shared.db.reopen();
+        }
         #[cfg(test)]
         let gate = shared
             .gate
@@ -50,44 +80,59 @@ pub(super) fn run(shared: &Shared, requests: &mpsc::Receiver<Request>) {
         }
         #[cfg(test)]
         drop(gate);
+        faulted |= !write_batch(shared, batch);
+    }
+}
 
-        let (txns, replies): (Vec<Txn>, Vec<_>) =
-            batch.into_iter().map(|r| (r.txn, r.reply)).unzip();
-        let history = shared.history.load(Ordering::Relaxed);
-        match apply_batch(shared, &txns, history) {
-            Ok((results, committed)) => {
-                tracing::trace!(
-                    txns = txns.len(),
-                    revisions = committed.len(),
-                    "store batch"
-                );
-                for c in committed {
-                    // Err only means nobody is watching.
-                    let _ = shared.events.send(Arc::new(c));
-                }
-                for (reply, result) in replies.into_iter().zip(results) {
-                    // Err only means the caller stopped waiting.
-                    let _ = reply.send(Ok(result));
-                }
+/// Applies one batch and answers its callers; false when the write failed (a fault).
+fn write_batch(shared: &Shared, batch: Vec<Request>) -> bool {
+    let (txns, replies): (Vec<Txn>, Vec<_>) = batch.into_iter().map(|r| (r.txn, r.reply)).unzip();
+    let history = shared.history.load(Ordering::Relaxed);
+    match shared.db.with(|db| apply_batch(shared, db, &txns, history)) {
+        Ok((results, committed)) => {
+            shared.db.mark_ok();
+            tracing::trace!(
+                txns = txns.len(),
+                revisions = committed.len(),
+                "store batch"
+            );
+            for c in committed {
+                // Err only means nobody is watching.
+                let _ = shared.events.send(Arc::new(c));
             }
-            Err(err) => {
-                let msg = match err {
-                    StoreError::Backend(msg) => msg,
-                    other => other.to_string(),
-                };
-                tracing::error!(error = %msg, txns = txns.len(), "store write failed");
-                for reply in replies {
-                    let _ = reply.send(Err(StoreError::Backend(msg.clone())));
-                }
+            for (reply, result) in replies.into_iter().zip(results) {
+                // Err only means the caller stopped waiting.
+                let _ = reply.send(Ok(result));
             }
+            true
+        }
+        Err(err) => {
+            let msg = match err {
+                StoreError::Backend(msg) => msg,
+                other => other.to_string(),
+            };
+            let msg = super::fault::describe(&msg);
+            tracing::error!(error = %msg, txns = txns.len(), "store write failed");
+            shared.db.mark_fault(&msg);
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::Backend(msg.clone())));
+            }
+            false
         }
     }
 }
 
 type Applied = (Vec<TxnResult>, Vec<Committed>);
 
-fn apply_batch(shared: &Shared, txns: &[Txn], history: u64) -> Result<Applied, StoreError> {
-    let mut wtx = shared.db.begin_write().or_backend()?;
+fn apply_batch(
+    shared: &Shared,
+    db: &Database,
+    txns: &[Txn],
+    history: u64,
+) -> Result<Applied, StoreError> {
+    #[cfg(not(test))]
+    let _ = shared; // counts commits in tests only
+    let mut wtx = db.begin_write().or_backend()?;
     wtx.set_durability(redb::Durability::Immediate);
     let (results, committed) = apply_all(&wtx, txns, history)?;
     if committed.is_empty() {

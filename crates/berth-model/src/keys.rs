@@ -36,6 +36,17 @@ pub fn instance(cluster: &str, id: &str) -> String {
     format!("instances/{cluster}/{id}")
 }
 
+/// The SHA-256 of a container instance's agent credential: `instcreds/CLUSTER/ID` (its own key,
+/// written and deleted with the instance, so no instance record shape carries a secret).
+pub fn instance_credential(cluster: &str, id: &str) -> String {
+    format!("instcreds/{cluster}/{id}")
+}
+
+/// A cluster's join-token rotations: `jointokens/CLUSTER`.
+pub fn join_tokens(cluster: &str) -> String {
+    format!("jointokens/{cluster}")
+}
+
 /// A task: `tasks/CLUSTER/ID`.
 pub fn task(cluster: &str, id: &str) -> String {
     format!("tasks/{cluster}/{id}")

@@ -62,7 +62,11 @@ pub fn join_token(secret: &str, cluster: &str, now: f64, ttl: f64) -> String {
 
 /// Compares two secrets in time independent of where they differ.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// The issue and expiry times of `token` when its MAC is right for `cluster`.

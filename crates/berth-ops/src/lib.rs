@@ -44,8 +44,8 @@ use berth_control::Launcher;
 use berth_model::{ApiError, Arn, Clock, ErrorCode, ResourceKind, TargetHealthSource};
 use berth_store::Store;
 
-pub use identity::{join_token, logs_token};
 pub use berth_control::store_err;
+pub use identity::{join_token, logs_token};
 
 /// Settings of the control layer.
 #[derive(Debug, Clone)]

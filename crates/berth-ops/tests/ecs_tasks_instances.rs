@@ -714,7 +714,10 @@ async fn the_logs_endpoint_is_the_tasks_agent() {
         out["token"],
         berth_ops::logs_token(support::SECRET, "c", &host.instance_id)
     );
-    assert_ne!(out["token"], berth_ops::logs_token(support::SECRET, "c", "other"));
+    assert_ne!(
+        out["token"],
+        berth_ops::logs_token(support::SECRET, "c", "other")
+    );
     assert_eq!(out["containers"], json!(["app"]));
     let e = code(
         tasks::logs_endpoint(

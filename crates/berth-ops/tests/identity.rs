@@ -60,9 +60,13 @@ async fn a_join_token_buys_a_server_chosen_instance_and_its_own_credential() {
     assert!(r.instance_id.bytes().all(|b| b.is_ascii_hexdigit()));
     assert!(cred(&r).starts_with("bic1."));
     assert!(r.logs_token.is_some());
-    assert!(ok(
-        agent::authenticate(&env.ops, "c", &r.instance_id, Some(cred(&r))).await
-    ));
+    assert!(ok(agent::authenticate(
+        &env.ops,
+        "c",
+        &r.instance_id,
+        Some(cred(&r))
+    )
+    .await));
     // No token, a wrong token: no instance.
     let e = code(join(&env.ops, &host("c", &[]), None, None).await);
     assert_eq!(e, ErrorCode::UnrecognizedClientException);
@@ -100,9 +104,13 @@ async fn an_agent_cannot_read_or_report_another_instances_tasks() {
     );
     assert_eq!(e, ErrorCode::AccessDeniedException);
     // The victim itself is fine, and a restart keeps its id and credential.
-    assert!(ok(
-        agent::authenticate(&env.ops, "c", &victim.instance_id, Some(cred(&victim))).await
-    ));
+    assert!(ok(agent::authenticate(
+        &env.ops,
+        "c",
+        &victim.instance_id,
+        Some(cred(&victim))
+    )
+    .await));
     let again = ok(join(
         &env.ops,
         &naming(&victim.instance_id),
@@ -125,9 +133,13 @@ async fn tokens_expire_but_registered_agents_keep_working() {
     assert_eq!(e, ErrorCode::UnrecognizedClientException);
     let back = ok(join(&env.ops, &naming(&r.instance_id), Some(&t), Some(cred(&r))).await);
     assert_eq!(back.instance_id, r.instance_id);
-    assert!(ok(
-        agent::authenticate(&env.ops, "c", &r.instance_id, Some(cred(&r))).await
-    ));
+    assert!(ok(agent::authenticate(
+        &env.ops,
+        "c",
+        &r.instance_id,
+        Some(cred(&r))
+    )
+    .await));
 }
 
 #[tokio::test]
@@ -155,10 +167,13 @@ async fn a_rotated_token_works_for_the_grace_period_then_joins_nothing() {
     assert_eq!(e, ErrorCode::UnrecognizedClientException);
     ok(join(&env.ops, &host("c", &[]), Some(&new), None).await);
     // The agent registered with the old token is unaffected.
-    assert!(ok(
-        agent::authenticate(&env.ops, "c", &registered.instance_id, Some(cred(&registered)))
-            .await
-    ));
+    assert!(ok(agent::authenticate(
+        &env.ops,
+        "c",
+        &registered.instance_id,
+        Some(cred(&registered))
+    )
+    .await));
     ok(join(
         &env.ops,
         &naming(&registered.instance_id),
@@ -194,9 +209,13 @@ async fn an_instance_registered_before_credentials_migrates_with_the_join_token(
     let t = token(&env);
     let migrated = ok(join(&env.ops, &naming("legacy-host-1"), Some(&t), None).await);
     assert_eq!(migrated.instance_id, "legacy-host-1");
-    assert!(ok(
-        agent::authenticate(&env.ops, "c", "legacy-host-1", Some(cred(&migrated))).await
-    ));
+    assert!(ok(agent::authenticate(
+        &env.ops,
+        "c",
+        "legacy-host-1",
+        Some(cred(&migrated))
+    )
+    .await));
     // From then on the id is bound to that credential.
     let e = code(join(&env.ops, &naming("legacy-host-1"), Some(&t), None).await);
     assert_eq!(e, ErrorCode::AccessDeniedException);
@@ -214,15 +233,25 @@ async fn deregistering_an_instance_revokes_its_credential() {
     )
     .await);
     // A poll is told to register again; the credential brings no instance back.
-    assert!(!ok(
-        agent::authenticate(&env.ops, "c", &r.instance_id, Some(cred(&r))).await
-    ));
+    assert!(!ok(agent::authenticate(
+        &env.ops,
+        "c",
+        &r.instance_id,
+        Some(cred(&r))
+    )
+    .await));
     env.clock.advance(DAY + 1.0);
     let e = code(join(&env.ops, &naming(&r.instance_id), Some(&t), Some(cred(&r))).await);
     assert_eq!(e, ErrorCode::UnrecognizedClientException);
     // With a valid token it is a new instance, never the old id.
     let fresh = identity::join_token(SECRET, "c", env.clock.now(), DAY);
-    let n = ok(join(&env.ops, &naming(&r.instance_id), Some(&fresh), Some(cred(&r))).await);
+    let n = ok(join(
+        &env.ops,
+        &naming(&r.instance_id),
+        Some(&fresh),
+        Some(cred(&r)),
+    )
+    .await);
     assert_ne!(n.instance_id, r.instance_id);
 }
 

@@ -102,9 +102,7 @@ impl ServerClient {
         since: &str,
         wait: Duration,
     ) -> Result<DesiredSet, ClientError> {
-        let req = self
-            .http
-            .get(format!("{}/agent/v1/poll", self.base));
+        let req = self.http.get(format!("{}/agent/v1/poll", self.base));
         let resp = self
             .signed(req)
             .query(&[
@@ -120,9 +118,7 @@ impl ServerClient {
     }
 
     pub(crate) async fn report(&self, report: &StatusReport) -> Result<(), ClientError> {
-        let req = self
-            .http
-            .post(format!("{}/agent/v1/status", self.base));
+        let req = self.http.post(format!("{}/agent/v1/status", self.base));
         let resp = self
             .signed(req)
             .timeout(Duration::from_secs(10))
@@ -137,9 +133,7 @@ impl ServerClient {
         &self,
         batch: &berth_model::logs::ShipBatch,
     ) -> Result<berth_model::logs::ShipAnswer, ClientError> {
-        let req = self
-            .http
-            .post(format!("{}/agent/v1/logs", self.base));
+        let req = self.http.post(format!("{}/agent/v1/logs", self.base));
         let resp = self
             .signed(req)
             .timeout(Duration::from_secs(10))

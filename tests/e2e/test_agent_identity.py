@@ -205,3 +205,29 @@ def test_deregistration_revokes_the_credential(berth, ecs, base):
         assert status == 200 and body["registered"] is False
     finally:
         a.stop()
+
+
+def test_an_agent_with_an_id_from_before_credentials_migrates(berth, ecs, base):
+    """A state dir written by an older agent holds its self-chosen id and no credential; the
+    instance (registered then, so no credential kept) is re-registered with the join token,
+    keeps its id, and the agent gets its credential."""
+    cluster = uniq("mg")
+    ecs.create_cluster(clusterName=cluster)
+    legacy = "legacy-" + uniq("h").replace("-", "")[:20]
+    arn = f"arn:aws:ecs:us-east-1:000000000000:container-instance/{cluster}/{legacy}"
+    ecs.register_container_instance(cluster=cluster, containerInstanceArn=arn, totalResources=[
+        {"name": "CPU", "type": "INTEGER", "integerValue": 1024},
+        {"name": "MEMORY", "type": "INTEGER", "integerValue": 512}])
+    state = os.path.join(base, "legacy")
+    os.makedirs(state, mode=0o700)
+    with open(os.path.join(state, "agent.json"), "w") as f:
+        json.dump({"cluster": cluster, "instanceId": legacy}, f)
+    a = Agent(berth, state, join_token(berth, cluster), cluster=cluster).start()
+    try:
+        wait_for(lambda: saved(a).get("credential"), 20, what="the agent's credential")
+        assert saved(a)["instanceId"] == legacy
+        wait_for(lambda: ecs.describe_container_instances(cluster=cluster, containerInstances=[legacy])
+                 ["containerInstances"][0]["agentConnected"], 15, what="the migrated agent connected")
+        assert len(ecs.list_container_instances(cluster=cluster)["containerInstanceArns"]) == 1
+    finally:
+        a.stop()

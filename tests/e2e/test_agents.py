@@ -498,26 +498,34 @@ def test_bad_join_token_is_refused(berth, ecs, base):
             agent.kill9()
 
 
-def test_agent_endpoints_require_the_cluster_token(berth, ecs, agents, token):
+def test_agent_endpoints_require_the_instance_credential(berth, ecs, agents, token):
+    """Polls and reports present the instance's own credential (issued at registration, kept
+    in the agent's state dir); the join token only joins."""
     import urllib.error
     import urllib.request
     iid = agents[0].identity()
+    with open(os.path.join(agents[0].state_dir, "agent.json")) as f:
+        credential = json.load(f)["credential"]
     other = join_token(berth, new_cluster(ecs))
 
-    def call(path, tok, body=None):
+    def call(path, headers, body=None):
         req = urllib.request.Request(berth.endpoint + path, data=body, method="POST" if body else "GET",
-                                     headers={"Content-Type": "application/json", **({"x-berth-join-token": tok} if tok else {})})
+                                     headers={"Content-Type": "application/json", **headers})
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 return r.status
         except urllib.error.HTTPError as e:
             return e.code
     poll = f"/agent/v1/poll?cluster=default&instance={iid}&since=&wait=0"
-    assert call(poll, token) == 200
-    for bad in (None, other, token[:-1] + ("0" if token[-1] != "0" else "1")):
-        assert call(poll, bad) in (401, 403)
+    mine = {"x-berth-instance": iid, "x-berth-instance-credential": credential}
+    assert call(poll, mine) == 200
+    forged = credential[:-1] + ("0" if credential[-1] != "0" else "1")
+    for bad in ({}, {"x-berth-join-token": token}, {"x-berth-join-token": other},
+                {"x-berth-instance": iid, "x-berth-instance-credential": forged},
+                {"x-berth-instance": iid, "x-berth-instance-credential": token}):
+        assert call(poll, bad) == 403
         report = json.dumps({"cluster": "default", "instanceId": iid, "tasks": []}).encode()
-        assert call("/agent/v1/status", bad, report) in (401, 403)
+        assert call("/agent/v1/status", bad, report) == 403
 
 
 def test_deregister_busy_instance_needs_force(berth, ecs, base):

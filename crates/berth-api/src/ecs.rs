@@ -60,10 +60,12 @@ pub(crate) async fn dispatch(ctx: &Ctx, action: &str, body: &[u8]) -> Result<Val
     }
 }
 
-/// berth's own actions, beside ECS's: `GetJoinToken` gives the token agents of a cluster use.
+/// berth's own actions, beside ECS's: `GetJoinToken` gives the token agents of a cluster use,
+/// `RotateJoinToken` replaces it.
 pub(crate) async fn berth_action(ctx: &Ctx, action: &str, body: &[u8]) -> Result<Value, ApiError> {
     match action {
         "GetJoinToken" => ecs::join_token(ctx, parse_body(body)?).await,
+        "RotateJoinToken" => ecs::rotate_join_token(ctx, parse_body(body)?).await,
         "GetTaskLogsEndpoint" => tasks::logs_endpoint(ctx, parse_body(body)?).await,
         "GetServiceMetrics" => metrics::get(ctx, parse_body(body)?).await,
         "InterruptSpotTask" => ecs::fargate::interrupt_spot(ctx, parse_body(body)?).await,

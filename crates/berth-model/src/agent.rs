@@ -14,6 +14,10 @@ use crate::{
 
 /// The header that carries the cluster's join token.
 pub const JOIN_TOKEN_HEADER: &str = "x-berth-join-token";
+/// The header that names the container instance an agent call is made for.
+pub const INSTANCE_HEADER: &str = "x-berth-instance";
+/// The header that carries the instance's credential (issued at registration).
+pub const CREDENTIAL_HEADER: &str = "x-berth-instance-credential";
 
 /// What an agent sends to register its host (`POST /agent/v1/register`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +52,13 @@ pub struct AgentRegistered {
     pub instance_id: String,
     /// The container instance's ARN.
     pub instance_arn: String,
+    /// The instance's credential: every later call presents it (with the instance id), and a
+    /// restarted agent re-registers with it. Kept in the agent's state dir, readable by it only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    /// What callers of this agent's logs endpoint present (the server hands it to clients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs_token: Option<String>,
 }
 
 /// One task as the agent must run it: the definition with overrides applied.

@@ -1,25 +1,35 @@
 //! Where each record lives in the store. One function per record kind, so the layout is
 //! written down once; revisions are zero-padded so that keys sort in revision order.
+//!
+//! Names and ids become key segments: they are validated to ECS's formats where they enter
+//! (`names.rs`, the actions' parsers), and the builders here check in debug builds that a
+//! segment holds no `/`, which would nest one record under another's prefix.
+
+/// A key segment, checked (debug builds) to hold no `/`.
+fn seg(s: &str) -> &str {
+    debug_assert!(!s.contains('/'), "a store key segment holds a '/': {s:?}");
+    s
+}
 
 /// A cluster: `clusters/NAME`.
 pub fn cluster(name: &str) -> String {
-    format!("clusters/{name}")
+    format!("clusters/{}", seg(name))
 }
 /// The prefix of every cluster.
 pub const CLUSTERS: &str = "clusters/";
 
 /// The family record holds the last revision ever issued, so numbers are never reused.
 pub fn family(family: &str) -> String {
-    format!("families/{family}")
+    format!("families/{}", seg(family))
 }
 
 /// A task definition revision: `taskdefs/FAMILY/REV`, the revision zero-padded to ten digits.
 pub fn taskdef(family: &str, revision: u32) -> String {
-    format!("taskdefs/{family}/{revision:010}")
+    format!("taskdefs/{}/{:010}", seg(family), revision)
 }
 /// The prefix of a family's revisions (in revision order).
 pub fn taskdefs_of(family: &str) -> String {
-    format!("taskdefs/{family}/")
+    format!("taskdefs/{}/", seg(family))
 }
 /// The prefix of every task definition.
 pub const TASKDEFS: &str = "taskdefs/";
@@ -33,12 +43,23 @@ pub fn parse_taskdef(key: &str) -> Option<(&str, u32)> {
 
 /// A container instance: `instances/CLUSTER/ID`.
 pub fn instance(cluster: &str, id: &str) -> String {
-    format!("instances/{cluster}/{id}")
+    format!("instances/{}/{}", seg(cluster), seg(id))
+}
+
+/// The SHA-256 of a container instance's agent credential: `instcreds/CLUSTER/ID` (its own key,
+/// written and deleted with the instance, so no instance record shape carries a secret).
+pub fn instance_credential(cluster: &str, id: &str) -> String {
+    format!("instcreds/{}/{}", seg(cluster), seg(id))
+}
+
+/// A cluster's join-token rotations: `jointokens/CLUSTER`.
+pub fn join_tokens(cluster: &str) -> String {
+    format!("jointokens/{}", seg(cluster))
 }
 
 /// A task: `tasks/CLUSTER/ID`.
 pub fn task(cluster: &str, id: &str) -> String {
-    format!("tasks/{cluster}/{id}")
+    format!("tasks/{}/{}", seg(cluster), seg(id))
 }
 /// The prefix of every task.
 pub const TASKS: &str = "tasks/";
@@ -46,11 +67,11 @@ pub const TASKS: &str = "tasks/";
 /// The assignment index: one key per task placed on an instance, written in the same
 /// transaction as the task, so an agent's poll reads only its own tasks.
 pub fn assignment(instance_id: &str, task_id: &str) -> String {
-    format!("assign/{instance_id}/{task_id}")
+    format!("assign/{}/{}", seg(instance_id), seg(task_id))
 }
 /// The prefix of one instance's assignments.
 pub fn assignments_of(instance_id: &str) -> String {
-    format!("assign/{instance_id}/")
+    format!("assign/{}/", seg(instance_id))
 }
 /// The prefix of every assignment.
 pub const ASSIGNMENTS: &str = "assign/";
@@ -62,7 +83,7 @@ pub fn client_token(cluster: &str, token: &str) -> String {
 
 /// A service: `services/CLUSTER/NAME`.
 pub fn service(cluster: &str, name: &str) -> String {
-    format!("services/{cluster}/{name}")
+    format!("services/{}/{}", seg(cluster), seg(name))
 }
 /// The prefix of every service.
 pub const SERVICES: &str = "services/";
@@ -71,11 +92,16 @@ pub const SERVICES: &str = "services/";
 /// in the same transaction as the task and removed with it, so a service's controller reads
 /// its own tasks and not the cluster's.
 pub fn service_task(cluster: &str, service: &str, task_id: &str) -> String {
-    format!("svctasks/{cluster}/{service}/{task_id}")
+    format!(
+        "svctasks/{}/{}/{}",
+        seg(cluster),
+        seg(service),
+        seg(task_id)
+    )
 }
 /// The prefix of one service's task index.
 pub fn service_tasks_of(cluster: &str, service: &str) -> String {
-    format!("svctasks/{cluster}/{service}/")
+    format!("svctasks/{}/{}/", seg(cluster), seg(service))
 }
 /// The prefix of every service-task index entry.
 pub const SERVICE_TASKS: &str = "svctasks/";
@@ -85,15 +111,15 @@ pub const SCHEMA_VERSION: &str = "meta/schema";
 
 /// The prefix of a cluster's services.
 pub fn services_of(cluster: &str) -> String {
-    format!("services/{cluster}/")
+    format!("services/{}/", seg(cluster))
 }
 /// The prefix of a cluster's container instances.
 pub fn instances_of(cluster: &str) -> String {
-    format!("instances/{cluster}/")
+    format!("instances/{}/", seg(cluster))
 }
 /// The prefix of a cluster's tasks.
 pub fn tasks_of(cluster: &str) -> String {
-    format!("tasks/{cluster}/")
+    format!("tasks/{}/", seg(cluster))
 }
 
 // ---------------------------------------------------------------------------------------------

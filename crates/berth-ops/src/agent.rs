@@ -1,7 +1,9 @@
 //! What node agents do: register, long-poll for the desired task set, and report status.
-//! Agents authenticate with their cluster's join token, derived from the server's join secret
-//! (HMAC-SHA256 of the cluster name), so tokens need no storage and a token for one cluster is
-//! worthless for another. The HTTP endpoints (`/agent/v1/...`) are the edge's.
+//! An agent joins with its cluster's join token and gets an instance credential back
+//! ([`join`]); every later call ([`authenticate`]) names its instance and presents that
+//! credential (see [`crate::identity`] for why). The functions below the checks ([`register`],
+//! [`poll`], [`status`]) trust their caller. The HTTP endpoints (`/agent/v1/...`) are the
+//! edge's.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -11,45 +13,15 @@ use berth_control::lifecycle;
 use berth_model::agent::{AgentRegistered, AgentRegistration, AgentTask, DesiredSet, StatusReport};
 use berth_model::{
     keys, validate_cluster_name, validate_id, ApiError, ContainerInstance, DesiredStatus,
-    ErrorCode, InstanceStatus, StopCode, Task, TaskDefinition, TaskStatus,
+    InstanceStatus, StopCode, Task, TaskDefinition, TaskStatus,
 };
 use berth_store::{StoreExt, Txn};
 use futures::StreamExt;
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::ecs::{instance_arn_of, register_instance, task_arn_of, Registration};
+use crate::identity;
 use crate::{store_err, to_bytes, Ctx, Ops};
-
-/// The join token of `cluster` under `secret`.
-pub fn join_token(secret: &str, cluster: &str) -> String {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
-        Ok(m) => m,
-        Err(_) => return String::new(),
-    };
-    mac.update(b"berth-join-token/v1/");
-    mac.update(cluster.as_bytes());
-    format!("bjt1.{}", hex::encode(&mac.finalize().into_bytes()[..20]))
-}
-
-/// Checks the join token an agent presented for `cluster`.
-pub fn check_token(state: &Ops, given: &str, cluster: &str) -> Result<(), ApiError> {
-    let want = join_token(&state.config.join_secret, cluster);
-    // Constant-time comparison: the token is a secret.
-    let same = given.len() == want.len()
-        && given
-            .bytes()
-            .zip(want.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if state.config.join_secret.is_empty() || !same {
-        return Err(ApiError::new(
-            ErrorCode::UnrecognizedClientException,
-            "The join token is not valid for this cluster.",
-        ));
-    }
-    Ok(())
-}
 
 /// Agents do not sign for a region: the ARNs they see use the server's
 /// ([`OpsConfig::region`](crate::OpsConfig::region)).
@@ -67,8 +39,109 @@ fn check_ids(cluster: &str, instance_id: Option<&str>) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Registers (or re-registers) the agent's host as a container instance.
+/// What an agent presented with its registration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Presented<'a> {
+    /// The join token (`x-berth-join-token`), if any.
+    pub join_token: Option<&'a str>,
+    /// The instance credential (`x-berth-instance-credential`), if any.
+    pub credential: Option<&'a str>,
+}
+
+/// An agent's registration, authenticated. Three cases:
+/// - it names an active instance and presents that instance's credential: re-registered as
+///   it (no join token needed: rotation and expiry do not touch registered agents);
+/// - it names an active instance registered before credentials existed (no credential kept):
+///   a valid join token migrates it, keeping its id, and it gets its credential;
+/// - otherwise a valid join token makes a new instance whose id the server chooses.
+///
+/// An active instance that has a credential is never taken over with a join token alone.
+pub async fn join(
+    state: &Ops,
+    reg: &AgentRegistration,
+    presented: Presented<'_>,
+) -> Result<AgentRegistered, ApiError> {
+    check_ids(&reg.cluster, reg.instance_id.as_deref())?;
+    let token = presented.join_token.unwrap_or_default();
+    let existing = match &reg.instance_id {
+        Some(id) => ctx(state)
+            .store()
+            .get_json::<ContainerInstance>(&keys::instance(&reg.cluster, id))
+            .await
+            .map_err(store_err)?
+            .filter(|(i, _)| i.status != InstanceStatus::Inactive),
+        None => None,
+    };
+    let (keep_id, credential, hash) = match existing {
+        Some((inst, _)) => match identity::stored_hash(state, &reg.cluster, &inst.id).await? {
+            Some(h) if identity::holds(Some(&h), presented.credential) => {
+                (Some(inst.id), presented.credential.map(str::to_owned), None)
+            }
+            Some(_) => return Err(identity::not_yours(&inst.id)),
+            None => {
+                identity::check_token(state, token, &reg.cluster).await?;
+                let (c, h) = identity::new_credential();
+                (Some(inst.id), Some(c), Some(h))
+            }
+        },
+        None => {
+            identity::check_token(state, token, &reg.cluster).await?;
+            let (c, h) = identity::new_credential();
+            (None, Some(c), Some(h))
+        }
+    };
+    let reg = AgentRegistration {
+        instance_id: keep_id,
+        ..reg.clone()
+    };
+    let mut out = register_as(state, &reg, hash).await?;
+    out.logs_token = Some(identity::logs_token(
+        &state.config.join_secret,
+        &reg.cluster,
+        &out.instance_id,
+    ));
+    out.credential = credential;
+    Ok(out)
+}
+
+/// Checks an agent call for `instance` of `cluster` (the instance the call acts for) made with
+/// `credential`. `Ok(false)`: no active instance has that id (a poll answers "register
+/// again"); a refusal when the instance exists and the credential is not its own.
+pub async fn authenticate(
+    state: &Ops,
+    cluster: &str,
+    instance: &str,
+    credential: Option<&str>,
+) -> Result<bool, ApiError> {
+    check_ids(cluster, Some(instance))?;
+    let active = ctx(state)
+        .store()
+        .get_json::<ContainerInstance>(&keys::instance(cluster, instance))
+        .await
+        .map_err(store_err)?
+        .is_some_and(|(i, _)| i.status != InstanceStatus::Inactive);
+    if !active {
+        return Ok(false);
+    }
+    let hash = identity::stored_hash(state, cluster, instance).await?;
+    if identity::holds(hash.as_deref(), credential) {
+        Ok(true)
+    } else {
+        Err(identity::not_yours(instance))
+    }
+}
+
+/// Registers (or re-registers) the agent's host as a container instance, trusting the caller
+/// (no token, no credential: [`join`] is the authenticated way in).
 pub async fn register(state: &Ops, reg: &AgentRegistration) -> Result<AgentRegistered, ApiError> {
+    register_as(state, reg, None).await
+}
+
+async fn register_as(
+    state: &Ops,
+    reg: &AgentRegistration,
+    credential_hash: Option<String>,
+) -> Result<AgentRegistered, ApiError> {
     check_ids(&reg.cluster, reg.instance_id.as_deref())?;
     let ctx = ctx(state);
     let inst = register_instance(
@@ -87,6 +160,7 @@ pub async fn register(state: &Ops, reg: &AgentRegistration) -> Result<AgentRegis
             version_info: reg.version_info.clone(),
             tags: Vec::new(),
             endpoint: reg.endpoint.clone(),
+            credential_hash,
         },
     )
     .await?;
@@ -94,6 +168,8 @@ pub async fn register(state: &Ops, reg: &AgentRegistration) -> Result<AgentRegis
     Ok(AgentRegistered {
         instance_arn: instance_arn_of(&ctx, &inst.cluster, &inst.id),
         instance_id: inst.id,
+        credential: None,
+        logs_token: None,
     })
 }
 
@@ -360,14 +436,5 @@ mod tests {
             "",
             "an agent's first poll (since = \"\") always answers"
         );
-    }
-
-    #[test]
-    fn tokens_differ_per_cluster_and_secret() {
-        let a = join_token("s", "web");
-        assert!(a.starts_with("bjt1."));
-        assert_eq!(a, join_token("s", "web"));
-        assert_ne!(a, join_token("s", "api"));
-        assert_ne!(a, join_token("t", "web"));
     }
 }

@@ -23,6 +23,7 @@
 //! - [`ec2`]: the EC2 subset awsvpc tasks need (VPCs, subnets, security groups) and the
 //!   default VPC made at start-up.
 //! - [`agent`]: what node agents do: register, long-poll their desired tasks, report status.
+//! - [`identity`]: join tokens (expiry, rotation) and the per-instance agent credentials.
 
 #![warn(missing_docs)]
 
@@ -32,6 +33,7 @@ pub mod ec2;
 pub mod ecs;
 pub mod elb;
 pub mod hostgroups;
+pub mod identity;
 pub mod logs;
 mod paging;
 pub mod secrets;
@@ -42,8 +44,8 @@ use berth_control::Launcher;
 use berth_model::{ApiError, Arn, Clock, ErrorCode, ResourceKind, TargetHealthSource};
 use berth_store::Store;
 
-pub use agent::join_token;
 pub use berth_control::store_err;
+pub use identity::{join_token, logs_token};
 
 /// Settings of the control layer.
 #[derive(Debug, Clone)]
@@ -56,6 +58,10 @@ pub struct OpsConfig {
     pub max_poll_wait_secs: f64,
     /// The secret that join tokens are derived from (one token per cluster).
     pub join_secret: String,
+    /// How long a join token is good for after it is issued (`--join-token-ttl`).
+    pub join_token_ttl_secs: f64,
+    /// How long tokens issued before a rotation keep working (`--join-token-grace`).
+    pub join_token_grace_secs: f64,
     /// The region in the ARNs agents are shown (agents do not sign for one, so their requests
     /// carry none); clients' requests use the region they signed for.
     pub region: String,
@@ -68,6 +74,8 @@ impl Default for OpsConfig {
             agent_timeout_secs: 30.0,
             max_poll_wait_secs: 10.0,
             join_secret: String::new(),
+            join_token_ttl_secs: identity::DEFAULT_TOKEN_TTL_SECS,
+            join_token_grace_secs: identity::DEFAULT_ROTATION_GRACE_SECS,
             region: DEFAULT_REGION.to_owned(),
         }
     }

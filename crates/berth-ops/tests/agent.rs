@@ -9,9 +9,10 @@ use berth_model::agent::{DesiredSet, StatusReport};
 use berth_model::ErrorCode;
 use berth_ops::agent::{self, PollQuery};
 use berth_ops::ecs::{instances, tasks};
+use berth_ops::identity;
 use berth_ops::{Ctx, Ops};
 use serde_json::{json, Value};
-use support::{agent, cluster, code, env, host, ok, req, run_task, taskdef, SECRET};
+use support::{agent, cluster, code, env, host, ok, req, run_task, taskdef, T0};
 
 fn query(cluster: &str, instance: &str, since: &str, wait: f64) -> PollQuery {
     PollQuery {
@@ -50,14 +51,15 @@ async fn join_tokens_are_per_cluster_and_checked() {
     cluster(&env.ctx, "c").await;
     let out = ok(berth_ops::ecs::join_token(&env.ctx, req(json!({"cluster": "c"}))).await);
     let token = out["token"].as_str().expect("a token");
-    assert_eq!(token, agent::join_token(SECRET, "c"));
-    ok(agent::check_token(&env.ops, token, "c"));
+    assert!(token.starts_with("bjt2."), "{token}");
+    assert_eq!(out["expiresAt"].as_f64(), Some(T0 + 86_400.0));
+    ok(identity::check_token(&env.ops, token, "c").await);
     assert_eq!(
-        code(agent::check_token(&env.ops, token, "other")),
+        code(identity::check_token(&env.ops, token, "other").await),
         ErrorCode::UnrecognizedClientException
     );
     assert_eq!(
-        code(agent::check_token(&env.ops, "bjt1.00", "c")),
+        code(identity::check_token(&env.ops, "bjt1.00", "c").await),
         ErrorCode::UnrecognizedClientException
     );
     let e = code(berth_ops::ecs::join_token(&env.ctx, req(json!({"cluster": "ghost"}))).await);
@@ -72,9 +74,9 @@ async fn a_server_without_a_join_secret_accepts_no_agent() {
         std::sync::Arc::new(berth_model::SystemClock),
         berth_ops::OpsConfig::default(),
     );
-    let token = agent::join_token("", "c");
+    let token = identity::join_token("", "c", T0, 60.0);
     assert_eq!(
-        code(agent::check_token(&ops, &token, "c")),
+        code(identity::check_token(&ops, &token, "c").await),
         ErrorCode::UnrecognizedClientException
     );
 }

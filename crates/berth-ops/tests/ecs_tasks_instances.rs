@@ -703,13 +703,21 @@ async fn list_tasks_filters_and_pages() {
 async fn the_logs_endpoint_is_the_tasks_agent() {
     let env = env();
     cluster(&env.ctx, "c").await;
-    agent(&env, "c").await;
+    let host = agent(&env, "c").await;
     let td = taskdef(&env.ctx, "web").await;
     let task_arn = arn(&run_task(&env.ctx, "c", &td).await, "taskArn");
     let out =
         ok(tasks::logs_endpoint(&env.ctx, req(json!({"cluster": "c", "task": task_arn}))).await);
     assert_eq!(out["endpoint"], "127.0.0.1:9999");
-    assert_eq!(out["token"], berth_ops::join_token(support::SECRET, "c"));
+    // The token is that instance's own: another agent's logs token does not open it.
+    assert_eq!(
+        out["token"],
+        berth_ops::logs_token(support::SECRET, "c", &host.instance_id)
+    );
+    assert_ne!(
+        out["token"],
+        berth_ops::logs_token(support::SECRET, "c", "other")
+    );
     assert_eq!(out["containers"], json!(["app"]));
     let e = code(
         tasks::logs_endpoint(

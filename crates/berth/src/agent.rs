@@ -50,8 +50,9 @@ pub struct AgentOpts {
     /// Override the detected memory (MiB).
     #[arg(long)]
     pub memory: Option<u64>,
-    /// Where to serve container logs for `berth logs` (port 0 = any free port).
-    #[arg(long, default_value = "0.0.0.0:0")]
+    /// Where to serve container logs for `berth logs` (port 0 = any free port). Loopback
+    /// unless told otherwise: give this host's address for clients on other machines.
+    #[arg(long, default_value = "127.0.0.1:0")]
     pub logs_listen: std::net::SocketAddr,
     /// The name or address others reach this host by (default: its host name).
     #[arg(long)]

@@ -35,7 +35,7 @@ enum Command {
     Server(server::ServerOpts),
     /// Run this host's agent: join a cluster and run the tasks placed on it.
     Agent(agent::AgentOpts),
-    /// Print the join token agents of a cluster use.
+    /// Print the join token agents of a cluster use (`rotate`: make a new one).
     JoinToken(cli::misc::JoinTokenArgs),
     /// Services: create, ls, show, scale, deploy [--wait], rm.
     Service(cli::service::Args),

@@ -138,6 +138,13 @@ pub struct ServerOpts {
     /// Seconds a scale-in waits for a host's service tasks to move before terminating it.
     #[arg(long, default_value_t = 300.0)]
     pub host_drain_timeout: f64,
+    /// Seconds a join token is good for (24 h, as kubeadm's bootstrap tokens). Registered
+    /// agents do not need it again: they keep their instance credential.
+    #[arg(long, default_value_t = berth_ops::identity::DEFAULT_TOKEN_TTL_SECS)]
+    pub join_token_ttl: f64,
+    /// Seconds join tokens issued before a `berth join-token rotate` keep working.
+    #[arg(long, default_value_t = berth_ops::identity::DEFAULT_ROTATION_GRACE_SECS)]
+    pub join_token_grace: f64,
 }
 
 /// How long in-flight requests, then the supervised tasks, then the load balancer's requests
@@ -199,6 +206,8 @@ async fn open_core(
             agent_timeout_secs: agent_timeout,
             max_poll_wait_secs: (agent_timeout / 3.0).clamp(0.5, 20.0),
             join_secret: key.secret_access_key.clone(),
+            join_token_ttl_secs: opts.join_token_ttl.max(1.0),
+            join_token_grace_secs: opts.join_token_grace.max(0.0),
             region: env::DEFAULT_REGION.to_owned(),
         },
     )
@@ -366,13 +375,15 @@ fn start_host_groups(
 ) -> Result<()> {
     let providers = crate::hosts::providers(opts, data_dir, addr)?;
     let secret = key.secret_access_key.clone();
+    let (clock, ttl) = (core.clock.clone(), opts.join_token_ttl.max(1.0));
     let cfg = HostGroupConfig {
         default_provider: opts.host_provider.clone(),
         server_url: opts
             .host_server_url
             .clone()
             .unwrap_or_else(|| endpoint.to_owned()),
-        join_token: Arc::new(move |cluster: &str| join_token(&secret, cluster)),
+        // A host gets a token minted at its launch, so it is good for the full lifetime.
+        join_token: Arc::new(move |cluster: &str| join_token(&secret, cluster, clock.now(), ttl)),
         period: Duration::from_millis(500),
         drain_timeout: opts.host_drain_timeout.max(0.0),
         agent_timeout: core.agent_timeout,
@@ -542,7 +553,12 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     let mut server = tokio::spawn(serve);
 
     let endpoint = format!("http://{addr}");
-    let token = join_token(&key.secret_access_key, "default");
+    let token = join_token(
+        &key.secret_access_key,
+        "default",
+        core.clock.now(),
+        opts.join_token_ttl.max(1.0),
+    );
     if up && !opts.no_agent {
         let timeout = core.agent_timeout;
         start_local_agent(

@@ -1,9 +1,13 @@
-//! The agent's side of the agent protocol: register, poll, report.
+//! The agent's side of the agent protocol: register, poll, report. Registration presents the
+//! join token (and the instance credential, once the agent has one); every other call names
+//! the instance and presents its credential.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use berth_model::agent::{
-    AgentRegistered, AgentRegistration, DesiredSet, StatusReport, JOIN_TOKEN_HEADER,
+    AgentRegistered, AgentRegistration, DesiredSet, StatusReport, CREDENTIAL_HEADER,
+    INSTANCE_HEADER, JOIN_TOKEN_HEADER,
 };
 use serde::de::DeserializeOwned;
 
@@ -28,6 +32,8 @@ pub(crate) struct ServerClient {
     http: reqwest::Client,
     base: String,
     token: String,
+    /// The instance id and its credential, once known.
+    identity: Arc<RwLock<Option<(String, String)>>>,
 }
 
 impl ServerClient {
@@ -39,6 +45,25 @@ impl ServerClient {
                 .unwrap_or_default(),
             base: base.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
+            identity: Arc::default(),
+        }
+    }
+
+    /// Sets the instance (and its credential) later calls are made as.
+    pub(crate) fn set_identity(&self, instance_id: &str, credential: &str) {
+        if let Ok(mut id) = self.identity.write() {
+            *id = Some((instance_id.to_owned(), credential.to_owned()));
+        }
+    }
+
+    /// Adds the instance and its credential to a request, when the agent has them.
+    fn signed(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let id = self.identity.read().ok().and_then(|g| g.clone());
+        match id {
+            Some((instance, credential)) => req
+                .header(INSTANCE_HEADER, instance)
+                .header(CREDENTIAL_HEADER, credential),
+            None => req,
         }
     }
 
@@ -57,10 +82,12 @@ impl ServerClient {
         &self,
         reg: &AgentRegistration,
     ) -> Result<AgentRegistered, ClientError> {
-        let resp = self
+        let req = self
             .http
             .post(format!("{}/agent/v1/register", self.base))
-            .header(JOIN_TOKEN_HEADER, &self.token)
+            .header(JOIN_TOKEN_HEADER, &self.token);
+        let resp = self
+            .signed(req)
             .timeout(Duration::from_secs(10))
             .json(reg)
             .send()
@@ -75,10 +102,9 @@ impl ServerClient {
         since: &str,
         wait: Duration,
     ) -> Result<DesiredSet, ClientError> {
+        let req = self.http.get(format!("{}/agent/v1/poll", self.base));
         let resp = self
-            .http
-            .get(format!("{}/agent/v1/poll", self.base))
-            .header(JOIN_TOKEN_HEADER, &self.token)
+            .signed(req)
             .query(&[
                 ("cluster", cluster),
                 ("instance", instance),
@@ -92,10 +118,9 @@ impl ServerClient {
     }
 
     pub(crate) async fn report(&self, report: &StatusReport) -> Result<(), ClientError> {
+        let req = self.http.post(format!("{}/agent/v1/status", self.base));
         let resp = self
-            .http
-            .post(format!("{}/agent/v1/status", self.base))
-            .header(JOIN_TOKEN_HEADER, &self.token)
+            .signed(req)
             .timeout(Duration::from_secs(10))
             .json(report)
             .send()
@@ -108,10 +133,9 @@ impl ServerClient {
         &self,
         batch: &berth_model::logs::ShipBatch,
     ) -> Result<berth_model::logs::ShipAnswer, ClientError> {
+        let req = self.http.post(format!("{}/agent/v1/logs", self.base));
         let resp = self
-            .http
-            .post(format!("{}/agent/v1/logs", self.base))
-            .header(JOIN_TOKEN_HEADER, &self.token)
+            .signed(req)
             .timeout(Duration::from_secs(10))
             .json(batch)
             .send()

@@ -1,6 +1,7 @@
 //! The agent's log endpoint: `GET /v1/logs?task=ID&container=NAME&follow=true` streams a
-//! container's output as text lines. Callers authenticate with the cluster's join token
-//! (the CLI gets it, and this agent's address, from the server with its AWS credentials).
+//! container's output as text lines. Callers authenticate with this instance's logs token
+//! (issued by the server at registration; the CLI gets it, and this agent's address, from the
+//! server with its AWS credentials), so one agent cannot read another host's logs.
 
 use std::sync::Arc;
 
@@ -20,7 +21,8 @@ use crate::Driver;
 #[derive(Clone)]
 struct LogState {
     driver: Arc<dyn Driver>,
-    token: String,
+    /// The logs token the server issued this instance (empty until registered: all refused).
+    token: Arc<std::sync::RwLock<String>>,
 }
 
 #[derive(Deserialize)]
@@ -31,7 +33,7 @@ struct LogQuery {
     follow: bool,
 }
 
-pub(crate) fn router(driver: Arc<dyn Driver>, token: String) -> Router {
+pub(crate) fn router(driver: Arc<dyn Driver>, token: Arc<std::sync::RwLock<String>>) -> Router {
     Router::new()
         .route("/v1/logs", get(logs))
         .with_state(LogState { driver, token })
@@ -46,8 +48,15 @@ async fn logs(
         .get(JOIN_TOKEN_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if st.token.is_empty() || given != st.token {
-        return (StatusCode::FORBIDDEN, "bad join token\n").into_response();
+    let want = st.token.read().map(|t| t.clone()).unwrap_or_default();
+    let same = given.len() == want.len()
+        && given
+            .bytes()
+            .zip(want.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if want.is_empty() || !same {
+        return (StatusCode::FORBIDDEN, "bad logs token\n").into_response();
     }
     let owned = match st.driver.list_owned().await {
         Ok(l) => l,

@@ -1,8 +1,10 @@
 //! The node agent: registers the host, long-polls the control plane for the full set of tasks
 //! assigned to it, and reconciles its containers to that set (level-triggered).
 //!
-//! - Identity is kept in `state_dir/agent.json`, so a restarted agent re-registers as the same
-//!   container instance, and adopts the containers its driver already runs (no duplicates).
+//! - Identity is kept in `state_dir/agent.json` (mode 0600): the instance id the server chose
+//!   and the instance credential it issued, so a restarted agent re-registers as the same
+//!   container instance (with its credential: no join token needed), and adopts the
+//!   containers its driver already runs (no duplicates).
 //! - Each task gets a [`task::Runner`]; runners send reports to one reporter, which coalesces
 //!   them per task and retries until the server has them, so the last state is never lost.
 //! - When the control plane is unreachable, tasks keep running; reconciliation resumes with
@@ -70,6 +72,10 @@ pub struct AgentConfig {
 struct Identity {
     cluster: String,
     instance_id: String,
+    /// Absent in an identity written before credentials existed: the agent then migrates,
+    /// re-registering its id with the join token.
+    #[serde(default)]
+    credential: Option<String>,
 }
 
 /// Why the agent stopped.
@@ -81,6 +87,9 @@ pub enum AgentError {
     /// The server no longer knows this container instance; its tasks have been stopped.
     #[error("the container instance was deregistered from the cluster")]
     Deregistered,
+    /// The server registered the instance without issuing a credential (an older server).
+    #[error("the server issued no instance credential")]
+    NoCredential,
 }
 
 struct Managed {
@@ -134,6 +143,8 @@ pub struct Agent {
     cfg: AgentConfig,
     driver: Arc<dyn Driver>,
     client: ServerClient,
+    /// What callers of the logs endpoint present (the server issues it at registration).
+    logs_token: Arc<std::sync::RwLock<String>>,
 }
 
 impl Agent {
@@ -144,6 +155,7 @@ impl Agent {
             cfg,
             driver,
             client,
+            logs_token: Arc::default(),
         }
     }
 
@@ -151,21 +163,32 @@ impl Agent {
         self.cfg.state_dir.join("agent.json")
     }
 
-    async fn load_identity(&self) -> Option<String> {
+    async fn load_identity(&self) -> Option<Identity> {
         let bytes = tokio::fs::read(self.identity_path()).await.ok()?;
         let id: Identity = serde_json::from_slice(&bytes).ok()?;
-        (id.cluster == self.cfg.cluster).then_some(id.instance_id)
+        (id.cluster == self.cfg.cluster).then_some(id)
     }
 
-    async fn save_identity(&self, instance_id: &str) -> Result<(), AgentError> {
+    /// Writes the identity, readable by the agent's user only (it holds the credential).
+    async fn save_identity(&self, instance_id: &str, credential: &str) -> Result<(), AgentError> {
         tokio::fs::create_dir_all(&self.cfg.state_dir).await?;
         let tmp = self.identity_path().with_extension("tmp");
         let body = serde_json::to_vec(&Identity {
             cluster: self.cfg.cluster.clone(),
             instance_id: instance_id.to_owned(),
+            credential: Some(credential.to_owned()),
         })
         .unwrap_or_default();
-        tokio::fs::write(&tmp, body).await?;
+        let _ = tokio::fs::remove_file(&tmp).await;
+        let mut f = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .await?;
+        tokio::io::AsyncWriteExt::write_all(&mut f, &body).await?;
+        f.sync_all().await?;
+        drop(f);
         tokio::fs::rename(&tmp, self.identity_path()).await?;
         Ok(())
     }
@@ -213,10 +236,28 @@ impl Agent {
     async fn register(&self, endpoint: Option<String>) -> Result<String, AgentError> {
         let mut backoff = Duration::from_millis(200);
         loop {
-            let reg = self.registration(self.load_identity().await, endpoint.clone());
+            let known = self.load_identity().await;
+            if let Some(Identity {
+                instance_id,
+                credential: Some(c),
+                ..
+            }) = &known
+            {
+                self.client.set_identity(instance_id, c);
+            }
+            let reg = self.registration(known.map(|i| i.instance_id), endpoint.clone());
             match self.client.register(&reg).await {
                 Ok(r) => {
-                    self.save_identity(&r.instance_id).await?;
+                    let Some(credential) = r.credential.as_deref() else {
+                        return Err(AgentError::NoCredential);
+                    };
+                    // Saved before it is used, so a crash never leaves the agent with a
+                    // credential the server has and the disk lacks.
+                    self.save_identity(&r.instance_id, credential).await?;
+                    self.client.set_identity(&r.instance_id, credential);
+                    if let (Some(t), Ok(mut mine)) = (&r.logs_token, self.logs_token.write()) {
+                        mine.clone_from(t);
+                    }
                     tracing::info!(instance = %r.instance_id, cluster = %self.cfg.cluster, "registered");
                     return Ok(r.instance_id);
                 }
@@ -449,7 +490,7 @@ impl Agent {
         };
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
-        let app = logs::router(self.driver.clone(), self.cfg.join_token.clone());
+        let app = logs::router(self.driver.clone(), self.logs_token.clone());
         let server = AbortOnDrop(tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::warn!(error = %e, "log endpoint stopped");

@@ -95,6 +95,8 @@ pub(crate) struct Registration {
     pub version_info: Value,
     pub tags: Vec<Tag>,
     pub endpoint: Option<String>,
+    /// The hash of a new agent credential for the instance (berth's agent registrations).
+    pub credential_hash: Option<String>,
 }
 
 /// Registers a host, or re-registers a known one (same id; resources and attributes renewed).
@@ -174,11 +176,17 @@ pub(crate) async fn register_instance(
         let (c, c_rev) = load_active(ctx, &reg.cluster).await?;
         let c_key = keys::cluster(&reg.cluster);
         let key = keys::instance(&inst.cluster, &inst.id);
-        let txn = Txn::new()
+        let mut txn = Txn::new()
             .when_mod_revision(c_key.clone(), c_rev)
             .put(c_key, to_bytes(&c)?)
             .when_mod_revision(key.clone(), rev)
             .put(key, to_bytes(&inst)?);
+        if let Some(hash) = &reg.credential_hash {
+            txn = txn.put(
+                keys::instance_credential(&inst.cluster, &inst.id),
+                to_bytes(hash)?,
+            );
+        }
         if let TxnResult::Committed { .. } = ctx.store().txn(txn).await.map_err(store_err)? {
             return Ok(inst);
         }
@@ -228,6 +236,7 @@ pub async fn register(ctx: &Ctx, req: RegisterRequest) -> Result<Value, ApiError
             version_info: req.version_info.unwrap_or_else(|| json!({})),
             tags: req.tags,
             endpoint: None,
+            credential_hash: None,
         },
     )
     .await?;
@@ -281,9 +290,11 @@ pub async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Value, ApiE
         // the agent, told the instance is gone, stops their containers. The user asked for
         // it, so the stop is theirs, whatever state the task was in.
         let key = keys::instance(&inst.cluster, &inst.id);
+        // Its agent's credential is revoked with it.
         let mut txn = Txn::new()
             .when_mod_revision(key.clone(), rev)
-            .put(key, to_bytes(&inst)?);
+            .put(key, to_bytes(&inst)?)
+            .delete(keys::instance_credential(&inst.cluster, &inst.id));
         let now = ctx.now();
         for (mut t, trev) in live {
             lifecycle::force_stopped(

@@ -486,12 +486,12 @@ pub async fn logs_endpoint(ctx: &Ctx, req: LogsEndpointRequest) -> Result<Value,
             .map(|(i, _)| i),
         None => None,
     };
-    let endpoint = instance
-        .and_then(|i| i.agent_endpoint)
+    let (instance_id, endpoint) = instance
+        .and_then(|i| Some((i.id, i.agent_endpoint?)))
         .ok_or_else(|| ApiError::client("The task's host does not serve logs."))?;
     Ok(json!({
         "endpoint": endpoint,
-        "token": crate::agent::join_token(&ctx.state.config.join_secret, &cluster),
+        "token": crate::identity::logs_token(&ctx.state.config.join_secret, &cluster, &instance_id),
         "taskId": t.id,
         "containers": t.containers.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
     }))

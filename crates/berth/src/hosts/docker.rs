@@ -285,6 +285,8 @@ impl HostProvider for DockerProvider {
             ];
             let agent = crate::hosts::process::agent_args(&s, "/var/lib/berth", "process");
             args.extend(agent.iter().map(String::as_str));
+            // The agent's own loopback is the container's: serve logs on its network address.
+            args.extend(["--logs-listen", "0.0.0.0:0"]);
             docker(&args).await
         }
         .boxed()

@@ -33,5 +33,9 @@ pub const AGENT_SERVER: &str = "BERTH_SERVER";
 pub const AGENT_CLUSTER: &str = "BERTH_CLUSTER";
 pub const JOIN_TOKEN: &str = "BERTH_JOIN_TOKEN";
 pub const AGENT_STATE_DIR: &str = "BERTH_AGENT_STATE_DIR";
+/// The CA bundle `berth agent` trusts for an `https://` server (`--ca-cert`).
+pub const CA_CERT: &str = "BERTH_CA_CERT";
+/// The CA bundle the CLI trusts for an `https://` endpoint, as for the aws CLI and SDKs.
+pub const AWS_CA_BUNDLE: &str = "AWS_CA_BUNDLE";
 /// A host group's host: its launch configuration's user data, decoded.
 pub const USER_DATA: &str = "BERTH_USER_DATA";

@@ -160,3 +160,20 @@ def test_tls_flags_are_checked(fresh_dir):
     p = subprocess.run([bin_, "server", "--data-dir", fresh_dir, "--listen", "127.0.0.1:0",
                         "--tls-key", "/nonexistent"], capture_output=True, text=True, timeout=30)
     assert p.returncode != 0 and "--tls-cert" in p.stderr, p.stderr
+
+
+def test_host_group_hosts_join_over_tls(fresh_dir):
+    # A `process` host's agent is started with the cluster CA (BERTH_CA_CERT) and an https URL.
+    from test_hostgroups import cleanup_groups, in_service, kill_all_under, make_group, wait_cluster_hosts
+    from conftest import uniq
+    b = Berth(fresh_dir, tls=True, agent=False,
+              args=["--host-agent-driver", "process", "--agent-timeout", "6"]).start()
+    try:
+        name, cluster = uniq("hg"), uniq("hgc")
+        asg = make_group(b, name, cluster, desired=1)
+        hosts = in_service(asg, name, 1)
+        wait_cluster_hosts(b.client(), cluster, [h["InstanceId"] for h in hosts])
+    finally:
+        cleanup_groups(b)
+        b.stop()
+        kill_all_under(fresh_dir)

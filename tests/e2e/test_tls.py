@@ -177,3 +177,26 @@ def test_host_group_hosts_join_over_tls(fresh_dir):
         cleanup_groups(b)
         b.stop()
         kill_all_under(fresh_dir)
+
+
+def test_docker_host_group_hosts_join_over_tls(fresh_dir):
+    # A docker host dials the server through the bridge gateway (named in the certificate) and
+    # trusts the cluster CA mounted read-only into its container.
+    from conftest import build_test_image, docker_ok, uniq
+    if not docker_ok():
+        pytest.skip("needs a Docker daemon")
+    from test_hostgroups import cleanup_groups, in_service, kill_all_under, make_group, wait_cluster_hosts
+    from test_hostgroups_docker import remove_containers
+    build_test_image()
+    name, cluster = uniq("hgt"), uniq("hgtc")
+    b = Berth(fresh_dir, tls=True, agent=False,
+              args=["--host-agent-driver", "process", "--agent-timeout", "6", "--host-provider", "docker"]).start()
+    try:
+        asg = make_group(b, name, cluster, desired=1, provider="docker")
+        hosts = in_service(asg, name, 1)
+        wait_cluster_hosts(b.client(), cluster, [h["InstanceId"] for h in hosts])
+    finally:
+        cleanup_groups(b)
+        b.stop()
+        remove_containers(name)
+        kill_all_under(fresh_dir)

@@ -65,15 +65,19 @@ def wait_for(cond, timeout=20.0, interval=0.05, what="condition"):
 class Berth:
     """One berth server process on its own data dir and port."""
 
-    def __init__(self, data_dir, port=None, env=None, keys=True, args=(), agent=True, nofile=None):
+    def __init__(self, data_dir, port=None, env=None, keys=True, args=(), agent=True, nofile=None, tls=False):
         self.data_dir = data_dir
+        # tls: serve HTTPS with a certificate from the cluster CA (ca.pem in the data dir).
+        self.tls = tls
         self.nofile = nofile  # an open-file limit for the server process
         self.args = list(args)
         if not agent and supports_flag("up", "--no-agent"):
             # API-only tests: no local agent, whose long-poll would hold up a clean stop.
             self.args.append("--no-agent")
         self.port = port or free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        if tls:
+            self.args.append("--tls")
+        self.endpoint = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.env = dict(os.environ)
         if keys:
             self.env.update(BERTH_ROOT_ACCESS_KEY_ID=ACCESS_KEY, BERTH_ROOT_SECRET_ACCESS_KEY=SECRET_KEY)
@@ -102,15 +106,27 @@ class Berth:
     def _ready(self):
         if self.proc.poll() is not None:
             raise RuntimeError(f"berth exited with {self.proc.returncode}")
-        with urllib.request.urlopen(self.endpoint + "/ping", timeout=1) as r:
+        with urllib.request.urlopen(self.endpoint + "/ping", timeout=1, context=self.ssl_context()) as r:
             return r.status == 200
+
+    @property
+    def ca_bundle(self):
+        """The cluster CA clients trust when the server serves TLS."""
+        return os.path.join(self.data_dir, "ca.pem")
+
+    def ssl_context(self):
+        """An SSL context trusting only the cluster CA (None for plain HTTP)."""
+        if not self.tls:
+            return None
+        import ssl
+        return ssl.create_default_context(cafile=self.ca_bundle)
 
     def metrics_text(self):
         """`GET /metrics` with the bearer token berth keeps in the data dir."""
         with open(os.path.join(self.data_dir, "metrics.token")) as f:
             token = f.read().strip()
         req = urllib.request.Request(self.endpoint + "/metrics", headers={"Authorization": f"Bearer {token}"})
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=10, context=self.ssl_context()) as r:
             return r.read().decode()
 
     def read_exports(self):
@@ -147,6 +163,7 @@ class Berth:
             aws_access_key_id=kw.pop("access_key", ACCESS_KEY),
             aws_secret_access_key=kw.pop("secret_key", SECRET_KEY),
             config=Config(retries={"max_attempts": 1}),
+            verify=kw.pop("verify", self.ca_bundle if self.tls else None),
             **kw,
         )
         if strict and service in ("ecs", "application-autoscaling"):
@@ -168,7 +185,8 @@ class Berth:
         if not os.path.exists(aws):
             aws = "aws"
         p = subprocess.run(
-            [aws, "--endpoint-url", self.endpoint, "--output", "json", *args],
+            [aws, "--endpoint-url", self.endpoint, *(["--ca-bundle", self.ca_bundle] if self.tls else []),
+             "--output", "json", *args],
             capture_output=True, text=True, env=env, timeout=60,
         )
         if check:
@@ -184,6 +202,7 @@ class Berth:
             AWS_SECRET_ACCESS_KEY=SECRET_KEY,
             AWS_DEFAULT_REGION=REGION,
             AWS_ENDPOINT_URL_ECS=self.endpoint,
+            **({"AWS_CA_BUNDLE": self.ca_bundle} if self.tls else {}),
         )
         p = subprocess.run([BERTH_BIN, *args], capture_output=True, text=True, env=env, timeout=60)
         if check:
@@ -430,6 +449,8 @@ class Agent:
             cmd += ["--scope", self.scope]
         if supports_flag("agent", "--logs-listen"):
             cmd += ["--logs-listen", "127.0.0.1:0"]
+        if getattr(self.berth, "tls", False) and "--ca-cert" not in self.args:
+            cmd += ["--ca-cert", self.berth.ca_bundle]
         return cmd + self.args
 
     def start(self):

@@ -70,6 +70,11 @@ pub struct AgentOpts {
     /// Serve no task metadata endpoint (containers get no metadata URI).
     #[arg(long)]
     pub no_metadata: bool,
+    /// The CA bundle (PEM) to trust for an `https://` server: the cluster CA (`ca.pem` in the
+    /// server's data dir, copied over). Only these certificates are trusted, never the
+    /// system's roots.
+    #[arg(long, env = env::CA_CERT)]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// The docker scope of an agent keeping its state in `state_dir`: the directory's absolute
@@ -201,8 +206,33 @@ pub fn parse_attributes(list: &[String]) -> Result<Vec<(String, Option<String>)>
         .collect()
 }
 
+/// The CA bundle to trust, read and checked now rather than at every call: `--ca-cert` goes
+/// with an `https://` server, and an `https://` server needs it.
+fn ca_cert(o: &AgentOpts) -> Result<Option<Vec<u8>>> {
+    let https = o.server.starts_with("https://");
+    let Some(path) = &o.ca_cert else {
+        if https {
+            bail!(
+                "--server {} is https: pass the cluster CA with --ca-cert FILE",
+                o.server
+            );
+        }
+        return Ok(None);
+    };
+    if !https {
+        bail!("--ca-cert is for an https:// server, not {}", o.server);
+    }
+    let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    match reqwest::Certificate::from_pem_bundle(&pem) {
+        Ok(certs) if !certs.is_empty() => Ok(Some(pem)),
+        Ok(_) => bail!("--ca-cert {}: no certificate in it", path.display()),
+        Err(e) => bail!("--ca-cert {}: {e}", path.display()),
+    }
+}
+
 pub fn config(o: &AgentOpts, state_dir: PathBuf) -> Result<AgentConfig> {
     Ok(AgentConfig {
+        ca_cert_pem: ca_cert(o)?,
         server: o.server.clone(),
         cluster: o.cluster.clone(),
         join_token: o.token.clone(),

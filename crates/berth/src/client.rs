@@ -30,6 +30,21 @@ fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// The HTTP client: for an `https://` endpoint it trusts `$AWS_CA_BUNDLE` (what `berth up`
+/// exports with `--tls`, and what the aws CLI and SDKs read), and no built-in roots.
+fn http_client() -> Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder();
+    if let Some(path) = var(env::AWS_CA_BUNDLE) {
+        let pem = std::fs::read(&path).with_context(|| format!("reading AWS_CA_BUNDLE {path}"))?;
+        for c in reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("AWS_CA_BUNDLE {path}"))?
+        {
+            b = b.add_root_certificate(c);
+        }
+    }
+    Ok(b.build()?)
+}
+
 impl Client {
     pub fn from_env(opts: &ClientOpts) -> Result<Self> {
         let endpoint = opts
@@ -64,7 +79,7 @@ impl Client {
             }
         };
         Ok(Self {
-            http: reqwest::Client::new(),
+            http: http_client()?,
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             region,
             creds,

@@ -37,5 +37,9 @@ pub const JOIN_TOKEN: &str = "BERTH_JOIN_TOKEN";
 pub const AGENT_STATE_DIR: &str = "BERTH_AGENT_STATE_DIR";
 /// Whom the process driver runs task commands as (`--task-user`).
 pub const TASK_USER: &str = "BERTH_TASK_USER";
+/// The CA bundle `berth agent` trusts for an `https://` server (`--ca-cert`).
+pub const CA_CERT: &str = "BERTH_CA_CERT";
+/// The CA bundle the CLI trusts for an `https://` endpoint, as for the aws CLI and SDKs.
+pub const AWS_CA_BUNDLE: &str = "AWS_CA_BUNDLE";
 /// A host group's host: its launch configuration's user data, decoded.
 pub const USER_DATA: &str = "BERTH_USER_DATA";

@@ -108,6 +108,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<crate::tls::Tls>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -139,8 +140,9 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let closing = closing.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            serve_connection(stream, router, limits, closing).await;
+            serve_connection(stream, router, limits, tls, closing).await;
             drop((permit, slot));
         });
     }
@@ -154,15 +156,44 @@ async fn serve_connection(
     stream: TcpStream,
     router: Router,
     limits: Limits,
-    mut closing: watch::Receiver<bool>,
+    tls: Option<crate::tls::Tls>,
+    closing: watch::Receiver<bool>,
 ) {
     let started = Instant::now();
     let last_active = Arc::new(AtomicU64::new(0));
-    let io = TokioIo::new(Watched {
+    let watched = Watched {
         inner: stream,
         started,
         last_active: last_active.clone(),
-    });
+    };
+    let Some(tls) = tls else {
+        let io = TokioIo::new(watched);
+        return serve_http(io, router, limits, closing, started, last_active).await;
+    };
+    // The handshake counts against the header deadline: a client that stalls it holds its
+    // slot no longer than one that stalls its headers.
+    match tokio::time::timeout(limits.header_read_timeout, tls.accept(watched)).await {
+        Ok(Ok(stream)) => {
+            let io = TokioIo::new(stream);
+            serve_http(io, router, limits, closing, started, last_active).await;
+        }
+        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!("TLS handshake timed out"),
+    }
+}
+
+/// Serves HTTP/1 on `io` (plain or TLS) until the client closes, the connection idles out,
+/// or shutdown.
+async fn serve_http<I>(
+    io: TokioIo<I>,
+    router: Router,
+    limits: Limits,
+    mut closing: watch::Receiver<bool>,
+    started: Instant,
+    last_active: Arc<AtomicU64>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |req| {
         let router = router.clone();
         async move {

@@ -10,6 +10,7 @@ mod env;
 mod hosts;
 mod listen;
 mod server;
+mod tls;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

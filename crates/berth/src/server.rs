@@ -145,6 +145,9 @@ pub struct ServerOpts {
     /// Seconds join tokens issued before a `berth join-token rotate` keep working.
     #[arg(long, default_value_t = berth_ops::identity::DEFAULT_ROTATION_GRACE_SECS)]
     pub join_token_grace: f64,
+    /// HTTPS for the API and TLS for agents (`--tls`, `--tls-cert`, ...).
+    #[command(flatten)]
+    pub tls: crate::tls::TlsFlags,
 }
 
 /// How long in-flight requests, then the supervised tasks, then the load balancer's requests
@@ -364,6 +367,9 @@ async fn sweep_logs(
 }
 
 /// Starts the host group controller, with the providers this server can use.
+// Each argument is one thing hosts need to reach and trust this server; bundling them would
+// only rename them.
+#[allow(clippy::too_many_arguments)]
 fn start_host_groups(
     supervisor: &mut Supervisor,
     core: &Core,
@@ -372,8 +378,9 @@ fn start_host_groups(
     addr: SocketAddr,
     endpoint: &str,
     key: &creds::RootKey,
+    ca: Option<&std::path::Path>,
 ) -> Result<()> {
-    let providers = crate::hosts::providers(opts, data_dir, addr)?;
+    let providers = crate::hosts::providers(opts, data_dir, addr, ca)?;
     let secret = key.secret_access_key.clone();
     let (clock, ttl) = (core.clock.clone(), opts.join_token_ttl.max(1.0));
     let cfg = HostGroupConfig {
@@ -408,7 +415,11 @@ async fn start_local_agent(
     endpoint: &str,
     token: &str,
     agent_timeout: f64,
+    ca: Option<&std::path::Path>,
 ) -> Result<()> {
+    let ca_cert_pem = ca
+        .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
+        .transpose()?;
     let agent_dir = data_dir.join("agent");
     private_dir(&agent_dir)?;
     let driver = crate::agent::driver(opts.driver, &agent_dir, &opts.task_user).await?;
@@ -425,6 +436,7 @@ async fn start_local_agent(
         logs_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         advertise: None,
         metadata_listen: Some(std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
+        ca_cert_pem,
     };
     tracing::info!(driver = driver.name(), "starting the local agent");
     supervisor.spawn("local agent", move |stop| {
@@ -446,7 +458,13 @@ async fn start_local_agent(
 }
 
 /// The lines a newcomer pastes into a shell.
-fn print_exports(endpoint: &str, data_dir: &std::path::Path, key: &creds::RootKey, token: &str) {
+fn print_exports(
+    endpoint: &str,
+    data_dir: &std::path::Path,
+    key: &creds::RootKey,
+    token: &str,
+    ca: Option<&std::path::Path>,
+) {
     println!(
         "berth is up: API at {endpoint}, state in {}",
         data_dir.display()
@@ -463,8 +481,22 @@ fn print_exports(endpoint: &str, data_dir: &std::path::Path, key: &creds::RootKe
     println!("export AWS_ENDPOINT_URL_CLOUDWATCH_LOGS={endpoint}");
     println!("export AWS_ENDPOINT_URL_EC2={endpoint}");
     println!("export AWS_ENDPOINT_URL_AUTO_SCALING={endpoint}");
-    println!("# agents on other hosts join the default cluster with:");
-    println!("#   berth agent --server {endpoint} --cluster default --token {token}");
+    let ca_flag = match ca {
+        Some(ca) => {
+            // The aws CLI, boto3 and the berth CLI all read it.
+            println!("export AWS_CA_BUNDLE={}", ca.display());
+            if let Ok(hash) = std::fs::read_to_string(ca)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| crate::tls::cert_hash(&pem).map_err(|e| e.to_string()))
+            {
+                println!("# the cluster CA's hash (compare it on other hosts): {hash}");
+            }
+            format!(" --ca-cert {}", ca.display())
+        }
+        None => String::new(),
+    };
+    println!("# agents on other hosts join the default cluster with (copy the CA file over):");
+    println!("#   berth agent --server {endpoint} --cluster default --token {token}{ca_flag}");
     println!(
         "# Prometheus reads {endpoint}/metrics with the bearer token in metrics.token (data dir)"
     );
@@ -493,6 +525,40 @@ fn api_limits(opts: &ServerOpts) -> Result<crate::listen::Limits> {
     l.header_read_timeout = secs("header-read-timeout", opts.header_read_timeout)?;
     l.idle_timeout = secs("idle-timeout", opts.idle_timeout)?;
     Ok(l)
+}
+
+/// The API's TLS, if on: the certificate is issued for loopback, this host's name, the listen
+/// address, `--tls-san`, the host of `--host-server-url`, and the Docker bridge gateway (docker
+/// hosts dial the server there) when Docker answers.
+async fn api_tls(
+    opts: &ServerOpts,
+    data_dir: &std::path::Path,
+    addr: SocketAddr,
+) -> Result<Option<crate::tls::Tls>> {
+    if !opts.tls.on() {
+        return Ok(crate::tls::setup(&opts.tls, data_dir, &[])?);
+    }
+    let mut extra = opts.tls.sans.clone();
+    if let Some(host) = opts
+        .host_server_url
+        .as_deref()
+        .and_then(|u| reqwest::Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()))
+    {
+        extra.push(host);
+    }
+    if opts.tls.cert.is_none() {
+        if let Ok(Some(gw)) = tokio::time::timeout(
+            Duration::from_secs(5),
+            crate::hosts::docker::bridge_gateway(),
+        )
+        .await
+        {
+            extra.push(gw.to_string());
+        }
+    }
+    let names = crate::tls::server_names(addr.ip(), crate::tls::hostname().as_deref(), &extra);
+    Ok(crate::tls::setup(&opts.tls, data_dir, &names)?)
 }
 
 /// Creates a directory readable by its owner only (0700), or tightens an existing one: the
@@ -540,19 +606,26 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
         .await
         .with_context(|| format!("binding {}", opts.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, data_dir = %data_dir.display(), "berth API listening");
+    let tls = api_tls(&opts, &data_dir, addr).await?;
+    let ca = tls.as_ref().map(|t| t.ca_bundle.clone());
+    tracing::info!(%addr, data_dir = %data_dir.display(), tls = tls.is_some(), "berth API listening");
     let closing = state.clone();
     let (signalled_tx, mut signalled) = tokio::sync::watch::channel(false);
     let limits = api_limits(&opts)?;
     tracing::info!(?limits, "API connection limits");
-    let serve = crate::listen::serve(listener, router(state), limits, async move {
+    let serve = crate::listen::serve(listener, router(state), limits, tls, async move {
         shutdown_signal().await;
         closing.begin_shutdown();
         let _ = signalled_tx.send(true);
     });
     let mut server = tokio::spawn(serve);
 
-    let endpoint = format!("http://{addr}");
+    let endpoint = match &ca {
+        None => format!("http://{addr}"),
+        // The certificate names loopback, not the unspecified address.
+        Some(_) if addr.ip().is_unspecified() => format!("https://127.0.0.1:{}", addr.port()),
+        Some(_) => format!("https://{addr}"),
+    };
     let token = join_token(
         &key.secret_access_key,
         "default",
@@ -568,6 +641,7 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
             &endpoint,
             &token,
             timeout,
+            ca.as_deref(),
         )
         .await?;
     }
@@ -579,8 +653,9 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
         addr,
         &endpoint,
         &key,
+        ca.as_deref(),
     )?;
-    print_exports(&endpoint, &data_dir, &key, &token);
+    print_exports(&endpoint, &data_dir, &key, &token, ca.as_deref());
 
     // After SIGTERM three things wind down at once, each within SHUTDOWN_GRACE: the API's
     // in-flight requests (a stalled client cannot hold the server up for longer), the

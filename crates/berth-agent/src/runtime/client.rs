@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The request did not get an answer (connection, timeout, or an unreadable body).
-    #[error("cannot reach the server: {0}")]
+    #[error("cannot reach the server: {}", with_causes(.0))]
     Transport(#[from] reqwest::Error),
     /// The server answered with an error status.
     #[error("server refused: {status}: {body}")]
@@ -25,6 +25,20 @@ pub enum ClientError {
         /// The response body, as text (the server's error message).
         body: String,
     },
+}
+
+/// An error with its causes: reqwest's own message ("error sending request") hides why, and
+/// the why (a certificate the cluster CA did not sign, a refused connection) is what an
+/// operator needs in the agent's log.
+fn with_causes(e: &reqwest::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 #[derive(Clone)]
@@ -37,12 +51,26 @@ pub(crate) struct ServerClient {
 }
 
 impl ServerClient {
-    pub(crate) fn new(base: &str, token: &str) -> Self {
+    /// A client of the server at `base`. With `ca_pem`, TLS trusts only those certificates
+    /// (the cluster CA) and plain HTTP is refused; a bundle that does not parse leaves no root
+    /// at all, so every call fails verification rather than trusting anything else.
+    pub(crate) fn new(base: &str, token: &str, ca_pem: Option<&[u8]>) -> Self {
+        let mut b = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tls_built_in_root_certs(false);
+        if let Some(pem) = ca_pem {
+            b = b.https_only(true);
+            match reqwest::Certificate::from_pem_bundle(pem) {
+                Ok(certs) => {
+                    for c in certs {
+                        b = b.add_root_certificate(c);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "the CA bundle does not parse"),
+            }
+        }
         Self {
-            http: reqwest::Client::builder()
-                .pool_idle_timeout(Duration::from_secs(30))
-                .build()
-                .unwrap_or_default(),
+            http: b.build().unwrap_or_default(),
             base: base.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
             identity: Arc::default(),

@@ -65,6 +65,9 @@ pub struct AgentConfig {
     /// `ECS_CONTAINER_METADATA_URI_V4`). An unspecified address (`0.0.0.0:0`) means Docker's
     /// bridge gateway with the docker driver, loopback otherwise.
     pub metadata_listen: Option<std::net::SocketAddr>,
+    /// The CA bundle (PEM) trusted for an `https://` server: only these roots, never the
+    /// system's, so only a server with a certificate from the cluster CA is talked to.
+    pub ca_cert_pem: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -150,7 +153,7 @@ pub struct Agent {
 impl Agent {
     /// An agent with this configuration that runs containers with `driver`.
     pub fn new(cfg: AgentConfig, driver: Arc<dyn Driver>) -> Self {
-        let client = ServerClient::new(&cfg.server, &cfg.join_token);
+        let client = ServerClient::new(&cfg.server, &cfg.join_token, cfg.ca_cert_pem.as_deref());
         Self {
             cfg,
             driver,

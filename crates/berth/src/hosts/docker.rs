@@ -30,6 +30,8 @@ use tokio::sync::OnceCell;
 pub const GROUP_LABEL: &str = "berth.hostgroup";
 /// The label holding the host's instance id.
 pub const HOST_LABEL: &str = "berth.host-id";
+/// Where a docker host finds the cluster CA (mounted read-only) when the API serves TLS.
+const HOST_CA: &str = "/etc/berth/ca.pem";
 
 /// See the module docs.
 pub struct DockerProvider {
@@ -43,6 +45,8 @@ pub struct DockerProvider {
     url: OnceCell<String>,
     /// Where the image's staging directory goes.
     work: PathBuf,
+    /// The CA bundle hosts' agents trust when the API serves TLS (mounted read-only).
+    ca: Option<PathBuf>,
 }
 
 fn err(m: impl Into<String>) -> HostError {
@@ -75,7 +79,14 @@ impl DockerProvider {
             image: OnceCell::new(),
             url: OnceCell::new(),
             work,
+            ca: None,
         }
+    }
+
+    /// Hosts' agents trust `ca` (the API serves TLS; the forwarder then carries TLS).
+    pub fn with_ca(mut self, ca: Option<PathBuf>) -> Self {
+        self.ca = ca;
+        self
     }
 
     /// The URL hosts reach the server by: the configured one, or a forwarder on the bridge's
@@ -86,16 +97,7 @@ impl DockerProvider {
                 if let Some(u) = &self.server_url {
                     return Ok(u.clone());
                 }
-                let cfg = docker(&[
-                    "network",
-                    "inspect",
-                    "bridge",
-                    "-f",
-                    "{{range .IPAM.Config}}{{.Gateway}} {{.Subnet}}{{end}}",
-                ])
-                .await?;
-                let gw = gateway_of(&cfg)
-                    .ok_or_else(|| err(format!("no gateway in the docker bridge's IPAM config {cfg:?}")))?;
+                let gw = bridge_gateway_or_err().await?;
                 let listener = tokio::net::TcpListener::bind((gw, 0))
                     .await
                     .map_err(|e| err(format!("binding {gw}: {e}")))?;
@@ -103,7 +105,8 @@ impl DockerProvider {
                 let target = self.server_addr;
                 tokio::spawn(forward(listener, target));
                 tracing::info!(%gw, port, "docker hosts reach the server through the bridge gateway");
-                Ok(format!("http://{gw}:{port}"))
+                let scheme = if self.ca.is_some() { "https" } else { "http" };
+                Ok(format!("{scheme}://{gw}:{port}"))
             })
             .await
             .cloned()
@@ -129,6 +132,28 @@ impl DockerProvider {
             .await
             .cloned()
     }
+}
+
+/// The Docker bridge's gateway address (where docker hosts reach the server).
+async fn bridge_gateway_or_err() -> Result<std::net::IpAddr, HostError> {
+    let cfg = docker(&[
+        "network",
+        "inspect",
+        "bridge",
+        "-f",
+        "{{range .IPAM.Config}}{{.Gateway}} {{.Subnet}}{{end}}",
+    ])
+    .await?;
+    gateway_of(&cfg).ok_or_else(|| {
+        err(format!(
+            "no gateway in the docker bridge's IPAM config {cfg:?}"
+        ))
+    })
+}
+
+/// The Docker bridge's gateway, if Docker answers (the API's certificate names it).
+pub async fn bridge_gateway() -> Option<std::net::IpAddr> {
+    bridge_gateway_or_err().await.ok()
 }
 
 /// The bridge's gateway from `GATEWAY SUBNET` (docker leaves the gateway out when it picked
@@ -280,9 +305,16 @@ impl HostProvider for DockerProvider {
                 &token,
                 "-e",
                 &user_data,
-                &image,
-                "berth",
             ];
+            let ca_mount = self
+                .ca
+                .as_ref()
+                .map(|ca| format!("{}:{HOST_CA}:ro", ca.display()));
+            let ca_env = format!("{}={HOST_CA}", crate::env::CA_CERT);
+            if let Some(m) = &ca_mount {
+                args.extend(["-v", m, "-e", &ca_env]);
+            }
+            args.extend([image.as_str(), "berth"]);
             let agent = crate::hosts::process::agent_args(&s, "/var/lib/berth", "process");
             args.extend(agent.iter().map(String::as_str));
             // The agent's own loopback is the container's: serve logs on its network address.

@@ -16,29 +16,29 @@ use berth_control::hostgroup::HostProvider;
 use crate::server::ServerOpts;
 
 /// Every provider this server can use, by name: `process` and `docker` always, `command`
-/// when its scripts are configured.
+/// when its scripts are configured. With `ca` (the API serves TLS), `process` and `docker`
+/// hosts' agents trust that CA bundle.
 pub fn providers(
     opts: &ServerOpts,
     data_dir: &Path,
     addr: SocketAddr,
+    ca: Option<&Path>,
 ) -> anyhow::Result<HashMap<String, Arc<dyn HostProvider>>> {
     let exe = std::env::current_exe()?;
     let mut out: HashMap<String, Arc<dyn HostProvider>> = HashMap::new();
     out.insert(
         "process".into(),
-        Arc::new(process::ProcessProvider::new(
-            exe,
-            data_dir.join("hosts"),
-            opts.host_agent_driver,
-        )),
+        Arc::new(
+            process::ProcessProvider::new(exe, data_dir.join("hosts"), opts.host_agent_driver)
+                .with_ca(ca.map(Path::to_path_buf)),
+        ),
     );
     out.insert(
         "docker".into(),
-        Arc::new(docker::DockerProvider::new(
-            addr,
-            opts.host_server_url.clone(),
-            data_dir.to_path_buf(),
-        )),
+        Arc::new(
+            docker::DockerProvider::new(addr, opts.host_server_url.clone(), data_dir.to_path_buf())
+                .with_ca(ca.map(Path::to_path_buf)),
+        ),
     );
     if let Some(spec) = &opts.host_provider_command {
         out.insert(

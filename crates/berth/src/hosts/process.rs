@@ -21,12 +21,25 @@ pub struct ProcessProvider {
     exe: PathBuf,
     root: PathBuf,
     driver: DriverKind,
+    /// The CA bundle hosts' agents trust when the API serves TLS.
+    ca: Option<PathBuf>,
 }
 
 impl ProcessProvider {
     /// Hosts run `exe agent` with `driver`, keeping state under `root`.
     pub fn new(exe: PathBuf, root: PathBuf, driver: DriverKind) -> Self {
-        Self { exe, root, driver }
+        Self {
+            exe,
+            root,
+            driver,
+            ca: None,
+        }
+    }
+
+    /// Hosts' agents trust `ca` (the API serves TLS).
+    pub fn with_ca(mut self, ca: Option<PathBuf>) -> Self {
+        self.ca = ca;
+        self
     }
 }
 
@@ -172,10 +185,14 @@ impl HostProvider for ProcessProvider {
                     spec.user_data.as_deref().unwrap_or(""),
                 )
                 .env_remove(crate::env::AGENT_CLUSTER)
+                .env_remove(crate::env::CA_CERT)
                 .stdin(Stdio::null())
                 .stdout(log)
                 .stderr(log2)
                 .process_group(0);
+            if let Some(ca) = &self.ca {
+                cmd.env(crate::env::CA_CERT, ca);
+            }
             let mut child = cmd
                 .spawn()
                 .map_err(|e| HostError(format!("starting {}: {e}", self.exe.display())))?;

@@ -32,6 +32,7 @@ pub mod ec2;
 pub mod ecs;
 pub mod elb;
 pub mod hostgroups;
+pub mod iam;
 pub mod logs;
 mod paging;
 pub mod secrets;

@@ -441,6 +441,7 @@ fn print_exports(endpoint: &str, data_dir: &std::path::Path, key: &creds::RootKe
     println!("export AWS_ENDPOINT_URL_CLOUDWATCH_LOGS={endpoint}");
     println!("export AWS_ENDPOINT_URL_EC2={endpoint}");
     println!("export AWS_ENDPOINT_URL_AUTO_SCALING={endpoint}");
+    println!("export AWS_ENDPOINT_URL_IAM={endpoint}");
     println!("# agents on other hosts join the default cluster with:");
     println!("#   berth agent --server {endpoint} --cluster default --token {token}");
     println!(

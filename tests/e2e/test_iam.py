@@ -198,3 +198,27 @@ def test_aws_cli_with_a_user_key(berth):
     no = run("ecs", "create-cluster", "--cluster-name", uniq("x"))
     assert no.returncode != 0 and "AccessDeniedException" in no.stderr, no.stderr
     assert f"user/{name} is not authorized to perform: ecs:CreateCluster" in no.stderr
+
+
+def test_berth_user_and_key_commands(berth):
+    name = uniq("bu")
+    berth.cli("user", "create", name)
+    assert name in berth.cli("user", "ls").stdout
+    key = json.loads(berth.cli("key", "create", name, "-o", "json").stdout)
+    assert key["AccessKeyId"].startswith("AKIA") and key["SecretAccessKey"]
+    iam = berth.client("iam")
+    iam.attach_user_policy(UserName=name, PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    as_user(berth, key).list_clusters()
+    new = json.loads(berth.cli("key", "rotate", name, "-o", "json").stdout)
+    assert new["AccessKeyId"] != key["AccessKeyId"]
+    ids = [k["AccessKeyId"] for k in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]]
+    assert ids == [new["AccessKeyId"]]
+    expect_error("UnrecognizedClientException", as_user(berth, key).list_clusters, status=403)
+    as_user(berth, new).list_clusters()
+    berth.cli("key", "delete", name, new["AccessKeyId"])
+    assert iam.list_access_keys(UserName=name)["AccessKeyMetadata"] == []
+    refused = berth.cli("user", "rm", name, check=False)
+    assert refused.returncode != 0 and "DeleteConflict" in refused.stderr
+    iam.detach_user_policy(UserName=name, PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    berth.cli("user", "rm", name)
+    assert name not in berth.cli("user", "ls").stdout

@@ -33,7 +33,9 @@ pub(crate) struct Statement {
     pub conditions: Vec<Condition>,
 }
 
-/// The string condition operators berth evaluates.
+/// The string condition operators berth evaluates (named as IAM names them, hence the
+/// shared prefix).
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Operator {
     StringEquals,

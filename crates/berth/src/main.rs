@@ -52,6 +52,10 @@ enum Command {
     Lb(cli::lb::Args),
     /// Host groups (Auto Scaling groups): create, list, describe, scale, delete.
     Hostgroup(cli::hostgroup::Args),
+    /// IAM users: create, ls, rm (their keys: `berth key`).
+    User(cli::iam::UserArgs),
+    /// A user's access keys: create (prints the secret once), ls, rotate, delete.
+    Key(cli::iam::KeyArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -89,6 +93,8 @@ fn real_main() -> Result<()> {
             Command::Taskdef(a) => cli::taskdef::run(a).await,
             Command::Lb(a) => cli::lb::run(a).await,
             Command::Hostgroup(a) => cli::hostgroup::run(a).await,
+            Command::User(a) => cli::iam::user(a).await,
+            Command::Key(a) => cli::iam::key(a).await,
         }
     })
 }

@@ -222,3 +222,55 @@ def test_berth_user_and_key_commands(berth):
     iam.detach_user_policy(UserName=name, PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
     berth.cli("user", "rm", name)
     assert name not in berth.cli("user", "ls").stdout
+
+
+def test_paths_paging_and_roles(iam):
+    path = f"/{uniq('team')}/"
+    names = [uniq("p") for _ in range(3)]
+    for n in names:
+        u = iam.create_user(UserName=n, Path=path)["User"]
+        assert u["Arn"] == f"arn:aws:iam::{ACCOUNT}:user{path}{n}" and u["Path"] == path
+    page = iam.list_users(PathPrefix=path, MaxItems=2)
+    assert len(page["Users"]) == 2 and page["IsTruncated"]
+    rest = iam.list_users(PathPrefix=path, Marker=page["Marker"])
+    assert not rest["IsTruncated"]
+    assert sorted(u["UserName"] for u in page["Users"] + rest["Users"]) == sorted(names)
+    with pytest.raises(ClientError) as e:
+        iam.create_user(UserName="bad/name")
+    assert e.value.response["Error"]["Code"] == "ValidationError"
+    for n in names:
+        iam.delete_user(UserName=n)
+
+    role = uniq("role")
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+        "Action": "sts:AssumeRole"}]}
+    r = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust),
+                        Description="app", MaxSessionDuration=7200)["Role"]
+    assert r["Arn"] == f"arn:aws:iam::{ACCOUNT}:role/{role}" and r["RoleId"].startswith("AROA")
+    got = iam.get_role(RoleName=role)["Role"]
+    assert got["AssumeRolePolicyDocument"] == trust
+    assert got["Description"] == "app" and got["MaxSessionDuration"] == 7200
+    assert role in [x["RoleName"] for x in iam.list_roles()["Roles"]]
+    doc = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ecs:ListClusters", "Resource": "*"}]}
+    iam.put_role_policy(RoleName=role, PolicyName="list", PolicyDocument=json.dumps(doc))
+    assert iam.get_role_policy(RoleName=role, PolicyName="list")["PolicyDocument"] == doc
+    assert iam.list_role_policies(RoleName=role)["PolicyNames"] == ["list"]
+    with pytest.raises(ClientError) as e:
+        iam.delete_role(RoleName=role)
+    assert e.value.response["Error"]["Code"] == "DeleteConflict"
+    iam.delete_role_policy(RoleName=role, PolicyName="list")
+    iam.delete_role(RoleName=role)
+    with pytest.raises(ClientError) as e:
+        iam.get_role(RoleName=role)
+    assert e.value.response["Error"]["Code"] == "NoSuchEntity"
+
+
+def test_task_role_is_refused_until_tasks_get_its_credentials(berth):
+    ecs = berth.client()
+    with pytest.raises(ClientError) as e:
+        ecs.register_task_definition(family=uniq("tr"), taskRoleArn=f"arn:aws:iam::{ACCOUNT}:role/app",
+                                     containerDefinitions=[{"name": "a", "image": "busybox", "memory": 32}])
+    assert e.value.response["Error"]["Code"] == "ClientException"
+    assert e.value.response["Error"]["Message"].startswith("taskRoleArn:")

@@ -125,6 +125,15 @@ mod tests {
         )
     }
 
+    /// Policies, action, resource, the resource's tags, and the decision.
+    type Row<'a> = (
+        &'a [&'a str],
+        &'a str,
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        Decision,
+    );
+
     fn stmt(effect: &str, body: &str) -> String {
         format!(r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"{effect}",{body}}}]}}"#)
     }
@@ -165,7 +174,7 @@ mod tests {
             "Allow",
             r#""Action":"*","Resource":"*","Condition":{"StringEquals":{"aws:RequestedRegion":"us-east-1","aws:username":"bob"}}"#,
         );
-        let table: &[(&[&str], &str, &str, &[(&str, &str)], Decision)] = &[
+        let table: &[Row] = &[
             (&[], "ecs:ListClusters", "*", &[], ImplicitDeny),
             (&[&all], "ecs:CreateCluster", CLUSTER, &[], Allow),
             (&[&read], "ecs:DescribeClusters", CLUSTER, &[], Allow),

@@ -19,8 +19,8 @@ use crate::ApiState;
 pub(crate) struct Caller {
     /// The region the request was signed for.
     pub region: String,
-    /// The IAM principal, or `None` for berth's root key.
-    pub principal: Option<Principal>,
+    /// The IAM principal and its policies, or `None` for berth's root key.
+    pub principal: Option<(Principal, Vec<berth_iam::Policy>)>,
 }
 
 /// Refuses the request unless `caller` may perform `prefix:action` on every one of
@@ -32,10 +32,9 @@ pub(crate) async fn authorize(
     action: &str,
     resources: &[String],
 ) -> Result<(), ApiError> {
-    let Some(principal) = &caller.principal else {
+    let Some((principal, policies)) = &caller.principal else {
         return Ok(());
     };
-    let policies = state.ops.iam_policies(principal).await?;
     let refs: Vec<&berth_iam::Policy> = policies.iter().collect();
     let reads_tags = policies.iter().any(berth_iam::Policy::reads_resource_tags);
     let full_action = format!("{prefix}:{action}");

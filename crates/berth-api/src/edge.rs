@@ -183,7 +183,7 @@ pub(crate) async fn authenticate(
     let id = state.keys.authenticate(&req, service, now, issued)?;
     Ok(Caller {
         region: id.region,
-        principal: signer.map(|(_, s)| s.principal),
+        principal: signer.map(|(_, s)| (s.principal, s.policies)),
     })
 }
 

@@ -183,6 +183,22 @@ pub struct Signer {
     pub active: bool,
     /// Who holds the key.
     pub principal: Principal,
+    /// The holder's policies, read with the key (one read of the user serves both).
+    pub policies: Vec<berth_iam::Policy>,
+}
+
+/// Every policy `u` has (inline and attached), parsed. Documents were checked when stored;
+/// one that no longer parses grants nothing.
+fn user_policies(u: &UserRecord) -> Vec<berth_iam::Policy> {
+    let inline = u
+        .inline
+        .values()
+        .filter_map(|d| berth_iam::Policy::parse(d).ok());
+    let attached = u
+        .attached
+        .iter()
+        .filter_map(|a| berth_iam::managed::get(a).map(|(_, p)| p));
+    inline.chain(attached).collect()
 }
 
 impl Ops {
@@ -211,6 +227,7 @@ impl Ops {
         Ok(Some(Signer {
             secret,
             active: k.active,
+            policies: user_policies(&u),
             principal: Principal::User {
                 name: u.name,
                 arn: u.arn,
@@ -232,15 +249,7 @@ impl Ops {
         else {
             return Ok(Vec::new());
         };
-        let mut out = Vec::new();
-        for doc in u.inline.values() {
-            // Documents were checked when stored; one that no longer parses grants nothing.
-            out.extend(berth_iam::Policy::parse(doc).ok());
-        }
-        for arn in &u.attached {
-            out.extend(berth_iam::managed::get(arn).map(|(_, p)| p));
-        }
-        Ok(out)
+        Ok(user_policies(&u))
     }
 }
 

@@ -9,9 +9,10 @@
 //! - [`Ops::iam_signer`] and [`Ops::iam_policies`]: the secret a key signs with and the
 //!   policies its holder has, for the edge; the decision itself is `berth_iam::evaluate`.
 //!
-//! A key's secret access key is in the store, sealed with the server's [`SecretsKey`]
-//! (`crate::secrets::SecretsKey`) as secret values are: the server needs it in clear to check
-//! SigV4 signatures, so it cannot keep only a hash. IAM is global: ARNs have no region.
+//! A key's secret access key is in the store, sealed with the server's
+//! [`SecretsKey`](crate::secrets::SecretsKey) as secret values are: the server needs it in
+//! clear to check SigV4 signatures, so it cannot keep only a hash. IAM is global: ARNs have
+//! no region.
 
 pub mod policies;
 pub mod roles;

@@ -22,6 +22,8 @@
 //!   agent's shipping of `awslogs` output, over a separate log store (`berth-logs`).
 //! - [`ec2`]: the EC2 subset awsvpc tasks need (VPCs, subnets, security groups) and the
 //!   default VPC made at start-up.
+//! - [`iam`]: IAM users, access keys, user and role policies, and what the edge needs to
+//!   authenticate a user's key and authorize its requests.
 //! - [`agent`]: what node agents do: register, long-poll their desired tasks, report status.
 
 #![warn(missing_docs)]

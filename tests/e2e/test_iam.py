@@ -97,6 +97,16 @@ def test_read_only_user_can_describe_but_not_create(berth, iam):
     assert e.value.response["Error"]["Code"] == "AccessDenied"
     assert e.value.response["Error"]["Message"] == denied_message(
         name, "elasticloadbalancing:CreateTargetGroup", "*")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    # EC2 words it its own way.
+    ec2 = as_user(berth, key, "ec2")
+    ec2.describe_vpcs()
+    with pytest.raises(ClientError) as e:
+        ec2.create_vpc(CidrBlock="10.99.0.0/16")
+    assert e.value.response["Error"]["Code"] == "UnauthorizedOperation"
+    assert e.value.response["Error"]["Message"] == "You are not authorized to perform this operation. " + \
+        denied_message(name, "ec2:CreateVpc", "*")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     # And IAM itself: a read-only user lists users but makes no keys.
     uiam = as_user(berth, key, "iam")
     uiam.list_users()

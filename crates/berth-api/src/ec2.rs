@@ -69,6 +69,16 @@ fn ec2_code(e: ApiError) -> ApiError {
         ErrorCode::IncompleteSignatureException => "IncompleteSignature",
         ErrorCode::RequestEntityTooLarge => "RequestLimitExceeded",
         ErrorCode::ServerException => "InternalError",
+        // EC2's own words for an IAM refusal.
+        ErrorCode::AccessDeniedException => {
+            return ApiError::new(
+                ErrorCode::Ec2("UnauthorizedOperation"),
+                format!(
+                    "You are not authorized to perform this operation. {}",
+                    e.message
+                ),
+            )
+        }
         _ => return e,
     };
     ApiError::new(ErrorCode::Ec2(code), e.message)
@@ -102,9 +112,10 @@ pub(crate) async fn serve(state: ApiState, parts: Parts, body: Body, rid: String
             }
             let status = match e.code.as_str() {
                 "InternalError" => StatusCode::INTERNAL_SERVER_ERROR,
-                "AuthFailure" | "MissingAuthenticationToken" | "IncompleteSignature" => {
-                    StatusCode::FORBIDDEN
-                }
+                "AuthFailure"
+                | "MissingAuthenticationToken"
+                | "IncompleteSignature"
+                | "UnauthorizedOperation" => StatusCode::FORBIDDEN,
                 "RequestLimitExceeded" => StatusCode::PAYLOAD_TOO_LARGE,
                 _ => StatusCode::BAD_REQUEST,
             };

@@ -48,8 +48,13 @@ pub(crate) async fn serve(state: ApiState, parts: Parts, body: Body, rid: String
             if e.code == ErrorCode::ServerException {
                 tracing::error!(request_id = %rid, message = %e.message, "server error");
             }
+            // Query services answer AccessDenied with 403.
+            let status = match e.code {
+                ErrorCode::AccessDeniedException => 403,
+                c => c.status(),
+            };
             (
-                StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
                 query::error_xml(&e, &rid),
             )
         }

@@ -110,6 +110,8 @@ def test_read_only_user_can_describe_but_not_create(berth, iam):
     # And IAM itself: a read-only user lists users but makes no keys.
     uiam = as_user(berth, key, "iam")
     uiam.list_users()
+    assert uiam.get_user()["User"]["UserName"] == name  # no name: the caller, as in IAM
+    assert [k["AccessKeyId"] for k in uiam.list_access_keys()["AccessKeyMetadata"]] == [key["AccessKeyId"]]
     with pytest.raises(ClientError) as e:
         uiam.create_access_key(UserName=name)
     assert e.value.response["Error"]["Code"] == "AccessDenied"

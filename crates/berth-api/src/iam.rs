@@ -11,8 +11,10 @@ use berth_ops::iam::{parse, policies, roles, users};
 use berth_ops::Ctx;
 use serde_json::Value;
 
+use crate::authz::Caller;
 use crate::elb::query;
 use crate::ApiState;
+use berth_ops::iam::Principal;
 
 /// The service name IAM requests are signed for.
 pub(crate) const SERVICE: &str = "iam";
@@ -33,9 +35,10 @@ pub(crate) async fn serve(state: ApiState, parts: Parts, body: Body, rid: String
             ));
         }
         crate::authz::authorize(&state, &caller, SERVICE, &q.action, &[]).await?;
+        let params = default_user(&q.action, q.params, &caller);
         let ctx = state.ops.ctx(caller.region);
         tracing::debug!(action = %q.action, request_id = %rid, "iam request");
-        let out = dispatch(&ctx, &q.action, q.params).await?;
+        let out = dispatch(&ctx, &q.action, params).await?;
         Ok::<_, ApiError>((q.action, out))
     }
     .await;
@@ -66,6 +69,28 @@ pub(crate) async fn serve(state: ApiState, parts: Parts, body: Body, rid: String
         h.insert("x-amzn-requestid", v);
     }
     resp
+}
+
+/// The actions on a user whose `UserName` defaults, in IAM, to the user who signs.
+const CALLER_DEFAULTS: &[&str] = &[
+    "GetUser",
+    "CreateAccessKey",
+    "ListAccessKeys",
+    "UpdateAccessKey",
+    "DeleteAccessKey",
+];
+
+/// `params` with `UserName` set to the signing user's where IAM defaults it so (the root key
+/// is no IAM user: its requests must name one).
+fn default_user(action: &str, mut params: Value, caller: &Caller) -> Value {
+    if let (Some((Principal::User { name, .. }, _)), Some(m)) =
+        (&caller.principal, params.as_object_mut())
+    {
+        if CALLER_DEFAULTS.contains(&action) && !m.contains_key("UserName") {
+            m.insert("UserName".to_owned(), Value::String(name.clone()));
+        }
+    }
+    params
 }
 
 /// Runs one IAM action on its parsed parameters; members an action does not honour are

@@ -91,12 +91,9 @@ HONOURED = {
     },
 }
 
-# Accepted and not yet applied, on purpose and in the open: the task role needs a credentials
-# endpoint in every container (ECS_CONTAINER_CREDENTIALS_RELATIVE_URI), which issue 12 does not
-# build; refusing it would refuse nearly every real task definition.
-UNDECIDED = {
-    "RegisterTaskDefinitionRequest": {"taskRoleArn": "no credentials endpoint yet"},
-}
+# Nothing is accepted and left unapplied. (taskRoleArn was, until IAM came: it is refused now,
+# until the container credentials endpoint gives tasks the role's credentials.)
+UNDECIDED = {}
 
 BASE = {"family": "cov", "containerDefinitions": [{"name": "app", "image": "busybox", "memory": 32}]}
 
@@ -142,6 +139,7 @@ REFUSED = {
         "ephemeralStorage": with_task(ephemeralStorage={"sizeInGiB": 30}),
         "enableFaultInjection": with_task(enableFaultInjection=True),
         "trustedExecutionConfiguration": with_task(trustedExecutionConfiguration={"isolationMode": "x"}),
+        "taskRoleArn": with_task(taskRoleArn="arn:aws:iam::000000000000:role/app"),
     },
 }
 

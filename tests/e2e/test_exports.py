@@ -12,7 +12,7 @@ from conftest import Berth
 
 # Every API berth serves today, by botocore service name.
 SERVED = {"ecs", "elbv2", "application-autoscaling", "ssm", "secretsmanager", "logs", "ec2",
-          "autoscaling"}
+          "autoscaling", "iam"}
 
 # A cheap read per service, to show the client reached berth.
 PROBES = {
@@ -24,6 +24,7 @@ PROBES = {
     "logs": lambda c: c.describe_log_groups(),
     "ec2": lambda c: c.describe_vpcs(),
     "autoscaling": lambda c: c.describe_auto_scaling_groups(),
+    "iam": lambda c: c.list_users(),
 }
 
 

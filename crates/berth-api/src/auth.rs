@@ -24,15 +24,28 @@ impl KeyRing {
         self
     }
 
-    /// Verifies a request's signature, and that it was signed for `service`.
+    /// Whether `akid` is one of these keys (the root keys).
+    pub(crate) fn contains(&self, akid: &str) -> bool {
+        self.keys.contains_key(akid)
+    }
+
+    /// Verifies a request's signature, and that it was signed for `service`; `issued` is a
+    /// key IAM issued (its id and secret), checked when the request's key is not one of these.
     pub(crate) fn authenticate(
         &self,
         req: &Request<'_>,
         service: &str,
         now: SystemTime,
+        issued: Option<(&str, &str)>,
     ) -> Result<Identity, ApiError> {
-        let id = verify(req, now, |akid| self.keys.get(akid).cloned())
-            .map_err(|e| ApiError::new(ErrorCode::from_auth_code(e.code()), e.to_string()))?;
+        let id = verify(req, now, |akid| {
+            self.keys.get(akid).cloned().or_else(|| {
+                issued
+                    .filter(|(id, _)| *id == akid)
+                    .map(|(_, secret)| secret.to_owned())
+            })
+        })
+        .map_err(|e| ApiError::new(ErrorCode::from_auth_code(e.code()), e.to_string()))?;
         if id.service != service {
             return Err(ApiError::new(
                 ErrorCode::InvalidSignatureException,

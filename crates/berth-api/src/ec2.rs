@@ -69,6 +69,16 @@ fn ec2_code(e: ApiError) -> ApiError {
         ErrorCode::IncompleteSignatureException => "IncompleteSignature",
         ErrorCode::RequestEntityTooLarge => "RequestLimitExceeded",
         ErrorCode::ServerException => "InternalError",
+        // EC2's own words for an IAM refusal.
+        ErrorCode::AccessDeniedException => {
+            return ApiError::new(
+                ErrorCode::Ec2("UnauthorizedOperation"),
+                format!(
+                    "You are not authorized to perform this operation. {}",
+                    e.message
+                ),
+            )
+        }
         _ => return e,
     };
     ApiError::new(ErrorCode::Ec2(code), e.message)
@@ -78,7 +88,7 @@ fn ec2_code(e: ApiError) -> ApiError {
 pub(crate) async fn serve(state: ApiState, parts: Parts, body: Body, rid: String) -> Response {
     let result = async {
         let body = crate::edge::read_body(body, &parts.headers).await?;
-        let id = crate::edge::authenticate(&state, &parts, &body, SERVICE)?;
+        let caller = crate::edge::authenticate(&state, &parts, &body, SERVICE).await?;
         let q = query::parse_form(&to_member_form(&body))?;
         if let Some(v) = q.version.as_deref().filter(|v| *v != API_VERSION) {
             return Err(ApiError::new(
@@ -86,7 +96,8 @@ pub(crate) async fn serve(state: ApiState, parts: Parts, body: Body, rid: String
                 format!("Version '{v}' is not supported; use {API_VERSION}"),
             ));
         }
-        let ctx = state.ops.ctx(id.region);
+        crate::authz::authorize(&state, &caller, SERVICE, &q.action, &[]).await?;
+        let ctx = state.ops.ctx(caller.region);
         tracing::debug!(action = %q.action, request_id = %rid, "ec2 request");
         let out = dispatch(&ctx, &q.action, q.params).await?;
         Ok::<_, ApiError>((q.action, out))
@@ -101,9 +112,10 @@ pub(crate) async fn serve(state: ApiState, parts: Parts, body: Body, rid: String
             }
             let status = match e.code.as_str() {
                 "InternalError" => StatusCode::INTERNAL_SERVER_ERROR,
-                "AuthFailure" | "MissingAuthenticationToken" | "IncompleteSignature" => {
-                    StatusCode::FORBIDDEN
-                }
+                "AuthFailure"
+                | "MissingAuthenticationToken"
+                | "IncompleteSignature"
+                | "UnauthorizedOperation" => StatusCode::FORBIDDEN,
                 "RequestLimitExceeded" => StatusCode::PAYLOAD_TOO_LARGE,
                 _ => StatusCode::BAD_REQUEST,
             };

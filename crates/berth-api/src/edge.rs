@@ -13,6 +13,7 @@ use berth_model::{ApiError, ErrorCode};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
+use crate::authz::Caller;
 use crate::ApiState;
 
 /// Requests larger than this are refused before they are parsed.
@@ -78,6 +79,7 @@ async fn aws_api(State(state): State<ApiState>, req: Request) -> Response {
         return match scope_service(&parts).as_deref() {
             Some(crate::ec2::SERVICE) => crate::ec2::serve(state, parts, body, rid).await,
             Some(crate::asg::SERVICE) => crate::asg::serve(state, parts, body, rid).await,
+            Some(crate::iam::SERVICE) => crate::iam::serve(state, parts, body, rid).await,
             _ => crate::elb::serve(state, parts, body, rid).await,
         };
     }
@@ -90,39 +92,47 @@ async fn aws_api(State(state): State<ApiState>, req: Request) -> Response {
             MAX_BODY_BYTES
         };
         let body = read_body_capped(body, &parts.headers, cap).await?;
-        let auth = |service: &str| authenticate(&state, &parts, &body, service);
+        let auth = |service: &'static str| authenticate(&state, &parts, &body, service);
+        // Authenticates for `service` and authorizes `prefix:action` on `*`.
+        let admit = |service: &'static str, action: &str| {
+            admit(&state, &parts, &body, service, action.to_owned())
+        };
         if let Some(action) = target.strip_prefix(BERTH_TARGET_PREFIX) {
-            let ctx = state.ops.ctx(auth("ecs")?.region);
+            let ctx = admit("ecs", action).await?;
             return crate::ecs::berth_action(&ctx, action, &body).await;
         }
         if let Some(action) = target.strip_prefix(AUTOSCALING_TARGET_PREFIX) {
-            let ctx = state.ops.ctx(auth("application-autoscaling")?.region);
+            let ctx = admit("application-autoscaling", action).await?;
             tracing::debug!(%action, request_id = %rid, "application-autoscaling request");
             return crate::autoscaling::dispatch(&ctx, action, &body).await;
         }
         if let Some(action) = target.strip_prefix(SSM_TARGET_PREFIX) {
-            let ctx = state.ops.ctx(auth("ssm")?.region);
+            let ctx = admit("ssm", action).await?;
             tracing::debug!(%action, request_id = %rid, "ssm request");
             return crate::secrets::ssm(&ctx, action, &body).await;
         }
         if let Some(action) = target.strip_prefix(SECRETS_MANAGER_TARGET_PREFIX) {
-            let ctx = state.ops.ctx(auth("secretsmanager")?.region);
+            let ctx = admit("secretsmanager", action).await?;
             tracing::debug!(%action, request_id = %rid, "secretsmanager request");
             return crate::secrets::secretsmanager(&ctx, action, &body).await;
         }
         if let Some(action) = target.strip_prefix(LOGS_TARGET_PREFIX) {
-            let ctx = state.ops.ctx(auth("logs")?.region);
+            let ctx = admit("logs", action).await?;
             return crate::logs::dispatch(&ctx, action, &body).await;
         }
         let Some(action) = target.strip_prefix(ECS_TARGET_PREFIX) else {
             // Authenticate first, as AWS does, so an unsigned probe learns nothing.
-            auth("ecs")?;
+            auth("ecs").await?;
             return Err(ApiError::new(
                 ErrorCode::UnknownOperationException,
                 format!("Unknown operation: X-Amz-Target {target:?}"),
             ));
         };
-        let ctx = state.ops.ctx(auth("ecs")?.region);
+        let caller = auth("ecs").await?;
+        let account = &state.ops.config().account_id;
+        let resources = crate::authz::ecs_resources(&caller.region, account, &body);
+        crate::authz::authorize(&state, &caller, "ecs", action, &resources).await?;
+        let ctx = state.ops.ctx(caller.region);
         let action = action.to_owned();
         tracing::debug!(%action, request_id = %rid, "ecs request");
         crate::ecs::dispatch(&ctx, &action, &body).await
@@ -131,14 +141,39 @@ async fn aws_api(State(state): State<ApiState>, req: Request) -> Response {
     render(result, &rid)
 }
 
+/// Authenticates a request signed for `service` and authorizes `<service>:<action>` on `*`
+/// (the JSON services other than ECS name no resources berth reads); the caller's view.
+async fn admit(
+    state: &ApiState,
+    parts: &Parts,
+    body: &[u8],
+    service: &'static str,
+    action: String,
+) -> Result<berth_ops::Ctx, ApiError> {
+    let caller = authenticate(state, parts, body, service).await?;
+    crate::authz::authorize(state, &caller, service, &action, &[]).await?;
+    Ok(state.ops.ctx(caller.region))
+}
+
 /// Verifies the request's SigV4 signature, and that it was signed for `service`, at the
-/// control layer's clock.
-pub(crate) fn authenticate(
+/// control layer's clock: with berth's root key, or with an Active access key IAM issued.
+pub(crate) async fn authenticate(
     state: &ApiState,
     parts: &Parts,
     body: &[u8],
     service: &str,
-) -> Result<berth_sigv4::Identity, ApiError> {
+) -> Result<Caller, ApiError> {
+    let akid = credential(parts).and_then(|c| c.split('/').next().map(str::to_owned));
+    let signer = match akid {
+        Some(a) if !state.keys.contains(&a) => state.ops.iam_signer(&a).await?.map(|s| (a, s)),
+        _ => None,
+    };
+    if signer.as_ref().is_some_and(|(_, s)| !s.active) {
+        return Err(ApiError::new(
+            ErrorCode::UnrecognizedClientException,
+            "The security token included in the request is invalid.",
+        ));
+    }
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
@@ -152,7 +187,14 @@ pub(crate) fn authenticate(
         body,
     };
     let now = UNIX_EPOCH + Duration::from_secs_f64(state.ops.now().max(0.0));
-    state.keys.authenticate(&req, service, now)
+    let issued = signer
+        .as_ref()
+        .map(|(a, s)| (a.as_str(), s.secret.as_str()));
+    let id = state.keys.authenticate(&req, service, now, issued)?;
+    Ok(Caller {
+        region: id.region,
+        principal: signer.map(|(_, s)| (s.principal, s.policies)),
+    })
 }
 
 /// The AWS Query protocol (ELBv2): a form-encoded body and no `X-Amz-Target`.
@@ -169,17 +211,21 @@ fn is_query_protocol(h: &HeaderMap) -> bool {
 /// (`AKID/DATE/REGION/SERVICE/aws4_request`), from the `Authorization` header or a presigned
 /// URL's `X-Amz-Credential`. Only routing reads it; the signature is verified by the service.
 fn scope_service(parts: &Parts) -> Option<String> {
+    credential(parts)?.split('/').nth(3).map(str::to_owned)
+}
+
+/// The request's SigV4 credential (`AKID/DATE/REGION/SERVICE/aws4_request`), unverified.
+fn credential(parts: &Parts) -> Option<String> {
     let from_header = header(&parts.headers, "authorization").and_then(|a| {
         let cred = a.split("Credential=").nth(1)?;
         Some(cred.split([',', ' ']).next()?.to_owned())
     });
-    let cred = from_header.or_else(|| {
+    from_header.or_else(|| {
         parts.uri.query()?.split('&').find_map(|kv| {
             let v = kv.strip_prefix("X-Amz-Credential=")?;
             Some(v.replace("%2F", "/").replace("%2f", "/"))
         })
-    })?;
-    cred.split('/').nth(3).map(str::to_owned)
+    })
 }
 
 pub(crate) fn header(h: &HeaderMap, name: &str) -> Option<String> {

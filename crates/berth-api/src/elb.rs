@@ -27,7 +27,7 @@ const API_VERSION: &str = "2015-12-01";
 pub(crate) async fn serve(state: ApiState, parts: Parts, body: Body, rid: String) -> Response {
     let result = async {
         let body = crate::edge::read_body(body, &parts.headers).await?;
-        let id = crate::edge::authenticate(&state, &parts, &body, SERVICE)?;
+        let caller = crate::edge::authenticate(&state, &parts, &body, SERVICE).await?;
         let q = query::parse_form(&body)?;
         if let Some(v) = q.version.as_deref().filter(|v| *v != API_VERSION) {
             return Err(ApiError::new(
@@ -35,7 +35,8 @@ pub(crate) async fn serve(state: ApiState, parts: Parts, body: Body, rid: String
                 format!("Version '{v}' is not supported; use {API_VERSION}"),
             ));
         }
-        let ctx = state.ops.ctx(id.region);
+        crate::authz::authorize(&state, &caller, SERVICE, &q.action, &[]).await?;
+        let ctx = state.ops.ctx(caller.region);
         tracing::debug!(action = %q.action, request_id = %rid, "elbv2 request");
         let out = dispatch(&ctx, &q.action, q.params).await?;
         Ok::<_, ApiError>((q.action, out))
@@ -47,8 +48,13 @@ pub(crate) async fn serve(state: ApiState, parts: Parts, body: Body, rid: String
             if e.code == ErrorCode::ServerException {
                 tracing::error!(request_id = %rid, message = %e.message, "server error");
             }
+            // Query services answer AccessDenied with 403.
+            let status = match e.code {
+                ErrorCode::AccessDeniedException => 403,
+                c => c.status(),
+            };
             (
-                StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
                 query::error_xml(&e, &rid),
             )
         }

@@ -17,6 +17,10 @@
 //! EC2 Auto Scaling (berth's host groups, `asg`) is the Query protocol too, signed for
 //! `autoscaling`: the edge tells Query services apart by the signature's credential scope.
 //!
+//! IAM (users, access keys, policies, roles: `iam`) is the Query protocol signed for `iam`.
+//! Every request is authorized after it is authenticated (`authz`): berth's root key may do
+//! everything; a user's key may do what the user's policies allow (`berth_iam`).
+//!
 //! Start with [`router`] and [`ApiState`].
 
 #![warn(missing_docs)]
@@ -24,11 +28,13 @@
 mod agent;
 mod asg;
 mod auth;
+mod authz;
 mod autoscaling;
 mod ec2;
 mod ecs;
 mod edge;
 mod elb;
+mod iam;
 mod logs;
 mod metrics;
 mod secrets;

@@ -85,6 +85,7 @@ fn the_pure_core_depends_on_no_io_crate() {
         "berth-sched",
         "berth-autoscale",
         "berth-metrics",
+        "berth-iam",
     ] {
         assert_not(&g, pure, &io);
     }

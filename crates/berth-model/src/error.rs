@@ -100,6 +100,9 @@ pub enum ErrorCode {
     /// An EC2 Query API error, by EC2's own code (`InvalidSubnetID.NotFound`,
     /// `InvalidParameterValue` ...): EC2 has hundreds, so they are named where raised.
     Ec2(&'static str),
+    /// An IAM Query API error, by IAM's own code (`NoSuchEntity`, `EntityAlreadyExists`,
+    /// `DeleteConflict`, `LimitExceeded`, `MalformedPolicyDocument`, `InvalidInput` ...).
+    Iam(&'static str),
     /// Application Auto Scaling codes (AWS JSON 1.1; `LimitExceededException` and
     /// `ResourceNotFoundException` are shared with ECS above).
     ValidationException,
@@ -214,6 +217,7 @@ impl ErrorCode {
             Self::ElbUnsupportedProtocol => "UnsupportedProtocol",
             Self::ElbOperationNotPermitted => "OperationNotPermitted",
             Self::Ec2(code) => code,
+            Self::Iam(code) => code,
             Self::ValidationException => "ValidationException",
             Self::ObjectNotFoundException => "ObjectNotFoundException",
             Self::ConcurrentUpdateException => "ConcurrentUpdateException",
@@ -255,6 +259,13 @@ impl ErrorCode {
             | Self::InternalServerError
             | Self::InternalServiceError => 500,
             Self::RequestEntityTooLarge => 413,
+            Self::Iam("NoSuchEntity") => 404,
+            Self::Iam(
+                "EntityAlreadyExists"
+                | "DeleteConflict"
+                | "LimitExceeded"
+                | "ConcurrentModification",
+            ) => 409,
             Self::MissingAuthenticationTokenException
             | Self::IncompleteSignatureException
             | Self::UnrecognizedClientException

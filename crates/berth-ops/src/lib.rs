@@ -22,6 +22,8 @@
 //!   agent's shipping of `awslogs` output, over a separate log store (`berth-logs`).
 //! - [`ec2`]: the EC2 subset awsvpc tasks need (VPCs, subnets, security groups) and the
 //!   default VPC made at start-up.
+//! - [`iam`]: IAM users, access keys, user and role policies, and what the edge needs to
+//!   authenticate a user's key and authorize its requests.
 //! - [`agent`]: what node agents do: register, long-poll their desired tasks, report status.
 //! - [`identity`]: join tokens (expiry, rotation) and the per-instance agent credentials.
 
@@ -34,6 +36,7 @@ pub mod ecs;
 pub mod elb;
 pub mod hostgroups;
 pub mod identity;
+pub mod iam;
 pub mod logs;
 mod paging;
 pub mod secrets;

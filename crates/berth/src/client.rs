@@ -119,6 +119,11 @@ impl Client {
             .await
     }
 
+    /// Calls one IAM action over the Query protocol (users, access keys, policies).
+    pub async fn iam(&self, action: &str, params: &[(String, String)]) -> Result<Value> {
+        self.query("iam", "2010-05-08", action, params).await
+    }
+
     /// One Query-protocol call to `service` at API `version`.
     async fn query(
         &self,

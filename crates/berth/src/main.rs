@@ -56,6 +56,10 @@ enum Command {
     Hostgroup(cli::hostgroup::Args),
     /// The state store: migrate between redb and etcd, snapshot, restore.
     Admin(admin::Args),
+    /// IAM users: create, ls, rm (their keys: `berth key`).
+    User(cli::iam::UserArgs),
+    /// A user's access keys: create (prints the secret once), ls, rotate, delete.
+    Key(cli::iam::KeyArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -94,6 +98,8 @@ fn real_main() -> Result<()> {
             Command::Lb(a) => cli::lb::run(a).await,
             Command::Hostgroup(a) => cli::hostgroup::run(a).await,
             Command::Admin(a) => admin::run(a).await,
+            Command::User(a) => cli::iam::user(a).await,
+            Command::Key(a) => cli::iam::key(a).await,
         }
     })
 }

@@ -481,6 +481,7 @@ fn print_exports(
     println!("export AWS_ENDPOINT_URL_CLOUDWATCH_LOGS={endpoint}");
     println!("export AWS_ENDPOINT_URL_EC2={endpoint}");
     println!("export AWS_ENDPOINT_URL_AUTO_SCALING={endpoint}");
+    println!("export AWS_ENDPOINT_URL_IAM={endpoint}");
     let ca_flag = match ca {
         Some(ca) => {
             // The aws CLI, boto3 and the berth CLI all read it.

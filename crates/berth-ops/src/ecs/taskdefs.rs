@@ -180,6 +180,14 @@ pub async fn register(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         )));
     }
     let mut td = TaskDefinition::from_request(parse_body(body)?)?;
+    if td.task_role_arn.as_deref().is_some_and(|r| !r.is_empty()) {
+        // Accepted and ignored, a task role would be worse than refused: the task would run
+        // with no credentials, or with whatever it finds.
+        return Err(ApiError::client(
+            "taskRoleArn: berth does not give tasks credentials for an IAM role yet (no \
+             container credentials endpoint); register the task definition without taskRoleArn",
+        ));
+    }
     td.validate_and_normalize()?;
     td.status = TaskDefinitionStatus::Active;
     td.registered_by = Some(ctx.principal_arn());

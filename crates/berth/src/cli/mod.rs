@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod hostgroup;
+pub mod iam;
 pub mod instance;
 pub mod lb;
 pub mod logs;

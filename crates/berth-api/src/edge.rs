@@ -122,7 +122,7 @@ async fn aws_api(State(state): State<ApiState>, req: Request) -> Response {
 }
 
 /// Verifies the request's SigV4 signature, and that it was signed for `service`, at the
-/// control layer's clock.
+/// control layer's clock; then takes a token from the access key's rate limit.
 pub(crate) fn authenticate(
     state: &ApiState,
     parts: &Parts,
@@ -142,7 +142,9 @@ pub(crate) fn authenticate(
         body,
     };
     let now = UNIX_EPOCH + Duration::from_secs_f64(state.ops.now().max(0.0));
-    state.keys.authenticate(&req, service, now)
+    let id = state.keys.authenticate(&req, service, now)?;
+    state.throttle.check(&id.access_key_id)?;
+    Ok(id)
 }
 
 /// The AWS Query protocol (ELBv2): a form-encoded body and no `X-Amz-Target`.

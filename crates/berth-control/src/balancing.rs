@@ -325,6 +325,31 @@ impl Balancing {
     }
 }
 
+/// Tries listener ports on the data plane's host, for CreateListener and ModifyListener.
+#[derive(Clone)]
+pub struct PlanePorts {
+    plane: DataPlane,
+    bind_ip: IpAddr,
+}
+
+impl PlanePorts {
+    /// Ports of `bind_ip`, as `plane`'s listeners bind them.
+    pub fn new(plane: DataPlane, bind_ip: IpAddr) -> Self {
+        Self { plane, bind_ip }
+    }
+}
+
+impl berth_model::lb::ListenerPorts for PlanePorts {
+    fn check_port(&self, port: u16) -> Result<(), String> {
+        self.plane
+            .check_bindable(SocketAddr::new(self.bind_ip, port))
+            .map_err(|e| match e {
+                berth_lb::ListenerError::Bind { source, .. } => source.to_string(),
+                other => other.to_string(),
+            })
+    }
+}
+
 /// The data plane's target health, keyed back to ELB's (id, port).
 #[derive(Clone)]
 pub struct PlaneHealth {

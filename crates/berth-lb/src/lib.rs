@@ -294,6 +294,21 @@ impl DataPlane {
         Ok(sockets.into_iter().zip(workers.iter().cloned()).collect())
     }
 
+    /// Whether a listener could be bound on `addr` now: yes if one of this plane's listeners
+    /// holds it (the caller knows whether that listener is going away), else a trial bind.
+    pub fn check_bindable(&self, addr: SocketAddr) -> Result<(), ListenerError> {
+        if lock(&self.inner.state)
+            .listeners
+            .values()
+            .any(|h| h.bind == addr)
+        {
+            return Ok(());
+        }
+        std::net::TcpListener::bind(addr)
+            .map(drop)
+            .map_err(|source| ListenerError::Bind { addr, source })
+    }
+
     /// The address a listener is bound to (resolves port 0 to the ephemeral port).
     pub fn local_addr(&self, listener_id: &str) -> Option<SocketAddr> {
         lock(&self.inner.state)

@@ -484,6 +484,14 @@ pub trait TargetHealthSource: Send + Sync {
     fn target_health(&self, target_group_arn: &str) -> Vec<TargetHealthEntry>;
 }
 
+/// Whether a listener's port can be served: CreateListener and ModifyListener ask before
+/// they answer, so a port that cannot be bound is refused rather than stored and never served.
+pub trait ListenerPorts: Send + Sync {
+    /// `Err(reason)` when `port` on the load-balancer host cannot be bound (another process,
+    /// the API itself, no permission).
+    fn check_port(&self, port: u16) -> Result<(), String>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,7 +67,7 @@ fn ec2_code(e: ApiError) -> ApiError {
         ErrorCode::UnrecognizedClientException => "AuthFailure",
         ErrorCode::MissingAuthenticationTokenException => "MissingAuthenticationToken",
         ErrorCode::IncompleteSignatureException => "IncompleteSignature",
-        ErrorCode::RequestEntityTooLarge => "RequestLimitExceeded",
+        ErrorCode::RequestEntityTooLarge | ErrorCode::ThrottlingException => "RequestLimitExceeded",
         ErrorCode::ServerException => "InternalError",
         // EC2's own words for an IAM refusal.
         ErrorCode::AccessDeniedException => {

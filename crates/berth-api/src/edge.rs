@@ -156,7 +156,8 @@ async fn admit(
 }
 
 /// Verifies the request's SigV4 signature, and that it was signed for `service`, at the
-/// control layer's clock: with berth's root key, or with an Active access key IAM issued.
+/// control layer's clock: with berth's root key, or with an Active access key IAM issued;
+/// then takes a token from the access key's rate limit.
 pub(crate) async fn authenticate(
     state: &ApiState,
     parts: &Parts,
@@ -191,6 +192,7 @@ pub(crate) async fn authenticate(
         .as_ref()
         .map(|(a, s)| (a.as_str(), s.secret.as_str()));
     let id = state.keys.authenticate(&req, service, now, issued)?;
+    state.throttle.check(&id.access_key_id)?;
     Ok(Caller {
         region: id.region,
         principal: signer.map(|(_, s)| (s.principal, s.policies)),

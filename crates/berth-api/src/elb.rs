@@ -74,6 +74,10 @@ pub(crate) async fn dispatch(ctx: &Ctx, action: &str, p: Value) -> Result<Value,
         "CreateLoadBalancer" => load_balancers::create(ctx, parse(p)?).await,
         "DescribeLoadBalancers" => load_balancers::describe(ctx, parse(p)?).await,
         "DeleteLoadBalancer" => load_balancers::delete(ctx, parse(p)?).await,
+        "DescribeLoadBalancerAttributes" => {
+            load_balancers::describe_attributes(ctx, parse(p)?).await
+        }
+        "ModifyLoadBalancerAttributes" => load_balancers::modify_attributes(ctx, parse(p)?).await,
         "CreateTargetGroup" => target_groups::create(ctx, parse(p)?).await,
         "DescribeTargetGroups" => target_groups::describe(ctx, parse(p)?).await,
         "ModifyTargetGroup" => target_groups::modify(ctx, parse(p)?).await,

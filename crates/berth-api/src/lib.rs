@@ -39,8 +39,10 @@ mod logs;
 mod metrics;
 mod secrets;
 mod state;
+mod throttle;
 
 pub use auth::KeyRing;
 pub use berth_ops::{join_token, Ops, OpsConfig, DEFAULT_LB_HOST};
 pub use edge::{router, MAX_BODY_BYTES};
 pub use state::{ApiState, MetricsHook};
+pub use throttle::RateLimit;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use berth_ops::Ops;
 
+use crate::throttle::{RateLimit, Throttle};
 use crate::KeyRing;
 
 /// Shared state of the API server; cheap to clone.
@@ -18,6 +19,8 @@ pub struct ApiState {
     pub(crate) extra_metrics: Option<MetricsHook>,
     /// The bearer token `/metrics` requires (`None`: `/metrics` answers 401 to everyone).
     pub(crate) metrics_token: Option<Arc<str>>,
+    /// Per-access-key request rate limits (none unless [`ApiState::with_rate_limit`]).
+    pub(crate) throttle: Arc<Throttle>,
 }
 
 /// Something that appends Prometheus text to `/metrics`.
@@ -34,7 +37,15 @@ impl ApiState {
             closing_tx: Arc::new(closing_tx),
             extra_metrics: None,
             metrics_token: None,
+            throttle: Arc::new(Throttle::new(None)),
         }
+    }
+
+    /// Limits each access key's AWS API requests (not the agents'): over it, requests are
+    /// answered `ThrottlingException`. `None`, or a rate of 0, disables the limit.
+    pub fn with_rate_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.throttle = Arc::new(Throttle::new(limit));
+        self
     }
 
     /// Appends `hook`'s series to every `/metrics` scrape.

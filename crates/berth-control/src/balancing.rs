@@ -30,7 +30,7 @@ use berth_model::lb::{
     ConditionMatch, ElbAction, LbAlgorithm, Listener, ListenerRule, TargetGroup, TargetHealthEntry,
     TargetHealthSource, TargetRegistration,
 };
-use berth_model::{keys, ContainerInstance};
+use berth_model::{keys, ContainerInstance, LoadBalancer};
 use berth_store::{Store, StoreExt};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +38,8 @@ use tokio_util::sync::CancellationToken;
 /// Everything [`desired`] reads, as loaded from the store.
 #[derive(Debug, Default, Clone)]
 pub struct LbRecords {
+    /// Every load balancer (for its attributes: the idle timeout).
+    pub load_balancers: Vec<LoadBalancer>,
     /// Every ELBv2 listener.
     pub listeners: Vec<Listener>,
     /// Every listener rule.
@@ -54,6 +56,11 @@ impl LbRecords {
     /// Reads every listener, rule, target group, registration and container instance.
     pub async fn load(store: &dyn Store) -> Result<Self, berth_store::StoreError> {
         Ok(Self {
+            load_balancers: values(
+                store
+                    .list_json::<LoadBalancer>(keys::ELB_LOAD_BALANCERS)
+                    .await?,
+            ),
             listeners: values(store.list_json::<Listener>(keys::ELB_LISTENERS).await?),
             rules: values(store.list_json::<ListenerRule>(keys::ELB_RULES).await?),
             target_groups: values(
@@ -157,6 +164,11 @@ pub fn desired(records: &LbRecords, bind_ip: IpAddr) -> Config {
         rules_of.entry(r.listener_arn.as_str()).or_default().push(r);
     }
     let mut used: std::collections::BTreeSet<String> = Default::default();
+    let idle_of: HashMap<&str, Duration> = records
+        .load_balancers
+        .iter()
+        .map(|lb| (lb.arn.as_str(), Duration::from_secs(lb.idle_timeout_secs())))
+        .collect();
     let mut listeners = Vec::new();
     for l in &records.listeners {
         let mut rules = Vec::new();
@@ -194,6 +206,7 @@ pub fn desired(records: &LbRecords, bind_ip: IpAddr) -> Config {
             bind: SocketAddr::new(bind_ip, l.port),
             rules,
             default_action,
+            idle_timeout: idle_of.get(l.load_balancer_arn.as_str()).copied(),
         });
     }
     let by_instance: HashMap<&str, &ContainerInstance> = records
@@ -312,6 +325,31 @@ impl Balancing {
     }
 }
 
+/// Tries listener ports on the data plane's host, for CreateListener and ModifyListener.
+#[derive(Clone)]
+pub struct PlanePorts {
+    plane: DataPlane,
+    bind_ip: IpAddr,
+}
+
+impl PlanePorts {
+    /// Ports of `bind_ip`, as `plane`'s listeners bind them.
+    pub fn new(plane: DataPlane, bind_ip: IpAddr) -> Self {
+        Self { plane, bind_ip }
+    }
+}
+
+impl berth_model::lb::ListenerPorts for PlanePorts {
+    fn check_port(&self, port: u16) -> Result<(), String> {
+        self.plane
+            .check_bindable(SocketAddr::new(self.bind_ip, port))
+            .map_err(|e| match e {
+                berth_lb::ListenerError::Bind { source, .. } => source.to_string(),
+                other => other.to_string(),
+            })
+    }
+}
+
 /// The data plane's target health, keyed back to ELB's (id, port).
 #[derive(Clone)]
 pub struct PlaneHealth {
@@ -400,7 +438,15 @@ mod tests {
 
     #[test]
     fn records_become_listeners_groups_and_resolved_targets() {
+        let mut lb: LoadBalancer = serde_json::from_value(json!({
+            "arn": "lb", "name": "n", "dns_name": "d", "scheme": "internal",
+            "lb_type": "application", "ip_address_type": "ipv4", "created_at": 0.0,
+        }))
+        .expect("a load balancer");
+        lb.attributes
+            .insert("idle_timeout.timeout_seconds".into(), "7".into());
         let records = LbRecords {
+            load_balancers: vec![lb],
             listeners: vec![listener("l1", 8080, "tg1")],
             rules: vec![ListenerRule {
                 arn: "r1".into(),
@@ -432,6 +478,11 @@ mod tests {
             panic!("one listener: {cfg:?}")
         };
         assert_eq!(l.bind, "127.0.0.1:8080".parse().expect("addr"));
+        assert_eq!(
+            l.idle_timeout,
+            Some(Duration::from_secs(7)),
+            "the LB attribute"
+        );
         assert_eq!(l.default_action, Action::Forward(vec![("tg1".into(), 1)]));
         assert_eq!(l.rules[0].priority, 5);
         assert_eq!(

@@ -41,7 +41,9 @@ pub mod service;
 mod snapshot;
 mod supervise;
 
-pub use balancing::{desired as lb_config, target_key, Balancing, LbRecords, PlaneHealth};
+pub use balancing::{
+    desired as lb_config, target_key, Balancing, LbRecords, PlaneHealth, PlanePorts,
+};
 pub use fargate::{FargateCapacity, FargateConfig};
 pub use launch::{
     instance_views, LaunchOutcome, LaunchSpec, Launcher, PlacementFailure, PlacementReason,

@@ -60,6 +60,7 @@ async fn run(workers: usize) -> anyhow::Result<()> {
                 } else {
                     Action::Forward(vec![("tg".into(), 1)])
                 },
+                idle_timeout: None,
             }],
             target_groups: vec![TargetGroupConfig {
                 id: "tg".into(),

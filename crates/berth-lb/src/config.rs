@@ -27,6 +27,10 @@ pub struct ListenerConfig {
     pub rules: Vec<RuleConfig>,
     /// Used when no rule matches.
     pub default_action: Action,
+    /// The load balancer's `idle_timeout.timeout_seconds`: a client connection with no new
+    /// request for this long is closed, and a target's response must begin within it.
+    /// `None`: [`DataPlaneOptions::idle_timeout`].
+    pub idle_timeout: Option<Duration>,
 }
 
 /// A listener rule: all conditions must match.
@@ -241,10 +245,19 @@ pub struct DataPlaneOptions {
     /// each accepting on its own descriptor of a listener's socket, with its own upstream pools. 0 = serve on the runtime
     /// that calls `apply`.
     pub workers: usize,
+    /// A new connection's first request must have all its headers within this, or the
+    /// connection is closed (slow-loris); later requests are bounded by the idle timeout.
+    pub header_read_timeout: Duration,
+    /// Client connections open at once over all listeners, in total and per client address;
+    /// `None`: a quarter of the process's open-file limit ([`crate::fd_share`]).
+    pub connection_caps: Option<crate::ConnectionCaps>,
 }
 
 /// ALB's default idle timeout.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The time a new connection has for its first request's headers (as the API's listener).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for DataPlaneOptions {
     fn default() -> Self {
@@ -254,6 +267,8 @@ impl Default for DataPlaneOptions {
             upstream_pool_idle: Duration::from_secs(55),
             shutdown_timeout: Duration::from_secs(30),
             workers: 0,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            connection_caps: None,
         }
     }
 }

@@ -16,11 +16,14 @@
 //! - `proxy`: the request path; `listener`: sockets and graceful close.
 //! - `upstream`: the HTTP/1.1 client to targets, task-less connections driven by the request
 //!   that holds them (HTTP/2 targets go through hyper's client).
+//! - `admission`: connection caps in total and per client address, shared with the API's
+//!   accept loop ([`Admission`], sized by [`fd_share`]).
 //! - `workers`: optional thread-per-core serving ([`DataPlaneOptions::workers`]), which
 //!   keeps each request and its pooled upstream connection on one thread.
 
 #![warn(missing_docs)]
 
+mod admission;
 mod config;
 mod group;
 mod health;
@@ -33,6 +36,7 @@ mod routing;
 mod upstream;
 mod workers;
 
+pub use admission::{fd_share, open_file_limit, Admission, ConnectionCaps, Refused, Ticket};
 pub use config::{
     Action, Algorithm, Condition, Config, DataPlaneOptions, HealthCheckConfig, ListenerConfig,
     RuleConfig, TargetConfig, TargetGroupConfig, TargetHealth, TargetState, DEFAULT_IDLE_TIMEOUT,
@@ -88,6 +92,8 @@ struct Inner {
     opts: Arc<DataPlaneOptions>,
     /// Empty: serve on the runtime that calls `apply`.
     workers: workers::Workers,
+    /// Client connections of every listener.
+    admission: Arc<Admission>,
     /// Serialises `apply` and `shutdown` (they await binds and closes).
     apply_lock: tokio::sync::Mutex<()>,
     state: Mutex<State>,
@@ -131,6 +137,10 @@ impl DataPlane {
         Self {
             inner: Arc::new(Inner {
                 workers: workers::Workers::start(opts.workers),
+                admission: Admission::new(
+                    opts.connection_caps
+                        .unwrap_or_else(|| admission::fd_share(1, 4)),
+                ),
                 opts: Arc::new(opts),
                 apply_lock: tokio::sync::Mutex::new(()),
                 state: Mutex::new(State::default()),
@@ -216,8 +226,13 @@ impl DataPlane {
                 .listeners
                 .get(&lc.id)
                 .map(|h| h.shared.clone());
+            let idle_ms = lc
+                .idle_timeout
+                .unwrap_or(inner.opts.idle_timeout)
+                .as_millis() as u64;
             if let Some(shared) = existing {
                 shared.routing.store(Arc::new(routing));
+                shared.idle_ms.store(idle_ms, Relaxed);
                 continue;
             }
             let sockets = match self.bind(lc).await {
@@ -241,6 +256,8 @@ impl DataPlane {
                 port,
                 port_header: HeaderValue::from(port),
                 opts: inner.opts.clone(),
+                idle_ms: idle_ms.into(),
+                admission: inner.admission.clone(),
             });
             let h = ListenerHandle::start(sockets, lc.bind, shared);
             lock(&inner.state).listeners.insert(lc.id.clone(), h);
@@ -275,6 +292,21 @@ impl DataPlane {
         }
         let sockets = workers::bind_shared(lc.bind, workers.len()).map_err(err)?;
         Ok(sockets.into_iter().zip(workers.iter().cloned()).collect())
+    }
+
+    /// Whether a listener could be bound on `addr` now: yes if one of this plane's listeners
+    /// holds it (the caller knows whether that listener is going away), else a trial bind.
+    pub fn check_bindable(&self, addr: SocketAddr) -> Result<(), ListenerError> {
+        if lock(&self.inner.state)
+            .listeners
+            .values()
+            .any(|h| h.bind == addr)
+        {
+            return Ok(());
+        }
+        std::net::TcpListener::bind(addr)
+            .map(drop)
+            .map_err(|source| ListenerError::Bind { addr, source })
     }
 
     /// The address a listener is bound to (resolves port 0 to the ephemeral port).
@@ -320,6 +352,7 @@ impl DataPlane {
         live.sort_by(|a, b| a.id.cmp(&b.id));
 
         metrics::render_listeners(out, &listeners);
+        metrics::render_open(out, self.inner.admission.open());
         metrics::render_groups(out, &all_groups);
         metrics::render_live(out, &live);
     }

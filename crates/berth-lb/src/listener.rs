@@ -5,8 +5,12 @@
 //! once per connection. hyper-util's `auto` builder does the same but keeps a rewind wrapper
 //! around every later read; on the proxy's hot path that wrapper was measurable.
 //!
+//! Every listener of a data plane admits connections through one shared [`crate::Admission`]
+//! (capped in total and per client address, sized from the descriptor limit); one over a cap
+//! is closed unread.
+//!
 //! Timers are per connection, never per request: a watchdog task per connection enforces
-//! ALB's idle timeout and relays the listener's drain and force signals, and the connection
+//! the first request's header deadline and ALB's idle timeout and relays the listener's drain and force signals, and the connection
 //! task polls one channel for them (see `watchdog`).
 
 use std::convert::Infallible;
@@ -24,6 +28,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::admission::Ticket;
 use crate::proxy::{handle, ListenerShared, Peer};
 
 /// A running listener, owned by the data plane: one accept loop per serving runtime.
@@ -101,6 +106,11 @@ async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // Over a cap: closed before any byte is read (see `admission`).
+                    let Ok(ticket) = shared.admission.admit(peer.ip()) else {
+                        shared.metrics.rejected.fetch_add(1, Relaxed);
+                        continue;
+                    };
                     if let Err(e) = stream.set_nodelay(true) {
                         tracing::debug!(error = %e, "set_nodelay failed");
                     }
@@ -110,6 +120,7 @@ async fn serve(
                         drain: drain_rx.clone(),
                         force: force_rx.clone(),
                         _live: live_tx.clone(),
+                        _ticket: ticket,
                     };
                     tokio::spawn(connection(stream, peer, shared, h1, h2, ends));
                 }
@@ -141,6 +152,8 @@ struct Ends {
     force: watch::Receiver<bool>,
     /// Held by the connection's watchdog, which outlives the connection itself.
     _live: mpsc::Sender<()>,
+    /// The connection's admission slot, likewise.
+    _ticket: Ticket,
 }
 
 /// Serves one client connection: HTTP/1.1 or prior-knowledge h2c, told by its first bytes.
@@ -152,7 +165,8 @@ async fn connection(
     h2: http2::Builder<TokioExecutor>,
     mut ends: Ends,
 ) {
-    let idle = shared.opts.idle_timeout;
+    let idle = shared.idle_timeout();
+    let header = shared.opts.header_read_timeout;
     let requests = Arc::new(AtomicU64::new(0));
     let counter = requests.clone();
     let client = Peer::new(peer);
@@ -164,14 +178,17 @@ async fn connection(
     });
     let h2c = tokio::select! {
         biased;
-        r = tokio::time::timeout(idle, is_h2c(&stream)) => match r {
+        r = tokio::time::timeout(header.min(idle), is_h2c(&stream)) => match r {
             Ok(Ok(v)) => v,
             _ => return, // silent or gone before its first bytes
         },
         _ = ends.drain.changed() => return,
     };
     let io = TokioIo::new(stream);
-    let signals = watchdog(requests, idle, ends);
+    // HTTP/1.1's first request must be whole within the header-read timeout; an h2c client
+    // has sent its preface and may open its first stream later (the idle timeout bounds it).
+    let first_by = (!h2c).then_some(header);
+    let signals = watchdog(requests, idle, first_by, ends);
     if h2c {
         drive(h2.serve_connection(io, svc), peer, signals).await;
     } else {
@@ -187,22 +204,36 @@ enum Signal {
     Force,
 }
 
-/// Watches a connection from a task of its own: the listener draining or forcing, and ALB's
-/// idle timeout (a whole period without a new request). One timer per connection, re-armed
+/// Watches a connection from a task of its own: the listener draining or forcing, the first
+/// request's header deadline (`first_by`: a connection with no complete request by then is
+/// closed, which cuts off a half-sent one), and ALB's idle timeout (a whole period without a
+/// new request; hyper then closes a connection between requests at once, so a half-sent
+/// request on a kept-alive connection is cut off too). One timer per connection, re-armed
 /// once a period, instead of hyper's header-read timer armed for every request; and the
 /// connection polls one cheap channel on each wake-up instead of two watch channels and a
 /// timer. Both costs were measurable on the proxy's hot path.
 fn watchdog(
     requests: Arc<AtomicU64>,
     idle: Duration,
+    first_by: Option<Duration>,
     mut ends: Ends,
 ) -> mpsc::UnboundedReceiver<Signal> {
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut seen = requests.load(Relaxed);
         let mut closing = false;
+        let first = tokio::time::sleep(first_by.unwrap_or_default());
+        let mut first = std::pin::pin!(first);
+        let mut first_pending = first_by.is_some();
         loop {
             tokio::select! {
+                () = &mut first, if first_pending => {
+                    first_pending = false;
+                    if requests.load(Relaxed) == 0 {
+                        let _ = tx.send(Signal::Force);
+                        return;
+                    }
+                }
                 _ = ends.force.changed() => {
                     let _ = tx.send(Signal::Force);
                     return;

@@ -103,6 +103,8 @@ pub(crate) struct ListenerMetrics {
     pub elb_502: AtomicU64,
     pub elb_503: AtomicU64,
     pub elb_504: AtomicU64,
+    /// RejectedConnectionCount: connections closed unread, over a connection cap.
+    pub rejected: AtomicU64,
 }
 
 impl ListenerMetrics {
@@ -145,6 +147,13 @@ pub(crate) fn render_listener(out: &mut String, id: &str, m: &ListenerMetrics, p
             );
         }
         1 => m.responses.render(out, "berth_lb_responses_total", &l),
+        3 => {
+            let _ = writeln!(
+                out,
+                "berth_lb_rejected_connections_total{{{l}}} {}",
+                m.rejected.load(Relaxed)
+            );
+        }
         _ => {
             for (code, c) in [(502, &m.elb_502), (503, &m.elb_503), (504, &m.elb_504)] {
                 let _ = writeln!(
@@ -204,6 +213,11 @@ pub(crate) fn render_listeners(out: &mut String, listeners: &[(String, Arc<Liste
             "counter",
             "Responses the load balancer generated itself (HTTPCode_ELB_5XX).",
         ),
+        (
+            "berth_lb_rejected_connections_total",
+            "counter",
+            "Connections closed unread over a connection cap (RejectedConnectionCount).",
+        ),
     ];
     for (part, (name, kind, h)) in families.iter().enumerate() {
         help(out, name, kind, h);
@@ -211,6 +225,17 @@ pub(crate) fn render_listeners(out: &mut String, listeners: &[(String, Arc<Liste
             render_listener(out, id, m, part as u8);
         }
     }
+}
+
+/// The client connections open over all listeners, against the cap.
+pub(crate) fn render_open(out: &mut String, open: usize) {
+    help(
+        out,
+        "berth_lb_open_connections",
+        "gauge",
+        "Client connections open over all listeners.",
+    );
+    let _ = writeln!(out, "berth_lb_open_connections {open}");
 }
 
 /// The target group families, for every group seen since start (totals stay monotonic).

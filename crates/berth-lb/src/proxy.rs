@@ -6,10 +6,10 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -19,6 +19,7 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::admission::Admission;
 use crate::config::DataPlaneOptions;
 use crate::group::{Group, InFlight, UpstreamClient};
 use crate::matcher::{strip_port, RequestView};
@@ -34,6 +35,17 @@ pub(crate) struct ListenerShared {
     pub port: u16,
     pub port_header: HeaderValue,
     pub opts: Arc<DataPlaneOptions>,
+    /// The load balancer's idle timeout in milliseconds (an attribute: `apply` may change it).
+    pub idle_ms: AtomicU64,
+    /// Client connections admitted by every listener of the data plane.
+    pub admission: Arc<Admission>,
+}
+
+impl ListenerShared {
+    /// The load balancer's idle timeout now.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_ms.load(Relaxed))
+    }
 }
 
 /// The response body: either bytes the load balancer made, or the target's body streamed
@@ -380,6 +392,7 @@ async fn forward(
     drop(routable);
     let target = slot.target();
     let start = Instant::now();
+    let idle = l.idle_timeout();
     let sent = match h2 {
         None => {
             let dest = Dest {
@@ -387,14 +400,14 @@ async fn forward(
                 addr: target.addr,
                 connect_timeout: l.opts.connect_timeout,
                 start,
-                deadline: tokio::time::Instant::from_std(start) + l.opts.idle_timeout,
+                deadline: tokio::time::Instant::from_std(start) + idle,
                 max_idle: l.opts.upstream_pool_idle,
             };
             upstream::send(&dest, &parts, body)
                 .await
                 .map(|(head, body)| (head, UpBody::H1(body)))
         }
-        Some(client) => send_h2(&client, &target.authority, parts, body, l.opts.idle_timeout).await,
+        Some(client) => send_h2(&client, &target.authority, parts, body, idle).await,
     };
     match sent {
         Ok((resp, body)) => {

@@ -164,6 +164,9 @@ pub enum ErrorCode {
     AsgAlreadyExists,
     /// EC2 Auto Scaling: the group is scaling or in its cooldown (`ScalingActivityInProgress`).
     AsgScalingActivityInProgress,
+    /// The access key's request rate is over its limit ("Rate exceeded"); `Throttling` on the
+    /// Query protocol (EC2 says `RequestLimitExceeded`).
+    ThrottlingException,
 }
 
 impl ErrorCode {
@@ -248,6 +251,7 @@ impl ErrorCode {
             Self::PlatformUnknownException => "PlatformUnknownException",
             Self::AsgAlreadyExists => "AlreadyExists",
             Self::AsgScalingActivityInProgress => "ScalingActivityInProgress",
+            Self::ThrottlingException => "ThrottlingException",
         }
     }
 
@@ -289,6 +293,7 @@ impl ErrorCode {
             | Self::ClientException
             | Self::InvalidParameterException => "ValidationError",
             Self::RequestEntityTooLarge => "RequestEntityTooLarge",
+            Self::ThrottlingException => "Throttling",
             other => other.as_str(),
         }
     }

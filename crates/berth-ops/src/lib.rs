@@ -95,6 +95,8 @@ pub struct Ops {
     pub(crate) target_health: Option<Arc<dyn TargetHealthSource>>,
     /// The host every ELB listener binds on; load balancers show it as their `DNSName`.
     pub(crate) lb_host: Arc<str>,
+    /// Tries a listener's port before CreateListener / ModifyListener answer (none: not tried).
+    pub(crate) listener_ports: Option<Arc<dyn berth_model::lb::ListenerPorts>>,
     /// The metrics time series (service CPU, memory, requests), for `GetServiceMetrics`.
     pub(crate) metrics_hub: Option<Arc<berth_control::autoscale::MetricsHub>>,
     /// The key SecureString parameters and secret values are sealed with.
@@ -120,6 +122,7 @@ impl Ops {
             launcher,
             target_health: None,
             lb_host: Arc::from(DEFAULT_LB_HOST),
+            listener_ports: None,
             metrics_hub: None,
             // A key of this process only, until the server sets the data dir's.
             secrets_key: Arc::new(secrets::SecretsKey::generate()),
@@ -136,6 +139,12 @@ impl Ops {
     /// Reads ELB target health from `src` (the load balancer's data plane).
     pub fn with_target_health(mut self, src: Arc<dyn TargetHealthSource>) -> Self {
         self.target_health = Some(src);
+        self
+    }
+
+    /// Refuses listener ports that `ports` says cannot be bound (the load balancer's data plane).
+    pub fn with_listener_ports(mut self, ports: Arc<dyn berth_model::lb::ListenerPorts>) -> Self {
+        self.listener_ports = Some(ports);
         self
     }
 

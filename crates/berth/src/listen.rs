@@ -3,23 +3,23 @@
 //! one peer that opens or keeps reopening connections cannot take every slot), a deadline for
 //! a request's headers (slow-loris) and an idle timeout for kept-alive connections.
 //!
-//! A connection over a cap is closed at once, before any byte is read: the slot it would have
-//! used stays free for well-behaved clients, and the client sees a reset it can retry.
+//! The caps are `berth_lb`'s [`Admission`], which the load balancer's listeners use too: a
+//! connection over a cap is closed at once, before any byte is read. The API's share of the
+//! descriptor limit is its own, so a flood on a listener cannot take the API's slots.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use berth_lb::{Admission, ConnectionCaps};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 /// The API listener's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,68 +35,18 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Limits sized from the process's open-file limit: three quarters of it for connections
-    /// (the rest for the store, the load balancer's sockets, Docker and log files), a quarter
-    /// of those per address; headers within 10 s, idle connections closed after 60 s (ALB's
+    /// Limits sized from the process's open-file limit: three eighths of it for connections
+    /// (the load balancer's listeners take a quarter for theirs, see `berth_lb::fd_share`; the
+    /// rest is for their upstream connections, the store, Docker and log files), a quarter of
+    /// those per address; headers within 10 s, idle connections closed after 60 s (ALB's
     /// default idle timeout).
     pub fn from_fd_limit() -> Self {
-        let fds = open_file_limit().unwrap_or(1024);
-        let max_connections = (fds * 3 / 4).clamp(64, 65_536) as usize;
+        let caps = berth_lb::fd_share(3, 8);
         Self {
-            max_connections,
-            max_per_address: (max_connections / 4).max(16),
+            max_connections: caps.max_connections,
+            max_per_address: caps.max_per_address,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-/// The soft `Max open files` limit of this process, from `/proc/self/limits` (the workspace
-/// allows no `unsafe`, so no `getrlimit`).
-fn open_file_limit() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
-    let soft = line.split_whitespace().nth(3)?;
-    match soft {
-        "unlimited" => Some(1 << 20),
-        n => n.parse().ok(),
-    }
-}
-
-/// Counts open connections per client address; a slot is given back when its guard drops.
-#[derive(Default)]
-struct PerAddress {
-    open: Mutex<HashMap<IpAddr, usize>>,
-}
-
-struct AddressSlot {
-    table: Arc<PerAddress>,
-    ip: IpAddr,
-}
-
-impl PerAddress {
-    fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<AddressSlot> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let n = open.entry(ip).or_default();
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(AddressSlot {
-            table: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        let mut open = self.table.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.ip);
-            }
         }
     }
 }
@@ -111,8 +61,10 @@ pub async fn serve(
     tls: Option<crate::tls::Tls>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let per_address = Arc::new(PerAddress::default());
+    let admission = Admission::new(ConnectionCaps {
+        max_connections: limits.max_connections,
+        max_per_address: limits.max_per_address,
+    });
     let (closing_tx, closing) = watch::channel(false);
     let mut shutdown = pin!(shutdown);
     loop {
@@ -129,13 +81,12 @@ pub async fn serve(
                 }
             },
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, "connection cap reached; closing");
-            continue;
-        };
-        let Some(slot) = per_address.take(peer.ip(), limits.max_per_address) else {
-            tracing::debug!(%peer, "per-address connection cap reached; closing");
-            continue;
+        let ticket = match admission.admit(peer.ip()) {
+            Ok(t) => t,
+            Err(why) => {
+                tracing::debug!(%peer, ?why, "over a connection cap; closing");
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
@@ -143,12 +94,12 @@ pub async fn serve(
         let tls = tls.clone();
         tokio::spawn(async move {
             serve_connection(stream, router, limits, tls, closing).await;
-            drop((permit, slot));
+            drop(ticket);
         });
     }
     let _ = closing_tx.send(true);
-    // Every connection holds a permit until it ends.
-    let _ = slots.acquire_many(limits.max_connections as u32).await;
+    // Every connection holds its ticket until it ends.
+    admission.emptied().await;
     Ok(())
 }
 
@@ -298,28 +249,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn address_slots_are_capped_and_given_back() {
-        let t = Arc::new(PerAddress::default());
-        let ip: IpAddr = "127.0.0.2".parse().unwrap();
-        let a = t.take(ip, 2).unwrap();
-        let _b = t.take(ip, 2).unwrap();
-        assert!(
-            t.take(ip, 2).is_none(),
-            "a third connection from one address"
-        );
-        assert!(t.take("127.0.0.3".parse().unwrap(), 2).is_some());
-        drop(a);
-        assert!(
-            t.take(ip, 2).is_some(),
-            "a closed connection frees its slot"
-        );
-    }
-
-    #[test]
     fn limits_follow_the_descriptor_limit() {
         let l = Limits::from_fd_limit();
         assert!(l.max_connections >= 64);
         assert!(l.max_per_address <= l.max_connections);
-        assert!(open_file_limit().is_some());
     }
 }

@@ -19,7 +19,7 @@ use berth_control::autoscale::{AutoscaleConfig, Autoscaler, Collector, MetricsHu
 use berth_control::hostgroup::{HostGroupConfig, HostGroupController};
 use berth_control::{
     Balancing, CancellationToken, ControllerConfig, FargateCapacity, FargateConfig, PlaneHealth,
-    Reaper, ServiceController, Supervisor,
+    PlanePorts, Reaper, ServiceController, Supervisor,
 };
 use berth_model::{SystemClock, DEFAULT_ACCOUNT_ID};
 
@@ -55,6 +55,13 @@ pub struct ServerOpts {
     /// Seconds a kept-alive API connection may sit idle before it is closed.
     #[arg(long, default_value_t = 60.0)]
     pub idle_timeout: f64,
+    /// AWS API requests a second each access key may make, sustained (0: no limit); over it
+    /// requests are answered `ThrottlingException`, which the SDKs retry. Agents are exempt.
+    #[arg(long, default_value_t = 100.0)]
+    pub api_rate: f64,
+    /// Requests an access key may make at once, above `--api-rate`.
+    #[arg(long, default_value_t = 200.0)]
+    pub api_burst: f64,
     /// Account id shown in ARNs.
     #[arg(long, env = env::ACCOUNT_ID, default_value = DEFAULT_ACCOUNT_ID)]
     pub account_id: String,
@@ -190,8 +197,9 @@ async fn open_core(
     let agent_timeout = opts.agent_timeout.max(1.0);
     // The load balancer's data plane runs in this process; its configuration follows the
     // ELBv2 records, and its target health feeds DescribeTargetHealth and the services.
-    // One single-threaded runtime per core, each with its own SO_REUSEPORT listener and
-    // upstream pool: requests never hop between threads (see berth-lb's docs).
+    // One single-threaded runtime per core, each with its own descriptor of every listener's
+    // exclusive socket and its own upstream pools: requests never hop between threads, and
+    // the API's runtime is not the one serving the listeners' clients (see DESIGN.md).
     let plane = berth_lb::DataPlane::with_options(berth_lb::DataPlaneOptions {
         workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         ..Default::default()
@@ -215,6 +223,7 @@ async fn open_core(
         },
     )
     .with_target_health(health.clone())
+    .with_listener_ports(Arc::new(PlanePorts::new(plane.clone(), opts.lb_host)))
     .with_lb_host(opts.lb_host.to_string())
     .with_metrics_hub(hub.clone())
     .with_secrets_key(berth_ops::secrets::SecretsKey::from_bytes(
@@ -562,6 +571,22 @@ async fn api_tls(
     Ok(crate::tls::setup(&opts.tls, data_dir, &names)?)
 }
 
+/// The per-access-key rate limit the flags ask for (`None`: off).
+fn rate_limit(opts: &ServerOpts) -> Result<Option<berth_api::RateLimit>> {
+    anyhow::ensure!(
+        opts.api_rate.is_finite() && opts.api_rate >= 0.0,
+        "--api-rate must be a number of requests a second, 0 for no limit"
+    );
+    anyhow::ensure!(
+        opts.api_burst.is_finite() && opts.api_burst >= 1.0,
+        "--api-burst must be at least 1"
+    );
+    Ok((opts.api_rate > 0.0).then_some(berth_api::RateLimit {
+        rate: opts.api_rate,
+        burst: opts.api_burst,
+    }))
+}
+
 /// Creates a directory readable by its owner only (0700), or tightens an existing one: the
 /// data dir holds the store, the secrets key and the access key.
 pub(crate) fn private_dir(dir: &std::path::Path) -> Result<()> {
@@ -591,7 +616,8 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
         metrics_plane.render_metrics(out);
         metrics_hub.render(out);
     }))
-    .with_metrics_token(creds::metrics_token(&data_dir)?);
+    .with_metrics_token(creds::metrics_token(&data_dir)?)
+    .with_rate_limit(rate_limit(&opts)?);
     let mut supervisor = Supervisor::new(CancellationToken::new());
     spawn_controllers(&mut supervisor, &core, &opts);
     if up {

@@ -246,6 +246,7 @@ pub fn listener(id: &str, default_action: Action) -> ListenerConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         rules: vec![],
         default_action,
+        idle_timeout: None,
     }
 }
 

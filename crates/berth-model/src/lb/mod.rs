@@ -77,6 +77,52 @@ pub struct LoadBalancer {
     /// Its tags.
     #[serde(default)]
     pub tags: Vec<ElbTag>,
+    /// Attributes set by ModifyLoadBalancerAttributes (absent: the default, see
+    /// [`LoadBalancer::attributes`]).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// The load balancer attribute for ALB's idle timeout, in seconds (1-4000, default 60).
+pub const ATTR_IDLE_TIMEOUT: &str = "idle_timeout.timeout_seconds";
+
+impl LoadBalancer {
+    /// Every attribute berth honours, with its value (set or default). Other ALB attributes
+    /// (access logs, deletion protection, ...) are refused by
+    /// [`LoadBalancer::validate_attribute`] rather than stored and ignored.
+    pub fn attributes(&self) -> BTreeMap<String, String> {
+        let mut out: BTreeMap<String, String> = [(ATTR_IDLE_TIMEOUT, "60")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        out.extend(self.attributes.clone());
+        out
+    }
+
+    /// Checks one attribute as ModifyLoadBalancerAttributes receives it.
+    pub fn validate_attribute(key: &str, value: &str) -> Result<(), ApiError> {
+        match key {
+            ATTR_IDLE_TIMEOUT => match value.parse::<u64>() {
+                Ok(1..=4000) => Ok(()),
+                _ => Err(validation(format!(
+                    "'{value}' is not a valid value for load balancer attribute '{key}'; \
+                     it must be an integer from 1 to 4000"
+                ))),
+            },
+            _ => Err(validation(format!(
+                "Load balancer attribute key '{key}' is not recognized (berth supports \
+                 '{ATTR_IDLE_TIMEOUT}' only)"
+            ))),
+        }
+    }
+
+    /// ALB's idle timeout for this load balancer's connections, in seconds.
+    pub fn idle_timeout_secs(&self) -> u64 {
+        self.attributes
+            .get(ATTR_IDLE_TIMEOUT)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60)
+    }
 }
 
 /// How a target group checks its targets' health.
@@ -438,6 +484,14 @@ pub trait TargetHealthSource: Send + Sync {
     fn target_health(&self, target_group_arn: &str) -> Vec<TargetHealthEntry>;
 }
 
+/// Whether a listener's port can be served: CreateListener and ModifyListener ask before
+/// they answer, so a port that cannot be bound is refused rather than stored and never served.
+pub trait ListenerPorts: Send + Sync {
+    /// `Err(reason)` when `port` on the load-balancer host cannot be bound (another process,
+    /// the API itself, no permission).
+    fn check_port(&self, port: u16) -> Result<(), String>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,6 +505,28 @@ mod tests {
         assert_eq!(validate_priority(50_000).unwrap(), 50_000);
         assert!(validate_priority(0).is_err());
         assert!(validate_priority(50_001).is_err());
+    }
+
+    #[test]
+    fn load_balancer_attributes() {
+        let mut lb: LoadBalancer = serde_json::from_value(serde_json::json!({
+            "arn": "a", "name": "n", "dns_name": "d", "scheme": "internal",
+            "lb_type": "application", "ip_address_type": "ipv4", "created_at": 0.0,
+        }))
+        .unwrap();
+        assert_eq!(
+            lb.idle_timeout_secs(),
+            60,
+            "records from before attributes read"
+        );
+        assert_eq!(lb.attributes()[ATTR_IDLE_TIMEOUT], "60");
+        assert!(LoadBalancer::validate_attribute(ATTR_IDLE_TIMEOUT, "4000").is_ok());
+        for bad in ["0", "4001", "x", ""] {
+            assert!(LoadBalancer::validate_attribute(ATTR_IDLE_TIMEOUT, bad).is_err());
+        }
+        assert!(LoadBalancer::validate_attribute("deletion_protection.enabled", "true").is_err());
+        lb.attributes.insert(ATTR_IDLE_TIMEOUT.into(), "5".into());
+        assert_eq!(lb.idle_timeout_secs(), 5);
     }
 
     #[test]

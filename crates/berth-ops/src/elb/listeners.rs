@@ -88,6 +88,24 @@ fn check_protocol(p: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Refuses a port the load-balancer host cannot bind (as ALB refuses a listener setting it
+/// cannot honour), so a listener is never stored and then silently not served.
+fn check_bindable(ctx: &Ctx, port: u16) -> Result<(), ApiError> {
+    let Some(ports) = &ctx.state.listener_ports else {
+        return Ok(());
+    };
+    ports.check_port(port).map_err(|reason| {
+        err(
+            ErrorCode::ElbInvalidConfigurationRequest,
+            format!(
+                "Port {port} cannot be used for a listener: it cannot be bound on the \
+                 load-balancer host {}: {reason}",
+                ctx.state.lb_host
+            ),
+        )
+    })
+}
+
 fn duplicate(port: u16) -> ApiError {
     err(
         ErrorCode::ElbDuplicateListener,
@@ -158,6 +176,7 @@ pub async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
             }
             return Err(duplicate(port));
         }
+        check_bindable(ctx, port)?;
         let (lb, lb_rev) = super::load_balancers::load(ctx, &lb_arn).await?;
         let key = keys::elb_listener(&l.arn);
         // The load balancer is rewritten too (unchanged), so a DeleteLoadBalancer racing with
@@ -267,6 +286,7 @@ pub async fn modify(ctx: &Ctx, req: ModifyRequest) -> Result<Value, ApiError> {
             {
                 return Err(duplicate(p));
             }
+            check_bindable(ctx, p)?;
             txn = txn
                 .when_absent(new_key.clone())
                 .delete(keys::elb_port(l.port))

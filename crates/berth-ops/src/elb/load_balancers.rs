@@ -112,6 +112,7 @@ pub async fn create(ctx: &Ctx, req: CreateRequest) -> Result<Value, ApiError> {
         vpc_id: None,
         created_at: ctx.now(),
         tags: req.tags,
+        attributes: Default::default(),
     };
     let name_key = keys::elb_lb_name(&name);
     let mut retry = berth_store::Retry::new();
@@ -249,6 +250,83 @@ pub async fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<Value, ApiError> {
         }
         if commit(ctx, txn).await? {
             return Ok(json!({}));
+        }
+    }
+    Err(too_contended())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct Attribute {
+    key: Option<String>,
+    value: Option<String>,
+}
+
+fn attributes_wire(lb: &LoadBalancer) -> Value {
+    let list: Vec<Value> = lb
+        .attributes()
+        .iter()
+        .map(|(k, v)| json!({"Key": k, "Value": v}))
+        .collect();
+    json!({ "Attributes": list })
+}
+
+/// The request of `DescribeLoadBalancerAttributes`.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeAttributesRequest {
+    load_balancer_arn: Option<String>,
+}
+
+/// ELBv2 `DescribeLoadBalancerAttributes`: the attributes berth honours, defaults included.
+pub async fn describe_attributes(
+    ctx: &Ctx,
+    req: DescribeAttributesRequest,
+) -> Result<Value, ApiError> {
+    let arn = req
+        .load_balancer_arn
+        .ok_or_else(|| invalid("LoadBalancerArn is required"))?;
+    let (lb, _) = load(ctx, &arn).await?;
+    Ok(attributes_wire(&lb))
+}
+
+/// The request of `ModifyLoadBalancerAttributes`.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ModifyAttributesRequest {
+    load_balancer_arn: Option<String>,
+    #[serde(default, deserialize_with = "list")]
+    attributes: Vec<Attribute>,
+}
+
+/// ELBv2 `ModifyLoadBalancerAttributes`. The load-balancer sync applies a new idle timeout to
+/// the listeners' connections.
+pub async fn modify_attributes(ctx: &Ctx, req: ModifyAttributesRequest) -> Result<Value, ApiError> {
+    let arn = req
+        .load_balancer_arn
+        .ok_or_else(|| invalid("LoadBalancerArn is required"))?;
+    if req.attributes.is_empty() {
+        return Err(invalid("At least one attribute is required"));
+    }
+    let mut changes = Vec::new();
+    for a in req.attributes {
+        let key = a.key.ok_or_else(|| invalid("An attribute needs a Key"))?;
+        let value = a.value.unwrap_or_default();
+        LoadBalancer::validate_attribute(&key, &value)?;
+        changes.push((key, value));
+    }
+    let mut retry = berth_store::Retry::new();
+    while retry.next().await {
+        let (mut lb, rev) = load(ctx, &arn).await?;
+        for (k, v) in &changes {
+            lb.attributes.insert(k.clone(), v.clone());
+        }
+        let key = keys::elb_load_balancer(&arn);
+        let txn = Txn::new()
+            .when_mod_revision(key.clone(), rev)
+            .put(key, to_bytes(&lb)?);
+        if commit(ctx, txn).await? {
+            return Ok(attributes_wire(&lb));
         }
     }
     Err(too_contended())

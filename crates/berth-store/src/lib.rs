@@ -63,8 +63,8 @@ mod error;
 mod etcd_backend;
 mod redb_backend;
 mod retry;
-pub mod snapshot;
 pub mod seal;
+pub mod snapshot;
 mod store;
 mod types;
 

@@ -600,15 +600,15 @@ pub(crate) fn private_dir(dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs the control plane. With `up`, also prepares the newcomer's example (the `default`
-/// cluster and a local agent) and prints the environment to paste.
-pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
-    let data_dir = opts.data_dir.clone().unwrap_or_else(default_data_dir);
-    private_dir(&data_dir)?;
-    let key = creds::load_or_create(&data_dir)?;
-    let core = open_core(&opts, &data_dir, &key).await?;
+/// The API's state: the root key, `/metrics` behind its token, the per-key rate limit.
+fn api_state(
+    opts: &ServerOpts,
+    core: &Core,
+    key: &creds::RootKey,
+    data_dir: &std::path::Path,
+) -> Result<ApiState> {
     let (metrics_plane, metrics_hub) = (core.plane.clone(), core.hub.clone());
-    let state = ApiState::new(
+    Ok(ApiState::new(
         core.ops.clone(),
         KeyRing::new().with_key(&key.access_key_id, &key.secret_access_key),
     )
@@ -616,8 +616,28 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
         metrics_plane.render_metrics(out);
         metrics_hub.render(out);
     }))
-    .with_metrics_token(creds::metrics_token(&data_dir)?)
-    .with_rate_limit(rate_limit(&opts)?);
+    .with_metrics_token(creds::metrics_token(data_dir)?)
+    .with_rate_limit(rate_limit(opts)?))
+}
+
+/// The URL clients and agents use: https when TLS is on, and loopback rather than the
+/// unspecified address (the certificate names loopback).
+fn endpoint_url(addr: SocketAddr, tls: bool) -> String {
+    match (tls, addr.ip().is_unspecified()) {
+        (false, _) => format!("http://{addr}"),
+        (true, true) => format!("https://127.0.0.1:{}", addr.port()),
+        (true, false) => format!("https://{addr}"),
+    }
+}
+
+/// Runs the control plane. With `up`, also prepares the newcomer's example (the `default`
+/// cluster and a local agent) and prints the environment to paste.
+pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
+    let data_dir = opts.data_dir.clone().unwrap_or_else(default_data_dir);
+    private_dir(&data_dir)?;
+    let key = creds::load_or_create(&data_dir)?;
+    let core = open_core(&opts, &data_dir, &key).await?;
+    let state = api_state(&opts, &core, &key, &data_dir)?;
     let mut supervisor = Supervisor::new(CancellationToken::new());
     spawn_controllers(&mut supervisor, &core, &opts);
     if up {
@@ -647,12 +667,7 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     });
     let mut server = tokio::spawn(serve);
 
-    let endpoint = match &ca {
-        None => format!("http://{addr}"),
-        // The certificate names loopback, not the unspecified address.
-        Some(_) if addr.ip().is_unspecified() => format!("https://127.0.0.1:{}", addr.port()),
-        Some(_) => format!("https://{addr}"),
-    };
+    let endpoint = endpoint_url(addr, ca.is_some());
     let token = join_token(
         &key.secret_access_key,
         "default",

@@ -61,6 +61,7 @@ fn lb() -> &'static Lb {
                         bind: "127.0.0.1:0".parse().expect("addr"),
                         rules: vec![],
                         default_action: Action::Forward(vec![("tg".into(), 1)]),
+                        idle_timeout: None,
                     }],
                     target_groups: vec![TargetGroupConfig {
                         id: "tg".into(),

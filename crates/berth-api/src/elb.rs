@@ -8,8 +8,8 @@
 pub(crate) mod query;
 
 use axum::body::Body;
-use axum::http::{request::Parts, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::request::Parts;
+use axum::response::Response;
 use berth_model::{ApiError, ErrorCode};
 use berth_ops::elb::{listeners, load_balancers, parse, rules, tags, target_groups, targets};
 use serde_json::Value;
@@ -42,30 +42,7 @@ pub(crate) async fn serve(state: ApiState, parts: Parts, body: Body, rid: String
         Ok::<_, ApiError>((q.action, out))
     }
     .await;
-    let (status, xml) = match result {
-        Ok((action, v)) => (StatusCode::OK, query::response_xml(&action, &v, &rid)),
-        Err(e) => {
-            if e.code == ErrorCode::ServerException {
-                tracing::error!(request_id = %rid, message = %e.message, "server error");
-            }
-            // Query services answer AccessDenied with 403.
-            let status = match e.code {
-                ErrorCode::AccessDeniedException => 403,
-                c => c.status(),
-            };
-            (
-                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-                query::error_xml(&e, &rid),
-            )
-        }
-    };
-    let mut resp = (status, xml).into_response();
-    let h = resp.headers_mut();
-    h.insert("content-type", HeaderValue::from_static("text/xml"));
-    if let Ok(v) = HeaderValue::from_str(&rid) {
-        h.insert("x-amzn-requestid", v);
-    }
-    resp
+    query::answer(result, &rid, query::XMLNS)
 }
 
 /// Runs one ELBv2 action on its parsed parameters.

@@ -4,8 +4,8 @@
 //! a user with `ReadOnlyAccess` can read users but not make keys.
 
 use axum::body::Body;
-use axum::http::{request::Parts, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::request::Parts;
+use axum::response::Response;
 use berth_model::{ApiError, ErrorCode};
 use berth_ops::iam::{parse, policies, roles, users};
 use berth_ops::Ctx;
@@ -42,33 +42,7 @@ pub(crate) async fn serve(state: ApiState, parts: Parts, body: Body, rid: String
         Ok::<_, ApiError>((q.action, out))
     }
     .await;
-    let (status, xml) = match result {
-        Ok((action, v)) => (
-            StatusCode::OK,
-            query::response_xml_ns(&action, &v, &rid, XMLNS),
-        ),
-        Err(e) => {
-            if e.code == ErrorCode::ServerException {
-                tracing::error!(request_id = %rid, message = %e.message, "server error");
-            }
-            // IAM answers AccessDenied with 403, as it does authentication failures.
-            let status = match e.code {
-                ErrorCode::AccessDeniedException => 403,
-                c => c.status(),
-            };
-            (
-                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-                query::error_xml_ns(&e, &rid, XMLNS),
-            )
-        }
-    };
-    let mut resp = (status, xml).into_response();
-    let h = resp.headers_mut();
-    h.insert("content-type", HeaderValue::from_static("text/xml"));
-    if let Ok(v) = HeaderValue::from_str(&rid) {
-        h.insert("x-amzn-requestid", v);
-    }
-    resp
+    query::answer(result, &rid, XMLNS)
 }
 
 /// The actions on a user whose `UserName` defaults, in IAM, to the user who signs.

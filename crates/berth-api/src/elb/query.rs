@@ -237,12 +237,8 @@ fn write_children(v: &Value, out: &mut String) {
 
 pub(crate) const XMLNS: &str = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/";
 
-/// A successful answer: `<XResponse><XResult>...</XResult><ResponseMetadata>...`.
-pub(crate) fn response_xml(action: &str, result: &Value, request_id: &str) -> String {
-    response_xml_ns(action, result, request_id, XMLNS)
-}
-
-/// [`response_xml`] for another Query service's namespace (Auto Scaling's, EC2's).
+/// A successful answer in a Query service's namespace:
+/// `<XResponse><XResult>...</XResult><ResponseMetadata>...`.
 pub(crate) fn response_xml_ns(
     action: &str,
     result: &Value,
@@ -262,11 +258,6 @@ pub(crate) fn response_xml_ns(
 }
 
 /// An error answer, in the Query protocol's `ErrorResponse` shape.
-pub(crate) fn error_xml(e: &ApiError, request_id: &str) -> String {
-    error_xml_ns(e, request_id, XMLNS)
-}
-
-/// [`error_xml`] for another Query service's namespace.
 pub(crate) fn error_xml_ns(e: &ApiError, request_id: &str, xmlns: &str) -> String {
     let kind = if e.code.status() >= 500 {
         "Receiver"
@@ -284,6 +275,44 @@ pub(crate) fn error_xml_ns(e: &ApiError, request_id: &str, xmlns: &str) -> Strin
     escape(request_id, &mut out);
     out.push_str("</RequestId></ErrorResponse>");
     out
+}
+
+/// The HTTP answer to one Query request, shared by every Query service: the action's result
+/// as XML, or the error in `ErrorResponse` with its status (Query services answer
+/// AccessDenied with 403), as `text/xml` with the request id.
+pub(crate) fn answer(
+    result: Result<(String, Value), ApiError>,
+    request_id: &str,
+    xmlns: &str,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, StatusCode};
+    use axum::response::IntoResponse;
+    let (status, xml) = match result {
+        Ok((action, v)) => (
+            StatusCode::OK,
+            response_xml_ns(&action, &v, request_id, xmlns),
+        ),
+        Err(e) => {
+            if e.code == ErrorCode::ServerException {
+                tracing::error!(request_id, message = %e.message, "server error");
+            }
+            let status = match e.code {
+                ErrorCode::AccessDeniedException => 403,
+                c => c.status(),
+            };
+            (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                error_xml_ns(&e, request_id, xmlns),
+            )
+        }
+    };
+    let mut resp = (status, xml).into_response();
+    let h = resp.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("text/xml"));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-amzn-requestid", v);
+    }
+    resp
 }
 
 #[cfg(test)]
@@ -359,7 +388,7 @@ mod tests {
             "LoadBalancers": [{"LoadBalancerName": "a<b&c", "Port": 80, "IsDefault": true, "Skip": null}],
             "Empty": []
         });
-        let x = response_xml("DescribeLoadBalancers", &v, "rid");
+        let x = response_xml_ns("DescribeLoadBalancers", &v, "rid", XMLNS);
         assert!(
             x.contains(
                 "<DescribeLoadBalancersResult><Empty></Empty><LoadBalancers><member>\
@@ -370,9 +399,10 @@ mod tests {
         );
         assert!(x.contains("<RequestId>rid</RequestId>"));
         assert!(!x.contains("Skip"));
-        let e = error_xml(
+        let e = error_xml_ns(
             &ApiError::new(ErrorCode::ElbLoadBalancerNotFound, "no <such>"),
             "r",
+            XMLNS,
         );
         assert!(e.contains("<Type>Sender</Type><Code>LoadBalancerNotFound</Code><Message>no &lt;such&gt;</Message>"), "{e}");
     }

@@ -319,6 +319,10 @@ impl HostProvider for DockerProvider {
             args.extend(agent.iter().map(String::as_str));
             // The agent's own loopback is the container's: serve logs on its network address.
             args.extend(["--logs-listen", "0.0.0.0:0"]);
+            // The host container is the tasks' isolation boundary (its own namespaces and
+            // cgroup, the instance type's limits); its image has no `setpriv` to drop to
+            // another user inside it, so the agent runs them as the container's root.
+            args.extend(["--task-user", "root"]);
             docker(&args).await
         }
         .boxed()

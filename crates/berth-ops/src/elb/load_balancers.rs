@@ -262,15 +262,6 @@ pub(crate) struct Attribute {
     value: Option<String>,
 }
 
-fn attributes_wire(lb: &LoadBalancer) -> Value {
-    let list: Vec<Value> = lb
-        .attributes()
-        .iter()
-        .map(|(k, v)| json!({"Key": k, "Value": v}))
-        .collect();
-    json!({ "Attributes": list })
-}
-
 /// The request of `DescribeLoadBalancerAttributes`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -287,7 +278,7 @@ pub async fn describe_attributes(
         .load_balancer_arn
         .ok_or_else(|| invalid("LoadBalancerArn is required"))?;
     let (lb, _) = load(ctx, &arn).await?;
-    Ok(attributes_wire(&lb))
+    Ok(super::attributes_wire(&lb.attributes()))
 }
 
 /// The request of `ModifyLoadBalancerAttributes`.
@@ -326,7 +317,7 @@ pub async fn modify_attributes(ctx: &Ctx, req: ModifyAttributesRequest) -> Resul
             .when_mod_revision(key.clone(), rev)
             .put(key, to_bytes(&lb)?);
         if commit(ctx, txn).await? {
-            return Ok(attributes_wire(&lb));
+            return Ok(super::attributes_wire(&lb.attributes()));
         }
     }
     Err(too_contended())

@@ -17,6 +17,16 @@ use serde_json::Value;
 
 use crate::{store_err, Ctx};
 
+/// ELBv2's `Attributes` answer (`[{Key, Value}]`) from a load balancer's or target group's
+/// attributes, defaults included.
+pub(crate) fn attributes_wire(attrs: &std::collections::BTreeMap<String, String>) -> Value {
+    let list: Vec<Value> = attrs
+        .iter()
+        .map(|(k, v)| serde_json::json!({"Key": k, "Value": v}))
+        .collect();
+    serde_json::json!({ "Attributes": list })
+}
+
 /// A Query request's parameters (as the edge's JSON tree) as the action's typed request.
 pub fn parse<T: serde::de::DeserializeOwned>(p: Value) -> Result<T, ApiError> {
     serde_json::from_value(p).map_err(|e| invalid(format!("Invalid request parameters: {e}")))

@@ -1,7 +1,7 @@
 //! CreateTargetGroup, DescribeTargetGroups, ModifyTargetGroup, DescribeTargetGroupAttributes,
 //! ModifyTargetGroupAttributes, DeleteTargetGroup.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use berth_model::lb::lenient::{list, opt_bool, opt_num};
 use berth_model::lb::{validate_elb_name, validate_elb_port, validate_elb_tags, ElbTag};
@@ -382,14 +382,6 @@ pub async fn modify(ctx: &Ctx, req: ModifyRequest) -> Result<Value, ApiError> {
     Ok(json!({"TargetGroups": [wire(&tg, usage.get(&tg.arn))]}))
 }
 
-fn attributes_wire(attrs: &BTreeMap<String, String>) -> Value {
-    let list: Vec<Value> = attrs
-        .iter()
-        .map(|(k, v)| json!({"Key": k, "Value": v}))
-        .collect();
-    json!({ "Attributes": list })
-}
-
 /// The request of `DescribeTargetGroupAttributes`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -406,7 +398,7 @@ pub async fn describe_attributes(
         .target_group_arn
         .ok_or_else(|| invalid("TargetGroupArn is required"))?;
     let (tg, _) = load(ctx, &arn).await?;
-    Ok(attributes_wire(&tg.attributes))
+    Ok(super::attributes_wire(&tg.attributes))
 }
 
 #[derive(Deserialize)]
@@ -447,7 +439,7 @@ pub async fn modify_attributes(ctx: &Ctx, req: ModifyAttributesRequest) -> Resul
         Ok(())
     })
     .await?;
-    Ok(attributes_wire(&tg.attributes))
+    Ok(super::attributes_wire(&tg.attributes))
 }
 
 /// The request of `DeleteTargetGroup`.

@@ -106,6 +106,11 @@ impl Election {
         self.state.clone()
     }
 
+    /// Whether this election has rivals, whose writes a [`Fenced`] store must keep out.
+    pub fn fencing(&self) -> bool {
+        self.fencing
+    }
+
     /// `store`, fenced at `term` when this election has rivals (see [`Fenced`]); as it is for
     /// the sole replica.
     pub fn fence(&self, store: Arc<dyn Store>, term: Revision) -> Arc<dyn Store> {

@@ -78,7 +78,7 @@ fn a_lapsed_leader_is_replaced_and_its_fenced_writes_fail() {
     let url = cluster.url("lapse");
     run(async {
         let stores = [replica(&url).await, replica(&url).await];
-        let mut elections = vec![Some(stores[0].elect("a")), Some(stores[1].elect("b"))];
+        let mut elections = [Some(stores[0].elect("a")), Some(stores[1].elect("b"))];
         let (old, term) = {
             let refs: Vec<&Election> = elections.iter().flatten().collect();
             one_leader(&refs).await
@@ -116,7 +116,7 @@ fn a_resigning_leader_hands_over_and_a_lost_key_deposes_at_once() {
     let url = cluster.url("resign");
     run(async {
         let stores = [replica(&url).await, replica(&url).await];
-        let mut elections = vec![Some(stores[0].elect("a")), Some(stores[1].elect("b"))];
+        let mut elections = [Some(stores[0].elect("a")), Some(stores[1].elect("b"))];
         let (first, _) = {
             let refs: Vec<&Election> = elections.iter().flatten().collect();
             one_leader(&refs).await

@@ -330,3 +330,51 @@ def workdir():
 
 def server_args(*extra):
     return ["--agent-timeout", str(AGENT_TIMEOUT), "--host-lost-timeout", str(HOST_LOST_TIMEOUT), *extra]
+
+
+# ---------------------------------------------------------------------------------------------
+# Replicas of the control plane on one etcd (the `leader` work: `--replica-id`, `/control-plane`)
+
+FAKETIME_LIB = os.environ.get("BERTH_TEST_FAKETIME", "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+
+def replicas_supported():
+    return supports_flag("server", "--replica-id")
+
+
+def control_plane(b):
+    """`GET /control-plane` as JSON, or None where the server has no such route (404)."""
+    import json
+    import urllib.error
+    try:
+        with urllib.request.urlopen(b.endpoint + "/control-plane", timeout=5) as r:
+            return json.load(r)
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return None
+        raise
+
+
+def replica(workdir, name, store, skew=None, args=()):
+    """A `berth up --no-agent` replica named `name` on `store`, sharing the master key file in
+    `workdir`; `skew` (e.g. "+4m") runs it under libfaketime with its wall clock that far off
+    (monotonic clocks left alone, so timers behave)."""
+    key = os.path.join(workdir, "master.key")
+    if not os.path.exists(key):
+        with open(key, "w") as f:
+            f.write(os.urandom(32).hex())
+        os.chmod(key, 0o600)
+    env = {}
+    if skew:
+        if not os.path.exists(FAKETIME_LIB):
+            if os.environ.get("CI") == "true":
+                pytest.fail("libfaketime is not installed (apt-get install faketime); CI must run this case")
+            pytest.skip("libfaketime is not installed (apt-get install faketime)")
+        env = {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": skew, "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+               "FAKETIME_NO_CACHE": "1"}
+    extra = ["--store", store, "--master-key-file", key, *args]
+    if replicas_supported():
+        extra += ["--replica-id", name]
+    d = os.path.join(workdir, name)
+    os.makedirs(d, exist_ok=True)
+    return Berth(d, agent=False, env=env, args=extra)

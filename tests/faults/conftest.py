@@ -73,7 +73,7 @@ def pytest_runtest_makereport(item, call):
             if call_rep is None or call_rep.skipped:
                 r.outcome = "SKIP"
                 if call_rep is not None and isinstance(call_rep.longrepr, tuple):
-                    r.seen = f"skipped: {call_rep.longrepr[2]}"
+                    r.seen = "skipped: " + str(call_rep.longrepr[2]).removeprefix("Skipped: ")
             else:
                 r.outcome = "ok" if call_rep.passed else "FAIL"
 

@@ -130,12 +130,16 @@ fn a_blackholed_member_fails_requests_in_bounded_time_then_recovers() {
             .expect("a get on a blackholed member fails instead of hanging");
         // Failed by the backend's own request deadline (not, much later, by the connection's
         // keep-alive giving up): the error says so.
-        let err = got.expect_err("no answer from a blackholed member").to_string();
+        let err = got
+            .expect_err("no answer from a blackholed member")
+            .to_string();
         assert!(err.contains("did not answer within"), "{err}");
         let wrote = tokio::time::timeout(HANG, put(&store, "k/2"))
             .await
             .expect("a txn on a blackholed member fails instead of hanging");
-        let err = wrote.expect_err("no commit through a blackholed member").to_string();
+        let err = wrote
+            .expect_err("no commit through a blackholed member")
+            .to_string();
         assert!(err.contains("did not answer within"), "{err}");
 
         proxy.heal();

@@ -21,8 +21,9 @@
 //! produces no event, and a delete followed by a put of an existing key keeps its
 //! `create_revision`).
 
-mod members;
 mod watch;
+
+mod members;
 
 use std::time::Duration;
 

@@ -403,9 +403,9 @@ fn to_etcd(rev: Revision) -> Result<i64, StoreError> {
 
 /// Runs one etcd request within [`REQUEST_TIMEOUT`], sending it again after an error that
 /// `retry` accepts (with a short backoff). A balanced channel keeps picking a member that
-/// has gone away until [`prober`] takes it out, and such a pick fails at once with a connect
-/// error: the request never left, so sending it again (to another member) is safe even for
-/// a txn.
+/// has gone away until the `members` prober takes it out, and such a pick fails at once
+/// with a connect error: the request never left, so sending it again (to another member)
+/// is safe even for a txn.
 async fn bounded<T, F, Fut>(
     mut attempt: F,
     retry: fn(&etcd_client::Error) -> bool,

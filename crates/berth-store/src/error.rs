@@ -29,6 +29,14 @@ pub enum StoreError {
     /// this way its outcome is unknown, as with any database commit error.
     #[error("store backend: {0}")]
     Backend(String),
+    /// A write through a [`Fenced`](crate::Fenced) store was refused because the leader key
+    /// is no longer at the writer's term: another replica leads now. Final for the writer:
+    /// it must stop acting as the leader, not retry.
+    #[error("fenced: this replica's term {term} has ended (another replica leads)")]
+    Fenced {
+        /// The term the refused write was fenced at.
+        term: Revision,
+    },
     /// The store has been shut down.
     #[error("store is closed")]
     Closed,

@@ -59,6 +59,7 @@
 
 #![warn(missing_docs)]
 
+mod election;
 mod error;
 mod etcd_backend;
 mod redb_backend;
@@ -69,8 +70,9 @@ mod store;
 mod types;
 
 pub use crate::{
+    election::{Election, Fenced, Leadership, LEADER_KEY},
     error::StoreError,
-    etcd_backend::{EtcdStore, EtcdTarget, DEFAULT_NAMESPACE, MIN_MAX_TXN_OPS},
+    etcd_backend::{EtcdStore, EtcdTarget, DEFAULT_NAMESPACE, LEASE_TTL, MIN_MAX_TXN_OPS},
     redb_backend::{owner_only, RedbStore},
     retry::{update_json, Retry, Update, UpdateError, CONTENTION_DEADLINE},
     seal::{SealError, Sealer},

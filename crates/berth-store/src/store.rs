@@ -5,6 +5,7 @@ use std::pin::Pin;
 
 use serde::de::DeserializeOwned;
 
+use crate::election::Election;
 use crate::error::StoreError;
 use crate::types::{KeyValue, Revision, Txn, TxnResult, WatchEvent};
 
@@ -40,6 +41,13 @@ pub trait Store: Send + Sync + 'static {
     /// cannot tell says true.
     fn healthy(&self) -> bool {
         true
+    }
+
+    /// Joins the election of the replicas sharing this store as `replica` (see
+    /// [`Election`]). A store only one process can hold has one replica, always the leader.
+    /// Must be called inside a Tokio runtime.
+    fn elect(&self, replica: &str) -> Election {
+        Election::sole(replica)
     }
 }
 

@@ -10,6 +10,8 @@ pub const DATA_DIR: &str = "BERTH_DATA_DIR";
 pub const STORE: &str = "BERTH_STORE";
 /// Listen address of the server (`--listen`).
 pub const LISTEN: &str = "BERTH_LISTEN";
+/// This server's name among the replicas sharing a store (`--replica-id`).
+pub const REPLICA_ID: &str = "BERTH_REPLICA_ID";
 /// Account id shown in ARNs (`--account-id`).
 pub const ACCOUNT_ID: &str = "BERTH_ACCOUNT_ID";
 /// The log store's byte cap (`--logs-max-bytes`).

@@ -8,7 +8,9 @@ mod client;
 mod creds;
 mod env;
 mod hosts;
+mod leading;
 mod listen;
+mod replica;
 mod server;
 mod tls;
 

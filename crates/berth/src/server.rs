@@ -15,15 +15,13 @@ use std::time::Duration;
 
 use berth_agent::{Agent, AgentConfig, AgentError};
 use berth_api::{join_token, router, ApiState, KeyRing, Ops, OpsConfig};
-use berth_control::autoscale::{AutoscaleConfig, Autoscaler, Collector, MetricsHub};
-use berth_control::hostgroup::{HostGroupConfig, HostGroupController};
-use berth_control::{
-    Balancing, CancellationToken, ControllerConfig, FargateCapacity, FargateConfig, PlaneHealth,
-    PlanePorts, Reaper, ServiceController, Supervisor,
-};
+use berth_control::autoscale::{Collector, MetricsHub};
+use berth_control::hostgroup::HostGroupConfig;
+use berth_control::{Balancing, CancellationToken, PlaneHealth, PlanePorts, Supervisor};
 use berth_model::{SystemClock, DEFAULT_ACCOUNT_ID};
 
-use crate::{creds, env};
+use crate::leading::LeaderLoops;
+use crate::{creds, env, replica};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerOpts {
@@ -39,6 +37,10 @@ pub struct ServerOpts {
     /// digits; keep it 0600). Default: `secrets.key` in the data dir, created on first start.
     #[arg(long)]
     pub master_key_file: Option<PathBuf>,
+    /// This server's name among the replicas sharing a store (`GET /control-plane` shows
+    /// it; default: this host's name and the API's port).
+    #[arg(long, env = env::REPLICA_ID)]
+    pub replica_id: Option<String>,
     /// Address the API listens on.
     #[arg(long, env = env::LISTEN, default_value = env::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
@@ -256,8 +258,9 @@ async fn open_core(
     })
 }
 
-/// Starts the controllers under `supervisor`.
-fn spawn_controllers(supervisor: &mut Supervisor, core: &Core, opts: &ServerOpts) {
+/// Starts the loops every replica runs, leader or not, under `supervisor`: the metrics
+/// collector and the load balancer's sync (the leader-only ones are in `crate::leading`).
+fn spawn_replica_loops(supervisor: &mut Supervisor, core: &Core, opts: &ServerOpts) {
     let (store, clock) = (&core.store, &core.clock);
     let period = opts.autoscale_period.clamp(1.0, 60.0);
     let collector = Arc::new(Collector::new(
@@ -268,17 +271,6 @@ fn spawn_controllers(supervisor: &mut Supervisor, core: &Core, opts: &ServerOpts
         period,
     ));
     supervisor.spawn("metrics collector", move |stop| collector.clone().run(stop));
-    let autoscaler = Arc::new(Autoscaler::new(
-        store.clone(),
-        clock.clone(),
-        core.hub.clone(),
-        AutoscaleConfig {
-            period,
-            scale_out_datapoints: opts.autoscale_out_points.max(1),
-            scale_in_datapoints: opts.autoscale_in_points.max(1),
-        },
-    ));
-    supervisor.spawn("autoscaler", move |stop| autoscaler.clone().run(stop));
     let balancing = Arc::new(Balancing::new(
         store.clone(),
         core.plane.clone(),
@@ -287,100 +279,11 @@ fn spawn_controllers(supervisor: &mut Supervisor, core: &Core, opts: &ServerOpts
     supervisor.spawn("load balancer sync", move |stop| {
         balancing.clone().run(stop)
     });
-    let agent_timeout = core.agent_timeout;
-    let controller = ServiceController::new(
-        store.clone(),
-        clock.clone(),
-        core.ops.launcher(),
-        ControllerConfig {
-            region: env::DEFAULT_REGION.to_owned(),
-            account_id: opts.account_id.clone(),
-            agent_timeout_secs: agent_timeout,
-            host_lost_secs: opts
-                .host_lost_timeout
-                .unwrap_or(agent_timeout * 2.0)
-                .max(agent_timeout),
-        },
-    )
-    .with_target_health(core.health.clone());
-    let controller = Arc::new(controller);
-    supervisor.spawn("service controller", move |stop| {
-        controller.clone().run(stop)
-    });
-    let capacity = Arc::new(berth_control::capacity::ManagedScaling::new(
-        store.clone(),
-        clock.clone(),
-        core.ops.launcher(),
-        Some(core.hub.clone()),
-        berth_control::capacity::ScalingConfig {
-            period: opts.capacity_period.clamp(0.05, 60.0),
-            provisioning_timeout: opts.provisioning_timeout.max(0.0),
-        },
-    ));
-    supervisor.spawn("capacity providers", move |stop| capacity.clone().run(stop));
-    let reaper = Arc::new(Reaper::new(
-        store.clone(),
-        clock.clone(),
-        opts.task_retention.max(0.0),
-    ));
-    let reap_every = Duration::from_secs_f64((opts.task_retention / 10.0).clamp(1.0, 60.0));
-    supervisor.spawn("task reaper", move |stop| {
-        reaper.clone().run(reap_every, stop)
-    });
-    let fargate = Arc::new(FargateCapacity::new(
-        store.clone(),
-        clock.clone(),
-        core.ops.launcher(),
-        FargateConfig {
-            provider: opts.fargate_provider.clone(),
-            region: env::DEFAULT_REGION.to_owned(),
-            account_id: opts.account_id.clone(),
-            idle_secs: opts.fargate_idle_secs.max(0.0),
-            max_hosts: opts.fargate_max_hosts,
-            spot_max_hosts: opts.fargate_spot_max_hosts,
-        },
-    ));
-    supervisor.spawn("fargate capacity", move |stop| {
-        fargate.clone().run(Duration::from_millis(500), stop)
-    });
-    if let Some(logs) = core.ops.log_store() {
-        let every = Duration::from_secs_f64(opts.logs_sweep_interval.clamp(0.1, 3600.0));
-        let clock = clock.clone();
-        supervisor.spawn("log retention sweep", move |stop| {
-            sweep_logs(logs.clone(), clock.clone(), every, stop)
-        });
-    }
 }
 
-/// Drops events older than their group's retention, every `every`, until `stop`.
-async fn sweep_logs(
-    logs: Arc<dyn berth_logs::LogStore>,
-    clock: Arc<dyn berth_model::Clock>,
-    every: Duration,
-    stop: CancellationToken,
-) {
-    loop {
-        let now_ms = (clock.now() * 1000.0) as i64;
-        let store = logs.clone();
-        match tokio::task::spawn_blocking(move || store.sweep(now_ms)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(dropped = n, "log retention sweep"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "log retention sweep failed"),
-            Err(e) => tracing::warn!(error = %e, "log retention sweep panicked"),
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-    }
-}
-
-/// Starts the host group controller, with the providers this server can use.
-// Each argument is one thing hosts need to reach and trust this server; bundling them would
-// only rename them.
-#[allow(clippy::too_many_arguments)]
-fn start_host_groups(
-    supervisor: &mut Supervisor,
+/// What the leader-only loops need, the host group controller's providers and settings
+/// included.
+fn leader_loops(
     core: &Core,
     opts: &ServerOpts,
     data_dir: &std::path::Path,
@@ -388,7 +291,7 @@ fn start_host_groups(
     endpoint: &str,
     key: &creds::RootKey,
     ca: Option<&std::path::Path>,
-) -> Result<()> {
+) -> Result<LeaderLoops> {
     let providers = crate::hosts::providers(opts, data_dir, addr, ca)?;
     let secret = key.secret_access_key.clone();
     let (clock, ttl) = (core.clock.clone(), opts.join_token_ttl.max(1.0));
@@ -404,16 +307,15 @@ fn start_host_groups(
         drain_timeout: opts.host_drain_timeout.max(0.0),
         agent_timeout: core.agent_timeout,
     };
-    let controller = Arc::new(HostGroupController::new(
-        core.store.clone(),
-        core.clock.clone(),
-        providers,
-        cfg,
-    ));
-    supervisor.spawn("host group controller", move |stop| {
-        controller.clone().run(stop)
-    });
-    Ok(())
+    Ok(LeaderLoops {
+        clock: core.clock.clone(),
+        hub: core.hub.clone(),
+        health: core.health.clone(),
+        logs: core.ops.log_store(),
+        opts: opts.clone(),
+        agent_timeout: core.agent_timeout,
+        host_groups: (providers, cfg),
+    })
 }
 
 /// Starts `berth up`'s local agent, in the `default` cluster, under `supervisor`.
@@ -606,6 +508,7 @@ fn api_state(
     core: &Core,
     key: &creds::RootKey,
     data_dir: &std::path::Path,
+    leadership: tokio::sync::watch::Receiver<berth_store::Leadership>,
 ) -> Result<ApiState> {
     let (metrics_plane, metrics_hub) = (core.plane.clone(), core.hub.clone());
     Ok(ApiState::new(
@@ -615,6 +518,7 @@ fn api_state(
     .with_metrics(Arc::new(move |out: &mut String| {
         metrics_plane.render_metrics(out);
         metrics_hub.render(out);
+        replica::render_metrics(&leadership.borrow(), out);
     }))
     .with_metrics_token(creds::metrics_token(data_dir)?)
     .with_rate_limit(rate_limit(opts)?))
@@ -636,10 +540,17 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     let data_dir = opts.data_dir.clone().unwrap_or_else(default_data_dir);
     private_dir(&data_dir)?;
     let key = creds::load_or_create(&data_dir)?;
+    // Bound first: the replica's default id names the API's port.
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .with_context(|| format!("binding {}", opts.listen))?;
+    let addr = listener.local_addr()?;
     let core = open_core(&opts, &data_dir, &key).await?;
-    let state = api_state(&opts, &core, &key, &data_dir)?;
+    let replica_id = replica::replica_id(opts.replica_id.as_deref(), addr);
+    let election = core.store.elect(&replica_id);
+    let state = api_state(&opts, &core, &key, &data_dir, election.subscribe())?;
     let mut supervisor = Supervisor::new(CancellationToken::new());
-    spawn_controllers(&mut supervisor, &core, &opts);
+    spawn_replica_loops(&mut supervisor, &core, &opts);
     if up {
         // The example cluster exists before the API answers, so a client that sees the API
         // up also sees `default` (CreateCluster of an existing cluster is a no-op).
@@ -649,22 +560,24 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("creating the default cluster: {}", e.message))?;
     }
-    let listener = tokio::net::TcpListener::bind(opts.listen)
-        .await
-        .with_context(|| format!("binding {}", opts.listen))?;
-    let addr = listener.local_addr()?;
     let tls = api_tls(&opts, &data_dir, addr).await?;
     let ca = tls.as_ref().map(|t| t.ca_bundle.clone());
-    tracing::info!(%addr, data_dir = %data_dir.display(), tls = tls.is_some(), "berth API listening");
+    tracing::info!(%addr, replica = %replica_id, data_dir = %data_dir.display(), tls = tls.is_some(), "berth API listening");
     let closing = state.clone();
     let (signalled_tx, mut signalled) = tokio::sync::watch::channel(false);
     let limits = api_limits(&opts)?;
     tracing::info!(?limits, "API connection limits");
-    let serve = crate::listen::serve(listener, router(state), limits, tls, async move {
-        shutdown_signal().await;
-        closing.begin_shutdown();
-        let _ = signalled_tx.send(true);
-    });
+    let serve = crate::listen::serve(
+        listener,
+        router(state).merge(replica::routes(election.subscribe())),
+        limits,
+        tls,
+        async move {
+            shutdown_signal().await;
+            closing.begin_shutdown();
+            let _ = signalled_tx.send(true);
+        },
+    );
     let mut server = tokio::spawn(serve);
 
     let endpoint = endpoint_url(addr, ca.is_some());
@@ -687,8 +600,7 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
         )
         .await?;
     }
-    start_host_groups(
-        &mut supervisor,
+    let loops = Arc::new(leader_loops(
         &core,
         &opts,
         &data_dir,
@@ -696,7 +608,18 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
         &endpoint,
         &key,
         ca.as_deref(),
-    )?;
+    )?);
+    let (leadership, fencing, store) =
+        (election.subscribe(), election.fencing(), core.store.clone());
+    supervisor.spawn("leadership", move |stop| {
+        replica::follow(
+            leadership.clone(),
+            fencing,
+            store.clone(),
+            loops.clone(),
+            stop,
+        )
+    });
     print_exports(&endpoint, &data_dir, &key, &token, ca.as_deref());
 
     // After SIGTERM three things wind down at once, each within SHUTDOWN_GRACE: the API's
@@ -735,7 +658,13 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
                 );
             }
         };
-        tokio::join!(supervisor.shutdown(SHUTDOWN_GRACE), lb);
+        // The loops first, then leadership: another replica takes over at once instead of
+        // waiting out the lease.
+        let handover = async {
+            supervisor.shutdown(SHUTDOWN_GRACE).await;
+            election.resign(Duration::from_secs(1)).await;
+        };
+        tokio::join!(handover, lb);
     };
     let (served, ()) = tokio::join!(api, others);
     served?;

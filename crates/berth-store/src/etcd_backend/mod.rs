@@ -21,6 +21,7 @@
 //! produces no event, and a delete followed by a put of an existing key keeps its
 //! `create_revision`).
 
+mod election;
 mod watch;
 
 mod members;
@@ -34,6 +35,8 @@ use etcd_client::{
 use crate::error::StoreError;
 use crate::store::{BoxFuture, BoxStream, Store};
 use crate::types::{KeyValue, Op, Revision, Txn, TxnResult, WatchEvent};
+
+pub use election::LEASE_TTL;
 
 /// The namespace used when an `etcd://` URL names none.
 pub const DEFAULT_NAMESPACE: &str = "berth/";
@@ -339,6 +342,10 @@ impl Store for EtcdStore {
             prefix,
             after,
         )
+    }
+
+    fn elect(&self, replica: &str) -> crate::Election {
+        election::start(self.clone(), replica)
     }
 }
 

@@ -116,7 +116,14 @@ pub(crate) async fn follow(
         }
         tokio::select! {
             _ = stop.cancelled() => break,
-            changed = leadership.changed() => if changed.is_err() { break },
+            changed = leadership.changed() => if changed.is_err() {
+                // The election publishes no more changes (the embedded store's sole replica
+                // leads for good, its sender long dropped): keep the loops running until
+                // stop. Returning here made the supervisor restart `follow` with backoff,
+                // tearing the controllers down every few seconds (seen by tests/faults).
+                stop.cancelled().await;
+                break;
+            },
         }
     }
     if let Some((_, supervisor)) = running {

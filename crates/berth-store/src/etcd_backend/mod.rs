@@ -24,6 +24,8 @@
 mod election;
 mod watch;
 
+mod members;
+
 use std::time::Duration;
 
 use etcd_client::{
@@ -45,6 +47,13 @@ const LIST_PAGE: i64 = 500;
 pub const MIN_MAX_TXN_OPS: usize = 4096;
 /// How long connecting to an unreachable cluster may take before `connect` gives up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one etcd request (a get, a page of a list, a txn) may take before it fails with
+/// [`StoreError::Backend`]. Without it a request to a member that stopped answering (a
+/// partition, a wedged disk) waits until the connection's keep-alive gives up, and the API
+/// request that made it hangs with it; with it the API answers a ServerException in bounded
+/// time (`tests/faults` blackholes etcd to check). A txn that times out has an unknown
+/// outcome, as any commit error.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A [`Store`] on an etcd v3 cluster (see the module docs for the mapping).
 ///
@@ -53,6 +62,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct EtcdStore {
     client: Client,
     namespace: String,
+    /// Takes dead members out of the client's channel (see `members`); shared by clones.
+    _members: Option<std::sync::Arc<members::Prober>>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -128,6 +139,7 @@ impl EtcdStore {
                 .map_err(|_| unreachable(target))?
                 .map_err(etcd_err)?;
         let store = Self {
+            _members: members::start(&client, &target.endpoints),
             client,
             namespace: target.namespace.clone(),
         };
@@ -161,23 +173,32 @@ impl EtcdStore {
     }
 
     async fn current_revision(&self) -> Result<Revision, StoreError> {
-        let resp = self
-            .kv()
-            .get(
-                self.namespace.as_bytes(),
-                Some(GetOptions::new().with_count_only()),
-            )
-            .await
-            .map_err(etcd_err)?;
+        let kv = self.kv();
+        let resp = bounded(
+            || {
+                let mut kv = kv.clone();
+                let key = self.namespace.clone();
+                async move { kv.get(key, Some(GetOptions::new().with_count_only())).await }
+            },
+            read_retryable,
+        )
+        .await?
+        .map_err(etcd_err)?;
         header_revision(resp.header())
     }
 
     async fn do_get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        let resp = self
-            .kv()
-            .get(self.full_key(key), None)
-            .await
-            .map_err(etcd_err)?;
+        let kv = self.kv();
+        let full = self.full_key(key);
+        let resp = bounded(
+            || {
+                let (mut kv, full) = (kv.clone(), full.clone());
+                async move { kv.get(full, None).await }
+            },
+            read_retryable,
+        )
+        .await?
+        .map_err(etcd_err)?;
         resp.kvs()
             .first()
             .map(|kv| from_etcd(&self.namespace, kv))
@@ -187,7 +208,7 @@ impl EtcdStore {
     async fn do_list(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), StoreError> {
         let start = self.full_key(prefix);
         let end = prefix_end(start.as_bytes());
-        let mut kv = self.kv();
+        let kv = self.kv();
         let mut from = start.into_bytes();
         let mut at = 0i64;
         let mut out = Vec::new();
@@ -198,10 +219,15 @@ impl EtcdStore {
             if at > 0 {
                 options = options.with_revision(at);
             }
-            let resp = kv
-                .get(from.clone(), Some(options))
-                .await
-                .map_err(etcd_err)?;
+            let resp = bounded(
+                || {
+                    let (mut kv, from, options) = (kv.clone(), from.clone(), options.clone());
+                    async move { kv.get(from, Some(options)).await }
+                },
+                read_retryable,
+            )
+            .await?
+            .map_err(etcd_err)?;
             if at == 0 {
                 at = to_etcd(header_revision(resp.header())?)?;
             }
@@ -251,11 +277,16 @@ impl EtcdStore {
             .and_then(ops)
             .or_else(reads);
         let ops_count = txn.ops.len() + txn.compares.len();
-        let resp = self
-            .kv()
-            .txn(request)
-            .await
-            .map_err(|e| txn_err(e, ops_count))?;
+        let kv = self.kv();
+        let resp = bounded(
+            || {
+                let (mut kv, request) = (kv.clone(), request.clone());
+                async move { kv.txn(request).await }
+            },
+            never_sent,
+        )
+        .await?
+        .map_err(|e| txn_err(e, ops_count))?;
         let revision = header_revision(resp.header())?;
         if resp.succeeded() {
             return Ok(TxnResult::Committed { revision });
@@ -375,6 +406,64 @@ fn from_etcd_rev(rev: i64) -> Revision {
 
 fn to_etcd(rev: Revision) -> Result<i64, StoreError> {
     i64::try_from(rev).map_err(|_| StoreError::Backend(format!("revision {rev} is out of range")))
+}
+
+/// Runs one etcd request within [`REQUEST_TIMEOUT`], sending it again after an error that
+/// `retry` accepts (with a short backoff). A balanced channel keeps picking a member that
+/// has gone away until the `members` prober takes it out, and such a pick fails at once
+/// with a connect error: the request never left, so sending it again (to another member)
+/// is safe even for a txn.
+async fn bounded<T, F, Fut>(
+    mut attempt: F,
+    retry: fn(&etcd_client::Error) -> bool,
+) -> Result<Result<T, etcd_client::Error>, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
+    let attempts = async {
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            match attempt().await {
+                Err(e) if retry(&e) => {
+                    tracing::debug!(error = %e, "etcd request not sent; sending it again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                }
+                done => return done,
+            }
+        }
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, attempts)
+        .await
+        .map_err(|_| {
+            StoreError::Backend(format!(
+                "etcd did not answer within {}s",
+                REQUEST_TIMEOUT.as_secs()
+            ))
+        })
+}
+
+/// Whether `e` says the request never reached a member (no connection could be made), so
+/// sending it again cannot apply it twice.
+fn never_sent(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::TransportError(_) => true,
+        etcd_client::Error::GRpcStatus(s) if s.code() == tonic::Code::Unavailable => {
+            let text = format!("{s} {s:?}");
+            text.contains("connect error")
+                || text.contains("ConnectError")
+                || text.contains("error trying to connect")
+        }
+        _ => false,
+    }
+}
+
+/// Whether a read that failed with `e` may simply be asked again: any unavailability
+/// (a read changes nothing).
+fn read_retryable(e: &etcd_client::Error) -> bool {
+    never_sent(e)
+        || matches!(e, etcd_client::Error::GRpcStatus(s) if s.code() == tonic::Code::Unavailable)
 }
 
 fn etcd_err(e: etcd_client::Error) -> StoreError {

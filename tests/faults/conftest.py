@@ -1,0 +1,380 @@
+"""Fault-injection fixtures: berth servers, agents and etcd members as real processes on this
+machine, a TCP proxy the tests can cut, and the table every case reports a row to.
+
+The e2e suite's helpers (`Berth`, `Agent`, `wait_for`, ...) are imported from
+`tests/e2e/conftest.py`, not copied. Every wait polls a condition with a deadline; every
+process a case starts is stopped in a `finally`, and task processes are found again (and
+killed) by their command line, which each case makes unique.
+"""
+import asyncio
+import contextlib
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+import pytest
+
+_E2E = os.path.join(os.path.dirname(__file__), "..", "e2e")
+_spec = importlib.util.spec_from_file_location("berth_e2e_conftest", os.path.join(_E2E, "conftest.py"))
+e2e = importlib.util.module_from_spec(_spec)
+sys.modules["berth_e2e_conftest"] = e2e
+_spec.loader.exec_module(e2e)
+
+Agent, Berth, wait_for, free_port, join_token = e2e.Agent, e2e.Berth, e2e.wait_for, e2e.free_port, e2e.join_token
+processes_with_argv, uniq, register, container = e2e.processes_with_argv, e2e.uniq, e2e.register, e2e.container
+supports_flag, describe_task, wait_task = e2e.supports_flag, e2e.describe_task, e2e.wait_task
+
+ETCD = os.environ.get("BERTH_TEST_ETCD", "/usr/bin/etcd")
+# Short timeouts keep every case within seconds (see the README's Fault injection section).
+AGENT_TIMEOUT = 3
+HOST_LOST_TIMEOUT = 6
+
+
+# ---------------------------------------------------------------------------------------------
+# The report: one row per case (case, expected, seen), printed at the end and written to a file.
+
+ROWS = []
+
+
+class Row:
+    def __init__(self, case, expected):
+        self.case, self.expected, self.seen, self.outcome = case, expected, "(did not finish)", "FAIL"
+        ROWS.append(self)
+
+
+@pytest.fixture
+def row(request):
+    """`row(case, expected)` opens this case's row; set `.seen` as facts come in. The outcome
+    is the test's (passed / failed / skipped), filled in by the report hook."""
+    made = request.node._fault_rows = []
+
+    def open_row(case, expected):
+        r = Row(case, expected)
+        made.append(r)
+        return r
+    return open_row
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call":
+        item._fault_call = rep
+    if rep.when == "teardown":
+        call_rep = getattr(item, "_fault_call", None)
+        for r in getattr(item, "_fault_rows", []):
+            if call_rep is None or call_rep.skipped:
+                r.outcome = "SKIP"
+                if call_rep is not None and isinstance(call_rep.longrepr, tuple):
+                    r.seen = "skipped: " + str(call_rep.longrepr[2]).removeprefix("Skipped: ")
+            else:
+                r.outcome = "ok" if call_rep.passed else "FAIL"
+
+
+def _table():
+    lines = ["| case | expected | seen | outcome |", "|---|---|---|---|"]
+    for r in ROWS:
+        cells = [str(x).replace("|", "/").replace("\n", " ") for x in (r.case, r.expected, r.seen, r.outcome)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not ROWS:
+        return
+    out_dir = os.environ.get("BERTH_FAULTS_OUT") or tempfile.mkdtemp(prefix="berth-faults-")
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "last-run.md")
+    with open(path, "w") as f:
+        f.write("# berth fault injection, " + time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()) + "\n\n")
+        f.write(_table() + "\n")
+    terminalreporter.write_sep("=", "fault injection")
+    terminalreporter.write_line(_table())
+    terminalreporter.write_line(f"(written to {path})")
+
+
+# ---------------------------------------------------------------------------------------------
+# A TCP proxy a test can cut: `pass` forwards, `blackhole` accepts and forwards nothing (and
+# holds what it has), `delay` forwards each chunk after `delay` seconds. Healing closes every
+# connection the blackhole held, so both ends see a reset, as after a real partition heals
+# with the peers' connections timed out.
+
+class Proxy:
+    def __init__(self, target_port, target_host="127.0.0.1"):
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self.mode = "pass"
+        self.delay = 0.0
+        self._conns = set()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        assert self._ready.wait(10), "proxy did not start"
+        return self
+
+    def __exit__(self, *exc):
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _run(self):
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", self.port))
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            server.close()
+            for w in list(self._conns):
+                w.transport.abort()
+            self._loop.close()
+
+    async def _handle(self, reader, writer):
+        self._conns.add(writer)
+        up_w = None
+        try:
+            if self.mode == "blackhole":
+                while await reader.read(65536):
+                    pass
+                return
+            up_r, up_w = await asyncio.open_connection(*self.target)
+            self._conns.add(up_w)
+            await asyncio.gather(self._pipe(reader, up_w), self._pipe(up_r, writer), return_exceptions=True)
+        except OSError:
+            pass
+        finally:
+            for w in (writer, up_w):
+                if w is not None:
+                    self._conns.discard(w)
+                    w.transport.abort()
+
+    async def _pipe(self, r, w):
+        while True:
+            data = await r.read(65536)
+            if not data:
+                w.transport.abort()
+                return
+            while self.mode == "blackhole":
+                await asyncio.sleep(0.05)  # held: nothing passes while cut
+            if self.mode == "delay" and self.delay:
+                await asyncio.sleep(self.delay)
+            w.write(data)
+            await w.drain()
+
+    def _set(self, mode, delay=0.0, reset=False):
+        def apply():
+            self.mode, self.delay = mode, delay
+            if reset:
+                for w in list(self._conns):
+                    w.transport.abort()
+                self._conns.clear()
+        self._loop.call_soon_threadsafe(apply)
+
+    def cut(self):
+        """Nothing passes either way from now on; connections stay open, silent."""
+        self._set("blackhole")
+
+    def slow(self, delay):
+        self._set("delay", delay)
+
+    def heal(self):
+        """Everything passes again; connections held silent are reset."""
+        self._set("pass", reset=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Agents through a proxy, task processes by command line.
+
+class ProxiedAgent(Agent):
+    """A `berth agent` that reaches its server through `proxy`."""
+
+    def __init__(self, b, proxy, *a, **kw):
+        super().__init__(b, *a, **kw)
+        self.proxy = proxy
+
+    def command(self):
+        cmd = super().command()
+        i = cmd.index("--server")
+        cmd[i + 1] = f"http://127.0.0.1:{self.proxy.port}"
+        return cmd
+
+
+def sleeper_argv():
+    """A command line no other process on this machine has: the label its processes are
+    found (and cleaned up) by."""
+    return ["sleep", f"{3000 + os.getpid() % 1000}.{time.monotonic_ns() % 10**9}"]
+
+
+def kill_argv(argv):
+    for pid in processes_with_argv(argv):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+class Sampler:
+    """Counts live task processes with `argv` every few milliseconds in a thread."""
+
+    def __init__(self, argv, interval=0.02):
+        self.argv, self.interval = argv, interval
+        self.max_live, self.samples = 0, 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            n = len(processes_with_argv(self.argv))
+            self.max_live = max(self.max_live, n)
+            self.samples += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join(10)
+
+
+# ---------------------------------------------------------------------------------------------
+# etcd members
+
+def need_etcd():
+    if not os.path.exists(ETCD):
+        if os.environ.get("CI") == "true":
+            pytest.fail("etcd is not installed (apt-get install etcd-server); CI must run these tests")
+        pytest.skip("etcd is not installed (apt-get install etcd-server)")
+
+
+class EtcdCluster:
+    """`n` etcd members on free loopback ports in a temp dir; killed (all) on exit."""
+
+    def __init__(self, n=1):
+        need_etcd()
+        self.dir = tempfile.TemporaryDirectory(prefix="berth-faults-etcd-")
+        self.clients = [free_port() for _ in range(n)]
+        self.peers = [free_port() for _ in range(n)]
+        self.names = [f"m{i}-{os.getpid()}" for i in range(n)]
+        self.procs = [None] * n
+
+    def _cmd(self, i):
+        cluster = ",".join(f"{self.names[j]}=http://127.0.0.1:{self.peers[j]}" for j in range(len(self.names)))
+        return [ETCD, "--name", self.names[i], "--data-dir", os.path.join(self.dir.name, self.names[i]),
+                "--listen-client-urls", f"http://127.0.0.1:{self.clients[i]}",
+                "--advertise-client-urls", f"http://127.0.0.1:{self.clients[i]}",
+                "--listen-peer-urls", f"http://127.0.0.1:{self.peers[i]}",
+                "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peers[i]}",
+                "--initial-cluster", cluster, "--initial-cluster-token", f"faults-{os.getpid()}",
+                "--heartbeat-interval", "50", "--election-timeout", "500",
+                "--max-txn-ops", "4096"]
+
+    def __enter__(self):
+        for i in range(len(self.names)):
+            log = open(os.path.join(self.dir.name, f"{self.names[i]}.log"), "ab")
+            self.procs[i] = subprocess.Popen(self._cmd(i), stdout=subprocess.DEVNULL, stderr=log)
+        for i in range(len(self.names)):
+            wait_for(lambda i=i: self.healthy(i), 30, interval=0.1, what=f"etcd member {i} to be healthy")
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+        self.dir.cleanup()
+
+    def healthy(self, i):
+        if self.procs[i].poll() is not None:
+            raise RuntimeError(f"etcd member {i} exited with {self.procs[i].returncode}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.clients[i]}/health", timeout=2) as r:
+            return b'"health":"true"' in r.read()
+
+    def status(self, i):
+        import json
+        req = urllib.request.Request(f"http://127.0.0.1:{self.clients[i]}/v3/maintenance/status", data=b"{}",
+                                     method="POST")
+        with urllib.request.urlopen(req, timeout=2) as r:
+            return json.load(r)
+
+    def leader(self):
+        """The index of the member that leads now."""
+        st = self.status(0)
+        lead = st["leader"]
+        for i in range(len(self.names)):
+            if self.procs[i].poll() is None and self.status(i)["header"]["member_id"] == lead:
+                return i
+        raise AssertionError("no member leads")
+
+    def kill(self, i):
+        self.procs[i].kill()
+        self.procs[i].wait()
+
+    def endpoints(self, ports=None):
+        return ",".join(f"127.0.0.1:{p}" for p in (ports or self.clients))
+
+
+@pytest.fixture
+def workdir():
+    with tempfile.TemporaryDirectory(prefix="berth-faults-") as d:
+        yield d
+
+
+def server_args(*extra):
+    return ["--agent-timeout", str(AGENT_TIMEOUT), "--host-lost-timeout", str(HOST_LOST_TIMEOUT), *extra]
+
+
+# ---------------------------------------------------------------------------------------------
+# Replicas of the control plane on one etcd (the `leader` work: `--replica-id`, `/control-plane`)
+
+FAKETIME_LIB = os.environ.get("BERTH_TEST_FAKETIME", "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+
+def replicas_supported():
+    return supports_flag("server", "--replica-id")
+
+
+def control_plane(b):
+    """`GET /control-plane` as JSON, or None where the server has no such route (404)."""
+    import json
+    import urllib.error
+    try:
+        with urllib.request.urlopen(b.endpoint + "/control-plane", timeout=5) as r:
+            return json.load(r)
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return None
+        raise
+
+
+def replica(workdir, name, store, skew=None, args=()):
+    """A `berth up --no-agent` replica named `name` on `store`, sharing the master key file in
+    `workdir`; `skew` (e.g. "+4m") runs it under libfaketime with its wall clock that far off
+    (monotonic clocks left alone, so timers behave)."""
+    key = os.path.join(workdir, "master.key")
+    if not os.path.exists(key):
+        with open(key, "w") as f:
+            f.write(os.urandom(32).hex())
+        os.chmod(key, 0o600)
+    env = {}
+    if skew:
+        if not os.path.exists(FAKETIME_LIB):
+            if os.environ.get("CI") == "true":
+                pytest.fail("libfaketime is not installed (apt-get install faketime); CI must run this case")
+            pytest.skip("libfaketime is not installed (apt-get install faketime)")
+        env = {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": skew, "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+               "FAKETIME_NO_CACHE": "1"}
+    extra = ["--store", store, "--master-key-file", key, *args]
+    if replicas_supported():
+        extra += ["--replica-id", name]
+    d = os.path.join(workdir, name)
+    os.makedirs(d, exist_ok=True)
+    return Berth(d, agent=False, env=env, args=extra)

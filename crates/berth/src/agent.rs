@@ -19,7 +19,9 @@ pub enum DriverKind {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AgentOpts {
-    /// The berth server's URL.
+    /// The berth server's URL, or several separated by commas (the replicas of one control
+    /// plane): the agent uses one and moves to the next when it does not answer or answers
+    /// 5xx, without registering again.
     #[arg(long, env = env::AGENT_SERVER, default_value = "http://127.0.0.1:9400")]
     pub server: String,
     /// The cluster to join.
@@ -209,7 +211,14 @@ pub fn parse_attributes(list: &[String]) -> Result<Vec<(String, Option<String>)>
 /// The CA bundle to trust, read and checked now rather than at every call: `--ca-cert` goes
 /// with an `https://` server, and an `https://` server needs it.
 fn ca_cert(o: &AgentOpts) -> Result<Option<Vec<u8>>> {
-    let https = o.server.starts_with("https://");
+    let urls = berth_agent::failover::split_urls(&o.server);
+    let https = urls.iter().any(|u| u.starts_with("https://"));
+    if https && !urls.iter().all(|u| u.starts_with("https://")) {
+        bail!(
+            "--server {}: mixes https:// and http:// URLs; give the replicas one scheme",
+            o.server
+        );
+    }
     let Some(path) = &o.ca_cert else {
         if https {
             bail!(

@@ -138,8 +138,9 @@ pub struct ServerOpts {
     /// The `command` provider's scripts: `create=PATH,destroy=PATH,list=PATH`.
     #[arg(long)]
     pub host_provider_command: Option<String>,
-    /// The URL hosts reach this server by (default: the listen address; docker hosts: a
-    /// forwarder on the Docker bridge gateway).
+    /// The URL hosts reach this server by, or several separated by commas (every replica's:
+    /// hosts fail over between them). Default: the listen address; docker hosts: a
+    /// forwarder on the Docker bridge gateway.
     #[arg(long)]
     pub host_server_url: Option<String>,
     /// Seconds a scale-in waits for a host's service tasks to move before terminating it.
@@ -549,14 +550,14 @@ async fn api_tls(
         return Ok(crate::tls::setup(&opts.tls, data_dir, &[])?);
     }
     let mut extra = opts.tls.sans.clone();
-    if let Some(host) = opts
-        .host_server_url
-        .as_deref()
-        .and_then(|u| reqwest::Url::parse(u).ok())
-        .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()))
-    {
-        extra.push(host);
-    }
+    let host_urls =
+        berth_agent::failover::split_urls(opts.host_server_url.as_deref().unwrap_or(""));
+    extra.extend(
+        host_urls
+            .iter()
+            .filter_map(|u| reqwest::Url::parse(u).ok())
+            .filter_map(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned())),
+    );
     if opts.tls.cert.is_none() {
         if let Ok(Some(gw)) = tokio::time::timeout(
             Duration::from_secs(5),

@@ -2,6 +2,8 @@
 //! 503 (an unhealthy store), the agent carries on with the other without registering again.
 //! The servers are two small fakes of the agent protocol that count the calls they answer.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

@@ -153,6 +153,11 @@ pub struct ServerOpts {
     /// Seconds join tokens issued before a `berth join-token rotate` keep working.
     #[arg(long, default_value_t = berth_ops::identity::DEFAULT_ROTATION_GRACE_SECS)]
     pub join_token_grace: f64,
+    /// Join the control plane on `--store etcd://...` as a further replica, with the server
+    /// token its first replica printed (`bst1.`...): its keys come from the store's sealed
+    /// bootstrap bundle into this data dir.
+    #[arg(long, env = env::JOIN, value_name = "SERVER_TOKEN")]
+    pub join: Option<String>,
     /// HTTPS for the API and TLS for agents (`--tls`, `--tls-cert`, ...).
     #[command(flatten)]
     pub tls: crate::tls::TlsFlags,
@@ -636,8 +641,10 @@ fn endpoint_url(addr: SocketAddr, tls: bool) -> String {
 pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     let data_dir = opts.data_dir.clone().unwrap_or_else(default_data_dir);
     private_dir(&data_dir)?;
+    crate::bootstrap::join(&opts, &data_dir).await?;
     let key = creds::load_or_create(&data_dir)?;
     let core = open_core(&opts, &data_dir, &key).await?;
+    let server_token = crate::bootstrap::publish(&opts, &core.store, &data_dir, &key).await?;
     let state = api_state(&opts, &core, &key, &data_dir)?;
     let mut supervisor = Supervisor::new(CancellationToken::new());
     spawn_controllers(&mut supervisor, &core, &opts);
@@ -699,6 +706,9 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
         ca.as_deref(),
     )?;
     print_exports(&endpoint, &data_dir, &key, &token, ca.as_deref());
+    if let Some(t) = &server_token {
+        crate::bootstrap::print_join_line(&opts, t);
+    }
 
     // After SIGTERM three things wind down at once, each within SHUTDOWN_GRACE: the API's
     // in-flight requests (a stalled client cannot hold the server up for longer), the

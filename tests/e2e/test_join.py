@@ -161,3 +161,28 @@ def test_join_is_refused_without_the_right_token_or_a_bundle(tmp_path):
             a2.stop()
         finally:
             a.stop()
+
+
+def test_a_joined_replica_serves_under_the_same_cluster_ca(tmp_path):
+    """With --tls the bundle carries the cluster CA: B's certificate is signed by A's ca.pem, so
+    one CA file serves clients and agents of every replica."""
+    with etcd_server() as etcd:
+        url = f"etcd://{etcd}/tls"
+        a_dir, b_dir = mk(tmp_path, "a"), mk(tmp_path, "b")
+        a = Berth(a_dir, keys=False, agent=False, tls=True, args=["--store", url])
+        a.start()
+        b = None
+        try:
+            exports = a.read_exports()
+            token = open(os.path.join(a_dir, "server.token")).read().strip()
+            b = Berth(b_dir, keys=False, agent=False, tls=True, args=["--store", url, "--join", token])
+            b.start("server")
+            assert open(os.path.join(b_dir, "ca.pem")).read() == open(os.path.join(a_dir, "ca.pem")).read()
+            # A client that trusts A's CA file only talks to B.
+            ecs_b = b.client(access_key=exports["AWS_ACCESS_KEY_ID"],
+                             secret_key=exports["AWS_SECRET_ACCESS_KEY"], verify=a.ca_bundle)
+            assert "clusterArns" in ecs_b.list_clusters()
+        finally:
+            for r in (b, a):
+                if r:
+                    r.stop()

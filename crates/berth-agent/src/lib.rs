@@ -37,6 +37,7 @@
 mod docker;
 mod driver;
 mod error;
+pub mod failover;
 mod fake;
 mod process;
 mod runtime;

@@ -19,7 +19,9 @@ pub enum DriverKind {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AgentOpts {
-    /// The berth server's URL.
+    /// The berth server's URL, or several separated by commas (the replicas of one control
+    /// plane): the agent uses one and moves to the next when it does not answer or answers
+    /// 5xx, without registering again.
     #[arg(long, env = env::AGENT_SERVER, default_value = "http://127.0.0.1:9400")]
     pub server: String,
     /// The cluster to join.
@@ -209,7 +211,14 @@ pub fn parse_attributes(list: &[String]) -> Result<Vec<(String, Option<String>)>
 /// The CA bundle to trust, read and checked now rather than at every call: `--ca-cert` goes
 /// with an `https://` server, and an `https://` server needs it.
 fn ca_cert(o: &AgentOpts) -> Result<Option<Vec<u8>>> {
-    let https = o.server.starts_with("https://");
+    let urls = berth_agent::failover::split_urls(&o.server);
+    let https = urls.iter().any(|u| u.starts_with("https://"));
+    if https && !urls.iter().all(|u| u.starts_with("https://")) {
+        bail!(
+            "--server {}: mixes https:// and http:// URLs; give the replicas one scheme",
+            o.server
+        );
+    }
     let Some(path) = &o.ca_cert else {
         if https {
             bail!(
@@ -267,4 +276,55 @@ pub async fn run(o: AgentOpts) -> Result<()> {
     let agent = Agent::new(cfg, driver);
     agent.run(crate::server::shutdown_signal()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        o: AgentOpts,
+    }
+
+    fn opts(args: &[&str]) -> AgentOpts {
+        Cmd::parse_from(std::iter::once("agent").chain(args.iter().copied())).o
+    }
+
+    #[test]
+    fn a_host_group_host_gets_every_server_url() {
+        // What the process and docker providers start hosts with, for `--host-server-url a,b`.
+        let spec = berth_control::hostgroup::HostSpec {
+            instance_id: "i-1".into(),
+            group: "g".into(),
+            cluster: "default".into(),
+            server_url: "http://10.0.0.1:9400,http://10.0.0.2:9400".into(),
+            join_token: "t".into(),
+            instance_type: "t3.small".into(),
+            image_id: "berth-host".into(),
+            cpu: 1024,
+            memory: 1024,
+            attributes: vec![],
+            user_data: None,
+        };
+        let mut args = crate::hosts::process::agent_args(&spec, "/tmp/s", "process");
+        args.extend(["--token".into(), "t".into()]);
+        let o = Cmd::parse_from(args).o;
+        let cfg = config(&o, "/tmp/s".into()).unwrap();
+        assert_eq!(
+            berth_agent::failover::Endpoints::parse(&cfg.server).urls(),
+            ["http://10.0.0.1:9400", "http://10.0.0.2:9400"]
+        );
+    }
+
+    #[test]
+    fn mixed_schemes_are_refused() {
+        let o = opts(&["--server", "https://a:9400,http://b:9400", "--token", "t"]);
+        let err = ca_cert(&o).unwrap_err().to_string();
+        assert!(err.contains("mixes https:// and http://"), "{err}");
+        let o = opts(&["--server", "https://a:9400,https://b:9400", "--token", "t"]);
+        assert!(ca_cert(&o).unwrap_err().to_string().contains("--ca-cert"));
+    }
 }

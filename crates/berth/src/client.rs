@@ -1,16 +1,23 @@
 //! A small SigV4-signing client for berth's own API, used by the CLI. It reads the same
 //! credentials, region and endpoint as the AWS CLI does.
+//!
+//! The endpoint may be several URLs (`--endpoint-url http://a:9400,http://b:9400`, or the
+//! same list in `AWS_ENDPOINT_URL_ECS`): the replicas of one control plane. A call goes to
+//! the one in use and on to the next while they do not answer or answer 5xx, by the agents'
+//! rule ([`berth_agent::failover`]); each attempt is signed for the host it goes to.
 
 use std::time::SystemTime;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
+use berth_agent::failover::{fails_over_status, Endpoints};
+
 use crate::{creds, env};
 
 pub struct Client {
     http: reqwest::Client,
-    endpoint: String,
+    endpoints: Endpoints,
     region: String,
     creds: berth_sigv4::Credentials,
 }
@@ -18,8 +25,9 @@ pub struct Client {
 /// Endpoint and credentials as given on the command line (each may be absent).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ClientOpts {
-    /// API endpoint (default: $AWS_ENDPOINT_URL_ECS, $AWS_ENDPOINT_URL, http://127.0.0.1:9400).
-    #[arg(long, global = true)]
+    /// API endpoint, or several separated by commas (replicas, failed over between)
+    /// (default: $AWS_ENDPOINT_URL_ECS, $AWS_ENDPOINT_URL, http://127.0.0.1:9400).
+    #[arg(long, visible_alias = "endpoint-url", global = true)]
     pub endpoint: Option<String>,
     /// Region to sign for (default: $AWS_DEFAULT_REGION, $AWS_REGION, us-east-1).
     #[arg(long, global = true)]
@@ -80,7 +88,7 @@ impl Client {
         };
         Ok(Self {
             http: http_client()?,
-            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            endpoints: Endpoints::parse(&endpoint),
             region,
             creds,
         })
@@ -136,42 +144,14 @@ impl Client {
         for (k, v) in params {
             form.push_str(&format!("&{}={}", form_encode(k), form_encode(v)));
         }
-        let body = form.into_bytes();
-        let url: reqwest::Url = format!("{}/", self.endpoint)
-            .parse()
-            .with_context(|| format!("bad endpoint {}", self.endpoint))?;
-        let host = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            _ => bail!("endpoint {} has no host", self.endpoint),
-        };
-        let headers = vec![
-            ("host".to_owned(), host),
-            (
-                "content-type".to_owned(),
-                "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
-            ),
-        ];
-        let req = berth_sigv4::Request {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers: &headers,
-            body: &body,
-        };
-        let signed = berth_sigv4::sign(&req, &self.creds, &self.region, service, SystemTime::now());
-        let mut rb = self.http.post(url).body(body.clone());
-        for (k, v) in headers.iter().chain(signed.iter()) {
-            if k != "host" {
-                rb = rb.header(k, v);
-            }
-        }
-        let resp = rb
-            .send()
-            .await
-            .with_context(|| format!("cannot reach berth at {}", self.endpoint))?;
-        let status = resp.status();
-        let text = resp.text().await?;
+        let (status, text) = self
+            .post(
+                service,
+                "application/x-www-form-urlencoded; charset=utf-8",
+                None,
+                form.into_bytes(),
+            )
+            .await?;
         let doc = xml_to_json(&text).unwrap_or(Value::Null);
         if !status.is_success() {
             let e = &doc["Error"];
@@ -201,32 +181,91 @@ impl Client {
     /// One AWS JSON 1.1 call to `target`, signed for `service`.
     async fn call_signed(&self, target: &str, service: &str, body: &Value) -> Result<Value> {
         let body = serde_json::to_vec(body)?;
-        let url: reqwest::Url = format!("{}/", self.endpoint)
+        let (status, text) = self
+            .post(service, "application/x-amz-json-1.1", Some(target), body)
+            .await?;
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if !status.is_success() {
+            let code = v["__type"].as_str().unwrap_or("Error");
+            let msg = v["message"].as_str().unwrap_or("");
+            bail!("{code}: {msg}");
+        }
+        Ok(v)
+    }
+
+    /// POSTs `body` to `/` of the endpoint in use, signed for `service` (with `x-amz-target`
+    /// when given), and on to the next endpoints while they do not answer or answer 5xx.
+    /// Returns the status and body of the first answer that counts, or the last failure.
+    async fn post(
+        &self,
+        service: &str,
+        content_type: &str,
+        target: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<(reqwest::StatusCode, String)> {
+        let order = self.endpoints.order();
+        let mut k = 0;
+        loop {
+            let (i, endpoint) = order[k];
+            let result = self
+                .post_to(endpoint, service, content_type, target, &body)
+                .await;
+            let failed = match &result {
+                Ok((status, _)) => fails_over_status(status.as_u16()),
+                Err(_) => true,
+            };
+            if !failed {
+                self.endpoints.answered(i);
+                return result;
+            }
+            if k == 0 {
+                self.endpoints.failed(i);
+            }
+            k += 1;
+            // `order` holds at least one endpoint (`Endpoints` keeps one).
+            if k == order.len() {
+                return result;
+            }
+            match &result {
+                Err(e) => tracing::debug!(endpoint, error = %e, "trying the next endpoint"),
+                Ok((status, _)) => tracing::debug!(endpoint, %status, "trying the next endpoint"),
+            }
+        }
+    }
+
+    /// One signed POST to `endpoint`.
+    async fn post_to(
+        &self,
+        endpoint: &str,
+        service: &str,
+        content_type: &str,
+        target: Option<&str>,
+        body: &[u8],
+    ) -> Result<(reqwest::StatusCode, String)> {
+        let url: reqwest::Url = format!("{endpoint}/")
             .parse()
-            .with_context(|| format!("bad endpoint {}", self.endpoint))?;
+            .with_context(|| format!("bad endpoint {endpoint}"))?;
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_owned(),
-            _ => bail!("endpoint {} has no host", self.endpoint),
+            _ => bail!("endpoint {endpoint} has no host"),
         };
-        let target = target.to_owned();
-        let headers = vec![
+        let mut headers = vec![
             ("host".to_owned(), host),
-            (
-                "content-type".to_owned(),
-                "application/x-amz-json-1.1".to_owned(),
-            ),
-            ("x-amz-target".to_owned(), target),
+            ("content-type".to_owned(), content_type.to_owned()),
         ];
+        if let Some(t) = target {
+            headers.push(("x-amz-target".to_owned(), t.to_owned()));
+        }
         let req = berth_sigv4::Request {
             method: "POST",
             path: "/",
             query: "",
             headers: &headers,
-            body: &body,
+            body,
         };
         let signed = berth_sigv4::sign(&req, &self.creds, &self.region, service, SystemTime::now());
-        let mut rb = self.http.post(url).body(body.clone());
+        let mut rb = self.http.post(url).body(body.to_vec());
         for (k, v) in headers.iter().chain(signed.iter()) {
             if k != "host" {
                 rb = rb.header(k, v);
@@ -235,16 +274,9 @@ impl Client {
         let resp = rb
             .send()
             .await
-            .with_context(|| format!("cannot reach berth at {}", self.endpoint))?;
+            .with_context(|| format!("cannot reach berth at {endpoint}"))?;
         let status = resp.status();
-        let text = resp.text().await?;
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        if !status.is_success() {
-            let code = v["__type"].as_str().unwrap_or("Error");
-            let msg = v["message"].as_str().unwrap_or("");
-            bail!("{code}: {msg}");
-        }
-        Ok(v)
+        Ok((status, resp.text().await?))
     }
 }
 
@@ -323,6 +355,8 @@ pub fn xml_to_json(xml: &str) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
     #[test]
     fn reads_query_xml() {
@@ -332,5 +366,83 @@ mod tests {
         assert_eq!(v["RResult"]["Items"][0]["A"], "1 & 2");
         assert_eq!(v["RResult"]["Empty"], "");
         assert_eq!(form_encode("a b/c"), "a%20b%2Fc");
+    }
+
+    /// A server that answers every POST with `status` and a JSON body naming itself, and
+    /// counts the requests it got.
+    async fn answering(
+        status: u16,
+        name: &'static str,
+    ) -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    (
+                        axum::http::StatusCode::from_u16(status).unwrap(),
+                        format!(r#"{{"server":"{name}","__type":"ServerException"}}"#),
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let h = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (url, hits, h)
+    }
+
+    fn client(endpoints: &str) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            endpoints: Endpoints::parse(endpoints),
+            region: "us-east-1".into(),
+            creds: berth_sigv4::Credentials {
+                access_key_id: "AKIDEXAMPLE".into(),
+                secret_access_key: "secret".into(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn fails_over_past_a_dead_or_unhealthy_endpoint_and_sticks() {
+        // A port nothing listens on: bound, then closed.
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        let (unhealthy, sick_hits, _s) = answering(503, "sick").await;
+        let (good, good_hits, _g) = answering(200, "good").await;
+        let c = client(&format!("{dead},{unhealthy},{good}"));
+        let v = c.ecs("ListClusters", &serde_json::json!({})).await.unwrap();
+        assert_eq!(v["server"], "good");
+        assert_eq!(sick_hits.load(Ordering::SeqCst), 1);
+        // Sticky: the next call goes straight to the endpoint that answered.
+        c.ecs("ListClusters", &serde_json::json!({})).await.unwrap();
+        assert_eq!(sick_hits.load(Ordering::SeqCst), 1);
+        assert_eq!(good_hits.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_4xx_is_an_answer_and_every_endpoint_down_is_an_error() {
+        let (refusing, _, _r) = answering(400, "refusing").await;
+        let (good, good_hits, _g) = answering(200, "good").await;
+        let c = client(&format!("{refusing},{good}"));
+        assert!(c.ecs("ListClusters", &serde_json::json!({})).await.is_err());
+        assert_eq!(
+            good_hits.load(Ordering::SeqCst),
+            0,
+            "a refusal is not failed over"
+        );
+        let (sick, _, _s) = answering(503, "sick").await;
+        let err = client(&format!("{sick},{sick}"))
+            .ecs("ListClusters", &serde_json::json!({}))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("ServerException"), "{err}");
     }
 }

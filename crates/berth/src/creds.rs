@@ -101,7 +101,7 @@ pub fn metrics_token(data_dir: &Path) -> Result<String> {
 
 /// Writes `bytes` to `p` through a 0600 temporary file renamed into place, so the file is
 /// never readable by others and never half-written.
-fn write_private(p: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_private(p: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = p.with_extension("tmp");
     {
         use std::io::Write;

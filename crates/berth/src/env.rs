@@ -8,6 +8,8 @@ pub const ROOT_SECRET_ACCESS_KEY: &str = "BERTH_ROOT_SECRET_ACCESS_KEY";
 pub const DATA_DIR: &str = "BERTH_DATA_DIR";
 /// The server's state store (`--store`): `etcd://...` or a data dir / `.redb` file.
 pub const STORE: &str = "BERTH_STORE";
+/// The server token a further replica joins with (`--join`).
+pub const JOIN: &str = "BERTH_JOIN";
 /// Listen address of the server (`--listen`).
 pub const LISTEN: &str = "BERTH_LISTEN";
 /// This server's name among the replicas sharing a store (`--replica-id`).

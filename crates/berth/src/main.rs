@@ -3,6 +3,7 @@
 
 mod admin;
 mod agent;
+mod bootstrap;
 mod cli;
 mod client;
 mod creds;

@@ -140,8 +140,9 @@ pub struct ServerOpts {
     /// The `command` provider's scripts: `create=PATH,destroy=PATH,list=PATH`.
     #[arg(long)]
     pub host_provider_command: Option<String>,
-    /// The URL hosts reach this server by (default: the listen address; docker hosts: a
-    /// forwarder on the Docker bridge gateway).
+    /// The URL hosts reach this server by, or several separated by commas (every replica's:
+    /// hosts fail over between them). Default: the listen address; docker hosts: a
+    /// forwarder on the Docker bridge gateway.
     #[arg(long)]
     pub host_server_url: Option<String>,
     /// Seconds a scale-in waits for a host's service tasks to move before terminating it.
@@ -154,6 +155,11 @@ pub struct ServerOpts {
     /// Seconds join tokens issued before a `berth join-token rotate` keep working.
     #[arg(long, default_value_t = berth_ops::identity::DEFAULT_ROTATION_GRACE_SECS)]
     pub join_token_grace: f64,
+    /// Join the control plane on `--store etcd://...` as a further replica, with the server
+    /// token its first replica printed (`bst1.`...): its keys come from the store's sealed
+    /// bootstrap bundle into this data dir.
+    #[arg(long, env = env::JOIN, value_name = "SERVER_TOKEN")]
+    pub join: Option<String>,
     /// HTTPS for the API and TLS for agents (`--tls`, `--tls-cert`, ...).
     #[command(flatten)]
     pub tls: crate::tls::TlsFlags,
@@ -462,14 +468,14 @@ async fn api_tls(
         return Ok(crate::tls::setup(&opts.tls, data_dir, &[])?);
     }
     let mut extra = opts.tls.sans.clone();
-    if let Some(host) = opts
-        .host_server_url
-        .as_deref()
-        .and_then(|u| reqwest::Url::parse(u).ok())
-        .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()))
-    {
-        extra.push(host);
-    }
+    let host_urls =
+        berth_agent::failover::split_urls(opts.host_server_url.as_deref().unwrap_or(""));
+    extra.extend(
+        host_urls
+            .iter()
+            .filter_map(|u| reqwest::Url::parse(u).ok())
+            .filter_map(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned())),
+    );
     if opts.tls.cert.is_none() {
         if let Ok(Some(gw)) = tokio::time::timeout(
             Duration::from_secs(5),
@@ -550,6 +556,7 @@ fn endpoint_url(addr: SocketAddr, tls: bool) -> String {
 pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     let data_dir = opts.data_dir.clone().unwrap_or_else(default_data_dir);
     private_dir(&data_dir)?;
+    crate::bootstrap::join(&opts, &data_dir).await?;
     let key = creds::load_or_create(&data_dir)?;
     // Bound first: the replica's default id names the API's port.
     let listener = tokio::net::TcpListener::bind(opts.listen)
@@ -560,6 +567,7 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     let replica_id = replica::replica_id(opts.replica_id.as_deref(), addr);
     let election = core.store.elect(&replica_id);
     let state = api_state(&opts, &core, &key, &data_dir, election.subscribe())?;
+    let server_token = crate::bootstrap::publish(&opts, &core.store, &data_dir, &key).await?;
     let mut supervisor = Supervisor::new(CancellationToken::new());
     let shared = election.fencing().then_some(replica_id.as_str());
     spawn_replica_loops(&mut supervisor, &core, &opts, shared);
@@ -633,6 +641,9 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
         )
     });
     print_exports(&endpoint, &data_dir, &key, &token, ca.as_deref());
+    if let Some(t) = &server_token {
+        crate::bootstrap::print_join_line(&opts, t);
+    }
 
     // After SIGTERM three things wind down at once, each within SHUTDOWN_GRACE: the API's
     // in-flight requests (a stalled client cannot hold the server up for longer), the

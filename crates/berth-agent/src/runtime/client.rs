@@ -1,6 +1,10 @@
 //! The agent's side of the agent protocol: register, poll, report. Registration presents the
 //! join token (and the instance credential, once the agent has one); every other call names
 //! the instance and presents its credential.
+//!
+//! The server may be several URLs (the replicas of one control plane): each call goes
+//! through [`crate::failover`]'s rule, so a dead or unhealthy replica costs one failed
+//! attempt and the agent carries on with the next one, without registering again.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -10,6 +14,8 @@ use berth_model::agent::{
     INSTANCE_HEADER, JOIN_TOKEN_HEADER,
 };
 use serde::de::DeserializeOwned;
+
+use crate::failover::{fails_over_status, Endpoints};
 
 /// Why a call to the server failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,14 +50,15 @@ fn with_causes(e: &reqwest::Error) -> String {
 #[derive(Clone)]
 pub(crate) struct ServerClient {
     http: reqwest::Client,
-    base: String,
+    servers: Endpoints,
     token: String,
     /// The instance id and its credential, once known.
     identity: Arc<RwLock<Option<(String, String)>>>,
 }
 
 impl ServerClient {
-    /// A client of the server at `base`. With `ca_pem`, TLS trusts only those certificates
+    /// A client of the server at `base` (one URL, or several separated by commas: the
+    /// replicas of one control plane, failed over between). With `ca_pem`, TLS trusts only those certificates
     /// (the cluster CA) and plain HTTP is refused; a bundle that does not parse leaves no root
     /// at all, so every call fails verification rather than trusting anything else.
     pub(crate) fn new(base: &str, token: &str, ca_pem: Option<&[u8]>) -> Self {
@@ -71,7 +78,7 @@ impl ServerClient {
         }
         Self {
             http: b.build().unwrap_or_default(),
-            base: base.trim_end_matches('/').to_owned(),
+            servers: Endpoints::parse(base),
             token: token.to_owned(),
             identity: Arc::default(),
         }
@@ -106,21 +113,56 @@ impl ServerClient {
         Ok(resp.json().await?)
     }
 
+    /// Sends one call to the current server, and on to the next ones while they do not
+    /// answer or answer 5xx (see [`crate::failover`]). `build` makes the request for a base
+    /// URL; the instance's credential is added to it.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let order = self.servers.order();
+        let mut k = 0;
+        loop {
+            let (i, base) = order[k];
+            let result = match self.signed(build(base)).send().await {
+                Ok(resp) => Self::answer(resp).await,
+                Err(e) => Err(ClientError::Transport(e)),
+            };
+            let failed = match &result {
+                Err(ClientError::Transport(_)) => true,
+                Err(ClientError::Refused { status, .. }) => fails_over_status(*status),
+                Ok(_) => false,
+            };
+            if !failed {
+                self.servers.answered(i);
+                return result;
+            }
+            if k == 0 {
+                self.servers.failed(i);
+            }
+            k += 1;
+            // `order` holds at least one URL (`Endpoints` keeps one).
+            if k == order.len() {
+                return result;
+            }
+            if let Err(e) = &result {
+                tracing::warn!(server = base, error = %e, "server unavailable, trying the next");
+            }
+        }
+    }
+
     pub(crate) async fn register(
         &self,
         reg: &AgentRegistration,
     ) -> Result<AgentRegistered, ClientError> {
-        let req = self
-            .http
-            .post(format!("{}/agent/v1/register", self.base))
-            .header(JOIN_TOKEN_HEADER, &self.token);
-        let resp = self
-            .signed(req)
-            .timeout(Duration::from_secs(10))
-            .json(reg)
-            .send()
-            .await?;
-        Self::answer(resp).await
+        self.send(|base| {
+            self.http
+                .post(format!("{base}/agent/v1/register"))
+                .header(JOIN_TOKEN_HEADER, &self.token)
+                .timeout(Duration::from_secs(10))
+                .json(reg)
+        })
+        .await
     }
 
     pub(crate) async fn poll(
@@ -130,30 +172,30 @@ impl ServerClient {
         since: &str,
         wait: Duration,
     ) -> Result<DesiredSet, ClientError> {
-        let req = self.http.get(format!("{}/agent/v1/poll", self.base));
-        let resp = self
-            .signed(req)
-            .query(&[
-                ("cluster", cluster),
-                ("instance", instance),
-                ("since", since),
-                ("wait", &wait.as_secs_f64().to_string()),
-            ])
-            .timeout(wait + Duration::from_secs(10))
-            .send()
-            .await?;
-        Self::answer(resp).await
+        let wait_s = wait.as_secs_f64().to_string();
+        self.send(|base| {
+            self.http
+                .get(format!("{base}/agent/v1/poll"))
+                .query(&[
+                    ("cluster", cluster),
+                    ("instance", instance),
+                    ("since", since),
+                    ("wait", &wait_s),
+                ])
+                .timeout(wait + Duration::from_secs(10))
+        })
+        .await
     }
 
     pub(crate) async fn report(&self, report: &StatusReport) -> Result<(), ClientError> {
-        let req = self.http.post(format!("{}/agent/v1/status", self.base));
-        let resp = self
-            .signed(req)
-            .timeout(Duration::from_secs(10))
-            .json(report)
-            .send()
-            .await?;
-        Self::answer::<serde_json::Value>(resp).await.map(|_| ())
+        self.send::<serde_json::Value>(|base| {
+            self.http
+                .post(format!("{base}/agent/v1/status"))
+                .timeout(Duration::from_secs(10))
+                .json(report)
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Ships a batch of an `awslogs` container's output (or opens its stream).
@@ -161,13 +203,12 @@ impl ServerClient {
         &self,
         batch: &berth_model::logs::ShipBatch,
     ) -> Result<berth_model::logs::ShipAnswer, ClientError> {
-        let req = self.http.post(format!("{}/agent/v1/logs", self.base));
-        let resp = self
-            .signed(req)
-            .timeout(Duration::from_secs(10))
-            .json(batch)
-            .send()
-            .await?;
-        Self::answer(resp).await
+        self.send(|base| {
+            self.http
+                .post(format!("{base}/agent/v1/logs"))
+                .timeout(Duration::from_secs(10))
+                .json(batch)
+        })
+        .await
     }
 }

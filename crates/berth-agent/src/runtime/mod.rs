@@ -38,7 +38,8 @@ use crate::Driver;
 /// How the agent is set up (flags of `berth agent`).
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    /// The control plane's URL, e.g. `http://127.0.0.1:9400`.
+    /// The control plane's URL, e.g. `http://127.0.0.1:9400`, or several separated by commas
+    /// (the replicas of one control plane; see [`crate::failover`]).
     pub server: String,
     /// The name of the cluster to join.
     pub cluster: String,

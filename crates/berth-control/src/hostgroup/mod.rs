@@ -39,7 +39,8 @@ pub struct HostSpec {
     pub group: String,
     /// The ECS cluster its agent joins.
     pub cluster: String,
-    /// The server's URL for the agent.
+    /// The server's URL for the agent, or every replica's, separated by commas (what
+    /// `berth agent --server` takes).
     pub server_url: String,
     /// The cluster's join token.
     pub join_token: String,
@@ -77,7 +78,7 @@ pub trait HostProvider: Send + Sync {
 pub struct HostGroupConfig {
     /// Provider of groups that name none (`--host-provider`).
     pub default_provider: String,
-    /// The server URL given to hosts.
+    /// The server URL given to hosts (a comma list with several replicas).
     pub server_url: String,
     /// The join token of a cluster.
     pub join_token: Arc<dyn Fn(&str) -> String + Send + Sync>,

@@ -135,6 +135,8 @@ pub struct Launcher {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) agent_timeout_secs: f64,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Decoded records reused across launches (placement reads the whole cluster).
+    snapshots: crate::snapshot::SnapshotCache,
 }
 
 impl std::fmt::Debug for Launcher {
@@ -451,7 +453,17 @@ impl Launcher {
             store,
             agent_timeout_secs,
             locks: Mutex::new(HashMap::new()),
+            snapshots: Default::default(),
         }
+    }
+
+    /// The cluster's instances and tasks, decoding only records written since the last read
+    /// (see [`SnapshotCache`](crate::snapshot::SnapshotCache)).
+    pub async fn snapshot(
+        &self,
+        cluster: &str,
+    ) -> Result<ClusterSnapshot, berth_store::StoreError> {
+        self.snapshots.load(&*self.store, cluster).await
     }
 
     pub(crate) fn lock_for(&self, cluster: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -482,7 +494,9 @@ impl Launcher {
             let pkey = format!("placement/{}", spec.cluster);
             let prev = self.store.get(&pkey).await.map_err(store_err)?;
             let prev_rev = prev.as_ref().map_or(0, |kv| kv.mod_revision);
-            let snap = ClusterSnapshot::load(&*self.store, &spec.cluster)
+            let snap = self
+                .snapshots
+                .load(&*self.store, &spec.cluster)
                 .await
                 .map_err(store_err)?;
             let views: Vec<InstanceView> =

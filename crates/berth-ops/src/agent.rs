@@ -16,7 +16,6 @@ use berth_model::{
     InstanceStatus, StopCode, Task, TaskDefinition, TaskStatus,
 };
 use berth_store::{StoreExt, Txn};
-use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::ecs::{instance_arn_of, register_instance, task_arn_of, Registration};
@@ -363,23 +362,26 @@ pub async fn poll(
     let mut closing = std::pin::pin!(closing);
     // Only the assignment list is read while waiting; the tasks and their definitions are
     // loaded once, for the answer.
+    // Subscribed before the list, so a change committed after it wakes this poll. Security
+    // groups and the addresses their members hold (`ec2/`) change what an awsvpc task's agent
+    // enforces without changing its assignments: they wake it too, and it answers at once.
+    let mut wake = state.poll_hub.subscribe(&state.store, &q.instance);
     let (kvs, fp) = loop {
-        let (kvs, rev) = ctx.store().list(&prefix).await.map_err(store_err)?;
+        let (kvs, _) = ctx.store().list(&prefix).await.map_err(store_err)?;
         let fp = fingerprint(&kvs);
         if fp != q.since || tokio::time::Instant::now() >= deadline {
             break (kvs, fp);
         }
-        let mut changes = ctx.state.store.watch(&prefix, rev);
-        // Security groups and the addresses their members hold (`ec2/`) change what an
-        // awsvpc task's agent enforces without changing its assignments: answer at once.
-        let mut network = ctx.state.store.watch(keys::EC2, rev);
+        let network = *wake.all.borrow();
         tokio::select! {
-            r = tokio::time::timeout_at(deadline, changes.next()) => {
+            r = tokio::time::timeout_at(deadline, wake.changed()) => {
                 if r.is_err() {
                     break (kvs, fp);
                 }
+                if *wake.all.borrow() != network {
+                    break (kvs, fp);
+                }
             }
-            _ = network.next() => break (kvs, fp),
             _ = &mut closing => break (kvs, fp),
         }
     };

@@ -39,6 +39,7 @@ pub mod iam;
 pub mod identity;
 pub mod logs;
 mod paging;
+mod poll_hub;
 pub mod secrets;
 
 use std::sync::Arc;
@@ -103,6 +104,8 @@ pub struct Ops {
     pub(crate) secrets_key: Arc<secrets::SecretsKey>,
     /// Where CloudWatch Logs keeps groups, streams and events (none: Logs is not served).
     pub(crate) logs: Option<Arc<dyn berth_logs::LogStore>>,
+    /// Wakes agents' waiting polls (one store watch for all of them).
+    pub(crate) poll_hub: Arc<poll_hub::PollHub>,
 }
 
 /// The region agents are shown unless told otherwise.
@@ -127,6 +130,7 @@ impl Ops {
             // A key of this process only, until the server sets the data dir's.
             secrets_key: Arc::new(secrets::SecretsKey::generate()),
             logs: None,
+            poll_hub: Arc::default(),
         }
     }
 

@@ -94,6 +94,22 @@ impl Client {
         })
     }
 
+    /// A client of `endpoint` signing with `creds` (`berth sim`, which starts its own server
+    /// with keys it chose).
+    pub fn new(
+        endpoint: &str,
+        region: &str,
+        creds: berth_sigv4::Credentials,
+        http: reqwest::Client,
+    ) -> Self {
+        Self {
+            http,
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            region: region.to_owned(),
+            creds,
+        }
+    }
+
     /// The region requests are signed for.
     pub fn region(&self) -> &str {
         &self.region

@@ -13,6 +13,7 @@ mod leading;
 mod listen;
 mod replica;
 mod server;
+mod sim;
 mod tls;
 
 use anyhow::Result;
@@ -59,6 +60,10 @@ enum Command {
     Hostgroup(cli::hostgroup::Args),
     /// The state store: migrate between redb and etcd, snapshot, restore.
     Admin(admin::Args),
+    /// Scale by simulation: N simulated hosts (fake containers) against a real server, services
+    /// until the task total is reached; reports placement and RUNNING times, API latency
+    /// against an idle baseline, and memory.
+    Sim(sim::SimOpts),
     /// IAM users: create, ls, rm (their keys: `berth key`).
     User(cli::iam::UserArgs),
     /// A user's access keys: create (prints the secret once), ls, rotate, delete.
@@ -76,13 +81,18 @@ fn main() -> std::process::ExitCode {
 }
 
 fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    // `berth sim` runs thousands of agents: their per-host info lines would drown its own.
+    let default_level = match cli.command {
+        Command::Sim(_) => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -101,6 +111,7 @@ fn real_main() -> Result<()> {
             Command::Lb(a) => cli::lb::run(a).await,
             Command::Hostgroup(a) => cli::hostgroup::run(a).await,
             Command::Admin(a) => admin::run(a).await,
+            Command::Sim(o) => sim::run(o).await,
             Command::User(a) => cli::iam::user(a).await,
             Command::Key(a) => cli::iam::key(a).await,
         }

@@ -76,8 +76,15 @@ impl ServerClient {
                 Err(e) => tracing::error!(error = %e, "the CA bundle does not parse"),
             }
         }
+        Self::with_http(b.build().unwrap_or_default(), base, token)
+    }
+
+    /// A client of the server at `base` over `http`, a connection pool shared with other
+    /// agents (`berth sim` runs thousands in one process; one pool each would hold thousands
+    /// of idle connections).
+    pub(crate) fn with_http(http: reqwest::Client, base: &str, token: &str) -> Self {
         Self {
-            http: b.build().unwrap_or_default(),
+            http,
             servers: Endpoints::parse(base),
             token: token.to_owned(),
             identity: Arc::default(),

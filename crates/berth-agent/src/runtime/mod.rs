@@ -163,6 +163,20 @@ impl Agent {
         }
     }
 
+    /// An agent that talks to the server over `http`, a client (connection pool) it shares
+    /// with other agents in the same process: `berth sim` runs thousands of agents, each a
+    /// real [`Agent`] with a fake driver. `cfg.ca_cert_pem` is not applied: `http` carries
+    /// whatever trust its maker gave it.
+    pub fn with_http(cfg: AgentConfig, driver: Arc<dyn Driver>, http: reqwest::Client) -> Self {
+        let client = ServerClient::with_http(http, &cfg.server, &cfg.join_token);
+        Self {
+            cfg,
+            driver,
+            client,
+            logs_token: Arc::default(),
+        }
+    }
+
     fn identity_path(&self) -> PathBuf {
         self.cfg.state_dir.join("agent.json")
     }

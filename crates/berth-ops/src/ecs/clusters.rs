@@ -1,7 +1,6 @@
 //! CreateCluster, DescribeClusters, ListClusters, UpdateCluster, UpdateClusterSettings,
 //! DeleteCluster.
 
-use berth_control::ClusterSnapshot;
 use berth_model::{
     keys, validate_cluster_name, validate_tags, ApiError, Arn, Cluster, ClusterCounts,
     ClusterField, ClusterSetting, ClusterStatus, ErrorCode, InstanceStatus, ResourceKind, Service,
@@ -47,9 +46,7 @@ pub async fn load_active(ctx: &Ctx, name: &str) -> Result<(Cluster, u64), ApiErr
 }
 
 async fn counts(ctx: &Ctx, name: &str) -> Result<ClusterCounts, ApiError> {
-    let snap = ClusterSnapshot::load(ctx.store(), name)
-        .await
-        .map_err(store_err)?;
+    let snap = ctx.state.launcher.snapshot(name).await.map_err(store_err)?;
     let services = ctx
         .store()
         .list_json::<Service>(&keys::services_of(name))

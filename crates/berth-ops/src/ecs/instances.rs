@@ -336,7 +336,10 @@ pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError
         ));
     }
     let with_tags = req.include.iter().any(|i| i == "TAGS");
-    let snap = ClusterSnapshot::load(ctx.store(), &cluster)
+    let snap = ctx
+        .state
+        .launcher
+        .snapshot(&cluster)
         .await
         .map_err(store_err)?;
     let usages = snap.usages();

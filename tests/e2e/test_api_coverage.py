@@ -85,6 +85,7 @@ HONOURED = {
     "TaskOverride.containerOverrides": "test_tasks_lifecycle.py::test_overrides_change_what_runs",
     "TaskOverride.cpu": "test_agents.py::test_overrides_change_what_a_task_holds",
     "TaskOverride.memory": "test_agents.py::test_overrides_change_what_a_task_holds",
+    "TaskOverride.taskRoleArn": "test_task_role.py::test_unknown_and_untrusting_roles_are_refused",
     "ContainerOverride.name": "test_tasks_lifecycle.py::test_overrides_change_what_runs",
     "ContainerOverride.command": "test_tasks_lifecycle.py::test_overrides_change_what_runs",
     "ContainerOverride.environment": "test_tasks_lifecycle.py::test_overrides_change_what_runs",
@@ -154,8 +155,6 @@ REFUSED = {
     "StartTask.referenceId": ("StartTask", {**START, "referenceId": "ref"}),
     "TaskOverride.executionRoleArn": ("RunTask", {**RUN, "overrides": {
         "executionRoleArn": "arn:aws:iam::1:role/r"}}),
-    "TaskOverride.taskRoleArn": ("RunTask", {**RUN, "overrides": {
-        "taskRoleArn": "arn:aws:iam::1:role/r"}}),
     "TaskOverride.ephemeralStorage": ("RunTask", {**RUN, "overrides": {
         "ephemeralStorage": {"sizeInGiB": 30}}}),
     "TaskOverride.inferenceAcceleratorOverrides": ("RunTask", {**RUN, "overrides": {

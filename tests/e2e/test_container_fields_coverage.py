@@ -88,11 +88,11 @@ HONOURED = {
         "runtimePlatform": FIELDS + "test_a_process_host_is_never_given_a_task_needing_docker",
         # The execution role is what the agent uses to read secrets and pull private images.
         "executionRoleArn": "rust:crates/berth-ops/tests/task_secrets.rs::secrets_reach_the_agent_only",
+        "taskRoleArn": "test_task_role.py::test_boto3_in_a_task_gets_its_roles_credentials_and_only_its_permissions",
     },
 }
 
-# Nothing is accepted and left unapplied. (taskRoleArn was, until IAM came: it is refused now,
-# until the container credentials endpoint gives tasks the role's credentials.)
+# Nothing is accepted and left unapplied.
 UNDECIDED = {}
 
 BASE = {"family": "cov", "containerDefinitions": [{"name": "app", "image": "busybox", "memory": 32}]}
@@ -139,7 +139,6 @@ REFUSED = {
         "ephemeralStorage": with_task(ephemeralStorage={"sizeInGiB": 30}),
         "enableFaultInjection": with_task(enableFaultInjection=True),
         "trustedExecutionConfiguration": with_task(trustedExecutionConfiguration={"isolationMode": "x"}),
-        "taskRoleArn": with_task(taskRoleArn="arn:aws:iam::000000000000:role/app"),
     },
 }
 

@@ -279,10 +279,18 @@ def test_paths_paging_and_roles(iam):
     assert e.value.response["Error"]["Code"] == "NoSuchEntity"
 
 
-def test_task_role_is_refused_until_tasks_get_its_credentials(berth):
+def test_task_role_must_name_a_role_trusting_ecs_tasks(berth, iam):
+    # The credentials tasks get are test_task_role.py's; here, only the check at registration.
     ecs = berth.client()
+    c = [{"name": "a", "image": "busybox", "memory": 32}]
     with pytest.raises(ClientError) as e:
-        ecs.register_task_definition(family=uniq("tr"), taskRoleArn=f"arn:aws:iam::{ACCOUNT}:role/app",
-                                     containerDefinitions=[{"name": "a", "image": "busybox", "memory": 32}])
+        ecs.register_task_definition(family=uniq("tr"), taskRoleArn=f"arn:aws:iam::{ACCOUNT}:role/{uniq('no')}",
+                                     containerDefinitions=c)
     assert e.value.response["Error"]["Code"] == "ClientException"
-    assert e.value.response["Error"]["Message"].startswith("taskRoleArn:")
+    assert e.value.response["Error"]["Message"] == "Role is not valid"
+    role = uniq("app")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                      "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}
+    arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    td = ecs.register_task_definition(family=uniq("tr"), taskRoleArn=arn, containerDefinitions=c)
+    assert td["taskDefinition"]["taskRoleArn"] == arn

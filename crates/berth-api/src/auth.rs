@@ -55,3 +55,60 @@ impl KeyRing {
         Ok(id)
     }
 }
+
+/// Checks temporary keys (a task role's) after their signature: the request must carry the
+/// session's token, and the keys must not have expired, as STS credentials are checked.
+pub(crate) fn check_session(
+    session: &berth_ops::iam::sessions::Session,
+    presented: Option<&str>,
+    now: SystemTime,
+) -> Result<(), ApiError> {
+    // Compared without an early exit, so the time taken tells nothing of the token.
+    let matches = presented.is_some_and(|p| {
+        let (a, b) = (p.as_bytes(), session.token.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    });
+    if !matches {
+        return Err(ApiError::new(
+            ErrorCode::UnrecognizedClientException,
+            "The security token included in the request is invalid.",
+        ));
+    }
+    let now = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    if now >= session.expiration {
+        return Err(berth_ops::iam::sessions::expired());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_ops::iam::sessions::Session;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn sessions_need_their_token_and_time() {
+        let s = Session {
+            token: "tok".into(),
+            expiration: 100.0,
+        };
+        let at = |t: u64| UNIX_EPOCH + Duration::from_secs(t);
+        assert!(check_session(&s, Some("tok"), at(99)).is_ok());
+        let code = |r: Result<(), ApiError>| r.unwrap_err().code;
+        assert_eq!(
+            code(check_session(&s, None, at(99))),
+            ErrorCode::UnrecognizedClientException
+        );
+        assert_eq!(
+            code(check_session(&s, Some("tok2"), at(99))),
+            ErrorCode::UnrecognizedClientException
+        );
+        assert_eq!(
+            code(check_session(&s, Some("tok"), at(100))),
+            ErrorCode::ExpiredTokenException
+        );
+    }
+}

@@ -38,13 +38,20 @@ pub(crate) async fn authorize(
     let refs: Vec<&berth_iam::Policy> = policies.iter().collect();
     let reads_tags = policies.iter().any(berth_iam::Policy::reads_resource_tags);
     let full_action = format!("{prefix}:{action}");
-    let Principal::User { name, arn } = principal;
-    let keys = [
-        ("aws:RequestedRegion", caller.region.as_str()),
-        ("aws:username", name.as_str()),
-        ("aws:PrincipalArn", arn.as_str()),
-        ("aws:PrincipalType", "User"),
-    ];
+    let keys: Vec<(&str, &str)> = match principal {
+        Principal::User { name, arn } => vec![
+            ("aws:RequestedRegion", caller.region.as_str()),
+            ("aws:username", name.as_str()),
+            ("aws:PrincipalArn", arn.as_str()),
+            ("aws:PrincipalType", "User"),
+        ],
+        // IAM's keys for a role session: the principal is the role, the type AssumedRole.
+        Principal::AssumedRole { arn, .. } => vec![
+            ("aws:RequestedRegion", caller.region.as_str()),
+            ("aws:PrincipalArn", arn.as_str()),
+            ("aws:PrincipalType", "AssumedRole"),
+        ],
+    };
     let star = ["*".to_owned()];
     let resources = if resources.is_empty() {
         &star[..]

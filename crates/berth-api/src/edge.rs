@@ -192,10 +192,27 @@ pub(crate) async fn authenticate(
         .as_ref()
         .map(|(a, s)| (a.as_str(), s.secret.as_str()));
     let id = state.keys.authenticate(&req, service, now, issued)?;
+    if let Some(session) = signer.as_ref().and_then(|(_, s)| s.session.as_ref()) {
+        crate::auth::check_session(session, session_token(parts).as_deref(), now)?;
+    }
     state.throttle.check(&id.access_key_id)?;
     Ok(Caller {
         region: id.region,
         principal: signer.map(|(_, s)| (s.principal, s.policies)),
+    })
+}
+
+/// The session token a request carries (`x-amz-security-token`, signed as every `x-amz-*`
+/// header must be; or a presigned URL's `X-Amz-Security-Token`, inside the signed query).
+fn session_token(parts: &Parts) -> Option<String> {
+    header(&parts.headers, "x-amz-security-token").or_else(|| {
+        parts.uri.query()?.split('&').find_map(|kv| {
+            let v = kv.strip_prefix("X-Amz-Security-Token=")?;
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8()
+                .ok()
+                .map(|s| s.into_owned())
+        })
     })
 }
 

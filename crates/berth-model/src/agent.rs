@@ -98,6 +98,41 @@ pub struct AgentTask {
     /// An awsvpc task's interface and the ingress its security groups allow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::vpc::AgentNetwork>,
+    /// The current temporary credentials of the task's `taskRoleArn`, for this agent only
+    /// (absent when the task has no role, or has stopped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<TaskCredentials>,
+}
+
+/// A task role's temporary credentials as the agent serves them at
+/// `/v2/credentials/<credentials_id>` (ECS's container credentials shape).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskCredentials {
+    /// The task's credentials id: random, the same for the task's whole life (its containers
+    /// are given the URI once), while the keys behind it are refreshed.
+    pub credentials_id: String,
+    /// `ASIA...`.
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: String,
+    /// The session token (`x-amz-security-token`).
+    pub token: String,
+    /// When the keys expire, ISO 8601 UTC.
+    pub expiration: String,
+    /// The role's ARN.
+    pub role_arn: String,
+}
+
+impl std::fmt::Debug for TaskCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskCredentials")
+            .field("credentials_id", &"<redacted>")
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .field("role_arn", &self.role_arn)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The answer to a poll.

@@ -47,6 +47,8 @@ pub enum ErrorCode {
     IncompleteSignatureException,
     /// The access key id is unknown.
     UnrecognizedClientException,
+    /// Temporary credentials (a task role's) that have expired.
+    ExpiredTokenException,
     /// The signature does not match, or the request is signed for another scope or time.
     InvalidSignatureException,
     /// The identity may not perform the action.
@@ -194,6 +196,7 @@ impl ErrorCode {
             Self::MissingAuthenticationTokenException => "MissingAuthenticationTokenException",
             Self::IncompleteSignatureException => "IncompleteSignatureException",
             Self::UnrecognizedClientException => "UnrecognizedClientException",
+            Self::ExpiredTokenException => "ExpiredTokenException",
             Self::InvalidSignatureException => "InvalidSignatureException",
             Self::AccessDeniedException => "AccessDeniedException",
             Self::ServerException => "ServerException",
@@ -273,6 +276,7 @@ impl ErrorCode {
             Self::MissingAuthenticationTokenException
             | Self::IncompleteSignatureException
             | Self::UnrecognizedClientException
+            | Self::ExpiredTokenException
             | Self::InvalidSignatureException => 403,
             _ => 400,
         }
@@ -284,6 +288,7 @@ impl ErrorCode {
         match self {
             Self::InvalidSignatureException => "SignatureDoesNotMatch",
             Self::UnrecognizedClientException => "InvalidClientTokenId",
+            Self::ExpiredTokenException => "ExpiredToken",
             Self::MissingAuthenticationTokenException => "MissingAuthenticationToken",
             Self::IncompleteSignatureException => "IncompleteSignature",
             Self::AccessDeniedException => "AccessDenied",

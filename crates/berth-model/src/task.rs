@@ -206,8 +206,10 @@ pub struct TaskOverride {
     /// Task memory instead of the definition's (`2048`, `2 GB`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
-    /// The overrides berth does not apply (`taskRoleArn`, `ephemeralStorage`, ...), kept as
-    /// given.
+    /// The task's role instead of the definition's `taskRoleArn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_role_arn: Option<String>,
+    /// The overrides berth does not apply (`ephemeralStorage`, ...), kept as given.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -222,6 +224,9 @@ impl TaskOverride {
         }
         if let Some(m) = &self.memory {
             td.memory = Some(crate::parse_task_memory(m)?.to_string());
+        }
+        if let Some(r) = self.task_role_arn.as_deref().filter(|r| !r.is_empty()) {
+            td.task_role_arn = Some(r.to_owned());
         }
         for o in &self.container_overrides {
             let c = td

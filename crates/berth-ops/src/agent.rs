@@ -266,6 +266,9 @@ async fn desired_set(
         let Some(secrets) = task_secrets(ctx, &t, &td).await? else {
             continue;
         };
+        let Some(credentials) = role_credentials(ctx, &t, &td).await? else {
+            continue;
+        };
         let network = match &t.eni {
             Some(eni) if t.last_status != TaskStatus::Stopped => {
                 Some(crate::ec2::network::agent_network(ctx, eni, &mut holders).await?)
@@ -286,6 +289,7 @@ async fn desired_set(
             ipc_mode: td.ipc_mode.clone(),
             containers: td.container_definitions,
             secrets,
+            credentials,
         });
     }
     Ok(DesiredSet {
@@ -330,6 +334,51 @@ async fn task_secrets(
             })
             .await?;
             Ok(None)
+        }
+    }
+}
+
+/// The task role's current credentials for a task that has not stopped (`Some(None)`: no
+/// role, or stopped), refreshed when due. A role that can no longer be assumed fails a task
+/// still starting (`None`: stopped with TaskFailedToStart, as ECS does); a running task keeps
+/// the credentials it holds until they expire.
+async fn role_credentials(
+    ctx: &Ctx,
+    t: &Task,
+    td: &TaskDefinition,
+) -> Result<Option<Option<berth_model::agent::TaskCredentials>>, ApiError> {
+    let Some(role) = td.task_role_arn.as_deref().filter(|r| !r.is_empty()) else {
+        return Ok(Some(None));
+    };
+    if t.last_status == TaskStatus::Stopped {
+        return Ok(Some(None));
+    }
+    match crate::iam::sessions::task_credentials(ctx, t, role).await? {
+        Ok(c) => Ok(Some(Some(c))),
+        Err(reason)
+            if matches!(
+                t.last_status,
+                TaskStatus::Provisioning | TaskStatus::Pending
+            ) =>
+        {
+            tracing::info!(task = %t.id, "task failed to start: its role cannot be assumed");
+            let now = ctx.now();
+            lifecycle::update_task(&ctx.state.store, &t.cluster, &t.id, |task| {
+                if !matches!(
+                    task.last_status,
+                    TaskStatus::Provisioning | TaskStatus::Pending
+                ) {
+                    return false;
+                }
+                lifecycle::force_stopped(task, StopCode::TaskFailedToStart, &reason, now);
+                true
+            })
+            .await?;
+            Ok(None)
+        }
+        Err(reason) => {
+            tracing::warn!(task = %t.id, %reason, "task role credentials not refreshed");
+            Ok(Some(None))
         }
     }
 }

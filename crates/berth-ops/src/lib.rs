@@ -69,6 +69,9 @@ pub struct OpsConfig {
     /// The region in the ARNs agents are shown (agents do not sign for one, so their requests
     /// carry none); clients' requests use the region they signed for.
     pub region: String,
+    /// How long a task role's temporary credentials live (`--task-credentials-secs`; ECS's
+    /// 6 h by default); they are refreshed at half their life.
+    pub task_credentials_secs: f64,
 }
 
 impl Default for OpsConfig {
@@ -81,6 +84,7 @@ impl Default for OpsConfig {
             join_token_ttl_secs: identity::DEFAULT_TOKEN_TTL_SECS,
             join_token_grace_secs: identity::DEFAULT_ROTATION_GRACE_SECS,
             region: DEFAULT_REGION.to_owned(),
+            task_credentials_secs: iam::sessions::DEFAULT_LIFETIME_SECS,
         }
     }
 }

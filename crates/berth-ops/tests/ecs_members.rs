@@ -140,14 +140,17 @@ async fn run_task_tags_and_refused_overrides() {
         &json!([{"key": "k", "value": "v"}, {"key": "owner", "value": "td"},
                 {"key": "aws:ecs:clusterName", "value": "c"}])
     );
-    refused(
-        tasks::run(
-            &env.ctx,
-            req(json!({"cluster": "c", "taskDefinition": "tagged",
-                       "overrides": {"taskRoleArn": "arn:aws:iam::1:role/r"}})),
-        )
-        .await,
-        "overrides.taskRoleArn",
+    // A role override must name a role ECS tasks may assume.
+    let e = tasks::run(
+        &env.ctx,
+        req(json!({"cluster": "c", "taskDefinition": "tagged",
+                   "overrides": {"taskRoleArn": "arn:aws:iam::1:role/r"}})),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (ErrorCode::ClientException, "Role is not valid")
     );
     refused(
         tasks::run(

@@ -35,7 +35,9 @@ async fn keys_sign_for_their_user_until_deactivated() {
     let signer = env.ops.iam_signer(&akid).await.unwrap().unwrap();
     assert_eq!(signer.secret, secret);
     assert!(signer.active);
-    let Principal::User { name, arn } = &signer.principal;
+    let Principal::User { name, arn } = &signer.principal else {
+        panic!("a user's key: {:?}", signer.principal);
+    };
     assert_eq!(
         (name.as_str(), arn.as_str()),
         ("alice", "arn:aws:iam::000000000000:user/alice")

@@ -73,6 +73,9 @@ pub struct ServerOpts {
     /// Seconds a STOPPED task stays describable (ECS keeps them about an hour).
     #[arg(long, default_value_t = 3600.0)]
     pub task_retention: f64,
+    /// Seconds a task role's temporary credentials live (ECS: 6 hours); refreshed at half.
+    #[arg(long, default_value_t = 21600.0)]
+    pub task_credentials_secs: f64,
     /// Seconds without a poll after which a host's tasks are given up and replaced
     /// (default: twice the agent timeout).
     #[arg(long)]
@@ -228,6 +231,7 @@ async fn open_core(
             join_token_ttl_secs: opts.join_token_ttl.max(1.0),
             join_token_grace_secs: opts.join_token_grace.max(0.0),
             region: env::DEFAULT_REGION.to_owned(),
+            task_credentials_secs: opts.task_credentials_secs.max(2.0),
         },
     )
     .with_target_health(health.clone())

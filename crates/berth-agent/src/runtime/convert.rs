@@ -112,6 +112,7 @@ mod tests {
         }))
         .unwrap();
         let t = AgentTask {
+            credentials: None,
             task_id: "t1".into(),
             task_arn: "arn".into(),
             family: "f".into(),
@@ -163,6 +164,7 @@ mod tests {
             },
         );
         let t = AgentTask {
+            credentials: None,
             task_id: "t1".into(),
             task_arn: "arn".into(),
             family: "f".into(),

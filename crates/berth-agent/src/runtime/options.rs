@@ -252,6 +252,7 @@ mod tests {
 
     fn task(containers: serde_json::Value, volumes: serde_json::Value) -> AgentTask {
         AgentTask {
+            credentials: None,
             task_id: "t1".into(),
             task_arn: "arn".into(),
             family: "f".into(),

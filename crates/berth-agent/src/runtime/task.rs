@@ -365,7 +365,7 @@ impl Runner {
             }
         };
         if let Some(m) = &self.metadata {
-            m.apply(&mut spec);
+            m.apply(&mut spec, self.task.credentials.as_ref());
         }
         spec.docker.network_container = st.network_container.clone();
         match self.driver.start(&spec).await {
@@ -717,6 +717,7 @@ mod tests {
 
     fn task(containers: serde_json::Value) -> AgentTask {
         AgentTask {
+            credentials: None,
             task_id: "t1".into(),
             task_arn: "arn:aws:ecs:us-east-1:000000000000:task/c/t1".into(),
             family: "f".into(),
@@ -889,6 +890,7 @@ mod shutdown_tests {
         let (dtx, drx) = watch::channel(DesiredStatus::Running);
         let (rtx, _rrx) = mpsc::unbounded_channel();
         let t = AgentTask {
+            credentials: None,
             task_id: "t1".into(),
             task_arn: "arn".into(),
             family: "f".into(),

@@ -180,13 +180,9 @@ pub async fn register(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         )));
     }
     let mut td = TaskDefinition::from_request(parse_body(body)?)?;
-    if td.task_role_arn.as_deref().is_some_and(|r| !r.is_empty()) {
-        // Accepted and ignored, a task role would be worse than refused: the task would run
-        // with no credentials, or with whatever it finds.
-        return Err(ApiError::client(
-            "taskRoleArn: berth does not give tasks credentials for an IAM role yet (no \
-             container credentials endpoint); register the task definition without taskRoleArn",
-        ));
+    // The role must exist and trust ECS tasks now: its tasks get its credentials.
+    if let Some(role) = td.task_role_arn.as_deref().filter(|r| !r.is_empty()) {
+        crate::iam::sessions::check_task_role(ctx, role).await?;
     }
     td.validate_and_normalize()?;
     td.status = TaskDefinitionStatus::Active;

@@ -224,6 +224,7 @@ pub async fn run(ctx: &Ctx, mut req: RunTaskRequest) -> Result<Value, ApiError> 
     )?;
     super::unsupported::refuse("", &req.rest)?;
     super::unsupported::refuse_overrides(&req.overrides)?;
+    super::unsupported::check_role_override(ctx, &req.overrides).await?;
     let strategies = strategies(&req.placement_strategy)?;
     let constraints = constraints(&req.placement_constraints)?;
     let (c, _) = load_active(ctx, &cluster).await?;
@@ -307,6 +308,7 @@ pub async fn start(ctx: &Ctx, req: StartTaskRequest) -> Result<Value, ApiError> 
     validate_tags(&req.tags)?;
     super::unsupported::refuse("", &req.rest)?;
     super::unsupported::refuse_overrides(&req.overrides)?;
+    super::unsupported::check_role_override(ctx, &req.overrides).await?;
     let ids = req
         .container_instances
         .iter()

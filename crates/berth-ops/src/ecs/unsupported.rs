@@ -24,7 +24,7 @@ fn why(member: &str) -> &'static str {
         "volumeConfigurations" => "berth has no managed EBS volumes",
         "enableExecuteCommand" => "berth has no ECS Exec",
         "role" => "berth has no IAM roles",
-        "executionRoleArn" | "taskRoleArn" => "berth has no IAM roles",
+        "executionRoleArn" => "berth has no task execution roles",
         "availabilityZoneRebalancing" => "berth does not rebalance tasks across zones",
         "clientToken" => "berth makes CreateService idempotent by service name only",
         "referenceId" => "berth keeps no task reference ids",
@@ -113,6 +113,20 @@ pub(crate) fn refuse_overrides(o: &TaskOverride) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `overrides.taskRoleArn`, when given, must name a role tasks may assume (as a task
+/// definition's `taskRoleArn` must).
+pub(crate) async fn check_role_override(
+    ctx: &crate::Ctx,
+    o: &TaskOverride,
+) -> Result<(), ApiError> {
+    match o.task_role_arn.as_deref().filter(|r| !r.is_empty()) {
+        Some(role) => crate::iam::sessions::check_task_role(ctx, role)
+            .await
+            .map(|_| ()),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,10 +176,10 @@ mod tests {
             .message
             .starts_with("overrides.containerOverrides.environmentFiles"));
         let o: TaskOverride =
-            serde_json::from_value(json!({"taskRoleArn": "arn:aws:iam::1:role/r"})).unwrap();
+            serde_json::from_value(json!({"ephemeralStorage": {"sizeInGiB": 30}})).unwrap();
         assert!(refuse_overrides(&o)
             .unwrap_err()
             .message
-            .starts_with("overrides.taskRoleArn"));
+            .starts_with("overrides.ephemeralStorage"));
     }
 }

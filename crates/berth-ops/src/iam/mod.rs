@@ -6,6 +6,8 @@
 //! - [`policies`]: inline user policies (Put/Get/Delete/ListUserPolicies) and the AWS managed
 //!   policies (`berth_iam::managed`) attached to users (Attach/Detach/ListAttachedUserPolicies).
 //! - [`roles`]: CreateRole, GetRole, DeleteRole and their inline policies.
+//! - [`sessions`]: task roles: the `taskRoleArn` check and the temporary credentials tasks
+//!   get for their role.
 //! - [`Ops::iam_signer`] and [`Ops::iam_policies`]: the secret a key signs with and the
 //!   policies its holder has, for the edge; the decision itself is `berth_iam::evaluate`.
 //!
@@ -16,6 +18,7 @@
 
 pub mod policies;
 pub mod roles;
+pub mod sessions;
 pub mod users;
 
 use std::collections::BTreeMap;
@@ -164,13 +167,22 @@ pub enum Principal {
         /// `arn:aws:iam::<account>:user/<path><name>`.
         arn: String,
     },
+    /// A task acting with its role's temporary credentials.
+    AssumedRole {
+        /// The role's name.
+        role: String,
+        /// The session's name: the task's id.
+        session: String,
+        /// `arn:aws:sts::<account>:assumed-role/<role>/<task id>`.
+        arn: String,
+    },
 }
 
 impl Principal {
     /// The ARN IAM shows in AccessDenied messages.
     pub fn arn(&self) -> &str {
         match self {
-            Self::User { arn, .. } => arn,
+            Self::User { arn, .. } | Self::AssumedRole { arn, .. } => arn,
         }
     }
 }
@@ -186,6 +198,16 @@ pub struct Signer {
     pub principal: Principal,
     /// The holder's policies, read with the key (one read of the user serves both).
     pub policies: Vec<berth_iam::Policy>,
+    /// For temporary keys (a task role's): the token the request must carry and the expiry.
+    pub session: Option<sessions::Session>,
+}
+
+/// A role's policies (inline), parsed; one that no longer parses grants nothing.
+fn role_policies(r: &RoleRecord) -> Vec<berth_iam::Policy> {
+    r.inline
+        .values()
+        .filter_map(|d| berth_iam::Policy::parse(d).ok())
+        .collect()
 }
 
 /// Every policy `u` has (inline and attached), parsed. Documents were checked when stored;
@@ -205,6 +227,9 @@ fn user_policies(u: &UserRecord) -> Vec<berth_iam::Policy> {
 impl Ops {
     /// The key `akid` if IAM issued it (a user's access key), with its secret and holder.
     pub async fn iam_signer(&self, akid: &str) -> Result<Option<Signer>, ApiError> {
+        if akid.starts_with("ASIA") && !akid.contains('/') {
+            return self.session_signer(akid).await;
+        }
         if !akid.starts_with("AKIA") || akid.contains('/') {
             return Ok(None);
         }
@@ -229,6 +254,7 @@ impl Ops {
             secret,
             active: k.active,
             policies: user_policies(&u),
+            session: None,
             principal: Principal::User {
                 name: u.name,
                 arn: u.arn,
@@ -241,7 +267,17 @@ impl Ops {
         &self,
         principal: &Principal,
     ) -> Result<Vec<berth_iam::Policy>, ApiError> {
-        let Principal::User { name, .. } = principal;
+        let name = match principal {
+            Principal::User { name, .. } => name,
+            Principal::AssumedRole { role, .. } => {
+                let role = self
+                    .store
+                    .get_json::<RoleRecord>(&role_key(role))
+                    .await
+                    .map_err(store_err)?;
+                return Ok(role.map(|(r, _)| role_policies(&r)).unwrap_or_default());
+            }
+        };
         let Some((u, _)) = self
             .store
             .get_json::<UserRecord>(&user_key(name))

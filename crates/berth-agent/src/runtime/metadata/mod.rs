@@ -16,6 +16,7 @@
 //!   queue), a header read timeout and a whole-connection deadline, so a stuck client cannot
 //!   pin the agent.
 
+mod credentials;
 mod engine;
 mod shape;
 
@@ -25,7 +26,7 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use berth_model::agent::AgentTask;
+use berth_model::agent::{AgentTask, TaskCredentials};
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http_body_util::Full;
@@ -72,6 +73,8 @@ struct Known {
     tasks: HashMap<String, AgentTask>,
     /// token → (task id, container name)
     tokens: HashMap<String, (String, String)>,
+    /// credentials id → the task's current role credentials.
+    credentials: HashMap<String, TaskCredentials>,
 }
 
 /// Where to listen: `listen` as given, or for an unspecified address (`0.0.0.0`), Docker's
@@ -168,15 +171,41 @@ impl Metadata {
         token(&self.inner.key, task_arn, container)
     }
 
-    /// Adds the metadata URIs to a container's environment (after the definition's own
-    /// variables, so they win, as the ECS agent's do).
-    pub(crate) fn apply(&self, spec: &mut ContainerSpec) {
+    /// Adds the metadata URIs (and, for a task with a role, the credentials URI) to a
+    /// container's environment (after the definition's own variables, so they win, as the
+    /// ECS agent's do).
+    pub(crate) fn apply(&self, spec: &mut ContainerSpec, role: Option<&TaskCredentials>) {
         let token = self.token(&spec.task_arn, &spec.container_name);
         let base = &self.inner.base;
         spec.environment
             .push((URI_V4.into(), format!("{base}/v4/{token}")));
         spec.environment
             .push((URI_V3.into(), format!("{base}/v3/{token}")));
+        if let Some(c) = role {
+            let token = self.credentials_token(&c.credentials_id);
+            spec.environment
+                .extend(credentials::environment(base, &c.credentials_id, token));
+        }
+    }
+
+    /// What a caller of a task's credentials must present: nothing for docker containers
+    /// (ECS's relative URI carries no token), an HMAC of the id for processes.
+    fn credentials_token(&self, credentials_id: &str) -> Option<String> {
+        (self.inner.driver.name() != "docker")
+            .then(|| token(&self.inner.key, "credentials", credentials_id))
+    }
+
+    /// A task's credentials, for the holder of its id (and token, where one is required).
+    fn credentials(&self, path: &str, authorization: Option<&str>) -> Option<Value> {
+        let id = path.strip_prefix(credentials::PATH_PREFIX)?;
+        let known = self.inner.known.read().ok()?;
+        let c = known.credentials.get(id)?;
+        if let Some(want) = self.credentials_token(id) {
+            if !credentials::authorized(authorization, &want) {
+                return None;
+            }
+        }
+        Some(credentials::body(c))
     }
 
     /// Learns the tasks assigned to this host (from each poll); forgets the others.
@@ -188,6 +217,11 @@ impl Metadata {
                     self.token(&t.task_arn, &c.name),
                     (t.task_id.clone(), c.name.clone()),
                 );
+            }
+            if let Some(c) = &t.credentials {
+                known
+                    .credentials
+                    .insert(c.credentials_id.clone(), c.clone());
             }
             known.tasks.insert(t.task_id.clone(), t.clone());
         }
@@ -309,7 +343,17 @@ async fn handle(md: Metadata, req: Request<hyper::body::Incoming>) -> Response<F
     if req.method() != Method::GET {
         return reply(StatusCode::METHOD_NOT_ALLOWED, b"{}".to_vec());
     }
-    match md.answer(req.uri().path()).await {
+    let path = req.uri().path();
+    let answer = if path.starts_with(credentials::PATH_PREFIX) {
+        let auth = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        md.credentials(path, auth)
+    } else {
+        md.answer(path).await
+    };
+    match answer {
         Some(v) => reply(StatusCode::OK, serde_json::to_vec(&v).unwrap_or_default()),
         None => reply(StatusCode::NOT_FOUND, br#"{"error":"not found"}"#.to_vec()),
     }
@@ -355,6 +399,7 @@ mod tests {
 
     fn task(id: &str) -> AgentTask {
         AgentTask {
+            credentials: None,
             task_id: id.into(),
             task_arn: format!("arn:aws:ecs:eu-west-1:000000000000:task/c/{id}"),
             family: "f".into(),
@@ -386,7 +431,7 @@ mod tests {
     fn uri_of(md: &Metadata, t: &AgentTask) -> String {
         let mut spec = ContainerSpec::new(&t.task_id, "app", "i");
         spec.task_arn = t.task_arn.clone();
-        md.apply(&mut spec);
+        md.apply(&mut spec, None);
         let (_, v) = spec.environment.iter().find(|(k, _)| k == URI_V4).unwrap();
         v.clone()
     }
@@ -426,5 +471,44 @@ mod tests {
         assert_eq!(md.token(&t.task_arn, "app"), first);
         assert_ne!(md.token(&t.task_arn, "side"), first);
         assert_eq!(first.len(), 64);
+    }
+
+    #[tokio::test]
+    async fn serves_a_task_its_role_credentials_only_with_its_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let (md, _serving) = endpoint(dir.path()).await;
+        let mut a = task("a");
+        a.credentials = Some(TaskCredentials {
+            credentials_id: "0b7c-id".into(),
+            access_key_id: "ASIAEXAMPLE".into(),
+            secret_access_key: "s".into(),
+            token: "t".into(),
+            expiration: "2030-01-01T00:00:00Z".into(),
+            role_arn: "arn:aws:iam::000000000000:role/app".into(),
+        });
+        md.update(std::slice::from_ref(&a));
+        let mut spec = ContainerSpec::new(&a.task_id, "app", "i");
+        spec.task_arn = a.task_arn.clone();
+        md.apply(&mut spec, a.credentials.as_ref());
+        let env: HashMap<_, _> = spec.environment.iter().cloned().collect();
+        let uri = &env[credentials::FULL_URI];
+        assert!(uri.starts_with("http://127.0.0.1:"), "{uri}");
+        let path = uri
+            .split_once("/v2/")
+            .map(|(_, p)| format!("/v2/{p}"))
+            .unwrap();
+        assert_eq!(path, "/v2/credentials/0b7c-id");
+        let token = env[credentials::AUTHORIZATION_TOKEN].as_str();
+        let v = md.credentials(&path, Some(token)).unwrap();
+        assert_eq!(v["AccessKeyId"], "ASIAEXAMPLE");
+        assert_eq!(v["RoleArn"], "arn:aws:iam::000000000000:role/app");
+        assert!(md.credentials(&path, None).is_none());
+        assert!(md.credentials(&path, Some("wrong")).is_none());
+        assert!(md
+            .credentials("/v2/credentials/other", Some(token))
+            .is_none());
+        // Gone with the task.
+        md.update(&[]);
+        assert!(md.credentials(&path, Some(token)).is_none());
     }
 }

@@ -249,6 +249,7 @@ mod tests {
 
     fn task_of() -> AgentTask {
         AgentTask {
+            credentials: None,
             task_id: "t1".into(),
             task_arn: "arn:aws:ecs:eu-west-1:000000000000:task/prod/t1".into(),
             family: "web".into(),

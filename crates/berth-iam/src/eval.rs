@@ -28,6 +28,8 @@ pub struct RequestContext<'a> {
     pub keys: &'a [(&'a str, &'a str)],
     /// The tags of `resource` (for `aws:ResourceTag/<key>`).
     pub resource_tags: &'a [(String, String)],
+    /// The tags the request itself carries (for `aws:RequestTag/<key>`).
+    pub request_tags: &'a [(String, String)],
 }
 
 impl RequestContext<'_> {
@@ -37,6 +39,13 @@ impl RequestContext<'_> {
         if let Some(tag) = lower.strip_prefix("aws:resourcetag/") {
             return self
                 .resource_tags
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(tag))
+                .map(|(_, v)| v.as_str());
+        }
+        if let Some(tag) = lower.strip_prefix("aws:requesttag/") {
+            return self
+                .request_tags
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case(tag))
                 .map(|(_, v)| v.as_str());
@@ -121,6 +130,7 @@ mod tests {
                 resource,
                 keys: &keys,
                 resource_tags: &tags,
+                request_tags: &[("cost".to_owned(), "web".to_owned())],
             },
         )
     }
@@ -169,6 +179,14 @@ mod tests {
         let region = stmt(
             "Allow",
             r#""Action":"*","Resource":"*","Condition":{"StringEquals":{"aws:RequestedRegion":["eu-west-1"]}}"#,
+        );
+        let request_tag = stmt(
+            "Allow",
+            r#""Action":"*","Resource":"*","Condition":{"StringEquals":{"aws:RequestTag/Cost":"web"}}"#,
+        );
+        let request_tag_other = stmt(
+            "Allow",
+            r#""Action":"*","Resource":"*","Condition":{"StringEquals":{"aws:RequestTag/team":"web"}}"#,
         );
         let two_keys = stmt(
             "Allow",
@@ -262,6 +280,14 @@ mod tests {
                 ImplicitDeny,
             ),
             (&[&region], "ecs:ListClusters", "*", &[], ImplicitDeny),
+            (&[&request_tag], "ecs:CreateCluster", CLUSTER, &[], Allow),
+            (
+                &[&request_tag_other],
+                "ecs:CreateCluster",
+                CLUSTER,
+                &[],
+                ImplicitDeny,
+            ),
             (&[&two_keys], "ecs:ListClusters", "*", &[], ImplicitDeny),
         ];
         for (i, (docs, action, resource, tags, want)) in table.iter().enumerate() {

@@ -82,9 +82,9 @@ fn known_key(key: &str) -> bool {
     matches!(
         k.as_str(),
         "aws:requestedregion" | "aws:username" | "aws:principalarn" | "aws:principaltype"
-    ) || k
-        .strip_prefix("aws:resourcetag/")
-        .is_some_and(|t| !t.is_empty())
+    ) || ["aws:resourcetag/", "aws:requesttag/"]
+        .iter()
+        .any(|p| k.strip_prefix(p).is_some_and(|t| !t.is_empty()))
 }
 
 impl Policy {

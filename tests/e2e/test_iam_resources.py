@@ -107,9 +107,8 @@ def test_one_target_group_allowed_its_neighbour_refused(berth, iam):
 
 def test_ec2_and_logs_resources(berth, iam):
     ec2 = berth.client("ec2")
-    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
-    sgs = [ec2.create_security_group(GroupName=uniq("grp"), Description="d", VpcId=vpc)["GroupId"]
-           for _ in range(2)]
+    names = [uniq("grp") for _ in range(2)]
+    sgs = [ec2.create_security_group(GroupName=n, Description="d")["GroupId"] for n in names]
     logs = berth.client("logs")
     groups = [f"/{uniq('lg')}" for _ in range(2)]
     for g in groups:
@@ -124,6 +123,8 @@ def test_ec2_and_logs_resources(berth, iam):
     msg = refused(u.delete_security_group, "UnauthorizedOperation", 403, GroupId=sgs[1])
     assert msg == "You are not authorized to perform this operation. " + denied(
         user, "ec2:DeleteSecurityGroup", f"arn:aws:ec2:{REGION}:{ACCOUNT}:security-group/{sgs[1]}")
+    # By name (the default VPC's group): resolved to the same ARN, refused the same way.
+    assert refused(u.delete_security_group, "UnauthorizedOperation", 403, GroupName=names[1]) == msg
     ul = client("logs")
     ul.create_log_stream(logGroupName=groups[0], logStreamName="s")
     e = expect_error("AccessDeniedException", ul.create_log_stream, logGroupName=groups[1],

@@ -34,6 +34,11 @@ pub enum Resource {
     AutoScalingGroup(String),
     /// An Application Auto Scaling scalable target by its resource id: its ARN holds an id.
     ScalableTarget(String),
+    /// An EC2 security group by name in the default VPC (`GroupName` without `GroupId`).
+    SecurityGroupName(String),
+    /// The Auto Scaling group an instance belongs to
+    /// (TerminateInstanceInAutoScalingGroup without `AutoScalingGroupName`).
+    AutoScalingInstance(String),
     /// An IAM user by name: its ARN holds its path.
     User(String),
     /// An IAM role by name: its ARN holds its path.
@@ -71,7 +76,7 @@ pub fn request_resources(service: &str, action: &str, p: &Value, s: Scope<'_>) -
     let arns = |v: Vec<String>| v.into_iter().map(Resource::Arn).collect::<Vec<_>>();
     match service {
         "elasticloadbalancing" => arns(elbv2(action, p, s)),
-        "ec2" => arns(ec2(action, p, s)),
+        "ec2" => ec2(action, p, s),
         "ssm" => arns(ssm(action, p, s)),
         "logs" => arns(logs(action, p, s)),
         "secretsmanager" => secretsmanager(action, p, s),
@@ -131,7 +136,24 @@ fn elbv2(action: &str, p: &Value, s: Scope<'_>) -> Vec<String> {
 
 /// EC2: VPCs, subnets and security groups by id (`arn:aws:ec2:R:A:vpc/vpc-...`); a create
 /// names the new resource as `*` and the VPC it goes in.
-fn ec2(action: &str, p: &Value, s: Scope<'_>) -> Vec<String> {
+fn ec2(action: &str, p: &Value, s: Scope<'_>) -> Vec<Resource> {
+    if matches!(
+        action,
+        "AuthorizeSecurityGroupIngress" | "RevokeSecurityGroupIngress" | "DeleteSecurityGroup"
+    ) && p.get("GroupId").is_none()
+    {
+        return strings(p, "GroupName")
+            .into_iter()
+            .map(Resource::SecurityGroupName)
+            .collect();
+    }
+    ec2_arns(action, p, s)
+        .into_iter()
+        .map(Resource::Arn)
+        .collect()
+}
+
+fn ec2_arns(action: &str, p: &Value, s: Scope<'_>) -> Vec<String> {
     let arn = |kind: &str, id: &str| format!("arn:aws:ec2:{}:{}:{kind}/{id}", s.region, s.account);
     let vpc = || strings(p, "VpcId").into_iter().map(|v| arn("vpc", &v));
     match action {
@@ -240,7 +262,13 @@ fn autoscaling(action: &str, p: &Value, s: Scope<'_>) -> Vec<Resource> {
             .iter()
             .map(|n| Resource::Arn(format!("{base}autoScalingGroup:*:autoScalingGroupName/{n}")))
             .collect(),
+        "TerminateInstanceInAutoScalingGroup" if p.get("AutoScalingGroupName").is_none() => {
+            let mut ids = strings(p, "InstanceId");
+            ids.extend(strings(p, "InstanceIds"));
+            ids.into_iter().map(Resource::AutoScalingInstance).collect()
+        }
         "UpdateAutoScalingGroup"
+        | "TerminateInstanceInAutoScalingGroup"
         | "SetDesiredCapacity"
         | "DeleteAutoScalingGroup"
         | "SetInstanceProtection" => strings(p, "AutoScalingGroupName")
@@ -447,6 +475,11 @@ mod tests {
                     vec![arn(&format!("{b}subnet/*")), arn(&format!("{b}vpc/vpc-1"))],
                 ),
                 (
+                    "DeleteSecurityGroup",
+                    json!({"GroupName": "web"}),
+                    vec![SecurityGroupName("web".into())],
+                ),
+                (
                     "AuthorizeSecurityGroupIngress",
                     json!({"GroupId": "sg-9"}),
                     vec![arn(&format!("{b}security-group/sg-9"))],
@@ -562,6 +595,16 @@ mod tests {
                 (
                     "SetDesiredCapacity",
                     json!({"AutoScalingGroupName": "hosts"}),
+                    vec![AutoScalingGroup("hosts".into())],
+                ),
+                (
+                    "TerminateInstanceInAutoScalingGroup",
+                    json!({"InstanceId": "i-1"}),
+                    vec![AutoScalingInstance("i-1".into())],
+                ),
+                (
+                    "TerminateInstanceInAutoScalingGroup",
+                    json!({"InstanceId": "i-1", "AutoScalingGroupName": "hosts"}),
                     vec![AutoScalingGroup("hosts".into())],
                 ),
                 (

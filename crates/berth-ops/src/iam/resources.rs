@@ -50,6 +50,36 @@ impl Ops {
                     ),
                 }
             }
+            Resource::AutoScalingInstance(id) => {
+                let group = crate::hostgroups::hosts::all_hosts(&ctx)
+                    .await?
+                    .into_iter()
+                    .find(|(_, h, _)| h.instance_id == *id)
+                    .map(|(_, h, _)| h.auto_scaling_group_name);
+                match group {
+                    Some(name) => {
+                        let named = Resource::AutoScalingGroup(name);
+                        return Box::pin(self.resolve_resource(region, &named, with_tags)).await;
+                    }
+                    None => (
+                        format!("arn:aws:autoscaling:{region}:{account}:autoScalingGroup:*:autoScalingGroupName/*"),
+                        Some(Vec::new()),
+                    ),
+                }
+            }
+            Resource::SecurityGroupName(name) => {
+                let arn =
+                    match crate::ec2::security_groups::load_by_id_or_name(&ctx, None, Some(name))
+                        .await
+                    {
+                        Ok((g, _)) => format!(
+                            "arn:aws:ec2:{region}:{account}:security-group/{}",
+                            g.group_id
+                        ),
+                        Err(_) => format!("arn:aws:ec2:{region}:{account}:security-group/*"),
+                    };
+                (arn, Some(Vec::new()))
+            }
             Resource::ScalableTarget(id) => {
                 let arn = match crate::autoscaling::find_target(&ctx, id).await? {
                     Some((t, _)) => t.scalable_target_arn,

@@ -133,16 +133,24 @@ def test_ec2_and_logs_resources(berth, iam):
         user, "logs:CreateLogStream", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{groups[1]}")
 
 
-def test_iam_user_arn(berth, iam):
+def test_iam_user_arn_and_policy_variable(berth, iam):
     other = uniq("other")
     iam.create_user(UserName=other, Path="/team/")
     user, client = user_with(berth, iam, {
-        "Effect": "Allow", "Action": "iam:GetUser", "Resource": "arn:aws:iam::*:user/u*"})
+        "Effect": "Allow", "Action": "iam:GetUser", "Resource": "arn:aws:iam::*:user/u*"}, {
+        # A policy variable: each user manages its own keys only.
+        "Effect": "Allow", "Action": ["iam:CreateAccessKey", "iam:ListAccessKeys"],
+        "Resource": "arn:aws:iam::*:user/${aws:username}"})
     ui = client("iam")
     assert ui.get_user()["User"]["UserName"] == user
     msg = refused(ui.get_user, "AccessDenied", 403, UserName=other)
     # The user's path is part of its ARN.
     assert msg == denied(user, "iam:GetUser", f"arn:aws:iam::{ACCOUNT}:user/team/{other}")
+    assert len(ui.list_access_keys()["AccessKeyMetadata"]) == 1
+    ui.create_access_key()
+    assert len(ui.list_access_keys(UserName=user)["AccessKeyMetadata"]) == 2
+    msg = refused(ui.create_access_key, "AccessDenied", 403, UserName=other)
+    assert msg == denied(user, "iam:CreateAccessKey", f"arn:aws:iam::{ACCOUNT}:user/team/{other}")
 
 
 def test_resource_and_request_tag_conditions(berth, iam):

@@ -82,10 +82,32 @@ fn applies(s: &Statement, req: &RequestContext<'_>) -> bool {
         .iter()
         .any(|p| wildcard_match(&p.to_ascii_lowercase(), &action));
     let (resources, not_resource) = &s.resources;
-    let resource_hit = resources.iter().any(|p| wildcard_match(p, req.resource));
+    let resource_hit = resources
+        .iter()
+        .any(|p| substitute(p, req).is_some_and(|p| wildcard_match(&p, req.resource)));
     action_hit != *not_action
         && resource_hit != *not_resource
         && s.conditions.iter().all(|c| holds(c, req))
+}
+
+/// `pattern` with its policy variables (`${aws:username}`, any context key) replaced by the
+/// request's values, as IAM does in `Resource`; `None` when a variable names a key the request
+/// does not have (the pattern then matches nothing). Text without `${` is returned as is.
+fn substitute<'p>(pattern: &'p str, req: &RequestContext<'_>) -> Option<std::borrow::Cow<'p, str>> {
+    if !pattern.contains("${") {
+        return Some(std::borrow::Cow::Borrowed(pattern));
+    }
+    let mut out = String::with_capacity(pattern.len());
+    let mut rest = pattern;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let end = after.find('}')?;
+        out.push_str(req.value(after[..end].trim())?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Some(std::borrow::Cow::Owned(out))
 }
 
 fn holds(c: &Condition, req: &RequestContext<'_>) -> bool {
@@ -188,6 +210,14 @@ mod tests {
             "Allow",
             r#""Action":"*","Resource":"*","Condition":{"StringEquals":{"aws:RequestTag/team":"web"}}"#,
         );
+        let own_prefix = stmt(
+            "Allow",
+            r#""Action":"*","Resource":"arn:aws:ecs:*:*:cluster/${aws:username}-*""#,
+        );
+        let unknown_variable = stmt(
+            "Allow",
+            r#""Action":"*","Resource":"arn:aws:ecs:*:*:cluster/${aws:userid}*""#,
+        );
         let two_keys = stmt(
             "Allow",
             r#""Action":"*","Resource":"*","Condition":{"StringEquals":{"aws:RequestedRegion":"us-east-1","aws:username":"bob"}}"#,
@@ -281,6 +311,27 @@ mod tests {
             ),
             (&[&region], "ecs:ListClusters", "*", &[], ImplicitDeny),
             (&[&request_tag], "ecs:CreateCluster", CLUSTER, &[], Allow),
+            (
+                &[&own_prefix],
+                "ecs:CreateCluster",
+                "arn:aws:ecs:us-east-1:0:cluster/alice-1",
+                &[],
+                Allow,
+            ),
+            (
+                &[&own_prefix],
+                "ecs:CreateCluster",
+                CLUSTER,
+                &[],
+                ImplicitDeny,
+            ),
+            (
+                &[&unknown_variable],
+                "ecs:CreateCluster",
+                "arn:aws:ecs:us-east-1:0:cluster/x",
+                &[],
+                ImplicitDeny,
+            ),
             (
                 &[&request_tag_other],
                 "ecs:CreateCluster",

@@ -190,6 +190,31 @@ def test_resource_and_request_tag_conditions(berth, iam):
     expect_error("AccessDeniedException", u_sm.create_secret, Name=uniq("new"), SecretString="x")
 
 
+def test_tag_keys_under_set_operators(berth, iam):
+    user, client = user_with(berth, iam, {
+        "Effect": "Allow", "Action": "elasticloadbalancing:CreateTargetGroup", "Resource": "*",
+        "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": ["team", "cost"]},
+                      "ForAnyValue:StringEquals": {"aws:TagKeys": "team"}}})
+    u = client("elbv2")
+
+    def create(*keys):
+        tags = {"Tags": [{"Key": k, "Value": "v"} for k in keys]} if keys else {}
+        return u.create_target_group(Name=uniq("tg"), Protocol="HTTP", Port=80, TargetType="ip",
+                                     **tags)
+    create("team")
+    create("team", "cost")
+    for keys in [(), ("cost",), ("team", "other")]:
+        with pytest.raises(ClientError) as e:
+            create(*keys)
+        assert e.value.response["Error"]["Code"] == "AccessDenied", keys
+    # A plain operator on the multivalued key is refused when the policy is stored, by name.
+    e = expect_error("MalformedPolicyDocument", iam.put_user_policy, UserName=user,
+                     PolicyName="plain", PolicyDocument=json.dumps({"Statement": {
+                         "Effect": "Allow", "Action": "*", "Resource": "*",
+                         "Condition": {"StringEquals": {"aws:TagKeys": "team"}}}}))
+    assert "aws:TagKeys" in e.response["Error"]["Message"]
+
+
 @pytest.fixture(scope="module")
 def throttled():
     with tempfile.TemporaryDirectory() as d:

@@ -2,7 +2,7 @@
 //! identity-based policies in one account: an explicit `Deny` in any statement that applies
 //! wins; otherwise an `Allow` that applies allows; otherwise the request is denied by default.
 
-use crate::policy::{Condition, Operator, Statement};
+use crate::policy::{Condition, Operator, SetOperator, Statement, TAG_KEYS};
 use crate::{wildcard_match, Policy};
 
 /// What IAM decided.
@@ -111,9 +111,31 @@ fn substitute<'p>(pattern: &'p str, req: &RequestContext<'_>) -> Option<std::bor
 }
 
 fn holds(c: &Condition, req: &RequestContext<'_>) -> bool {
-    let Some(v) = req.value(&c.key) else {
-        return c.op.negated();
+    let values: Option<Vec<&str>> = if c.key.eq_ignore_ascii_case(TAG_KEYS) {
+        Some(
+            req.request_tags
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .filter(|v| !v.is_empty())
+    } else {
+        req.value(&c.key).map(|v| vec![v])
     };
+    match (c.set, values) {
+        (None, None) => c.op.negated(),
+        (None, Some(vs)) => vs.iter().all(|v| holds_for(c, v)),
+        // IAM's rules for a key the request lacks: no value satisfies ForAnyValue, and every
+        // value (there are none) satisfies ForAllValues.
+        (Some(SetOperator::AnyValue), None) => false,
+        (Some(SetOperator::AllValues), None) => true,
+        (Some(SetOperator::AnyValue), Some(vs)) => vs.iter().any(|v| holds_for(c, v)),
+        (Some(SetOperator::AllValues), Some(vs)) => vs.iter().all(|v| holds_for(c, v)),
+    }
+}
+
+/// Whether the operator holds for one value of the request's.
+fn holds_for(c: &Condition, v: &str) -> bool {
     let hit = c.values.iter().any(|want| match c.op {
         Operator::StringEquals | Operator::StringNotEquals => want == v,
         Operator::StringEqualsIgnoreCase | Operator::StringNotEqualsIgnoreCase => {
@@ -218,6 +240,14 @@ mod tests {
             "Allow",
             r#""Action":"*","Resource":"arn:aws:ecs:*:*:cluster/${aws:userid}*""#,
         );
+        let only_cost_tags = stmt(
+            "Allow",
+            r#""Action":"*","Resource":"*","Condition":{"ForAllValues:StringEquals":{"aws:TagKeys":["cost","owner"]}}"#,
+        );
+        let any_team_tag = stmt(
+            "Allow",
+            r#""Action":"*","Resource":"*","Condition":{"ForAnyValue:StringEquals":{"aws:TagKeys":"team"}}"#,
+        );
         let two_keys = stmt(
             "Allow",
             r#""Action":"*","Resource":"*","Condition":{"StringEquals":{"aws:RequestedRegion":"us-east-1","aws:username":"bob"}}"#,
@@ -311,6 +341,15 @@ mod tests {
             ),
             (&[&region], "ecs:ListClusters", "*", &[], ImplicitDeny),
             (&[&request_tag], "ecs:CreateCluster", CLUSTER, &[], Allow),
+            // The request's tags (the `decide` helper's): `cost` only.
+            (&[&only_cost_tags], "ecs:CreateCluster", CLUSTER, &[], Allow),
+            (
+                &[&any_team_tag],
+                "ecs:CreateCluster",
+                CLUSTER,
+                &[],
+                ImplicitDeny,
+            ),
             (
                 &[&own_prefix],
                 "ecs:CreateCluster",

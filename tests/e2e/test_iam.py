@@ -92,11 +92,14 @@ def test_read_only_user_can_describe_but_not_create(berth, iam):
     # A Query service refuses with AccessDenied, worded the same way.
     elb = as_user(berth, key, "elbv2")
     elb.describe_load_balancers()
+    tg = uniq("tg")
     with pytest.raises(ClientError) as e:
-        elb.create_target_group(Name=uniq("tg"), Protocol="HTTP", Port=80, TargetType="ip")
+        elb.create_target_group(Name=tg, Protocol="HTTP", Port=80, TargetType="ip")
     assert e.value.response["Error"]["Code"] == "AccessDenied"
+    # The new target group, by name: its id is not drawn yet.
     assert e.value.response["Error"]["Message"] == denied_message(
-        name, "elasticloadbalancing:CreateTargetGroup", "*")
+        name, "elasticloadbalancing:CreateTargetGroup",
+        f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:targetgroup/{tg}/*")
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     # EC2 words it its own way.
     ec2 = as_user(berth, key, "ec2")
@@ -105,7 +108,7 @@ def test_read_only_user_can_describe_but_not_create(berth, iam):
         ec2.create_vpc(CidrBlock="10.99.0.0/16")
     assert e.value.response["Error"]["Code"] == "UnauthorizedOperation"
     assert e.value.response["Error"]["Message"] == "You are not authorized to perform this operation. " + \
-        denied_message(name, "ec2:CreateVpc", "*")
+        denied_message(name, "ec2:CreateVpc", f"arn:aws:ec2:{REGION}:{ACCOUNT}:vpc/*")
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     # And IAM itself: a read-only user lists users but makes no keys.
     uiam = as_user(berth, key, "iam")

@@ -11,6 +11,7 @@ use berth_ops::hostgroups::{groups, hosts, launch_configs, parse};
 use berth_ops::Ctx;
 use serde_json::Value;
 
+use crate::authz::Named;
 use crate::elb::query;
 use crate::ApiState;
 
@@ -32,7 +33,14 @@ pub(crate) async fn serve(state: ApiState, parts: Parts, body: Body, rid: String
                 format!("Version '{v}' is not supported; use {API_VERSION}"),
             ));
         }
-        crate::authz::authorize(&state, &caller, SERVICE, &q.action, &[]).await?;
+        crate::authz::authorize(
+            &state,
+            &caller,
+            SERVICE,
+            &q.action,
+            Named::Params(&q.params),
+        )
+        .await?;
         let ctx = state.ops.ctx(caller.region);
         tracing::debug!(action = %q.action, request_id = %rid, "autoscaling request");
         let out = dispatch(&ctx, &q.action, q.params).await?;

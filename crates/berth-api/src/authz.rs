@@ -3,11 +3,16 @@
 //!
 //! The root key (berth's own, from the data dir) may do everything and costs nothing here; a
 //! key IAM issued to a user is decided by `berth_iam::evaluate` over the user's policies,
-//! which the control layer loads. The resources are the ARNs an ECS request names where that
-//! is cheap to read from its body (`cluster`, `clusters`, `clusterName`, `service`,
-//! `services`, `task`, `tasks`); every other request is on `*`.
+//! which the control layer loads. The resources are the ARNs a request names: for ECS, read
+//! here from its body (`cluster`, `clusters`, `clusterName`, `service`, `services`, `task`,
+//! `tasks`); for every other service, by `berth_iam::request_resources`'s table, with the
+//! control layer filling in what only the store knows (a secret's suffix, a user's path) and
+//! the tags `aws:ResourceTag/...` reads. A request that names nothing is on `*`.
+//!
+//! Every request also takes a token from its access key's bucket for the action's class
+//! ([`crate::throttle`]), root key included, before its policies are read.
 
-use berth_iam::{evaluate, Decision, RequestContext};
+use berth_iam::{evaluate, Decision, RequestContext, Resource, Scope};
 use berth_model::{ApiError, ErrorCode};
 use berth_ops::iam::Principal;
 use serde_json::Value;
@@ -19,22 +24,69 @@ use crate::ApiState;
 pub(crate) struct Caller {
     /// The region the request was signed for.
     pub region: String,
+    /// The access key that signed it (its throttle buckets).
+    pub access_key: String,
     /// The IAM principal and its policies, or `None` for berth's root key.
     pub principal: Option<(Principal, Vec<berth_iam::Policy>)>,
 }
 
-/// Refuses the request unless `caller` may perform `prefix:action` on every one of
-/// `resources`, with AWS's AccessDenied message.
+/// What a request names resources in.
+#[derive(Clone, Copy)]
+pub(crate) enum Named<'a> {
+    /// An ECS JSON body.
+    Ecs(&'a [u8]),
+    /// Another JSON service's body.
+    Json(&'a [u8]),
+    /// A Query request's parameters.
+    Params(&'a Value),
+}
+
+impl Named<'_> {
+    /// The resources named, and the request's tags.
+    fn read(self, service: &str, action: &str, scope: Scope<'_>) -> (Vec<Resource>, Tags) {
+        let parsed;
+        let params = match self {
+            Named::Ecs(body) => {
+                let arns = ecs_resources(scope.region, scope.account, body);
+                let tags = serde_json::from_slice::<Value>(body)
+                    .map(|v| berth_iam::request_tags(&v))
+                    .unwrap_or_default();
+                return (arns.into_iter().map(Resource::Arn).collect(), tags);
+            }
+            Named::Json(body) => {
+                parsed = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
+                &parsed
+            }
+            Named::Params(v) => v,
+        };
+        (
+            berth_iam::request_resources(service, action, params, scope),
+            berth_iam::request_tags(params),
+        )
+    }
+}
+
+type Tags = Vec<(String, String)>;
+
+/// Throttles the request, then refuses it unless `caller` may perform `prefix:action` on
+/// every resource it names, with AWS's AccessDenied message.
 pub(crate) async fn authorize(
     state: &ApiState,
     caller: &Caller,
     prefix: &str,
     action: &str,
-    resources: &[String],
+    named: Named<'_>,
 ) -> Result<(), ApiError> {
+    state.throttle.check(&caller.access_key, prefix, action)?;
     let Some((principal, policies)) = &caller.principal else {
         return Ok(());
     };
+    let account = &state.ops.config().account_id;
+    let scope = Scope {
+        region: &caller.region,
+        account,
+    };
+    let (named, request_tags) = named.read(prefix, action, scope);
     let refs: Vec<&berth_iam::Policy> = policies.iter().collect();
     let reads_tags = policies.iter().any(berth_iam::Policy::reads_resource_tags);
     let full_action = format!("{prefix}:{action}");
@@ -52,23 +104,24 @@ pub(crate) async fn authorize(
             ("aws:PrincipalType", "AssumedRole"),
         ],
     };
-    let star = ["*".to_owned()];
-    let resources = if resources.is_empty() {
-        &star[..]
-    } else {
-        resources
-    };
-    for resource in resources {
-        let tags = if reads_tags {
-            state.ops.resource_tags(resource).await?
-        } else {
-            Vec::new()
+    let star = [Resource::Arn("*".to_owned())];
+    let named = if named.is_empty() { &star[..] } else { &named };
+    for r in named {
+        let (resource, tags) = match r {
+            Resource::Arn(a) if !reads_tags || a == "*" => (a.clone(), Vec::new()),
+            _ => {
+                state
+                    .ops
+                    .resolve_resource(&caller.region, r, reads_tags)
+                    .await?
+            }
         };
         let req = RequestContext {
             action: &full_action,
-            resource,
+            resource: &resource,
             keys: &keys,
             resource_tags: &tags,
+            request_tags: &request_tags,
         };
         let why = match evaluate(&refs, &req) {
             Decision::Allow => continue,

@@ -14,6 +14,7 @@ use berth_ops::ec2::{parse, security_groups as sg, vpcs};
 use berth_ops::Ctx;
 use serde_json::Value;
 
+use crate::authz::Named;
 use crate::elb::query;
 use crate::ApiState;
 
@@ -96,7 +97,14 @@ pub(crate) async fn serve(state: ApiState, parts: Parts, body: Body, rid: String
                 format!("Version '{v}' is not supported; use {API_VERSION}"),
             ));
         }
-        crate::authz::authorize(&state, &caller, SERVICE, &q.action, &[]).await?;
+        crate::authz::authorize(
+            &state,
+            &caller,
+            SERVICE,
+            &q.action,
+            Named::Params(&q.params),
+        )
+        .await?;
         let ctx = state.ops.ctx(caller.region);
         tracing::debug!(action = %q.action, request_id = %rid, "ec2 request");
         let out = dispatch(&ctx, &q.action, q.params).await?;

@@ -13,7 +13,7 @@ use berth_model::{ApiError, ErrorCode};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::authz::Caller;
+use crate::authz::{Caller, Named};
 use crate::ApiState;
 
 /// Requests larger than this are refused before they are parsed.
@@ -122,16 +122,15 @@ async fn aws_api(State(state): State<ApiState>, req: Request) -> Response {
         }
         let Some(action) = target.strip_prefix(ECS_TARGET_PREFIX) else {
             // Authenticate first, as AWS does, so an unsigned probe learns nothing.
-            auth("ecs").await?;
+            let caller = auth("ecs").await?;
+            state.throttle.check(&caller.access_key, "ecs", &target)?;
             return Err(ApiError::new(
                 ErrorCode::UnknownOperationException,
                 format!("Unknown operation: X-Amz-Target {target:?}"),
             ));
         };
         let caller = auth("ecs").await?;
-        let account = &state.ops.config().account_id;
-        let resources = crate::authz::ecs_resources(&caller.region, account, &body);
-        crate::authz::authorize(&state, &caller, "ecs", action, &resources).await?;
+        crate::authz::authorize(&state, &caller, "ecs", action, Named::Ecs(&body)).await?;
         let ctx = state.ops.ctx(caller.region);
         let action = action.to_owned();
         tracing::debug!(%action, request_id = %rid, "ecs request");
@@ -141,8 +140,8 @@ async fn aws_api(State(state): State<ApiState>, req: Request) -> Response {
     render(result, &rid)
 }
 
-/// Authenticates a request signed for `service` and authorizes `<service>:<action>` on `*`
-/// (the JSON services other than ECS name no resources berth reads); the caller's view.
+/// Authenticates a request signed for `service` and authorizes `<service>:<action>` on the
+/// resources its body names; the caller's view.
 async fn admit(
     state: &ApiState,
     parts: &Parts,
@@ -151,13 +150,14 @@ async fn admit(
     action: String,
 ) -> Result<berth_ops::Ctx, ApiError> {
     let caller = authenticate(state, parts, body, service).await?;
-    crate::authz::authorize(state, &caller, service, &action, &[]).await?;
+    crate::authz::authorize(state, &caller, service, &action, Named::Json(body)).await?;
     Ok(state.ops.ctx(caller.region))
 }
 
 /// Verifies the request's SigV4 signature, and that it was signed for `service`, at the
-/// control layer's clock: with berth's root key, or with an Active access key IAM issued;
-/// then takes a token from the access key's rate limit.
+/// control layer's clock: with berth's root key, or with an Active access key IAM issued.
+/// (The access key's rate limit is taken in [`crate::authz::authorize`], which knows the
+/// action.)
 pub(crate) async fn authenticate(
     state: &ApiState,
     parts: &Parts,
@@ -195,9 +195,9 @@ pub(crate) async fn authenticate(
     if let Some(session) = signer.as_ref().and_then(|(_, s)| s.session.as_ref()) {
         crate::auth::check_session(session, session_token(parts).as_deref(), now)?;
     }
-    state.throttle.check(&id.access_key_id)?;
     Ok(Caller {
         region: id.region,
+        access_key: id.access_key_id,
         principal: signer.map(|(_, s)| (s.principal, s.policies)),
     })
 }

@@ -14,6 +14,7 @@ use berth_model::{ApiError, ErrorCode};
 use berth_ops::elb::{listeners, load_balancers, parse, rules, tags, target_groups, targets};
 use serde_json::Value;
 
+use crate::authz::Named;
 use crate::ApiState;
 use berth_ops::Ctx;
 
@@ -35,7 +36,14 @@ pub(crate) async fn serve(state: ApiState, parts: Parts, body: Body, rid: String
                 format!("Version '{v}' is not supported; use {API_VERSION}"),
             ));
         }
-        crate::authz::authorize(&state, &caller, SERVICE, &q.action, &[]).await?;
+        crate::authz::authorize(
+            &state,
+            &caller,
+            SERVICE,
+            &q.action,
+            Named::Params(&q.params),
+        )
+        .await?;
         let ctx = state.ops.ctx(caller.region);
         tracing::debug!(action = %q.action, request_id = %rid, "elbv2 request");
         let out = dispatch(&ctx, &q.action, q.params).await?;

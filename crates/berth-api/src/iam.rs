@@ -11,7 +11,7 @@ use berth_ops::iam::{parse, policies, roles, users};
 use berth_ops::Ctx;
 use serde_json::Value;
 
-use crate::authz::Caller;
+use crate::authz::{Caller, Named};
 use crate::elb::query;
 use crate::ApiState;
 use berth_ops::iam::Principal;
@@ -34,8 +34,9 @@ pub(crate) async fn serve(state: ApiState, parts: Parts, body: Body, rid: String
                 format!("Version '{v}' is not supported; use {API_VERSION}"),
             ));
         }
-        crate::authz::authorize(&state, &caller, SERVICE, &q.action, &[]).await?;
         let params = default_user(&q.action, q.params, &caller);
+        crate::authz::authorize(&state, &caller, SERVICE, &q.action, Named::Params(&params))
+            .await?;
         let ctx = state.ops.ctx(caller.region);
         tracing::debug!(action = %q.action, request_id = %rid, "iam request");
         let out = dispatch(&ctx, &q.action, params).await?;

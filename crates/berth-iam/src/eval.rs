@@ -2,7 +2,7 @@
 //! identity-based policies in one account: an explicit `Deny` in any statement that applies
 //! wins; otherwise an `Allow` that applies allows; otherwise the request is denied by default.
 
-use crate::policy::{Condition, Operator, Statement};
+use crate::policy::{Condition, Operator, SetOperator, Statement, TAG_KEYS};
 use crate::{wildcard_match, Policy};
 
 /// What IAM decided.
@@ -28,6 +28,8 @@ pub struct RequestContext<'a> {
     pub keys: &'a [(&'a str, &'a str)],
     /// The tags of `resource` (for `aws:ResourceTag/<key>`).
     pub resource_tags: &'a [(String, String)],
+    /// The tags the request itself carries (for `aws:RequestTag/<key>`).
+    pub request_tags: &'a [(String, String)],
 }
 
 impl RequestContext<'_> {
@@ -37,6 +39,13 @@ impl RequestContext<'_> {
         if let Some(tag) = lower.strip_prefix("aws:resourcetag/") {
             return self
                 .resource_tags
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(tag))
+                .map(|(_, v)| v.as_str());
+        }
+        if let Some(tag) = lower.strip_prefix("aws:requesttag/") {
+            return self
+                .request_tags
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case(tag))
                 .map(|(_, v)| v.as_str());
@@ -73,16 +82,60 @@ fn applies(s: &Statement, req: &RequestContext<'_>) -> bool {
         .iter()
         .any(|p| wildcard_match(&p.to_ascii_lowercase(), &action));
     let (resources, not_resource) = &s.resources;
-    let resource_hit = resources.iter().any(|p| wildcard_match(p, req.resource));
+    let resource_hit = resources
+        .iter()
+        .any(|p| substitute(p, req).is_some_and(|p| wildcard_match(&p, req.resource)));
     action_hit != *not_action
         && resource_hit != *not_resource
         && s.conditions.iter().all(|c| holds(c, req))
 }
 
+/// `pattern` with its policy variables (`${aws:username}`, any context key) replaced by the
+/// request's values, as IAM does in `Resource`; `None` when a variable names a key the request
+/// does not have (the pattern then matches nothing). Text without `${` is returned as is.
+fn substitute<'p>(pattern: &'p str, req: &RequestContext<'_>) -> Option<std::borrow::Cow<'p, str>> {
+    if !pattern.contains("${") {
+        return Some(std::borrow::Cow::Borrowed(pattern));
+    }
+    let mut out = String::with_capacity(pattern.len());
+    let mut rest = pattern;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let end = after.find('}')?;
+        out.push_str(req.value(after[..end].trim())?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Some(std::borrow::Cow::Owned(out))
+}
+
 fn holds(c: &Condition, req: &RequestContext<'_>) -> bool {
-    let Some(v) = req.value(&c.key) else {
-        return c.op.negated();
+    let values: Option<Vec<&str>> = if c.key.eq_ignore_ascii_case(TAG_KEYS) {
+        Some(
+            req.request_tags
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .filter(|v| !v.is_empty())
+    } else {
+        req.value(&c.key).map(|v| vec![v])
     };
+    match (c.set, values) {
+        (None, None) => c.op.negated(),
+        (None, Some(vs)) => vs.iter().all(|v| holds_for(c, v)),
+        // IAM's rules for a key the request lacks: no value satisfies ForAnyValue, and every
+        // value (there are none) satisfies ForAllValues.
+        (Some(SetOperator::AnyValue), None) => false,
+        (Some(SetOperator::AllValues), None) => true,
+        (Some(SetOperator::AnyValue), Some(vs)) => vs.iter().any(|v| holds_for(c, v)),
+        (Some(SetOperator::AllValues), Some(vs)) => vs.iter().all(|v| holds_for(c, v)),
+    }
+}
+
+/// Whether the operator holds for one value of the request's.
+fn holds_for(c: &Condition, v: &str) -> bool {
     let hit = c.values.iter().any(|want| match c.op {
         Operator::StringEquals | Operator::StringNotEquals => want == v,
         Operator::StringEqualsIgnoreCase | Operator::StringNotEqualsIgnoreCase => {
@@ -121,6 +174,7 @@ mod tests {
                 resource,
                 keys: &keys,
                 resource_tags: &tags,
+                request_tags: &[("cost".to_owned(), "web".to_owned())],
             },
         )
     }
@@ -169,6 +223,30 @@ mod tests {
         let region = stmt(
             "Allow",
             r#""Action":"*","Resource":"*","Condition":{"StringEquals":{"aws:RequestedRegion":["eu-west-1"]}}"#,
+        );
+        let request_tag = stmt(
+            "Allow",
+            r#""Action":"*","Resource":"*","Condition":{"StringEquals":{"aws:RequestTag/Cost":"web"}}"#,
+        );
+        let request_tag_other = stmt(
+            "Allow",
+            r#""Action":"*","Resource":"*","Condition":{"StringEquals":{"aws:RequestTag/team":"web"}}"#,
+        );
+        let own_prefix = stmt(
+            "Allow",
+            r#""Action":"*","Resource":"arn:aws:ecs:*:*:cluster/${aws:username}-*""#,
+        );
+        let unknown_variable = stmt(
+            "Allow",
+            r#""Action":"*","Resource":"arn:aws:ecs:*:*:cluster/${aws:userid}*""#,
+        );
+        let only_cost_tags = stmt(
+            "Allow",
+            r#""Action":"*","Resource":"*","Condition":{"ForAllValues:StringEquals":{"aws:TagKeys":["cost","owner"]}}"#,
+        );
+        let any_team_tag = stmt(
+            "Allow",
+            r#""Action":"*","Resource":"*","Condition":{"ForAnyValue:StringEquals":{"aws:TagKeys":"team"}}"#,
         );
         let two_keys = stmt(
             "Allow",
@@ -262,6 +340,44 @@ mod tests {
                 ImplicitDeny,
             ),
             (&[&region], "ecs:ListClusters", "*", &[], ImplicitDeny),
+            (&[&request_tag], "ecs:CreateCluster", CLUSTER, &[], Allow),
+            // The request's tags (the `decide` helper's): `cost` only.
+            (&[&only_cost_tags], "ecs:CreateCluster", CLUSTER, &[], Allow),
+            (
+                &[&any_team_tag],
+                "ecs:CreateCluster",
+                CLUSTER,
+                &[],
+                ImplicitDeny,
+            ),
+            (
+                &[&own_prefix],
+                "ecs:CreateCluster",
+                "arn:aws:ecs:us-east-1:0:cluster/alice-1",
+                &[],
+                Allow,
+            ),
+            (
+                &[&own_prefix],
+                "ecs:CreateCluster",
+                CLUSTER,
+                &[],
+                ImplicitDeny,
+            ),
+            (
+                &[&unknown_variable],
+                "ecs:CreateCluster",
+                "arn:aws:ecs:us-east-1:0:cluster/x",
+                &[],
+                ImplicitDeny,
+            ),
+            (
+                &[&request_tag_other],
+                "ecs:CreateCluster",
+                CLUSTER,
+                &[],
+                ImplicitDeny,
+            ),
             (&[&two_keys], "ecs:ListClusters", "*", &[], ImplicitDeny),
         ];
         for (i, (docs, action, resource, tags, want)) in table.iter().enumerate() {

@@ -8,6 +8,8 @@
 //!
 //! Start with [`Policy::parse`] and [`evaluate`]: explicit `Deny` wins over any `Allow`, and a
 //! request no statement allows is denied by default ([`Decision`]).
+//! [`request_resources`] reads which resources (ARNs) a request names, per service and
+//! action, as AWS's Service Authorization Reference lists them.
 //! [`managed`] holds the AWS managed policies berth knows by ARN.
 
 #![warn(missing_docs)]
@@ -15,9 +17,11 @@
 mod eval;
 pub mod managed;
 mod policy;
+mod resources;
 
 pub use eval::{evaluate, Decision, RequestContext};
 pub use policy::{Policy, PolicyError};
+pub use resources::{request_resources, request_tags, Resource, Scope};
 
 /// Whether `value` matches `pattern`, where `*` matches any run of characters and `?` any one
 /// character (IAM's wildcards in actions, resources and `StringLike`).

@@ -71,20 +71,39 @@ impl Operator {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Condition {
     pub op: Operator,
+    /// `ForAnyValue:` / `ForAllValues:`: how a multivalued key's values combine.
+    pub set: Option<SetOperator>,
     /// The key as written (`aws:ResourceTag/team`); matched case-insensitively, as IAM does.
     pub key: String,
     pub values: Vec<String>,
 }
+
+/// The set qualifiers of an operator, for multivalued keys (`aws:TagKeys`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SetOperator {
+    /// `ForAnyValue:`: some value of the request's satisfies the operator.
+    AnyValue,
+    /// `ForAllValues:`: every value does (also when the request has none).
+    AllValues,
+}
+
+/// The multivalued condition key berth puts in a request's context: the keys of the tags the
+/// request carries.
+pub(crate) const TAG_KEYS: &str = "aws:tagkeys";
 
 /// The condition keys berth puts in a request's context (keys are case-insensitive).
 fn known_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     matches!(
         k.as_str(),
-        "aws:requestedregion" | "aws:username" | "aws:principalarn" | "aws:principaltype"
-    ) || k
-        .strip_prefix("aws:resourcetag/")
-        .is_some_and(|t| !t.is_empty())
+        "aws:requestedregion"
+            | "aws:username"
+            | "aws:principalarn"
+            | "aws:principaltype"
+            | TAG_KEYS
+    ) || ["aws:resourcetag/", "aws:requesttag/"]
+        .iter()
+        .any(|p| k.strip_prefix(p).is_some_and(|t| !t.is_empty()))
 }
 
 impl Policy {
@@ -211,11 +230,17 @@ fn strings(v: &Value) -> Result<Vec<String>, PolicyError> {
 fn conditions(c: &Map<String, Value>) -> Result<Vec<Condition>, PolicyError> {
     let mut out = Vec::new();
     for (op_name, block) in c {
-        let op = Operator::parse(op_name).ok_or_else(|| {
+        let (set, bare) = match op_name.split_once(':') {
+            Some(("ForAnyValue", o)) => (Some(SetOperator::AnyValue), o),
+            Some(("ForAllValues", o)) => (Some(SetOperator::AllValues), o),
+            _ => (None, op_name.as_str()),
+        };
+        let op = Operator::parse(bare).ok_or_else(|| {
             malformed(format!(
                 "berth does not evaluate the condition operator {op_name}; it evaluates \
                  StringEquals, StringNotEquals, StringEqualsIgnoreCase, \
-                 StringNotEqualsIgnoreCase, StringLike and StringNotLike"
+                 StringNotEqualsIgnoreCase, StringLike and StringNotLike (after \
+                 ForAnyValue: or ForAllValues: if need be)"
             ))
         })?;
         let block = block
@@ -225,8 +250,14 @@ fn conditions(c: &Map<String, Value>) -> Result<Vec<Condition>, PolicyError> {
             if !known_key(key) {
                 return Err(malformed(format!(
                     "berth does not evaluate the condition key {key}; it evaluates \
-                     aws:RequestedRegion, aws:ResourceTag/<key>, aws:username, \
-                     aws:PrincipalArn and aws:PrincipalType"
+                     aws:RequestedRegion, aws:ResourceTag/<key>, aws:RequestTag/<key>, \
+                     aws:TagKeys, aws:username, aws:PrincipalArn and aws:PrincipalType"
+                )));
+            }
+            if set.is_none() && key.eq_ignore_ascii_case(TAG_KEYS) {
+                return Err(malformed(format!(
+                    "berth evaluates the multivalued key {key} only under ForAnyValue: or \
+                     ForAllValues: (as in ForAllValues:{op_name})"
                 )));
             }
             let values = match values {
@@ -236,6 +267,7 @@ fn conditions(c: &Map<String, Value>) -> Result<Vec<Condition>, PolicyError> {
             };
             out.push(Condition {
                 op,
+                set,
                 key: key.clone(),
                 values,
             });
@@ -304,6 +336,16 @@ mod tests {
             "Condition":{"StringEquals":{"aws:SourceIp":"1.2.3.4"}}}}"#;
         let e = Policy::parse(key).expect_err("refused");
         assert!(e.0.contains("aws:SourceIp"), "{e}");
+        let plain = r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*",
+            "Condition":{"StringEquals":{"aws:TagKeys":"team"}}}}"#;
+        let e = Policy::parse(plain).expect_err("refused");
+        assert!(e.0.contains("ForAllValues:StringEquals"), "{e}");
+        let set = r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*",
+            "Condition":{"ForAllValues:StringEquals":{"aws:TagKeys":"team"}}}}"#;
+        Policy::parse(set).expect("accepted");
+        let bad_set = r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*",
+            "Condition":{"ForSomeValues:StringEquals":{"aws:TagKeys":"team"}}}}"#;
+        assert!(Policy::parse(bad_set).is_err());
         let ok = r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*",
             "Condition":{"StringLike":{"aws:ResourceTag/team":["a*"]}}}}"#;
         assert!(Policy::parse(ok).expect("accepted").reads_resource_tags());

@@ -57,7 +57,7 @@ impl Ctx {
 }
 
 /// The scalable target of `resource_id`, if registered, with its revision.
-async fn find_target(
+pub(crate) async fn find_target(
     ctx: &Ctx,
     resource_id: &str,
 ) -> Result<Option<(ScalableTarget, Revision)>, ApiError> {

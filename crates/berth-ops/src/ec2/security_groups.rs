@@ -49,7 +49,7 @@ pub async fn load_group(ctx: &Ctx, id: &str) -> Result<(SecurityGroup, u64), Api
 }
 
 /// The group given by id, or by name in the default VPC (as EC2 takes `GroupName`).
-async fn load_by_id_or_name(
+pub(crate) async fn load_by_id_or_name(
     ctx: &Ctx,
     id: Option<&str>,
     name: Option<&str>,

@@ -42,7 +42,7 @@ fn not_found(arn: &str) -> ApiError {
     err(code, format!("Resource '{arn}' not found"))
 }
 
-async fn load(ctx: &Ctx, arn: &str) -> Result<(String, Value, u64), ApiError> {
+pub(crate) async fn load(ctx: &Ctx, arn: &str) -> Result<(String, Value, u64), ApiError> {
     let key = key_of(arn)?;
     match ctx
         .store()
@@ -55,7 +55,7 @@ async fn load(ctx: &Ctx, arn: &str) -> Result<(String, Value, u64), ApiError> {
     }
 }
 
-fn tags_of(v: &Value) -> Vec<ElbTag> {
+pub(crate) fn tags_of(v: &Value) -> Vec<ElbTag> {
     serde_json::from_value(v["tags"].clone()).unwrap_or_default()
 }
 

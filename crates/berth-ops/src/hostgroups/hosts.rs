@@ -27,7 +27,7 @@ fn validate_instance_id(id: &str) -> Result<(), ApiError> {
 }
 
 /// Every visible host, by key.
-async fn all_hosts(ctx: &Ctx) -> Result<Vec<(String, HostRecord, u64)>, ApiError> {
+pub(crate) async fn all_hosts(ctx: &Ctx) -> Result<Vec<(String, HostRecord, u64)>, ApiError> {
     let groups = ctx
         .store()
         .list_json::<HostGroup>(keys::HOST_GROUPS)

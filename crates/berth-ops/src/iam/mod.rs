@@ -17,6 +17,7 @@
 //! no region.
 
 pub mod policies;
+mod resources;
 pub mod roles;
 pub mod sessions;
 pub mod users;
@@ -345,41 +346,4 @@ pub(crate) fn page<T>(
     let end = start.saturating_add(out.len());
     let truncated = end < total;
     Ok((out, truncated, truncated.then(|| end.to_string())))
-}
-
-impl Ops {
-    /// The tags of the resource `arn` names, for `aws:ResourceTag/<key>` conditions: ECS
-    /// clusters and services. Other resources (and ones that do not exist) have none here, so
-    /// a condition on their tags does not hold.
-    pub async fn resource_tags(&self, arn: &str) -> Result<Vec<(String, String)>, ApiError> {
-        let Some(rest) = arn
-            .strip_prefix("arn:aws:ecs:")
-            .and_then(|r| r.splitn(3, ':').nth(2))
-        else {
-            return Ok(Vec::new());
-        };
-        let tags = if let Some(name) = rest.strip_prefix("cluster/") {
-            self.store
-                .get_json::<berth_model::Cluster>(&berth_model::keys::cluster(name))
-                .await
-                .map_err(store_err)?
-                .map(|(c, _)| c.tags)
-        } else if let Some((cluster, name)) = rest
-            .strip_prefix("service/")
-            .and_then(|r| r.split_once('/'))
-        {
-            self.store
-                .get_json::<berth_model::Service>(&berth_model::keys::service(cluster, name))
-                .await
-                .map_err(store_err)?
-                .map(|(s, _)| s.tags)
-        } else {
-            None
-        };
-        Ok(tags
-            .unwrap_or_default()
-            .into_iter()
-            .map(|t| (t.key, t.value))
-            .collect())
-    }
 }

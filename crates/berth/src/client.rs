@@ -104,7 +104,7 @@ impl Client {
     ) -> Self {
         Self {
             http,
-            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            endpoints: Endpoints::parse(endpoint),
             region: region.to_owned(),
             creds,
         }

@@ -188,6 +188,14 @@ async fn an_agent_moves_to_the_next_server_when_its_server_dies() {
 
     // A dies, connections and all: polls carry on at B, without a new registration.
     server_a.kill();
+    let killed = std::time::Instant::now();
+    until("a poll reaches B", || b.polls.load(Ordering::SeqCst) >= 1).await;
+    // A figure, not a check: how long the move took, against the poll wait.
+    println!(
+        "failover: first poll at B {:?} after A died (poll wait {:?})",
+        killed.elapsed(),
+        Duration::from_millis(100)
+    );
     until("polls reach B", || b.polls.load(Ordering::SeqCst) >= 3).await;
     let registers = a.registers.load(Ordering::SeqCst) + b.registers.load(Ordering::SeqCst);
     assert_eq!(registers, 1, "registered once, at A");

@@ -62,12 +62,14 @@ pub struct Election {
     resign: Option<tokio::sync::oneshot::Sender<tokio::sync::oneshot::Sender<()>>>,
     task: Option<tokio::task::JoinHandle<()>>,
     fencing: bool,
+    /// A sole replica's state, which never changes (kept so receivers see no end).
+    _sole: Option<watch::Sender<Leadership>>,
 }
 
 impl Election {
     /// The only replica, always the leader at term 1 (the embedded store, and fakes).
     pub fn sole(replica: &str) -> Self {
-        let (_tx, state) = watch::channel(Leadership {
+        let (sole, state) = watch::channel(Leadership {
             replica: replica.to_owned(),
             leader: Some(replica.to_owned()),
             is_leader: true,
@@ -78,6 +80,7 @@ impl Election {
             resign: None,
             task: None,
             fencing: false,
+            _sole: Some(sole),
         }
     }
 
@@ -93,6 +96,7 @@ impl Election {
             resign: Some(resign),
             task: Some(task),
             fencing: true,
+            _sole: None,
         }
     }
 

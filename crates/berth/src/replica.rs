@@ -85,14 +85,28 @@ pub(crate) fn render_metrics(now: &Leadership, out: &mut String) {
     let _ = writeln!(out, "berth_leader_term {}", now.term);
 }
 
-/// Runs `loops` for every term this replica leads, over `store` (fenced at the term when
-/// `fencing`), until `stop`.
+/// Runs the leader loops for every term this replica leads, over `store` (fenced at the
+/// term when `fencing`), until `stop`.
 pub(crate) async fn follow(
-    mut leadership: watch::Receiver<Leadership>,
+    leadership: watch::Receiver<Leadership>,
     fencing: bool,
     store: Arc<dyn Store>,
     loops: Arc<LeaderLoops>,
     stop: CancellationToken,
+) {
+    follow_with(leadership, fencing, store, stop, |supervisor, store| {
+        loops.spawn(supervisor, store)
+    })
+    .await
+}
+
+/// [`follow`], with `spawn` starting a term's loops under its supervisor.
+async fn follow_with(
+    mut leadership: watch::Receiver<Leadership>,
+    fencing: bool,
+    store: Arc<dyn Store>,
+    stop: CancellationToken,
+    spawn: impl Fn(&mut Supervisor, &Arc<dyn Store>),
 ) {
     let mut running: Option<(u64, Supervisor)> = None;
     loop {
@@ -109,7 +123,7 @@ pub(crate) async fn follow(
                     store.clone()
                 };
                 let mut supervisor = Supervisor::new(stop.child_token());
-                loops.spawn(&mut supervisor, &store);
+                spawn(&mut supervisor, &store);
                 tracing::info!(term, "leader loops started");
                 running = Some((term, supervisor));
             }
@@ -117,10 +131,7 @@ pub(crate) async fn follow(
         tokio::select! {
             _ = stop.cancelled() => break,
             changed = leadership.changed() => if changed.is_err() {
-                // The election publishes no more changes (the embedded store's sole replica
-                // leads for good, its sender long dropped): keep the loops running until
-                // stop. Returning here made the supervisor restart `follow` with backoff,
-                // tearing the controllers down every few seconds (seen by tests/faults).
+                // The election ended (a sole replica's never changes): what is, stays.
                 stop.cancelled().await;
                 break;
             },
@@ -142,6 +153,104 @@ mod tests {
             is_leader,
             term,
         }
+    }
+
+    /// The loops a term started, and whether each is still running.
+    #[derive(Default)]
+    struct Terms(std::sync::Mutex<Vec<(u64, Arc<std::sync::atomic::AtomicBool>)>>);
+
+    impl Terms {
+        fn spawn(&self, supervisor: &mut Supervisor, store: &Arc<dyn Store>, term: u64) {
+            let live = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            self.0.lock().unwrap().push((term, live.clone()));
+            let _ = store;
+            supervisor.spawn("loop", move |stop| {
+                let live = live.clone();
+                async move {
+                    stop.cancelled().await;
+                    live.store(false, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+
+        fn live(&self) -> Vec<u64> {
+            let terms = self.0.lock().unwrap();
+            terms
+                .iter()
+                .filter(|(_, l)| l.load(std::sync::atomic::Ordering::SeqCst))
+                .map(|(t, _)| *t)
+                .collect()
+        }
+
+        fn started(&self) -> Vec<u64> {
+            self.0.lock().unwrap().iter().map(|(t, _)| *t).collect()
+        }
+    }
+
+    async fn until(cond: impl Fn() -> bool) {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while !cond() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the condition within 10 s");
+    }
+
+    fn store() -> Arc<dyn Store> {
+        Arc::new(berth_store::RedbStore::in_memory().unwrap())
+    }
+
+    /// A sole replica's election never changes: its loops start once and run until shutdown.
+    #[tokio::test]
+    async fn a_sole_replica_runs_its_loops_once_until_stopped() {
+        let election = store().elect("solo");
+        let terms = Arc::new(Terms::default());
+        let stop = CancellationToken::new();
+        let t = terms.clone();
+        let run = tokio::spawn(follow_with(
+            election.subscribe(),
+            election.fencing(),
+            store(),
+            stop.clone(),
+            move |sup, store| t.spawn(sup, store, 1),
+        ));
+        until(|| terms.live() == vec![1]).await;
+        drop(election);
+        tokio::task::yield_now().await;
+        assert!(!run.is_finished());
+        assert_eq!(terms.started(), vec![1]);
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .expect("returns once stopped")
+            .unwrap();
+        assert!(terms.live().is_empty());
+    }
+
+    /// Losing leadership stops the term's loops at once; a new term starts fresh ones.
+    #[tokio::test]
+    async fn loops_stop_with_their_term_and_restart_with_the_next() {
+        let (tx, rx) = watch::channel(Leadership::none("a"));
+        let terms = Arc::new(Terms::default());
+        let stop = CancellationToken::new();
+        let t = terms.clone();
+        let run = tokio::spawn(follow_with(
+            rx,
+            true,
+            store(),
+            stop.clone(),
+            move |sup, _| t.spawn(sup, &store(), 0),
+        ));
+        tx.send_replace(at(true, 4));
+        until(|| terms.live().len() == 1).await;
+        tx.send_replace(at(false, 6));
+        until(|| terms.live().is_empty()).await;
+        tx.send_replace(at(true, 8));
+        until(|| terms.live().len() == 1 && terms.started().len() == 2).await;
+        stop.cancel();
+        run.await.unwrap();
+        assert!(terms.live().is_empty());
     }
 
     #[test]

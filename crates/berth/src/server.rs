@@ -260,16 +260,27 @@ async fn open_core(
 
 /// Starts the loops every replica runs, leader or not, under `supervisor`: the metrics
 /// collector and the load balancer's sync (the leader-only ones are in `crate::leading`).
-fn spawn_replica_loops(supervisor: &mut Supervisor, core: &Core, opts: &ServerOpts) {
+/// `shared`: this replica's id when other replicas may share the store (the collector then
+/// shares its load balancer's request counts with them).
+fn spawn_replica_loops(
+    supervisor: &mut Supervisor,
+    core: &Core,
+    opts: &ServerOpts,
+    shared: Option<&str>,
+) {
     let (store, clock) = (&core.store, &core.clock);
     let period = opts.autoscale_period.clamp(1.0, 60.0);
-    let collector = Arc::new(Collector::new(
+    let mut collector = Collector::new(
         store.clone(),
         clock.clone(),
         core.hub.clone(),
         Some(core.plane.clone()),
         period,
-    ));
+    );
+    if let Some(id) = shared {
+        collector = collector.with_replica(id);
+    }
+    let collector = Arc::new(collector);
     supervisor.spawn("metrics collector", move |stop| collector.clone().run(stop));
     let balancing = Arc::new(Balancing::new(
         store.clone(),
@@ -550,7 +561,8 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     let election = core.store.elect(&replica_id);
     let state = api_state(&opts, &core, &key, &data_dir, election.subscribe())?;
     let mut supervisor = Supervisor::new(CancellationToken::new());
-    spawn_replica_loops(&mut supervisor, &core, &opts);
+    let shared = election.fencing().then_some(replica_id.as_str());
+    spawn_replica_loops(&mut supervisor, &core, &opts, shared);
     if up {
         // The example cluster exists before the API answers, so a client that sees the API
         // up also sees `default` (CreateCluster of an existing cluster is a no-op).

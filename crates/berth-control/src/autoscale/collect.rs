@@ -11,6 +11,13 @@
 //!   (`TargetGroup`, the ARN's `targetgroup/NAME/ID` suffix): requests in the period, and
 //!   that divided by the group's healthy targets.
 //!
+//! With several replicas, each load balancer node counts only the requests it served, while
+//! the leader's autoscaler must see them all: every replica's collector writes its own
+//! cumulative counts under [`LB_COUNTS`]`{replica}` each period and sums every replica's
+//! (its own in memory, the others' as stored) before taking the period's difference. A
+//! replica that restarts counts from zero again: the sum drops and that period's difference
+//! is taken as zero.
+//!
 //! The last hour of one-minute points is written to the store once a minute and read back at
 //! start, so a restart keeps the history the autoscaler's scale-in windows look at.
 
@@ -27,6 +34,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Where the one-minute history is kept across restarts.
 pub const HISTORY_KEY: &str = "metrics/minutes";
+
+/// Where each replica keeps its load balancer's cumulative request counts per target group.
+pub const LB_COUNTS: &str = "metrics/lb/";
 
 /// A task's stats older than this many periods are not counted.
 const FRESH_PERIODS: f64 = 3.0;
@@ -115,6 +125,8 @@ pub struct Collector {
     /// Whether the persisted history was read back into the hub. Restoring merges, so a
     /// restarted run (after a panic) must not restore again and double the counts.
     restored: AtomicBool,
+    /// This replica's id when it shares the store with others (see the module docs).
+    replica: Option<String>,
 }
 
 impl Collector {
@@ -134,7 +146,46 @@ impl Collector {
             plane,
             period: period.max(1.0),
             restored: AtomicBool::new(false),
+            replica: None,
         }
+    }
+
+    /// Shares the request counts with the other replicas on the store, as `replica`.
+    pub fn with_replica(mut self, replica: impl Into<String>) -> Self {
+        self.replica = Some(replica.into());
+        self
+    }
+
+    /// The request counts of every replica's load balancer: `own` (this one's), published
+    /// for the others, plus theirs as they last published them. Without a replica id: `own`.
+    pub async fn fleet_counts(&self, own: HashMap<String, u64>) -> HashMap<String, u64> {
+        let Some(me) = &self.replica else {
+            return own;
+        };
+        let mine = format!("{LB_COUNTS}{me}");
+        match serde_json::to_vec(&own) {
+            Ok(bytes) => {
+                if let Err(e) = self.store.txn(Txn::new().put(mine.clone(), bytes)).await {
+                    tracing::warn!(error = %e, "metrics: request counts not shared");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics: request counts not encoded"),
+        }
+        let others = match self
+            .store
+            .list_json::<HashMap<String, u64>>(LB_COUNTS)
+            .await
+        {
+            Ok(all) => all
+                .into_iter()
+                .filter(|(k, _, _)| *k != mine)
+                .map(|(_, v, _)| v),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: other replicas' request counts not read");
+                return own;
+            }
+        };
+        merge_counts(own, others)
     }
 
     /// Restores the persisted history (on the first run only), then samples every period
@@ -161,7 +212,7 @@ impl Collector {
                 tracing::warn!(error = %e, "metrics: task sample failed");
             }
             if let Some(plane) = &self.plane {
-                let counts = plane.request_counts();
+                let counts = self.fleet_counts(plane.request_counts()).await;
                 if let Some(prev) = &last_counts {
                     self.sample_requests(plane, prev, &counts, now);
                 }
@@ -265,6 +316,20 @@ impl Collector {
     }
 }
 
+/// Every replica's counts summed per target group.
+fn merge_counts(
+    own: HashMap<String, u64>,
+    others: impl IntoIterator<Item = HashMap<String, u64>>,
+) -> HashMap<String, u64> {
+    let mut sum = own;
+    for counts in others {
+        for (tg, n) in counts {
+            *sum.entry(tg).or_default() += n;
+        }
+    }
+    sum
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,5 +375,45 @@ mod tests {
         };
         assert_eq!(count(Stat::SampleCount), 1.0);
         assert_eq!(count(Stat::Sum), 40.0);
+    }
+
+    #[test]
+    fn counts_sum_across_replicas() {
+        let own = HashMap::from([("tg/a".to_owned(), 5), ("tg/b".to_owned(), 1)]);
+        let other = HashMap::from([("tg/a".to_owned(), 7), ("tg/c".to_owned(), 2)]);
+        let sum = merge_counts(own, [other]);
+        assert_eq!(sum["tg/a"], 12);
+        assert_eq!(sum["tg/b"], 1);
+        assert_eq!(sum["tg/c"], 2);
+    }
+
+    /// Two replicas' collectors on one store: each sees the other's counts added to its own.
+    #[tokio::test]
+    async fn replicas_share_their_request_counts_through_the_store() {
+        let store: Arc<dyn Store> = Arc::new(RedbStore::in_memory().unwrap());
+        let collector = |id: &str| {
+            Collector::new(
+                store.clone(),
+                Arc::new(SystemClock),
+                Arc::new(MetricsHub::new()),
+                None,
+                10.0,
+            )
+            .with_replica(id)
+        };
+        let (a, b) = (collector("a"), collector("b"));
+        let counts = |n| HashMap::from([("tg/x".to_owned(), n)]);
+        assert_eq!(a.fleet_counts(counts(3)).await["tg/x"], 3);
+        assert_eq!(b.fleet_counts(counts(4)).await["tg/x"], 7);
+        assert_eq!(a.fleet_counts(counts(5)).await["tg/x"], 9);
+        // A sole server shares nothing.
+        let alone = Collector::new(
+            store,
+            Arc::new(SystemClock),
+            Arc::new(MetricsHub::new()),
+            None,
+            10.0,
+        );
+        assert_eq!(alone.fleet_counts(counts(1)).await["tg/x"], 1);
     }
 }

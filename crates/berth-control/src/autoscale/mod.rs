@@ -10,9 +10,10 @@
 //! (`aas/state/...`), so a restarted server neither repeats a scale nor forgets a cooldown;
 //! the metric history it decides on survives in the collector's persisted minutes.
 //!
-//! It runs in the one server process (berth has no leader election yet; a second server on
-//! the same store would decide twice, and the compare-and-swap on the service would only make
-//! the second of two identical changes a no-op).
+//! It runs on the leader replica only (the server's `leading` module); its writes go through
+//! the store fenced at the leader's term, so a deposed leader cannot scale a service. The
+//! metrics it decides on are every replica's: task stats come from the task records, and the
+//! load balancers' request counts are shared through the store (see `collect`).
 //!
 //! Datapoints are ten-second buckets (the metrics store's finest resolution): a target
 //! tracking policy scales out after `scale_out_datapoints` consecutive breaching buckets and in
@@ -21,7 +22,7 @@
 
 mod collect;
 
-pub use collect::{service_key, target_group_key, Collector, MetricsHub, HISTORY_KEY};
+pub use collect::{service_key, target_group_key, Collector, MetricsHub, HISTORY_KEY, LB_COUNTS};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

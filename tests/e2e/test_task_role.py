@@ -19,7 +19,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import Agent, Berth, join_token, uniq, wait_for, wait_task
+from conftest import Agent, Berth, build_test_image, docker, docker_ok, join_token, uniq, wait_for, wait_task
 
 ACCOUNT = "000000000000"
 LIFETIME = 30
@@ -236,3 +236,34 @@ def test_session_keys_are_refreshed_and_expire(berth, ecs, agent, role, base):
     finally:
         ecs.stop_task(task=task)
         wait_task(ecs, task, "STOPPED", timeout=30)
+
+
+def test_a_docker_container_finds_its_credentials_at_ecs_address(berth, ecs, role, base):
+    # The relative URI is all a container gets: 169.254.170.2 must lead to the agent (DNAT).
+    if not docker_ok():
+        pytest.skip("no Docker daemon")
+    build_test_image()
+    ecs.create_cluster(clusterName="dock")
+    scope = uniq("e2e-tr")
+    a = Agent(berth, os.path.join(base, "docker-host"), join_token(berth, "dock"), cluster="dock",
+              driver="docker", scope=scope).start()
+    try:
+        a.wait_registered(ecs)
+        fetch = ('wget -qO- "http://169.254.170.2${AWS_CONTAINER_CREDENTIALS_RELATIVE_URI}" '
+                 '| grep -q \'"AccessKeyId":"ASIA\'')
+        td = ecs.register_task_definition(
+            family=uniq("tr"), taskRoleArn=role[1],
+            containerDefinitions=[{"name": "app", "image": "berth-test/busybox:latest", "memory": 32,
+                                   "command": ["sh", "-c", fetch]}],
+        )["taskDefinition"]["taskDefinitionArn"]
+        r = ecs.run_task(cluster="dock", taskDefinition=td)
+        assert not r["failures"], r
+        task = r["tasks"][0]["taskArn"]
+        wait_task(ecs, task, "STOPPED", cluster="dock", timeout=60)
+        c = ecs.describe_tasks(cluster="dock", tasks=[task])["tasks"][0]["containers"][0]
+        assert c.get("exitCode") == 0, c
+    finally:
+        a.stop()
+        ids = docker("ps", "-aq", "--filter", f"label=berth.scope={scope}", check=False).stdout.split()
+        if ids:
+            docker("rm", "-f", *ids, check=False)

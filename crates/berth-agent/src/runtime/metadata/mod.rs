@@ -17,6 +17,7 @@
 //!   pin the agent.
 
 mod credentials;
+mod dnat;
 mod engine;
 mod shape;
 
@@ -112,12 +113,13 @@ async fn load_key(state_dir: &Path) -> std::io::Result<Vec<u8>> {
     Ok(key.to_vec())
 }
 
-/// Aborts the server when dropped.
-pub(crate) struct Serving(tokio::task::JoinHandle<()>);
+/// Aborts the server (and removes ECS's address toward it) when dropped.
+pub(crate) struct Serving(tokio::task::JoinHandle<()>, Option<dnat::Dnat>);
 
 impl Drop for Serving {
     fn drop(&mut self) {
         self.0.abort();
+        self.1.take();
     }
 }
 
@@ -162,7 +164,18 @@ impl Metadata {
             }),
         };
         tracing::info!(%bound, "serving the task metadata endpoint");
-        let serving = Serving(tokio::spawn(serve(listener, md.clone())));
+        // Docker containers reach task credentials at ECS's address, as on ECS.
+        let dnat = if md.inner.driver.name() == "docker" && !bound.ip().is_loopback() {
+            let d = dnat::Dnat::install(bound);
+            if d.is_none() {
+                tracing::warn!(%bound, "cannot route {} to the metadata endpoint (iptables); \
+                    containers' SDKs will not find task role credentials", dnat::ECS_ADDRESS);
+            }
+            d
+        } else {
+            None
+        };
+        let serving = Serving(tokio::spawn(serve(listener, md.clone())), dnat);
         Ok((md, serving))
     }
 

@@ -9,7 +9,8 @@ ListTasks back to back against the follower:
 - failover: for the same time starting at kill -9 of the leader.
 It prints p50/p99/max of each window and their ratios (failover / baseline), the time from the
 kill to the follower reporting `isLeader` (`/control-plane`), and to the new leader's first
-reconcile (a service created right after the kill has its first task). With `--rounds N` the
+reconcile (a service created right after the kill has its first task, or an event saying why
+it has none). With `--rounds N` the
 killed replica is restarted as a follower and the roles swap each round.
 
 Usage: .venv/bin/python bench/failover.py [--rounds 3] [--window 8]
@@ -58,6 +59,15 @@ def measure(ecs, service, seconds, errors):
         out.append((time.monotonic() - t) * 1000)
         i += 1
     return out
+
+
+def reconciled_once(ecs, service):
+    """The service controller acted on `service`: it started a task or said why it could not
+    (a service event), whichever the capacity allows."""
+    if ecs.list_tasks(cluster="default", serviceName=service)["taskArns"]:
+        return True
+    [svc] = ecs.describe_services(cluster="default", services=[service])["services"]
+    return bool(svc.get("events"))
 
 
 def summary(xs):
@@ -112,8 +122,8 @@ def main():
                 svc = uniq("after")
                 procs[follower].client().create_service(
                     cluster="default", serviceName=svc, taskDefinition=td_arn, desiredCount=1)
-                wait_for(lambda: client.list_tasks(cluster="default", serviceName=svc)["taskArns"], 30,
-                         interval=0.02, what="the new leader's first reconcile")
+                wait_for(lambda: reconciled_once(client, svc), 30, interval=0.02,
+                         what="the new leader's first reconcile")
                 reconciled = time.monotonic() - killed
                 t.join()
                 fail = got["lat"]

@@ -160,12 +160,24 @@ impl std::fmt::Debug for Election {
 pub struct Fenced {
     inner: Arc<dyn Store>,
     term: Revision,
+    on_fenced: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Fenced {
     /// `inner`, fenced at `term`.
     pub fn new(inner: Arc<dyn Store>, term: Revision) -> Self {
-        Self { inner, term }
+        Self {
+            inner,
+            term,
+            on_fenced: None,
+        }
+    }
+
+    /// Calls `f` whenever a write is refused by the fence (the writer's term is over), so the
+    /// writer can stop at once rather than wait for the election to say so.
+    pub fn on_fenced(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
+        self.on_fenced = Some(Box::new(f));
+        self
     }
 }
 
@@ -198,6 +210,9 @@ impl Store for Fenced {
         Box::pin(async move {
             match self.inner.txn(txn).await? {
                 TxnResult::Conflict { key } if key == LEADER_KEY => {
+                    if let Some(f) = &self.on_fenced {
+                        f();
+                    }
                     Err(StoreError::Fenced { term })
                 }
                 other => Ok(other),
@@ -260,7 +275,10 @@ mod tests {
             other => panic!("{other:?}"),
         };
         let current = Fenced::new(inner.clone(), rev);
-        let stale = Fenced::new(inner.clone(), rev - 1);
+        let told = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let t = told.clone();
+        let stale = Fenced::new(inner.clone(), rev - 1)
+            .on_fenced(move || t.store(true, std::sync::atomic::Ordering::SeqCst));
         assert!(matches!(
             current.txn(Txn::new().put("x", b"1".to_vec())).await,
             Ok(TxnResult::Committed { .. })
@@ -269,6 +287,7 @@ mod tests {
             stale.txn(Txn::new().put("x", b"2".to_vec())).await,
             Err(StoreError::Fenced { term }) if term == rev - 1
         ));
+        assert!(told.load(std::sync::atomic::Ordering::SeqCst));
         // An ordinary conflict stays a conflict.
         assert!(matches!(
             current.txn(Txn::new().when_absent("x").put("x", b"3".to_vec())).await,

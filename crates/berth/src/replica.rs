@@ -117,12 +117,21 @@ async fn follow_with(
                 supervisor.shutdown(STEP_DOWN_GRACE).await;
             }
             if let Some(term) = want {
+                // A refused write means the term is over even if the election has not said so
+                // yet: the term's loops stop at once.
+                let token = stop.child_token();
                 let store: Arc<dyn Store> = if fencing {
-                    Arc::new(Fenced::new(store.clone(), term))
+                    let fenced = token.clone();
+                    Arc::new(Fenced::new(store.clone(), term).on_fenced(move || {
+                        if !fenced.is_cancelled() {
+                            tracing::warn!(term, "a write was fenced: stopping the leader loops");
+                            fenced.cancel();
+                        }
+                    }))
                 } else {
                     store.clone()
                 };
-                let mut supervisor = Supervisor::new(stop.child_token());
+                let mut supervisor = Supervisor::new(token);
                 spawn(&mut supervisor, &store);
                 tracing::info!(term, "leader loops started");
                 running = Some((term, supervisor));
@@ -251,6 +260,49 @@ mod tests {
         stop.cancel();
         run.await.unwrap();
         assert!(terms.live().is_empty());
+    }
+
+    /// A fenced write stops the term's loops even while the election still says "leader".
+    #[tokio::test]
+    async fn a_fenced_write_stops_the_terms_loops() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (tx, rx) = watch::channel(Leadership::none("a"));
+        // Runs started, and runs that saw their write refused and then their stop signal.
+        let (started, stopped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let stop = CancellationToken::new();
+        let (s1, s2) = (started.clone(), stopped.clone());
+        // No leader key at term 5 in this store: every fenced write is refused.
+        let run = tokio::spawn(follow_with(
+            rx,
+            true,
+            store(),
+            stop.clone(),
+            move |sup, store| {
+                let (s1, s2, store) = (s1.clone(), s2.clone(), store.clone());
+                sup.spawn("writer", move |stop| {
+                    let (s1, s2, store) = (s1.clone(), s2.clone(), store.clone());
+                    async move {
+                        s1.fetch_add(1, Ordering::SeqCst);
+                        let put = berth_store::Txn::new().put("x", b"1".to_vec());
+                        let refused = store.txn(put).await;
+                        assert!(matches!(
+                            refused,
+                            Err(berth_store::StoreError::Fenced { .. })
+                        ));
+                        stop.cancelled().await;
+                        s2.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+            },
+        ));
+        tx.send_replace(at(true, 5));
+        until(|| stopped.load(Ordering::SeqCst) == 1).await;
+        // Stopped for good (not restarted by its supervisor), though still "leader".
+        assert_eq!(started.load(Ordering::SeqCst), 1);
+        assert!(tx.borrow().is_leader);
+        stop.cancel();
+        run.await.unwrap();
+        assert_eq!(started.load(Ordering::SeqCst), 1);
     }
 
     #[test]

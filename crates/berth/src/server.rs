@@ -555,6 +555,46 @@ fn endpoint_url(addr: SocketAddr, tls: bool) -> String {
     }
 }
 
+/// The API's listening socket and the address it got.
+async fn bind(listen: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
+/// Creates the `default` cluster (a no-op if it exists).
+async fn create_default_cluster(core: &Core) -> Result<()> {
+    let req = berth_ops::parse_body(br#"{"clusterName": "default"}"#)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    berth_ops::ecs::clusters::create(&core.ops.ctx(env::DEFAULT_REGION), req)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the default cluster: {}", e.message))?;
+    Ok(())
+}
+
+/// Runs `loops` under `supervisor` for every term `election` gives this replica.
+fn start_leadership(
+    supervisor: &mut Supervisor,
+    election: &berth_store::Election,
+    core: &Core,
+    loops: LeaderLoops,
+) {
+    let loops = Arc::new(loops);
+    let (leadership, fencing, store) =
+        (election.subscribe(), election.fencing(), core.store.clone());
+    supervisor.spawn("leadership", move |stop| {
+        replica::follow(
+            leadership.clone(),
+            fencing,
+            store.clone(),
+            loops.clone(),
+            stop,
+        )
+    });
+}
+
 /// Runs the control plane. With `up`, also prepares the newcomer's example (the `default`
 /// cluster and a local agent) and prints the environment to paste.
 pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
@@ -563,10 +603,7 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     crate::bootstrap::join(&opts, &data_dir).await?;
     let key = creds::load_or_create(&data_dir)?;
     // Bound first: the replica's default id names the API's port.
-    let listener = tokio::net::TcpListener::bind(opts.listen)
-        .await
-        .with_context(|| format!("binding {}", opts.listen))?;
-    let addr = listener.local_addr()?;
+    let (listener, addr) = bind(opts.listen).await?;
     let core = open_core(&opts, &data_dir, &key).await?;
     let replica_id = replica::replica_id(opts.replica_id.as_deref(), addr);
     let election = core.store.elect(&replica_id);
@@ -578,11 +615,7 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     if up {
         // The example cluster exists before the API answers, so a client that sees the API
         // up also sees `default` (CreateCluster of an existing cluster is a no-op).
-        let req = berth_ops::parse_body(br#"{"clusterName": "default"}"#)
-            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-        berth_ops::ecs::clusters::create(&core.ops.ctx(env::DEFAULT_REGION), req)
-            .await
-            .map_err(|e| anyhow::anyhow!("creating the default cluster: {}", e.message))?;
+        create_default_cluster(&core).await?;
     }
     let tls = api_tls(&opts, &data_dir, addr).await?;
     let ca = tls.as_ref().map(|t| t.ca_bundle.clone());
@@ -624,7 +657,7 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
         )
         .await?;
     }
-    let loops = Arc::new(leader_loops(
+    let loops = leader_loops(
         &core,
         &opts,
         &data_dir,
@@ -632,18 +665,8 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
         &endpoint,
         &key,
         ca.as_deref(),
-    )?);
-    let (leadership, fencing, store) =
-        (election.subscribe(), election.fencing(), core.store.clone());
-    supervisor.spawn("leadership", move |stop| {
-        replica::follow(
-            leadership.clone(),
-            fencing,
-            store.clone(),
-            loops.clone(),
-            stop,
-        )
-    });
+    )?;
+    start_leadership(&mut supervisor, &election, &core, loops);
     print_exports(&endpoint, &data_dir, &key, &token, ca.as_deref());
     if let Some(t) = &server_token {
         crate::bootstrap::print_join_line(&opts, t);

@@ -1,7 +1,8 @@
 """IAM on the resources of every API, not only ECS's: a policy on one SSM parameter, one
 secret, one target group, one security group, one log group, one user allows that one and
-refuses its neighbour, worded as each protocol words it; `aws:ResourceTag/...` and
-`aws:RequestTag/...` conditions on ELBv2, SSM and Secrets Manager resources; and per-action
+refuses its neighbour, worded as each protocol words it; `aws:ResourceTag/...`,
+`aws:RequestTag/...` and `aws:TagKeys` conditions on ELBv2, SSM, Secrets Manager and
+Application Auto Scaling resources; a policy variable; and per-action
 throttle buckets (a burst of RunTask is throttled while DescribeClusters still answers).
 """
 import json
@@ -11,7 +12,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import REGION, Berth, expect_error, uniq
+from conftest import REGION, Berth, expect_error, register, uniq
 
 BERTH_AGENT = False
 ACCOUNT = "000000000000"
@@ -248,3 +249,36 @@ def test_a_burst_of_run_task_is_throttled_while_describe_answers(throttled):
         assert ecs.describe_clusters(clusters=["default"])["failures"] is not None
     # And writes have their own (half): CreateCluster still answers.
     ecs.create_cluster(clusterName=uniq("c"))
+
+
+def test_scalable_target_by_resource_id_and_tags(berth, iam):
+    ecs, aas = berth.client(), berth.client("application-autoscaling")
+    family = uniq("iam-td")
+    register(ecs, family)
+    ids = []
+    for team in ("web", "db"):
+        name = uniq("svc")
+        ecs.create_service(cluster="default", serviceName=name, taskDefinition=family,
+                           desiredCount=0)
+        ids.append(f"service/default/{name}")
+        aas.register_scalable_target(ServiceNamespace="ecs", ResourceId=ids[-1],
+                                     ScalableDimension="ecs:service:DesiredCount",
+                                     MinCapacity=0, MaxCapacity=2,
+                                     Tags={"team": team})
+    arns = {t["ResourceId"]: t["ScalableTargetARN"] for t in aas.describe_scalable_targets(
+        ServiceNamespace="ecs", ResourceIds=ids)["ScalableTargets"]}
+    user, client = user_with(berth, iam, {
+        "Effect": "Allow", "Action": "application-autoscaling:RegisterScalableTarget",
+        "Resource": "*", "Condition": {"StringEquals": {"aws:ResourceTag/team": "web"}}})
+    u = client("application-autoscaling")
+    target = lambda rid: {"ServiceNamespace": "ecs", "ResourceId": rid,  # noqa: E731
+                          "ScalableDimension": "ecs:service:DesiredCount"}
+    u.register_scalable_target(**target(ids[0]), MaxCapacity=3)
+    e = expect_error("AccessDeniedException", u.register_scalable_target, **target(ids[1]),
+                     MaxCapacity=3)
+    # The resource id resolves to the target's ARN.
+    assert e.response["Error"]["Message"] == denied(
+        user, "application-autoscaling:RegisterScalableTarget", arns[ids[1]])
+    for rid in ids:
+        aas.deregister_scalable_target(**target(rid))
+        ecs.delete_service(cluster="default", service=rid.rsplit("/", 1)[1], force=True)

@@ -256,7 +256,7 @@ pub async fn deregister(ctx: &Ctx, req: DeregisterRequest) -> Result<Value, ApiE
 }
 
 /// The target a scalable-target ARN names, or ResourceNotFoundException.
-async fn target_by_arn(ctx: &Ctx, arn: &str) -> Result<ScalableTarget, ApiError> {
+pub(crate) async fn target_by_arn(ctx: &Ctx, arn: &str) -> Result<ScalableTarget, ApiError> {
     let all = ctx
         .store()
         .list_json::<ScalableTarget>(keys::AAS_TARGETS)

@@ -81,13 +81,15 @@ impl Ops {
                 (arn, Some(Vec::new()))
             }
             Resource::ScalableTarget(id) => {
-                let arn = match crate::autoscaling::find_target(&ctx, id).await? {
-                    Some((t, _)) => t.scalable_target_arn,
-                    None => format!(
-                        "arn:aws:application-autoscaling:{region}:{account}:scalable-target/*"
+                match crate::autoscaling::find_target(&ctx, id).await? {
+                    Some((t, _)) => (t.scalable_target_arn, None),
+                    None => (
+                        format!(
+                            "arn:aws:application-autoscaling:{region}:{account}:scalable-target/*"
+                        ),
+                        Some(Vec::new()),
                     ),
-                };
-                (arn, None)
+                }
             }
             Resource::User(name) => {
                 let arn = match super::users::load_user(&ctx, name).await {
@@ -115,7 +117,7 @@ impl Ops {
 
     /// The tags of the resource `arn` names, for `aws:ResourceTag/<key>` conditions: ECS
     /// clusters and services, ELBv2 load balancers, target groups, listeners and rules, SSM
-    /// parameters and Secrets Manager secrets. Other resources (and ones that do not exist)
+    /// parameters, Secrets Manager secrets and Application Auto Scaling targets. Other resources (and ones that do not exist)
     /// have none here, so a condition on their tags does not hold.
     async fn resource_tags(&self, ctx: &Ctx, arn: &str) -> Result<Tags, ApiError> {
         let mut parts = arn.splitn(6, ':');
@@ -144,6 +146,20 @@ impl Ops {
                 }
                 None => Vec::new(),
             },
+            "application-autoscaling" => {
+                match crate::autoscaling::targets::target_by_arn(ctx, arn).await {
+                    Ok(t) => ctx
+                        .store()
+                        .get_json::<std::collections::BTreeMap<String, String>>(
+                            &berth_model::keys::aas_tags(&t.resource_id),
+                        )
+                        .await
+                        .map_err(store_err)?
+                        .map(|(m, _)| m.into_iter().collect())
+                        .unwrap_or_default(),
+                    Err(_) => Vec::new(),
+                }
+            }
             "secretsmanager" => crate::secrets::secretsmanager::find(ctx, arn)
                 .await?
                 .map(|(s, _, _)| pairs(s.tags))

@@ -260,6 +260,30 @@ mod tests {
     }
 
     #[test]
+    fn the_cache_decodes_only_what_changed() {
+        let kv = |key: &str, value: &str, rev: u64| berth_store::KeyValue {
+            key: key.into(),
+            value: value.as_bytes().to_vec(),
+            create_revision: 1,
+            mod_revision: rev,
+        };
+        let old: HashMap<String, (Revision, u32)> = [
+            ("a".to_owned(), (5, 100)),
+            ("b".to_owned(), (5, 200)),
+            ("gone".to_owned(), (5, 300)),
+        ]
+        .into();
+        // "a" kept its revision: the cached value is used (the bytes are not even read);
+        // "b" was rewritten: decoded; "c" is new; "gone" is no longer listed: dropped.
+        let (out, keep) = decode_with(vec![kv("a", "1", 5), kv("b", "2", 6), kv("c", "3", 7)], old)
+            .unwrap_or_default();
+        assert_eq!(out, vec![(100, 5), (2, 6), (3, 7)]);
+        assert_eq!(keep.len(), 3);
+        assert_eq!(keep.get("b"), Some(&(6, 2)));
+        assert!(decode_with::<u32>(vec![kv("x", "not json", 1)], HashMap::new()).is_err());
+    }
+
+    #[test]
     fn connection_is_a_matter_of_last_seen() {
         assert!(is_connected(&inst(), 120.0, 30.0));
         assert!(!is_connected(&inst(), 131.0, 30.0));

@@ -595,6 +595,16 @@ fn start_leadership(
     });
 }
 
+/// A join token for the `default` cluster, good for `--join-token-ttl` from now.
+fn default_join_token(key: &creds::RootKey, core: &Core, opts: &ServerOpts) -> String {
+    join_token(
+        &key.secret_access_key,
+        "default",
+        core.clock.now(),
+        opts.join_token_ttl.max(1.0),
+    )
+}
+
 /// Runs the control plane. With `up`, also prepares the newcomer's example (the `default`
 /// cluster and a local agent) and prints the environment to paste.
 pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
@@ -638,12 +648,7 @@ pub async fn run(opts: ServerOpts, up: bool) -> Result<()> {
     let mut server = tokio::spawn(serve);
 
     let endpoint = endpoint_url(addr, ca.is_some());
-    let token = join_token(
-        &key.secret_access_key,
-        "default",
-        core.clock.now(),
-        opts.join_token_ttl.max(1.0),
-    );
+    let token = default_join_token(&key, &core, &opts);
     if up && !opts.no_agent {
         let timeout = core.agent_timeout;
         start_local_agent(

@@ -93,8 +93,9 @@ def main():
                 os.makedirs(d, mode=0o700)
             procs["a"] = start(dirs["a"], "a", args)
             wait_for(lambda: control_plane(procs["a"])["isLeader"], 20, what="a to lead")
-            shutil.copy2(os.path.join(dirs["a"], "secrets.key"), dirs["b"])
-            procs["b"] = start(dirs["b"], "b", args)
+            with open(os.path.join(dirs["a"], "server.token")) as f:
+                join = ["--join", f.read().strip()]
+            procs["b"] = start(dirs["b"], "b", args + join)
             leader, follower = "a", "b"
             ecs = procs["b"].client()
             ecs.create_cluster(clusterName="default")

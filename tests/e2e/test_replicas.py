@@ -4,11 +4,10 @@ keep their tasks and new ones are reconciled, and a leader that was stopped (SIG
 enough to lose its lease steps down when it resumes without starting duplicate tasks.
 
 One etcd member (see test_etcd.py), three replicas with their own data dirs sharing the root
-key (environment) and the secrets key (copied from the first replica's data dir), and one
+key (environment) and the secrets key (the later ones `--join` the first), and one
 process-driver agent connected to the third replica."""
 import json
 import os
-import shutil
 import signal
 import time
 import urllib.request
@@ -60,11 +59,11 @@ def test_replicas_share_the_api_and_fail_over(tmp_path):
             a = Berth(dirs[0], args=args + ["--replica-id", "a"]).start("server")
             procs.append(a)
             wait_for(lambda: control_plane(a)["isLeader"], 20, what="the first replica to lead")
-            # The others seal and unseal secrets with the same key.
-            for d in dirs[1:]:
-                shutil.copy2(os.path.join(dirs[0], "secrets.key"), d)
-            b = Berth(dirs[1], args=args + ["--replica-id", "b"]).start("server")
-            c = Berth(dirs[2], args=args + ["--replica-id", "c"]).start("server")
+            # The others join with its server token: one set of keys (the secrets key too).
+            with open(os.path.join(dirs[0], "server.token")) as f:
+                join = ["--join", f.read().strip()]
+            b = Berth(dirs[1], args=args + join + ["--replica-id", "b"]).start("server")
+            c = Berth(dirs[2], args=args + join + ["--replica-id", "c"]).start("server")
             procs += [b, c]
             replicas = [a, b, c]
             assert wait_for(lambda: leader_of(replicas), 20, what="one agreed leader") is a

@@ -8,6 +8,7 @@ killed) by their command line, which each case makes unique.
 """
 import asyncio
 import contextlib
+import glob
 import importlib.util
 import os
 import signal
@@ -373,6 +374,12 @@ def replica(workdir, name, store, skew=None, args=()):
         env = {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": skew, "FAKETIME_DONT_FAKE_MONOTONIC": "1",
                "FAKETIME_NO_CACHE": "1"}
     extra = ["--store", store, "--master-key-file", key, *args]
+    # Replicas after the first on a shared store join with the first one's server token (its
+    # keys, sealed in the store); a replica that would make keys of its own is refused.
+    tokens = sorted(glob.glob(os.path.join(workdir, "*", "server.token")))
+    if store.startswith("etcd://") and tokens:
+        with open(tokens[0]) as f:
+            extra += ["--join", f.read().strip()]
     if replicas_supported():
         extra += ["--replica-id", name]
     d = os.path.join(workdir, name)

@@ -321,21 +321,28 @@ async fn task_secrets(
         Ok(resolved) => Ok(Some(resolved)),
         Err(reason) => {
             tracing::info!(task = %t.id, "task failed to start: a secret cannot be resolved");
-            let now = ctx.now();
-            lifecycle::update_task(&ctx.state.store, &t.cluster, &t.id, |task| {
-                if !matches!(
-                    task.last_status,
-                    TaskStatus::Provisioning | TaskStatus::Pending
-                ) {
-                    return false;
-                }
-                lifecycle::force_stopped(task, StopCode::TaskFailedToStart, &reason, now);
-                true
-            })
-            .await?;
+            fail_to_start(ctx, t, &reason).await?;
             Ok(None)
         }
     }
+}
+
+/// Stops a task that has not started yet with TaskFailedToStart and `reason`, as ECS does when
+/// what it needs to start (a secret, its role) cannot be had; one that already runs is left.
+async fn fail_to_start(ctx: &Ctx, t: &Task, reason: &str) -> Result<(), ApiError> {
+    let now = ctx.now();
+    lifecycle::update_task(&ctx.state.store, &t.cluster, &t.id, |task| {
+        if !matches!(
+            task.last_status,
+            TaskStatus::Provisioning | TaskStatus::Pending
+        ) {
+            return false;
+        }
+        lifecycle::force_stopped(task, StopCode::TaskFailedToStart, reason, now);
+        true
+    })
+    .await?;
+    Ok(())
 }
 
 /// The task role's current credentials for a task that has not stopped (`Some(None)`: no
@@ -362,18 +369,7 @@ async fn role_credentials(
             ) =>
         {
             tracing::info!(task = %t.id, "task failed to start: its role cannot be assumed");
-            let now = ctx.now();
-            lifecycle::update_task(&ctx.state.store, &t.cluster, &t.id, |task| {
-                if !matches!(
-                    task.last_status,
-                    TaskStatus::Provisioning | TaskStatus::Pending
-                ) {
-                    return false;
-                }
-                lifecycle::force_stopped(task, StopCode::TaskFailedToStart, &reason, now);
-                true
-            })
-            .await?;
+            fail_to_start(ctx, t, &reason).await?;
             Ok(None)
         }
         Err(reason) => {

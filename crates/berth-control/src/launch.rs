@@ -458,7 +458,7 @@ impl Launcher {
     }
 
     /// The cluster's instances and tasks, decoding only records written since the last read
-    /// (see [`SnapshotCache`](crate::snapshot::SnapshotCache)).
+    /// (see `crate::snapshot::SnapshotCache`).
     pub async fn snapshot(
         &self,
         cluster: &str,

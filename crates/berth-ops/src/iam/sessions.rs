@@ -1,7 +1,7 @@
 //! Task roles: the check of a `taskRoleArn` when it is given, and the temporary credentials a
 //! task with a role gets (as ECS hands a task its role's STS session).
 //!
-//! - **Issued when the agent asks for the task** ([`task_credentials`], from the desired set):
+//! - **Issued when the agent asks for the task** (`task_credentials`, from the desired set):
 //!   a session (`ASIA` key id, secret, session token, expiration `--task-credentials-secs`
 //!   ahead, ECS's 6 h by default) is made the first time, and a new one once the current one
 //!   has less than half its lifetime left, so an agent polling at its heartbeat always holds
@@ -11,7 +11,7 @@
 //!   secrets key (the server needs them in clear to check signatures, as for IAM users' keys);
 //!   `iam/task-sessions/<cluster>/<task id>` holds the task's credentials id and its live keys.
 //! - **Revoked when the task stops**: a session's key is honoured only while its task exists
-//!   and has not reached STOPPED ([`Ops::session_signer`] reads the task); the records of a
+//!   and has not reached STOPPED (`Ops::session_signer` reads the task); the records of a
 //!   stopped task are deleted the first time its key is presented after that, and expired
 //!   keys are dropped whenever the task's keys are refreshed.
 //! - **Who the caller is**: `arn:aws:sts::<account>:assumed-role/<role>/<task id>`, with the

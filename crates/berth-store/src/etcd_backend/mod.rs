@@ -455,6 +455,12 @@ fn never_sent(e: &etcd_client::Error) -> bool {
                 || text.contains("ConnectError")
                 || text.contains("error trying to connect")
         }
+        // hyper cancels the requests still queued on a connection that closes under them
+        // (a member killed): they were never written to it.
+        etcd_client::Error::GRpcStatus(s) if s.code() == tonic::Code::Cancelled => {
+            let text = format!("{s} {s:?}");
+            text.contains("Canceled") && text.contains("connection closed")
+        }
         _ => false,
     }
 }

@@ -162,7 +162,9 @@ class Berth:
             region_name=region,
             aws_access_key_id=kw.pop("access_key", ACCESS_KEY),
             aws_secret_access_key=kw.pop("secret_key", SECRET_KEY),
-            config=Config(retries={"max_attempts": 1}),
+            # No retries unless a test asks (retries=10 gives the SDK's standard retry mode,
+            # which backs off on ThrottlingException as every AWS SDK does).
+            config=Config(retries={"max_attempts": kw.pop("retries", 1), "mode": "standard"}),
             verify=kw.pop("verify", self.ca_bundle if self.tls else None),
             **kw,
         )

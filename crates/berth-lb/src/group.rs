@@ -140,30 +140,35 @@ impl Routable {
     }
 
     /// Chooses a target by the group's algorithm. `rr` is the group's rotating counter.
-    pub fn pick(&self, rr: &AtomicUsize) -> Option<&Arc<Target>> {
+    /// `skip` is passed over while another target is in the rotation: the second choice
+    /// after `skip` refused a connection.
+    pub fn pick(&self, rr: &AtomicUsize, skip: Option<&Arc<Target>>) -> Option<&Arc<Target>> {
         let n = self.targets.len();
         if n <= 1 {
             return self.targets.first();
         }
+        let skipped = |t: &Arc<Target>| skip.is_some_and(|s| Arc::ptr_eq(s, t));
         let start = rr.fetch_add(1, Ordering::Relaxed) % n;
+        let mut ring = (0..n)
+            .map(|i| &self.targets[(start + i) % n])
+            .filter(|t| !skipped(t));
         match self.algorithm {
-            Algorithm::RoundRobin => self.targets.get(start),
+            Algorithm::RoundRobin => ring.next(),
             Algorithm::LeastOutstandingRequests => {
                 // Rotate the starting point so ties spread instead of piling on the first.
-                let mut best = start;
+                let mut best: Option<&Arc<Target>> = None;
                 let mut best_load = u64::MAX;
-                for i in 0..n {
-                    let idx = (start + i) % n;
-                    let load = self.targets[idx].in_flight.load(Ordering::Relaxed);
+                for t in ring {
+                    let load = t.in_flight.load(Ordering::Relaxed);
                     if load < best_load {
-                        best = idx;
+                        best = Some(t);
                         best_load = load;
                         if load == 0 {
                             break;
                         }
                     }
                 }
-                self.targets.get(best)
+                best
             }
         }
     }

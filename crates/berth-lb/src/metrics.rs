@@ -92,6 +92,9 @@ pub(crate) struct GroupMetrics {
     pub requests: AtomicU64,
     pub responses: ByClass,
     pub latency: Histogram,
+    /// TargetConnectionErrorCount: connections to a target refused (the request then went to
+    /// another target, or was answered 502).
+    pub connect_errors: AtomicU64,
 }
 
 /// Per listener, including requests the load balancer answered itself.
@@ -178,6 +181,13 @@ pub(crate) fn render_group(out: &mut String, labels: &str, m: &GroupMetrics, par
         1 => m
             .responses
             .render(out, "berth_lb_target_group_responses_total", labels),
+        2 => {
+            let _ = writeln!(
+                out,
+                "berth_lb_target_connection_errors_total{{{labels}}} {}",
+                m.connect_errors.load(Relaxed)
+            );
+        }
         _ => m
             .latency
             .render(out, "berth_lb_target_group_response_seconds", labels),
@@ -250,6 +260,11 @@ pub(crate) fn render_groups(out: &mut String, groups: &[(String, Arc<GroupMetric
             "berth_lb_target_group_responses_total",
             "counter",
             "Target responses per target group by status class.",
+        ),
+        (
+            "berth_lb_target_connection_errors_total",
+            "counter",
+            "Connections to targets that failed (TargetConnectionErrorCount).",
         ),
         (
             "berth_lb_target_group_response_seconds",

@@ -21,7 +21,7 @@ use hyper::body::Incoming;
 
 use crate::admission::Admission;
 use crate::config::DataPlaneOptions;
-use crate::group::{Group, InFlight, UpstreamClient};
+use crate::group::{Group, InFlight, Target, UpstreamClient};
 use crate::matcher::{strip_port, RequestView};
 use crate::metrics::ListenerMetrics;
 use crate::redirect::{location, Original};
@@ -368,6 +368,73 @@ async fn send_h2(
     }
 }
 
+/// Picks a target and sends the request to it. A target that refuses the connection has
+/// seen nothing of the request, so it goes to another target in the rotation (nginx's
+/// `proxy_next_upstream error`): a task stopped between two health checks costs no request.
+/// HTTP/2 targets go through hyper's pooled client, which keeps the body: no second try.
+async fn send_to_a_target(
+    l: &ListenerShared,
+    group: &Group,
+    parts: http::request::Parts,
+    mut body: Incoming,
+) -> Result<
+    (
+        InFlight,
+        Result<(Response<()>, UpBody), UpstreamError>,
+        Instant,
+    ),
+    Response<LbBody>,
+> {
+    let idle = l.idle_timeout();
+    let mut refused: Option<Arc<Target>> = None;
+    for attempt in 0..MAX_CONNECT_TRIES {
+        let routable = group.snapshot.load();
+        let Some(target) = routable.pick(&group.rr, refused.as_ref()) else {
+            return Err(elb_error(
+                l,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the target group has no registered targets",
+            ));
+        };
+        let slot = InFlight::new(target.clone());
+        let h2 = routable.http2.then(|| routable.client().clone());
+        drop(routable);
+        let target = slot.target();
+        let start = Instant::now();
+        let sent = match h2 {
+            Some(client) => {
+                let sent = send_h2(&client, &target.authority, parts, body, idle).await;
+                return Ok((slot, sent, start));
+            }
+            None => {
+                let dest = Dest {
+                    pool: &target.pool,
+                    addr: target.addr,
+                    connect_timeout: l.opts.connect_timeout,
+                    start,
+                    deadline: tokio::time::Instant::from_std(start) + idle,
+                    max_idle: l.opts.upstream_pool_idle,
+                };
+                upstream::send(&dest, &parts, &mut body)
+                    .await
+                    .map(|(head, body)| (head, UpBody::H1(body)))
+            }
+        };
+        match sent {
+            Err(UpstreamError::Connect(e)) if attempt + 1 < MAX_CONNECT_TRIES => {
+                tracing::debug!(target = %target.id, error = %e, "target refused; trying another");
+                group.metrics.connect_errors.fetch_add(1, Relaxed);
+                refused = Some(target.clone());
+            }
+            sent => return Ok((slot, sent, start)),
+        }
+    }
+    unreachable!("the last try returns")
+}
+
+/// Targets a request is offered to when each refuses the connection.
+const MAX_CONNECT_TRIES: usize = 3;
+
 async fn forward(
     l: &ListenerShared,
     group: &Group,
@@ -379,36 +446,11 @@ async fn forward(
 
     rewrite_head(&mut parts, l, peer);
 
-    let routable = group.snapshot.load();
-    let Some(target) = routable.pick(&group.rr) else {
-        return elb_error(
-            l,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the target group has no registered targets",
-        );
+    let (slot, sent, start) = match send_to_a_target(l, group, parts, body).await {
+        Ok(sent) => sent,
+        Err(resp) => return resp,
     };
-    let slot = InFlight::new(target.clone());
-    let h2 = routable.http2.then(|| routable.client().clone());
-    drop(routable);
     let target = slot.target();
-    let start = Instant::now();
-    let idle = l.idle_timeout();
-    let sent = match h2 {
-        None => {
-            let dest = Dest {
-                pool: &target.pool,
-                addr: target.addr,
-                connect_timeout: l.opts.connect_timeout,
-                start,
-                deadline: tokio::time::Instant::from_std(start) + idle,
-                max_idle: l.opts.upstream_pool_idle,
-            };
-            upstream::send(&dest, &parts, body)
-                .await
-                .map(|(head, body)| (head, UpBody::H1(body)))
-        }
-        Some(client) => send_h2(&client, &target.authority, parts, body, idle).await,
-    };
     match sent {
         Ok((resp, body)) => {
             let elapsed = start.elapsed();
@@ -434,6 +476,9 @@ async fn forward(
         }
         Err(e) => {
             tracing::debug!(target = %target.id, error = %e, "upstream request failed");
+            if matches!(e, UpstreamError::Connect(_) | UpstreamError::ConnectTimeout) {
+                group.metrics.connect_errors.fetch_add(1, Relaxed);
+            }
             let status = if matches!(e, UpstreamError::ConnectTimeout) {
                 StatusCode::GATEWAY_TIMEOUT
             } else {

@@ -647,7 +647,7 @@ pub(crate) type Answer = (Response<()>, UpstreamBody);
 pub(crate) async fn send<B>(
     dest: &Dest<'_>,
     parts: &Parts,
-    mut body: B,
+    body: &mut B,
 ) -> Result<Answer, UpstreamError>
 where
     B: Body<Data = Bytes> + Unpin,
@@ -680,7 +680,7 @@ where
         timer.as_mut().reset(deadline);
         let outcome = tokio::select! {
             biased;
-            o = conn.exchange(parts, &mut body, bodyless, chunked) => o,
+            o = conn.exchange(parts, body, bodyless, chunked) => o,
             () = timer.as_mut() => Exchange::Failed(UpstreamError::Timeout),
         };
         conn.timer = Some(timer);
@@ -842,8 +842,8 @@ mod tests {
             deadline: tokio::time::Instant::now() + Duration::from_secs(30),
             max_idle: Duration::from_secs(60),
         };
-        let empty = http_body_util::Empty::<Bytes>::new();
-        let (r, b) = send(&dest, &get("/a?b=1"), empty)
+        let mut empty = http_body_util::Empty::<Bytes>::new();
+        let (r, b) = send(&dest, &get("/a?b=1"), &mut empty)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.status(), 200);
@@ -855,7 +855,7 @@ mod tests {
         assert_eq!(body, b"hello");
         pool.put(c.unwrap_or_else(|| panic!("reusable")));
 
-        let (r, b) = send(&dest, &get("/c"), empty)
+        let (r, b) = send(&dest, &get("/c"), &mut empty)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.status(), 201);
@@ -863,7 +863,7 @@ mod tests {
         assert_eq!(body, b"abcde");
         pool.put(c.unwrap_or_else(|| panic!("reusable")));
 
-        let (r, b) = send(&dest, &get("/d"), empty)
+        let (r, b) = send(&dest, &get("/d"), &mut empty)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.status(), 204);
@@ -895,8 +895,8 @@ mod tests {
         p.method = Method::POST;
         p.headers
             .insert(header::CONTENT_LENGTH, HeaderValue::from_static("4"));
-        let body = http_body_util::Full::new(Bytes::from_static(b"data"));
-        let (r, b) = send(&dest, &p, body)
+        let mut body = http_body_util::Full::new(Bytes::from_static(b"data"));
+        let (r, b) = send(&dest, &p, &mut body)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.version(), Version::HTTP_10);
@@ -920,8 +920,8 @@ mod tests {
             deadline: tokio::time::Instant::now() + Duration::from_secs(30),
             max_idle: Duration::from_secs(60),
         };
-        let empty = http_body_util::Empty::<Bytes>::new();
-        let (_, mut b) = send(&dest, &get("/"), empty)
+        let mut empty = http_body_util::Empty::<Bytes>::new();
+        let (_, mut b) = send(&dest, &get("/"), &mut empty)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         while b.frame().await.is_some() {}
@@ -929,7 +929,7 @@ mod tests {
         let (seen, _) = h.await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(seen.len(), 1);
         // The target is gone now: a fresh connection fails to connect, not a hang.
-        let err = send(&dest, &get("/"), empty).await.err();
+        let err = send(&dest, &get("/"), &mut empty).await.err();
         assert!(
             matches!(
                 err,

@@ -55,6 +55,46 @@ async fn round_robin_spreads_evenly() {
 }
 
 #[tokio::test]
+async fn a_target_that_refuses_the_connection_costs_no_request() {
+    // A task stopped between two health checks: its port refuses, the request goes on.
+    let (a, b) = (Backend::start("a").await, Backend::start("b").await);
+    let dp = DataPlane::with_options(fast_opts());
+    let mut tg = group("tg", &[&a, &b], no_health());
+    tg.targets.insert(
+        1,
+        TargetConfig {
+            id: "gone".into(),
+            addr: dead_addr().await,
+        },
+    );
+    let lb = start(
+        &dp,
+        Config {
+            listeners: vec![listener("l", forward("tg"))],
+            target_groups: vec![tg],
+        },
+    )
+    .await;
+    let counts = tally(&client(), lb, 30).await;
+    assert_eq!(counts.values().sum::<usize>(), 30, "{counts:?}");
+    assert_eq!(counts.len(), 2, "only a and b answer: {counts:?}");
+    let mut m = String::new();
+    dp.render_metrics(&mut m);
+    let refused: u64 = m
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("berth_lb_target_connection_errors_total{target_group=\"tg\"} ")
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{m}"));
+    assert!(
+        refused >= 5,
+        "round robin offered `gone` a third of the requests: {m}"
+    );
+    dp.shutdown().await;
+}
+
+#[tokio::test]
 async fn least_outstanding_prefers_the_idle_target() {
     let (a, b) = (Backend::start("a").await, Backend::start("b").await);
     let dp = DataPlane::with_options(fast_opts());

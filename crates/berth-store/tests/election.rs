@@ -19,16 +19,7 @@ const TEST_DEADLINE: Duration = Duration::from_secs(90);
 const WAIT: Duration = Duration::from_secs(20);
 
 fn run<F: std::future::Future<Output = ()>>(f: F) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async move {
-        tokio::time::timeout(TEST_DEADLINE, f)
-            .await
-            .expect("the test finishes within its deadline");
-    });
+    support::etcd::run_within(TEST_DEADLINE, f);
 }
 
 /// Waits until `election`'s leadership satisfies `cond`, and returns it.

@@ -20,16 +20,7 @@ use support::etcd::Cluster;
 const TEST_DEADLINE: Duration = Duration::from_secs(120);
 
 fn run<F: std::future::Future<Output = ()>>(f: F) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async move {
-        tokio::time::timeout(TEST_DEADLINE, f)
-            .await
-            .expect("the test finishes within its deadline");
-    });
+    support::etcd::run_within(TEST_DEADLINE, f);
 }
 
 async fn put(store: &dyn Store, key: &str, value: &str) -> Revision {

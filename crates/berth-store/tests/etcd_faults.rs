@@ -22,16 +22,7 @@ const TEST_DEADLINE: Duration = Duration::from_secs(120);
 const HANG: Duration = Duration::from_secs(30);
 
 fn run<F: std::future::Future<Output = ()>>(f: F) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async move {
-        tokio::time::timeout(TEST_DEADLINE, f)
-            .await
-            .expect("the test finishes within its deadline");
-    });
+    support::etcd::run_within(TEST_DEADLINE, f);
 }
 
 /// A TCP proxy in front of one member. While `cut`, it forwards nothing (connections stay

@@ -205,3 +205,17 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// Runs a test's body on a two-thread runtime, failing it if it takes longer than `deadline`.
+pub fn run_within<F: std::future::Future<Output = ()>>(deadline: Duration, f: F) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        tokio::time::timeout(deadline, f)
+            .await
+            .expect("the test finishes within its deadline");
+    });
+}

@@ -14,8 +14,12 @@
 //! `berth/` with `memory.max` (the container's `memory`, no swap beyond it) and `cpu.max`
 //! (its cpu units as a hard ceiling, 1024 units = one CPU), and the supervisor joins it
 //! before anything else runs; a command the kernel OOM-kills exits 137 and is reported with
-//! ECS's reason. Without cgroup v2 (or without permission) limits are not enforced, with a
-//! warning at start.
+//! ECS's reason. **cgroup v1**: on a host without a usable v2 hierarchy (older distributions,
+//! and hybrid layouts whose unified mount holds no controllers) the same limits go into the
+//! v1 `memory` hierarchy (`memory.limit_in_bytes`, and `memory.memsw.limit_in_bytes` where
+//! swap is accounted) and `cpu` hierarchy (`cpu.cfs_quota_us` over a 100 ms period), a task
+//! cgroup of the same name under `berth/` in each, joined both. Without either (or without
+//! permission) limits are not enforced, with a warning at start.
 
 use std::path::{Path, PathBuf};
 
@@ -34,7 +38,7 @@ pub(super) struct Isolation {
     agent_is_root: bool,
     /// `setpriv`, when installed.
     setpriv: Option<PathBuf>,
-    /// Where task cgroups go, when cgroup v2 is usable.
+    /// Where task cgroups go, when cgroups are usable.
     pub cgroups: Option<Cgroups>,
 }
 
@@ -76,7 +80,7 @@ impl Isolation {
         };
         if cgroups.is_none() {
             tracing::warn!(
-                "cgroup v2 with the memory and cpu controllers is not available to the agent: \
+                "no cgroup hierarchy (v2, or v1 memory and cpu) is available to the agent: \
                  process tasks' cpu and memory limits are not enforced"
             );
         }
@@ -115,31 +119,77 @@ impl Isolation {
     }
 }
 
-/// Task cgroups under `ROOT/berth/` on the cgroup v2 hierarchy.
+/// Task cgroups under `ROOT/berth/`: on the cgroup v2 hierarchy, or on the v1 memory and cpu
+/// hierarchies.
 #[derive(Debug, Clone)]
 pub(super) struct Cgroups {
-    /// `<cgroup2 mount>/berth`.
+    /// `<cgroup2 mount>/berth`, or on v1 `<memory mount>/berth`: where a task's cgroup (the
+    /// path its record keeps) is made.
     parent: PathBuf,
+    /// On v1, `<cpu mount>/berth`, where the task's cpu twin is made.
+    v1_cpu: Option<PathBuf>,
 }
 
 impl Cgroups {
-    /// The cgroup v2 mount, if it offers memory and cpu and the agent can set them up.
+    /// The cgroup v2 mount if it offers memory and cpu and the agent can set them up, else the
+    /// v1 memory and cpu mounts.
     fn detect() -> Option<Self> {
         let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-        let mount = mounts.lines().find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            match (f.get(1), f.get(2)) {
-                (Some(dir), Some(&"cgroup2")) => Some(PathBuf::from(dir)),
-                _ => None,
+        let mount = |fstype: &str, option: Option<&str>| {
+            mounts.lines().find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let fits = f.get(2) == Some(&fstype)
+                    && option
+                        .is_none_or(|o| f.get(3).is_some_and(|os| os.split(',').any(|x| x == o)));
+                fits.then(|| PathBuf::from(f.get(1).copied().unwrap_or_default()))
+            })
+        };
+        if let Some(v2) = mount("cgroup2", None) {
+            match Self::setup(&v2) {
+                Ok(c) => return Some(c),
+                Err(e) => tracing::info!(mount = %v2.display(), "cgroup v2 not usable: {e}"),
             }
-        })?;
-        match Self::setup(&mount) {
+        }
+        let (memory, cpu) = (
+            mount("cgroup", Some("memory"))?,
+            mount("cgroup", Some("cpu"))?,
+        );
+        match Self::setup_v1(&memory, &cpu) {
             Ok(c) => Some(c),
             Err(e) => {
-                tracing::warn!(mount = %mount.display(), "cgroup v2 not usable: {e}");
+                tracing::warn!(mount = %memory.display(), "cgroup v1 not usable: {e}");
                 None
             }
         }
+    }
+
+    /// Makes `berth/` in the v1 memory and cpu hierarchies. A task cgroup is found from its
+    /// memory path alone (see `v1_cpu_twin`), so both mounts must sit side by side as
+    /// `memory` and `cpu` (the layout systemd and Docker hosts have).
+    pub fn setup_v1(memory: &Path, cpu: &Path) -> Result<Self, String> {
+        let cpu_beside = memory.with_file_name("cpu");
+        let same = |a: &Path, b: &Path| matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b);
+        if memory.file_name() != Some("memory".as_ref()) || !same(&cpu_beside, cpu) {
+            return Err(format!(
+                "the memory and cpu hierarchies are not side by side as memory and cpu ({}, {})",
+                memory.display(),
+                cpu.display()
+            ));
+        }
+        let cpu = cpu_beside;
+        let (parent, v1_cpu) = (memory.join("berth"), cpu.join("berth"));
+        for d in [&parent, &v1_cpu] {
+            std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+        }
+        if !parent.join("memory.limit_in_bytes").exists()
+            || !v1_cpu.join("cpu.cfs_quota_us").exists()
+        {
+            return Err("memory.limit_in_bytes or cpu.cfs_quota_us is missing".into());
+        }
+        Ok(Self {
+            parent,
+            v1_cpu: Some(v1_cpu),
+        })
     }
 
     /// Makes `<mount>/berth` with the memory and cpu controllers enabled for its children.
@@ -160,7 +210,10 @@ impl Cgroups {
         for dir in [mount, parent.as_path()] {
             write(&dir.join("cgroup.subtree_control"), "+memory +cpu")?;
         }
-        Ok(Self { parent })
+        Ok(Self {
+            parent,
+            v1_cpu: None,
+        })
     }
 
     /// A new cgroup for container `id` with its limits; returns its path.
@@ -172,14 +225,35 @@ impl Cgroups {
     ) -> Result<PathBuf, String> {
         let dir = self.parent.join(id);
         std::fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let bytes = memory_mib
+            .filter(|m| *m > 0)
+            .map(|m| (m * 1024 * 1024).to_string());
         let set = || -> Result<(), String> {
-            if let Some(mib) = memory_mib.filter(|m| *m > 0) {
-                write(&dir.join("memory.max"), &(mib * 1024 * 1024).to_string())?;
-                // Swap would let a task exceed its memory on a host with swap on.
-                let _ = write(&dir.join("memory.swap.max"), "0");
+            let Some(cpu_dir) = &self.v1_cpu else {
+                if let Some(bytes) = &bytes {
+                    write(&dir.join("memory.max"), bytes)?;
+                    // Swap would let a task exceed its memory on a host with swap on.
+                    let _ = write(&dir.join("memory.swap.max"), "0");
+                }
+                if cpu_units > 0 {
+                    write(&dir.join("cpu.max"), &cpu_max(cpu_units))?;
+                }
+                return Ok(());
+            };
+            let twin = cpu_dir.join(id);
+            std::fs::create_dir(&twin).map_err(|e| format!("creating {}: {e}", twin.display()))?;
+            if let Some(bytes) = &bytes {
+                write(&dir.join("memory.limit_in_bytes"), bytes)?;
+                // memory+swap, where swap is accounted: no swap beyond the limit.
+                let _ = write(&dir.join("memory.memsw.limit_in_bytes"), bytes);
             }
             if cpu_units > 0 {
-                write(&dir.join("cpu.max"), &cpu_max(cpu_units))?;
+                let (quota, period) = cpu_max(cpu_units)
+                    .split_once(' ')
+                    .map(|(q, p)| (q.to_string(), p.to_string()))
+                    .unwrap_or_default();
+                write(&twin.join("cpu.cfs_period_us"), &period)?;
+                write(&twin.join("cpu.cfs_quota_us"), &quota)?;
             }
             Ok(())
         };
@@ -194,30 +268,51 @@ pub(super) fn cpu_max(units: u64) -> String {
     format!("{quota} 100000")
 }
 
-/// The supervisor's first line: join the cgroup at `dir` before anything else runs.
-pub(super) fn join_prelude(dir: Option<&Path>) -> String {
-    match dir {
-        Some(d) => format!("echo $$ > '{}/cgroup.procs' || exit 125\n", d.display()),
-        None => String::new(),
-    }
+/// On cgroup v1, the cpu hierarchy's twin of the task cgroup at `dir`
+/// (`<root>/memory/berth/<id>` has `<root>/cpu/berth/<id>`); `None` on v2.
+fn v1_cpu_twin(dir: &Path) -> Option<PathBuf> {
+    let id = dir.file_name()?;
+    let berth = dir.parent()?;
+    let memory = berth.parent()?;
+    (berth.file_name()? == "berth" && memory.file_name()? == "memory")
+        .then(|| memory.with_file_name("cpu").join("berth").join(id))
 }
 
-/// Whether the kernel OOM-killed a process in the cgroup at `dir`.
+/// Every cgroup directory of the task cgroup at `dir`: itself, and its v1 cpu twin.
+fn task_dirs(dir: &Path) -> impl Iterator<Item = PathBuf> {
+    std::iter::once(dir.to_path_buf()).chain(v1_cpu_twin(dir))
+}
+
+/// The supervisor's first line: join the cgroup at `dir` before anything else runs.
+pub(super) fn join_prelude(dir: Option<&Path>) -> String {
+    dir.map(task_dirs)
+        .into_iter()
+        .flatten()
+        .map(|d| format!("echo $$ > '{}/cgroup.procs' || exit 125\n", d.display()))
+        .collect()
+}
+
+/// Whether the kernel OOM-killed a process in the cgroup at `dir` (v2 counts kills in
+/// `memory.events`, v1 in `memory.oom_control`).
 pub(super) fn oom_killed(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("memory.events")).is_ok_and(|events| {
-        events.lines().any(|l| {
-            l.strip_prefix("oom_kill ")
-                .and_then(|n| n.trim().parse::<u64>().ok())
-                .is_some_and(|n| n > 0)
+    ["memory.events", "memory.oom_control"].iter().any(|f| {
+        std::fs::read_to_string(dir.join(f)).is_ok_and(|events| {
+            events.lines().any(|l| {
+                l.strip_prefix("oom_kill ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .is_some_and(|n| n > 0)
+            })
         })
     })
 }
 
 /// Removes a task's cgroup (once its processes are gone); a cgroup still busy stays.
 pub(super) fn remove(dir: &Path) {
-    if let Err(e) = std::fs::remove_dir(dir) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!(cgroup = %dir.display(), "removing a task cgroup: {e}");
+    for d in task_dirs(dir) {
+        if let Err(e) = std::fs::remove_dir(&d) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(cgroup = %d.display(), "removing a task cgroup: {e}");
+            }
         }
     }
 }
@@ -268,6 +363,53 @@ mod tests {
             join_prelude(Some(&dir)),
             format!("echo $$ > '{}/cgroup.procs' || exit 125\n", dir.display())
         );
+    }
+
+    #[test]
+    fn on_v1_limits_go_into_the_memory_and_cpu_hierarchies() {
+        // Directories standing in for the v1 mounts, with the files the kernel would make.
+        let root = tempfile::tempdir().unwrap();
+        let (memory, cpu) = (root.path().join("memory"), root.path().join("cpu"));
+        for (d, f) in [
+            (&memory, "memory.limit_in_bytes"),
+            (&cpu, "cpu.cfs_quota_us"),
+        ] {
+            std::fs::create_dir_all(d.join("berth")).unwrap();
+            std::fs::write(d.join("berth").join(f), "").unwrap();
+        }
+        let cg = Cgroups::setup_v1(&memory, &cpu).unwrap();
+        let dir = cg.create("c-1", Some(64), 256).unwrap();
+        assert_eq!(dir, memory.join("berth/c-1"));
+        let twin = cpu.join("berth/c-1");
+        let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+        assert_eq!(
+            read(&dir, "memory.limit_in_bytes"),
+            (64 * 1024 * 1024).to_string()
+        );
+        assert_eq!(read(&twin, "cpu.cfs_quota_us"), "25000");
+        assert_eq!(read(&twin, "cpu.cfs_period_us"), "100000");
+        assert_eq!(
+            join_prelude(Some(&dir)),
+            format!(
+                "echo $$ > '{}/cgroup.procs' || exit 125\necho $$ > '{}/cgroup.procs' || exit 125\n",
+                dir.display(),
+                twin.display()
+            )
+        );
+        assert!(!oom_killed(&dir));
+        std::fs::write(
+            dir.join("memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n",
+        )
+        .unwrap();
+        assert!(oom_killed(&dir));
+        for d in [&dir, &twin] {
+            for f in std::fs::read_dir(d).unwrap() {
+                std::fs::remove_file(f.unwrap().path()).unwrap();
+            }
+        }
+        remove(&dir);
+        assert!(!dir.exists() && !twin.exists());
     }
 
     #[test]

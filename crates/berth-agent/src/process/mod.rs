@@ -36,8 +36,8 @@
 //! in bridge mode) gets a free ephemeral port chosen at start, as Nomad does. Either way the
 //! process learns its ports from its environment: `PORT_<containerPort>` for each mapping and
 //! `PORT` for the first, so `sh -c 'exec httpd -p $PORT'` serves on the port berth reports.
-//! None are reported in `none` network mode. cpu and memory limits are not enforced (no cgroups);
-//! stats are summed over the process group from `/proc` (utime + stime + reaped children's
+//! None are reported in `none` network mode. cpu and memory limits are cgroup limits where the
+//! host offers cgroups (see `isolate`); stats are summed over the process group from `/proc` (utime + stime + reaped children's
 //! times; VmRSS). stdout and stderr go to files that are never rotated; log lines carry no
 //! recorded time: lines already in the files are stamped with the file's modification time,
 //! lines read while following with the time they were read, and the history gives all stdout

@@ -8,9 +8,11 @@ killed) by their command line, which each case makes unique.
 """
 import asyncio
 import contextlib
+import functools
 import glob
 import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,6 +89,12 @@ def _table():
     return "\n".join(lines)
 
 
+def pytest_sessionfinish(session):
+    """The agents' image this run built goes with the run (its containers are gone by now)."""
+    if agent_image.cache_info().currsize:
+        e2e.docker("rmi", agent_image(), check=False)
+
+
 def pytest_terminal_summary(terminalreporter):
     if not ROWS:
         return
@@ -108,8 +116,9 @@ def pytest_terminal_summary(terminalreporter):
 # with the peers' connections timed out.
 
 class Proxy:
-    def __init__(self, target_port, target_host="127.0.0.1"):
+    def __init__(self, target_port, target_host="127.0.0.1", listen_host="127.0.0.1"):
         self.target = (target_host, target_port)
+        self.listen_host = listen_host
         self.port = free_port()
         self.mode = "pass"
         self.delay = 0.0
@@ -129,7 +138,7 @@ class Proxy:
 
     def _run(self):
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", self.port))
+        server = self._loop.run_until_complete(asyncio.start_server(self._handle, self.listen_host, self.port))
         self._ready.set()
         try:
             self._loop.run_forever()
@@ -247,6 +256,131 @@ class Sampler:
 
 
 # ---------------------------------------------------------------------------------------------
+# Agents in Docker containers on a Docker network the case creates: a partition is
+# `docker network disconnect`. No image can be pulled: the agents' image is `docker import` of
+# the berth binary, the libraries `ldd` lists for it and Debian's static busybox (as the
+# `docker` host provider builds `berth-host`). Everything a case makes carries its label.
+
+LABEL = "berth-faults.case"
+
+
+def need_docker():
+    if not e2e.docker_ok():
+        if os.environ.get("CI") == "true":
+            pytest.fail("Docker does not answer; CI must run this case")
+        pytest.skip("Docker does not answer")
+    out = subprocess.run(["ldd", "/bin/busybox"], capture_output=True, text=True).stdout if os.path.exists(
+        "/bin/busybox") else "=>"
+    if "=>" in out:
+        if os.environ.get("CI") == "true":
+            pytest.fail("no static /bin/busybox (apt-get install busybox-static); CI must run this case")
+        pytest.skip("no static /bin/busybox (apt-get install busybox-static)")
+
+
+@functools.lru_cache(maxsize=None)
+def agent_image():
+    """`berth-faults-agent:ID` (ID names the berth binary: size and mtime), built once."""
+    st = os.stat(e2e.BERTH_BIN)
+    tag = f"berth-faults-agent:{st.st_size:x}-{int(st.st_mtime):x}"
+    if e2e.docker("image", "inspect", tag, check=False).returncode == 0:
+        return tag
+    with tempfile.TemporaryDirectory(prefix="berth-faults-image-") as root:
+        for d in ("bin", "tmp", "etc", "var/lib/berth"):
+            os.makedirs(os.path.join(root, d))
+        shutil.copy(e2e.BERTH_BIN, os.path.join(root, "bin/berth"))
+        ldd = subprocess.run(["ldd", e2e.BERTH_BIN], capture_output=True, text=True, check=True).stdout
+        for line in ldd.splitlines():
+            path = line.split("=>")[-1].split()[0] if line.split("=>")[-1].split() else ""
+            if path.startswith("/"):
+                dest = os.path.join(root, path.lstrip("/"))
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                shutil.copy(path, dest)  # follows symlinks: the real bytes under the loader's name
+        shutil.copy("/bin/busybox", os.path.join(root, "bin/busybox"))
+        for applet in ("sh", "sleep", "cat", "ls", "kill", "ps"):
+            os.symlink("busybox", os.path.join(root, "bin", applet))
+        with open(os.path.join(root, "etc/passwd"), "w") as f:
+            f.write("root:x:0:0:root:/:/bin/sh\n")
+        with open(os.path.join(root, "etc/group"), "w") as f:
+            f.write("root:x:0:\n")
+        p = subprocess.run(f"tar -C {root} --owner=0 --group=0 --numeric-owner -c . | docker import "
+                           f"-c 'ENV PATH=/bin' -c 'LABEL {LABEL}=image' - {tag}",
+                           shell=True, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+    return tag
+
+
+@contextlib.contextmanager
+def docker_network(case):
+    """A Docker bridge network labelled `case`; yields (name, gateway address). On exit every
+    container and network with the label is removed, whatever happened."""
+    name = f"berth-faults-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    try:
+        e2e.docker("network", "create", "--label", f"{LABEL}={case}", name)
+        gw = e2e.docker("network", "inspect", name, "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}").stdout.strip()
+        assert gw, f"network {name} has no gateway"
+        yield name, gw
+    finally:
+        remove_labelled(case)
+
+
+def remove_labelled(case):
+    ids = e2e.docker("ps", "-aq", "--filter", f"label={LABEL}={case}", check=False).stdout.split()
+    if ids:
+        e2e.docker("rm", "-f", *ids, check=False)
+    nets = e2e.docker("network", "ls", "-q", "--filter", f"label={LABEL}={case}", check=False).stdout.split()
+    if nets:
+        e2e.docker("network", "rm", *nets, check=False)
+
+
+class DockerAgent(Agent):
+    """A `berth agent` (process driver) in a container on `network`, reaching the server at
+    `url`; its state dir is `state_dir` on this machine, mounted, so `identity()` works."""
+
+    def __init__(self, b, url, network, case, state_dir, token, **kw):
+        super().__init__(b, state_dir, token, **kw)
+        self.url, self.network, self.case = url, network, case
+        self.name = f"{network}-{os.path.basename(state_dir)}"
+
+    def command(self):
+        cmd = ["berth", "agent", "--server", self.url, "--cluster", self.cluster, "--token", self.token,
+               "--state-dir", "/var/lib/berth", "--driver", "process", "--poll-wait", str(self.poll_wait),
+               "--task-user", "root", "--logs-listen", "0.0.0.0:0"]
+        if self.cpu is not None:
+            cmd += ["--cpu", str(self.cpu)]
+        if self.memory is not None:
+            cmd += ["--memory", str(self.memory)]
+        return cmd
+
+    def start(self):
+        e2e.docker("run", "-d", "--name", self.name, "--label", f"{LABEL}={self.case}", "--network", self.network,
+                   "-v", f"{self.state_dir}:/var/lib/berth", agent_image(), *self.command())
+        self.proc = self
+        return self
+
+    def poll(self):  # `wait_registered` asks `self.proc.poll()` whether the agent exited
+        out = e2e.docker("inspect", "-f", "{{.State.Running}} {{.State.ExitCode}}", self.name, check=False).stdout
+        running, _, code = out.strip().partition(" ")
+        return None if running == "true" else int(code or -1)
+
+    @property
+    def returncode(self):
+        return self.poll()
+
+    def log(self):
+        p = e2e.docker("logs", self.name, check=False)
+        return p.stdout + p.stderr
+
+    def disconnect(self):
+        e2e.docker("network", "disconnect", self.network, self.name)
+
+    def connect(self):
+        e2e.docker("network", "connect", self.network, self.name)
+
+    def stop(self, sig=None, timeout=20):
+        e2e.docker("rm", "-f", self.name, check=False)
+
+
+# ---------------------------------------------------------------------------------------------
 # etcd members
 
 def need_etcd():
@@ -256,11 +390,17 @@ def need_etcd():
         pytest.skip("etcd is not installed (apt-get install etcd-server)")
 
 
-class EtcdCluster:
-    """`n` etcd members on free loopback ports in a temp dir; killed (all) on exit."""
+class EtcdError(Exception):
+    """An error etcd's gRPC gateway answered (its JSON, as text)."""
 
-    def __init__(self, n=1):
+
+class EtcdCluster:
+    """`n` etcd members on free loopback ports in a temp dir; killed (all) on exit. `args` are
+    more etcd flags (e.g. a small `--quota-backend-bytes`)."""
+
+    def __init__(self, n=1, args=()):
         need_etcd()
+        self.args = list(args)
         self.dir = tempfile.TemporaryDirectory(prefix="berth-faults-etcd-")
         self.clients = [free_port() for _ in range(n)]
         self.peers = [free_port() for _ in range(n)]
@@ -276,7 +416,7 @@ class EtcdCluster:
                 "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peers[i]}",
                 "--initial-cluster", cluster, "--initial-cluster-token", f"faults-{os.getpid()}",
                 "--heartbeat-interval", "50", "--election-timeout", "500",
-                "--max-txn-ops", "4096"]
+                "--max-txn-ops", "4096", *self.args]
 
     def __enter__(self):
         for i in range(len(self.names)):
@@ -300,11 +440,20 @@ class EtcdCluster:
             return b'"health":"true"' in r.read()
 
     def status(self, i):
+        return self.call(i, "/v3/maintenance/status")
+
+    def call(self, i, path, body=None, timeout=10):
+        """POSTs `body` (JSON) to member `i`'s gRPC gateway at `path`; returns the JSON answer,
+        or raises `EtcdError` carrying etcd's message."""
         import json
-        req = urllib.request.Request(f"http://127.0.0.1:{self.clients[i]}/v3/maintenance/status", data=b"{}",
-                                     method="POST")
-        with urllib.request.urlopen(req, timeout=2) as r:
-            return json.load(r)
+        import urllib.error
+        req = urllib.request.Request(f"http://127.0.0.1:{self.clients[i]}{path}",
+                                     data=json.dumps(body or {}).encode(), method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return json.load(r)
+        except urllib.error.HTTPError as e:
+            raise EtcdError(e.read().decode(errors="replace")) from None
 
     def leader(self):
         """The index of the member that leads now."""

@@ -25,6 +25,7 @@ mod election;
 mod watch;
 
 mod members;
+mod space;
 
 use std::time::Duration;
 
@@ -64,6 +65,8 @@ pub struct EtcdStore {
     namespace: String,
     /// Takes dead members out of the client's channel (see `members`); shared by clones.
     _members: Option<std::sync::Arc<members::Prober>>,
+    /// Whether etcd refuses writes for space (its NOSPACE alarm; see `space`).
+    space: std::sync::Arc<space::Space>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -140,6 +143,7 @@ impl EtcdStore {
                 .map_err(etcd_err)?;
         let store = Self {
             _members: members::start(&client, &target.endpoints),
+            space: std::sync::Arc::new(space::Space::start(&client)),
             client,
             namespace: target.namespace.clone(),
         };
@@ -286,7 +290,12 @@ impl EtcdStore {
             never_sent,
         )
         .await?
-        .map_err(|e| txn_err(e, ops_count))?;
+        .map_err(|e| {
+            if space::refused_for_space(&e) {
+                self.space.set_full(true);
+            }
+            txn_err(e, ops_count)
+        })?;
         let revision = header_revision(resp.header())?;
         if resp.succeeded() {
             return Ok(TxnResult::Committed { revision });
@@ -342,6 +351,10 @@ impl Store for EtcdStore {
             prefix,
             after,
         )
+    }
+
+    fn healthy(&self) -> bool {
+        self.space.has_room()
     }
 
     fn elect(&self, replica: &str) -> crate::Election {
@@ -484,6 +497,14 @@ fn txn_err(e: etcd_client::Error, ops: usize) -> StoreError {
             "etcd refused a txn of {ops} operations: start etcd with --max-txn-ops of at least \
              {MIN_MAX_TXN_OPS} (its default, 128, is too small for berth)"
         ));
+    }
+    if space::refused_for_space(&e) {
+        return StoreError::Backend(
+            "etcd is out of space (its NOSPACE alarm is raised): the write was not applied; \
+             reads still work. Free space in etcd (compact, defragment, then \
+             `etcdctl alarm disarm`) or raise its --quota-backend-bytes"
+                .to_owned(),
+        );
     }
     if text.contains("request is too large") {
         return StoreError::Backend(format!(

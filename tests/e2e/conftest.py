@@ -326,6 +326,21 @@ def container(name="app", image="busybox", memory=64, **kw):
     return {"name": name, "image": image, "memory": memory, **kw}
 
 
+def execution_role(iam):
+    """A role tasks may name as `executionRoleArn` that may read every SSM parameter and
+    Secrets Manager secret (berth reads a task's secrets as its execution role); its ARN."""
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+        "Action": "sts:AssumeRole"}]}
+    read = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": ["ssm:GetParameters", "secretsmanager:GetSecretValue"],
+        "Resource": "*"}]}
+    name = uniq("exec")
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.put_role_policy(RoleName=name, PolicyName="read", PolicyDocument=json.dumps(read))
+    return arn
+
+
 def register(ecs, family, containers=None, **kw):
     return ecs.register_task_definition(family=family, containerDefinitions=containers or [container()], **kw)
 

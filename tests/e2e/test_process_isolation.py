@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from conftest import BERTH_BIN, Berth, register, run_one, uniq, wait_for, wait_task
+from conftest import BERTH_BIN, Berth, execution_role, register, run_one, uniq, wait_for, wait_task
 
 SSM_VALUE = "ssm-plain-c0ffee-4a1d"
 ASM_VALUE = "asm-plain-f00d-77e2"
@@ -31,7 +31,7 @@ def secret_task(b):
         "entryPoint": ["sh", "-c"],
         "command": ['echo "uid=$(id -u) ssm=$SSM asm=$ASM"'],
         "secrets": [{"name": "SSM", "valueFrom": param}, {"name": "ASM", "valueFrom": arn}],
-    }])["taskDefinition"]["taskDefinitionArn"]
+    }], executionRoleArn=execution_role(b.client("iam")))["taskDefinition"]["taskDefinitionArn"]
     task = run_one(ecs, td)["taskArn"]
     wait_task(ecs, task, "STOPPED", timeout=30)
     return wait_for(lambda: b.cli("logs", task, "--cluster", "default").stdout.strip() or None, 20,

@@ -14,7 +14,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import (
-    Agent, Berth, describe_task, join_token, register, strict_responses, uniq, wait_for, wait_task,
+    Agent, Berth, describe_task, execution_role, join_token, register, strict_responses, uniq,
+    wait_for, wait_task,
 )
 from conftest import build_test_image
 from test_tasks_docker import IMAGE, _remove_scope, docker_ok
@@ -194,6 +195,13 @@ def agent(berth, ecs, base, scope, image):
     _remove_scope(scope)
 
 
+@pytest.fixture(scope="module")
+def exec_role(berth):
+    """An execution role that may read every parameter and secret (berth reads a task's
+    secrets as its execution role)."""
+    return execution_role(berth.client("iam"))
+
+
 def containers_of_task(task_arn):
     tid = task_arn.rsplit("/", 1)[1]
     p = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=berth.task-id={tid}"],
@@ -202,7 +210,7 @@ def containers_of_task(task_arn):
 
 
 @needs_docker
-def test_a_task_gets_its_secrets_and_nobody_else_sees_them(berth, ecs, ssm, sm, agent, base):
+def test_a_task_gets_its_secrets_and_nobody_else_sees_them(berth, ecs, ssm, sm, agent, base, exec_role):
     param = f"/{uniq('svc')}/db/password"
     ssm.put_parameter(Name=param, Value=SSM_PW, Type="SecureString")
     arn = sm.create_secret(Name=uniq("svc-api"), SecretString=f'{{"api_key":"{ASM_KEY}","other":"x"}}')["ARN"]
@@ -214,7 +222,7 @@ def test_a_task_gets_its_secrets_and_nobody_else_sees_them(berth, ecs, ssm, sm, 
             {"name": "DB_PASSWORD", "valueFrom": param},
             {"name": "API_KEY", "valueFrom": f"{arn}:api_key::"},
         ],
-    }])["taskDefinition"]["taskDefinitionArn"]
+    }], executionRoleArn=exec_role)["taskDefinition"]["taskDefinitionArn"]
     task = ecs.run_task(cluster="default", taskDefinition=td)["tasks"][0]["taskArn"]
     wait_task(ecs, task, "RUNNING", timeout=30)
     want = f"DB={SSM_PW} API={ASM_KEY}"
@@ -236,12 +244,12 @@ def test_a_task_gets_its_secrets_and_nobody_else_sees_them(berth, ecs, ssm, sm, 
 
 
 @needs_docker
-def test_a_missing_secret_stops_the_task_before_any_container(ecs, agent):
+def test_a_missing_secret_stops_the_task_before_any_container(ecs, agent, exec_role):
     missing = f"/{uniq('nope')}/password"
     td = register(ecs, uniq("sec-missing"), [{
         "name": "app", "image": IMAGE, "memory": 32, "command": ["true"],
         "secrets": [{"name": "PW", "valueFrom": missing}],
-    }])["taskDefinition"]["taskDefinitionArn"]
+    }], executionRoleArn=exec_role)["taskDefinition"]["taskDefinitionArn"]
     task = ecs.run_task(cluster="default", taskDefinition=td)["tasks"][0]["taskArn"]
     t = wait_task(ecs, task, "STOPPED", timeout=30)
     assert t["stopCode"] == "TaskFailedToStart"
@@ -252,11 +260,11 @@ def test_a_missing_secret_stops_the_task_before_any_container(ecs, agent):
     assert containers_of_task(task) == []
 
 
-def test_register_refuses_a_value_from_that_is_no_secret(ecs):
+def test_register_refuses_a_value_from_that_is_no_secret(ecs, exec_role):
     with pytest.raises(ClientError) as e:
         register(ecs, uniq("sec-bad"), [{
             "name": "app", "image": IMAGE, "memory": 32,
             "secrets": [{"name": "X", "valueFrom": "arn:aws:s3:::bucket/key"}],
-        }])
+        }], executionRoleArn=exec_role)
     assert e.value.response["Error"]["Code"] == "ClientException"
     assert "secrets[0].valueFrom" in e.value.response["Error"]["Message"]

@@ -12,7 +12,7 @@
 //! Every request also takes a token from its access key's bucket for the action's class
 //! ([`crate::throttle`]), root key included, before its policies are read.
 
-use berth_iam::{evaluate, Decision, RequestContext, Resource, Scope};
+use berth_iam::{evaluate, RequestContext, Resource, Scope};
 use berth_model::{ApiError, ErrorCode};
 use berth_ops::iam::Principal;
 use serde_json::Value;
@@ -123,22 +123,10 @@ pub(crate) async fn authorize(
             resource_tags: &tags,
             request_tags: &request_tags,
         };
-        let why = match evaluate(&refs, &req) {
-            Decision::Allow => continue,
-            Decision::ExplicitDeny => {
-                "with an explicit deny in an identity-based policy".to_owned()
-            }
-            Decision::ImplicitDeny => {
-                format!("because no identity-based policy allows the {full_action} action")
-            }
-        };
-        return Err(ApiError::new(
-            ErrorCode::AccessDeniedException,
-            format!(
-                "User: {} is not authorized to perform: {full_action} on resource: {resource} {why}",
-                principal.arn()
-            ),
-        ));
+        let decision = evaluate(&refs, &req);
+        if let Some(m) = berth_iam::denial(principal.arn(), &full_action, &resource, decision) {
+            return Err(ApiError::new(ErrorCode::AccessDeniedException, m));
+        }
     }
     Ok(())
 }

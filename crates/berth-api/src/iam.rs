@@ -114,6 +114,11 @@ async fn dispatch(ctx: &Ctx, action: &str, p: Value) -> Result<Value, ApiError> 
         "ListRolePolicies" => {
             roles::list_policies(ctx, parse(action, p, roles::LIST_POLICIES_MEMBERS)?).await
         }
+        "AttachRolePolicy" => roles::attach(ctx, parse(action, p, roles::ARN_MEMBERS)?).await,
+        "DetachRolePolicy" => roles::detach(ctx, parse(action, p, roles::ARN_MEMBERS)?).await,
+        "ListAttachedRolePolicies" => {
+            roles::list_attached(ctx, parse(action, p, roles::LIST_ATTACHED_MEMBERS)?).await
+        }
         _ => Err(ApiError::new(
             ErrorCode::ElbInvalidAction,
             format!("berth does not implement the IAM action {action:?}."),

@@ -75,6 +75,21 @@ pub fn evaluate(policies: &[&Policy], req: &RequestContext<'_>) -> Decision {
     }
 }
 
+/// The text IAM gives when `decision` refuses `principal` (an ARN) `action` on `resource`
+/// (`None`: the decision allows it), as in an `AccessDenied` error.
+pub fn denial(principal: &str, action: &str, resource: &str, decision: Decision) -> Option<String> {
+    let why = match decision {
+        Decision::Allow => return None,
+        Decision::ExplicitDeny => "with an explicit deny in an identity-based policy".to_owned(),
+        Decision::ImplicitDeny => {
+            format!("because no identity-based policy allows the {action} action")
+        }
+    };
+    Some(format!(
+        "User: {principal} is not authorized to perform: {action} on resource: {resource} {why}"
+    ))
+}
+
 fn applies(s: &Statement, req: &RequestContext<'_>) -> bool {
     let action = req.action.to_ascii_lowercase();
     let (actions, not_action) = &s.actions;

@@ -19,7 +19,7 @@ pub mod managed;
 mod policy;
 mod resources;
 
-pub use eval::{evaluate, Decision, RequestContext};
+pub use eval::{denial, evaluate, Decision, RequestContext};
 pub use policy::{Policy, PolicyError};
 pub use resources::{request_resources, request_tags, Resource, Scope};
 

@@ -299,9 +299,11 @@ async fn desired_set(
     })
 }
 
-/// The secret values of a task the agent must start (resolved now, for this answer only),
-/// `Some(None)` when it needs none, or `None` when one cannot be resolved: the task is then
-/// stopped (TaskFailedToStart, ECS's ResourceInitializationError) before the agent sees it.
+/// The secret values of a task the agent must start (resolved now, for this answer only, as
+/// its execution role), `Some(None)` when it needs none, or `None` when what it needs to start
+/// cannot be had: its execution role cannot be assumed or may not read a secret or write its
+/// `awslogs` streams, or a secret cannot be resolved. The task is then stopped
+/// (TaskFailedToStart, ECS's ResourceInitializationError) before the agent sees it.
 /// Only a task still starting (PROVISIONING / PENDING) gets values: an agent takes a task's
 /// containers from the first answer that carries it, and one already running (or adopted
 /// after an agent restart) keeps the containers it has, so values are sent once, at start.
@@ -317,14 +319,33 @@ async fn task_secrets(
     if t.desired_status != DesiredStatus::Running || !starting {
         return Ok(Some(None));
     }
-    match crate::secrets::resolve_task(ctx, td).await? {
-        Ok(resolved) => Ok(Some(resolved)),
-        Err(reason) => {
-            tracing::info!(task = %t.id, "task failed to start: a secret cannot be resolved");
-            fail_to_start(ctx, t, &reason).await?;
-            Ok(None)
+    let role = match td.execution_role_arn.as_deref().filter(|r| !r.is_empty()) {
+        None => None,
+        Some(arn) => match crate::iam::execution::assume(ctx, &t.id, arn).await? {
+            Ok(role) => Some(role),
+            Err(reason) => {
+                return failed(ctx, t, "its execution role cannot be assumed", &reason).await
+            }
+        },
+    };
+    let resolved = match crate::secrets::resolve_task(ctx, td, role.as_ref()).await? {
+        Ok(resolved) => resolved,
+        Err(reason) => return failed(ctx, t, "a secret cannot be resolved", &reason).await,
+    };
+    if let Some(role) = &role {
+        if let Err(reason) = role.check_awslogs(ctx, td, &t.id).await? {
+            return failed(ctx, t, "its execution role may not write its logs", &reason).await;
         }
     }
+    Ok(Some(resolved))
+}
+
+/// Fails task `t` to start with `reason` (`why` for berth's own log); `Ok(None)` for
+/// [`task_secrets`].
+async fn failed<T>(ctx: &Ctx, t: &Task, why: &str, reason: &str) -> Result<Option<T>, ApiError> {
+    tracing::info!(task = %t.id, "task failed to start: {why}");
+    fail_to_start(ctx, t, reason).await?;
+    Ok(None)
 }
 
 /// Stops a task that has not started yet with TaskFailedToStart and `reason`, as ECS does when

@@ -1,6 +1,8 @@
 //! Task definitions' secrets: `valueFrom` checked at RegisterTaskDefinition, values resolved
 //! into the agent's poll answer only (never DescribeTasks or the task record), and a task
-//! whose secret cannot be resolved stopped before its agent sees it, as ECS words it.
+//! whose secret cannot be resolved stopped before its agent sees it, as ECS words it. Secrets
+//! are read with the task's execution role: one its policies do not allow fails the task with
+//! the AccessDeniedException the service would give the role.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
@@ -10,6 +12,7 @@ use berth_model::agent::DesiredSet;
 use berth_model::ErrorCode;
 use berth_ops::agent::{self, PollQuery};
 use berth_ops::ecs::{taskdefs, tasks};
+use berth_ops::iam::{self, roles};
 use berth_ops::secrets::{secretsmanager as sm, ssm};
 use serde_json::{json, Value};
 use support::{agent, cluster, env, ok, req, Env};
@@ -24,8 +27,56 @@ async fn poll(env: &Env, instance: &str) -> DesiredSet {
     ok(agent::poll(&env.ops, &q, std::future::pending()).await)
 }
 
+const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+    "Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+const READ_SECRETS: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+    "Action":["ssm:GetParameters","secretsmanager:GetSecretValue"],"Resource":"*"}]}"#;
+const EXECUTION_POLICY: &str =
+    "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy";
+
+/// The role `name` (made if absent), with the inline policy `inline` if given; its ARN.
+async fn exec_role(env: &Env, name: &str, inline: Option<&str>) -> String {
+    let p = json!({"RoleName": name, "AssumeRolePolicyDocument": TRUST});
+    let _ = roles::create(
+        &env.ctx,
+        iam::parse("CreateRole", p, roles::CREATE_MEMBERS).unwrap(),
+    )
+    .await;
+    if let Some(doc) = inline {
+        let p = json!({"RoleName": name, "PolicyName": "p", "PolicyDocument": doc});
+        ok(roles::put_policy(
+            &env.ctx,
+            iam::parse("PutRolePolicy", p, roles::PUT_POLICY_MEMBERS).unwrap(),
+        )
+        .await);
+    }
+    format!("arn:aws:iam::000000000000:role/{name}")
+}
+
+async fn attach(env: &Env, name: &str, arn: &str) {
+    let p = json!({"RoleName": name, "PolicyArn": arn});
+    ok(roles::attach(
+        &env.ctx,
+        iam::parse("AttachRolePolicy", p, roles::ARN_MEMBERS).unwrap(),
+    )
+    .await);
+}
+
+/// Registers family `app` with `container`, executed by a role that may read every secret.
 async fn register(env: &Env, container: Value) -> Result<Value, berth_model::ApiError> {
-    let body = json!({"family": "app", "containerDefinitions": [container]});
+    let role = exec_role(env, "exec", Some(READ_SECRETS)).await;
+    register_as(env, container, Some(&role)).await
+}
+
+async fn register_as(
+    env: &Env,
+    container: Value,
+    execution_role: Option<&str>,
+) -> Result<Value, berth_model::ApiError> {
+    let mut body = json!({"family": "app", "containerDefinitions": [container]});
+    if let Some(r) = execution_role {
+        body["executionRoleArn"] = json!(r);
+    }
     taskdefs::register(&env.ctx, body.to_string().as_bytes()).await
 }
 
@@ -219,6 +270,117 @@ async fn an_unresolvable_secret_fails_the_task_before_the_agent_sees_it() {
     assert!(
         t["stoppedReason"].as_str().unwrap().starts_with(
             "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to get registry auth from asm"
+        ),
+        "{t}"
+    );
+}
+
+#[tokio::test]
+async fn secrets_need_an_execution_role_that_exists() {
+    let env = env();
+    let c = base(json!({"secrets": [{"name": "A", "valueFrom": "/app/x"}]}));
+    let e = register_as(&env, c.clone(), None).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::ClientException);
+    assert_eq!(
+        e.message,
+        "When you are specifying container secrets, you must also specify a value for 'executionRoleArn'."
+    );
+    let e = register_as(&env, c, Some("arn:aws:iam::000000000000:role/none"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (ErrorCode::ClientException, "Role is not valid")
+    );
+}
+
+/// Runs family `app` and polls once: the task's DescribeTasks view after the poll.
+async fn start(env: &Env, instance: &str) -> Value {
+    let (task_arn, _) = run(env).await;
+    poll(env, instance).await;
+    describe(env, &task_arn).await
+}
+
+#[tokio::test]
+async fn the_execution_role_decides_what_secrets_and_logs_a_task_gets() {
+    let env = env();
+    cluster(&env.ctx, "c").await;
+    let reg = agent(&env, "c").await;
+    let arn = seed(&env).await;
+    // Only AWS's execution policy: ECR and logs, no secrets.
+    let role = exec_role(&env, "narrow", None).await;
+    attach(&env, "narrow", EXECUTION_POLICY).await;
+    let session = |id: &str| format!("arn:aws:sts::000000000000:assumed-role/narrow/{id}");
+    let ssm_param = json!({"secrets": [{"name": "X", "valueFrom": "/app/db/pw"}]});
+    ok(register_as(&env, base(ssm_param), Some(&role)).await);
+    let t = start(&env, &reg.instance_id).await;
+    let id = t["taskArn"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(t["stopCode"], "TaskFailedToStart");
+    assert_eq!(
+        t["stoppedReason"],
+        format!("ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secrets from ssm: service call has been retried 1 time(s): AccessDeniedException: User: {} is not authorized to perform: ssm:GetParameters on resource: arn:aws:ssm:us-east-1:000000000000:parameter/app/db/pw because no identity-based policy allows the ssm:GetParameters action", session(&id))
+    );
+    ok(register_as(
+        &env,
+        base(json!({"secrets": [{"name": "X", "valueFrom": arn}]})),
+        Some(&role),
+    )
+    .await);
+    let t = start(&env, &reg.instance_id).await;
+    let id = t["taskArn"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        t["stoppedReason"],
+        format!("ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm: service call has been retried 1 time(s): failed to fetch secret {arn} from secrets manager: AccessDeniedException: User: {} is not authorized to perform: secretsmanager:GetSecretValue on resource: {arn} because no identity-based policy allows the secretsmanager:GetSecretValue action", session(&id))
+    );
+    // The attached policy lets it write its logs; a role with secrets only may not.
+    let logs = json!({"logConfiguration": {"logDriver": "awslogs", "options": {
+        "awslogs-group": "/ecs/app", "awslogs-stream-prefix": "web"}}});
+    ok(register_as(&env, base(logs.clone()), Some(&role)).await);
+    let t = start(&env, &reg.instance_id).await;
+    assert_ne!(t["lastStatus"], "STOPPED", "{t}");
+    let secrets_only = exec_role(&env, "secrets-only", Some(READ_SECRETS)).await;
+    ok(register_as(&env, base(logs), Some(&secrets_only)).await);
+    let t = start(&env, &reg.instance_id).await;
+    let id = t["taskArn"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        t["stoppedReason"],
+        format!("ResourceInitializationError: failed to validate logger args: create stream has been retried 1 times: failed to create Cloudwatch log stream: AccessDeniedException: User: arn:aws:sts::000000000000:assumed-role/secrets-only/{id} is not authorized to perform: logs:CreateLogStream on resource: arn:aws:logs:us-east-1:000000000000:log-group:/ecs/app because no identity-based policy allows the logs:CreateLogStream action : exit status 1")
+    );
+    // A role deleted since registration cannot be assumed.
+    let p = json!({"RoleName": "secrets-only", "PolicyName": "p"});
+    ok(roles::delete_policy(
+        &env.ctx,
+        iam::parse("DeleteRolePolicy", p, roles::POLICY_NAME_MEMBERS).unwrap(),
+    )
+    .await);
+    let p = json!({"RoleName": "secrets-only"});
+    ok(roles::delete(
+        &env.ctx,
+        iam::parse("DeleteRole", p, roles::NAME_MEMBERS).unwrap(),
+    )
+    .await);
+    let t = start(&env, &reg.instance_id).await;
+    assert!(
+        t["stoppedReason"].as_str().unwrap().starts_with(
+            "ECS was unable to assume the role 'arn:aws:iam::000000000000:role/secrets-only'"
         ),
         "{t}"
     );

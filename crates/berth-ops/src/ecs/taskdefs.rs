@@ -172,6 +172,17 @@ fn arn(ctx: &Ctx, td: &TaskDefinition) -> String {
     )
 }
 
+/// Whether a container of `td` takes a secret (`secrets`, `secretOptions`,
+/// `repositoryCredentials`): read with the execution role, which it then needs.
+fn has_secrets(td: &TaskDefinition) -> Result<bool, ApiError> {
+    for c in &td.container_definitions {
+        if !berth_model::secrets::container_secret_refs(c)?.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// ECS `RegisterTaskDefinition`; it takes the raw body, which is size-checked before it is parsed.
 pub async fn register(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     if body.len() > MAX_TASKDEF_BYTES {
@@ -184,7 +195,18 @@ pub async fn register(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     if let Some(role) = td.task_role_arn.as_deref().filter(|r| !r.is_empty()) {
         crate::iam::sessions::check_task_role(ctx, role).await?;
     }
+    // So must the execution role, which berth assumes to read the task's secrets.
+    let execution_role = td.execution_role_arn.clone().filter(|r| !r.is_empty());
+    if let Some(role) = execution_role.as_deref() {
+        crate::iam::sessions::check_task_role(ctx, role).await?;
+    }
     td.validate_and_normalize()?;
+    if execution_role.is_none() && has_secrets(&td)? {
+        return Err(ApiError::client(
+            "When you are specifying container secrets, you must also specify a value for \
+             'executionRoleArn'.",
+        ));
+    }
     td.status = TaskDefinitionStatus::Active;
     td.registered_by = Some(ctx.principal_arn());
     td.deregistered_at = None;

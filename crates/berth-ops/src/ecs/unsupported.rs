@@ -24,7 +24,9 @@ fn why(member: &str) -> &'static str {
         "volumeConfigurations" => "berth has no managed EBS volumes",
         "enableExecuteCommand" => "berth has no ECS Exec",
         "role" => "berth has no IAM roles",
-        "executionRoleArn" => "berth has no task execution roles",
+        "executionRoleArn" => {
+            "berth takes the execution role from the task definition only, not from overrides"
+        }
         "availabilityZoneRebalancing" => "berth does not rebalance tasks across zones",
         "clientToken" => "berth makes CreateService idempotent by service name only",
         "referenceId" => "berth keeps no task reference ids",

@@ -5,7 +5,8 @@
 //!   ListAccessKeys, UpdateAccessKey, DeleteAccessKey).
 //! - [`policies`]: inline user policies (Put/Get/Delete/ListUserPolicies) and the AWS managed
 //!   policies (`berth_iam::managed`) attached to users (Attach/Detach/ListAttachedUserPolicies).
-//! - [`roles`]: CreateRole, GetRole, DeleteRole and their inline policies.
+//! - [`roles`]: CreateRole, GetRole, DeleteRole, their inline policies and the managed
+//!   policies attached to them (Attach/Detach/ListAttachedRolePolicies).
 //! - [`sessions`]: task roles: the `taskRoleArn` check and the temporary credentials tasks
 //!   get for their role.
 //! - [`Ops::iam_signer`] and [`Ops::iam_policies`]: the secret a key signs with and the
@@ -16,6 +17,7 @@
 //! clear to check SigV4 signatures, so it cannot keep only a hash. IAM is global: ARNs have
 //! no region.
 
+pub(crate) mod execution;
 pub mod policies;
 mod resources;
 pub mod roles;
@@ -87,6 +89,9 @@ pub(crate) struct RoleRecord {
     pub max_session_duration: u32,
     #[serde(default)]
     pub inline: BTreeMap<String, String>,
+    /// The ARNs of the managed policies attached.
+    #[serde(default)]
+    pub attached: Vec<String>,
 }
 
 /// An IAM error with IAM's code.
@@ -203,23 +208,23 @@ pub struct Signer {
     pub session: Option<sessions::Session>,
 }
 
-/// A role's policies (inline), parsed; one that no longer parses grants nothing.
-fn role_policies(r: &RoleRecord) -> Vec<berth_iam::Policy> {
-    r.inline
-        .values()
-        .filter_map(|d| berth_iam::Policy::parse(d).ok())
-        .collect()
+/// A role's policies (inline and attached), parsed; one that no longer parses grants nothing.
+pub(crate) fn role_policies(r: &RoleRecord) -> Vec<berth_iam::Policy> {
+    policies_of(&r.inline, &r.attached)
 }
 
 /// Every policy `u` has (inline and attached), parsed. Documents were checked when stored;
 /// one that no longer parses grants nothing.
 fn user_policies(u: &UserRecord) -> Vec<berth_iam::Policy> {
-    let inline = u
-        .inline
+    policies_of(&u.inline, &u.attached)
+}
+
+/// Inline documents and attached managed ARNs, parsed.
+fn policies_of(inline: &BTreeMap<String, String>, attached: &[String]) -> Vec<berth_iam::Policy> {
+    let inline = inline
         .values()
         .filter_map(|d| berth_iam::Policy::parse(d).ok());
-    let attached = u
-        .attached
+    let attached = attached
         .iter()
         .filter_map(|a| berth_iam::managed::get(a).map(|(_, p)| p));
     inline.chain(attached).collect()

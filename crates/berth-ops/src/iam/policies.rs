@@ -113,7 +113,7 @@ pub async fn list(ctx: &Ctx, req: UserPolicyRequest) -> Result<Value, ApiError> 
     Ok(json!({"PolicyNames": names, "IsTruncated": truncated, "Marker": marker}))
 }
 
-fn managed_name(arn: &str) -> Result<&'static str, ApiError> {
+pub(crate) fn managed_name(arn: &str) -> Result<&'static str, ApiError> {
     berth_iam::managed::get(arn)
         .map(|(name, _)| name)
         .ok_or_else(|| {

@@ -1,10 +1,11 @@
-//! IAM roles (the roles tasks name in `taskRoleArn`) and their inline policies.
+//! IAM roles (the roles tasks name in `taskRoleArn` and `executionRoleArn`), their inline
+//! policies and the AWS managed policies attached to them.
 
 use berth_store::{StoreExt, Txn, TxnResult};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::policies::url_encode;
+use super::policies::{managed_name, url_encode};
 use super::{
     check_policy, commit, iam_err, new_id, page, role_key, validate_name, validate_path,
     RoleRecord, ROLES,
@@ -24,6 +25,7 @@ pub struct RoleRequest {
     max_session_duration: Option<String>,
     policy_name: Option<String>,
     policy_document: Option<String>,
+    policy_arn: Option<String>,
     marker: Option<String>,
     max_items: Option<String>,
 }
@@ -46,6 +48,10 @@ pub const PUT_POLICY_MEMBERS: &[&str] = &["RoleName", "PolicyName", "PolicyDocum
 pub const POLICY_NAME_MEMBERS: &[&str] = &["RoleName", "PolicyName"];
 /// The members of ListRolePolicies.
 pub const LIST_POLICIES_MEMBERS: &[&str] = &["RoleName", "Marker", "MaxItems"];
+/// The members of AttachRolePolicy and DetachRolePolicy.
+pub const ARN_MEMBERS: &[&str] = &["RoleName", "PolicyArn"];
+/// The members of ListAttachedRolePolicies.
+pub const LIST_ATTACHED_MEMBERS: &[&str] = &["RoleName", "PathPrefix", "Marker", "MaxItems"];
 
 fn required<'a>(v: &'a Option<String>, what: &str) -> Result<&'a str, ApiError> {
     v.as_deref().ok_or_else(|| {
@@ -142,6 +148,7 @@ pub async fn create(ctx: &Ctx, req: RoleRequest) -> Result<Value, ApiError> {
         description: req.description.clone(),
         max_session_duration,
         inline: Default::default(),
+        attached: Vec::new(),
     };
     let key = role_key(&name);
     let txn = Txn::new().when_absent(key.clone()).put(key, to_bytes(&r)?);
@@ -176,13 +183,19 @@ pub async fn list(ctx: &Ctx, req: RoleRequest) -> Result<Value, ApiError> {
     Ok(json!({"Roles": roles, "IsTruncated": truncated, "Marker": marker}))
 }
 
-/// `DeleteRole`: refused while the role has inline policies, as IAM refuses it.
+/// `DeleteRole`: refused while the role has inline or attached policies, as IAM refuses it.
 pub async fn delete(ctx: &Ctx, req: RoleRequest) -> Result<Value, ApiError> {
     let (r, rev) = load_role(ctx, required(&req.role_name, "roleName")?).await?;
     if !r.inline.is_empty() {
         return Err(iam_err(
             "DeleteConflict",
             "Cannot delete entity, must delete policies first.",
+        ));
+    }
+    if !r.attached.is_empty() {
+        return Err(iam_err(
+            "DeleteConflict",
+            "Cannot delete entity, must detach all policies first.",
         ));
     }
     let key = role_key(&r.name);
@@ -246,4 +259,67 @@ pub async fn list_policies(ctx: &Ctx, req: RoleRequest) -> Result<Value, ApiErro
     let names: Vec<String> = r.inline.keys().cloned().collect();
     let (names, truncated, marker) = page(names, req.marker.as_deref(), req.max_items.as_deref())?;
     Ok(json!({"PolicyNames": names, "IsTruncated": truncated, "Marker": marker}))
+}
+
+/// `AttachRolePolicy`: one of the managed policies berth knows (`berth_iam::managed`).
+pub async fn attach(ctx: &Ctx, req: RoleRequest) -> Result<Value, ApiError> {
+    let arn = required(&req.policy_arn, "policyArn")?;
+    managed_name(arn)?;
+    let (mut r, rev) = load_role(ctx, required(&req.role_name, "roleName")?).await?;
+    if !r.attached.iter().any(|a| a == arn) {
+        r.attached.push(arn.to_owned());
+        save(ctx, &r, rev).await?;
+    }
+    Ok(json!({}))
+}
+
+/// `DetachRolePolicy`.
+pub async fn detach(ctx: &Ctx, req: RoleRequest) -> Result<Value, ApiError> {
+    let arn = required(&req.policy_arn, "policyArn")?;
+    let (mut r, rev) = load_role(ctx, required(&req.role_name, "roleName")?).await?;
+    let before = r.attached.len();
+    r.attached.retain(|a| a != arn);
+    if r.attached.len() == before {
+        return Err(iam_err(
+            "NoSuchEntity",
+            format!("Policy {arn} was not found."),
+        ));
+    }
+    save(ctx, &r, rev).await?;
+    Ok(json!({}))
+}
+
+/// The path of a managed policy's ARN (`/` or `/service-role/`).
+fn policy_path(arn: &str) -> &str {
+    let rest = arn.split_once(":policy").map_or("/", |(_, r)| r);
+    rest.rfind('/').map_or("/", |i| &rest[..=i])
+}
+
+/// `ListAttachedRolePolicies`, filtered by the policies' `PathPrefix`.
+pub async fn list_attached(ctx: &Ctx, req: RoleRequest) -> Result<Value, ApiError> {
+    let (r, _) = load_role(ctx, required(&req.role_name, "roleName")?).await?;
+    let prefix = req.path_prefix.as_deref().unwrap_or("/");
+    let attached: Vec<Value> = r
+        .attached
+        .iter()
+        .filter(|arn| policy_path(arn).starts_with(prefix))
+        .map(|arn| json!({"PolicyName": managed_name(arn).unwrap_or_default(), "PolicyArn": arn}))
+        .collect();
+    let (attached, truncated, marker) =
+        page(attached, req.marker.as_deref(), req.max_items.as_deref())?;
+    Ok(json!({"AttachedPolicies": attached, "IsTruncated": truncated, "Marker": marker}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_managed_policy_path_is_read_from_its_arn() {
+        assert_eq!(policy_path("arn:aws:iam::aws:policy/ReadOnlyAccess"), "/");
+        assert_eq!(
+            policy_path("arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"),
+            "/service-role/"
+        );
+    }
 }

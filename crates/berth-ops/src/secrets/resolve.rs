@@ -2,6 +2,12 @@
 //! to its agent. A reference that cannot be resolved gives the task's `stoppedReason`, worded
 //! as the ECS agent words it (`ResourceInitializationError: unable to pull secrets or registry
 //! auth: ...`). Values are never logged: errors name references, not contents.
+//!
+//! Each read is made with the task's execution role ([`ExecutionRole`]): a reference its
+//! policies do not allow (`ssm:GetParameters`, `secretsmanager:GetSecretValue`) fails the task
+//! with the AccessDeniedException SSM or Secrets Manager would answer the role, and a task
+//! definition with secrets but no `executionRoleArn` (registered before RegisterTaskDefinition
+//! refused it) fails too: berth reads no secret with its own authority.
 
 use berth_model::secrets::{
     container_secret_refs, RegistryAuth, ResolvedContainer, ResolvedSecrets, SecretRef, SecretUse,
@@ -9,6 +15,7 @@ use berth_model::secrets::{
 use berth_model::{ApiError, KeyValuePair, TaskDefinition};
 
 use super::{secretsmanager as sm, ssm};
+use crate::iam::execution::ExecutionRole;
 use crate::Ctx;
 
 const PREFIX: &str =
@@ -19,6 +26,10 @@ const PREFIX: &str =
 enum Failure {
     /// SSM parameters that do not exist.
     Ssm(String),
+    /// An SSM parameter the execution role may not read (the AccessDeniedException).
+    SsmDenied(String),
+    /// Secrets and no execution role to read them with.
+    NoRole,
     /// A Secrets Manager secret that cannot be read (id, error).
     Asm(String, String),
     /// The registry credentials' secret (id, error).
@@ -30,6 +41,13 @@ fn reason(f: Failure) -> String {
         Failure::Ssm(names) => format!(
             "{PREFIX}: unable to retrieve secrets from ssm: service call has been retried 1 \
              time(s): invalid parameters: {names}"
+        ),
+        Failure::SsmDenied(e) => format!(
+            "{PREFIX}: unable to retrieve secrets from ssm: service call has been retried 1 \
+             time(s): {e}"
+        ),
+        Failure::NoRole => format!(
+            "{PREFIX}: the task definition has secrets but no executionRoleArn to read them with"
         ),
         Failure::Asm(id, e) => format!(
             "{PREFIX}: unable to retrieve secret from asm: service call has been retried 1 \
@@ -46,9 +64,22 @@ fn aws_error(e: &ApiError) -> String {
     format!("{}: {}", e.code.as_str(), e.message)
 }
 
-/// The current value of an SSM parameter (`Ok(None)`: it does not exist). A name taken from
-/// an ARN without `/` may stand for `/name`.
-async fn ssm_value(ctx: &Ctx, name: &str) -> Result<Option<String>, ApiError> {
+/// The current value of an SSM parameter read as `role` (`Ok(Ok(None))`: it does not exist;
+/// `Ok(Err(text))`: the role may not read it). A name taken from an ARN without `/` may stand
+/// for `/name`.
+async fn ssm_value(
+    ctx: &Ctx,
+    role: &ExecutionRole,
+    name: &str,
+) -> Result<Result<Option<String>, String>, ApiError> {
+    let params = serde_json::json!({ "Names": [name] });
+    if let Err(denied) = role.allows(ctx, "ssm", "GetParameters", &params).await? {
+        return Ok(Err(denied));
+    }
+    ssm_plain(ctx, name).await.map(Ok)
+}
+
+async fn ssm_plain(ctx: &Ctx, name: &str) -> Result<Option<String>, ApiError> {
     let mut found = ssm::load(ctx, name).await?;
     if found.is_none() && !name.starts_with('/') {
         found = ssm::load(ctx, &format!("/{name}")).await?;
@@ -87,8 +118,12 @@ async fn asm_text(
     }
 }
 
-/// Resolves one Secrets Manager reference (with its json key).
-async fn asm_value(ctx: &Ctx, r: &SecretRef) -> Result<Result<String, Failure>, ApiError> {
+/// Resolves one Secrets Manager reference (with its json key), read as `role`.
+async fn asm_value(
+    ctx: &Ctx,
+    role: &ExecutionRole,
+    r: &SecretRef,
+) -> Result<Result<String, Failure>, ApiError> {
     let SecretRef::SecretsManager {
         secret_id,
         json_key,
@@ -98,6 +133,13 @@ async fn asm_value(ctx: &Ctx, r: &SecretRef) -> Result<Result<String, Failure>, 
     else {
         return Ok(Err(Failure::Ssm(String::new())));
     };
+    let params = serde_json::json!({ "SecretId": secret_id });
+    if let Err(denied) = role
+        .allows(ctx, "secretsmanager", "GetSecretValue", &params)
+        .await?
+    {
+        return Ok(Err(Failure::Asm(secret_id.clone(), denied)));
+    }
     let text = match asm_text(
         ctx,
         secret_id,
@@ -128,12 +170,13 @@ async fn asm_value(ctx: &Ctx, r: &SecretRef) -> Result<Result<String, Failure>, 
     })
 }
 
-/// Resolves the secrets of every container of `td` (overrides applied). `Ok(Ok(None))`: the
-/// task takes none; `Ok(Err(reason))`: one cannot be resolved, and the task must stop with
-/// `reason`.
+/// Resolves the secrets of every container of `td` (overrides applied) as the task's
+/// execution `role`. `Ok(Ok(None))`: the task takes none; `Ok(Err(reason))`: one cannot be
+/// resolved, and the task must stop with `reason`.
 pub(crate) async fn resolve_task(
     ctx: &Ctx,
     td: &TaskDefinition,
+    role: Option<&ExecutionRole>,
 ) -> Result<Result<Option<ResolvedSecrets>, String>, ApiError> {
     let mut out = ResolvedSecrets::default();
     let mut missing_ssm = Vec::new();
@@ -142,17 +185,21 @@ pub(crate) async fn resolve_task(
         if refs.is_empty() {
             continue;
         }
+        let Some(role) = role else {
+            return Ok(Err(reason(Failure::NoRole)));
+        };
         let mut rc = ResolvedContainer::default();
         for (u, r) in refs {
             let value = match &r {
-                SecretRef::Ssm { name } => match ssm_value(ctx, name).await? {
-                    Some(v) => v,
-                    None => {
+                SecretRef::Ssm { name } => match ssm_value(ctx, role, name).await? {
+                    Err(denied) => return Ok(Err(reason(Failure::SsmDenied(denied)))),
+                    Ok(Some(v)) => v,
+                    Ok(None) => {
                         missing_ssm.push(name.clone());
                         continue;
                     }
                 },
-                SecretRef::SecretsManager { .. } => match asm_value(ctx, &r).await? {
+                SecretRef::SecretsManager { .. } => match asm_value(ctx, role, &r).await? {
                     Ok(v) => v,
                     Err(Failure::Asm(id, e)) if u == SecretUse::RegistryAuth => {
                         return Ok(Err(reason(Failure::RegistryAuth(id, e))))

@@ -1,6 +1,7 @@
 //! `GET /metrics`: Prometheus text exposition of what the control plane knows: tasks by
 //! status, instances by status and connection, and each running task's last cpu and memory
-//! sample (the autoscaler reads the same samples). Rendered from one read of the fleet on each scrape;
+//! sample (the autoscaler reads the same samples: those the agents reported to this replica,
+//! kept in its metrics hub). Rendered from one read of the fleet on each scrape;
 //! hand-written because the format is a few lines of text and the values already exist.
 
 use std::collections::BTreeMap;
@@ -9,12 +10,12 @@ use std::fmt::Write;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use berth_model::{Task, TaskStatus};
+use berth_control::autoscale::TaskSample;
 
 use crate::ApiState;
 
-/// A per-task gauge: name, help text, and how to read its value off a task.
-type Series = (&'static str, &'static str, fn(&Task) -> Option<f64>);
+/// A per-task gauge: name, help text, and how to read its value off a task's sample.
+type Series = (&'static str, &'static str, fn(&TaskSample) -> Option<f64>);
 
 fn esc(s: &str) -> String {
     s.replace('\\', "\\\\")
@@ -96,45 +97,36 @@ pub(crate) async fn metrics(State(st): State<ApiState>, headers: HeaderMap) -> R
         (
             "berth_task_cpu_units",
             "CPU a task used at its last sample, in cpu units (1024 = one core).",
-            |t| t.stats.map(|s| s.cpu_units),
+            |t| Some(t.stats.cpu_units),
         ),
         (
             "berth_task_memory_mib",
             "Memory a task used at its last sample, MiB.",
-            |t| t.stats.map(|s| s.memory_mib),
+            |t| Some(t.stats.memory_mib),
         ),
         (
             "berth_task_cpu_utilization_percent",
             "CPU used as a percentage of the task's reserved cpu (ECS CPUUtilization).",
-            |t| {
-                t.stats
-                    .filter(|_| t.cpu > 0)
-                    .map(|s| 100.0 * s.cpu_units / t.cpu as f64)
-            },
+            |t| (t.cpu > 0).then(|| 100.0 * t.stats.cpu_units / t.cpu as f64),
         ),
         (
             "berth_task_memory_utilization_percent",
             "Memory used as a percentage of the task's reserved memory (ECS MemoryUtilization).",
-            |t| {
-                t.stats
-                    .filter(|_| t.memory > 0)
-                    .map(|s| 100.0 * s.memory_mib / t.memory as f64)
-            },
+            |t| (t.memory > 0).then(|| 100.0 * t.stats.memory_mib / t.memory as f64),
         ),
     ];
+    let mut samples = st.ops.task_samples();
+    samples.sort_by(|a, b| (&a.1.cluster, &a.0).cmp(&(&b.1.cluster, &b.0)));
     for (name, help, value) in series {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} gauge");
-        for t in tasks
-            .iter()
-            .filter(|t| t.last_status == TaskStatus::Running)
-        {
+        for (id, t) in &samples {
             if let Some(v) = value(t) {
                 let _ = writeln!(
                     out,
                     "{name}{{cluster=\"{}\",task=\"{}\",family=\"{}\",group=\"{}\"}} {v}",
                     esc(&t.cluster),
-                    esc(&t.id),
+                    esc(id),
                     esc(&t.family),
                     esc(t.group.as_deref().unwrap_or(""))
                 );

@@ -49,9 +49,6 @@ pub fn apply_report(task: &mut Task, r: &TaskReport, now: f64) -> bool {
     task.started_at = task.started_at.or(r.started_at);
     task.pull_started_at = task.pull_started_at.or(r.pull_started_at);
     task.pull_stopped_at = task.pull_stopped_at.or(r.pull_stopped_at);
-    if r.stats.is_some() {
-        task.stats = r.stats;
-    }
     if task.last_status == TaskStatus::Running && task.started_at.is_none() {
         task.started_at = Some(now);
     }
@@ -247,6 +244,7 @@ mod tests {
             stopped_reason: (status == TaskStatus::Stopped)
                 .then(|| "Essential container in task exited".to_owned()),
             stats: None,
+            stats_only: false,
         }
     }
 

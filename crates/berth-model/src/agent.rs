@@ -212,9 +212,15 @@ pub struct TaskReport {
     /// Why the task stopped (ECS's `stoppedReason`).
     #[serde(default)]
     pub stopped_reason: Option<String>,
-    /// The task's latest resource use, for the metrics store.
+    /// The task's latest resource use, for the metrics store (in the memory of the replica
+    /// that receives it, never in the task's record).
     #[serde(default)]
     pub stats: Option<TaskStats>,
+    /// Nothing but `stats` changed since the previous report of this task: the server has
+    /// nothing to write, and need not even read the task. An agent that is not sure (its first
+    /// report of a task, a report it may not have delivered) leaves it false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stats_only: bool,
 }
 
 /// A batch of task reports from one instance (`POST /agent/v1/status`).

@@ -349,7 +349,9 @@ pub struct Task {
     /// Bumped on every change, as ECS's `version`.
     #[serde(default)]
     pub version: u64,
-    /// The latest cpu (percent of the task's reservation) and memory (MiB) samples.
+    /// No longer written or read: a running task's samples live in the metrics hub of the
+    /// replica its agent reports to (a store write per task per sample was the write load
+    /// that slowed the API at scale). Records written before that may still carry one.
     #[serde(default)]
     pub stats: Option<TaskStats>,
     /// Set when the service controller has decided to stop this task but first takes it out

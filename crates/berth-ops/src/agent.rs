@@ -9,8 +9,11 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
+use berth_control::autoscale::{MetricsHub, TaskSample};
 use berth_control::lifecycle;
-use berth_model::agent::{AgentRegistered, AgentRegistration, AgentTask, DesiredSet, StatusReport};
+use berth_model::agent::{
+    AgentRegistered, AgentRegistration, AgentTask, DesiredSet, StatusReport, TaskReport,
+};
 use berth_model::{
     keys, validate_cluster_name, validate_id, ApiError, ContainerInstance, DesiredStatus,
     InstanceStatus, StopCode, Task, TaskDefinition, TaskStatus,
@@ -454,20 +457,88 @@ pub async fn poll(
     desired_set(&ctx, &q.cluster, &kvs, fp).await
 }
 
-/// Merges an agent's batch of task reports into the tasks.
+/// Merges an agent's batch of task reports into the tasks. Their stats go to the metrics
+/// hub, not the records; a report that carries nothing else (`statsOnly`) costs no store
+/// read or write.
 pub async fn status(state: &Ops, report: &StatusReport) -> Result<(), ApiError> {
     check_ids(&report.cluster, Some(&report.instance_id))?;
     for t in &report.tasks {
         validate_id("task", &t.task_id)?;
     }
+    if let Some(hub) = &state.metrics_hub {
+        note_samples(state, hub, report).await?;
+    }
+    let changed: Vec<TaskReport> = report
+        .tasks
+        .iter()
+        .filter(|r| !r.stats_only)
+        .cloned()
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
     lifecycle::record_reports(
         &state.store,
         &report.cluster,
         &report.instance_id,
-        &report.tasks,
+        &changed,
         state.now(),
     )
     .await
+}
+
+/// Keeps the stats of each RUNNING task of the batch in `hub`, with the reservations they are
+/// measured against (from the task index: tasks this instance holds only), and forgets the
+/// tasks that are ending.
+async fn note_samples(
+    state: &Ops,
+    hub: &MetricsHub,
+    report: &StatusReport,
+) -> Result<(), ApiError> {
+    let cluster = &report.cluster;
+    for r in report
+        .tasks
+        .iter()
+        .filter(|r| r.last_status > TaskStatus::Running)
+    {
+        hub.note_task(cluster, &r.task_id, None);
+    }
+    let sampled: Vec<&TaskReport> = report
+        .tasks
+        .iter()
+        .filter(|r| r.stats.is_some() && r.last_status == TaskStatus::Running)
+        .collect();
+    if sampled.is_empty() {
+        return Ok(());
+    }
+    let samples: Vec<(String, TaskSample)> = state
+        .task_index
+        .read(&state.store, |tasks| {
+            sampled
+                .iter()
+                .filter_map(|r| {
+                    let t = tasks.get(&keys::task(cluster, &r.task_id))?;
+                    if t.container_instance_id.as_deref() != Some(report.instance_id.as_str()) {
+                        return None;
+                    }
+                    let sample = TaskSample {
+                        cluster: cluster.clone(),
+                        family: t.family.clone(),
+                        group: t.group.clone(),
+                        cpu: t.cpu,
+                        memory: t.memory,
+                        stats: r.stats?,
+                    };
+                    Some((r.task_id.clone(), sample))
+                })
+                .collect()
+        })
+        .await
+        .map_err(store_err)?;
+    for (id, sample) in samples {
+        hub.note_task(cluster, &id, Some(sample));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ pub mod logs;
 mod paging;
 mod poll_hub;
 pub mod secrets;
+mod task_index;
 
 use std::sync::Arc;
 
@@ -110,6 +111,8 @@ pub struct Ops {
     pub(crate) logs: Option<Arc<dyn berth_logs::LogStore>>,
     /// Wakes agents' waiting polls (one store watch for all of them).
     pub(crate) poll_hub: Arc<poll_hub::PollHub>,
+    /// Every task's summary and each deployment's counts, for the read paths (one store watch).
+    pub(crate) task_index: Arc<task_index::TaskIndex>,
 }
 
 /// The region agents are shown unless told otherwise.
@@ -135,6 +138,7 @@ impl Ops {
             secrets_key: Arc::new(secrets::SecretsKey::generate()),
             logs: None,
             poll_hub: Arc::default(),
+            task_index: Arc::default(),
         }
     }
 
@@ -160,6 +164,16 @@ impl Ops {
     pub fn with_metrics_hub(mut self, hub: Arc<berth_control::autoscale::MetricsHub>) -> Self {
         self.metrics_hub = Some(hub);
         self
+    }
+
+    /// Each running task's latest resource use as its agent reported it to this replica
+    /// (empty without a metrics hub), by task id.
+    pub fn task_samples(&self) -> Vec<(String, berth_control::autoscale::TaskSample)> {
+        // The collector forgets the stale ones each period.
+        self.metrics_hub
+            .as_ref()
+            .map(|h| h.task_samples(self.now(), f64::INFINITY))
+            .unwrap_or_default()
     }
 
     /// Serves CloudWatch Logs from `store`.

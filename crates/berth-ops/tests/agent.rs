@@ -303,3 +303,55 @@ async fn agents_see_arns_in_the_servers_region() {
     );
     assert_eq!(berth_ops::OpsConfig::default().region, "us-east-1");
 }
+
+/// A running task's stats go to the metrics hub, never into its record: neither a full report
+/// carrying stats nor a stats-only one moves the record's revision. A task that ends is
+/// forgotten by the hub.
+#[tokio::test]
+async fn stats_reach_the_metrics_hub_without_writing_the_task() {
+    let hub = std::sync::Arc::new(berth_control::autoscale::MetricsHub::new());
+    let env = support::env_with(|ops| ops.with_metrics_hub(hub.clone()));
+    cluster(&env.ctx, "c").await;
+    let reg = agent(&env, "c").await;
+    let td = taskdef(&env.ctx, "web").await;
+    let arn = run_task(&env.ctx, "c", &td).await["taskArn"]
+        .as_str()
+        .expect("an ARN")
+        .to_owned();
+    let id = id_of(&arn);
+    ok(agent::status(&env.ops, &report("c", &reg.instance_id, &id, "RUNNING")).await);
+    let key = berth_model::keys::task("c", &id);
+    let revision = || async {
+        env.store
+            .get(&key)
+            .await
+            .expect("a read")
+            .expect("the task")
+            .mod_revision
+    };
+    let before = revision().await;
+    let stats = |cpu_units| berth_model::TaskStats {
+        cpu_units,
+        memory_mib: 64.0,
+        at: T0,
+    };
+    let mut r = report("c", &reg.instance_id, &id, "RUNNING");
+    r.tasks[0].stats = Some(stats(256.0));
+    ok(agent::status(&env.ops, &r).await);
+    r.tasks[0].stats = Some(stats(512.0));
+    r.tasks[0].stats_only = true;
+    ok(agent::status(&env.ops, &r).await);
+    assert_eq!(revision().await, before, "a stats report wrote the task");
+    let samples = env.ops.task_samples();
+    assert_eq!(samples.len(), 1, "{samples:?}");
+    assert_eq!(samples[0].0, id);
+    assert_eq!(samples[0].1.stats, stats(512.0));
+    // Another host's report about the task is not taken.
+    let mut other = r.clone();
+    other.instance_id = "another".into();
+    other.tasks[0].stats = Some(stats(1.0));
+    let _ = agent::status(&env.ops, &other).await;
+    assert_eq!(env.ops.task_samples()[0].1.stats, stats(512.0));
+    ok(agent::status(&env.ops, &report("c", &reg.instance_id, &id, "STOPPED")).await);
+    assert!(env.ops.task_samples().is_empty());
+}

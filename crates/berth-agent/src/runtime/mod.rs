@@ -412,7 +412,10 @@ impl Agent {
             if let Some(r) = local.finished.get(&t.task_id) {
                 // The server has not seen the end yet: say it again.
                 if t.last_status != TaskStatus::Stopped {
-                    let _ = tx.send(r.clone());
+                    let _ = tx.send(TaskReport {
+                        stats_only: false,
+                        ..r.clone()
+                    });
                 }
                 continue;
             }
@@ -600,6 +603,15 @@ fn attr(name: &str, value: Option<&str>) -> Attribute {
     }
 }
 
+/// Keeps the newest report of each task. A report that replaces one not yet delivered is
+/// `stats_only` only if both were: the change the older one carried must still be written.
+fn coalesce(pending: &mut HashMap<String, TaskReport>, mut r: TaskReport) {
+    if let Some(old) = pending.get(&r.task_id) {
+        r.stats_only &= old.stats_only;
+    }
+    pending.insert(r.task_id.clone(), r);
+}
+
 /// Sends reports to the server: the newest per task, batched, retried until accepted.
 async fn reporter(
     client: ServerClient,
@@ -612,14 +624,12 @@ async fn reporter(
     loop {
         if pending.is_empty() {
             match rx.recv().await {
-                Some(r) => {
-                    pending.insert(r.task_id.clone(), r);
-                }
+                Some(r) => coalesce(&mut pending, r),
                 None => return,
             }
         }
         while let Ok(r) = rx.try_recv() {
-            pending.insert(r.task_id.clone(), r);
+            coalesce(&mut pending, r);
         }
         let batch = StatusReport {
             cluster: cluster.clone(),

@@ -162,6 +162,9 @@ struct State {
     started: Vec<(String, ContainerId)>,
     report: TaskReport,
     last_stats: Option<(u64, f64)>,
+    /// The last report sent, without its stats: a report that differs from it only in its
+    /// stats is marked `stats_only` (the server then has nothing to read or write).
+    last_sent: Option<TaskReport>,
     /// An awsvpc task's pause container (whose network namespace its containers join).
     network_container: Option<String>,
 }
@@ -187,7 +190,15 @@ impl State {
         let status = self.report.last_status;
         self.report.containers = self.slots.iter().map(|s| s.report(status)).collect();
         self.report.health_status = self.task_health();
-        self.report.clone()
+        let mut out = self.report.clone();
+        let state = TaskReport {
+            stats: None,
+            stats_only: false,
+            ..out.clone()
+        };
+        out.stats_only = self.last_sent.as_ref() == Some(&state);
+        self.last_sent = Some(state);
+        out
     }
 }
 
@@ -647,8 +658,10 @@ impl Runner {
                 stop_code: None,
                 stopped_reason: None,
                 stats: None,
+                stats_only: false,
             },
             last_stats: None,
+            last_sent: None,
             network_container: None,
         };
         if !adopted {
@@ -779,6 +792,26 @@ mod tests {
         })
         .await
         .expect("no such report in time")
+    }
+
+    /// A running task's periodic stats travel as `stats_only` reports (the server writes
+    /// nothing for them); its first report and any change of state do not.
+    #[tokio::test(start_paused = true)]
+    async fn reports_that_carry_only_new_stats_say_so() {
+        let fake = FakeDriver::new();
+        let (r, dtx, mut rx) = runner(&fake, task(json!([{"name": "app", "image": "i"}])));
+        let run = tokio::spawn(r.run());
+        let first = report_where(&mut rx, |_| true).await;
+        assert!(!first.stats_only, "{first:?}");
+        let running = report_where(&mut rx, |r| r.last_status == TaskStatus::Running).await;
+        assert!(!running.stats_only, "{running:?}");
+        let sampled = report_where(&mut rx, |r| r.stats.is_some()).await;
+        assert!(sampled.stats_only, "{sampled:?}");
+        dtx.send(DesiredStatus::Stopped)
+            .expect("the runner listens");
+        let stopped = report_where(&mut rx, |r| r.last_status == TaskStatus::Stopped).await;
+        assert!(!stopped.stats_only, "{stopped:?}");
+        run.await.expect("the runner ends");
     }
 
     #[tokio::test]

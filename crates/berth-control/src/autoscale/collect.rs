@@ -18,6 +18,10 @@
 //! replica that restarts counts from zero again: the sum drops and that period's difference
 //! is taken as zero.
 //!
+//! Task use comes from the agents' reports, kept in the hub's memory ([`MetricsHub::note_task`]),
+//! not from the task records; with several replicas each collector shares its per-service sums
+//! through the store (see [`super::samples`]).
+//!
 //! The last hour of one-minute points is written to the store once a minute and read back at
 //! start, so a restart keeps the history the autoscaler's scale-in windows look at.
 
@@ -28,8 +32,12 @@ use std::time::Duration;
 
 use berth_lb::{DataPlane, TargetState};
 use berth_metrics::{MetricStore, Resolution, SeriesKey, Stat};
-use berth_model::{Clock, Task, TaskStatus};
+use berth_model::Clock;
 use berth_store::{Store, StoreExt, Txn};
+
+use super::samples::{
+    merge_sums, service_sums, split_sums_key, ReplicaSums, ServiceSums, TaskSample, TASK_SUMS,
+};
 use tokio_util::sync::CancellationToken;
 
 /// Where the one-minute history is kept across restarts.
@@ -48,6 +56,8 @@ const IDLE_SECS: f64 = 3600.0;
 #[derive(Default)]
 pub struct MetricsHub {
     store: Mutex<MetricStore>,
+    /// Each running task's latest sample, by (cluster, task id), as reported to this replica.
+    tasks: Mutex<HashMap<(String, String), TaskSample>>,
 }
 
 /// The series key of a service metric (`AWS/ECS`).
@@ -76,6 +86,35 @@ impl MetricsHub {
     /// anyway: the series stay usable).
     pub fn lock(&self) -> MutexGuard<'_, MetricStore> {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn task_lock(&self) -> MutexGuard<'_, HashMap<(String, String), TaskSample>> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps `sample` as the task's latest (`None`: the task is ending; forget it).
+    pub fn note_task(&self, cluster: &str, task_id: &str, sample: Option<TaskSample>) {
+        let key = (cluster.to_owned(), task_id.to_owned());
+        let mut tasks = self.task_lock();
+        match sample {
+            Some(s) => {
+                tasks.insert(key, s);
+            }
+            None => {
+                tasks.remove(&key);
+            }
+        }
+    }
+
+    /// Every task's latest sample taken within `fresh` seconds of `now`, with its task id
+    /// (older ones, of tasks whose end was never heard of, are forgotten).
+    pub fn task_samples(&self, now: f64, fresh: f64) -> Vec<(String, TaskSample)> {
+        let mut tasks = self.task_lock();
+        tasks.retain(|_, s| now - s.stats.at <= fresh);
+        tasks
+            .iter()
+            .map(|((_, id), s)| (id.clone(), s.clone()))
+            .collect()
     }
 
     /// Points of one series, at ten-second or one-minute resolution.
@@ -208,9 +247,7 @@ impl Collector {
                 _ = tick.tick() => {}
             }
             let now = self.clock.now();
-            if let Err(e) = self.sample_tasks(now).await {
-                tracing::warn!(error = %e, "metrics: task sample failed");
-            }
+            self.sample_tasks(now).await;
             if let Some(plane) = &self.plane {
                 let counts = self.fleet_counts(plane.request_counts()).await;
                 if let Some(prev) = &last_counts {
@@ -233,58 +270,83 @@ impl Collector {
         }
     }
 
-    async fn sample_tasks(&self, now: f64) -> Result<(), berth_store::StoreError> {
-        let tasks = self.store.list_json::<Task>("tasks/").await?;
-        let mut per_service: HashMap<(String, String), (f64, f64, u32)> = HashMap::new();
+    /// Records each task's use (the samples this replica holds) and each service's average
+    /// (over every replica's samples).
+    async fn sample_tasks(&self, now: f64) {
+        let fresh = FRESH_PERIODS * self.period.max(10.0);
+        let samples = self.hub.task_samples(now, fresh);
+        {
+            let mut m = self.hub.lock();
+            for (id, s) in &samples {
+                let dims = [("ClusterName", s.cluster.as_str()), ("TaskId", id.as_str())];
+                let (cpu, mem) = (s.cpu_percent(), s.memory_percent());
+                m.record(
+                    &SeriesKey::new("AWS/ECS", "CPUUtilization", &dims),
+                    now,
+                    cpu,
+                );
+                m.record(
+                    &SeriesKey::new("AWS/ECS", "MemoryUtilization", &dims),
+                    now,
+                    mem,
+                );
+            }
+        }
+        let own = service_sums(samples.iter().map(|(_, s)| s), now, fresh);
+        let all = self.fleet_sums(own, now, fresh).await;
         let mut m = self.hub.lock();
-        for (_, t, _) in &tasks {
-            let (Some(stats), TaskStatus::Running) = (t.stats, t.last_status) else {
+        for (key, sums) in all {
+            let Some((cluster, service)) = split_sums_key(&key) else {
                 continue;
             };
-            if now - stats.at > FRESH_PERIODS * self.period.max(10.0) {
-                continue;
-            }
-            // A task that reserves no cpu is measured against one vCPU (1024 units).
-            let basis = if t.cpu == 0 { 1024 } else { t.cpu };
-            let cpu = 100.0 * stats.cpu_units / basis as f64;
-            let mem = 100.0 * stats.memory_mib / (t.memory.max(1) as f64);
-            let task_dims = [
-                ("ClusterName", t.cluster.as_str()),
-                ("TaskId", t.id.as_str()),
-            ];
+            let n = f64::from(sums.tasks.max(1));
+            let (cpu, mem) = (sums.cpu / n, sums.memory / n);
+            m.record(&service_key("CPUUtilization", cluster, service), now, cpu);
             m.record(
-                &SeriesKey::new("AWS/ECS", "CPUUtilization", &task_dims),
-                now,
-                cpu,
-            );
-            m.record(
-                &SeriesKey::new("AWS/ECS", "MemoryUtilization", &task_dims),
+                &service_key("MemoryUtilization", cluster, service),
                 now,
                 mem,
             );
-            if let Some(service) = t.group.as_deref().and_then(|g| g.strip_prefix("service:")) {
-                let e = per_service
-                    .entry((t.cluster.clone(), service.to_owned()))
-                    .or_default();
-                e.0 += cpu;
-                e.1 += mem;
-                e.2 += 1;
+        }
+    }
+
+    /// The per-service sums of every replica: `own`, published for the others, plus theirs
+    /// as they last published them (if fresh). Without a replica id: `own`.
+    async fn fleet_sums(
+        &self,
+        own: HashMap<String, ServiceSums>,
+        now: f64,
+        fresh: f64,
+    ) -> HashMap<String, ServiceSums> {
+        let Some(me) = &self.replica else {
+            return own;
+        };
+        let mine = format!("{TASK_SUMS}{me}");
+        let published = ReplicaSums {
+            at: now,
+            services: own.clone(),
+        };
+        match serde_json::to_vec(&published) {
+            Ok(bytes) => {
+                if let Err(e) = self.store.txn(Txn::new().put(mine.clone(), bytes)).await {
+                    tracing::warn!(error = %e, "metrics: task sums not shared");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics: task sums not encoded"),
+        }
+        match self.store.list_json::<ReplicaSums>(TASK_SUMS).await {
+            Ok(all) => {
+                let others = all
+                    .into_iter()
+                    .filter(|(k, _, _)| *k != mine)
+                    .map(|(_, v, _)| v);
+                merge_sums(own, others, now, fresh)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: other replicas' task sums not read");
+                own
             }
         }
-        for ((cluster, service), (cpu, mem, n)) in per_service {
-            let n = f64::from(n.max(1));
-            m.record(
-                &service_key("CPUUtilization", &cluster, &service),
-                now,
-                cpu / n,
-            );
-            m.record(
-                &service_key("MemoryUtilization", &cluster, &service),
-                now,
-                mem / n,
-            );
-        }
-        Ok(())
     }
 
     fn sample_requests(

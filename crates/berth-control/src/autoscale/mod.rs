@@ -12,8 +12,9 @@
 //!
 //! It runs on the leader replica only (the server's `leading` module); its writes go through
 //! the store fenced at the leader's term, so a deposed leader cannot scale a service. The
-//! metrics it decides on are every replica's: task stats come from the task records, and the
-//! load balancers' request counts are shared through the store (see `collect`).
+//! metrics it decides on are every replica's: each replica's collector shares its per-service
+//! sums of task use (from the agents that report to it) and its load balancers' request counts
+//! through the store (see `collect` and `samples`).
 //!
 //! Datapoints are ten-second buckets (the metrics store's finest resolution): a target
 //! tracking policy scales out after `scale_out_datapoints` consecutive breaching buckets and in
@@ -21,8 +22,10 @@
 //! defaults (2 and 15 ten-second buckets) react within 30 s, and both are flags.
 
 mod collect;
+mod samples;
 
 pub use collect::{service_key, target_group_key, Collector, MetricsHub, HISTORY_KEY, LB_COUNTS};
+pub use samples::{TaskSample, TASK_SUMS};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

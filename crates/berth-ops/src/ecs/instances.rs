@@ -336,25 +336,32 @@ pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError
         ));
     }
     let with_tags = req.include.iter().any(|i| i == "TAGS");
-    let snap = ctx
-        .state
-        .launcher
-        .snapshot(&cluster)
-        .await
-        .map_err(store_err)?;
-    let usages = snap.usages();
-    let providers = super::capacity::providers_by_group(ctx).await?;
-    let (mut out, mut failures) = (Vec::new(), Vec::new());
+    let mut found = Vec::with_capacity(req.container_instances.len());
     for ident in &req.container_instances {
         let id = instance_id(ident)?;
-        let visible = |i: &ContainerInstance| !berth_model::fargate::is_managed_instance(i);
-        match snap
-            .instances
-            .iter()
-            .find(|(i, _)| i.id == id && visible(i))
-        {
-            Some((i, _)) => {
-                let u = usages.get(&i.id).cloned().unwrap_or_default();
+        found.push((id.clone(), load_visible(ctx, &cluster, &id).await?));
+    }
+    // Each instance's usage from the task index's summaries of its own tasks: no task is
+    // read, and no other instance's tasks are looked at.
+    let usages: Vec<Option<InstanceUsage>> = ctx
+        .state
+        .task_index
+        .read(&ctx.state.store, |tasks| {
+            found
+                .iter()
+                .map(|(_, i)| {
+                    let (i, _) = i.as_ref()?;
+                    Some(crate::task_index::usage(i, tasks.on_instance(&i.id)))
+                })
+                .collect()
+        })
+        .await
+        .map_err(store_err)?;
+    let providers = super::capacity::providers_by_group(ctx).await?;
+    let (mut out, mut failures) = (Vec::new(), Vec::new());
+    for ((id, inst), usage) in found.iter().zip(usages) {
+        match (inst, usage) {
+            (Some((i, _)), Some(u)) => {
                 let mut v = wire(ctx, i, &u, with_tags);
                 // A host of a provider's group belongs to that provider, as ECS shows it.
                 let group = berth_control::capacity::instance_group(i);
@@ -363,8 +370,8 @@ pub async fn describe(ctx: &Ctx, req: DescribeRequest) -> Result<Value, ApiError
                 }
                 out.push(v);
             }
-            None => failures.push(json!({
-                "arn": instance_arn(ctx, &cluster, &id), "reason": "MISSING"})),
+            _ => failures.push(json!({
+                "arn": instance_arn(ctx, &cluster, id), "reason": "MISSING"})),
         }
     }
     Ok(json!({ "containerInstances": out, "failures": failures }))

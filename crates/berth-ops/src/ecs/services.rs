@@ -3,12 +3,12 @@
 //! These actions only write the service's desired state (desired count, a new PRIMARY
 //! deployment, DRAINING); the service controller in `berth-control` does the rest.
 
-use berth_control::{deployment_id, service::counts};
+use berth_control::deployment_id;
 use berth_model::{
     keys, validate_cluster_name, validate_name, validate_tags, ApiError, Arn, Deployment,
     DeploymentConfiguration, DeploymentCounts, DeploymentStatus, ErrorCode, NetworkConfiguration,
     PlacementConstraint, PlacementStrategy, ResourceKind, RolloutState, SchedulingStrategy,
-    Service, ServiceLoadBalancer, ServiceStatus, Tag, Task, TaskDefinition,
+    Service, ServiceLoadBalancer, ServiceStatus, Tag, TaskDefinition,
 };
 use berth_store::{StoreExt, Txn, TxnResult};
 use serde::Deserialize;
@@ -63,26 +63,23 @@ fn new_deployment(td: &TaskDefinition, now: f64) -> Deployment {
     }
 }
 
-/// The ECS wire shape of a service, with live counts from its tasks.
-/// Live counts of each of the service's deployments, by deployment id.
+/// Live counts of each of the service's deployments, by deployment id: from the task index
+/// (kept from a store watch, as fresh as a store read), not from reading the tasks.
 pub(crate) async fn deployment_counts(
     ctx: &Ctx,
     svc: &Service,
 ) -> Result<std::collections::HashMap<String, DeploymentCounts>, ApiError> {
     let group = svc.group();
-    let tasks = ctx
-        .store()
-        .list_json::<Task>(&keys::tasks_of(&svc.cluster))
+    ctx.state
+        .task_index
+        .read(&ctx.state.store, |t| {
+            t.deployment_counts(&svc.cluster, &group)
+        })
         .await
-        .map_err(store_err)?;
-    let mine: Vec<&Task> = tasks
-        .iter()
-        .map(|(_, t, _)| t)
-        .filter(|t| t.group.as_deref() == Some(group.as_str()))
-        .collect();
-    Ok(counts(&mine))
+        .map_err(store_err)
 }
 
+/// The ECS wire shape of a service, with live counts from its tasks.
 pub(crate) async fn service_wire(
     ctx: &Ctx,
     svc: &Service,

@@ -441,22 +441,29 @@ pub async fn list(ctx: &Ctx, req: ListTasksRequest) -> Result<Value, ApiError> {
         .map(instance_id)
         .transpose()?;
     let group = req.service_name.as_ref().map(|s| format!("service:{s}"));
-    let tasks = ctx
-        .store()
-        .list_json::<Task>(&keys::tasks_of(&cluster))
+    // The task index's summaries (no task is read or decoded); an ARN is made for the page only.
+    let items: Vec<(String, String)> = ctx
+        .state
+        .task_index
+        .read(&ctx.state.store, |tasks| {
+            tasks
+                .of_cluster(&cluster)
+                .filter(|(_, t)| t.desired_status == desired)
+                .filter(|(_, t)| instance.is_none() || t.container_instance_id == instance)
+                .filter(|(_, t)| req.family.as_ref().is_none_or(|f| *f == t.family))
+                .filter(|(_, t)| req.started_by.is_none() || t.started_by == req.started_by)
+                .filter(|(_, t)| group.is_none() || t.group == group)
+                .filter(|(_, t)| req.launch_type.as_ref().is_none_or(|l| *l == t.launch_type))
+                .map(|(k, t)| (k.clone(), t.id.clone()))
+                .collect()
+        })
         .await
         .map_err(store_err)?;
-    let items = tasks
-        .into_iter()
-        .filter(|(_, t, _)| t.desired_status == desired)
-        .filter(|(_, t, _)| instance.is_none() || t.container_instance_id == instance)
-        .filter(|(_, t, _)| req.family.as_ref().is_none_or(|f| *f == t.family))
-        .filter(|(_, t, _)| req.started_by.is_none() || t.started_by == req.started_by)
-        .filter(|(_, t, _)| group.is_none() || t.group == group)
-        .filter(|(_, t, _)| req.launch_type.as_ref().is_none_or(|l| *l == t.launch_type))
-        .map(|(k, t, _)| (k, task_arn(ctx, &t)))
+    let (ids, next) = paginate(items, req.max_results, req.next_token.as_deref(), false)?;
+    let arns: Vec<String> = ids
+        .iter()
+        .map(|id| ctx.arn(ResourceKind::Task, format!("{cluster}/{id}")))
         .collect();
-    let (arns, next) = paginate(items, req.max_results, req.next_token.as_deref(), false)?;
     Ok(page_json("taskArns", arns, next))
 }
 

@@ -67,6 +67,12 @@ pub fn env() -> Env {
 pub fn env_with(f: impl FnOnce(Ops) -> Ops) -> Env {
     let store: Arc<dyn berth_store::Store> =
         Arc::new(berth_store::RedbStore::in_memory().expect("an in-memory store"));
+    env_on(store, f)
+}
+
+/// Like [`env_with`], over `store` (a wrapped store; the same store again, as a restart).
+#[allow(dead_code)] // not every test binary restarts
+pub fn env_on(store: Arc<dyn berth_store::Store>, f: impl FnOnce(Ops) -> Ops) -> Env {
     let clock = Arc::new(ManualClock::new(T0));
     let config = OpsConfig {
         join_secret: SECRET.to_owned(),

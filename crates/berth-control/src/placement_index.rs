@@ -428,15 +428,18 @@ impl PlacementIndex {
             return;
         }
         let me = Arc::downgrade(self);
-        let store = Arc::clone(store);
+        // Held weakly: the index never keeps a store open (a closed store ends its watch).
+        let store = Arc::downgrade(store);
         tokio::spawn(async move {
             let mut backoff = berth_store::Retry::new();
             loop {
-                match follow(&me, &*store).await {
+                match follow(&me, &store).await {
                     Ok(()) => return,
                     Err(e) => tracing::warn!(error = %e, "placement index: rebuilding"),
                 }
-                let Some(index) = me.upgrade() else { return };
+                let (Some(index), Some(_)) = (me.upgrade(), store.upgrade()) else {
+                    return;
+                };
                 *index.lock() = None;
                 drop(index);
                 if !backoff.next().await {
@@ -488,7 +491,10 @@ impl PlacementIndex {
 
 /// Builds the indexes from the store, then applies its events until the index is dropped
 /// (`Ok`) or the watch fails (`Err`: the caller rebuilds).
-async fn follow(me: &Weak<PlacementIndex>, store: &dyn Store) -> Result<(), StoreError> {
+async fn follow(me: &Weak<PlacementIndex>, store: &Weak<dyn Store>) -> Result<(), StoreError> {
+    let Some(store) = store.upgrade() else {
+        return Ok(());
+    };
     let (instances, ri) = store.list("instances/").await?;
     let (tasks, rt) = store.list("tasks/").await?;
     let mut built = Indexes::default();
@@ -508,6 +514,7 @@ async fn follow(me: &Weak<PlacementIndex>, store: &dyn Store) -> Result<(), Stor
         index.applied.send_replace(from);
     }
     let mut events = store.watch("", from);
+    drop(store);
     loop {
         let Some(first) = events.next().await else {
             return Err(StoreError::Closed);

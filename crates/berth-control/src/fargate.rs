@@ -153,20 +153,17 @@ impl FargateCapacity {
     }
 
     /// Whether the cluster has a live FARGATE task or a managed group with hosts: most
-    /// clusters have neither, and a pass over them reads two keys.
+    /// clusters have neither, and a pass over them reads one prefix and two keys.
     async fn has_work(&self, cluster: &str) -> Result<bool, ApiError> {
-        // The placement index answers without reading the cluster's tasks.
-        let live = match self.launcher.has_live_fargate(cluster) {
-            Some(live) => live,
-            None => self
-                .store
-                .list_json::<Task>(&keys::tasks_of(cluster))
-                .await
-                .map_err(store_err)?
-                .iter()
-                .any(|(_, t, _)| t.fargate.is_some() && t.last_status != TaskStatus::Stopped),
-        };
-        if live {
+        let tasks = self
+            .store
+            .list_json::<Task>(&keys::tasks_of(cluster))
+            .await
+            .map_err(store_err)?;
+        if tasks
+            .iter()
+            .any(|(_, t, _)| t.fargate.is_some() && t.last_status != TaskStatus::Stopped)
+        {
             return Ok(true);
         }
         for provider in [FARGATE, FARGATE_SPOT] {

@@ -135,10 +135,8 @@ pub struct Launcher {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) agent_timeout_secs: f64,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Decoded records reused across launches that read the whole cluster.
+    /// Decoded records reused across launches (placement reads the whole cluster).
     snapshots: crate::snapshot::SnapshotCache,
-    /// Each instance's free resources, kept current from the store's watch.
-    index: Arc<crate::placement_index::PlacementIndex>,
 }
 
 impl std::fmt::Debug for Launcher {
@@ -390,53 +388,6 @@ pub(crate) fn place(
     })
 }
 
-/// Where the tasks of `spec` go among `views` (every instance of the cluster that is not
-/// INACTIVE): those the launch may use (StartTask's instances, the capacity provider's or
-/// FARGATE pool's hosts), then [`place`]. With no instance to use, a launch that may wait
-/// gets a RESOURCE failure per task (they wait in PROVISIONING), any other an error.
-fn decide(
-    spec: &LaunchSpec,
-    td: &TaskDefinition,
-    views: &[InstanceView],
-    now: f64,
-    arn_of: &(dyn Fn(&str) -> String + Sync),
-) -> Result<Vec<Result<String, PlacementFailure>>, ApiError> {
-    let usable = |v: &InstanceView| {
-        spec.on_instances
-            .as_ref()
-            .is_none_or(|only| only.contains(&v.id))
-            && spec.capacity_provider.as_ref().is_none_or(|p| p.admits(v))
-            && crate::fargate::in_pool(v, &spec.cluster, spec.fargate.as_ref())
-    };
-    // Copied only when some instance is left out (the index's views are used in place).
-    let some: Vec<InstanceView>;
-    let views = if views.iter().all(usable) {
-        views
-    } else {
-        some = views.iter().filter(|v| usable(v)).cloned().collect();
-        &some
-    };
-    let waits = spec.capacity_provider.is_some() || spec.fargate.is_some();
-    if views.is_empty() && waits {
-        // No host yet: every task waits for capacity.
-        return Ok((0..spec.count)
-            .map(|_| {
-                Err(PlacementFailure {
-                    arn: None,
-                    reason: PlacementReason::Resource,
-                    detail: None,
-                })
-            })
-            .collect());
-    }
-    if views.is_empty() {
-        return Err(ApiError::invalid(
-            "No Container Instances were found in your cluster.",
-        ));
-    }
-    place(spec, td, views, now, arn_of)
-}
-
 /// Adds to `txn` a task record, assignment and service index entry for each placed task (and
 /// the client token's record); the outcome lists the tasks and the failures.
 fn with_tasks(
@@ -503,7 +454,6 @@ impl Launcher {
             agent_timeout_secs,
             locks: Mutex::new(HashMap::new()),
             snapshots: Default::default(),
-            index: Default::default(),
         }
     }
 
@@ -514,20 +464,6 @@ impl Launcher {
         cluster: &str,
     ) -> Result<ClusterSnapshot, berth_store::StoreError> {
         self.snapshots.load(&*self.store, cluster).await
-    }
-
-    /// Whether a task of `cluster` waits in PROVISIONING for a capacity provider's host, as
-    /// the placement index knows it now (`None` while the index is being built).
-    pub fn has_waiting(&self, cluster: &str) -> Option<bool> {
-        self.index.start(&self.store);
-        self.index.peek(cluster, |c| c.has_waiting())
-    }
-
-    /// Whether `cluster` has a FARGATE task that is not STOPPED, as the placement index knows
-    /// it now (`None` while the index is being built).
-    pub fn has_live_fargate(&self, cluster: &str) -> Option<bool> {
-        self.index.start(&self.store);
-        self.index.peek(cluster, |c| c.has_live_fargate())
     }
 
     pub(crate) fn lock_for(&self, cluster: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -558,40 +494,49 @@ impl Launcher {
             let pkey = format!("placement/{}", spec.cluster);
             let prev = self.store.get(&pkey).await.map_err(store_err)?;
             let prev_rev = prev.as_ref().map_or(0, |kv| kv.mod_revision);
-            // The index, once it has seen the last placement; an awsvpc launch also needs the
-            // cluster's tasks for their interfaces, so it reads the store.
-            let indexed = match spec.network {
-                None => {
-                    self.index.start(&self.store);
-                    let timeout = self.agent_timeout_secs;
-                    self.index
-                        .read(&spec.cluster, prev_rev, |c| {
-                            decide(spec, &td, c.views(now, timeout, arn_of), now, arn_of)
+            let snap = self
+                .snapshots
+                .load(&*self.store, &spec.cluster)
+                .await
+                .map_err(store_err)?;
+            let views: Vec<InstanceView> =
+                instance_views(&snap, now, self.agent_timeout_secs, arn_of)
+                    .into_iter()
+                    .filter(|v| {
+                        spec.on_instances
+                            .as_ref()
+                            .is_none_or(|only| only.contains(&v.id))
+                            && spec.capacity_provider.as_ref().is_none_or(|p| p.admits(v))
+                    })
+                    .filter(|v| crate::fargate::in_pool(v, &spec.cluster, spec.fargate.as_ref()))
+                    .collect();
+            let waits = spec.capacity_provider.is_some() || spec.fargate.is_some();
+            let results = if views.is_empty() && waits {
+                // No host yet: every task waits for capacity.
+                (0..spec.count)
+                    .map(|_| {
+                        Err(PlacementFailure {
+                            arn: None,
+                            reason: PlacementReason::Resource,
+                            detail: None,
                         })
-                        .await
-                }
-                Some(_) => None,
-            };
-            let (results, snap) = match indexed {
-                Some(results) => (results?, None),
-                None => {
-                    let snap = self
-                        .snapshots
-                        .load(&*self.store, &spec.cluster)
-                        .await
-                        .map_err(store_err)?;
-                    let views = instance_views(&snap, now, self.agent_timeout_secs, arn_of);
-                    (decide(spec, &td, &views, now, arn_of)?, Some(snap))
-                }
+                    })
+                    .collect()
+            } else if views.is_empty() {
+                return Err(ApiError::invalid(
+                    "No Container Instances were found in your cluster.",
+                ));
+            } else {
+                place(spec, &td, &views, now, arn_of)?
             };
             let txn = Txn::new()
                 .when_mod_revision(pkey.clone(), prev_rev)
                 .put(pkey.clone(), now.to_string().into_bytes());
-            let enis = match (&spec.network, &snap) {
-                (Some(n), Some(snap)) => {
-                    Some(crate::eni::Allocator::load(&*self.store, n, &spec.cluster, snap).await?)
+            let enis = match &spec.network {
+                Some(n) => {
+                    Some(crate::eni::Allocator::load(&*self.store, n, &spec.cluster, &snap).await?)
                 }
-                _ => None,
+                None => None,
             };
             let (txn, out) = with_tasks(txn, spec, &td, results, now, enis)?;
             match self.store.txn(txn).await.map_err(store_err)? {

@@ -35,7 +35,6 @@ pub mod hostgroup;
 mod launch;
 pub mod lifecycle;
 pub mod migrate;
-mod placement_index;
 mod reaper;
 pub mod runtime;
 pub mod service;

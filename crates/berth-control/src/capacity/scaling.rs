@@ -201,17 +201,10 @@ impl ManagedScaling {
             .iter()
             .filter(|(_, c, _)| c.status == ClusterStatus::Active)
         {
-            // The placement index answers without reading the cluster's tasks.
-            let waiting = match self.launcher.has_waiting(&c.cluster_name) {
-                Some(w) => w,
-                None => ClusterSnapshot::load(&*self.store, &c.cluster_name)
-                    .await
-                    .map_err(store_err)?
-                    .tasks
-                    .iter()
-                    .any(|(t, _)| is_waiting(t)),
-            };
-            if waiting {
+            let snap = ClusterSnapshot::load(&*self.store, &c.cluster_name)
+                .await
+                .map_err(store_err)?;
+            if snap.tasks.iter().any(|(t, _)| is_waiting(t)) {
                 let name = c.cluster_name.clone();
                 let arn_of = |id: &str| format!("container-instance/{name}/{id}");
                 self.launcher

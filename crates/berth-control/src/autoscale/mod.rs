@@ -5,8 +5,7 @@
 //! The autoscaler is level-triggered and restart-safe: every period it reads the scalable
 //! targets, their policies, scheduled actions and berth's metric alarms from the store, asks
 //! the pure decisions in `berth-autoscale` what each target's desired count should be, and
-//! writes the change to the ECS service (compare-and-swap), a scaling activity, and a
-//! service event. Cooldown clocks and which scheduled actions have run are kept in the store
+//! writes the change to the ECS service (compare-and-swap), a scaling activity and an event. Cooldown clocks and which scheduled actions have run are kept in the store
 //! (`aas/state/...`), so a restarted server neither repeats a scale nor forgets a cooldown;
 //! the metric history it decides on survives in the collector's persisted minutes.
 //!

@@ -9,15 +9,19 @@ with no bundle, and with the embedded store, and a second replica without `--joi
 
 Each test starts its own etcd (see test_etcd.py) and removes every process it starts."""
 import os
+import signal
 import subprocess
 import time
 
-
-from conftest import (ACCESS_KEY, BERTH_BIN, REGION, Agent, Berth, container, register,
-                      uniq, wait_for, wait_task)
+from conftest import (ACCESS_KEY, BERTH_BIN, REGION, Agent, Berth, container,
+                      processes_with_argv, register, uniq, wait_for, wait_task)
 from test_etcd import etcd_server
 
 AGENT_TIMEOUT = 3  # seconds without a poll before an instance shows agentConnected false
+
+
+# The task the agent test runs: its argv names its process for the cleanup.
+SLEEPER = ["sleep", "3600.731"]
 
 
 def start_first(data_dir, url, *extra):
@@ -109,7 +113,7 @@ def test_a_joined_replica_shares_keys_secrets_and_agents(tmp_path):
             agent.servers = f"{a.endpoint},{b.endpoint}"
             agent.start()
             arn = agent.wait_registered(ecs_b)
-            td = register(ecs_a, uniq("join"), [container(memory=16, command=["sleep", "3600.731"])])
+            td = register(ecs_a, uniq("join"), [container(memory=16, command=SLEEPER)])
             task = ecs_a.start_task(cluster="default", taskDefinition=td["taskDefinition"]["taskDefinitionArn"],
                                     containerInstances=[arn])
             task_arn = task["tasks"][0]["taskArn"]
@@ -138,6 +142,9 @@ def test_a_joined_replica_shares_keys_secrets_and_agents(tmp_path):
             for r in (b, a):
                 if r:
                     r.stop()
+            # A stopped agent leaves its tasks running (as ECS's does): end this one's process.
+            for pid in processes_with_argv(SLEEPER):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_join_is_refused_without_the_right_token_or_a_bundle(tmp_path):

@@ -12,8 +12,8 @@
 //!   `iam/task-sessions/<cluster>/<task id>` holds the task's credentials id and its live keys.
 //! - **Revoked when the task stops**: a session's key is honoured only while its task exists
 //!   and has not reached STOPPED (`Ops::session_signer` reads the task); the records of a
-//!   stopped task are deleted the first time its key is presented after that, and expired
-//!   keys are dropped whenever the task's keys are refreshed.
+//!   stopped task are deleted the first time its key is presented after that, and keys
+//!   expired for a lifetime are dropped whenever the task's keys are refreshed.
 //! - **Who the caller is**: `arn:aws:sts::<account>:assumed-role/<role>/<task id>`, with the
 //!   role's inline policies (read at each request, so a policy change applies at once).
 
@@ -237,9 +237,11 @@ pub(crate) async fn task_credentials(
         task_id: t.id.clone(),
     };
     let mut txn = Txn::new().put(skey, to_bytes(&record)?);
-    // Keys already expired are of no use to anyone: dropped with this write.
+    // Keys expired a lifetime ago are of no use to anyone: dropped with this write. A key
+    // expired more recently is kept, so its holder is told ExpiredTokenException (as AWS
+    // tells it), not that the key is unknown.
     sessions.keys.retain(|(old, exp)| {
-        let keep = *exp > now;
+        let keep = *exp + lifetime > now;
         if !keep {
             txn = std::mem::take(&mut txn).delete(session_key(old));
         }
